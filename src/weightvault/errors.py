@@ -1,0 +1,101 @@
+"""The vault's one exception hierarchy.
+
+Every error the vault raises on purpose is a :class:`VaultError`. Each class
+carries the process exit code the CLI maps it to, so a script can tell
+failures apart without parsing messages. Messages are one line and never
+contain key material or credentials.
+"""
+
+from __future__ import annotations
+
+
+class VaultError(Exception):
+    """Base class of every error the vault raises on purpose."""
+
+    exit_code: int = 10
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+    @property
+    def message(self) -> str:
+        """The one-line message, without the class name."""
+        return str(self)
+
+
+class UsageError(VaultError):
+    """The command line or a parameter is malformed."""
+
+    exit_code = 2
+
+
+class ConfigError(VaultError):
+    """Settings are missing, malformed or contradictory."""
+
+    exit_code = 3
+
+
+class NotFoundError(VaultError):
+    """An artifact, key, file or object does not exist."""
+
+    exit_code = 4
+
+
+class IntegrityError(VaultError):
+    """Data failed authentication, a digest check or a signature check."""
+
+    exit_code = 5
+
+
+class PolicyError(VaultError):
+    """A policy, validation or lifecycle gate refused the operation."""
+
+    exit_code = 6
+
+
+class StoreUnavailableError(VaultError):
+    """The object store cannot be reached; transient, safe to retry."""
+
+    exit_code = 7
+
+
+class AuthenticationError(VaultError):
+    """The store or keystore rejected the credentials or master key."""
+
+    exit_code = 8
+
+
+class ConflictError(VaultError):
+    """A concurrent operation won, or the target already exists."""
+
+    exit_code = 9
+
+
+class KeyStateError(VaultError):
+    """A key exists but its state forbids the requested use."""
+
+    exit_code = 11
+
+
+class RetentionError(VaultError):
+    """Object lock or legal hold forbids deleting or overwriting an object."""
+
+    exit_code = 12
+
+
+class QuarantinedError(PolicyError):
+    """The artifact is in quarantine: no reads until it is released."""
+
+    exit_code = 13
+
+
+class InvalidInputError(VaultError):
+    """An input file or document is malformed or unsafe."""
+
+    exit_code = 14
+
+
+class AuditError(VaultError):
+    """The audit trail could not be written, so the operation was refused."""
+
+    exit_code = 15

@@ -99,3 +99,9 @@ class AuditError(VaultError):
     """The audit trail could not be written, so the operation was refused."""
 
     exit_code = 15
+
+
+class StoreError(VaultError):
+    """The object store refused a request for a reason that is not transient."""
+
+    exit_code = 16

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from weightvault.crypto import chunked
 from weightvault.errors import IntegrityError, VaultError
@@ -69,6 +70,4 @@ def test_raw_mode_keys_match_vector(case: dict[str, Any]) -> None:
     keys = chunked._Keys(bytes.fromhex(case["key"]), ct[:24], bytes.fromhex(case["ctx"]))
     assert keys.base_nonce == int(case["baseNonce"], 16)
     probe = keys.aead.encrypt(b"\0" * 12, b"", None)
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     assert probe == AESGCM(bytes.fromhex(case["aeadKey"])).encrypt(b"\0" * 12, b"", None)

@@ -36,7 +36,7 @@ Path("data/features.csv").write_text("".join(rows))
 
 
 def tool_env(tmp: Path) -> dict[str, str]:
-    """Environment for git/dvc subprocesses: venv first on PATH, no analytics, no system git config."""
+    """Env for git/dvc subprocesses: venv first on PATH, no analytics, no system git config."""
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env |= {
@@ -304,7 +304,9 @@ def test_lock_path_escaping_the_repo_is_refused(repo: Path) -> None:
 
 
 def test_timestamps_are_injectable_and_utc(repo: Path) -> None:
-    ticks = iter([datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2025, 1, 2, 3, 4, 9, tzinfo=UTC)])
+    ticks = iter(
+        [datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2025, 1, 2, 3, 4, 9, tzinfo=UTC)]
+    )
     prov = capture(repo, clock=lambda: next(ticks))
     assert prov.to_dict()["started_at"] == "2025-01-02T03:04:05.000000Z"
     assert prov.to_dict()["finished_at"] == "2025-01-02T03:04:09.000000Z"
@@ -314,7 +316,7 @@ def test_timestamps_are_injectable_and_utc(repo: Path) -> None:
     assert given.to_dict()["started_at"] == "2025-01-02T03:00:00.000000Z"
 
     with pytest.raises(InvalidInputError, match="timezone-aware"):
-        capture(repo, started_at=datetime(2025, 1, 2))  # noqa: DTZ001
+        capture(repo, started_at=datetime(2025, 1, 2))
     with pytest.raises(InvalidInputError, match="before started_at"):
         capture(
             repo,

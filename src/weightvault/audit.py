@@ -34,7 +34,11 @@ class Event:
 
     @classmethod
     def new(
-        cls, kind: str, actor: str, artifact_id: str | None, details: dict[str, Any],
+        cls,
+        kind: str,
+        actor: str,
+        artifact_id: str | None,
+        details: dict[str, Any],
         now: datetime | None = None,
     ) -> Event:
         """A fresh event with a time-ordered id."""
@@ -113,5 +117,5 @@ def notify(event: Event) -> None:
     for listener in list(_listeners):
         try:
             listener(event)
-        except Exception:  # noqa: BLE001, S112 - listeners are best-effort side channels
+        except Exception:  # noqa: S112 - listeners are best-effort side channels
             continue

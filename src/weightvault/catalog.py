@@ -136,7 +136,7 @@ class Catalog:
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.engine: Engine = create_engine(url)
-        except Exception as exc:  # noqa: BLE001 - any driver or URL error is a config error
+        except Exception as exc:
             raise ConfigError(f"catalog URL is invalid ({type(exc).__name__})") from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -178,7 +178,12 @@ class Catalog:
             conn.execute(insert(events), [row])
 
     def set_envelope(
-        self, conn: Connection, artifact_id: str, tier: str, kek_id: str, kek_version: int,
+        self,
+        conn: Connection,
+        artifact_id: str,
+        tier: str,
+        kek_id: str,
+        kek_version: int,
         object_key: str,
     ) -> None:
         """Record which KEK version wraps an artifact's DEK for a tier."""
@@ -306,6 +311,4 @@ class Catalog:
     def dump(self) -> dict[str, list[tuple[Any, ...]]]:
         """Every row of every table, sorted: for comparing two catalogs."""
         with self.engine.connect() as conn:
-            return {
-                t.name: sorted(tuple(r) for r in conn.execute(select(t)).all()) for t in TABLES
-            }
+            return {t.name: sorted(tuple(r) for r in conn.execute(select(t)).all()) for t in TABLES}

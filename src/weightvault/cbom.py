@@ -86,8 +86,9 @@ class _Algorithm:
 
 # Sizes are the bits of secret material the vault stores for one key: the raw
 # key for AES and the X/Ed25519 curves, the FIPS 203/204 seed for ML-KEM
-# (d || z, 64 bytes) and ML-DSA (xi, 32 bytes), and the sum of the parts for a
-# hybrid. NIST quantum security categories: AES-256 defines category 5;
+# (d || z, 64 bytes) and ML-DSA (xi, 32 bytes); a hybrid signing key stores
+# both seeds (crypto/signing.py, 64 bytes), the hybrid HPKE KEM key one 32-byte
+# seed (crypto/hpke_wrap.py). NIST quantum security categories: AES-256 defines category 5;
 # ML-KEM-768 and ML-DSA-65 are category 3; classical curves are 0 (Shor). A
 # hybrid holds as long as either part does, so it takes the stronger levels.
 _CATALOGUE: dict[str, _Algorithm] = {
@@ -169,7 +170,7 @@ _CATALOGUE: dict[str, _Algorithm] = {
         name="HPKE ML-KEM-768+X25519 / HKDF-SHA256 / AES-256-GCM",
         primitive="kem",
         material="private-key",
-        size_bits=768,
+        size_bits=256,
         parameter_set="ML-KEM-768+X25519",
         classical_level=192,
         quantum_level=3,

@@ -170,7 +170,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
     vault = open_vault(args)
     rows = vault.catalog.list_artifacts(args.tier)
     lines = [f"{'ID':<30} {'TIER':<10} {'FILES':>5} {'BYTES':>12}  NAME"]
-    lines += [f"{r.id:<30} {r.tier:<10} {r.file_count:>5} {r.total_size:>12}  {r.name}" for r in rows]
+    lines += [
+        f"{r.id:<30} {r.tier:<10} {r.file_count:>5} {r.total_size:>12}  {r.name}" for r in rows
+    ]
     emit(args, "\n".join(lines), [r.__dict__ for r in rows])
     return 0
 
@@ -305,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0)
-    except Exception as exc:  # noqa: BLE001 - last resort: one line, no traceback
+    except Exception as exc:
         if debug:
             raise
         print(
@@ -320,4 +322,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

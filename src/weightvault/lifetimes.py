@@ -43,8 +43,10 @@ The rules, in order (numbers are the shipped defaults of
    classical-only asymmetric key carries a warning; after
    ``classical_disallowed_after`` (2035, i.e. from 1 January 2036) it is always
    refused, whatever Mosca says. While classical is still allowed, a
-   classical-only key's lifetime is further capped so that it expires before
-   the CRQC horizon and before the disallow date (``classical_max_lifetime``).
+   classical-only key's lifetime (``classical_max_lifetime``) is further
+   capped so that the data it protects last still satisfies Mosca
+   (``years_to_crqc - x - y``) and so that it expires before the disallow
+   date.
 
 The rotation lead ("near expiry") is
 ``min(lead_fraction * max_lifetime, lead_max_days)``; :func:`is_due` is true

@@ -38,6 +38,7 @@ import yaml
 from weightvault.errors import IntegrityError, InvalidInputError
 
 __all__ = [
+    "MISSABLE_FIELDS",
     "SCHEMA",
     "DatasetDigest",
     "FileDigest",
@@ -51,7 +52,7 @@ __all__ = [
 
 SCHEMA = "weightvault.provenance/v1"
 DEFAULT_DATASET_DIRS: tuple[str, ...] = ("data",)
-FIELDS = ("git_commit", "git_dirty", "datasets", "run_id", "lock_file", "creator")
+MISSABLE_FIELDS = ("git_commit", "git_dirty", "datasets", "run_id", "lock_file", "creator")
 """Fields that can be missing; ``lock_file`` stands for the environment's lock-file hash."""
 
 _CHUNK = 1 << 20
@@ -172,7 +173,7 @@ class Provenance:
         if unknown:
             raise InvalidInputError(f"provenance has unknown keys {sorted(unknown)}")
         missing = tuple(_text(m, "missing") for m in _list(doc.get("missing"), "missing"))
-        if not set(missing) <= set(FIELDS):
+        if not set(missing) <= set(MISSABLE_FIELDS):
             raise InvalidInputError(f"provenance names unknown missing fields {missing}")
         env = _mapping(doc.get("environment"), "environment")
         dirty = doc.get("git_dirty")
@@ -193,7 +194,9 @@ class Provenance:
             parent=_optional(doc.get("parent"), lambda v: _text(v, "parent")),
             missing=missing,
         )
-        absent = {name for name in FIELDS if name != "lock_file" and getattr(prov, name) is None}
+        absent = {
+            name for name in MISSABLE_FIELDS if name != "lock_file" and getattr(prov, name) is None
+        }
         if "lock_file_sha256" not in prov.environment:
             absent.add("lock_file")
         if absent != set(missing):
@@ -226,7 +229,7 @@ def capture_provenance(
     match its md5 in ``dvc.lock``.
     """
     now = clock or _utc_now
-    start = _as_utc(started_at, "started_at") if started_at else now()
+    start = _as_utc(started_at, "started_at") if started_at is not None else now()
     gaps: list[_MissingFieldError] = []
 
     commit: str | None = None
@@ -246,11 +249,11 @@ def capture_provenance(
     if run is None:
         gaps.append(_MissingFieldError("run_id", "no training run id was given"))
 
+    environment = environment_fingerprint(None)
     try:
-        environment = environment_fingerprint(lock_file or repo / "uv.lock")
+        environment |= _lock_fingerprint(lock_file or repo / "uv.lock")
     except _MissingFieldError as exc:
         gaps.append(exc)
-        environment = environment_fingerprint(None)
 
     who = _label(creator, "creator") or _label(os.environ.get("USER"), "USER")
     who = who or _git_config_email(repo)
@@ -260,7 +263,7 @@ def capture_provenance(
     if gaps and not allow_incomplete:
         detail = "; ".join(f"{gap.name} ({gap.reason})" for gap in gaps)
         raise InvalidInputError(f"provenance is incomplete, missing: {detail}") from None
-    end = _as_utc(finished_at, "finished_at") if finished_at else now()
+    end = _as_utc(finished_at, "finished_at") if finished_at is not None else now()
     if end < start:
         raise InvalidInputError("provenance finished_at is before started_at")
     return Provenance(
@@ -273,7 +276,7 @@ def capture_provenance(
         started_at=start,
         finished_at=end,
         parent=_label(parent, "parent"),
-        missing=tuple(sorted({gap.name for gap in gaps}, key=FIELDS.index)),
+        missing=tuple(sorted({gap.name for gap in gaps}, key=MISSABLE_FIELDS.index)),
     )
 
 
@@ -291,7 +294,9 @@ def git_state(repo: Path) -> tuple[str, bool]:
     sha = head.stdout.strip()
     if head.returncode != 0 or not _SHA_RE.fullmatch(sha):
         raise _MissingFieldError("git_commit", f"the git repository {repo} has no commit")
-    status = _git(repo, "status", "--porcelain=v1", "--untracked-files=all", "-z")
+    status = _git(
+        repo, "status", "--porcelain=v1", "--untracked-files=all", "--ignore-submodules=none", "-z"
+    )
     if status.returncode != 0:
         raise _MissingFieldError("git_commit", f"git status failed in {repo}")
     return sha, bool(status.stdout)
@@ -339,11 +344,7 @@ def environment_fingerprint(lock_file: Path | None) -> dict[str, str]:
         "packages_sha256": hashlib.sha256("\n".join(packages).encode()).hexdigest(),
     }
     if lock_file is not None:
-        try:
-            env["lock_file_sha256"] = _hash_file(lock_file)[1]
-        except OSError as exc:
-            raise _MissingFieldError("lock_file", f"cannot read {lock_file}") from exc
-        env["lock_file"] = lock_file.name
+        env |= _lock_fingerprint(lock_file)
     return env
 
 
@@ -355,6 +356,15 @@ def installed_packages() -> list[str]:
         if name:
             lines.add(f"{re.sub(r'[-_.]+', '-', name).lower()}=={dist.version}")
     return sorted(lines)
+
+
+def _lock_fingerprint(lock_file: Path) -> dict[str, str]:
+    """``lock_file`` (its name) and ``lock_file_sha256`` of a dependency lock file."""
+    try:
+        digest = _hash_file(lock_file)[1]
+    except OSError as exc:
+        raise _MissingFieldError("lock_file", f"cannot read {lock_file}") from exc
+    return {"lock_file": lock_file.name, "lock_file_sha256": digest}
 
 
 def _lock_entries(lock_path: Path) -> dict[str, str]:

@@ -58,7 +58,9 @@ def rebuild_catalog(vault: Vault) -> dict[str, int]:
             try:
                 manifest, _mac = Manifest.parse(body)
                 raw = parse_canonical(
-                    vault.store.get_bytes(vault.bucket("envelopes"), envelope_key(artifact_id, tier)),
+                    vault.store.get_bytes(
+                        vault.bucket("envelopes"), envelope_key(artifact_id, tier)
+                    ),
                     "envelope",
                 )
                 wrapped = WrappedKey.from_dict(raw)

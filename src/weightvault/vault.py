@@ -245,9 +245,7 @@ class Vault:
 
     # -- events ------------------------------------------------------------
 
-    def record_event(
-        self, kind: str, artifact_id: str | None, details: dict[str, Any]
-    ) -> Event:
+    def record_event(self, kind: str, artifact_id: str | None, details: dict[str, Any]) -> Event:
         """Write an event to the audit bucket, then index and publish it."""
         event = Event.new(kind, self.actor, artifact_id, details, now=self.clock())
         try:
@@ -298,7 +296,13 @@ class Vault:
         return wrapped
 
     def _dek(self, artifact_id: str, tier: str) -> bytes:
-        return self.keys.unwrap_dek(self.load_envelope(artifact_id, tier))
+        wrapped = self.load_envelope(artifact_id, tier)
+        try:
+            return self.keys.unwrap_dek(wrapped)
+        except NotFoundError:
+            raise IntegrityError(
+                f"envelope of artifact {artifact_id} names an unknown key {wrapped.kek_id}"
+            ) from None
 
     def upload_file(self, artifact_id: str, tier: str, src: SourceFile) -> FileEntry:
         """Hash, encrypt and upload one file in one pass."""
@@ -478,13 +482,13 @@ class Vault:
         hasher = sink if isinstance(sink, _HashSink) else _HashingWriter(sink)
         try:
             with self.store.open(self.bucket(row.tier), entry.object_key) as stream:
-                n = chunked.decrypt(dek, context, stream, hasher)  # type: ignore[arg-type]
+                n = chunked.decrypt(dek, context, stream, hasher)
         except IntegrityError as exc:
-            raise IntegrityError(
-                f"artifact {row.id} file {entry.path}: {exc.message}"
-            ) from None
+            raise IntegrityError(f"artifact {row.id} file {entry.path}: {exc.message}") from None
         except NotFoundError:
-            raise IntegrityError(f"artifact {row.id} file {entry.path}: object is missing") from None
+            raise IntegrityError(
+                f"artifact {row.id} file {entry.path}: object is missing"
+            ) from None
         digest = hasher.sha256.hexdigest()
         if n != entry.size or digest != entry.sha256:
             raise IntegrityError(f"artifact {row.id} file {entry.path}: sha256 mismatch")

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import io
 import os
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -55,6 +55,10 @@ BLOCK_CHUNKS = 64
 
 class _Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Writable(Protocol):
+    def write(self, data: Any, /) -> int | None: ...
 
 
 def ciphertext_size(plaintext_len: int) -> int:
@@ -222,7 +226,9 @@ class EncryptingReader(io.RawIOBase):
         return self.sha256.hexdigest()
 
 
-def encrypt(key: bytes, context: bytes, src: IO[bytes], dst: IO[bytes]) -> int:
+def encrypt(
+    key: bytes, context: bytes, src: IO[bytes] | _Readable, dst: IO[bytes] | _Writable
+) -> int:
     """Encrypt ``src`` into ``dst``; return the number of plaintext bytes."""
     reader = EncryptingReader(src, key, context)
     buf = bytearray(BLOCK_CHUNKS * SEALED_CHUNK)
@@ -232,7 +238,9 @@ def encrypt(key: bytes, context: bytes, src: IO[bytes], dst: IO[bytes]) -> int:
     return reader.plaintext_len
 
 
-def decrypt(key: bytes, context: bytes, src: IO[bytes], dst: IO[bytes]) -> int:
+def decrypt(
+    key: bytes, context: bytes, src: IO[bytes] | _Readable, dst: IO[bytes] | _Writable
+) -> int:
     """Decrypt ``src`` into ``dst``; return the number of plaintext bytes.
 
     Raises IntegrityError on a wrong key size, key, context, commitment, any

@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from weightvault.errors import IntegrityError, InvalidInputError
 
 __all__ = [
+    "ALGORITHM",
     "PUBLIC_KEY_SIZE",
     "SEED_SIZE",
     "SUITE_NAME",
@@ -68,6 +69,8 @@ __all__ = [
     "wrap",
 ]
 
+# The KEM's name as config/lifetimes.toml (key_types.escrow_kem) records it.
+ALGORITHM: Final = "ml-kem-768+x25519"
 SUITE_NAME: Final = "HPKE-Base(ML-KEM-768+X25519, HKDF-SHA256, AES-256-GCM)"
 SEED_SIZE: Final = 32
 MLKEM768_PUBLIC_SIZE: Final = 1184

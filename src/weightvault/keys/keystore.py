@@ -339,8 +339,14 @@ class LocalKeyStore:
     # -- lifecycle ---------------------------------------------------------
 
     def _new_record(
-        self, records: list[KeyRecord], key_id: str, purpose: str, algorithm: str, tier: str | None,
-        material: bytes, meta: dict[str, str] | None = None,
+        self,
+        records: list[KeyRecord],
+        key_id: str,
+        purpose: str,
+        algorithm: str,
+        tier: str | None,
+        material: bytes,
+        meta: dict[str, str] | None = None,
     ) -> KeyRecord:
         now = self._clock()
         lifetime = self._lifetime(purpose, tier or "")
@@ -393,8 +399,14 @@ class LocalKeyStore:
             )
 
     def put_secret(
-        self, key_id: str, purpose: str, algorithm: str, material: bytes,
-        *, tier: str | None = None, meta: dict[str, str] | None = None,
+        self,
+        key_id: str,
+        purpose: str,
+        algorithm: str,
+        material: bytes,
+        *,
+        tier: str | None = None,
+        meta: dict[str, str] | None = None,
     ) -> KeyRecord:
         """Store a new version of a non-KEK key (signing, escrow, token)."""
         with self._locked() as records:

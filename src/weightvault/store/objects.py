@@ -14,14 +14,14 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any, NoReturn
+from typing import Any, BinaryIO, NoReturn, Protocol, cast
 
 import urllib3
 from minio import Minio
-from minio.commonconfig import COMPLIANCE, CopySource
+from minio.commonconfig import COMPLIANCE, ENABLED, CopySource
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.retention import Retention
-from minio.versioningconfig import ENABLED, VersioningConfig
+from minio.versioningconfig import VersioningConfig
 
 from weightvault.config import Settings
 from weightvault.errors import (
@@ -43,6 +43,15 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServerError,
     InvalidResponseError,
 )
+_STORE_ERRORS: tuple[type[BaseException], ...] = (MinioException, *_TRANSIENT_ERRORS)
+
+
+class Readable(Protocol):
+    """Anything with ``read(size)``."""
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Read up to ``size`` bytes."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -121,7 +130,9 @@ class ObjectStore:
                 ) from None
             if exc.code in {"PreconditionFailed", "BucketAlreadyOwnedByYou"}:
                 raise ConflictError(f"{what}: {exc.code}") from None
-            raise StoreError(f"object store at {self.endpoint} refused {what}: {exc.code}") from None
+            raise StoreError(
+                f"object store at {self.endpoint} refused {what}: {exc.code}"
+            ) from None
         raise StoreUnavailableError(
             f"object store at {self.endpoint} is unavailable ({type(exc).__name__})"
         ) from None
@@ -132,7 +143,7 @@ class ObjectStore:
             yield
         except VaultError:
             raise
-        except (MinioException, *_TRANSIENT_ERRORS) as exc:
+        except _STORE_ERRORS as exc:
             self._raise(exc, what)
 
     # -- buckets -----------------------------------------------------------
@@ -162,7 +173,7 @@ class ObjectStore:
         self,
         bucket: str,
         key: str,
-        stream: IO[bytes],
+        stream: Readable,
         length: int,
         *,
         retain_until: datetime | None = None,
@@ -175,7 +186,7 @@ class ObjectStore:
             result = self.client.put_object(
                 bucket,
                 key,
-                stream,
+                cast(BinaryIO, stream),
                 length,
                 content_type=content_type,
                 part_size=self.part_size,
@@ -204,7 +215,9 @@ class ObjectStore:
         )
 
     @contextlib.contextmanager
-    def open(self, bucket: str, key: str, version_id: str | None = None) -> Iterator[IO[bytes]]:
+    def open(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> Iterator[_GuardedStream]:
         """Stream an object; transport failures while reading become StoreUnavailableError."""
         with self._translate(f"get {bucket}/{key}"):
             response = self.client.get_object(bucket, key, version_id=version_id)
@@ -227,9 +240,7 @@ class ObjectStore:
         """Size, ETag and time of one object."""
         with self._translate(f"stat {bucket}/{key}"):
             st = self.client.stat_object(bucket, key)
-        return ObjectInfo(
-            bucket, key, st.size or 0, st.etag or "", st.last_modified, st.version_id
-        )
+        return ObjectInfo(bucket, key, st.size or 0, st.etag or "", st.last_modified, st.version_id)
 
     def exists(self, bucket: str, key: str) -> bool:
         """Whether the object exists."""
@@ -239,7 +250,9 @@ class ObjectStore:
             return False
         return True
 
-    def list(self, bucket: str, prefix: str = "", *, recursive: bool = True) -> Iterator[ObjectInfo]:
+    def list(
+        self, bucket: str, prefix: str = "", *, recursive: bool = True
+    ) -> Iterator[ObjectInfo]:
         """Objects under ``prefix``, in key order."""
         with self._translate(f"list {bucket}/{prefix}"):
             for obj in self.client.list_objects(bucket, prefix=prefix, recursive=recursive):
@@ -338,14 +351,14 @@ class _GuardedStream(io.RawIOBase):
         try:
             n: int = self._response.readinto(buffer)
         except _TRANSIENT_ERRORS as exc:
-            self._store._raise(exc, "read")  # noqa: SLF001 - shared translation
+            self._store._raise(exc, "read")
         return n
 
     def read(self, size: int = -1, /) -> bytes:
         try:
             data: bytes = self._response.read(None if size < 0 else size)
         except _TRANSIENT_ERRORS as exc:
-            self._store._raise(exc, "read")  # noqa: SLF001 - shared translation
+            self._store._raise(exc, "read")
         return data
 
 

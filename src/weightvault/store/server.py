@@ -181,9 +181,7 @@ class EmbeddedStore:
             "identities": [
                 {
                     "name": "weightvault",
-                    "credentials": [
-                        {"accessKey": creds.access_key, "secretKey": creds.secret_key}
-                    ],
+                    "credentials": [{"accessKey": creds.access_key, "secretKey": creds.secret_key}],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                 }
             ]

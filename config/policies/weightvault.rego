@@ -1,0 +1,223 @@
+# Admission and promotion policy of the vault.
+#
+# Evaluated in-process by regopy (src/weightvault/policy.py documents the input
+# document). Written in Rego v1 syntax, which rego-cpp parses by default.
+#
+# Every rule adds a reason to `deny`; the artifact is admitted only when `deny`
+# is empty. Each reason starts with the id of the rule that produced it
+# ("format: ...") and the ids are listed, with what they require, in `rules`.
+#
+# Fail closed: a rule denies unless its positive condition holds, so a missing
+# or mistyped field (an undefined value, or a built-in error, which Rego makes
+# undefined) produces a denial, never a silent pass. Messages only use `get`
+# and sprintf("%v"), which cannot fail.
+package weightvault.admission
+
+# --------------------------------------------------------------------- constants
+
+rules := {
+	"tier": "the target tier is hot, warm or cold",
+	"files": "the artifact lists at least one file, each with a path and a format",
+	"format": "every file is safetensors, json, text, sentencepiece, gguf or npy (no pickle)",
+	"extension": "no file has an extension of a pickle-based format",
+	"encryption": "payload c2sp-chunked/Cobblestone-256, DEK wrap A256GCM, 256-bit KEK",
+	"provenance": "warm and cold need complete provenance",
+	"git": "warm and cold need a clean git tree at a known commit",
+	"signature": "a valid hybrid Ed25519 + ML-DSA-65 signature",
+	"validation": "Great Expectations validation passed",
+	"license": "cold needs a license",
+	"two_person": "cold needs an approver who is not the creator",
+}
+
+tiers := {"hot", "warm", "cold"}
+
+replayable_tiers := {"warm", "cold"}
+
+allowed_formats := {"safetensors", "json", "text", "sentencepiece", "gguf", "npy"}
+
+pickle_formats := {"pickle", "torch-zip", "joblib", "dill", "npy-pickle"}
+
+denied_extensions := {".pkl", ".pickle", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".jbl", ".dill"}
+
+# The same scheme under the name the brief uses and the one the manifest records.
+payload_schemes := {"c2sp-chunked/Cobblestone-256", "c2sp.org/chunked-encryption@v1 Cobblestone-256"}
+
+signature_algorithms := {"ed25519", "ml-dsa-65"}
+
+# --------------------------------------------------------------------- accessors
+
+# obj[key], or null when obj is not an object or lacks the key.
+get(obj, key) := value if {
+	is_object(obj)
+	value := obj[key]
+} else := null
+
+artifact := get(input, "artifact")
+
+request := get(input, "request")
+
+target := get(artifact, "target_tier")
+
+files := get(artifact, "files")
+
+encryption := get(artifact, "encryption")
+
+signature := get(artifact, "signature")
+
+provenance := get(artifact, "provenance")
+
+git := get(provenance, "git")
+
+needs_replay if target in replayable_tiers
+
+is_cold if target == "cold"
+
+non_empty_string(value) if {
+	is_string(value)
+	trim_space(value) != ""
+}
+
+# --------------------------------------------------------------------- decision
+
+default allow := false
+
+allow if count(deny) == 0
+
+decision := {"allow": allow, "deny": deny}
+
+# --------------------------------------------------------------------- tier
+
+deny contains msg if {
+	not target in tiers
+	msg := sprintf("tier: target tier %v is not one of hot, warm, cold", [target])
+}
+
+# --------------------------------------------------------------------- files
+
+files_listed if {
+	is_array(files)
+	count(files) > 0
+}
+
+deny contains "files: the artifact lists no files" if not files_listed
+
+well_formed_file(f) if {
+	non_empty_string(get(f, "path"))
+	is_string(get(f, "format"))
+}
+
+deny contains msg if {
+	some f in files
+	not well_formed_file(f)
+	msg := sprintf("files: entry %v lacks a path or a format", [f])
+}
+
+# --------------------------------------------------------------------- format
+
+deny contains msg if {
+	some f in files
+	f.format in pickle_formats
+	msg := sprintf("format: %v is %v, a pickle-based format (loading it can execute code)", [f.path, f.format])
+}
+
+deny contains msg if {
+	some f in files
+	well_formed_file(f)
+	not f.format in pickle_formats
+	not f.format in allowed_formats
+	msg := sprintf("format: %v is %v, which is not an allowed format", [f.path, f.format])
+}
+
+# --------------------------------------------------------------------- extension
+
+deny contains msg if {
+	some f in files
+	some ext in denied_extensions
+	endswith(lower(f.path), ext)
+	msg := sprintf("extension: %v ends in %v, an extension of pickle-based formats", [f.path, ext])
+}
+
+# --------------------------------------------------------------------- encryption
+
+deny contains msg if {
+	not get(encryption, "payload") in payload_schemes
+	msg := sprintf("encryption: payload scheme %v is not c2sp-chunked/Cobblestone-256", [get(encryption, "payload")])
+}
+
+deny contains msg if {
+	not get(encryption, "dek_wrap") == "A256GCM"
+	msg := sprintf("encryption: DEK wrap %v is not A256GCM", [get(encryption, "dek_wrap")])
+}
+
+deny contains msg if {
+	not get(encryption, "kek_bits") == 256
+	msg := sprintf("encryption: KEK size %v bits is not 256", [get(encryption, "kek_bits")])
+}
+
+# --------------------------------------------------------------------- provenance
+
+deny contains msg if {
+	needs_replay
+	not get(provenance, "complete") == true
+	msg := sprintf("provenance: %v needs complete provenance (complete: %v, missing: %v)", [target, get(provenance, "complete"), get(provenance, "missing")])
+}
+
+git_clean if {
+	regex.match(`^[0-9a-f]{40}$`, get(git, "commit"))
+	get(git, "dirty") == false
+}
+
+deny contains msg if {
+	needs_replay
+	not git_clean
+	msg := sprintf("git: %v needs a clean git tree at a known commit (commit: %v, dirty: %v)", [target, get(git, "commit"), get(git, "dirty")])
+}
+
+# --------------------------------------------------------------------- signature
+
+deny contains "signature: the artifact has no valid signature" if not get(signature, "valid") == true
+
+signed_with contains lower(alg) if {
+	some alg in get(signature, "algorithms")
+	is_string(alg)
+}
+
+deny contains msg if {
+	get(signature, "valid") == true
+	some alg in signature_algorithms
+	not alg in signed_with
+	msg := sprintf("signature: the hybrid signature lacks %v", [alg])
+}
+
+# --------------------------------------------------------------------- validation
+
+deny contains msg if {
+	not get(get(artifact, "validation"), "status") == "passed"
+	msg := sprintf("validation: Great Expectations validation is %v, not passed", [get(get(artifact, "validation"), "status")])
+}
+
+# --------------------------------------------------------------------- license
+
+deny contains "license: cold needs a license" if {
+	is_cold
+	not non_empty_string(get(artifact, "license"))
+}
+
+# --------------------------------------------------------------------- two-person rule
+
+deny contains "two_person: cold needs an approver" if {
+	is_cold
+	not non_empty_string(get(request, "approver"))
+}
+
+deny contains "two_person: cold needs a known creator" if {
+	is_cold
+	not non_empty_string(get(artifact, "creator"))
+}
+
+deny contains msg if {
+	is_cold
+	approver := lower(trim_space(get(request, "approver")))
+	approver == lower(trim_space(get(artifact, "creator")))
+	msg := sprintf("two_person: approver %v is the creator; cold needs a second person", [get(request, "approver")])
+}

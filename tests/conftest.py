@@ -1,0 +1,90 @@
+"""Shared fixtures: a real SeaweedFS S3 server on free loopback ports, real vaults."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from weightvault.bootstrap import init_vault
+from weightvault.config import Settings, load_settings
+from weightvault.store.server import EmbeddedStore
+from weightvault.vault import Vault
+
+REPO = Path(__file__).resolve().parents[1]
+_VAULT_ENV = (
+    "WEIGHTVAULT_HOME",
+    "WEIGHTVAULT_S3_ENDPOINT",
+    "WEIGHTVAULT_S3_ACCESS_KEY",
+    "WEIGHTVAULT_S3_SECRET_KEY",
+    "WEIGHTVAULT_BUCKET_PREFIX",
+    "WEIGHTVAULT_MASTER_KEY",
+    "WEIGHTVAULT_CONFIG",
+    "WEIGHTVAULT_CATALOG_URL",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_vault_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _VAULT_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
+    """One real S3 server (SeaweedFS) for the session."""
+    server = EmbeddedStore(tmp_path_factory.mktemp("s3-server"))
+    server.up()
+    try:
+        yield server
+    finally:
+        server.down()
+
+
+@pytest.fixture
+def vault_settings(
+    s3_server: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """A fresh vault on the session server, isolated by its own bucket prefix."""
+    creds = s3_server.credentials()
+    monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("WEIGHTVAULT_S3_ENDPOINT", s3_server.endpoint())
+    monkeypatch.setenv("WEIGHTVAULT_S3_ACCESS_KEY", creds.access_key)
+    monkeypatch.setenv("WEIGHTVAULT_S3_SECRET_KEY", creds.secret_key)
+    monkeypatch.setenv("WEIGHTVAULT_BUCKET_PREFIX", f"t{uuid.uuid4().hex[:10]}")
+    settings = load_settings(REPO / "config")
+    init_vault(settings)
+    return settings
+
+
+@pytest.fixture
+def vault(vault_settings: Settings) -> Vault:
+    """An open vault."""
+    return Vault.open(vault_settings, actor="alice")
+
+
+@pytest.fixture
+def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A vault with its own embedded server, for tests that stop or kill it."""
+    monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "own"))
+    settings = load_settings(REPO / "config")
+    init_vault(settings)
+    try:
+        yield settings
+    finally:
+        EmbeddedStore(settings.store_dir).down()
+
+
+def make_tree(root: Path, files: dict[str, bytes]) -> Path:
+    """Write ``files`` (relative path -> bytes) under ``root``."""
+    for rel, data in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root

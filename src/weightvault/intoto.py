@@ -64,12 +64,12 @@ __all__ = [
 
 STATEMENT_TYPE: Final = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE_V1: Final = "https://slsa.dev/provenance/v1"
-BUILD_TYPE: Final = "https://weightvault.dev/buildtypes/model-artifact/v1"
+BUILD_TYPE: Final = "https://weightvault.dev/buildtypes/model-artifact/v1"  # project URI namespace
 BUILDER_ID: Final = "https://weightvault.dev/builders/weightvault@v1"
 MAX_STATEMENT_BYTES: Final = 64 * 1024 * 1024
 
 _SHA256_RE: Final = re.compile(r"[0-9a-f]{64}")
-_MD5_RE: Final = re.compile(r"[0-9a-f]{32}")
+_MD5_RE: Final = re.compile(r"[0-9a-f]{32}(\.dir)?")
 _GIT_RE: Final = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _PROVENANCE_KEYS: Final = frozenset(
     {
@@ -215,16 +215,20 @@ def build_statement(
         raise InvalidInputError(f"provenance has unknown field {unknown[0]!r}")
 
     git = provenance.get("git")
-    if not isinstance(git, Mapping):
-        raise InvalidInputError("provenance git must be a mapping with commit and dirty")
-    unknown = sorted(set(git) - {"commit", "dirty", "repository"})
-    if unknown:
-        raise InvalidInputError(f"provenance git has unknown field {unknown[0]!r}")
-    commit = _hex(git.get("commit"), _GIT_RE, "provenance git commit")
-    dirty = git.get("dirty")
-    if not isinstance(dirty, bool):
-        raise InvalidInputError("provenance git dirty must be true or false")
-    repository = _opt_str(git.get("repository"), "provenance git repository")
+    commit: str | None = None
+    dirty: bool | None = None
+    repository: str | None = None
+    if git is not None:
+        if not isinstance(git, Mapping):
+            raise InvalidInputError("provenance git must be a mapping with commit and dirty")
+        unknown = sorted(set(git) - {"commit", "dirty", "repository"})
+        if unknown:
+            raise InvalidInputError(f"provenance git has unknown field {unknown[0]!r}")
+        commit = _hex(git.get("commit"), _GIT_RE, "provenance git commit")
+        dirty = git.get("dirty")
+        if not isinstance(dirty, bool):
+            raise InvalidInputError("provenance git dirty must be true or false")
+        repository = _opt_str(git.get("repository"), "provenance git repository")
 
     environment = _json_mapping(provenance.get("environment"), "provenance environment")
     invocation_id = _str(provenance.get("invocation_id"), "provenance invocation_id")
@@ -234,21 +238,26 @@ def build_statement(
         raise InvalidInputError("provenance finished_on is before started_on")
     builder_id = _str(provenance.get("builder_id", BUILDER_ID), "provenance builder_id")
 
-    source: dict[str, Any] = {"commit": commit, "dirty": dirty}
-    source_dep: dict[str, Any] = {
-        "name": "source",
-        "digest": {"gitCommit": commit},
-        "annotations": {"kind": "source", "dirty": dirty},
-    }
-    if repository is not None:
-        source["repository"] = repository
-        source_dep["uri"] = f"git+{repository}@{commit}"
+    # Provenance recorded as incomplete has no git source; policy refuses it later.
+    source: dict[str, Any] = {"missing": True}
+    source_deps: list[dict[str, Any]] = []
+    if commit is not None:
+        source = {"commit": commit, "dirty": dirty}
+        source_dep: dict[str, Any] = {
+            "name": "source",
+            "digest": {"gitCommit": commit},
+            "annotations": {"kind": "source", "dirty": dirty},
+        }
+        if repository is not None:
+            source["repository"] = repository
+            source_dep["uri"] = f"git+{repository}@{commit}"
+        source_deps.append(source_dep)
 
     external: dict[str, Any] = {
         "artifact": {"name": name, "manifest": manifest_doc},
         "source": source,
     }
-    dependencies: list[dict[str, Any]] = [source_dep, *_datasets(provenance.get("datasets"))]
+    dependencies: list[dict[str, Any]] = [*source_deps, *_datasets(provenance.get("datasets"))]
 
     for key, field in (("training_run_id", "trainingRunId"), ("creator", "creator")):
         value = _opt_str(provenance.get(key), f"provenance {key}")

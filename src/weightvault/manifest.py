@@ -174,9 +174,9 @@ class Manifest:
             mac = str(raw["mac"])
         except (KeyError, TypeError, AttributeError):
             raise IntegrityError("manifest is missing required fields") from None
-        if raw["content_digest"] != manifest.content_digest:
+        if raw.get("content_digest") != manifest.content_digest:
             raise IntegrityError("manifest content digest does not match its files")
-        if manifest.body_bytes() + b"" != canonical_json(
+        if manifest.body_bytes() != canonical_json(
             {k: v for k, v in raw.items() if k != "mac"}
         ):
             raise IntegrityError("manifest has unexpected fields")

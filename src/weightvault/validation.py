@@ -283,8 +283,9 @@ def _outcome(result: Any) -> ExpectationOutcome:
     }
     if "partial_unexpected_list" in details:
         observed["unexpected_sample"] = list(details["partial_unexpected_list"])[:_PARTIAL_VALUES]
-    info = dict(result.exception_info or {})
-    error = info.get("exception_message") if info.get("raised_exception") else None
+    if "details" in details:
+        observed["details"] = details["details"]
+    error = _error_of(result.exception_info)
     name = (config.meta or {}).get("name") or f"{config.type}({kwargs.get('column', '')})"
     return ExpectationOutcome(
         name=str(name),
@@ -294,6 +295,19 @@ def _outcome(result: Any) -> ExpectationOutcome:
         observed=_jsonable(observed),
         error=None if error is None else " ".join(str(error).split())[:300],
     )
+
+
+def _error_of(info: Any) -> str | None:
+    """The exception message GX caught, from its flat or per-metric ``exception_info``."""
+    if not isinstance(info, Mapping):
+        return None
+    if "raised_exception" in info:
+        return str(info.get("exception_message")) if info.get("raised_exception") else None
+    for nested in info.values():
+        message = _error_of(nested)
+        if message is not None:
+            return message
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -410,22 +424,34 @@ def validate_metrics(
 # --------------------------------------------------------------------------- inputs
 
 
+def provenance_record(
+    provenance: Mapping[str, Any], files: Sequence[Mapping[str, Any]], artifact_id: str
+) -> dict[str, Any]:
+    """The record :func:`validate_record` checks: provenance, artifact id and manifest files.
+
+    ``provenance`` is ``Provenance.to_dict()``; ``files`` are manifest file
+    entries (``path``, ``size``, ``sha256``, ...).
+    """
+    return {**provenance, "artifact_id": artifact_id, FILES_KEY: [dict(f) for f in files]}
+
+
 def record_frame(record: Mapping[str, Any]) -> Frame:
     """Flatten a provenance + manifest record to one row per manifest file.
 
-    Expected shape (as the ``provenance_record`` suite checks it)::
+    The record is :func:`provenance_record`'s output::
 
         {"artifact_id": str, "creator": str, "run_id": str,
-         "git": {"commit": 40 hex, "dirty": bool},
-         "environment": {"fingerprint": 64 hex, ...},
+         "git_commit": 40 hex, "git_dirty": bool,
+         "environment": {"packages_sha256": 64 hex, "lock_file_sha256": 64 hex, ...},
          "started_at": ISO 8601, "finished_at": ISO 8601,
-         "datasets": [{"path": str, "md5": 32 hex, "sha256": 64 hex}],
-         "files": [{"path": str, "size": int > 0, "sha256": 64 hex}]}
+         "datasets": [{"path": str, "dvc_md5": 32 hex, "sha256": 64 hex, ...}],
+         "files": [{"path": str, "size": int > 0, "sha256": 64 hex, ...}], ...}
 
-    Nested objects become dotted columns (``git.commit``); each ``files``
-    entry becomes a row (``files.path``, ``files.size``, ``files.sha256``)
-    carrying every other column; any other list of objects becomes one column
-    per field with the values joined by a space (``datasets.sha256``); keys
+    Nested objects become dotted columns (``environment.packages_sha256``);
+    each ``files`` entry becomes a row (``files.path``, ``files.size``,
+    ``files.sha256``) carrying every other column; any other list of objects
+    becomes one column per scalar field with the values joined by a space
+    (``datasets.sha256``), and a list of scalars one space-joined column; keys
     ending in ``_at`` are parsed as UTC timestamps (unparseable ones become
     null). With no files there is one row whose ``files.*`` columns are null.
     """
@@ -460,7 +486,9 @@ def _flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def _joined(items: Sequence[Mapping[str, Any]], prefix: str) -> dict[str, Any]:
-    fields = sorted({str(k) for item in items for k in item})
+    fields = sorted(
+        {str(k) for item in items for k, v in item.items() if not isinstance(v, Mapping | list)}
+    )
     return {f"{prefix}{name}": " ".join(str(item.get(name)) for item in items) for name in fields}
 
 
@@ -473,19 +501,16 @@ def _pandas() -> Any:
 
 def _frame(rows: list[dict[str, Any]]) -> Frame:
     pd = _pandas()
-
     return pd.DataFrame(rows)
 
 
 def _timestamps(column: Any) -> Any:
     pd = _pandas()
-
     return pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
 
 
 def _read_csv(path: Path) -> Frame:
     pd = _pandas()
-
     if not path.is_file():
         raise NotFoundError(f"no such dataset: {path}")
     try:

@@ -30,6 +30,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from weightvault.attest import (
+    provenance_document,
+    sign_manifest,
+    statement_key,
+    trust_root,
+    trusted_keys,
+    verify_statement,
+)
 from weightvault.audit import Event, notify
 from weightvault.canonical import canonical_json, parse_canonical
 from weightvault.catalog import ArtifactRow, Catalog
@@ -56,6 +64,7 @@ from weightvault.manifest import (
     file_key,
     manifest_key,
 )
+from weightvault.provenance import Provenance
 from weightvault.store.objects import ObjectStore, connect, ensure_layout
 
 log = get_logger("weightvault.vault")
@@ -324,7 +333,7 @@ class Vault:
         plan: PutPlan,
         entries: list[FileEntry],
         *,
-        extra: Callable[[Manifest], dict[str, Any]] | None = None,
+        provenance: Provenance | None = None,
         dedupe: bool = True,
     ) -> PutResult:
         """Write the manifest (the commit point), the event and the catalog rows."""
@@ -349,7 +358,22 @@ class Vault:
                     {"name": plan.name, "content_digest": manifest.content_digest},
                 )
                 return PutResult(original, duplicate_of=original.id)
-        details = extra(manifest) if extra else {}
+        parent_sha256 = None
+        if provenance is not None and provenance.parent:
+            parent_sha256 = self.resolve(provenance.parent).content_digest.removeprefix("sha256:")
+        statement, signed_by = sign_manifest(
+            self.keys, manifest, provenance_document(provenance, plan.artifact_id, parent_sha256)
+        )
+        self.store.put_bytes(
+            self.bucket(plan.tier),
+            statement_key(plan.artifact_id),
+            statement,
+            retain_until=self.retain_until(plan.tier),
+        )
+        details: dict[str, Any] = {"signed_by": signed_by}
+        if provenance is not None:
+            details["provenance_complete"] = provenance.complete
+            details["git_commit"] = provenance.git_commit
         dek = self._dek(plan.artifact_id, plan.tier)
         body = manifest.to_bytes(manifest_mac(dek, manifest.body_bytes()))
         del dek
@@ -430,6 +454,7 @@ class Vault:
         tier: str = "hot",
         *,
         labels: dict[str, str] | None = None,
+        provenance: Provenance | None = None,
         workers: int = 2,
     ) -> PutResult:
         """Ingest a file or directory: plan, envelope, uploads, commit."""
@@ -447,7 +472,7 @@ class Vault:
             with contextlib.suppress(VaultError):
                 self.discard(plan.artifact_id, tier)
             raise
-        return self.commit(plan, entries)
+        return self.commit(plan, entries, provenance=provenance)
 
     # -- read ----------------------------------------------------------------
 
@@ -471,9 +496,17 @@ class Vault:
             raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
         try:
             manifest, dek = self.load_manifest(row.id, row.tier)
+            self.verify_statement(row.id, row.tier, manifest)
         except IntegrityError as exc:
             raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
+        except NotFoundError:
+            raise IntegrityError(f"artifact {row.id}: signed statement is missing") from None
         return row, manifest, dek
+
+    def verify_statement(self, artifact_id: str, tier: str, manifest: Manifest) -> dict[str, Any]:
+        """Verify the artifact's signed in-toto statement against its manifest."""
+        data = self.store.get_bytes(self.bucket(tier), statement_key(artifact_id))
+        return verify_statement(data, manifest, trusted_keys(trust_root(self.keys)))
 
     def _decrypt_file(
         self, row: ArtifactRow, entry: FileEntry, dek: bytes, sink: Any

@@ -164,6 +164,27 @@ class KeyProvider(Protocol):
         """Every key version, material included (callers must not log it)."""
         ...
 
+    def active(self, key_id: str) -> KeyRecord | None:
+        """The active version of a key, if any."""
+        ...
+
+    def versions(self, key_id: str) -> list[KeyRecord]:
+        """All versions of a key, oldest first."""
+        ...
+
+    def put_secret(
+        self,
+        key_id: str,
+        purpose: str,
+        algorithm: str,
+        material: bytes,
+        *,
+        tier: str | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> KeyRecord:
+        """Store a new version of a non-KEK key."""
+        ...
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()

@@ -1,0 +1,1 @@
+"""Prefect flows (DAGs), deployments, schedules and automations of weightvault."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin adapters over the weightvault core (retries, results, events)."""

@@ -88,3 +88,20 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     return root
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """Real Prefect: a temporary API server for the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference DVC pipeline reproduced in a real git repo."""
+    from weightvault.workspace import build_model_repo
+
+    return build_model_repo(REPO, tmp_path_factory.mktemp("model-repo"))

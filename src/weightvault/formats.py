@@ -31,6 +31,7 @@ import os
 import pickletools
 import stat
 import struct
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ _PROTO = 0x80
 _HIGHEST_PROTOCOL = 5
 _PICKLE_OPCODES = frozenset(op.code.encode("latin-1") for op in pickletools.opcodes)
 _MIN_TRUNCATED_OPCODES = 16
+# What pickletools says when the data ends mid-pickle (as opposed to a bad opcode or stack).
+_TRUNCATION_MESSAGES = ("exhausted before seeing STOP", "but only", "no newline found")
 _TEXT_CONTROLS_OK = frozenset("\t\n\r\f\v\x1b")
 
 # Size in bits of one element of each safetensors dtype.
@@ -217,13 +220,15 @@ def _npy_kind(prefix: bytes) -> FileFormat:
 
     stream = io.BytesIO(prefix)
     try:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            _, _, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version in {(2, 0), (3, 0)}:
-            _, _, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            return FileFormat.UNKNOWN
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "created on Python 2"
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                _, _, dtype = np.lib.format.read_array_header_1_0(stream)
+            elif version in {(2, 0), (3, 0)}:
+                _, _, dtype = np.lib.format.read_array_header_2_0(stream)
+            else:
+                return FileFormat.UNKNOWN
     except (ValueError, TypeError, SyntaxError, KeyError, EOFError):
         return FileFormat.UNKNOWN
     return FileFormat.NPY_PICKLE if dtype.hasobject else FileFormat.NPY
@@ -254,30 +259,18 @@ def _has_proto_opcode(prefix: bytes) -> bool:
 def _looks_like_legacy_pickle(prefix: bytes, size: int) -> bool:
     """Protocol 0/1 pickles have no magic: disassemble (never execute) the prefix.
 
-    A pickle if the opcodes parse up to STOP and the stack checks of
-    :func:`pickletools.dis` pass, or if the prefix is cut short by the read
-    limit after many well-formed opcodes.
+    :func:`pickletools.dis` parses opcodes and checks the stack and memo
+    effects of each. A pickle if that succeeds up to STOP, or if the read
+    limit cut the prefix short after many well-formed opcodes.
     """
     if not prefix or prefix[:1] not in _PICKLE_OPCODES:
         return False
-    stream = io.BytesIO(prefix)
-    count = 0
+    listing = io.StringIO()
     try:
-        for opcode, _arg, pos in pickletools.genops(stream):
-            count += 1
-            if opcode.name == "STOP" and pos is not None:
-                return _disassembles(prefix[: pos + 1])
-    except (ValueError, struct.error, EOFError, OverflowError):
-        truncated = len(prefix) < size and stream.tell() >= len(prefix)
-        return truncated and count >= _MIN_TRUNCATED_OPCODES
-    return False
-
-
-def _disassembles(data: bytes) -> bool:
-    try:
-        pickletools.dis(data, out=io.StringIO())
-    except (ValueError, struct.error, EOFError, OverflowError, IndexError):
-        return False
+        pickletools.dis(prefix, out=listing)
+    except (ValueError, struct.error, EOFError, OverflowError, IndexError) as exc:
+        cut_short = len(prefix) < size and any(m in str(exc) for m in _TRUNCATION_MESSAGES)
+        return cut_short and listing.getvalue().count("\n") >= _MIN_TRUNCATED_OPCODES
     return True
 
 

@@ -46,10 +46,15 @@ and list the exact reasons expected. :func:`run_policy_tests` runs them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import io
 import json
-from collections.abc import Mapping, Sequence
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,11 +137,33 @@ def _interpreter(policy: _Policy) -> Any:
 
     interpreter = regopy.Interpreter()
     for name, source in policy.modules:
-        try:
-            interpreter.add_module(name, source)
-        except regopy.RegoError as exc:
-            raise ConfigError(f"policy file {name} does not compile: {_one_line(exc)}") from None
+        with _captured_stdout() as printed:
+            try:
+                interpreter.add_module(name, source)
+                error = None
+            except regopy.RegoError as exc:
+                error = exc
+        if error is not None:
+            detail = _one_line(printed.getvalue() or error)
+            raise ConfigError(f"policy file {name} does not compile: {detail}")
     return interpreter
+
+
+@contextlib.contextmanager
+def _captured_stdout() -> Iterator[io.StringIO]:
+    """Capture what the native rego library prints to file descriptor 1 (parse errors)."""
+    sys.stdout.flush()
+    captured = io.StringIO()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            sink.seek(0)
+            captured.write(sink.read().decode("utf-8", "replace"))
 
 
 def _query(interpreter: Any, expression: str) -> Any:

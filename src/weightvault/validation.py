@@ -247,7 +247,7 @@ def _run(frame: Frame, definition: SuiteDefinition, parameters: dict[str, Any]) 
         .add_batch_definition_whole_dataframe("all")
     )
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    return batch.validate(suite, result_format="SUMMARY", expectation_parameters=parameters)
+    return batch.validate(suite, result_format="BASIC", expectation_parameters=parameters)
 
 
 def _report(
@@ -452,8 +452,8 @@ def record_frame(record: Mapping[str, Any]) -> Frame:
     ``files.sha256``) carrying every other column; any other list of objects
     becomes one column per scalar field with the values joined by a space
     (``datasets.sha256``), and a list of scalars one space-joined column; keys
-    ending in ``_at`` are parsed as UTC timestamps (unparseable ones become
-    null). With no files there is one row whose ``files.*`` columns are null.
+    ending in ``_at`` are parsed as timestamps, kept as naive UTC (unparseable
+    ones become null). With no files there is one row whose ``files.*`` columns are null.
     """
     if not isinstance(record, Mapping):
         raise InvalidInputError("a provenance record must be a JSON object")
@@ -506,7 +506,8 @@ def _frame(rows: list[dict[str, Any]]) -> Frame:
 
 def _timestamps(column: Any) -> Any:
     pd = _pandas()
-    return pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
+    # Naive UTC: GX compares timezone-aware columns through a deprecated pandas path.
+    return pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601").dt.tz_convert(None)
 
 
 def _read_csv(path: Path) -> Frame:

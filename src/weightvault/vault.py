@@ -137,6 +137,14 @@ class PutResult:
 
 
 @dataclass(frozen=True)
+class Sealed:
+    """A signed but not yet committed artifact (no key material)."""
+
+    manifest: Manifest
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     """What verify checked."""
 
@@ -336,7 +344,19 @@ class Vault:
         provenance: Provenance | None = None,
         dedupe: bool = True,
     ) -> PutResult:
-        """Write the manifest (the commit point), the event and the catalog rows."""
+        """Sign, then write the manifest (the commit point), the event and the catalog rows."""
+        sealed = self.seal(plan, entries, provenance=provenance, dedupe=dedupe)
+        return sealed if isinstance(sealed, PutResult) else self.publish(sealed)
+
+    def seal(
+        self,
+        plan: PutPlan,
+        entries: list[FileEntry],
+        *,
+        provenance: Provenance | None = None,
+        dedupe: bool = True,
+    ) -> Sealed | PutResult:
+        """Build and sign the manifest's statement; a duplicate returns the original."""
         entries = sorted(entries, key=lambda e: e.object_key)
         manifest = Manifest(
             artifact_id=plan.artifact_id,
@@ -374,23 +394,28 @@ class Vault:
         if provenance is not None:
             details["provenance_complete"] = provenance.complete
             details["git_commit"] = provenance.git_commit
-        dek = self._dek(plan.artifact_id, plan.tier)
+        return Sealed(manifest, details)
+
+    def publish(self, sealed: Sealed) -> PutResult:
+        """Write the manifest (the commit point), then the event and the catalog rows."""
+        manifest, details = sealed.manifest, sealed.details
+        dek = self._dek(manifest.artifact_id, manifest.tier)
         body = manifest.to_bytes(manifest_mac(dek, manifest.body_bytes()))
         del dek
         self.store.put_bytes(
-            self.bucket(plan.tier),
-            manifest_key(plan.artifact_id),
+            self.bucket(manifest.tier),
+            manifest_key(manifest.artifact_id),
             body,
-            retain_until=self.retain_until(plan.tier),
+            retain_until=self.retain_until(manifest.tier),
         )
         event = self.record_event(
             "artifact.ingested",
-            plan.artifact_id,
+            manifest.artifact_id,
             {
-                "name": plan.name,
-                "tier": plan.tier,
+                "name": manifest.name,
+                "tier": manifest.tier,
                 "content_digest": manifest.content_digest,
-                "files": len(entries),
+                "files": len(manifest.files),
                 "bytes": manifest.total_size,
                 **details,
             },
@@ -607,6 +632,7 @@ class Vault:
                     except RetentionError:
                         continue
                 removed.append(f"{obj.bucket}/{obj.key}")
+            removed += self._abort_stale_uploads(tier, cutoff, dry_run=dry_run)
         every = set().union(*committed.values())
         for obj in self.store.list(self.bucket("envelopes"), "envelopes/"):
             artifact = obj.key.split("/")[1]
@@ -618,6 +644,23 @@ class Vault:
         if removed and not dry_run:
             self.record_event("store.gc", None, {"removed": len(removed)})
         return removed
+
+    def _abort_stale_uploads(self, tier: str, cutoff: datetime, *, dry_run: bool) -> list[str]:
+        """Abort multipart uploads started before ``cutoff`` that never completed.
+
+        A put killed mid-file leaves one; its parts take space but are invisible to
+        listings. A commit needs every upload complete, so an incomplete one is never
+        part of a committed artifact (a crashed attempt of a re-run put included).
+        """
+        aborted: list[str] = []
+        for upload in self.store.list_incomplete_uploads(self.bucket(tier), "artifacts/"):
+            if upload.initiated and upload.initiated > cutoff:
+                continue
+            if not dry_run:
+                with contextlib.suppress(NotFoundError):
+                    self.store.abort_incomplete_upload(upload.bucket, upload.key, upload.upload_id)
+            aborted.append(f"{upload.bucket}/{upload.key} (incomplete upload {upload.upload_id})")
+        return aborted
 
 
 def artifact_row(manifest: Manifest, body: bytes, signed_by: str | None) -> dict[str, Any]:
@@ -672,4 +715,12 @@ def _lifetime_from(settings: Settings) -> Callable[[str, str], timedelta | None]
     return lifetime
 
 
-__all__ = ["PutPlan", "PutResult", "SourceFile", "Vault", "VerifyReport", "default_actor"]
+__all__ = [
+    "PutPlan",
+    "PutResult",
+    "Sealed",
+    "SourceFile",
+    "Vault",
+    "VerifyReport",
+    "default_actor",
+]

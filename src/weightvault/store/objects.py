@@ -35,7 +35,13 @@ from weightvault.errors import (
 )
 
 _AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
-_MISSING_CODES = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "NoSuchObjectLockConfiguration"}
+_MISSING_CODES = {
+    "NoSuchKey",
+    "NoSuchBucket",
+    "NoSuchVersion",
+    "NoSuchUpload",
+    "NoSuchObjectLockConfiguration",
+}
 _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,
     ConnectionError,
@@ -64,6 +70,16 @@ class ObjectInfo:
     etag: str
     last_modified: datetime | None
     version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """A multipart upload that was started and neither completed nor aborted."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    initiated: datetime | None
 
 
 @dataclass(frozen=True)
@@ -291,6 +307,35 @@ class ObjectStore:
                         f"delete {bucket}/{key}: refused by object lock retention"
                     ) from None
                 raise
+
+    def list_incomplete_uploads(self, bucket: str, prefix: str = "") -> Iterator[UploadInfo]:
+        """Multipart uploads under ``prefix`` never completed nor aborted (e.g. a killed put)."""
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        while True:
+            # minio 7.2 has no public call for ListMultipartUploads; the private one is
+            # stable across 7.x. It drops NextUploadIdMarker, so page on the last upload.
+            with self._translate(f"list uploads {bucket}/{prefix}"):
+                result = self.client._list_multipart_uploads(
+                    bucket,
+                    prefix=prefix,
+                    key_marker=key_marker,
+                    upload_id_marker=upload_id_marker,
+                )
+            for upload in result.uploads:
+                if upload.upload_id:
+                    yield UploadInfo(
+                        bucket, upload.object_name, upload.upload_id, upload.initiated_time
+                    )
+            if not result.is_truncated or not result.uploads:
+                return
+            key_marker = result.uploads[-1].object_name
+            upload_id_marker = result.uploads[-1].upload_id
+
+    def abort_incomplete_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """Abort a multipart upload, freeing its parts; NotFoundError if it is unknown."""
+        with self._translate(f"abort upload of {bucket}/{key}"):
+            self.client._abort_multipart_upload(bucket, key, upload_id)
 
     def copy(
         self,

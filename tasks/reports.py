@@ -1,0 +1,69 @@
+"""Markdown reports published as Prefect artifacts (never any key material)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from weightvault.provenance import Provenance
+from weightvault.vault import PutResult
+
+
+def ingest_markdown(result: PutResult, provenance: Provenance) -> str:
+    """The ingest report."""
+    row = result.artifact
+    lines = [
+        f"# Ingested `{row.name}`",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| artifact id | `{row.id}` |",
+        f"| content digest | `{row.content_digest}` |",
+        f"| files | {row.file_count} |",
+        f"| bytes | {row.total_size} |",
+        f"| tier | {row.tier} |",
+        f"| signer | `{row.signed_by}` |",
+        f"| git commit | `{provenance.git_commit}` (dirty: {provenance.git_dirty}) |",
+        f"| training run | `{provenance.run_id}` |",
+        f"| creator | {provenance.creator} |",
+        f"| parent | {provenance.parent or '-'} |",
+        f"| missing provenance | {', '.join(provenance.missing) or 'none'} |",
+    ]
+    if result.duplicate_of:
+        lines.insert(2, f"Same content as existing artifact `{result.duplicate_of}`: not stored again.")
+    if provenance.datasets:
+        lines += ["", "## Datasets", "", "| path | DVC md5 | sha256 | bytes |", "|---|---|---|---|"]
+        lines += [
+            f"| {d.path} | `{d.dvc_md5}` | `{d.sha256}` | {d.size} |" for d in provenance.datasets
+        ]
+    env = provenance.environment
+    if env:
+        lines += ["", "## Environment", ""]
+        lines += [f"- {k}: `{v}`" for k, v in sorted(env.items())]
+    return "\n".join(lines)
+
+
+@task(name="publish-report", persist_result=False, cache_policy=NO_CACHE)
+def publish_ingest_report(result: PutResult, provenance: Provenance) -> dict[str, Any]:
+    """Publish the ingest report; returns a secret-free summary."""
+    create_markdown_artifact(
+        markdown=ingest_markdown(result, provenance),
+        key="ingest-report",
+        description=f"weightvault ingest of {result.artifact.name}",
+    )
+    row = result.artifact
+    return {
+        "artifact_id": row.id,
+        "content_digest": row.content_digest,
+        "files": row.file_count,
+        "bytes": row.total_size,
+        "tier": row.tier,
+        "signed_by": row.signed_by,
+        "duplicate_of": result.duplicate_of,
+        "git_commit": provenance.git_commit,
+        "git_dirty": provenance.git_dirty,
+        "run_id": provenance.run_id,
+    }

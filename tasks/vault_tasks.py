@@ -1,0 +1,135 @@
+"""Prefect tasks over the vault core.
+
+Tasks retry only on StoreUnavailableError (transient); integrity, policy and
+input errors fail at once. Results are never persisted and never carry key
+material: the DEK is wrapped before any task sees the artifact and each
+upload task unwraps it for itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import Task
+
+from weightvault.audit import Event, add_listener
+from weightvault.config import load_settings
+from weightvault.errors import StoreUnavailableError
+from weightvault.manifest import FileEntry
+from weightvault.provenance import Provenance, capture_provenance
+from weightvault.vault import PutPlan, PutResult, Sealed, SourceFile, Vault
+
+
+def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> bool:
+    """Retry condition: the failure was a StoreUnavailableError."""
+    try:
+        state.result(raise_on_failure=True)
+    except StoreUnavailableError:
+        return True
+    except Exception:  # noqa: BLE001 - any other failure is final
+        return False
+    return False
+
+
+RETRYING: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [1, 2, 4],
+    "retry_condition_fn": only_transient,
+    "persist_result": False,
+    "cache_policy": NO_CACHE,
+}
+
+
+def emit_prefect_event(event: Event) -> None:
+    """Mirror a vault event as a Prefect event on the artifact resource."""
+    from prefect.events import emit_event  # noqa: PLC0415
+
+    resource = {
+        "prefect.resource.id": f"weightvault.artifact.{event.artifact_id or 'vault'}",
+        "prefect.resource.name": event.artifact_id or "vault",
+    }
+    emit_event(
+        event=f"weightvault.{event.kind}",
+        resource=resource,
+        payload={"actor": event.actor, "event_id": event.id, **event.details},
+    )
+
+
+@functools.cache
+def _vault(env_key: str) -> Vault:
+    add_listener(emit_prefect_event)
+    return Vault.open(load_settings())
+
+
+def vault() -> Vault:
+    """The process' vault for the current settings."""
+    key = "|".join(
+        os.environ.get(k, "")
+        for k in ("WEIGHTVAULT_HOME", "WEIGHTVAULT_S3_ENDPOINT", "WEIGHTVAULT_BUCKET_PREFIX")
+    )
+    return _vault(key)
+
+
+@task(name="capture-provenance", **RETRYING)
+def capture(
+    repo: str | None,
+    run_id: str | None,
+    creator: str | None,
+    parent: str | None,
+    allow_incomplete: bool,
+) -> Provenance:
+    """Record git, datasets, run and environment of the model repo."""
+    root = Path(repo) if repo else Path.cwd()
+    lock = Path(__file__).resolve().parents[1] / "uv.lock"
+    return capture_provenance(
+        root,
+        run_id=run_id,
+        creator=creator,
+        lock_file=lock if lock.is_file() else None,
+        parent=parent,
+        allow_incomplete=allow_incomplete,
+    )
+
+
+@task(name="plan", **RETRYING)
+def plan(path: str, name: str, tier: str, labels: dict[str, str]) -> PutPlan:
+    """List the files and assign the artifact id."""
+    return vault().plan(Path(path), name, tier, labels)
+
+
+@task(name="write-envelope", **RETRYING)
+def write_envelope(p: PutPlan) -> dict[str, Any]:
+    """Draw and wrap the DEK; returns only the KEK reference."""
+    wrapped = vault().create_envelope(p.artifact_id, p.tier)
+    return {"kek_id": wrapped.kek_id, "kek_version": wrapped.kek_version}
+
+
+@task(name="encrypt-upload", task_run_name="encrypt-upload {src.path}", **RETRYING)
+def upload(p: PutPlan, src: SourceFile, envelope: dict[str, Any]) -> FileEntry:
+    """Hash, encrypt and upload one file in one pass."""
+    del envelope  # ordering dependency only
+    return vault().upload_file(p.artifact_id, p.tier, src)
+
+
+@task(name="sign-manifest", **RETRYING)
+def sign(p: PutPlan, entries: list[FileEntry], provenance: Provenance) -> Sealed | PutResult:
+    """Sign the in-toto statement; a duplicate returns the original artifact."""
+    return vault().seal(p, entries, provenance=provenance)
+
+
+@task(name="commit", **RETRYING)
+def commit(sealed: Sealed | PutResult) -> PutResult:
+    """Write the manifest (the commit point), record and emit the event, index."""
+    return sealed if isinstance(sealed, PutResult) else vault().publish(sealed)
+
+
+@task(name="discard", persist_result=False, cache_policy=NO_CACHE)
+def discard(p: PutPlan) -> int:
+    """Remove the objects of an uncommitted put."""
+    return vault().discard(p.artifact_id, p.tier)

@@ -1,0 +1,138 @@
+"""The ingest flow under real Prefect, against the real store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from flows.ingest import IngestParams, ingest
+from weightvault.config import Settings
+from weightvault.vault import Vault
+from weightvault.workspace import configure_remote, run
+
+
+@pytest.fixture
+def flow_vault(vault_settings: Settings, prefect_api: None) -> Settings:
+    return vault_settings
+
+
+def test_ingest_flow_end_to_end(flow_vault: Settings, model_repo: Path) -> None:
+    state = ingest(
+        IngestParams(
+            path=str(model_repo / "model"),
+            name="digits",
+            model_repo=str(model_repo),
+            run_id="run-42",
+            labels={"team": "ml"},
+        ),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["git_commit"] == run(model_repo, "git", "rev-parse", "HEAD").strip()
+    assert summary["git_dirty"] is False
+    vault = Vault.open(flow_vault)
+    row = vault.catalog.artifact(summary["artifact_id"])
+    assert row.signed_by == "vault-signing@v1"
+    paths = {f["path"] for f in vault.catalog.files_of(row.id)}
+    assert {"model.safetensors", "config.json"} <= paths
+    report = vault.verify(row.id)
+    assert report.files == row.file_count
+    statement = vault.verify_statement(row.id, "hot", vault.load_manifest(row.id, "hot")[0])
+    external = statement["predicate"]["buildDefinition"]["externalParameters"]
+    assert external["trainingRunId"] == "run-42"
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert any(d["name"] == "data/prepared" for d in deps)
+    # No key material in the summary the flow returns.
+    text = json.dumps(summary)
+    for rec in vault.keys.records():
+        assert rec.material.hex() not in text
+
+
+@pytest.mark.anyio
+async def test_flow_run_publishes_report_and_events(flow_vault: Settings, model_repo: Path) -> None:
+    state = ingest(
+        IngestParams(
+            path=str(model_repo / "model" / "config.json"),
+            name="cfg",
+            model_repo=str(model_repo),
+            run_id="r1",
+        ),
+        return_state=True,
+    )
+    assert state.is_completed()
+    async with get_client() as client:
+        artifacts = await client.read_artifacts()
+    reports = [a for a in artifacts if a.key == "ingest-report"]
+    assert reports
+    assert "content digest" in reports[0].data
+
+
+def test_dirty_tree_is_recorded(flow_vault: Settings, model_repo: Path, tmp_path: Path) -> None:
+    (model_repo / "untracked.txt").write_text("x")
+    try:
+        state = ingest(
+            IngestParams(
+                path=str(model_repo / "metrics.json"),
+                name="m",
+                model_repo=str(model_repo),
+                run_id="r2",
+            ),
+            return_state=True,
+        )
+    finally:
+        (model_repo / "untracked.txt").unlink()
+    assert state.is_completed()
+    assert state.result()["git_dirty"] is True
+
+
+def test_missing_provenance_fails_unless_allowed(flow_vault: Settings, tmp_path: Path) -> None:
+    src = tmp_path / "w.bin"
+    src.write_bytes(b"weights")
+    state = ingest(
+        IngestParams(path=str(src), name="nop", model_repo=str(tmp_path)), return_state=True
+    )
+    assert state.is_failed()
+    vault = Vault.open(flow_vault)
+    assert vault.catalog.list_artifacts() == []
+    state = ingest(
+        IngestParams(path=str(src), name="nop", model_repo=str(tmp_path), allow_incomplete=True),
+        return_state=True,
+    )
+    assert state.is_completed()
+
+
+def test_deployment_parameter_schema() -> None:
+    deployment = ingest.to_deployment(name="ingest")
+    schema = deployment._parameter_openapi_schema.model_dump()  # noqa: SLF001
+    params = schema["definitions"]["IngestParams"]["properties"]
+    for field in ("path", "name", "version", "model_repo", "run_id", "labels", "tier"):
+        assert field in params
+        assert params[field].get("description")
+
+
+def test_dvc_push_and_pull_against_the_vault(
+    flow_vault: Settings, model_repo: Path, s3_server
+) -> None:
+    creds = s3_server.credentials()
+    configure_remote(
+        model_repo,
+        flow_vault.store.bucket("dvc"),
+        s3_server.endpoint(),
+        creds.access_key,
+        creds.secret_key,
+        secure=False,
+    )
+    run(model_repo, "dvc", "push", "-q")
+    cache = model_repo / ".dvc" / "cache"
+    import shutil
+
+    shutil.rmtree(cache)
+    (model_repo / "model" / "model.safetensors").unlink()
+    run(model_repo, "dvc", "pull", "-q")
+    assert (model_repo / "model" / "model.safetensors").is_file()
+    vault = Vault.open(flow_vault)
+    assert any(True for _ in vault.store.list(flow_vault.store.bucket("dvc"), ""))

@@ -33,7 +33,9 @@ def ingest_markdown(result: PutResult, provenance: Provenance) -> str:
         f"| missing provenance | {', '.join(provenance.missing) or 'none'} |",
     ]
     if result.duplicate_of:
-        lines.insert(2, f"Same content as existing artifact `{result.duplicate_of}`: not stored again.")
+        lines.insert(
+            2, f"Same content as existing artifact `{result.duplicate_of}`: not stored again."
+        )
     if provenance.datasets:
         lines += ["", "## Datasets", "", "| path | DVC md5 | sha256 | bytes |", "|---|---|---|---|"]
         lines += [

@@ -32,7 +32,7 @@ def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> b
         state.result(raise_on_failure=True)
     except StoreUnavailableError:
         return True
-    except Exception:  # noqa: BLE001 - any other failure is final
+    except Exception:
         return False
     return False
 
@@ -48,7 +48,7 @@ RETRYING: dict[str, Any] = {
 
 def emit_prefect_event(event: Event) -> None:
     """Mirror a vault event as a Prefect event on the artifact resource."""
-    from prefect.events import emit_event  # noqa: PLC0415
+    from prefect.events import emit_event
 
     resource = {
         "prefect.resource.id": f"weightvault.artifact.{event.artifact_id or 'vault'}",

@@ -107,7 +107,7 @@ def test_missing_provenance_fails_unless_allowed(flow_vault: Settings, tmp_path:
 
 def test_deployment_parameter_schema() -> None:
     deployment = ingest.to_deployment(name="ingest")
-    schema = deployment._parameter_openapi_schema.model_dump()  # noqa: SLF001
+    schema = deployment._parameter_openapi_schema.model_dump()
     params = schema["definitions"]["IngestParams"]["properties"]
     for field in ("path", "name", "version", "model_repo", "run_id", "labels", "tier"):
         assert field in params

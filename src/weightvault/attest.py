@@ -110,7 +110,7 @@ def provenance_document(
 ) -> dict[str, Any]:
     """Map captured provenance to the statement builder's provenance fields."""
     if provenance is None:
-        from datetime import UTC, datetime  # noqa: PLC0415
+        from datetime import UTC, datetime
 
         now = datetime.now(UTC)
         return {

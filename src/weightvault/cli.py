@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -42,7 +41,7 @@ def emit(args: argparse.Namespace, human: str, data: Any) -> None:
 
 def settings_for(args: argparse.Namespace) -> Any:
     """Settings, honouring --home."""
-    from weightvault.config import load_settings  # noqa: PLC0415
+    from weightvault.config import load_settings
 
     home = Path(args.home) if getattr(args, "home", None) else None
     return load_settings(home=home)
@@ -50,8 +49,8 @@ def settings_for(args: argparse.Namespace) -> Any:
 
 def open_vault(args: argparse.Namespace) -> Any:
     """Open the vault, registering its credentials with the log redactor."""
-    from weightvault.store.server import EmbeddedStore  # noqa: PLC0415
-    from weightvault.vault import Vault  # noqa: PLC0415
+    from weightvault.store.server import EmbeddedStore
+    from weightvault.vault import Vault
 
     settings = settings_for(args)
     if settings.store.embedded:
@@ -68,7 +67,7 @@ def open_vault(args: argparse.Namespace) -> Any:
 
 def cmd_init(args: argparse.Namespace) -> int:
     """Create the master key, keystore, KEKs and buckets."""
-    from weightvault.bootstrap import init_vault  # noqa: PLC0415
+    from weightvault.bootstrap import init_vault
 
     report = init_vault(settings_for(args), start_store=not args.no_store)
     emit(args, "\n".join(f"{k}: {v}" for k, v in report.items()), report)
@@ -77,7 +76,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_store(args: argparse.Namespace) -> int:
     """store up | down | status."""
-    from weightvault.store.server import EmbeddedStore  # noqa: PLC0415
+    from weightvault.store.server import EmbeddedStore
 
     settings = settings_for(args)
     if not settings.store.embedded:
@@ -86,7 +85,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     server = EmbeddedStore(settings.store_dir)
     if args.action == "up":
         status = server.up()
-        from weightvault.bootstrap import ensure_buckets  # noqa: PLC0415
+        from weightvault.bootstrap import ensure_buckets
 
         ensure_buckets(settings)
     elif args.action == "down":
@@ -193,7 +192,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     """Remove orphaned objects."""
-    from datetime import timedelta  # noqa: PLC0415
+    from datetime import timedelta
 
     vault = open_vault(args)
     grace = None if args.grace_minutes is None else timedelta(minutes=args.grace_minutes)
@@ -205,33 +204,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_catalog(args: argparse.Namespace) -> int:
     """catalog rebuild."""
-    from weightvault.rebuild import rebuild_catalog  # noqa: PLC0415
+    from weightvault.rebuild import rebuild_catalog
 
     vault = open_vault(args)
     counts = rebuild_catalog(vault)
     emit(args, "catalog rebuilt: " + ", ".join(f"{k} {v}" for k, v in counts.items()), counts)
-    return 0
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Put, get and verify a small sample artifact on embedded defaults."""
-    from weightvault.bootstrap import init_vault  # noqa: PLC0415
-
-    init_vault(settings_for(args), start_store=True)
-    vault = open_vault(args)
-    with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "sample-model"
-        src.mkdir()
-        (src / "config.json").write_text('{"layers": 2}\n')
-        (src / "weights.bin").write_bytes(os.urandom(300_000))
-        result = vault.put(src, "demo-sample")
-        vault.get(result.artifact_id, Path(tmp) / "out")
-        report = vault.verify(result.artifact_id)
-    emit(
-        args,
-        f"stored, retrieved and verified {report.artifact_id} ({report.content_digest})",
-        report.__dict__,
-    )
     return 0
 
 
@@ -275,7 +252,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true")
     p = add("catalog", cmd_catalog, "catalog maintenance")
     p.add_argument("action", choices=["rebuild"])
-    add("demo", cmd_demo, "run the lifecycle end to end on embedded defaults")
 
     for ep in sorted(entry_points(group="weightvault.commands"), key=lambda e: e.name):
         register = ep.load()
@@ -284,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _scrub(message: str) -> str:
-    from weightvault.logs import _scrub as scrub  # noqa: PLC0415
+    from weightvault.logs import _scrub as scrub
 
     text = scrub(message)
     return text if isinstance(text, str) else REDACTED

@@ -697,7 +697,7 @@ def file_row(artifact_id: str, idx: int, entry: FileEntry) -> dict[str, Any]:
 def _lifetime_from(settings: Settings) -> Callable[[str, str], timedelta | None]:
     """Key lifetimes from config/lifetimes.toml when present."""
     try:
-        from weightvault.lifetimes import load_lifetime_policy, plan_key  # noqa: PLC0415
+        from weightvault.lifetimes import load_lifetime_policy, plan_key
     except ImportError:  # pragma: no cover - the module ships with the vault
         return lambda _p, _t: None
     if not settings.lifetimes_file.is_file():

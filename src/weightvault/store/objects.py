@@ -425,7 +425,7 @@ def ensure_layout(store: ObjectStore, settings: Settings) -> None:
 
 def connect(settings: Settings) -> ObjectStore:
     """An ObjectStore for the configured endpoint, embedded or external."""
-    from weightvault.store.server import EmbeddedStore  # noqa: PLC0415 - only for embedded
+    from weightvault.store.server import EmbeddedStore
 
     if settings.store.embedded:
         embedded = EmbeddedStore(settings.store_dir)

@@ -177,9 +177,11 @@ deny contains msg if {
 
 deny contains "signature: the artifact has no valid signature" if not get(signature, "valid") == true
 
-signed_with contains lower(alg) if {
+# Names as weightvault.crypto.signing spells them, alone or as the suite "ed25519+ml-dsa-65".
+signed_with contains lower(trim_space(part)) if {
 	some alg in get(signature, "algorithms")
 	is_string(alg)
+	some part in split(alg, "+")
 }
 
 deny contains msg if {

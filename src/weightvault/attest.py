@@ -125,7 +125,11 @@ def provenance_document(
         "invocation_id": provenance.run_id or artifact_id,
         "started_on": provenance.started_at,
         "finished_on": provenance.finished_at,
-        "extra": {"artifact_id": artifact_id, "missing": list(provenance.missing)},
+        "extra": {
+            "artifact_id": artifact_id,
+            "missing": list(provenance.missing),
+            "provenance": provenance.to_dict(),
+        },
     }
     if provenance.git_commit is not None and provenance.git_dirty is not None:
         doc["git"] = {"commit": provenance.git_commit, "dirty": provenance.git_dirty}

@@ -76,6 +76,9 @@ placements = Table(
     Column("retain_until", String(40), nullable=True),
     Column("legal_hold", Integer, nullable=False, default=0),
     Column("generation", Integer, nullable=False, default=0),
+    # Set while a promotion or quarantine holds the artifact: the claim that
+    # makes concurrent moves of one artifact exclusive.
+    Column("pending", String(16), nullable=True),
 )
 
 envelopes = Table(
@@ -213,6 +216,71 @@ class Catalog:
                 .where(artifacts.c.id == artifact_id)
                 .values(validation_status=status, validation_sha256=report_sha256)
             )
+
+    def claim(self, artifact_id: str, source: str, target: str) -> int:
+        """Atomically mark an artifact as moving; ConflictError if someone else holds it."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                update(placements)
+                .where(
+                    (placements.c.artifact_id == artifact_id)
+                    & (placements.c.tier == source)
+                    & placements.c.pending.is_(None)
+                )
+                .values(pending=target, generation=placements.c.generation + 1)
+            )
+            if result.rowcount != 1:
+                raise ConflictError(
+                    f"artifact {artifact_id} is being moved by another operation or left {source}"
+                )
+            row = conn.execute(
+                select(placements.c.generation).where(placements.c.artifact_id == artifact_id)
+            ).one()
+        return int(row[0])
+
+    def release(self, artifact_id: str) -> None:
+        """Drop a claim without moving (after a failed move)."""
+        with self.transaction() as conn:
+            conn.execute(
+                update(placements)
+                .where(placements.c.artifact_id == artifact_id)
+                .values(pending=None)
+            )
+
+    def move(
+        self,
+        conn: Connection,
+        artifact_id: str,
+        *,
+        tier: str,
+        bucket: str,
+        since: str,
+        retain_until: str | None,
+        legal_hold: bool,
+    ) -> None:
+        """Record a completed move and release the claim."""
+        conn.execute(update(artifacts).where(artifacts.c.id == artifact_id).values(tier=tier))
+        conn.execute(
+            update(placements)
+            .where(placements.c.artifact_id == artifact_id)
+            .values(
+                tier=tier,
+                bucket=bucket,
+                since=since,
+                retain_until=retain_until,
+                legal_hold=int(legal_hold),
+                pending=None,
+                generation=0,
+            )
+        )
+
+    def drop_envelope(self, conn: Connection, artifact_id: str, tier: str) -> None:
+        """Forget an artifact's envelope for a tier."""
+        conn.execute(
+            delete(envelopes).where(
+                (envelopes.c.artifact_id == artifact_id) & (envelopes.c.tier == tier)
+            )
+        )
 
     def remove_artifact(self, conn: Connection, artifact_id: str) -> None:
         """Drop an artifact's rows (events stay: they are evidence)."""

@@ -10,6 +10,7 @@ imports Prefect.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -22,6 +23,8 @@ from weightvault.errors import InvalidInputError, UsageError, VaultError
 from weightvault.logs import REDACTED, configure_logging, register_secret
 
 Handler = Callable[[argparse.Namespace], int]
+# Core command groups in their own modules; each has register(sub, common).
+CORE_COMMAND_MODULES = ("weightvault.cli_keys", "weightvault.cli_policy", "weightvault.cli_tiers")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -253,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("catalog", cmd_catalog, "catalog maintenance")
     p.add_argument("action", choices=["rebuild"])
 
+    for module_name in CORE_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub, common)
     for ep in sorted(entry_points(group="weightvault.commands"), key=lambda e: e.name):
         register = ep.load()
         register(sub, common)

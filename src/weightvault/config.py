@@ -71,6 +71,7 @@ class Settings:
     catalog_url: str
     lifetimes_file: Path
     gc_grace_minutes: int
+    min_accuracy: float = 0.9
 
     @property
     def keystore_path(self) -> Path:
@@ -200,4 +201,5 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         ),
         lifetimes_file=config_dir / _get(keys_raw, "lifetimes_file", str, "keys"),
         gc_grace_minutes=_get(gc_raw, "grace_minutes", int, "gc"),
+        min_accuracy=float(_get(raw.get("validation", {}), "min_accuracy", float, "validation")),
     )

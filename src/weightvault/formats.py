@@ -25,15 +25,17 @@ symbolic links and special files.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import os
 import pickletools
 import stat
 import struct
 import warnings
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -181,10 +183,10 @@ def _classify(path: Path, prefix: bytes, size: int) -> FileFormat:
     by_magic = _magic_kind(path, prefix)
     if by_magic is not None:
         return by_magic
+    if _looks_like_safetensors(prefix, size) and _pickle_extent(prefix) <= 8:
+        return FileFormat.SAFETENSORS
     if _has_proto_opcode(prefix) or _looks_like_legacy_pickle(prefix, size):
         return _pickle_kind(prefix)
-    if _looks_like_safetensors(prefix, size):
-        return FileFormat.SAFETENSORS
     text = _as_text(prefix, size)
     if text is not None:
         return _text_kind(text, truncated=len(prefix) < size)
@@ -216,7 +218,7 @@ def _binary_kind(prefix: bytes) -> FileFormat:
 
 def _npy_kind(prefix: bytes) -> FileFormat:
     """NPY, or NPY_PICKLE when its dtype holds Python objects (stored as a pickle)."""
-    import numpy as np  # noqa: PLC0415  (numpy is only needed for .npy headers)
+    import numpy as np
 
     stream = io.BytesIO(prefix)
     try:
@@ -272,6 +274,28 @@ def _looks_like_legacy_pickle(prefix: bytes, size: int) -> bool:
         cut_short = len(prefix) < size and any(m in str(exc) for m in _TRUNCATION_MESSAGES)
         return cut_short and listing.getvalue().count("\n") >= _MIN_TRUNCATED_OPCODES
     return True
+
+
+def _pickle_extent(prefix: bytes) -> int:
+    """How far into ``prefix`` an unpickler could get before stopping or failing.
+
+    A safetensors header length may happen to start like a pickle (a length
+    of 640 is ``80 02 00 ..``: PROTO 2, then an invalid opcode). If the
+    opcodes stop within the 8-byte length field, nothing an unpickler could
+    run fits in them, so the file is safetensors; anything longer is treated
+    as a pickle (a polyglot), never the other way round.
+    """
+    stream = io.BytesIO(prefix)
+    try:
+        for opcode, _arg, _pos in pickletools.genops(stream):
+            if opcode.name == "STOP":
+                break
+    except (ValueError, struct.error, EOFError, OverflowError) as exc:
+        if any(m in str(exc) for m in _TRUNCATION_MESSAGES):
+            return len(prefix)
+        if "unknown" in str(exc):  # the bad opcode itself never runs
+            return stream.tell() - 1
+    return stream.tell()
 
 
 def _pickle_kind(prefix: bytes) -> FileFormat:
@@ -850,11 +874,11 @@ def _zip_member_reasons(path: Path) -> list[str]:
 
 def _picklescan(path: Path, fmt: FileFormat) -> PicklescanOpinion:
     """Ask picklescan, choosing its scanner by *our* format, not by extension."""
-    from picklescan import scanner  # noqa: PLC0415  (only needed for pickle-based content)
+    from picklescan import scanner
 
     file_id = path.name
     try:
-        with path.open("rb") as handle:
+        with _quiet_picklescan(), path.open("rb") as handle:
             if fmt in {FileFormat.TORCH_ZIP, FileFormat.ZIP}:
                 result = scanner.scan_zip_bytes(handle, file_id)
             elif fmt is FileFormat.NPY_PICKLE:
@@ -871,6 +895,18 @@ def _picklescan(path: Path, fmt: FileFormat) -> PicklescanOpinion:
     )
     error = "could not parse all of it" if result.scan_err else None
     return PicklescanOpinion(found, int(result.issues_count), error)
+
+
+@contextlib.contextmanager
+def _quiet_picklescan() -> Iterator[None]:
+    """Mute picklescan's own log lines: its findings are returned in the result instead."""
+    logger = logging.getLogger("picklescan")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _opinion_reasons(opinion: PicklescanOpinion) -> list[str]:

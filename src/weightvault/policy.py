@@ -32,7 +32,8 @@ Input document
 the file's content (``"safetensors"``, ``"pickle"``, ``"torch-zip"``, ...).
 The payload scheme is also accepted under the manifest's name
 (``"c2sp.org/chunked-encryption@v1 Cobblestone-256"``). Missing or mistyped
-fields deny; they never pass silently.
+fields deny; they never pass silently. Quotes, backslashes and control
+characters in strings reach the policy as U+FFFD (a regopy 1.5 output bug).
 
 Rules (each reason starts with its rule id): ``tier``, ``files``, ``format``,
 ``extension``, ``encryption``, ``provenance``, ``git``, ``signature``,
@@ -69,6 +70,7 @@ CASES_FILE = Path("tests") / "cases.json"
 """Where :func:`run_policy_tests` looks for cases, relative to the policy directory."""
 
 _BINDING = "x"
+_UNSAFE_FOR_REGO = dict.fromkeys([*range(0x20), 0x7F, ord('"'), ord("\\")], "\ufffd")
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def _load(policy_dir: Path) -> _Policy:
 
 
 def _interpreter(policy: _Policy) -> Any:
-    import regopy  # noqa: PLC0415  (the native library loads only when a policy runs)
+    import regopy
 
     interpreter = regopy.Interpreter()
     for name, source in policy.modules:
@@ -167,18 +169,26 @@ def _captured_stdout() -> Iterator[io.StringIO]:
 
 
 def _query(interpreter: Any, expression: str) -> Any:
-    """Bind ``expression`` to a variable and return its value as plain JSON."""
-    import regopy  # noqa: PLC0415
+    """Bind ``expression`` to a variable and return its value as plain JSON.
+
+    The value is read from the output's JSON text: asking regopy for the
+    binding of an undefined result aborts the process.
+    """
+    import regopy
 
     try:
         output = interpreter.query(f"{_BINDING} := {expression}")
     except regopy.RegoError as exc:
         raise ConfigError(f"policy evaluation failed: {_one_line(exc)}") from None
+    except ValueError:  # regopy could not parse the engine's output as JSON
+        raise ConfigError(f"policy output for {expression} is unreadable") from None
+    text = str(output)
     if not output.ok():
-        raise ConfigError(f"policy evaluation failed: {_one_line(output)}")
+        raise ConfigError(f"policy evaluation failed: {_one_line(text)}")
     try:
-        return json.loads(output.binding(_BINDING).json())
-    except (ValueError, json.JSONDecodeError):
+        document = json.loads(text)
+        return document["bindings"][_BINDING]
+    except (ValueError, KeyError, TypeError):
         raise ConfigError(f"policy defines no {expression}") from None
 
 
@@ -191,9 +201,26 @@ def _plain_json(document: Mapping[str, Any]) -> Any:
     if not isinstance(document, Mapping):
         raise InvalidInputError("policy input must be a JSON object")
     try:
-        return json.loads(json.dumps(document, allow_nan=False))
+        return _sanitised(json.loads(json.dumps(document, allow_nan=False)))
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"policy input is not plain JSON: {exc}") from None
+
+
+def _sanitised(value: Any) -> Any:
+    """Replace quotes, backslashes and control characters in every string by U+FFFD.
+
+    rego-cpp (regopy 1.5) writes such characters unescaped when a string that
+    went through a built-in (``sprintf``, ``lower``, ...) reaches the output,
+    which then cannot be parsed. No rule depends on them; a reason shows
+    U+FFFD in their place.
+    """
+    if isinstance(value, str):
+        return value.translate(_UNSAFE_FOR_REGO)
+    if isinstance(value, list):
+        return [_sanitised(v) for v in value]
+    if isinstance(value, dict):
+        return {_sanitised(k): _sanitised(v) for k, v in value.items()}
+    return value
 
 
 # --------------------------------------------------------------------------- decisions
@@ -209,7 +236,7 @@ def evaluate(input: Mapping[str, Any], policy_dir: Path = DEFAULT_POLICY_DIR) ->
     document = _plain_json(input)
     policy = _load(policy_dir)
     interpreter = _interpreter(policy)
-    interpreter.set_input(document)
+    interpreter.set_input_term(json.dumps(document, ensure_ascii=False))
     result = _query(interpreter, f"data.{PACKAGE}.decision")
     if not isinstance(result, dict):
         raise ConfigError(f"data.{PACKAGE}.decision is not an object")
@@ -238,7 +265,7 @@ def explain(decision: Decision) -> str:
 def policy_rules(policy_dir: Path = DEFAULT_POLICY_DIR) -> dict[str, str]:
     """Rule id -> what it requires, as the policy itself declares them."""
     interpreter = _interpreter(_load(policy_dir))
-    interpreter.set_input({})
+    interpreter.set_input_term("{}")
     rules = _query(interpreter, f"data.{PACKAGE}.rules")
     if not isinstance(rules, dict):
         raise ConfigError(f"data.{PACKAGE}.rules is not an object")

@@ -16,6 +16,7 @@ from weightvault.config import TIERS
 from weightvault.errors import IntegrityError, NotFoundError
 from weightvault.keys.keystore import WrappedKey
 from weightvault.manifest import Manifest, envelope_key, manifest_key
+from weightvault.quarantine import read_marker
 from weightvault.vault import Vault, artifact_row, file_row
 
 PLACEMENT_EVENTS = frozenset(
@@ -34,10 +35,12 @@ def rebuild_catalog(vault: Vault) -> dict[str, int]:
     """Clear the catalog and re-index everything the store holds."""
     events = _events(vault)
     since: dict[str, str] = {}
+    placed: dict[str, str] = {}
     hooks: dict[str, dict[str, Any]] = {}
     for ev in events:
         if ev.artifact_id and ev.kind in PLACEMENT_EVENTS:
             since[ev.artifact_id] = ev.ts
+            placed[ev.artifact_id] = str(ev.details.get("tier", ""))
         if ev.artifact_id and ev.kind == "artifact.ingested" and "signed_by" in ev.details:
             hooks.setdefault(ev.artifact_id, {})["signed_by"] = ev.details["signed_by"]
         if ev.artifact_id and ev.kind == "artifact.validated":
@@ -52,50 +55,67 @@ def rebuild_catalog(vault: Vault) -> dict[str, int]:
         for ev in events:
             catalog.add_event(conn, ev.catalog_row())
             counts["events"] += 1
+    found: dict[str, list[str]] = {}
     for tier in TIERS:
-        for artifact_id in sorted(vault.committed_ids(tier)):
-            body = vault.store.get_bytes(vault.bucket(tier), manifest_key(artifact_id))
-            try:
-                manifest, _mac = Manifest.parse(body)
-                raw = parse_canonical(
-                    vault.store.get_bytes(
-                        vault.bucket("envelopes"), envelope_key(artifact_id, tier)
-                    ),
-                    "envelope",
-                )
-                wrapped = WrappedKey.from_dict(raw)
-            except (IntegrityError, NotFoundError):
-                counts["skipped"] += 1
-                continue
-            extra = hooks.get(artifact_id, {})
-            row = artifact_row(manifest, body, extra.get("signed_by"))
-            row["tier"] = tier
-            row["validation_status"] = extra.get("validation_status")
-            row["validation_sha256"] = extra.get("validation_sha256")
-            retain = vault.retain_until_of(tier, artifact_id)
-            with catalog.transaction() as conn:
-                catalog.add_artifact(
-                    conn,
-                    row,
-                    [file_row(artifact_id, i, f) for i, f in enumerate(manifest.files)],
-                    {
-                        "artifact_id": artifact_id,
-                        "tier": tier,
-                        "bucket": vault.bucket(tier),
-                        "since": since.get(artifact_id, manifest.created_at),
-                        "retain_until": retain,
-                        "legal_hold": 0,
-                        "generation": 0,
-                    },
-                    {
-                        "artifact_id": artifact_id,
-                        "tier": tier,
-                        "kek_id": wrapped.kek_id,
-                        "kek_version": wrapped.kek_version,
-                        "object_key": envelope_key(artifact_id, tier),
-                    },
-                )
-            counts["artifacts"] += 1
+        for artifact_id in vault.committed_ids(tier):
+            found.setdefault(artifact_id, []).append(tier)
+    where: list[tuple[str, str]] = []
+    for artifact_id, tiers in sorted(found.items()):
+        # A crash between a promotion's commit and its clean-up leaves two copies:
+        # the latest placement event says which one is current.
+        chosen = placed.get(artifact_id) if len(tiers) > 1 else tiers[0]
+        where.append((artifact_id, chosen if chosen in tiers else tiers[-1]))
+    for artifact_id, tier in where:
+        body = vault.store.get_bytes(vault.bucket(tier), manifest_key(artifact_id))
+        try:
+            manifest, _mac = Manifest.parse(body)
+            raw = parse_canonical(
+                vault.store.get_bytes(vault.bucket("envelopes"), envelope_key(artifact_id, tier)),
+                "envelope",
+            )
+            wrapped = WrappedKey.from_dict(raw)
+        except (IntegrityError, NotFoundError):
+            counts["skipped"] += 1
+            continue
+        extra = hooks.get(artifact_id, {})
+        row = artifact_row(manifest, body, extra.get("signed_by"))
+        marker = read_marker(vault, artifact_id)
+        current = "quarantine" if marker is not None else tier
+        row["tier"] = current
+        row["validation_status"] = extra.get("validation_status")
+        row["validation_sha256"] = extra.get("validation_sha256")
+        retain = vault.retain_until_of(tier, artifact_id)
+        with catalog.transaction() as conn:
+            catalog.add_artifact(
+                conn,
+                row,
+                [file_row(artifact_id, i, f) for i, f in enumerate(manifest.files)],
+                {
+                    "artifact_id": artifact_id,
+                    "tier": current,
+                    "bucket": vault.bucket(tier),
+                    "since": since.get(artifact_id, manifest.created_at),
+                    "retain_until": retain,
+                    "legal_hold": int(legal_hold(vault, tier, artifact_id)),
+                    "generation": 0,
+                    "pending": None,
+                },
+                {
+                    "artifact_id": artifact_id,
+                    "tier": tier,
+                    "kek_id": wrapped.kek_id,
+                    "kek_version": wrapped.kek_version,
+                    "object_key": envelope_key(artifact_id, tier),
+                },
+            )
+        counts["artifacts"] += 1
     with contextlib.suppress(Exception):
         vault.catalog.engine.dispose()
     return counts
+
+
+def legal_hold(vault: Vault, tier: str, artifact_id: str) -> bool:
+    """Whether the artifact's manifest is under legal hold."""
+    if not vault.settings.tiers[tier].object_lock:
+        return False
+    return vault.store.legal_hold(vault.bucket(tier), manifest_key(artifact_id))

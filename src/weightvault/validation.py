@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -189,6 +190,9 @@ def _meta_name(expectation: Any) -> str | None:
 
 
 def _parameters(suite: SuiteDefinition, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    unknown = sorted(set(given or {}) - set(suite.defaults))
+    if unknown:
+        raise ConfigError(f"suite {suite.name} has no parameters {', '.join(unknown)}")
     values = {**suite.defaults, **(given or {})}
     missing = sorted(k for k, v in values.items() if v is None)
     if missing:
@@ -202,14 +206,14 @@ def _parameters(suite: SuiteDefinition, given: Mapping[str, Any] | None) -> dict
 def _gx() -> Any:
     """Import GX quietly: no analytics, and only when a validation runs (it is slow)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx  # noqa: PLC0415
+    import great_expectations as gx
 
     return gx
 
 
 def _context() -> Any:
     gx = _gx()
-    from great_expectations.data_context.types.base import (  # noqa: PLC0415
+    from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
         ProgressBarsConfig,
@@ -223,14 +227,21 @@ def _context() -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def _gx_suite(definition: SuiteDefinition) -> Any:
+def gx_suite(definition: SuiteDefinition) -> Any:
+    """Build GX's ``ExpectationSuite``; ConfigError if GX cannot build every expectation."""
     gx = _gx()
+    # GX logs a traceback for each expectation it drops; the error below says it once.
+    logger = logging.getLogger("great_expectations.core.expectation_suite")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     try:
         suite = gx.ExpectationSuite(
             name=definition.name, expectations=[dict(e) for e in definition.expectations]
         )
     except (ValueError, TypeError, KeyError) as exc:
         raise ConfigError(f"suite {definition.name} is invalid: {exc}") from None
+    finally:
+        logger.setLevel(level)
     if len(suite.expectations) != len(definition.expectations):
         # GX logs and drops an expectation it cannot build; refuse instead.
         raise ConfigError(f"suite {definition.name} holds expectations GX cannot build")
@@ -240,7 +251,7 @@ def _gx_suite(definition: SuiteDefinition) -> Any:
 def _run(frame: Frame, definition: SuiteDefinition, parameters: dict[str, Any]) -> Any:
     """Validate ``frame`` with a fresh ephemeral context; return GX's suite result."""
     context = _context()
-    suite = context.suites.add(_gx_suite(definition))
+    suite = context.suites.add(gx_suite(definition))
     batch_definition = (
         context.data_sources.add_pandas(name="weightvault")
         .add_dataframe_asset(name=definition.name)
@@ -494,7 +505,7 @@ def _joined(items: Sequence[Mapping[str, Any]], prefix: str) -> dict[str, Any]:
 
 def _pandas() -> Any:
     """pandas, imported when first needed (it has no type stubs here)."""
-    import pandas  # type: ignore[import-untyped]  # noqa: PLC0415
+    import pandas  # type: ignore[import-untyped]
 
     return pandas
 

@@ -36,6 +36,7 @@ from weightvault.errors import (
     KeyStateError,
     NotFoundError,
 )
+from weightvault.logs import register_secret
 
 MASTER_KEY_ENV = "WEIGHTVAULT_MASTER_KEY"
 _MAGIC = b"WVKS1\n"
@@ -228,6 +229,7 @@ def load_master_key(path: Path) -> bytes:
             raise ConfigError(f"{MASTER_KEY_ENV} is not valid base64") from None
         if len(key) != 32:
             raise ConfigError(f"{MASTER_KEY_ENV} must decode to 32 bytes")
+        _register_master(env, key)
         return key
     try:
         mode = path.stat().st_mode
@@ -237,13 +239,21 @@ def load_master_key(path: Path) -> bytes:
         ) from None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"master key file {path} must have mode 0600")
+    text = path.read_bytes().strip()
     try:
-        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+        key = base64.b64decode(text, validate=True)
     except ValueError:
         raise ConfigError(f"master key file {path} is not valid base64") from None
     if len(key) != 32:
         raise ConfigError(f"master key file {path} must hold 32 bytes")
+    _register_master(text.decode("ascii"), key)
     return key
+
+
+def _register_master(text: str, key: bytes) -> None:
+    """Have the log redactor mask the master key, as written and as canonical base64."""
+    register_secret(text)
+    register_secret(base64.b64encode(key).decode())
 
 
 def create_master_key(path: Path) -> bool:
@@ -282,7 +292,9 @@ class LocalKeyStore:
         self._master = AESGCM(master_key)
         self._lifetime = lifetime
         self._clock = clock
-        self._cache: tuple[float, list[KeyRecord]] | None = None
+        # Keyed on the sealed bytes, not the file's mtime: times are coarse, so two
+        # saves in one tick (or an in-place edit) would otherwise serve stale records.
+        self._cache: tuple[bytes, list[KeyRecord]] | None = None
 
     def __repr__(self) -> str:
         return f"LocalKeyStore(path={str(self.path)!r})"
@@ -291,12 +303,11 @@ class LocalKeyStore:
 
     def _open(self) -> list[KeyRecord]:
         try:
-            st = self.path.stat()
+            blob = self.path.read_bytes()
         except FileNotFoundError:
             return []
-        if self._cache and self._cache[0] == st.st_mtime_ns:
+        if self._cache and self._cache[0] == blob:
             return list(self._cache[1])
-        blob = self.path.read_bytes()
         if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
             raise IntegrityError(f"keystore {self.path} is not a weightvault keystore")
         nonce = blob[len(_MAGIC) : len(_MAGIC) + 12]
@@ -307,7 +318,7 @@ class LocalKeyStore:
                 f"the master key does not open keystore {self.path} (wrong key or tampered file)"
             ) from None
         records = [_record_from_json(r) for r in json.loads(plain)["keys"]]
-        self._cache = (st.st_mtime_ns, records)
+        self._cache = (blob, records)
         return list(records)
 
     def _save(self, records: list[KeyRecord]) -> None:
@@ -463,7 +474,13 @@ class LocalKeyStore:
 
     def unwrap_dek(self, wrapped: WrappedKey) -> bytes:
         """Unwrap a DEK; the KEK version must still be usable for decryption."""
-        kek = self.get(wrapped.kek_id, wrapped.kek_version)
+        try:
+            kek = self.get(wrapped.kek_id, wrapped.kek_version)
+        except NotFoundError:
+            raise IntegrityError(
+                f"envelope of artifact {wrapped.artifact_id} names an unknown key "
+                f"{wrapped.kek_id}@v{wrapped.kek_version}"
+            ) from None
         if kek.state in {KeyState.RETIRED, KeyState.DESTROYED}:
             raise KeyStateError(f"key {kek.ref} is {kek.state}: it cannot unwrap")
         if kek.tier != wrapped.tier:

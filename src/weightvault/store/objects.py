@@ -372,6 +372,21 @@ class ObjectStore:
             return None
         return str(ret.mode), ret.retain_until_date
 
+    def set_retention(self, bucket: str, key: str, retain_until: datetime) -> None:
+        """Apply COMPLIANCE retention until ``retain_until``."""
+        with self._translate(f"retention of {bucket}/{key}"):
+            self.client.set_object_retention(bucket, key, Retention(COMPLIANCE, retain_until))
+
+    def legal_hold(self, bucket: str, key: str) -> bool:
+        """Whether an object is under legal hold."""
+        with self._translate(f"legal hold of {bucket}/{key}"):
+            try:
+                return bool(self.client.is_object_legal_hold_enabled(bucket, key))
+            except S3Error as exc:
+                if exc.code in _MISSING_CODES | {"InvalidRequest"}:
+                    return False
+                raise
+
     def set_legal_hold(self, bucket: str, key: str, on: bool) -> None:
         """Turn an object's legal hold on or off."""
         with self._translate(f"legal hold on {bucket}/{key}"):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flows.ingest import ingest
+from flows.promote import promote
+from flows.validate import validate
 
 
 def deployments() -> list[Any]:
@@ -13,6 +15,16 @@ def deployments() -> list[Any]:
         ingest.to_deployment(
             name="ingest",
             description="Ingest a model artifact with provenance; fill the form and run.",
+            tags=["weightvault"],
+        ),
+        validate.to_deployment(
+            name="validate",
+            description="Run format, Great Expectations and provenance checks on an artifact.",
+            tags=["weightvault"],
+        ),
+        promote.to_deployment(
+            name="promote",
+            description="Promote an artifact hot->warm or warm->cold: fill the form and run.",
             tags=["weightvault"],
         ),
     ]

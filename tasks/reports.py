@@ -8,6 +8,8 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from weightvault.admission import ValidationOutcome
+from weightvault.promotion import Gate, PromotionResult
 from weightvault.provenance import Provenance
 from weightvault.vault import PutResult
 
@@ -69,3 +71,59 @@ def publish_ingest_report(result: PutResult, provenance: Provenance) -> dict[str
         "git_dirty": provenance.git_dirty,
         "run_id": provenance.run_id,
     }
+
+
+def promotion_markdown(
+    artifact_id: str, target: str, gates: list[Gate], result: PromotionResult | None
+) -> str:
+    """The promotion report: gates with every reason, and the outcome."""
+    verdict = "promoted" if result else "refused"
+    lines = [f"# Promotion of `{artifact_id}` to {target}: {verdict}", ""]
+    lines += ["| gate | result | reasons |", "|---|---|---|"]
+    for g in gates:
+        reasons = "<br>".join(g.reasons) or "-"
+        lines.append(f"| {g.name} | {'pass' if g.passed else 'FAIL'} | {reasons} |")
+    if result:
+        lines += [
+            "",
+            f"- from **{result.source}** to **{result.target}**",
+            f"- attestation `{result.attestation}`",
+            f"- policy bundle `{result.policy_digest}`",
+            f"- retained until {result.retain_until or '-'}; legal hold: {result.legal_hold}",
+        ]
+    return "\n".join(lines)
+
+
+@task(name="publish-promotion-report", persist_result=False, cache_policy=NO_CACHE)
+def publish_promotion_report(
+    artifact_id: str, target: str, gates: list[Gate], result: PromotionResult | None
+) -> None:
+    """Publish the promotion report."""
+    create_markdown_artifact(
+        markdown=promotion_markdown(artifact_id, target, gates, result),
+        key="promotion-report",
+        description=f"weightvault promotion of {artifact_id}",
+    )
+
+
+def validation_markdown(outcome: ValidationOutcome) -> str:
+    """The validation report."""
+    lines = [
+        f"# Validation of `{outcome.artifact_id}`: {outcome.status}",
+        "",
+        f"- report `{outcome.report_key}` (sha256 `{outcome.report_sha256}`)",
+        f"- quarantined: {outcome.quarantined}",
+    ]
+    if outcome.failures:
+        lines += ["", "## Failures", ""] + [f"- {f}" for f in outcome.failures]
+    return "\n".join(lines)
+
+
+@task(name="publish-validation-report", persist_result=False, cache_policy=NO_CACHE)
+def publish_validation_report(outcome: ValidationOutcome) -> None:
+    """Publish the validation report."""
+    create_markdown_artifact(
+        markdown=validation_markdown(outcome),
+        key="validation-report",
+        description=f"weightvault validation of {outcome.artifact_id}",
+    )

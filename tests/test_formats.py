@@ -172,6 +172,29 @@ def test_well_formed_safetensors(tmp_path: Path) -> None:
     assert scan_file(path).verdict == "clean"
 
 
+@pytest.mark.parametrize("header_length", [0x0280, 0x2E4E, 0x0528])
+def test_header_lengths_that_start_like_a_pickle(tmp_path: Path, header_length: int) -> None:
+    # 0x0280 reads as PROTO 2 then a bad opcode; 0x2e4e as NONE, STOP; 0x0528 as MARK, ...
+    header = json.dumps({"w": tensor("U8", [4], 0, 4)}).encode()
+    header += b" " * (header_length - len(header))
+    path = write(tmp_path / "model.safetensors", safetensors_bytes(header, b"1234"))
+    assert path.read_bytes()[:2] == header_length.to_bytes(2, "little")
+    assert detect_format(path) is FileFormat.SAFETENSORS
+    assert validate_safetensors_header(path).ok
+
+
+def test_pickle_safetensors_polyglot_is_a_pickle(tmp_path: Path) -> None:
+    # PROTO 2, BINUNICODE of 256 bytes (its length bytes double as a ~4 GiB header length),
+    # then STOP: the opcodes run past the 8-byte length field, so it is a pickle.
+    text = b"\x00{" + b" " * 254
+    data = b"\x80\x02X" + struct.pack("<I", 256) + text + b"."
+    path = write(tmp_path / "model.safetensors", data)
+    with path.open("r+b") as handle:
+        handle.truncate(int.from_bytes(data[:8], "little") + 8 + 16)  # sparse
+    assert data[8:9] == b"{"
+    assert detect_format(path) is FileFormat.PICKLE
+
+
 def test_safetensors_under_another_name_is_still_safetensors(tmp_path: Path) -> None:
     path = tmp_path / "pytorch_model.bin"
     save_file({"w": np.ones(3, dtype=np.float16)}, str(path))

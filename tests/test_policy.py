@@ -125,6 +125,27 @@ def test_mistyped_fields_deny(patch: dict[str, Any]) -> None:
     assert not evaluate(merge_patch(BASE, patch), POLICY_DIR).allow
 
 
+def test_quotes_backslashes_and_control_characters_in_strings() -> None:
+    # rego-cpp mis-serialises these; they are replaced by U+FFFD before evaluation.
+    weird = merge_patch(
+        BASE,
+        {
+            "artifact": {
+                "creator": 'al"ice',
+                "files": [{"path": 'a\\b"\n.pkl', "format": "json", "size": 1, "sha256": ""}],
+            },
+            "request": {"approver": 'Al"ice', "justification": 'see "ticket"\n\tline 2'},
+        },
+    )
+    decision = evaluate(weird, POLICY_DIR)
+    assert decision.reasons == [
+        "extension: a\ufffdb\ufffd\ufffd.pkl ends in .pkl, an extension of pickle-based formats",
+        "two_person: approver Al\ufffdice is the creator; cold needs a second person",
+    ]
+    fine = merge_patch(BASE, {"request": {"justification": 'quote " and \\ and \n'}})
+    assert evaluate(fine, POLICY_DIR).allow
+
+
 def test_malicious_pickle_is_never_run_and_is_denied(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
 
@@ -164,7 +185,9 @@ def test_policy_digest_covers_every_file(tmp_path: Path) -> None:
     assert decision.policy_digest != before
 
 
-def test_broken_or_missing_policy_is_a_config_error(tmp_path: Path) -> None:
+def test_broken_or_missing_policy_is_a_config_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         evaluate(BASE, tmp_path / "nope")
     (tmp_path / "empty").mkdir()
@@ -173,8 +196,13 @@ def test_broken_or_missing_policy_is_a_config_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "p.rego").write_text("package weightvault.admission\n\ndeny contains x if {\n")
-    with pytest.raises(ConfigError):
+    capfd.readouterr()
+    with pytest.raises(ConfigError, match=r"policy file p\.rego does not compile") as caught:
         evaluate(BASE, broken)
+    assert "unclosed" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    printed = capfd.readouterr()
+    assert printed.out == ""
 
 
 def test_input_must_be_plain_json() -> None:

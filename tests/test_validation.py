@@ -18,6 +18,7 @@ from weightvault.provenance import DatasetDigest, Provenance
 from weightvault.validation import (
     DEFAULT_EXPECTATIONS_DIR,
     ValidationReport,
+    gx_suite,
     load_suite,
     provenance_record,
     record_frame,
@@ -61,12 +62,10 @@ def assert_canonical(report: ValidationReport) -> None:
 
 @pytest.mark.parametrize("path", sorted((REPO / "config" / "expectations").glob("*.json")))
 def test_stored_suites_load_into_gx(path: Path) -> None:
-    from weightvault.validation import _gx_suite  # noqa: PLC0415
-
     definition = load_suite(path)
     names = [e["meta"]["name"] for e in definition.expectations]
     assert len(names) == len(set(names))
-    assert len(_gx_suite(definition).expectations) == len(names)
+    assert len(gx_suite(definition).expectations) == len(names)
 
 
 def test_suites_are_found_by_name() -> None:
@@ -78,7 +77,9 @@ def test_suites_are_found_by_name() -> None:
         load_suite("../etc/passwd")
 
 
-def test_unbuildable_or_unnamed_expectations_are_refused(tmp_path: Path) -> None:
+def test_unbuildable_or_unnamed_expectations_are_refused(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     bogus = tmp_path / "bogus.json"
     bogus.write_text(
         json.dumps(
@@ -92,6 +93,7 @@ def test_unbuildable_or_unnamed_expectations_are_refused(tmp_path: Path) -> None
     )
     with pytest.raises(ConfigError, match="bogus"):
         validate_frame(record_frame({"a": 1}), bogus, subject="x", subject_sha256="0" * 64)
+    assert "Traceback" not in capfd.readouterr().err
     unnamed = tmp_path / "unnamed.json"
     unnamed.write_text(json.dumps({"name": "u", "expectations": [{"type": "x", "kwargs": {}}]}))
     with pytest.raises(ConfigError, match=r"unique meta\.name"):
@@ -330,3 +332,7 @@ def test_metrics_inputs(tmp_path: Path) -> None:
     frame = record_frame({"accuracy": 0.99})
     with pytest.raises(ConfigError, match="needs parameters: min_accuracy"):
         validate_frame(frame, "metrics", subject="m", subject_sha256="0" * 64)
+    with pytest.raises(ConfigError, match="has no parameters min_acuracy"):
+        validate_frame(
+            frame, "metrics", subject="m", subject_sha256="0" * 64, parameters={"min_acuracy": 1}
+        )

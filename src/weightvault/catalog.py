@@ -23,9 +23,11 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -361,6 +363,84 @@ class Catalog:
                 )
             ).all()
         return [r._asdict() for r in rows]
+
+    def envelopes_on_any(self, kek_id: str, kek_versions: Sequence[int]) -> list[dict[str, Any]]:
+        """Envelopes wrapped by any of the given versions of one key, by artifact id."""
+        if not kek_versions:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(envelopes)
+                .where(
+                    (envelopes.c.kek_id == kek_id)
+                    & envelopes.c.kek_version.in_(list(kek_versions))
+                )
+                .order_by(envelopes.c.artifact_id, envelopes.c.tier)
+            ).all()
+        return [r._asdict() for r in rows]
+
+    def envelope_counts(self) -> dict[tuple[str, int], int]:
+        """(key id, version) -> number of envelopes that version wraps."""
+        query = select(envelopes.c.kek_id, envelopes.c.kek_version, func.count()).group_by(
+            envelopes.c.kek_id, envelopes.c.kek_version
+        )
+        with self.engine.connect() as conn:
+            return {(str(k), int(v)): int(n) for k, v, n in conn.execute(query).all()}
+
+    def signed_counts(self) -> dict[str, int]:
+        """Signer reference (``key@vN``) -> number of artifacts it signed."""
+        query = (
+            select(artifacts.c.signed_by, func.count())
+            .where(artifacts.c.signed_by.is_not(None))
+            .group_by(artifacts.c.signed_by)
+        )
+        with self.engine.connect() as conn:
+            return {str(s): int(n) for s, n in conn.execute(query).all()}
+
+    def update_envelope_versions(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Point envelope rows (artifact_id, tier, kek_id, kek_version) at new KEK versions.
+
+        One executemany for the whole batch; rows of artifacts not in the
+        catalog are ignored. Returns how many rows were updated.
+        """
+        if not rows:
+            return 0
+        stmt = (
+            update(envelopes)
+            .where(
+                (envelopes.c.artifact_id == bindparam("b_artifact_id"))
+                & (envelopes.c.tier == bindparam("b_tier"))
+            )
+            .values(kek_id=bindparam("b_kek_id"), kek_version=bindparam("b_kek_version"))
+        )
+        params = [
+            {
+                "b_artifact_id": r["artifact_id"],
+                "b_tier": r["tier"],
+                "b_kek_id": r["kek_id"],
+                "b_kek_version": r["kek_version"],
+            }
+            for r in rows
+        ]
+        result = conn.execute(stmt, params)
+        return int(result.rowcount or 0)
+
+    def replace_files(
+        self,
+        conn: Connection,
+        artifact_id: str,
+        file_rows: Sequence[dict[str, Any]],
+        manifest_sha256: str,
+    ) -> None:
+        """Swap an artifact's file rows and manifest digest (after a re-encryption)."""
+        conn.execute(delete(files).where(files.c.artifact_id == artifact_id))
+        if file_rows:
+            conn.execute(insert(files), list(file_rows))
+        conn.execute(
+            update(artifacts)
+            .where(artifacts.c.id == artifact_id)
+            .values(manifest_sha256=manifest_sha256)
+        )
 
     def events_of(self, artifact_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Events, oldest first, optionally of one artifact."""

@@ -192,6 +192,33 @@ def _datasets(value: Any) -> list[dict[str, Any]]:
     return result
 
 
+def _git_source(git: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``source`` parameter and its dependency; provenance without git has neither."""
+    if git is None:
+        # Provenance recorded as incomplete has no git source; policy refuses it later.
+        return {"missing": True}, []
+    if not isinstance(git, Mapping):
+        raise InvalidInputError("provenance git must be a mapping with commit and dirty")
+    unknown = sorted(set(git) - {"commit", "dirty", "repository"})
+    if unknown:
+        raise InvalidInputError(f"provenance git has unknown field {unknown[0]!r}")
+    commit = _hex(git.get("commit"), _GIT_RE, "provenance git commit")
+    dirty = git.get("dirty")
+    if not isinstance(dirty, bool):
+        raise InvalidInputError("provenance git dirty must be true or false")
+    repository = _opt_str(git.get("repository"), "provenance git repository")
+    source: dict[str, Any] = {"commit": commit, "dirty": dirty}
+    dep: dict[str, Any] = {
+        "name": "source",
+        "digest": {"gitCommit": commit},
+        "annotations": {"kind": "source", "dirty": dirty},
+    }
+    if repository is not None:
+        source["repository"] = repository
+        dep["uri"] = f"git+{repository}@{commit}"
+    return source, [dep]
+
+
 def build_statement(
     subject_name: str,
     subject_sha256: str,
@@ -214,22 +241,7 @@ def build_statement(
     if unknown:
         raise InvalidInputError(f"provenance has unknown field {unknown[0]!r}")
 
-    git = provenance.get("git")
-    commit: str | None = None
-    dirty: bool | None = None
-    repository: str | None = None
-    if git is not None:
-        if not isinstance(git, Mapping):
-            raise InvalidInputError("provenance git must be a mapping with commit and dirty")
-        unknown = sorted(set(git) - {"commit", "dirty", "repository"})
-        if unknown:
-            raise InvalidInputError(f"provenance git has unknown field {unknown[0]!r}")
-        commit = _hex(git.get("commit"), _GIT_RE, "provenance git commit")
-        dirty = git.get("dirty")
-        if not isinstance(dirty, bool):
-            raise InvalidInputError("provenance git dirty must be true or false")
-        repository = _opt_str(git.get("repository"), "provenance git repository")
-
+    source, source_deps = _git_source(provenance.get("git"))
     environment = _json_mapping(provenance.get("environment"), "provenance environment")
     invocation_id = _str(provenance.get("invocation_id"), "provenance invocation_id")
     started = _timestamp(provenance.get("started_on"), "provenance started_on")
@@ -237,21 +249,6 @@ def build_statement(
     if finished < started:
         raise InvalidInputError("provenance finished_on is before started_on")
     builder_id = _str(provenance.get("builder_id", BUILDER_ID), "provenance builder_id")
-
-    # Provenance recorded as incomplete has no git source; policy refuses it later.
-    source: dict[str, Any] = {"missing": True}
-    source_deps: list[dict[str, Any]] = []
-    if commit is not None:
-        source = {"commit": commit, "dirty": dirty}
-        source_dep: dict[str, Any] = {
-            "name": "source",
-            "digest": {"gitCommit": commit},
-            "annotations": {"kind": "source", "dirty": dirty},
-        }
-        if repository is not None:
-            source["repository"] = repository
-            source_dep["uri"] = f"git+{repository}@{commit}"
-        source_deps.append(source_dep)
 
     external: dict[str, Any] = {
         "artifact": {"name": name, "manifest": manifest_doc},

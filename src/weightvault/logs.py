@@ -18,8 +18,8 @@ import structlog
 
 REDACTED = "<redacted>"
 _SENSITIVE = re.compile(
-    r"(secret|password|passwd|token|credential|private|material|master|dek|plaintext|"
-    r"access_key|secret_key|api_key|^key$|_key$)",
+    r"(secret|password|passwd|passphrase|token|credential|private|material|master|dek|"
+    r"plaintext|mnemonic|seed|authorization|cookie|access_key|secret_key|api_key|^key$|_key$)",
     re.IGNORECASE,
 )
 _SAFE = frozenset({"key_id", "kek_id", "object_key", "signing_key_id", "kek_version"})
@@ -39,7 +39,11 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return REDACTED
     if isinstance(value, str):
-        for secret in _secrets:
+        # Longest first, so a secret that contains another one is masked whole; a
+        # snapshot, so a secret registered by another thread meanwhile cannot break it.
+        with _lock:
+            ordered = sorted(_secrets, key=len, reverse=True)
+        for secret in ordered:
             if secret in value:
                 value = value.replace(secret, REDACTED)
         return value
@@ -47,7 +51,11 @@ def _scrub(value: Any) -> Any:
         return {k: _redact_field(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else (exceptions, paths, objects) is rendered through its repr: scrub
+    # that text, or a registered secret inside it would reach the output.
+    return _scrub(repr(value))
 
 
 def _redact_field(name: str, value: Any) -> Any:

@@ -101,6 +101,7 @@ class Promotion:
         self.legal_hold = legal_hold
         self.copied: list[str] = []
         self.claimed = False
+        self.committed = False
         check_move(self.source, target)
 
     # -- gates ------------------------------------------------------------------
@@ -203,6 +204,8 @@ class Promotion:
         mkey = manifest_key(self.artifact_id)
         vault.store.copy(src, mkey, dst, mkey)
         self.copied.append(mkey)
+        # Past the commit point: from here on the move rolls forward, never back.
+        self.committed = True
         retain = vault.retain_until(self.target)
         if retain is not None:
             for key in self.copied:
@@ -292,6 +295,8 @@ class Promotion:
 
     def compensate(self) -> None:
         """Undo the steps done so far; the artifact stays in its source tier."""
+        if self.committed:
+            return
         vault = self.vault
         dst = vault.bucket(self.target)
         for key in reversed(self.copied):
@@ -347,6 +352,19 @@ def promote(
         if move.claimed:
             move.compensate()
         raise
+
+
+def refuse(move: Promotion, gates: list[Gate]) -> None:
+    """Record a refused promotion and raise PolicyError with every reason."""
+    failed = [r for g in gates if not g.passed for r in g.reasons]
+    move.vault.record_event(
+        "artifact.promotion_refused",
+        move.artifact_id,
+        {"tier": move.target, "reasons": failed, "approver": move.approver},
+    )
+    raise PolicyError(
+        f"promotion of {move.artifact_id} to {move.target} refused: " + "; ".join(failed)
+    )
 
 
 def delete_artifact(vault: Vault, artifact_id: str) -> int:

@@ -613,7 +613,7 @@ class Vault:
         return ids
 
     def gc(self, grace: timedelta | None = None, *, dry_run: bool = False) -> list[str]:
-        """Remove objects of artifacts that never committed and are older than ``grace``."""
+        """Remove uncommitted artifacts' objects and abandoned uploads older than ``grace``."""
         grace = timedelta(minutes=self.settings.gc_grace_minutes) if grace is None else grace
         cutoff = self.clock() - grace
         removed: list[str] = []

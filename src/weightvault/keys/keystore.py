@@ -430,6 +430,29 @@ class LocalKeyStore:
                 records, f"kek-{tier}", "kek", "AES-256-GCM", tier, secrets.token_bytes(32)
             )
 
+    def begin_kek_rotation(self, tier: str, *, new_version: bool) -> tuple[KeyRecord, bool]:
+        """The KEK version a rotation of ``tier`` rewraps to; ``(record, created)``.
+
+        An unfinished rotation (a decrypt-only version of the tier's KEK still
+        exists) is resumed: its active version is returned and no new version
+        is made, so a rotation killed mid-way and run again never creates a
+        second version. Otherwise a new version is created when ``new_version``
+        is true, else the active one is returned (created on first use). The
+        check and the creation happen under the keystore lock, so two
+        concurrent rotations agree on one version.
+        """
+        key_id = f"kek-{tier}"
+        with self._locked() as records:
+            mine = [r for r in records if r.key_id == key_id]
+            active = next((r for r in mine if r.state == KeyState.ACTIVE), None)
+            pending = any(r.state == KeyState.DECRYPT_ONLY for r in mine)
+            if active is not None and (pending or not new_version):
+                return active, False
+            rec = self._new_record(
+                records, key_id, "kek", "AES-256-GCM", tier, secrets.token_bytes(32)
+            )
+            return rec, True
+
     def put_secret(
         self,
         key_id: str,

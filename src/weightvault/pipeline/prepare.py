@@ -48,7 +48,7 @@ class PrepareParams:
 def prepare(out_dir: Path, params: PrepareParams) -> tuple[Path, Path]:
     """Write ``train.csv`` and ``test.csv`` into ``out_dir``; return their paths."""
     # Imported here: importing scikit-learn takes seconds, importing this module should not.
-    from sklearn.datasets import load_digits  # noqa: PLC0415
+    from sklearn.datasets import load_digits
 
     digits = load_digits()
     features = np.asarray(digits.data).astype(np.int64)

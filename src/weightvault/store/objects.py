@@ -383,7 +383,7 @@ class ObjectStore:
             try:
                 return bool(self.client.is_object_legal_hold_enabled(bucket, key))
             except S3Error as exc:
-                if exc.code in _MISSING_CODES | {"InvalidRequest"}:
+                if exc.code in _MISSING_CODES | {"InvalidRequest", "NoSuchObjectLegalHold"}:
                     return False
                 raise
 

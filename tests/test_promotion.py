@@ -1,0 +1,207 @@
+"""Gated promotion hot -> warm -> cold, quarantine, retention, bundles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from weightvault.admission import validate_artifact
+from weightvault.bundle import export_bundle, verify_bundle
+from weightvault.crypto.hpke_wrap import generate_keypair, public_bytes
+from weightvault.errors import (
+    ConflictError,
+    IntegrityError,
+    PolicyError,
+    QuarantinedError,
+    RetentionError,
+    StoreUnavailableError,
+)
+from weightvault.manifest import manifest_key
+from weightvault.promotion import Promotion, delete_artifact, promote
+from weightvault.provenance import capture_provenance
+from weightvault.quarantine import quarantine, release
+from weightvault.rebuild import rebuild_catalog
+from weightvault.store.server import EmbeddedStore
+from weightvault.vault import Vault
+
+
+def ingest_model(vault: Vault, model_repo: Path, *, license_: str | None = "apache-2.0") -> str:
+    provenance = capture_provenance(
+        model_repo,
+        run_id="run-1",
+        creator="alice",
+        lock_file=REPO / "uv.lock",
+        parent=None,
+        allow_incomplete=False,
+    )
+    labels = {"license": license_} if license_ else {}
+    src = model_repo / "model"
+    return vault.put(src, "digits", labels=labels, provenance=provenance).artifact_id
+
+
+def add_escrow_key(vault: Vault) -> None:
+    _seed, _private, public = generate_keypair()
+    vault.keys.put_secret("escrow-cold", "escrow_kem", "ml-kem-768+x25519", public_bytes(public))
+
+
+@pytest.fixture
+def validated(vault: Vault, model_repo: Path) -> str:
+    artifact_id = ingest_model(vault, model_repo)
+    outcome = validate_artifact(vault, artifact_id, model_repo)
+    assert outcome.status == "passed", outcome.failures
+    return artifact_id
+
+
+def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
+    warm = promote(vault, validated, "warm", approver="bob", justification="staging")
+    assert warm.source == "hot"
+    assert vault.catalog.artifact(validated).tier == "warm"
+    assert vault.committed_ids("hot") == set()
+    vault.verify(validated)
+    cold = promote(vault, validated, "cold", approver="bob", justification="release 1.0")
+    assert cold.retain_until is not None
+    row = vault.catalog.artifact(validated)
+    assert row.tier == "cold"
+    assert [e["tier"] for e in vault.catalog.envelopes_of(validated)] == ["cold"]
+    vault.verify(validated)
+    # The store itself refuses to delete a retained cold object version.
+    info = vault.store.stat(vault.bucket("cold"), manifest_key(validated))
+    with pytest.raises(RetentionError):
+        vault.store.remove(vault.bucket("cold"), manifest_key(validated), info.version_id)
+    # And so does the vault's own delete path.
+    with pytest.raises(RetentionError):
+        delete_artifact(vault, validated)
+    vault.verify(validated)
+    # The chain of attestations verifies, and the catalog rebuilds to the same rows.
+    from weightvault.attest import trust_root
+    from weightvault.attestations import verify_chain
+
+    chain = verify_chain(
+        vault.store, vault.bucket("audit"), validated, trust_root(vault.keys), row.content_digest
+    )
+    assert [a.predicate["to"] for a in chain] == ["warm", "cold"]
+    before = vault.catalog.dump()
+    rebuild_catalog(vault)
+    assert vault.catalog.dump() == before
+
+
+def test_failed_gate_keeps_source_tier_and_reports_reasons(vault: Vault, model_repo: Path) -> None:
+    artifact_id = ingest_model(vault, model_repo, license_=None)
+    with pytest.raises(PolicyError) as err:
+        promote(vault, artifact_id, "warm", approver="bob", justification="x")
+    assert "validation" in str(err.value)
+    assert vault.catalog.artifact(artifact_id).tier == "hot"
+    validate_artifact(vault, artifact_id, model_repo)
+    promote(vault, artifact_id, "warm", approver="bob", justification="x")
+    with pytest.raises(PolicyError) as err:
+        promote(vault, artifact_id, "cold", approver=vault.actor, justification="self")
+    message = str(err.value)
+    assert "two_person" in message
+    assert "license" in message
+    assert vault.catalog.artifact(artifact_id).tier == "warm"
+    assert vault.committed_ids("cold") == set()
+    kinds = [e["kind"] for e in vault.catalog.events_of(artifact_id)]
+    assert kinds.count("artifact.promotion_refused") == 2
+
+
+def test_disallowed_moves(vault: Vault, validated: str) -> None:
+    with pytest.raises(PolicyError, match="not allowed"):
+        promote(vault, validated, "cold", approver="bob", justification="skip warm")
+
+
+def test_concurrent_promotions_exactly_one_wins(vault: Vault, validated: str) -> None:
+    outcomes: list[object] = []
+    barrier = threading.Barrier(2)
+
+    def attempt() -> None:
+        other = Vault.open(vault.settings, actor="alice")
+        barrier.wait()
+        try:
+            outcomes.append(promote(other, validated, "warm", approver="bob", justification="c"))
+        except (ConflictError, PolicyError) as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wins = [o for o in outcomes if not isinstance(o, Exception)]
+    assert len(wins) == 1
+    assert vault.catalog.artifact(validated).tier == "warm"
+    vault.verify(validated)
+
+
+def test_failure_after_copy_is_compensated(
+    vault: Vault, validated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(self: Promotion) -> str:
+        raise StoreUnavailableError("injected failure")
+
+    monkeypatch.setattr(Promotion, "rewrap", broken)
+    with pytest.raises(StoreUnavailableError):
+        promote(vault, validated, "warm", approver="bob", justification="x")
+    assert vault.catalog.artifact(validated).tier == "hot"
+    assert list(vault.store.list(vault.bucket("warm"), f"artifacts/{validated}/")) == []
+    monkeypatch.undo()
+    promote(vault, validated, "warm", approver="bob", justification="x")
+    assert vault.catalog.artifact(validated).tier == "warm"
+
+
+def test_quarantine_blocks_reads_until_released(
+    vault: Vault, validated: str, tmp_path: Path
+) -> None:
+    quarantine(vault, validated, reason="incident 7")
+    with pytest.raises(QuarantinedError):
+        vault.get(validated, tmp_path / "o")
+    with pytest.raises(PolicyError):
+        promote(vault, validated, "warm", approver="bob", justification="x")
+    before = vault.catalog.dump()
+    rebuild_catalog(vault)
+    assert vault.catalog.dump() == before
+    with pytest.raises(PolicyError):
+        release(vault, validated, approver=vault.actor, justification="self")
+    assert release(vault, validated, approver="bob", justification="resolved") == "hot"
+    vault.verify(validated)
+
+
+def test_export_and_offline_verify_with_store_stopped(
+    own_store, model_repo: Path, tmp_path: Path
+) -> None:
+    vault = Vault.open(own_store, actor="alice")
+    add_escrow_key(vault)
+    artifact_id = ingest_model(vault, model_repo)
+    validate_artifact(vault, artifact_id, model_repo)
+    promote(vault, artifact_id, "warm", approver="bob", justification="s")
+    promote(vault, artifact_id, "cold", approver="bob", justification="r")
+    bundle = export_bundle(vault, artifact_id, tmp_path / "bundle")
+    pinned = json.loads((bundle / "trust_root.json").read_text())
+    EmbeddedStore(own_store.store_dir).down()
+    report = verify_bundle(bundle, pinned)
+    assert report.artifact_id == artifact_id
+    assert report.attestations == 2
+    for rel in ["manifest.json", "statement.dsse.json", "escrow.json", "bundle.json"]:
+        broken = tmp_path / f"broken-{rel}"
+        shutil.copytree(bundle, broken)
+        data = bytearray((broken / rel).read_bytes())
+        data[len(data) // 2] ^= 0x01
+        (broken / rel).write_bytes(bytes(data))
+        with pytest.raises(IntegrityError):
+            verify_bundle(broken, pinned)
+    cipher = next((bundle / "ciphertext").iterdir())
+    broken = tmp_path / "broken-ct"
+    shutil.copytree(bundle, broken)
+    target = broken / "ciphertext" / cipher.name
+    data = bytearray(target.read_bytes())
+    data[-1] ^= 0x80
+    target.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError):
+        verify_bundle(broken, pinned)
+    (bundle / "extra.txt").write_text("smuggled")
+    with pytest.raises(IntegrityError):
+        verify_bundle(bundle, pinned)

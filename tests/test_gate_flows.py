@@ -1,0 +1,124 @@
+"""The validate and promote flows under real Prefect, and the policy CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+
+from flows.promote import PromoteParams, promote
+from flows.validate import ValidateParams, validate
+from tests.conftest import REPO, make_tree
+from tests.test_promotion import ingest_model
+from weightvault.config import Settings
+from weightvault.errors import PolicyError
+from weightvault.vault import Vault
+
+
+@pytest.fixture
+def flow_vault(vault_settings: Settings, prefect_api: None) -> Vault:
+    return Vault.open(vault_settings, actor="alice")
+
+
+class _Marker:
+    """Unpickling this would create a file: the test checks it never happens."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.mkdir, (self.path,))
+
+
+def test_validate_then_promote_flows(flow_vault: Vault, model_repo: Path) -> None:
+    artifact_id = ingest_model(flow_vault, model_repo)
+    state = validate(
+        ValidateParams(artifact_id=artifact_id, model_repo=str(model_repo)), return_state=True
+    )
+    assert state.is_completed(), state.message
+    assert state.result()["status"] == "passed"
+    state = promote(
+        PromoteParams(
+            artifact_id=artifact_id, target_tier="warm", approver="bob", justification="staging"
+        ),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    assert flow_vault.catalog.artifact(artifact_id).tier == "warm"
+
+
+@pytest.mark.anyio
+async def test_refused_promotion_fails_the_run_with_reasons(
+    flow_vault: Vault, model_repo: Path
+) -> None:
+    artifact_id = ingest_model(flow_vault, model_repo)
+    state = promote(
+        PromoteParams(
+            artifact_id=artifact_id, target_tier="warm", approver="bob", justification="x"
+        ),
+        return_state=True,
+    )
+    assert state.is_failed()
+    assert "PolicyError" in (state.message or "")
+    assert "validation" in (state.message or "")
+    assert flow_vault.catalog.artifact(artifact_id).tier == "hot"
+    async with get_client() as client:
+        artifacts = await client.read_artifacts()
+    report = next(a for a in artifacts if a.key == "promotion-report")
+    assert "refused" in report.data
+    assert "validation" in report.data
+
+
+def test_pickle_is_never_executed_and_is_quarantined(flow_vault: Vault, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    src = make_tree(
+        tmp_path / "evil",
+        {
+            "model.safetensors": pickle.dumps(_Marker(str(marker))),
+            "config.json": b"{}",
+        },
+    )
+    artifact_id = flow_vault.put(src, "evil").artifact_id
+    state = validate(ValidateParams(artifact_id=artifact_id), return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["status"] == "failed"
+    assert result["quarantined"] is True
+    assert "model.safetensors" in result["unsafe_files"]
+    assert not marker.exists()
+    assert flow_vault.catalog.artifact(artifact_id).tier == "quarantine"
+
+
+def test_policy_cli() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightvault.cli", "policy", "test"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert " 0 failed" in proc.stdout
+
+
+def test_policy_eval_explains(tmp_path: Path) -> None:
+    cases = json.loads((REPO / "config" / "policies" / "tests" / "cases.json").read_text())
+    document = cases["base"]
+    document["artifact"]["license"] = ""
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(document))
+    proc = subprocess.run(
+        [sys.executable, "-m", "weightvault.cli", "policy", "eval", "--input", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert proc.returncode == PolicyError.exit_code
+    assert "license" in proc.stdout

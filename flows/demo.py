@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from flows.ingest import IngestParams, ingest
+from flows.promote import PromoteParams, promote
 from flows.services import read_state
+from flows.validate import ValidateParams, validate
 from weightvault.bootstrap import init_vault
 from weightvault.config import Settings
 from weightvault.store.server import EmbeddedStore
@@ -47,11 +49,24 @@ def run_demo(settings: Settings) -> dict[str, Any]:
         return_state=True,
     )
     summary: dict[str, Any] = state.result()  # raises the flow's error if it failed
+    artifact_id = summary["artifact_id"]
+    checked = validate(ValidateParams(artifact_id=artifact_id, model_repo=str(repo)))
     vault = Vault.open(settings)
+    if checked["status"] == "passed" and vault.catalog.artifact(artifact_id).tier == "hot":
+        promote(
+            PromoteParams(
+                artifact_id=artifact_id,
+                target_tier="warm",
+                approver="demo-approver",
+                justification="weightvault demo: validated reference model to staging",
+            )
+        )
     with tempfile.TemporaryDirectory() as tmp:
         vault.get(summary["artifact_id"], Path(tmp) / "model")
     report = vault.verify(summary["artifact_id"])
     summary.update(
+        validation=checked["status"],
+        tier=vault.catalog.artifact(artifact_id).tier,
         verified_files=report.files,
         verified_bytes=report.bytes,
         flow_run=str(state.state_details.flow_run_id),
@@ -70,6 +85,8 @@ def render(summary: dict[str, Any]) -> str:
         f"  signed by       {summary['signed_by']} (Ed25519 + ML-DSA-65)",
         f"  provenance      git {summary['git_commit']} (dirty: {summary['git_dirty']}), "
         f"run {summary['run_id']}",
+        f"  validation      {summary['validation']} (formats, Great Expectations, Rego policy)",
+        f"  tier            {summary['tier']}",
         f"  verified        {summary['verified_files']} files, every sha256 and signature",
         f"  prefect run     {summary['flow_run']}",
     ]

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import io
 import os
+from collections.abc import Iterator
 from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -137,6 +138,7 @@ class EncryptingReader(io.RawIOBase):
         context: bytes,
         *,
         salt: bytes | None = None,
+        hash_plaintext: bool = True,
     ) -> None:
         super().__init__()
         _check_key(key, InvalidInputError)
@@ -152,6 +154,8 @@ class EncryptingReader(io.RawIOBase):
         self._out_pos = 0
         self._counter = 0
         self._done = False
+        self._hash = hash_plaintext
+        self._work = bytearray()
         self.sha256 = hashlib.sha256()
         self.plaintext_len = 0
 
@@ -163,7 +167,8 @@ class EncryptingReader(io.RawIOBase):
         plain = memoryview(self._plain)
         out = memoryview(self._out)
         n = _read_full(self._src, plain)
-        self.sha256.update(plain[:n])
+        if self._hash:
+            self.sha256.update(plain[:n])
         self.plaintext_len += n
         keys = self._keys
         pos = 0
@@ -215,10 +220,23 @@ class EncryptingReader(io.RawIOBase):
             while data := self.read(1 << 20):
                 chunks.append(data)
             return b"".join(chunks)
-        buf = bytearray(size)
-        n = self.readinto(buf)
-        del buf[n:]
-        return bytes(buf)
+        # One reused work buffer: a part-sized read costs one copy, like file.read().
+        if len(self._work) < size:
+            self._work = bytearray(size)
+        view = memoryview(self._work)[:size]
+        n = self.readinto(view)
+        return bytes(view[:n])
+
+    def blocks(self) -> Iterator[memoryview]:
+        """Yield the ciphertext block by block, without copying (views are reused)."""
+        out = memoryview(self._out)
+        while True:
+            if self._out_pos < self._out_len:
+                yield out[self._out_pos : self._out_len]
+                self._out_pos = self._out_len
+            if self._done:
+                return
+            self._refill()
 
     @property
     def hexdigest(self) -> str:
@@ -230,11 +248,9 @@ def encrypt(
     key: bytes, context: bytes, src: IO[bytes] | _Readable, dst: IO[bytes] | _Writable
 ) -> int:
     """Encrypt ``src`` into ``dst``; return the number of plaintext bytes."""
-    reader = EncryptingReader(src, key, context)
-    buf = bytearray(BLOCK_CHUNKS * SEALED_CHUNK)
-    view = memoryview(buf)
-    while n := reader.readinto(view):
-        dst.write(view[:n])
+    reader = EncryptingReader(src, key, context, hash_plaintext=False)
+    for block in reader.blocks():
+        dst.write(block)
     return reader.plaintext_len
 
 

@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test check lint typecheck layers unit bench clean up down
+.PHONY: setup demo test check lint typecheck layers unit bench clean up down browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -41,7 +41,10 @@ layers: setup
 
 check: lint typecheck layers
 
-unit: setup
+browser:
+	@bash .ci/install-browser || echo "Chromium not installed: the browser test will be skipped"
+
+unit: setup browser
 	$(BIN)/pytest
 
 test: check unit

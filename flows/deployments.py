@@ -6,11 +6,16 @@ from typing import Any
 
 from flows.ingest import ingest
 from flows.promote import promote
+from flows.rekey import rekey
+from flows.rotate_keys import rotate_keys, schedule
 from flows.validate import validate
 
 
 def deployments() -> list[Any]:
     """Every deployment with its schedule."""
+    from prefect.schedules import Cron
+
+    rotation = schedule()  # config/rotation.toml
     return [
         ingest.to_deployment(
             name="ingest",
@@ -26,6 +31,24 @@ def deployments() -> list[Any]:
             name="promote",
             description="Promote an artifact hot->warm or warm->cold: fill the form and run.",
             tags=["weightvault"],
+        ),
+        rotate_keys.to_deployment(
+            name="rotate-keys",
+            description="Rotate keys whose lifetime is up (schedule: config/rotation.toml).",
+            tags=["weightvault", "keys"],
+            schedule=Cron(rotation.cron, timezone=rotation.timezone),
+            parameters={
+                "params": {
+                    "batch_size": rotation.batch_size,
+                    "workers": rotation.workers,
+                    "verify_sample": rotation.verify_sample,
+                }
+            },
+        ),
+        rekey.to_deployment(
+            name="rekey",
+            description="Compromise response: re-encrypt exposed artifacts, rewrap the rest.",
+            tags=["weightvault", "keys"],
         ),
     ]
 

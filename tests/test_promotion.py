@@ -12,7 +12,6 @@ import pytest
 from tests.conftest import REPO
 from weightvault.admission import validate_artifact
 from weightvault.bundle import export_bundle, verify_bundle
-from weightvault.crypto.hpke_wrap import generate_keypair, public_bytes
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
@@ -21,6 +20,7 @@ from weightvault.errors import (
     RetentionError,
     StoreUnavailableError,
 )
+from weightvault.escrow_ops import split_escrow_key
 from weightvault.manifest import manifest_key
 from weightvault.promotion import Promotion, delete_artifact, promote
 from weightvault.provenance import capture_provenance
@@ -44,9 +44,8 @@ def ingest_model(vault: Vault, model_repo: Path, *, license_: str | None = "apac
     return vault.put(src, "digits", labels=labels, provenance=provenance).artifact_id
 
 
-def add_escrow_key(vault: Vault) -> None:
-    _seed, _private, public = generate_keypair()
-    vault.keys.put_secret("escrow-cold", "escrow_kem", "ml-kem-768+x25519", public_bytes(public))
+def add_escrow_key(vault: Vault) -> list[str]:
+    return list(split_escrow_key(vault.keys).shares)
 
 
 @pytest.fixture
@@ -58,6 +57,7 @@ def validated(vault: Vault, model_repo: Path) -> str:
 
 
 def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
+    add_escrow_key(vault)
     warm = promote(vault, validated, "warm", approver="bob", justification="staging")
     assert warm.source == "hot"
     assert vault.catalog.artifact(validated).tier == "warm"
@@ -67,7 +67,7 @@ def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
     assert cold.retain_until is not None
     row = vault.catalog.artifact(validated)
     assert row.tier == "cold"
-    assert [e["tier"] for e in vault.catalog.envelopes_of(validated)] == ["cold"]
+    assert sorted(e["tier"] for e in vault.catalog.envelopes_of(validated)) == ["cold", "escrow"]
     vault.verify(validated)
     # The store itself refuses to delete a retained cold object version.
     info = vault.store.stat(vault.bucket("cold"), manifest_key(validated))

@@ -22,7 +22,6 @@ anywhere fails.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -41,13 +40,17 @@ from weightvault.attest import (
 )
 from weightvault.canonical import canonical_json, parse_canonical
 from weightvault.crypto import dsse
-from weightvault.crypto.hpke_wrap import load_public, wrap
-from weightvault.errors import IntegrityError, InvalidInputError, KeyStateError
+from weightvault.errors import (
+    IntegrityError,
+    InvalidInputError,
+    KeyStateError,
+    NotFoundError,
+    PolicyError,
+)
 from weightvault.manifest import Manifest, manifest_key
 from weightvault.vault import Vault, iso
 
 BUNDLE_TYPE = "weightvault.bundle/v1"
-ESCROW_PURPOSE = "escrow_kem"
 _CHUNK = 1 << 20
 
 
@@ -63,17 +66,18 @@ class BundleReport:
     signer: str
 
 
-def escrow_info(artifact_id: str) -> bytes:
-    """HPKE ``info`` binding an escrow wrap to its artifact."""
-    return b"weightvault/v1/escrow\x00" + artifact_id.encode()
+def _escrow_document(vault: Vault, artifact_id: str) -> bytes:
+    """The artifact's escrow envelope (written now if the escrow key is newer)."""
+    from weightvault.escrow_ops import escrow_envelope, escrow_key, escrow_object_key
 
-
-def escrow_public_key(vault: Vault) -> tuple[str, bytes]:
-    """(key ref, public key bytes) of the active escrow KEM key."""
-    for record in vault.keys.records():
-        if record.purpose == ESCROW_PURPOSE and str(record.state) == "active":
-            return record.ref, record.material
-    raise KeyStateError("no escrow key: run `weightvault escrow split` first")
+    if escrow_key(vault.keys) is None:
+        raise KeyStateError("no escrow key: run `weightvault escrow split` first")
+    bucket = vault.bucket("envelopes")
+    try:
+        return vault.store.get_bytes(bucket, escrow_object_key(artifact_id))
+    except NotFoundError:
+        escrow_envelope(vault, artifact_id)
+        return vault.store.get_bytes(bucket, escrow_object_key(artifact_id))
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:
@@ -94,8 +98,10 @@ def _write(path: Path, data: bytes) -> None:
 def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
     """Write the bundle of an artifact into a new directory ``out``."""
     row = vault.resolve(artifact_id)
-    if row.tier == "quarantine":
-        raise KeyStateError(f"artifact {row.id} is quarantined: export refused")
+    if row.tier != "cold":
+        raise PolicyError(
+            f"artifact {row.id} is in {row.tier}: only cold releases are exported; promote it first"
+        )
     out = out.absolute()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InvalidInputError(f"output {out} exists and is not an empty directory")
@@ -114,16 +120,8 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
             data = vault.store.get_bytes(vault.bucket("audit"), key)
             _write(staging / "attestations" / key.rsplit("/", 1)[1], data)
         _write(staging / "trust_root.json", canonical_json(trust_root(vault.keys)))
-        ref, public = escrow_public_key(vault)
-        blob = wrap(load_public(public), dek, escrow_info(row.id))
         del dek
-        escrow = {
-            "artifact_id": row.id,
-            "escrow_key": ref,
-            "suite": "HPKE ML-KEM-768+X25519 / HKDF-SHA256 / AES-256-GCM",
-            "wrapped_dek": base64.b64encode(blob).decode(),
-        }
-        _write(staging / "escrow.json", canonical_json(escrow))
+        _write(staging / "escrow.json", _escrow_document(vault, row.id))
         for entry in manifest.files:
             target = staging / "ciphertext" / entry.object_key.rsplit("/", 1)[1]
             target.parent.mkdir(parents=True, exist_ok=True)

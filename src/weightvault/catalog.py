@@ -372,8 +372,7 @@ class Catalog:
             rows = conn.execute(
                 select(envelopes)
                 .where(
-                    (envelopes.c.kek_id == kek_id)
-                    & envelopes.c.kek_version.in_(list(kek_versions))
+                    (envelopes.c.kek_id == kek_id) & envelopes.c.kek_version.in_(list(kek_versions))
                 )
                 .order_by(envelopes.c.artifact_id, envelopes.c.tier)
             ).all()
@@ -431,16 +430,17 @@ class Catalog:
         artifact_id: str,
         file_rows: Sequence[dict[str, Any]],
         manifest_sha256: str,
+        *,
+        signed_by: str | None = None,
     ) -> None:
-        """Swap an artifact's file rows and manifest digest (after a re-encryption)."""
+        """Swap an artifact's file rows, manifest digest and signer (after a re-encryption)."""
         conn.execute(delete(files).where(files.c.artifact_id == artifact_id))
         if file_rows:
             conn.execute(insert(files), list(file_rows))
-        conn.execute(
-            update(artifacts)
-            .where(artifacts.c.id == artifact_id)
-            .values(manifest_sha256=manifest_sha256)
-        )
+        values: dict[str, Any] = {"manifest_sha256": manifest_sha256}
+        if signed_by is not None:
+            values["signed_by"] = signed_by
+        conn.execute(update(artifacts).where(artifacts.c.id == artifact_id).values(**values))
 
     def events_of(self, artifact_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """Events, oldest first, optionally of one artifact."""

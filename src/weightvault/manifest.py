@@ -176,9 +176,7 @@ class Manifest:
             raise IntegrityError("manifest is missing required fields") from None
         if raw.get("content_digest") != manifest.content_digest:
             raise IntegrityError("manifest content digest does not match its files")
-        if manifest.body_bytes() != canonical_json(
-            {k: v for k, v in raw.items() if k != "mac"}
-        ):
+        if manifest.body_bytes() != canonical_json({k: v for k, v in raw.items() if k != "mac"}):
             raise IntegrityError("manifest has unexpected fields")
         paths = [f.path for f in manifest.files]
         if len(set(paths)) != len(paths):

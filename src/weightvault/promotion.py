@@ -268,6 +268,11 @@ class Promotion:
                 envelope_key(self.artifact_id, self.target),
             )
         self.claimed = False
+        if self.target == "cold":
+            from weightvault.escrow_ops import escrow_on_publish, has_escrow_key
+
+            if has_escrow_key(vault.keys):
+                escrow_on_publish(vault, self.artifact_id)
         self._remove_source()
         return PromotionResult(
             self.artifact_id,

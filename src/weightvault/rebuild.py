@@ -108,6 +108,7 @@ def rebuild_catalog(vault: Vault) -> dict[str, int]:
                     "object_key": envelope_key(artifact_id, tier),
                 },
             )
+        _index_escrow(vault, artifact_id)
         counts["artifacts"] += 1
     with contextlib.suppress(Exception):
         vault.catalog.engine.dispose()
@@ -119,3 +120,17 @@ def legal_hold(vault: Vault, tier: str, artifact_id: str) -> bool:
     if not vault.settings.tiers[tier].object_lock:
         return False
     return vault.store.legal_hold(vault.bucket(tier), manifest_key(artifact_id))
+
+
+def _index_escrow(vault: Vault, artifact_id: str) -> None:
+    """Re-index an artifact's escrow envelope, if it has one."""
+    from weightvault.escrow_ops import ESCROW_TIER, escrow_object_key
+
+    key = escrow_object_key(artifact_id)
+    try:
+        doc = parse_canonical(vault.store.get_bytes(vault.bucket("envelopes"), key), "escrow")
+        key_id, _, version = str(doc["escrow_key"]).rpartition("@v")
+        with vault.catalog.transaction() as conn:
+            vault.catalog.set_envelope(conn, artifact_id, ESCROW_TIER, key_id, int(version), key)
+    except (NotFoundError, IntegrityError, KeyError, ValueError):
+        return

@@ -35,12 +35,14 @@ from __future__ import annotations
 import random
 import re
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from weightvault.attest import SIGNING_KEY_ID, rotate_signing_key, trust_root
 from weightvault.canonical import canonical_json
@@ -54,17 +56,20 @@ from weightvault.errors import (
     VaultError,
 )
 from weightvault.keys.keystore import KeyProvider, KeyRecord, KeyState, WrappedKey
-from weightvault.lifetimes import LifetimePolicy, is_due, load_lifetime_policy, plan_key
+from weightvault.lifetimes import LifetimePolicy, expires_at, is_due, load_lifetime_policy, plan_key
 from weightvault.logs import get_logger
 from weightvault.manifest import envelope_key
 from weightvault.vault import Vault
+
+if TYPE_CHECKING:
+    from weightvault.cbom import KeyInventoryRow
 
 log = get_logger("weightvault.rotation")
 
 KEK_TIERS: tuple[str, ...] = tuple(TIERS)
 TRUST_ROOT_KEY = "trust/root.json"
 DEFAULT_BATCH = 500
-DEFAULT_WORKERS = 8
+DEFAULT_WORKERS = 16
 _KEY_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[0-9]{1,9}))?$")
 _ENVELOPE_OBJECT = re.compile(r"^envelopes/(?P<id>[^/]+)/(?P<tier>[a-z]+)\.json$")
 # Purposes the lifetime policy knows, by keystore purpose.
@@ -132,6 +137,63 @@ def load_policy(vault: Vault) -> LifetimePolicy:
     return load_lifetime_policy(vault.settings.lifetimes_file)
 
 
+# -- schedule ---------------------------------------------------------------------
+
+ROTATION_CONFIG = "rotation.toml"
+_CRON_FIELD = re.compile(r"^[0-9*,/\-A-Za-z?LW#]+$")
+
+
+@dataclass(frozen=True)
+class RotationSchedule:
+    """``config/rotation.toml``: when the rotation deployment runs, and how."""
+
+    cron: str = "0 3 * * *"
+    timezone: str = "UTC"
+    batch_size: int = DEFAULT_BATCH
+    workers: int = DEFAULT_WORKERS
+    verify_sample: int = 3
+
+
+def load_schedule(config_dir: Path) -> RotationSchedule:
+    """Read ``[rotation]`` from ``config_dir/rotation.toml``; defaults when the file is absent."""
+    path = config_dir / ROTATION_CONFIG
+    if not path.is_file():
+        return RotationSchedule()
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({type(exc).__name__})") from None
+    table = raw.get("rotation", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [rotation] must be a table")
+    unknown = set(table) - {"cron", "timezone", "batch_size", "workers", "verify_sample"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown rotation setting(s) {', '.join(sorted(unknown))}")
+    default = RotationSchedule()
+    cron = table.get("cron", default.cron)
+    if (
+        not isinstance(cron, str)
+        or len(cron.split()) != 5
+        or not all(_CRON_FIELD.fullmatch(f) for f in cron.split())
+    ):
+        raise ConfigError(f"{path}: rotation.cron must be a 5-field cron expression")
+    timezone = table.get("timezone", default.timezone)
+    if not isinstance(timezone, str) or not timezone:
+        raise ConfigError(f"{path}: rotation.timezone must be a time zone name")
+    numbers = {}
+    for name, low, high in (
+        ("batch_size", 1, 100_000),
+        ("workers", 1, 64),
+        ("verify_sample", 0, 1000),
+    ):
+        value = table.get(name, getattr(default, name))
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{path}: rotation.{name} must be an integer in [{low}, {high}]")
+        numbers[name] = value
+    return RotationSchedule(cron=cron, timezone=timezone, **numbers)
+
+
 # -- what is due ---------------------------------------------------------------
 
 
@@ -166,7 +228,10 @@ def _due_reason(policy: LifetimePolicy, rec: KeyRecord, now: datetime, forced: b
         return f"policy refuses the key: {exc.message}"
     if not due:
         return None
-    if rec.expires_at is not None and now >= rec.expires_at:
+    expiry = expires_at(
+        policy, key_type, policy_tier(rec.tier), rec.created_at, algorithm=rec.algorithm
+    )
+    if now >= expiry:
         return "expired"
     return "near the end of its lifetime"
 
@@ -896,3 +961,85 @@ def plan_rows(vault: Vault, now: datetime) -> list[tuple[KeyRecord, str]]:
         plan = plan_key(policy, key_type, policy_tier(rec.tier), now=now)
         out.append((rec, explain_plan(plan)))
     return out
+
+
+# -- inventory and reports ---------------------------------------------------------
+
+
+def inventory_rows(vault: Vault, now: datetime) -> list[KeyInventoryRow]:
+    """One CBOM row per key version: metadata and counts, never key material.
+
+    ``artifacts_protected`` counts envelopes a KEK or escrow version wraps
+    (catalog) and artifacts a signing version signed. The quantum status is
+    the lifetime plan's for the key's type and tier, now.
+    """
+    from weightvault.cbom import KeyInventoryRow
+
+    policy = load_policy(vault)
+    envelopes = vault.catalog.envelope_counts()
+    signed = vault.catalog.signed_counts()
+    rows = []
+    for rec in rotating_keys(vault).records():
+        key_type = KEY_TYPES.get(rec.purpose)
+        status = "unknown"
+        if key_type is not None:
+            status = str(plan_key(policy, key_type, policy_tier(rec.tier), now=now).quantum_status)
+        count = envelopes.get((rec.key_id, rec.version), 0) + signed.get(rec.ref, 0)
+        rows.append(
+            KeyInventoryRow(
+                key_id=rec.key_id,
+                version=rec.version,
+                algorithm=rec.algorithm,
+                tier=rec.tier or "global",
+                created=rec.created_at,
+                expires=rec.expires_at,
+                state=str(rec.state),
+                quantum_status=status,
+                artifacts_protected=count,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.key_id, r.version))
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """Markdown summary of a rotation run (:meth:`RotationReport.to_dict`)."""
+    lines = [
+        "# Key rotation",
+        "",
+        f"Started {report['started_at']}, took {report['duration_s']:.2f} s; "
+        f"{report['rewrapped']} envelope(s) rewrapped, no ciphertext rewritten.",
+        "",
+        "## Keys due",
+        "",
+    ]
+    if report["due"]:
+        lines += ["| key | version | reason |", "|---|---|---|"]
+        lines += [f"| `{d['key_id']}` | {d['version']} | {d['reason']} |" for d in report["due"]]
+    else:
+        lines.append("Nothing was due.")
+    if report["tiers"]:
+        lines += [
+            "",
+            "## Tier KEKs",
+            "",
+            "| tier | new version | created | rewrapped | already | missing | skipped "
+            "| retired | kept | verified |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in report["tiers"]:
+            kept = ", ".join(f"{k} ({n})" for k, n in t["kept"].items()) or "-"
+            lines.append(
+                f"| {t['tier']} | `{t['target']}` | {'yes' if t['created'] else 'resumed'} "
+                f"| {t['rewrapped']} | {t['already']} | {t['missing']} | {t['skipped']} "
+                f"| {', '.join(t['retired']) or '-'} | {kept} | {len(t['verified'])} |"
+            )
+    lines += ["", "## Signing key", ""]
+    lines.append(f"Rotated to `{report['signing']}`." if report["signing"] else "Not rotated.")
+    root = report.get("trust_root") or {}
+    if root:
+        lines.append(
+            f"Trust root published at `{root['object']}` with "
+            + ", ".join(f"`{k}`" for k in root["keys"])
+            + "."
+        )
+    return "\n".join(lines)

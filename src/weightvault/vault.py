@@ -421,6 +421,10 @@ class Vault:
             },
         )
         row = self._index(manifest, body, event.ts, details.get("signed_by"))
+        from weightvault.escrow_ops import escrow_on_publish, has_escrow_key
+
+        if manifest.tier == "cold" and has_escrow_key(self.keys):
+            escrow_on_publish(self, manifest.artifact_id)
         return PutResult(row)
 
     def _index(

@@ -123,6 +123,22 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _serves(pid: int, data_dir: Path) -> bool:
+    """Whether ``pid`` is alive and runs ``weed`` on ``data_dir``.
+
+    After a crash or reboot, state.json may name a pid the OS has since given to an
+    unrelated process: that one must never be reported as the store, nor signalled.
+    """
+    if not _pid_alive(pid):
+        return False
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return not Path("/proc/self").exists()  # no procfs to ask: trust the pid
+    dirs = [arg.removeprefix("-dir=") for arg in argv if arg.startswith("-dir=")]
+    return any(Path(d).resolve() == data_dir.resolve() for d in dirs)
+
+
 class EmbeddedStore:
     """Start, stop and describe the embedded SeaweedFS server of one vault home."""
 
@@ -154,7 +170,7 @@ class EmbeddedStore:
     def endpoint(self) -> str:
         """host:port of the running server; StoreUnavailableError when it is down."""
         state = self._state()
-        if state is None or not _pid_alive(int(state["pid"])):
+        if state is None or not _serves(int(state["pid"]), self.data_dir):
             raise StoreUnavailableError(
                 f"the embedded store under {self.dir} is not running: run `weightvault store up`"
             )
@@ -166,7 +182,7 @@ class EmbeddedStore:
         if state is None:
             return ServerStatus(False, "", None, self.data_dir)
         pid = int(state["pid"])
-        running = _pid_alive(pid) and _port_open(int(state["ports"]["s3"]))
+        running = _serves(pid, self.data_dir) and _port_open(int(state["ports"]["s3"]))
         return ServerStatus(running, f"{HOST}:{state['ports']['s3']}", pid, self.data_dir)
 
     def up(self, timeout: float = 60.0) -> ServerStatus:
@@ -174,7 +190,7 @@ class EmbeddedStore:
         current = self.status()
         if current.running:
             return current
-        if current.pid is not None and _pid_alive(current.pid):
+        if current.pid is not None and _serves(current.pid, self.data_dir):
             self.down()
         creds = self.credentials()
         identities = {
@@ -212,6 +228,10 @@ class EmbeddedStore:
             "-admin.ui=false",
             "-master.telemetry=false",
             "-s3.allowDeleteBucketNotEmpty=false",
+            # Every bucket written to takes a volume slot; by default weed allows only
+            # (free disk / 1 GiB) slots, so a small disk could not hold the vault's
+            # buckets. Empty slots cost nothing: volumes are not preallocated.
+            "-volume.max=1000",
         ]
         with self.log_path.open("ab") as log:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
@@ -242,7 +262,7 @@ class EmbeddedStore:
         if state is None:
             return False
         pid = int(state["pid"])
-        was_running = _pid_alive(pid)
+        was_running = _serves(pid, self.data_dir)
         if was_running:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)

@@ -148,7 +148,9 @@ def test_put_killed_mid_upload_leaves_no_artifact_and_gc_cleans_up(
     assert [a.id for a in vault.catalog.list_artifacts()] == [artifact]
 
 
-def test_gc_aborts_stale_incomplete_uploads_only(vault: Vault, tmp_path: Path) -> None:
+def test_gc_aborts_incomplete_uploads_older_than_the_grace_period(
+    vault: Vault, tmp_path: Path
+) -> None:
     keep = vault.put(make_tree(tmp_path / "k", {"w.bin": os.urandom(3000)}), "keep")
     bucket = vault.bucket("hot")
     # An upload left over by a crashed first attempt of a committed artifact's file,

@@ -70,7 +70,8 @@ async def test_refused_promotion_fails_the_run_with_reasons(
     assert flow_vault.catalog.artifact(artifact_id).tier == "hot"
     async with get_client() as client:
         artifacts = await client.read_artifacts()
-    report = next(a for a in artifacts if a.key == "promotion-report")
+    run_id = state.state_details.flow_run_id
+    report = next(a for a in artifacts if a.key == "promotion-report" and a.flow_run_id == run_id)
     assert "refused" in report.data
     assert "validation" in report.data
 

@@ -66,7 +66,8 @@ async def test_flow_run_publishes_report_and_events(flow_vault: Settings, model_
     assert state.is_completed()
     async with get_client() as client:
         artifacts = await client.read_artifacts()
-    reports = [a for a in artifacts if a.key == "ingest-report"]
+    run_id = state.state_details.flow_run_id
+    reports = [a for a in artifacts if a.key == "ingest-report" and a.flow_run_id == run_id]
     assert reports
     assert "content digest" in reports[0].data
 

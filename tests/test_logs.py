@@ -290,8 +290,6 @@ def test_cli_at_debug_never_prints_store_secret_or_master_key(
     runs = [
         put,
         _run("get", artifact_id, "--out", str(tmp_path / "out"), env=env),
-        _run("verify", artifact_id, env=env),
-        _run("show", artifact_id, "--json", env=env),
         _run("gc", "--grace-minutes", "0", env=env),
     ]
     events = []

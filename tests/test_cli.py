@@ -83,7 +83,11 @@ def test_missing_artifact(vault_settings: Settings, tmp_path: Path) -> None:
 
 def test_store_down_names_the_endpoint(vault_settings: Settings) -> None:
     proc = run(
-        "put", str(REPO / "README.md"), "--name", "r", env={"WEIGHTVAULT_S3_ENDPOINT": "127.0.0.1:9"}
+        "put",
+        str(REPO / "README.md"),
+        "--name",
+        "r",
+        env={"WEIGHTVAULT_S3_ENDPOINT": "127.0.0.1:9"},
     )
     assert_one_line_error(proc, StoreUnavailableError.exit_code, "127.0.0.1:9")
 

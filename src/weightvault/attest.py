@@ -10,14 +10,14 @@ signatures keep verifying after a rotation.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from weightvault.canonical import canonical_json, parse_canonical
 from weightvault.crypto import dsse
 from weightvault.crypto.signing import ALGORITHM, HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError
 from weightvault.intoto import build_statement, parse_statement
-from weightvault.keys.keystore import KeyRecord, KeyState
+from weightvault.keys.keystore import KeyProvider, KeyRecord, KeyState
 from weightvault.manifest import Manifest
 from weightvault.provenance import Provenance
 
@@ -25,29 +25,8 @@ SIGNING_KEY_ID = "vault-signing"
 TRUST_ROOT_TYPE = "weightvault.trust-root/v1"
 
 
-class SecretStore(Protocol):
-    """The part of the keystore that holds signing keys."""
-
-    def active(self, key_id: str) -> KeyRecord | None:
-        """Active version of a key."""
-        ...
-
-    def versions(self, key_id: str) -> list[KeyRecord]:
-        """All versions of a key."""
-        ...
-
-    def put_secret(
-        self,
-        key_id: str,
-        purpose: str,
-        algorithm: str,
-        material: bytes,
-        *,
-        tier: str | None = None,
-        meta: dict[str, str] | None = None,
-    ) -> KeyRecord:
-        """Store a new key version."""
-        ...
+SecretStore = KeyProvider
+"""The part of the key manager that holds signing keys."""
 
 
 def statement_key(artifact_id: str) -> str:

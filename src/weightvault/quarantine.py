@@ -31,6 +31,21 @@ def read_marker(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
     return parse_canonical(data, "quarantine marker")
 
 
+def _record_move(vault: Vault, artifact_id: str, tier: str, bucket: str, since: str) -> None:
+    """Index a quarantine or release; retention and legal hold are unchanged."""
+    placement = vault.catalog.placement(artifact_id)
+    with vault.catalog.transaction() as conn:
+        vault.catalog.move(
+            conn,
+            artifact_id,
+            tier=tier,
+            bucket=bucket,
+            since=since,
+            retain_until=placement["retain_until"],
+            legal_hold=bool(placement["legal_hold"]),
+        )
+
+
 def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]:
     """Isolate an artifact: no reads until released."""
     row = vault.resolve(artifact_id)
@@ -57,17 +72,7 @@ def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]
     except BaseException:
         vault.catalog.release(row.id)
         raise
-    placement = vault.catalog.placement(row.id)
-    with vault.catalog.transaction() as conn:
-        vault.catalog.move(
-            conn,
-            row.id,
-            tier="quarantine",
-            bucket=vault.bucket(row.tier),
-            since=event.ts,
-            retain_until=placement["retain_until"],
-            legal_hold=bool(placement["legal_hold"]),
-        )
+    _record_move(vault, row.id, "quarantine", vault.bucket(row.tier), event.ts)
     return marker
 
 
@@ -91,15 +96,5 @@ def release(vault: Vault, artifact_id: str, *, approver: str, justification: str
     except BaseException:
         vault.catalog.release(row.id)
         raise
-    placement = vault.catalog.placement(row.id)
-    with vault.catalog.transaction() as conn:
-        vault.catalog.move(
-            conn,
-            row.id,
-            tier=origin,
-            bucket=vault.bucket(origin),
-            since=event.ts,
-            retain_until=placement["retain_until"],
-            legal_hold=bool(placement["legal_hold"]),
-        )
+    _record_move(vault, row.id, origin, vault.bucket(origin), event.ts)
     return origin

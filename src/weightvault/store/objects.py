@@ -267,25 +267,12 @@ class ObjectStore:
         return True
 
     def list(
-        self, bucket: str, prefix: str = "", *, recursive: bool = True
+        self, bucket: str, prefix: str = "", *, recursive: bool = True, versions: bool = False
     ) -> Iterator[ObjectInfo]:
-        """Objects under ``prefix``, in key order."""
+        """Objects under ``prefix`` in key order; every version of each with ``versions``."""
         with self._translate(f"list {bucket}/{prefix}"):
-            for obj in self.client.list_objects(bucket, prefix=prefix, recursive=recursive):
-                yield ObjectInfo(
-                    bucket,
-                    obj.object_name or "",
-                    obj.size or 0,
-                    obj.etag or "",
-                    obj.last_modified,
-                    obj.version_id,
-                )
-
-    def list_versions(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Every version of the objects under ``prefix``."""
-        with self._translate(f"list versions {bucket}/{prefix}"):
             for obj in self.client.list_objects(
-                bucket, prefix=prefix, recursive=True, include_version=True
+                bucket, prefix=prefix, recursive=recursive or versions, include_version=versions
             ):
                 yield ObjectInfo(
                     bucket,

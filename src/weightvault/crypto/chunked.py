@@ -150,6 +150,7 @@ class EncryptingReader(io.RawIOBase):
         self._plain = bytearray(BLOCK_CHUNKS * CHUNK_SIZE)
         self._out = bytearray(BLOCK_CHUNKS * SEALED_CHUNK + HEADER_SIZE)
         self._out[:HEADER_SIZE] = salt + self._keys.commitment
+        self._out_view = memoryview(self._out)
         self._out_len = HEADER_SIZE
         self._out_pos = 0
         self._counter = 0
@@ -171,30 +172,36 @@ class EncryptingReader(io.RawIOBase):
             self.sha256.update(plain[:n])
         self.plaintext_len += n
         keys = self._keys
+        if self._counter + BLOCK_CHUNKS + 1 > MAX_CHUNKS:
+            raise InvalidInputError("message exceeds the maximum chunk count")
+        seal = keys.aead.encrypt_into
+        base = keys.base_nonce
+        counter = self._counter
         pos = 0
         written = 0
         while pos + CHUNK_SIZE <= n:
-            keys.aead.encrypt_into(
-                keys.nonce(self._counter),
+            seal(
+                (base ^ counter).to_bytes(NONCE_SIZE, "big"),
                 plain[pos : pos + CHUNK_SIZE],
                 None,
                 out[written : written + SEALED_CHUNK],
             )
-            self._counter += 1
+            counter += 1
             pos += CHUNK_SIZE
             written += SEALED_CHUNK
         if n < len(plain):
             # The source ended: seal the short final chunk, possibly empty.
             last = n - pos
-            keys.aead.encrypt_into(
-                keys.nonce(self._counter),
+            seal(
+                (base ^ counter).to_bytes(NONCE_SIZE, "big"),
                 plain[pos:n],
                 None,
                 out[written : written + last + TAG_SIZE],
             )
-            self._counter += 1
+            counter += 1
             written += last + TAG_SIZE
             self._done = True
+        self._counter = counter
         self._out_len = written
         self._out_pos = 0
 
@@ -208,7 +215,7 @@ class EncryptingReader(io.RawIOBase):
                     break
                 self._refill()
             take = min(len(view) - total, self._out_len - self._out_pos)
-            view[total : total + take] = self._out[self._out_pos : self._out_pos + take]
+            view[total : total + take] = self._out_view[self._out_pos : self._out_pos + take]
             self._out_pos += take
             total += take
         return total
@@ -278,6 +285,8 @@ def decrypt(
     view = memoryview(buf)
     plain = bytearray(BLOCK_CHUNKS * CHUNK_SIZE + CHUNK_SIZE)
     pview = memoryview(plain)
+    open_into = keys.aead.decrypt_into
+    base = keys.base_nonce
     counter = 0
     total = 0
     filled = 0
@@ -286,11 +295,13 @@ def decrypt(
         eof = filled < len(buf)
         pos = 0
         out = 0
+        if counter + BLOCK_CHUNKS + 2 > MAX_CHUNKS:
+            raise IntegrityError("message exceeds the maximum chunk count")
         try:
             # A sealed chunk followed by more bytes is a full, non-final chunk.
             while filled - pos > SEALED_CHUNK:
-                keys.aead.decrypt_into(
-                    keys.nonce(counter),
+                open_into(
+                    (base ^ counter).to_bytes(NONCE_SIZE, "big"),
                     view[pos : pos + SEALED_CHUNK],
                     None,
                     pview[out : out + CHUNK_SIZE],

@@ -20,9 +20,11 @@ import contextlib
 import getpass
 import hashlib
 import os
+import queue
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -154,30 +156,43 @@ class VerifyReport:
     content_digest: str
 
 
-class _HashSink:
-    """A write-only sink that only hashes (verify writes no plaintext)."""
+class _HashingSink:
+    """Hashes what it is given on a background thread, and optionally writes it.
 
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
+    hashlib releases the GIL on large updates, so the SHA-256 runs beside the
+    decryption instead of after it. The queue is bounded: memory stays constant.
+    """
+
+    def __init__(self, fh: IO[bytes] | None = None) -> None:
+        self._fh = fh
+        self._sha256 = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
         self.size = 0
 
-    def write(self, data: Any) -> int:
-        self.sha256.update(data)
-        n = len(data)
-        self.size += n
-        return n
-
-
-class _HashingWriter:
-    """Writes to a file and hashes what it writes."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self._fh = fh
-        self.sha256 = hashlib.sha256()
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            self._sha256.update(block)
 
     def write(self, data: Any) -> int:
-        self.sha256.update(data)
-        return self._fh.write(data)
+        block = bytes(data)
+        self._queue.put(block)
+        if self._fh is not None:
+            self._fh.write(block)
+        self.size += len(block)
+        return len(block)
+
+    def close(self) -> None:
+        """Stop the hashing thread (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        """SHA-256 of everything written."""
+        self.close()
+        return self._sha256.hexdigest()
 
 
 def _new_artifact_id() -> str:
@@ -538,10 +553,10 @@ class Vault:
         return verify_statement(data, manifest, trusted_keys(trust_root(self.keys)))
 
     def _decrypt_file(
-        self, row: ArtifactRow, entry: FileEntry, dek: bytes, sink: Any
+        self, row: ArtifactRow, entry: FileEntry, dek: bytes, sink: IO[bytes] | None
     ) -> tuple[str, int]:
         context = file_context(row.id, entry.path)
-        hasher = sink if isinstance(sink, _HashSink) else _HashingWriter(sink)
+        hasher = _HashingSink(sink)
         try:
             with self.store.open(self.bucket(row.tier), entry.object_key) as stream:
                 n = chunked.decrypt(dek, context, stream, hasher)
@@ -551,7 +566,9 @@ class Vault:
             raise IntegrityError(
                 f"artifact {row.id} file {entry.path}: object is missing"
             ) from None
-        digest = hasher.sha256.hexdigest()
+        finally:
+            hasher.close()
+        digest = hasher.hexdigest()
         if n != entry.size or digest != entry.sha256:
             raise IntegrityError(f"artifact {row.id} file {entry.path}: sha256 mismatch")
         return digest, n
@@ -561,7 +578,7 @@ class Vault:
         row, manifest, dek = self._readable(artifact_id)
         total = 0
         for entry in manifest.files:
-            _, n = self._decrypt_file(row, entry, dek, _HashSink())
+            _, n = self._decrypt_file(row, entry, dek, None)
             total += n
         del dek
         self.record_event("artifact.verified", row.id, {"files": len(manifest.files)})

@@ -257,13 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["rebuild"])
 
     for module_name in CORE_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.register(sub, common)
+        importlib.import_module(module_name).register(sub, common)
     for ep in sorted(entry_points(group="weightvault.commands"), key=lambda e: e.name):
         register = ep.load()
         register(sub, common)

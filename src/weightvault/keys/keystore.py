@@ -36,6 +36,7 @@ from weightvault.errors import (
     KeyStateError,
     NotFoundError,
 )
+from weightvault.files import write_private
 from weightvault.logs import register_secret
 
 MASTER_KEY_ENV = "WEIGHTVAULT_MASTER_KEY"
@@ -325,13 +326,7 @@ class LocalKeyStore:
         body = json.dumps({"format": 1, "keys": [_record_to_json(r) for r in records]}).encode()
         nonce = secrets.token_bytes(12)
         blob = _MAGIC + nonce + self._master.encrypt(nonce, body, _SEAL_AAD)
-        tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(blob)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_private(self.path, blob)
         self._cache = None
 
     @contextlib.contextmanager

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from weightvault.errors import ConfigError, StoreUnavailableError
+from weightvault.files import write_private
 
 HOST = "127.0.0.1"
 _PORT_NAMES = (
@@ -58,23 +59,6 @@ class ServerStatus:
     endpoint: str
     pid: int | None
     data_dir: Path
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def free_ports(count: int) -> list[int]:
@@ -157,7 +141,7 @@ class EmbeddedStore:
             return Credentials(raw["access_key"], raw["secret_key"])
         creds = Credentials("WV" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
         body = {"access_key": creds.access_key, "secret_key": creds.secret_key}
-        _write_private(self.credentials_path, json.dumps(body).encode())
+        write_private(self.credentials_path, json.dumps(body).encode())
         return creds
 
     def _state(self) -> dict[str, Any] | None:
@@ -202,7 +186,7 @@ class EmbeddedStore:
                 }
             ]
         }
-        _write_private(self.identity_path, json.dumps(identities).encode())
+        write_private(self.identity_path, json.dumps(identities).encode())
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
         args = [
@@ -243,7 +227,7 @@ class EmbeddedStore:
                 cwd=self.dir,
             )
         state = {"pid": proc.pid, "ports": ports, "started": time.time()}
-        _write_private(self.state_path, json.dumps(state).encode())
+        write_private(self.state_path, json.dumps(state).encode())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -8,7 +8,7 @@ ciphertext bytes rewritten".
    an envelope object (a random DEK wrapped under ``kek-hot@v1``) and the
    catalog rows (artifact, placement, envelope), written with the core, no
    files uploaded. Setup is not timed.
-2. Timed: :func:`weightvault.rotation.rotate_tier` for the hot tier with the
+2. Timed: :func:`weightvault.lifecycle.rotation.rotate_tier` for the hot tier with the
    sample verification off (there are no files to verify): new KEK version,
    catalog listing, rewrap of every envelope in batches with a thread pool
    (one catalog transaction per batch), store double-check (listing of the
@@ -18,7 +18,7 @@ ciphertext bytes rewritten".
    bucket holds exactly the objects it held before (no ciphertext written).
 4. Re-encryption for comparison, on a smaller sample (``--reencrypt-sample``
    real artifacts of ``--reencrypt-mib`` MiB each, put with ``Vault.put``):
-   :func:`weightvault.rekey.reencrypt_artifact` per artifact, extrapolated
+   :func:`weightvault.lifecycle.rekey.reencrypt_artifact` per artifact, extrapolated
    linearly to ``--count`` artifacts (the extrapolation is reported as such).
 
 Results are printed and appended to ``bench/RESULTS.md`` under "Key
@@ -53,15 +53,15 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from weightvault import rotation  # noqa: E402
-from weightvault.bootstrap import init_vault  # noqa: E402
-from weightvault.canonical import canonical_json  # noqa: E402
-from weightvault.config import load_settings  # noqa: E402
-from weightvault.keys.keystore import KeyState  # noqa: E402
+from weightvault._json import canonical_json  # noqa: E402
+from weightvault.artifacts._vault import Vault  # noqa: E402
+from weightvault.config._settings import load_settings  # noqa: E402
+from weightvault.keys._keystore import KeyState  # noqa: E402
+from weightvault.lifecycle import rotation  # noqa: E402
+from weightvault.lifecycle.bootstrap import init_vault  # noqa: E402
 from weightvault.logs import configure_logging  # noqa: E402
-from weightvault.manifest import envelope_key  # noqa: E402
-from weightvault.store.server import EmbeddedStore  # noqa: E402
-from weightvault.vault import Vault  # noqa: E402
+from weightvault.records._manifest import envelope_key  # noqa: E402
+from weightvault.store._server import EmbeddedStore  # noqa: E402
 
 TARGET_S = 30.0
 VAULT_ENV = (
@@ -250,7 +250,7 @@ def put_sample(vault: Vault, count: int, mib: float) -> list[str]:
 
 def reencrypt_sample(vault: Vault, ids: list[str], mib: float) -> dict[str, Any]:
     """Time re-encrypting each of ``ids`` (real artifacts) under a fresh DEK."""
-    from weightvault import rekey
+    from weightvault.lifecycle import rekey
 
     times = []
     for artifact_id in ids:

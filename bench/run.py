@@ -54,12 +54,12 @@ import psutil
 import pyrage
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from weightvault.bootstrap import init_vault
-from weightvault.config import load_settings
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import load_settings
 from weightvault.crypto import chunked
+from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.logs import configure_logging
-from weightvault.store.server import EmbeddedStore
-from weightvault.vault import Vault
+from weightvault.store._server import EmbeddedStore
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20

@@ -11,11 +11,11 @@ from flows.ingest import IngestParams, ingest
 from flows.promote import PromoteParams, promote
 from flows.services import read_state
 from flows.validate import ValidateParams, validate
-from weightvault.bootstrap import init_vault
-from weightvault.config import Settings
-from weightvault.store.server import EmbeddedStore
-from weightvault.vault import Vault
-from weightvault.workspace import build_model_repo, configure_remote, run
+from pipeline.workspace import build_model_repo, configure_remote, run
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
+from weightvault.lifecycle.bootstrap import init_vault
+from weightvault.store._server import EmbeddedStore
 
 
 def run_demo(settings: Settings) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks import key_tasks
-from weightvault.config import find_config_dir
-from weightvault.rotation import RotationSchedule, load_schedule
+from weightvault.config._settings import find_config_dir
+from weightvault.lifecycle.rotation import RotationSchedule, load_schedule
 
 
 def schedule(config_dir: Path | None = None) -> RotationSchedule:

@@ -8,11 +8,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.vault_tasks import RETRYING, vault
-from weightvault import admission
-from weightvault.admission import ValidationOutcome
-from weightvault.formats import ScanResult
-from weightvault.promotion import Gate, Promotion, PromotionResult, refuse
-from weightvault.validation import ValidationReport
+from weightvault.gates._expectations import ValidationReport
+from weightvault.gates._formats import ScanResult
+from weightvault.lifecycle import validate as admission
+from weightvault.lifecycle.promote import Gate, Promotion, PromotionResult, refuse
+from weightvault.lifecycle.validate import ValidationOutcome
 
 ONCE = {"persist_result": False, "cache_policy": NO_CACHE}
 

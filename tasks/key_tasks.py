@@ -1,7 +1,7 @@
 """Prefect tasks over key rotation, compromise response and escrow.
 
-Thin adapters over :mod:`weightvault.rotation`, :mod:`weightvault.rekey` and
-:mod:`weightvault.escrow_ops`. They retry only on StoreUnavailableError (every
+Thin adapters over :mod:`weightvault.lifecycle.rotation`, :mod:`weightvault.lifecycle.rekey` and
+:mod:`weightvault.lifecycle.escrow`. They retry only on StoreUnavailableError (every
 step is idempotent, so a retry or a re-run converges); results are never
 persisted and hold ids, versions and counts, never key material.
 """
@@ -16,10 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.vault_tasks import RETRYING, vault
-from weightvault import rekey as core_rekey
-from weightvault import rotation
 from weightvault.errors import ConflictError
-from weightvault.escrow_ops import escrow_all_cold
+from weightvault.lifecycle import rekey as core_rekey
+from weightvault.lifecycle import rotation
+from weightvault.lifecycle.escrow import escrow_all_cold
 
 
 def _rotation(rot: dict[str, Any]) -> rotation.TierRotation:

@@ -18,12 +18,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
-from weightvault.audit import Event, add_listener
-from weightvault.config import load_settings
+from weightvault.artifacts._vault import PutPlan, PutResult, Sealed, SourceFile, Vault
+from weightvault.config._settings import load_settings
 from weightvault.errors import StoreUnavailableError
-from weightvault.manifest import FileEntry
-from weightvault.provenance import Provenance, capture_provenance
-from weightvault.vault import PutPlan, PutResult, Sealed, SourceFile, Vault
+from weightvault.provenance._capture import Provenance, capture_provenance
+from weightvault.records._audit import Event, add_listener
+from weightvault.records._manifest import FileEntry
 
 
 def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> bool:

@@ -12,10 +12,10 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from weightvault.bootstrap import init_vault
-from weightvault.config import Settings, load_settings
-from weightvault.store.server import EmbeddedStore
-from weightvault.vault import Vault
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings, load_settings
+from weightvault.lifecycle.bootstrap import init_vault
+from weightvault.store._server import EmbeddedStore
 
 REPO = Path(__file__).resolve().parents[1]
 _VAULT_ENV = (
@@ -102,6 +102,6 @@ def prefect_api() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The reference DVC pipeline reproduced in a real git repo."""
-    from weightvault.workspace import build_model_repo
+    from pipeline.workspace import build_model_repo
 
     return build_model_repo(REPO, tmp_path_factory.mktemp("model-repo"))

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from weightvault.cbom import (
+from weightvault.errors import InvalidInputError, UsageError
+from weightvault.keys._cbom import (
     KeyInventoryRow,
     algorithm_ref,
     build_cbom,
     key_ref,
     render_inventory_table,
 )
-from weightvault.errors import InvalidInputError, UsageError
 
 jsonschema = pytest.importorskip("jsonschema")
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.config import Settings
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
 from weightvault.errors import (
     AuthenticationError,
     IntegrityError,
@@ -19,7 +20,6 @@ from weightvault.errors import (
     StoreUnavailableError,
     UsageError,
 )
-from weightvault.vault import Vault
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 

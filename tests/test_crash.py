@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.config import TIERS, Settings
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import TIERS, Settings
 from weightvault.errors import StoreUnavailableError
-from weightvault.manifest import artifact_prefix, file_key
-from weightvault.store.objects import ObjectStore, connect
-from weightvault.store.server import EmbeddedStore
-from weightvault.vault import Vault
+from weightvault.records._manifest import artifact_prefix, file_key
+from weightvault.store._objects import ObjectStore, connect
+from weightvault.store._server import EmbeddedStore
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 MIB = 1 << 20

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from weightvault.crypto.dsse import (
+from weightvault.crypto._dsse import (
     IN_TOTO_PAYLOAD_TYPE,
     MAX_SIGNATURES,
     pae,
@@ -18,9 +18,9 @@ from weightvault.crypto.dsse import (
     trust_map,
     verify_envelope,
 )
-from weightvault.crypto.signing import HybridSigningKey, HybridVerifyKey
+from weightvault.crypto._signing import HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError, InvalidInputError
-from weightvault.intoto import (
+from weightvault.provenance._intoto import (
     BUILD_TYPE,
     SLSA_PROVENANCE_V1,
     STATEMENT_TYPE,

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.config import Settings
-from weightvault.crypto import hpke_wrap
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
+from weightvault.crypto import _hpke as hpke_wrap
 from weightvault.errors import ConflictError, IntegrityError, InvalidInputError
-from weightvault.escrow_ops import (
+from weightvault.lifecycle.escrow import (
     ESCROW_KEY_ID,
     ESCROW_TIER,
     escrow_decrypt,
     escrow_object_key,
     split_escrow_key,
 )
-from weightvault.vault import Vault
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 
@@ -101,7 +101,7 @@ def test_shares_of_another_split_do_not_decrypt(
 ) -> None:
     split_escrow_key(vault.keys)
     artifact_id, _ = cold_artifact(vault, tmp_path)
-    from weightvault.escrow import generate_escrow_seed, split_seed
+    from weightvault.keys._escrow import generate_escrow_seed, split_seed
 
     other = split_seed(generate_escrow_seed(), 3, 5)
     with pytest.raises(IntegrityError, match="escrowed to another key"):
@@ -118,7 +118,7 @@ def test_tampered_escrow_envelope_fails(
     # The envelope of one artifact moved onto another does not unwrap (info binds the id).
     doc = json.loads(vault.store.get_bytes(bucket, escrow_object_key(first)))
     doc["artifact_id"] = second
-    from weightvault.canonical import canonical_json
+    from weightvault._json import canonical_json
 
     vault.store.put_bytes(bucket, escrow_object_key(second), canonical_json(doc))
     with pytest.raises(IntegrityError):

@@ -20,7 +20,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from weightvault.errors import InvalidInputError, NotFoundError
-from weightvault.formats import (
+from weightvault.gates._formats import (
     MAX_REASONS,
     PREFIX_BYTES,
     FileFormat,

@@ -16,9 +16,9 @@ from flows.promote import PromoteParams, promote
 from flows.validate import ValidateParams, validate
 from tests.conftest import REPO, make_tree
 from tests.test_promotion import ingest_model
-from weightvault.config import Settings
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
 from weightvault.errors import PolicyError
-from weightvault.vault import Vault
 
 
 @pytest.fixture

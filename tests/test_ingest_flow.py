@@ -9,9 +9,9 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.ingest import IngestParams, ingest
-from weightvault.config import Settings
-from weightvault.vault import Vault
-from weightvault.workspace import configure_remote, run
+from pipeline.workspace import configure_remote, run
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
 
 
 @pytest.fixture

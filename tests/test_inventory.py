@@ -12,10 +12,10 @@ from pathlib import Path
 
 from tests.conftest import REPO, make_tree
 from tests.test_rotation import put_many
-from weightvault.config import Settings
-from weightvault.escrow_ops import split_escrow_key
-from weightvault.rotation import inventory_rows, rotate_tier, rotating_keys
-from weightvault.vault import Vault
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
+from weightvault.lifecycle.escrow import split_escrow_key
+from weightvault.lifecycle.rotation import inventory_rows, rotate_tier, rotating_keys
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 

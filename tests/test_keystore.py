@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.conftest import REPO
 from tests.keystore_race import race_active_kek
-from weightvault.config import Settings
+from weightvault.config._settings import Settings
 from weightvault.errors import (
     AuthenticationError,
     ConfigError,
@@ -26,7 +26,7 @@ from weightvault.errors import (
     NotFoundError,
     VaultError,
 )
-from weightvault.keys.keystore import (
+from weightvault.keys._keystore import (
     MASTER_KEY_ENV,
     KeyState,
     LocalKeyStore,

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from weightvault.errors import ConfigError, PolicyError, UsageError
-from weightvault.lifetimes import (
+from weightvault.keys._lifetimes import (
     DAYS_PER_YEAR,
     AlgorithmRequirement,
     KeyFamily,

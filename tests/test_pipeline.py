@@ -13,15 +13,15 @@ import pytest
 import yaml
 from safetensors import safe_open
 
+from pipeline import evaluate as evaluate_stage
+from pipeline import load_params, read_dataset
+from pipeline import prepare as prepare_stage
+from pipeline import train as train_stage
+from pipeline.evaluate import evaluate
+from pipeline.prepare import PrepareParams, prepare
+from pipeline.train import METADATA_KEY, TrainParams, train
 from weightvault.errors import ConfigError, InvalidInputError
-from weightvault.pipeline import evaluate as evaluate_stage
-from weightvault.pipeline import load_params, read_dataset
-from weightvault.pipeline import prepare as prepare_stage
-from weightvault.pipeline import train as train_stage
-from weightvault.pipeline.evaluate import evaluate
-from weightvault.pipeline.prepare import PrepareParams, prepare
-from weightvault.pipeline.train import METADATA_KEY, TrainParams, train
-from weightvault.provenance import capture_provenance
+from weightvault.provenance._capture import capture_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "config" / "params.yaml"
@@ -153,7 +153,7 @@ def test_dvc_yaml_matches_the_stage_modules() -> None:
     assert list(stages) == ["prepare", "train", "evaluate"]
     produced: set[str] = set()
     for name, stage in stages.items():
-        assert f"python -m weightvault.pipeline.{name}" in stage["cmd"]
+        assert f"python -m pipeline.{name}" in stage["cmd"]
         for dep in stage["deps"]:  # each dep is an earlier stage's out or a file in the repo
             assert dep in produced or (ROOT / dep).is_file(), dep
         produced.update(stage.get("outs", []))

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from weightvault.errors import ConfigError, InvalidInputError, PolicyError
-from weightvault.formats import scan_artifact
-from weightvault.policy import (
+from weightvault.gates._formats import scan_artifact
+from weightvault.gates._policy import (
     CASES_FILE,
     DEFAULT_POLICY_DIR,
     Decision,

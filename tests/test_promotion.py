@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from weightvault.admission import validate_artifact
-from weightvault.bundle import export_bundle, verify_bundle
+from weightvault.artifacts._vault import Vault
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
@@ -20,14 +19,15 @@ from weightvault.errors import (
     RetentionError,
     StoreUnavailableError,
 )
-from weightvault.escrow_ops import split_escrow_key
-from weightvault.manifest import manifest_key
-from weightvault.promotion import Promotion, delete_artifact, promote
-from weightvault.provenance import capture_provenance
-from weightvault.quarantine import quarantine, release
-from weightvault.rebuild import rebuild_catalog
-from weightvault.store.server import EmbeddedStore
-from weightvault.vault import Vault
+from weightvault.lifecycle.escrow import split_escrow_key
+from weightvault.lifecycle.export import export_bundle, verify_bundle
+from weightvault.lifecycle.promote import Promotion, delete_artifact, promote
+from weightvault.lifecycle.quarantine import quarantine, release
+from weightvault.lifecycle.rebuild import rebuild_catalog
+from weightvault.lifecycle.validate import validate_artifact
+from weightvault.provenance._capture import capture_provenance
+from weightvault.records._manifest import manifest_key
+from weightvault.store._server import EmbeddedStore
 
 
 def ingest_model(vault: Vault, model_repo: Path, *, license_: str | None = "apache-2.0") -> str:
@@ -78,8 +78,8 @@ def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
         delete_artifact(vault, validated)
     vault.verify(validated)
     # The chain of attestations verifies, and the catalog rebuilds to the same rows.
-    from weightvault.attest import trust_root
-    from weightvault.attestations import verify_chain
+    from weightvault.provenance._chain import verify_chain
+    from weightvault.provenance._statements import trust_root
 
     chain = verify_chain(
         vault.store, vault.bucket("audit"), validated, trust_root(vault.keys), row.content_digest

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from weightvault.errors import IntegrityError, InvalidInputError
-from weightvault.provenance import (
+from weightvault.provenance._capture import (
     Provenance,
     capture_provenance,
     dataset_digests,

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.attest import SIGNING_KEY_ID, statement_key
-from weightvault.canonical import parse_canonical
-from weightvault.config import Settings
+from weightvault._json import parse_canonical
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
 from weightvault.errors import InvalidInputError, KeyStateError
-from weightvault.keys.keystore import KeyState, LocalKeyStore
-from weightvault.manifest import envelope_key, manifest_key
-from weightvault.rotation import (
+from weightvault.keys._keystore import KeyState, LocalKeyStore
+from weightvault.lifecycle.rotation import (
     TRUST_ROOT_KEY,
     due_keys,
     load_policy,
@@ -32,7 +31,8 @@ from weightvault.rotation import (
     scan_store,
     start_rotation,
 )
-from weightvault.vault import Vault
+from weightvault.provenance._statements import SIGNING_KEY_ID, statement_key
+from weightvault.records._manifest import envelope_key, manifest_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 
@@ -168,7 +168,7 @@ def test_store_scan_catches_envelopes_the_catalog_pass_missed(
     ids = put_many(vault, tmp_path, 3)
     rot = start_rotation(vault, "hot")
     refs = pending_envelopes(vault, rot)
-    from weightvault import rotation
+    from weightvault.lifecycle import rotation
 
     monkeypatch.setattr(rotation, "pending_envelopes", lambda v, r: refs[:1])
     outcome = rotate_tier(vault, "hot")
@@ -341,7 +341,7 @@ def file_keys(vault: Vault, artifact_id: str) -> list[str]:
 def test_compromise_stops_wraps_and_lists_what_the_key_protects(
     vault: Vault, tmp_path: Path
 ) -> None:
-    from weightvault.rotation import compromise_key
+    from weightvault.lifecycle.rotation import compromise_key
 
     ids = put_many(vault, tmp_path, 3)
     since = datetime.now(UTC)
@@ -372,7 +372,7 @@ def test_compromise_stops_wraps_and_lists_what_the_key_protects(
 def test_reencrypt_killed_before_its_journal_is_swept_and_redone(
     vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from weightvault import rekey
+    from weightvault.lifecycle import rekey
 
     artifact_id = put_many(vault, tmp_path, 1)[0]
     before = file_keys(vault, artifact_id)
@@ -408,7 +408,7 @@ def test_reencrypt_killed_before_its_journal_is_swept_and_redone(
 def test_reencrypt_killed_after_its_journal_is_rolled_forward(
     vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from weightvault import rekey
+    from weightvault.lifecycle import rekey
 
     artifact_id, src = put_many(vault, tmp_path, 1)[0], tmp_path / "a0"
     real = vault.catalog.replace_files

@@ -16,13 +16,13 @@ from flows.rekey import RekeyParams, rekey
 from flows.rotate_keys import RotationParams, rotate_keys
 from tests.conftest import REPO, make_tree
 from tests.test_rotation import envelope_versions, put_many, stored_objects
-from weightvault import rotation
-from weightvault.config import Settings
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import Settings
 from weightvault.errors import ConfigError, KeyStateError
-from weightvault.escrow_ops import escrow_decrypt, split_escrow_key
-from weightvault.keys.keystore import KeyState
-from weightvault.rotation import load_schedule, rotating_keys
-from weightvault.vault import Vault
+from weightvault.keys._keystore import KeyState
+from weightvault.lifecycle import rotation
+from weightvault.lifecycle.escrow import escrow_decrypt, split_escrow_key
+from weightvault.lifecycle.rotation import load_schedule, rotating_keys
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 
@@ -202,7 +202,7 @@ def test_compromise_end_to_end_with_the_rekey_flow(flow_vault: Vault, tmp_path: 
 def test_cold_artifact_re_encrypted_under_object_lock_stays_escrowed(
     vault: Vault, vault_settings: Settings, tmp_path: Path
 ) -> None:
-    from weightvault.rekey import respond
+    from weightvault.lifecycle.rekey import respond
 
     split = split_escrow_key(vault.keys)
     src = make_tree(tmp_path / "c", {"w.bin": os.urandom(50_000), "cfg.json": b"{}"})

@@ -14,8 +14,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from weightvault.errors import ConfigError, InvalidInputError, NotFoundError
-from weightvault.provenance import DatasetDigest, Provenance
-from weightvault.validation import (
+from weightvault.gates._expectations import (
     DEFAULT_EXPECTATIONS_DIR,
     ValidationReport,
     gx_suite,
@@ -27,6 +26,7 @@ from weightvault.validation import (
     validate_metrics,
     validate_record,
 )
+from weightvault.provenance._capture import DatasetDigest, Provenance
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = [f"p{i}" for i in range(64)] + ["label"]

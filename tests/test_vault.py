@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_tree
+from weightvault.artifacts._vault import Vault
 from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError
-from weightvault.manifest import envelope_key, manifest_key
-from weightvault.rebuild import rebuild_catalog
-from weightvault.vault import Vault
+from weightvault.lifecycle.rebuild import rebuild_catalog
+from weightvault.records._manifest import envelope_key, manifest_key
 
 K16 = 16 * 1024
 

@@ -1,0 +1,747 @@
+"""The vault: put, get, verify, list, garbage-collect.
+
+A put is a sequence of steps that the CLI runs in a row and the ingest flow
+runs as separate Prefect tasks:
+
+1. :meth:`Vault.plan` lists the source files and assigns an artifact id;
+2. :meth:`Vault.create_envelope` draws a DEK, wraps it under the tier KEK and
+   stores the envelope (the DEK itself never leaves this process' memory);
+3. :meth:`Vault.upload_file` hashes, encrypts and uploads one file in a single
+   pass, unwrapping the DEK from the envelope itself;
+4. :meth:`Vault.commit` writes the manifest (the commit point), the audit
+   event and the catalog rows.
+
+A crash before step 4 leaves only orphans, which :meth:`Vault.gc` removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import os
+import queue
+import secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from weightvault._json import canonical_json, parse_canonical
+from weightvault.catalog._catalog import ArtifactRow, Catalog
+from weightvault.config._settings import TIERS, Settings
+from weightvault.crypto import chunked
+from weightvault.crypto._binding import file_context, manifest_mac, verify_manifest_mac
+from weightvault.errors import (
+    AuditError,
+    IntegrityError,
+    InvalidInputError,
+    NotFoundError,
+    QuarantinedError,
+    RetentionError,
+    VaultError,
+)
+from weightvault.keys._keystore import KeyProvider, LocalKeyStore, WrappedKey, load_master_key
+from weightvault.logs import get_logger
+from weightvault.provenance._capture import Provenance
+from weightvault.provenance._statements import (
+    provenance_document,
+    sign_manifest,
+    statement_key,
+    trust_root,
+    trusted_keys,
+    verify_statement,
+)
+from weightvault.records._audit import Event, notify
+from weightvault.records._manifest import (
+    FileEntry,
+    Manifest,
+    artifact_prefix,
+    check_relpath,
+    envelope_key,
+    file_key,
+    manifest_key,
+)
+from weightvault.store._objects import ObjectStore, connect, ensure_layout
+
+log = get_logger("weightvault.artifacts._vault")
+_READ_BLOCK = 1 << 20
+
+
+def utcnow() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with microseconds."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def iso_seconds(moment: datetime) -> str:
+    """ISO 8601 UTC to the second (what S3 keeps of retention dates)."""
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def default_actor() -> str:
+    """Who is acting: WEIGHTVAULT_ACTOR, else the login name."""
+    actor = os.environ.get("WEIGHTVAULT_ACTOR")
+    if actor:
+        return actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file to ingest."""
+
+    idx: int
+    path: str
+    source: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class PutPlan:
+    """What a put will store, before anything is stored."""
+
+    artifact_id: str
+    name: str
+    tier: str
+    files: tuple[SourceFile, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_size(self) -> int:
+        """Sum of the source file sizes."""
+        return sum(f.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """The outcome of a put."""
+
+    artifact: ArtifactRow
+    duplicate_of: str | None = None
+
+    @property
+    def artifact_id(self) -> str:
+        """The id under which the content is stored."""
+        return self.artifact.id
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A signed but not yet committed artifact (no key material)."""
+
+    manifest: Manifest
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What verify checked."""
+
+    artifact_id: str
+    files: int
+    bytes: int
+    content_digest: str
+
+
+class _HashingSink:
+    """Hashes what it is given on a background thread, and optionally writes it.
+
+    hashlib releases the GIL on large updates, so the SHA-256 runs beside the
+    decryption instead of after it. The queue is bounded: memory stays constant.
+    """
+
+    def __init__(self, fh: IO[bytes] | None = None) -> None:
+        self._fh = fh
+        self._sha256 = hashlib.sha256()
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+        self.size = 0
+
+    def _run(self) -> None:
+        while (block := self._queue.get()) is not None:
+            self._sha256.update(block)
+
+    def write(self, data: Any) -> int:
+        block = bytes(data)
+        self._queue.put(block)
+        if self._fh is not None:
+            self._fh.write(block)
+        self.size += len(block)
+        return len(block)
+
+    def close(self) -> None:
+        """Stop the hashing thread (idempotent)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def hexdigest(self) -> str:
+        """SHA-256 of everything written."""
+        self.close()
+        return self._sha256.hexdigest()
+
+
+def _new_artifact_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    return f"wv-{stamp}-{secrets.token_hex(8)}"
+
+
+def _walk(source: Path) -> list[tuple[str, Path]]:
+    """(relative path, absolute path) of every regular file under ``source``."""
+    if source.is_symlink():
+        raise InvalidInputError(f"{source} is a symbolic link; refusing to follow it")
+    if source.is_file():
+        return [(check_relpath(source.name), source)]
+    if not source.is_dir():
+        raise InvalidInputError(f"{source} does not exist or is not a file or directory")
+    found: list[tuple[str, Path]] = []
+    for root, dirs, names in os.walk(source):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root) / name
+            if path.is_symlink():
+                raise InvalidInputError(f"{path} is a symbolic link; refusing to follow it")
+            if not path.is_file():
+                raise InvalidInputError(f"{path} is not a regular file")
+            found.append((check_relpath(path.relative_to(source).as_posix()), path))
+    if not found:
+        raise InvalidInputError(f"{source} contains no files")
+    return found
+
+
+class Vault:
+    """One vault: settings, object store, keys and catalog."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ObjectStore,
+        keys: KeyProvider,
+        catalog: Catalog,
+        *,
+        actor: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.keys = keys
+        self.catalog = catalog
+        self.actor = actor or default_actor()
+        self.clock = clock
+
+    @classmethod
+    def open(cls, settings: Settings, *, actor: str | None = None) -> Vault:
+        """Open the configured vault (store must be reachable)."""
+        keystore = LocalKeyStore(
+            settings.keystore_path,
+            load_master_key(settings.master_key_path),
+            lifetime=_lifetime_from(settings),
+        )
+        store = connect(settings)
+        return cls(settings, store, keystore, Catalog(settings.catalog_url), actor=actor)
+
+    def ensure_layout(self) -> None:
+        """Create the buckets if needed."""
+        ensure_layout(self.store, self.settings)
+
+    def bucket(self, tier: str) -> str:
+        """Bucket of a tier (or of envelopes/audit)."""
+        return self.settings.store.bucket(tier)
+
+    def _check_tier(self, tier: str) -> str:
+        if tier not in TIERS or tier == "quarantine":
+            raise InvalidInputError(f"unknown or non-writable tier {tier!r}; use hot, warm or cold")
+        return tier
+
+    def retain_until(self, tier: str) -> datetime | None:
+        """Retention date for new objects in ``tier``, if it has object lock."""
+        settings = self.settings.tiers[tier]
+        if not settings.object_lock or settings.retention_days <= 0:
+            return None
+        until = self.clock() + timedelta(days=settings.retention_days)
+        return until.replace(microsecond=0)
+
+    # -- events ------------------------------------------------------------
+
+    def record_event(self, kind: str, artifact_id: str | None, details: dict[str, Any]) -> Event:
+        """Write an event to the audit bucket, then index and publish it."""
+        event = Event.new(kind, self.actor, artifact_id, details, now=self.clock())
+        try:
+            self.store.put_bytes(self.bucket("audit"), event.object_key, event.to_bytes())
+        except VaultError as exc:
+            raise AuditError(f"audit trail unavailable, {kind} refused: {exc.message}") from None
+        with self.catalog.transaction() as conn:
+            self.catalog.add_event(conn, event.catalog_row())
+        log.info(kind, artifact_id=artifact_id, actor=self.actor, **details)
+        notify(event)
+        return event
+
+    # -- put -----------------------------------------------------------------
+
+    def plan(
+        self, source: Path, name: str, tier: str = "hot", labels: dict[str, str] | None = None
+    ) -> PutPlan:
+        """List what a put of ``source`` will store."""
+        self._check_tier(tier)
+        if not name or len(name) > 200 or any(c in name for c in "\x00\n\r"):
+            raise InvalidInputError("artifact name must be 1-200 printable characters")
+        entries = _walk(source)
+        files = tuple(
+            SourceFile(i, rel, path, path.stat().st_size) for i, (rel, path) in enumerate(entries)
+        )
+        return PutPlan(_new_artifact_id(), name, tier, files, dict(labels or {}))
+
+    def create_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
+        """Draw a DEK, wrap it for ``tier`` and store the envelope."""
+        dek = secrets.token_bytes(32)
+        wrapped = self.keys.wrap_dek(tier, artifact_id, dek)
+        del dek
+        self.store.put_bytes(
+            self.bucket("envelopes"),
+            envelope_key(artifact_id, tier),
+            canonical_json(wrapped.to_dict()),
+        )
+        return wrapped
+
+    def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
+        """Fetch and parse the envelope of an artifact for a tier."""
+        data = self.store.get_bytes(
+            self.bucket("envelopes"), envelope_key(artifact_id, tier), limit=64 * 1024
+        )
+        wrapped = WrappedKey.from_dict(parse_canonical(data, "envelope"))
+        if wrapped.artifact_id != artifact_id or wrapped.tier != tier:
+            raise IntegrityError(f"envelope of artifact {artifact_id} names another artifact")
+        return wrapped
+
+    def _dek(self, artifact_id: str, tier: str) -> bytes:
+        wrapped = self.load_envelope(artifact_id, tier)
+        try:
+            return self.keys.unwrap_dek(wrapped)
+        except NotFoundError:
+            raise IntegrityError(
+                f"envelope of artifact {artifact_id} names an unknown key {wrapped.kek_id}"
+            ) from None
+
+    def upload_file(self, artifact_id: str, tier: str, src: SourceFile) -> FileEntry:
+        """Hash, encrypt and upload one file in one pass."""
+        dek = self._dek(artifact_id, tier)
+        key = file_key(artifact_id, src.idx)
+        with src.source.open("rb") as fh:
+            reader = chunked.EncryptingReader(fh, dek, file_context(artifact_id, src.path))
+            del dek
+            length = chunked.ciphertext_size(src.size)
+            self.store.put_stream(
+                self.bucket(tier), key, reader, length, retain_until=self.retain_until(tier)
+            )
+        if reader.plaintext_len != src.size:
+            raise InvalidInputError(f"{src.source} changed size while it was being read")
+        return FileEntry(src.path, src.size, reader.hexdigest, length, key)
+
+    def commit(
+        self,
+        plan: PutPlan,
+        entries: list[FileEntry],
+        *,
+        provenance: Provenance | None = None,
+        dedupe: bool = True,
+    ) -> PutResult:
+        """Sign, then write the manifest (the commit point), the event and the catalog rows."""
+        sealed = self.seal(plan, entries, provenance=provenance, dedupe=dedupe)
+        return sealed if isinstance(sealed, PutResult) else self.publish(sealed)
+
+    def seal(
+        self,
+        plan: PutPlan,
+        entries: list[FileEntry],
+        *,
+        provenance: Provenance | None = None,
+        dedupe: bool = True,
+    ) -> Sealed | PutResult:
+        """Build and sign the manifest's statement; a duplicate returns the original."""
+        entries = sorted(entries, key=lambda e: e.object_key)
+        manifest = Manifest(
+            artifact_id=plan.artifact_id,
+            name=plan.name,
+            created_at=iso(self.clock()),
+            creator=self.actor,
+            tier=plan.tier,
+            files=tuple(entries),
+            labels=plan.labels,
+        )
+        if dedupe:
+            existing = self.catalog.find_by_digest(manifest.content_digest)
+            if existing:
+                self.discard(plan.artifact_id, plan.tier)
+                original = existing[0]
+                self.record_event(
+                    "artifact.deduplicated",
+                    original.id,
+                    {"name": plan.name, "content_digest": manifest.content_digest},
+                )
+                return PutResult(original, duplicate_of=original.id)
+        parent_sha256 = None
+        if provenance is not None and provenance.parent:
+            parent_sha256 = self.resolve(provenance.parent).content_digest.removeprefix("sha256:")
+        statement, signed_by = sign_manifest(
+            self.keys, manifest, provenance_document(provenance, plan.artifact_id, parent_sha256)
+        )
+        self.store.put_bytes(
+            self.bucket(plan.tier),
+            statement_key(plan.artifact_id),
+            statement,
+            retain_until=self.retain_until(plan.tier),
+        )
+        details: dict[str, Any] = {"signed_by": signed_by}
+        if provenance is not None:
+            details["provenance_complete"] = provenance.complete
+            details["git_commit"] = provenance.git_commit
+        return Sealed(manifest, details)
+
+    def publish(self, sealed: Sealed) -> PutResult:
+        """Write the manifest (the commit point), then the event and the catalog rows."""
+        manifest, details = sealed.manifest, sealed.details
+        dek = self._dek(manifest.artifact_id, manifest.tier)
+        body = manifest.to_bytes(manifest_mac(dek, manifest.body_bytes()))
+        del dek
+        self.store.put_bytes(
+            self.bucket(manifest.tier),
+            manifest_key(manifest.artifact_id),
+            body,
+            retain_until=self.retain_until(manifest.tier),
+        )
+        event = self.record_event(
+            "artifact.ingested",
+            manifest.artifact_id,
+            {
+                "name": manifest.name,
+                "tier": manifest.tier,
+                "content_digest": manifest.content_digest,
+                "files": len(manifest.files),
+                "bytes": manifest.total_size,
+                **details,
+            },
+        )
+        row = self._index(manifest, body, event.ts, details.get("signed_by"))
+        from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
+
+        if manifest.tier == "cold" and has_escrow_key(self.keys):
+            escrow_on_publish(self, manifest.artifact_id)
+        return PutResult(row)
+
+    def _index(
+        self, manifest: Manifest, body: bytes, since: str, signed_by: str | None
+    ) -> ArtifactRow:
+        """Insert the catalog rows of a committed artifact."""
+        wrapped = self.load_envelope(manifest.artifact_id, manifest.tier)
+        retain = self.retain_until_of(manifest.tier, manifest.artifact_id)
+        with self.catalog.transaction() as conn:
+            self.catalog.add_artifact(
+                conn,
+                artifact_row(manifest, body, signed_by),
+                [file_row(manifest.artifact_id, i, f) for i, f in enumerate(manifest.files)],
+                {
+                    "artifact_id": manifest.artifact_id,
+                    "tier": manifest.tier,
+                    "bucket": self.bucket(manifest.tier),
+                    "since": since,
+                    "retain_until": retain,
+                    "legal_hold": 0,
+                    "generation": 0,
+                },
+                {
+                    "artifact_id": manifest.artifact_id,
+                    "tier": manifest.tier,
+                    "kek_id": wrapped.kek_id,
+                    "kek_version": wrapped.kek_version,
+                    "object_key": envelope_key(manifest.artifact_id, manifest.tier),
+                },
+            )
+        return self.catalog.artifact(manifest.artifact_id)
+
+    def retain_until_of(self, tier: str, artifact_id: str) -> str | None:
+        """Retention date of an artifact's manifest, as stored by the object store."""
+        if not self.settings.tiers[tier].object_lock:
+            return None
+        found = self.store.retention(self.bucket(tier), manifest_key(artifact_id))
+        return iso_seconds(found[1]) if found else None
+
+    def discard(self, artifact_id: str, tier: str) -> int:
+        """Remove the uncommitted objects of an artifact; returns how many."""
+        removed = 0
+        for obj in list(self.store.list(self.bucket(tier), artifact_prefix(artifact_id))):
+            with contextlib.suppress(RetentionError, NotFoundError):
+                self.store.remove(obj.bucket, obj.key)
+                removed += 1
+        with contextlib.suppress(NotFoundError):
+            self.store.remove(self.bucket("envelopes"), envelope_key(artifact_id, tier))
+            removed += 1
+        return removed
+
+    def put(
+        self,
+        source: Path,
+        name: str,
+        tier: str = "hot",
+        *,
+        labels: dict[str, str] | None = None,
+        provenance: Provenance | None = None,
+        workers: int = 2,
+    ) -> PutResult:
+        """Ingest a file or directory: plan, envelope, uploads, commit."""
+        plan = self.plan(source, name, tier, labels)
+        self.create_envelope(plan.artifact_id, tier)
+        try:
+            if len(plan.files) == 1 or workers <= 1:
+                entries = [self.upload_file(plan.artifact_id, tier, f) for f in plan.files]
+            else:
+                with ThreadPoolExecutor(max_workers=workers) as pool:
+                    entries = list(
+                        pool.map(lambda f: self.upload_file(plan.artifact_id, tier, f), plan.files)
+                    )
+        except VaultError:
+            with contextlib.suppress(VaultError):
+                self.discard(plan.artifact_id, tier)
+            raise
+        return self.commit(plan, entries, provenance=provenance)
+
+    # -- read ----------------------------------------------------------------
+
+    def resolve(self, artifact_id: str) -> ArtifactRow:
+        """An artifact by id or unique prefix."""
+        return self.catalog.artifact(artifact_id.strip())
+
+    def load_manifest(self, artifact_id: str, tier: str) -> tuple[Manifest, bytes]:
+        """Fetch and authenticate a manifest; returns it and the DEK."""
+        data = self.store.get_bytes(self.bucket(tier), manifest_key(artifact_id))
+        manifest, mac = Manifest.parse(data)
+        if manifest.artifact_id != artifact_id:
+            raise IntegrityError(f"manifest at {artifact_id} belongs to {manifest.artifact_id}")
+        dek = self._dek(artifact_id, tier)
+        verify_manifest_mac(dek, manifest.body_bytes(), mac)
+        return manifest, dek
+
+    def _readable(self, artifact_id: str) -> tuple[ArtifactRow, Manifest, bytes]:
+        row = self.resolve(artifact_id)
+        if row.tier == "quarantine":
+            raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
+        try:
+            manifest, dek = self.load_manifest(row.id, row.tier)
+            self.verify_statement(row.id, row.tier, manifest)
+        except IntegrityError as exc:
+            raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
+        except NotFoundError:
+            raise IntegrityError(f"artifact {row.id}: signed statement is missing") from None
+        return row, manifest, dek
+
+    def verify_statement(self, artifact_id: str, tier: str, manifest: Manifest) -> dict[str, Any]:
+        """Verify the artifact's signed in-toto statement against its manifest."""
+        data = self.store.get_bytes(self.bucket(tier), statement_key(artifact_id))
+        return verify_statement(data, manifest, trusted_keys(trust_root(self.keys)))
+
+    def _decrypt_file(
+        self, row: ArtifactRow, entry: FileEntry, dek: bytes, sink: IO[bytes] | None
+    ) -> tuple[str, int]:
+        context = file_context(row.id, entry.path)
+        hasher = _HashingSink(sink)
+        try:
+            with self.store.open(self.bucket(row.tier), entry.object_key) as stream:
+                n = chunked.decrypt(dek, context, stream, hasher)
+        except IntegrityError as exc:
+            raise IntegrityError(f"artifact {row.id} file {entry.path}: {exc.message}") from None
+        except NotFoundError:
+            raise IntegrityError(
+                f"artifact {row.id} file {entry.path}: object is missing"
+            ) from None
+        finally:
+            hasher.close()
+        digest = hasher.hexdigest()
+        if n != entry.size or digest != entry.sha256:
+            raise IntegrityError(f"artifact {row.id} file {entry.path}: sha256 mismatch")
+        return digest, n
+
+    def verify(self, artifact_id: str) -> VerifyReport:
+        """Decrypt and hash every file without writing plaintext anywhere."""
+        row, manifest, dek = self._readable(artifact_id)
+        total = 0
+        for entry in manifest.files:
+            _, n = self._decrypt_file(row, entry, dek, None)
+            total += n
+        del dek
+        self.record_event("artifact.verified", row.id, {"files": len(manifest.files)})
+        return VerifyReport(row.id, len(manifest.files), total, manifest.content_digest)
+
+    def get(self, artifact_id: str, out: Path) -> Manifest:
+        """Download, decrypt and verify into ``out``, renamed into place only when all is good."""
+        row, manifest, dek = self._readable(artifact_id)
+        out = out.absolute()
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise InvalidInputError(f"output {out} exists and is not an empty directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        try:
+            for entry in manifest.files:
+                target = (staging / entry.path).resolve()
+                if not target.is_relative_to(staging.resolve()):
+                    raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with target.open("wb") as fh:
+                    self._decrypt_file(row, entry, dek, fh)
+            if out.exists():
+                out.rmdir()
+            staging.rename(out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        finally:
+            del dek
+        self.record_event("artifact.read", row.id, {"files": len(manifest.files)})
+        return manifest
+
+    def show(self, artifact_id: str) -> dict[str, Any]:
+        """Everything the catalog knows of an artifact (no key material)."""
+        row = self.resolve(artifact_id)
+        return {
+            "artifact": row.__dict__,
+            "files": self.catalog.files_of(row.id),
+            "placement": self.catalog.placement(row.id),
+            "envelopes": self.catalog.envelopes_of(row.id),
+            "events": self.catalog.events_of(row.id),
+        }
+
+    # -- maintenance ---------------------------------------------------------
+
+    def committed_ids(self, tier: str) -> set[str]:
+        """Artifact ids with a manifest in a tier bucket."""
+        ids = set()
+        for obj in self.store.list(self.bucket(tier), "artifacts/"):
+            parts = obj.key.split("/")
+            if len(parts) == 3 and parts[2] == "manifest.json":
+                ids.add(parts[1])
+        return ids
+
+    def gc(self, grace: timedelta | None = None, *, dry_run: bool = False) -> list[str]:
+        """Remove uncommitted artifacts' objects and abandoned uploads older than ``grace``."""
+        grace = timedelta(minutes=self.settings.gc_grace_minutes) if grace is None else grace
+        cutoff = self.clock() - grace
+        removed: list[str] = []
+        committed: dict[str, set[str]] = {}
+        for tier in TIERS:
+            committed[tier] = self.committed_ids(tier)
+            for obj in self.store.list(self.bucket(tier), "artifacts/"):
+                artifact = obj.key.split("/")[1]
+                if artifact in committed[tier]:
+                    continue
+                if obj.last_modified and obj.last_modified > cutoff:
+                    continue
+                if not dry_run:
+                    try:
+                        self.store.remove(obj.bucket, obj.key)
+                    except RetentionError:
+                        continue
+                removed.append(f"{obj.bucket}/{obj.key}")
+            removed += self._abort_stale_uploads(tier, cutoff, dry_run=dry_run)
+        every = set().union(*committed.values())
+        for obj in self.store.list(self.bucket("envelopes"), "envelopes/"):
+            artifact = obj.key.split("/")[1]
+            if artifact in every or (obj.last_modified and obj.last_modified > cutoff):
+                continue
+            if not dry_run:
+                self.store.remove(obj.bucket, obj.key)
+            removed.append(f"{obj.bucket}/{obj.key}")
+        if removed and not dry_run:
+            self.record_event("store.gc", None, {"removed": len(removed)})
+        return removed
+
+    def _abort_stale_uploads(self, tier: str, cutoff: datetime, *, dry_run: bool) -> list[str]:
+        """Abort multipart uploads started before ``cutoff`` that never completed.
+
+        A put killed mid-file leaves one; its parts take space but are invisible to
+        listings. A commit needs every upload complete, so an incomplete one is never
+        part of a committed artifact (a crashed attempt of a re-run put included).
+        """
+        aborted: list[str] = []
+        for upload in self.store.list_incomplete_uploads(self.bucket(tier), "artifacts/"):
+            if upload.initiated and upload.initiated > cutoff:
+                continue
+            if not dry_run:
+                with contextlib.suppress(NotFoundError):
+                    self.store.abort_incomplete_upload(upload.bucket, upload.key, upload.upload_id)
+            aborted.append(f"{upload.bucket}/{upload.key} (incomplete upload {upload.upload_id})")
+        return aborted
+
+
+def artifact_row(manifest: Manifest, body: bytes, signed_by: str | None) -> dict[str, Any]:
+    """Catalog row of a manifest."""
+    return {
+        "id": manifest.artifact_id,
+        "name": manifest.name,
+        "content_digest": manifest.content_digest,
+        "manifest_sha256": hashlib.sha256(body).hexdigest(),
+        "created_at": manifest.created_at,
+        "creator": manifest.creator,
+        "tier": manifest.tier,
+        "file_count": len(manifest.files),
+        "total_size": manifest.total_size,
+        "signed_by": signed_by,
+        "validation_status": None,
+        "validation_sha256": None,
+    }
+
+
+def file_row(artifact_id: str, idx: int, entry: FileEntry) -> dict[str, Any]:
+    """Catalog row of one file."""
+    return {
+        "artifact_id": artifact_id,
+        "idx": idx,
+        "path": entry.path,
+        "size": entry.size,
+        "sha256": entry.sha256,
+        "ciphertext_size": entry.ciphertext_size,
+        "object_key": entry.object_key,
+    }
+
+
+def _lifetime_from(settings: Settings) -> Callable[[str, str], timedelta | None]:
+    """Key lifetimes from config/lifetimes.toml when present."""
+    try:
+        from weightvault.keys._lifetimes import load_lifetime_policy, plan_key
+    except ImportError:  # pragma: no cover - the module ships with the vault
+        return lambda _p, _t: None
+    if not settings.lifetimes_file.is_file():
+        return lambda _p, _t: None
+    policy = load_lifetime_policy(settings.lifetimes_file)
+
+    def lifetime(purpose: str, tier: str) -> timedelta | None:
+        if tier not in {"hot", "warm", "cold"}:
+            tier = "cold"
+        try:
+            return plan_key(policy, purpose, tier).max_lifetime
+        except VaultError:
+            return None
+
+    return lifetime
+
+
+__all__ = [
+    "PutPlan",
+    "PutResult",
+    "Sealed",
+    "SourceFile",
+    "Vault",
+    "VerifyReport",
+    "default_actor",
+]

@@ -1,0 +1,462 @@
+"""The catalog: a SQL index (SQLite by default) over what the store holds.
+
+It is an index, not the source of truth: :func:`weightvault.lifecycle.rebuild.rebuild_catalog`
+reconstructs every row from the store. It never holds key material.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError
+
+from weightvault.errors import ConfigError, ConflictError, NotFoundError
+
+metadata = MetaData()
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False, index=True),
+    Column("content_digest", String(80), nullable=False, index=True),
+    Column("manifest_sha256", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("creator", String(255), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("file_count", Integer, nullable=False),
+    Column("total_size", Integer, nullable=False),
+    Column("signed_by", String(128), nullable=True),
+    Column("validation_status", String(16), nullable=True),
+    Column("validation_sha256", String(64), nullable=True),
+)
+
+files = Table(
+    "files",
+    metadata,
+    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("ciphertext_size", Integer, nullable=False),
+    Column("object_key", Text, nullable=False),
+)
+
+placements = Table(
+    "placements",
+    metadata,
+    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
+    Column("tier", String(16), nullable=False),
+    Column("bucket", String(128), nullable=False),
+    Column("since", String(40), nullable=False),
+    Column("retain_until", String(40), nullable=True),
+    Column("legal_hold", Integer, nullable=False, default=0),
+    Column("generation", Integer, nullable=False, default=0),
+    # Set while a promotion or quarantine holds the artifact: the claim that
+    # makes concurrent moves of one artifact exclusive.
+    Column("pending", String(16), nullable=True),
+)
+
+envelopes = Table(
+    "envelopes",
+    metadata,
+    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
+    Column("tier", String(16), primary_key=True),
+    Column("kek_id", String(64), nullable=False, index=True),
+    Column("kek_version", Integer, nullable=False),
+    Column("object_key", Text, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("ts", String(40), nullable=False, index=True),
+    Column("kind", String(64), nullable=False, index=True),
+    Column("artifact_id", String(64), nullable=True, index=True),
+    Column("actor", String(255), nullable=False),
+    Column("details", Text, nullable=False),
+)
+
+TABLES = (artifacts, files, placements, envelopes, events)
+
+
+@dataclass(frozen=True)
+class ArtifactRow:
+    """An artifact as the catalog knows it."""
+
+    id: str
+    name: str
+    content_digest: str
+    manifest_sha256: str
+    created_at: str
+    creator: str
+    tier: str
+    file_count: int
+    total_size: int
+    signed_by: str | None
+    validation_status: str | None
+    validation_sha256: str | None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Catalog:
+    """Reads and writes of the index, each write in one transaction."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url)
+        except Exception as exc:
+            raise ConfigError(f"catalog URL is invalid ({type(exc).__name__})") from None
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise ConfigError(f"cannot open the catalog: {exc.orig}") from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit of writes."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- writes ------------------------------------------------------------
+
+    def add_artifact(
+        self,
+        conn: Connection,
+        artifact: dict[str, Any],
+        file_rows: Sequence[dict[str, Any]],
+        placement: dict[str, Any],
+        envelope: dict[str, Any],
+    ) -> None:
+        """Insert an artifact with its files, placement and envelope."""
+        try:
+            conn.execute(insert(artifacts), [artifact])
+        except SAIntegrityError:
+            raise ConflictError(f"artifact {artifact['id']} is already in the catalog") from None
+        if file_rows:
+            conn.execute(insert(files), list(file_rows))
+        conn.execute(insert(placements), [placement])
+        conn.execute(insert(envelopes), [envelope])
+
+    def add_event(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Index an event (idempotent on its id)."""
+        exists = conn.execute(select(events.c.id).where(events.c.id == row["id"])).first()
+        if exists is None:
+            conn.execute(insert(events), [row])
+
+    def set_envelope(
+        self,
+        conn: Connection,
+        artifact_id: str,
+        tier: str,
+        kek_id: str,
+        kek_version: int,
+        object_key: str,
+    ) -> None:
+        """Record which KEK version wraps an artifact's DEK for a tier."""
+        conn.execute(
+            delete(envelopes).where(
+                (envelopes.c.artifact_id == artifact_id) & (envelopes.c.tier == tier)
+            )
+        )
+        conn.execute(
+            insert(envelopes),
+            [
+                {
+                    "artifact_id": artifact_id,
+                    "tier": tier,
+                    "kek_id": kek_id,
+                    "kek_version": kek_version,
+                    "object_key": object_key,
+                }
+            ],
+        )
+
+    def set_validation(self, artifact_id: str, status: str, report_sha256: str) -> None:
+        """Record the outcome of the latest validation."""
+        with self.transaction() as conn:
+            conn.execute(
+                update(artifacts)
+                .where(artifacts.c.id == artifact_id)
+                .values(validation_status=status, validation_sha256=report_sha256)
+            )
+
+    def claim(self, artifact_id: str, source: str, target: str) -> int:
+        """Atomically mark an artifact as moving; ConflictError if someone else holds it."""
+        with self.transaction() as conn:
+            result = conn.execute(
+                update(placements)
+                .where(
+                    (placements.c.artifact_id == artifact_id)
+                    & (placements.c.tier == source)
+                    & placements.c.pending.is_(None)
+                )
+                .values(pending=target, generation=placements.c.generation + 1)
+            )
+            if result.rowcount != 1:
+                raise ConflictError(
+                    f"artifact {artifact_id} is being moved by another operation or left {source}"
+                )
+            row = conn.execute(
+                select(placements.c.generation).where(placements.c.artifact_id == artifact_id)
+            ).one()
+        return int(row[0])
+
+    def release(self, artifact_id: str) -> None:
+        """Drop a claim without moving (after a failed move)."""
+        with self.transaction() as conn:
+            conn.execute(
+                update(placements)
+                .where(placements.c.artifact_id == artifact_id)
+                .values(pending=None)
+            )
+
+    def move(
+        self,
+        conn: Connection,
+        artifact_id: str,
+        *,
+        tier: str,
+        bucket: str,
+        since: str,
+        retain_until: str | None,
+        legal_hold: bool,
+    ) -> None:
+        """Record a completed move and release the claim."""
+        conn.execute(update(artifacts).where(artifacts.c.id == artifact_id).values(tier=tier))
+        conn.execute(
+            update(placements)
+            .where(placements.c.artifact_id == artifact_id)
+            .values(
+                tier=tier,
+                bucket=bucket,
+                since=since,
+                retain_until=retain_until,
+                legal_hold=int(legal_hold),
+                pending=None,
+                generation=0,
+            )
+        )
+
+    def drop_envelope(self, conn: Connection, artifact_id: str, tier: str) -> None:
+        """Forget an artifact's envelope for a tier."""
+        conn.execute(
+            delete(envelopes).where(
+                (envelopes.c.artifact_id == artifact_id) & (envelopes.c.tier == tier)
+            )
+        )
+
+    def remove_artifact(self, conn: Connection, artifact_id: str) -> None:
+        """Drop an artifact's rows (events stay: they are evidence)."""
+        for table in (files, placements, envelopes):
+            conn.execute(delete(table).where(table.c.artifact_id == artifact_id))
+        conn.execute(delete(artifacts).where(artifacts.c.id == artifact_id))
+
+    def clear(self) -> None:
+        """Delete every row (before a rebuild)."""
+        with self.transaction() as conn:
+            for table in reversed(TABLES):
+                conn.execute(delete(table))
+
+    # -- reads -------------------------------------------------------------
+
+    def artifact(self, artifact_id: str) -> ArtifactRow:
+        """One artifact by id or unique id prefix; NotFoundError otherwise."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(artifacts).where(artifacts.c.id.startswith(artifact_id, autoescape=True))
+            ).all()
+        if len(rows) != 1 or len(artifact_id) < 4:
+            if len(rows) > 1:
+                raise NotFoundError(f"artifact id prefix {artifact_id!r} is ambiguous")
+            raise NotFoundError(f"artifact {artifact_id} is not in the catalog")
+        return ArtifactRow(**rows[0]._asdict())
+
+    def find_by_digest(self, content_digest: str) -> list[ArtifactRow]:
+        """Artifacts with this content digest."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(artifacts)
+                .where(artifacts.c.content_digest == content_digest)
+                .order_by(artifacts.c.created_at)
+            ).all()
+        return [ArtifactRow(**r._asdict()) for r in rows]
+
+    def list_artifacts(self, tier: str | None = None) -> list[ArtifactRow]:
+        """All artifacts, newest first."""
+        query = select(artifacts).order_by(artifacts.c.created_at.desc(), artifacts.c.id)
+        if tier:
+            query = query.where(artifacts.c.tier == tier)
+        with self.engine.connect() as conn:
+            return [ArtifactRow(**r._asdict()) for r in conn.execute(query).all()]
+
+    def files_of(self, artifact_id: str) -> list[dict[str, Any]]:
+        """File rows of an artifact, in manifest order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(files).where(files.c.artifact_id == artifact_id).order_by(files.c.idx)
+            ).all()
+        return [r._asdict() for r in rows]
+
+    def placement(self, artifact_id: str) -> dict[str, Any]:
+        """Where an artifact lives now."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(placements).where(placements.c.artifact_id == artifact_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"artifact {artifact_id} has no placement")
+        return row._asdict()
+
+    def envelopes_of(self, artifact_id: str) -> list[dict[str, Any]]:
+        """Envelope rows of an artifact."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(envelopes).where(envelopes.c.artifact_id == artifact_id)
+            ).all()
+        return [r._asdict() for r in rows]
+
+    def envelopes_on(self, kek_id: str, kek_version: int) -> list[dict[str, Any]]:
+        """Envelopes wrapped by one KEK version."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(envelopes).where(
+                    (envelopes.c.kek_id == kek_id) & (envelopes.c.kek_version == kek_version)
+                )
+            ).all()
+        return [r._asdict() for r in rows]
+
+    def envelopes_on_any(self, kek_id: str, kek_versions: Sequence[int]) -> list[dict[str, Any]]:
+        """Envelopes wrapped by any of the given versions of one key, by artifact id."""
+        if not kek_versions:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(envelopes)
+                .where(
+                    (envelopes.c.kek_id == kek_id) & envelopes.c.kek_version.in_(list(kek_versions))
+                )
+                .order_by(envelopes.c.artifact_id, envelopes.c.tier)
+            ).all()
+        return [r._asdict() for r in rows]
+
+    def envelope_counts(self) -> dict[tuple[str, int], int]:
+        """(key id, version) -> number of envelopes that version wraps."""
+        query = select(envelopes.c.kek_id, envelopes.c.kek_version, func.count()).group_by(
+            envelopes.c.kek_id, envelopes.c.kek_version
+        )
+        with self.engine.connect() as conn:
+            return {(str(k), int(v)): int(n) for k, v, n in conn.execute(query).all()}
+
+    def signed_counts(self) -> dict[str, int]:
+        """Signer reference (``key@vN``) -> number of artifacts it signed."""
+        query = (
+            select(artifacts.c.signed_by, func.count())
+            .where(artifacts.c.signed_by.is_not(None))
+            .group_by(artifacts.c.signed_by)
+        )
+        with self.engine.connect() as conn:
+            return {str(s): int(n) for s, n in conn.execute(query).all()}
+
+    def update_envelope_versions(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Point envelope rows (artifact_id, tier, kek_id, kek_version) at new KEK versions.
+
+        One executemany for the whole batch; rows of artifacts not in the
+        catalog are ignored. Returns how many rows were updated.
+        """
+        if not rows:
+            return 0
+        stmt = (
+            update(envelopes)
+            .where(
+                (envelopes.c.artifact_id == bindparam("b_artifact_id"))
+                & (envelopes.c.tier == bindparam("b_tier"))
+            )
+            .values(kek_id=bindparam("b_kek_id"), kek_version=bindparam("b_kek_version"))
+        )
+        params = [
+            {
+                "b_artifact_id": r["artifact_id"],
+                "b_tier": r["tier"],
+                "b_kek_id": r["kek_id"],
+                "b_kek_version": r["kek_version"],
+            }
+            for r in rows
+        ]
+        result = conn.execute(stmt, params)
+        return int(result.rowcount or 0)
+
+    def replace_files(
+        self,
+        conn: Connection,
+        artifact_id: str,
+        file_rows: Sequence[dict[str, Any]],
+        manifest_sha256: str,
+        *,
+        signed_by: str | None = None,
+    ) -> None:
+        """Swap an artifact's file rows, manifest digest and signer (after a re-encryption)."""
+        conn.execute(delete(files).where(files.c.artifact_id == artifact_id))
+        if file_rows:
+            conn.execute(insert(files), list(file_rows))
+        values: dict[str, Any] = {"manifest_sha256": manifest_sha256}
+        if signed_by is not None:
+            values["signed_by"] = signed_by
+        conn.execute(update(artifacts).where(artifacts.c.id == artifact_id).values(**values))
+
+    def events_of(self, artifact_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Events, oldest first, optionally of one artifact."""
+        query = select(events).order_by(events.c.ts, events.c.id).limit(limit)
+        if artifact_id:
+            query = query.where(events.c.artifact_id == artifact_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for r in rows:
+            row = r._asdict()
+            row["details"] = json.loads(row["details"])
+            out.append(row)
+        return out
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every table, sorted: for comparing two catalogs."""
+        with self.engine.connect() as conn:
+            return {t.name: sorted(tuple(r) for r in conn.execute(select(t)).all()) for t in TABLES}

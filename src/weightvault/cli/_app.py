@@ -1,0 +1,265 @@
+"""The ``weightvault`` command line.
+
+Every failure prints one line to stderr and exits with the code of its error
+class (see :mod:`weightvault.errors`); tracebacks only with WEIGHTVAULT_DEBUG=1.
+Commands that need Prefect (``demo``, ``up``, ``down``, flows) are plugged in
+through the ``weightvault.commands`` entry point group, so this module never
+imports Prefect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from weightvault.cli import _keys, _policy, _tiers
+from weightvault.cli._common import Handler, Parser, emit, open_vault, settings_for
+from weightvault.errors import InvalidInputError, VaultError
+from weightvault.logs import REDACTED, configure_logging
+
+# Core command groups in their own modules; each has register(sub, common).
+COMMAND_MODULES = (_keys, _policy, _tiers)
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the master key, keystore, KEKs and buckets."""
+    from weightvault.lifecycle.bootstrap import init_vault
+
+    report = init_vault(settings_for(args), start_store=not args.no_store)
+    emit(args, "\n".join(f"{k}: {v}" for k, v in report.items()), report)
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    """store up | down | status."""
+    from weightvault.store._server import EmbeddedStore
+
+    settings = settings_for(args)
+    if not settings.store.embedded:
+        emit(args, f"external store: {settings.store.endpoint}", {"external": True})
+        return 0
+    server = EmbeddedStore(settings.store_dir)
+    if args.action == "up":
+        status = server.up()
+        from weightvault.lifecycle.bootstrap import ensure_buckets
+
+        ensure_buckets(settings)
+    elif args.action == "down":
+        stopped = server.down()
+        emit(args, "store stopped" if stopped else "store was not running", {"stopped": stopped})
+        return 0
+    else:
+        status = server.status()
+    data = {
+        "running": status.running,
+        "endpoint": status.endpoint,
+        "pid": status.pid,
+        "data_dir": str(status.data_dir),
+    }
+    human = (
+        f"store running at http://{status.endpoint} (pid {status.pid}), data in {status.data_dir}"
+        if status.running
+        else "store is not running"
+    )
+    emit(args, human, data)
+    return 0 if status.running or args.action == "status" else 7
+
+
+def _labels(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInputError(f"label {pair!r} is not KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def cmd_put(args: argparse.Namespace) -> int:
+    """Ingest a file or directory."""
+    vault = open_vault(args)
+    result = vault.put(Path(args.path), args.name, args.tier, labels=_labels(args.label))
+    row = result.artifact
+    data = {
+        "artifact_id": row.id,
+        "content_digest": row.content_digest,
+        "files": row.file_count,
+        "bytes": row.total_size,
+        "tier": row.tier,
+        "duplicate_of": result.duplicate_of,
+    }
+    human = f"{row.id}  {row.content_digest}  {row.file_count} files, {row.total_size} bytes"
+    if result.duplicate_of:
+        human = f"already stored as {row.id} (same content digest {row.content_digest})"
+    emit(args, human, data)
+    return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """Download, decrypt and verify an artifact."""
+    vault = open_vault(args)
+    manifest = vault.get(args.id, Path(args.out))
+    emit(
+        args,
+        f"{manifest.artifact_id}: {len(manifest.files)} files verified and written to {args.out}",
+        {"artifact_id": manifest.artifact_id, "out": args.out, "files": len(manifest.files)},
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check an artifact's integrity without writing plaintext."""
+    vault = open_vault(args)
+    report = vault.verify(args.id)
+    emit(
+        args,
+        f"{report.artifact_id}: OK, {report.files} files, {report.bytes} bytes, "
+        f"{report.content_digest}",
+        report.__dict__,
+    )
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    """List artifacts."""
+    vault = open_vault(args)
+    rows = vault.catalog.list_artifacts(args.tier)
+    lines = [f"{'ID':<30} {'TIER':<10} {'FILES':>5} {'BYTES':>12}  NAME"]
+    lines += [
+        f"{r.id:<30} {r.tier:<10} {r.file_count:>5} {r.total_size:>12}  {r.name}" for r in rows
+    ]
+    emit(args, "\n".join(lines), [r.__dict__ for r in rows])
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Show one artifact."""
+    vault = open_vault(args)
+    info = vault.show(args.id)
+    a = info["artifact"]
+    lines = [f"{k}: {v}" for k, v in a.items()]
+    lines.append(f"placement: {info['placement']['tier']} since {info['placement']['since']}")
+    lines += [f"envelope: {e['tier']} {e['kek_id']}@v{e['kek_version']}" for e in info["envelopes"]]
+    lines += [f"file: {f['path']} {f['size']} {f['sha256']}" for f in info["files"]]
+    lines += [f"event: {e['ts']} {e['kind']} by {e['actor']}" for e in info["events"]]
+    emit(args, "\n".join(lines), info)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Remove orphaned objects."""
+    from datetime import timedelta
+
+    vault = open_vault(args)
+    grace = None if args.grace_minutes is None else timedelta(minutes=args.grace_minutes)
+    removed = vault.gc(grace, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    emit(args, f"{verb} {len(removed)} orphaned objects", {"removed": removed})
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    """catalog rebuild."""
+    from weightvault.lifecycle.rebuild import rebuild_catalog
+
+    vault = open_vault(args)
+    counts = rebuild_catalog(vault)
+    emit(args, "catalog rebuilt: " + ", ".join(f"{k} {v}" for k, v in counts.items()), counts)
+    return 0
+
+
+# -- parser -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser, including plugged-in commands."""
+    common = Parser(add_help=False)
+    common.add_argument("--home", help="vault home (default: WEIGHTVAULT_HOME or ./.weightvault)")
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    parser = Parser(prog="weightvault", description=__doc__.splitlines()[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    def add(name: str, func: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(func=func)
+        return p
+
+    p = add("init", cmd_init, "create the master key, keystore, tier keys and buckets")
+    p.add_argument("--no-store", action="store_true", help="do not start the embedded store")
+    p = add("store", cmd_store, "run the embedded S3 server (SeaweedFS)")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p = add("put", cmd_put, "encrypt and store a file or directory")
+    p.add_argument("path")
+    p.add_argument("--name", required=True)
+    p.add_argument("--tier", default="hot", choices=["hot", "warm", "cold"])
+    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p = add("get", cmd_get, "download, decrypt and verify an artifact")
+    p.add_argument("id")
+    p.add_argument("--out", required=True, help="directory to create (must not hold files)")
+    p = add("verify", cmd_verify, "check an artifact without writing plaintext")
+    p.add_argument("id")
+    p = add("ls", cmd_ls, "list artifacts")
+    p.add_argument("--tier", choices=["hot", "warm", "cold", "quarantine"])
+    p = add("show", cmd_show, "show one artifact")
+    p.add_argument("id")
+    p = add("gc", cmd_gc, "remove objects of artifacts that never committed")
+    p.add_argument("--grace-minutes", type=int, default=None)
+    p.add_argument("--dry-run", action="store_true")
+    p = add("catalog", cmd_catalog, "catalog maintenance")
+    p.add_argument("action", choices=["rebuild"])
+
+    for module in COMMAND_MODULES:
+        module.register(sub, common)
+    for ep in sorted(entry_points(group="weightvault.commands"), key=lambda e: e.name):
+        register = ep.load()
+        register(sub, common)
+    return parser
+
+
+def _scrub(message: str) -> str:
+    from weightvault.logs import _scrub as scrub
+
+    text = scrub(message)
+    return text if isinstance(text, str) else REDACTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: run a command, map errors to one line and an exit code."""
+    configure_logging(os.environ.get("WEIGHTVAULT_LOG_LEVEL", "WARNING"))
+    debug = os.environ.get("WEIGHTVAULT_DEBUG") == "1"
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.func(args)
+    except VaultError as exc:
+        if debug:
+            raise
+        print(f"weightvault: error: {_scrub(exc.message)}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("weightvault: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except Exception as exc:
+        if debug:
+            raise
+        print(
+            f"weightvault: internal error: {type(exc).__name__}: {_scrub(str(exc))}",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        sys.stdout.flush()
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

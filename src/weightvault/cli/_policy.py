@@ -1,0 +1,94 @@
+"""`weightvault policy test|eval` and `weightvault validate`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from weightvault.errors import InvalidInputError, PolicyError
+
+
+def _policy_test(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, settings_for
+    from weightvault.gates._policy import coverage_gaps, policy_rules, run_policy_tests
+
+    policy_dir = settings_for(args).policy_dir
+    results = run_policy_tests(policy_dir)
+    gaps = coverage_gaps(results, policy_rules(policy_dir))
+    failed = [r for r in results if not r.passed]
+    lines = [r.describe() for r in results]
+    lines += [f"GAP {g}" for g in gaps]
+    lines.append(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    emit(
+        args,
+        "\n".join(lines),
+        {
+            "passed": len(results) - len(failed),
+            "failed": [r.describe() for r in failed],
+            "gaps": gaps,
+        },
+    )
+    if failed or gaps:
+        raise PolicyError(f"{len(failed)} policy cases failed, {len(gaps)} rules lack cases")
+    return 0
+
+
+def _policy_eval(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, settings_for
+    from weightvault.gates._policy import evaluate, explain
+
+    try:
+        document = json.loads(Path(args.input).read_text())
+    except FileNotFoundError:
+        raise InvalidInputError(f"no such input file: {args.input}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{args.input} is not JSON: line {exc.lineno}") from None
+    decision = evaluate(document, settings_for(args).policy_dir)
+    emit(
+        args,
+        explain(decision),
+        {
+            "allow": decision.allow,
+            "reasons": decision.reasons,
+            "policy_digest": decision.policy_digest,
+        },
+    )
+    return 0 if decision.allow else PolicyError.exit_code
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.validate import validate_artifact
+
+    vault = open_vault(args)
+    outcome = validate_artifact(vault, args.id, Path(args.model_repo) if args.model_repo else None)
+    lines = [f"{outcome.artifact_id}: validation {outcome.status} (report {outcome.report_sha256})"]
+    lines += [f"  - {f}" for f in outcome.failures]
+    if outcome.quarantined:
+        lines.append("  quarantined: unsafe content")
+    emit(args, "\n".join(lines), outcome.__dict__)
+    return 0 if outcome.status == "passed" else PolicyError.exit_code
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add `policy` and `validate`."""
+    policy = sub.add_parser("policy", help="policy-as-code (Rego)", parents=[common])
+    actions = policy.add_subparsers(
+        dest="policy_action", metavar="ACTION", parser_class=type(policy)
+    )
+    actions.required = True
+    test = actions.add_parser("test", help="run the table-driven policy cases", parents=[common])
+    test.set_defaults(func=_policy_test)
+    ev = actions.add_parser(
+        "eval", help="explain a decision for an input document", parents=[common]
+    )
+    ev.add_argument("--input", required=True, help="JSON input document")
+    ev.set_defaults(func=_policy_eval)
+    val = sub.add_parser(
+        "validate", help="run format, Great Expectations and provenance checks", parents=[common]
+    )
+    val.add_argument("id")
+    val.add_argument("--model-repo", help="git+DVC repo holding the training data and metrics")
+    val.set_defaults(func=_validate)

@@ -1,0 +1,127 @@
+"""`weightvault promote|quarantine|release|delete|export|offline-verify`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from weightvault.errors import InvalidInputError
+
+
+def _promote(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.promote import promote
+
+    result = promote(
+        open_vault(args),
+        args.id,
+        args.to,
+        approver=args.approver,
+        justification=args.justification,
+        legal_hold=args.legal_hold,
+    )
+    emit(
+        args,
+        f"{result.artifact_id}: {result.source} -> {result.target}, "
+        f"attestation {result.attestation}"
+        + (f", retained until {result.retain_until}" if result.retain_until else ""),
+        {**result.__dict__, "gates": [g.to_dict() for g in result.gates]},
+    )
+    return 0
+
+
+def _quarantine(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.quarantine import quarantine
+
+    marker = quarantine(open_vault(args), args.id, reason=args.reason)
+    emit(args, f"{marker['artifact_id']} quarantined (was {marker['origin']})", marker)
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.quarantine import release
+
+    tier = release(
+        open_vault(args), args.id, approver=args.approver, justification=args.justification
+    )
+    emit(args, f"{args.id} released to {tier}", {"tier": tier})
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.promote import delete_artifact
+
+    removed = delete_artifact(open_vault(args), args.id)
+    emit(args, f"deleted {args.id} ({removed} objects)", {"removed": removed})
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.export import export_bundle
+
+    out = export_bundle(open_vault(args), args.id, Path(args.to))
+    emit(args, f"bundle written to {out}", {"bundle": str(out)})
+    return 0
+
+
+def _offline_verify(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit
+    from weightvault.lifecycle.export import verify_bundle
+
+    pinned = None
+    if args.trust_root:
+        try:
+            pinned = json.loads(Path(args.trust_root).read_text())
+        except (OSError, json.JSONDecodeError):
+            raise InvalidInputError(f"cannot read trust root {args.trust_root}") from None
+    report = verify_bundle(Path(args.dir), pinned)
+    emit(
+        args,
+        f"{report.artifact_id} ({report.name}): bundle OK, {report.files} files, "
+        f"{report.attestations} attestations, {report.content_digest}",
+        report.__dict__,
+    )
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the tier commands."""
+    p = sub.add_parser(
+        "promote", help="promote hot->warm or warm->cold through the gates", parents=[common]
+    )
+    p.add_argument("id")
+    p.add_argument("--to", required=True, choices=["warm", "cold"])
+    p.add_argument("--approver", required=True)
+    p.add_argument("--justification", required=True)
+    p.add_argument("--legal-hold", action="store_true", help="cold only: place a legal hold")
+    p.set_defaults(func=_promote)
+    p = sub.add_parser("quarantine", help="isolate an artifact: no reads", parents=[common])
+    p.add_argument("id")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=_quarantine)
+    p = sub.add_parser("release", help="release a quarantined artifact", parents=[common])
+    p.add_argument("id")
+    p.add_argument("--approver", required=True)
+    p.add_argument("--justification", required=True)
+    p.set_defaults(func=_release)
+    p = sub.add_parser(
+        "delete", help="delete an artifact (refused under retention)", parents=[common]
+    )
+    p.add_argument("id")
+    p.set_defaults(func=_delete)
+    p = sub.add_parser("export", help="write an air-gapped bundle", parents=[common])
+    p.add_argument("id")
+    p.add_argument("--to", required=True)
+    p.set_defaults(func=_export)
+    p = sub.add_parser(
+        "offline-verify", help="verify a bundle with no store or network", parents=[common]
+    )
+    p.add_argument("dir")
+    p.add_argument("--trust-root", help="pinned trust_root.json to check the bundle against")
+    p.set_defaults(func=_offline_verify)

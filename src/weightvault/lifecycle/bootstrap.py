@@ -1,0 +1,42 @@
+"""``weightvault init``: everything a new vault needs, idempotently."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weightvault.config._settings import Settings
+from weightvault.keys._keystore import LocalKeyStore, create_master_key, load_master_key
+from weightvault.store._objects import connect, ensure_layout
+from weightvault.store._server import EmbeddedStore
+
+
+def ensure_buckets(settings: Settings) -> None:
+    """Create every bucket the vault uses, waiting for a just-started store."""
+    store = connect(settings)
+    ensure_layout(store, settings)
+
+
+def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any]:
+    """Create home, master key, tier KEKs and buckets; safe to run again."""
+    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    created_key = create_master_key(settings.master_key_path)
+    keystore = LocalKeyStore(settings.keystore_path, load_master_key(settings.master_key_path))
+    keks = [keystore.active_kek(tier).ref for tier in ("hot", "warm", "cold", "quarantine")]
+    report: dict[str, Any] = {
+        "home": str(settings.home),
+        "master_key": "created" if created_key else "present",
+        "keks": ", ".join(keks),
+    }
+    if settings.store.embedded:
+        server = EmbeddedStore(settings.store_dir)
+        if start_store:
+            status = server.up()
+            report["store"] = f"http://{status.endpoint}"
+        else:
+            report["store"] = "embedded (not started)"
+            return report
+    else:
+        report["store"] = settings.store.endpoint
+    ensure_buckets(settings)
+    report["buckets"] = settings.store.bucket("*")
+    return report

@@ -1,0 +1,439 @@
+"""Compromise response: re-encrypt artifacts under a fresh DEK, rewrap the rest.
+
+When a KEK version is compromised (:func:`weightvault.lifecycle.rotation.compromise_key`)
+the artifacts it protects are split in two:
+
+* those whose DEK may have been exposed are **re-encrypted**
+  (:func:`reencrypt_artifact`): every file is decrypted with the old DEK to
+  a private temporary directory, checked against its sha256, and encrypted
+  under a fresh DEK to *new* object keys; a new manifest (MAC under the new
+  DEK) and a re-signed statement are prepared; then the switch is made;
+* the others are **rewrapped** (:func:`rewrap_compromised`): their envelope
+  moves to the tier's fresh KEK version, ciphertext untouched.
+
+Crash safety of a re-encryption. Nothing the artifact relies on is changed
+until a *journal* object ``envelopes/<id>/rekey-<tier>.json`` is written: it
+holds the new wrapped DEK (never a plaintext key), the new manifest and the
+new statement. Writing the journal is the commit point; after it,
+:func:`roll_forward` (idempotent) writes manifest, statement and envelope,
+updates the catalog, escrows cold artifacts again, removes the old
+ciphertext objects and finally the journal. A crash before the journal
+leaves only unreferenced new objects, which the next attempt removes
+(:func:`sweep_unreferenced`) before starting over; a crash after it is
+rolled forward by the next attempt. The old data is deleted only after the
+new manifest, statement and envelope are all in place. The artifact is
+claimed in the catalog for the duration, so a promotion cannot move it
+meanwhile. Between the manifest write and the envelope write (a few
+milliseconds) a concurrent read fails closed with an integrity error.
+
+On cold storage (object lock) the old ciphertext objects cannot be deleted
+before their retention ends: they are left unreferenced, and their old
+envelope is gone, so the old DEK protects nothing reachable.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from weightvault._json import canonical_json, parse_canonical
+from weightvault.artifacts._vault import Vault, file_row
+from weightvault.crypto import _dsse as dsse
+from weightvault.crypto import chunked
+from weightvault.crypto._binding import file_context, manifest_mac
+from weightvault.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidInputError,
+    KeyStateError,
+    NotFoundError,
+    RetentionError,
+)
+from weightvault.keys._keystore import KeyRecord, KeyState, WrappedKey
+from weightvault.lifecycle.escrow import escrow_envelope, has_escrow_key
+from weightvault.lifecycle.rotation import (
+    DEFAULT_BATCH,
+    DEFAULT_WORKERS,
+    CompromiseReport,
+    EnvelopeRef,
+    RewrapStats,
+    TierRotation,
+    compromise_key,
+    kek_id,
+    resolve_key,
+    rewrap_all,
+    rotating_keys,
+)
+from weightvault.logs import get_logger
+from weightvault.provenance._intoto import canonical_json as statement_json
+from weightvault.provenance._intoto import parse_statement
+from weightvault.provenance._statements import signing_key, statement_key, trust_root, trusted_keys
+from weightvault.records._manifest import FileEntry, Manifest, envelope_key, manifest_key
+
+log = get_logger("weightvault.lifecycle.rekey")
+
+JOURNAL_TYPE = "weightvault.rekey-journal/v1"
+CLAIM = "rekey"
+
+
+def journal_key(artifact_id: str, tier: str) -> str:
+    """Object key, in the envelope bucket, of an artifact's re-encryption journal."""
+    return f"envelopes/{artifact_id}/rekey-{tier}.json"
+
+
+def _files_prefix(artifact_id: str) -> str:
+    return f"artifacts/{artifact_id}/files/"
+
+
+@dataclass(frozen=True)
+class ReencryptResult:
+    """One re-encrypted artifact (no key material)."""
+
+    artifact_id: str
+    tier: str
+    files: int
+    bytes: int
+    kek: str
+    resumed: bool
+    old_objects_removed: int
+    old_objects_retained: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return dict(self.__dict__)
+
+
+def _claim(vault: Vault, artifact_id: str, tier: str) -> None:
+    placement = vault.catalog.placement(artifact_id)
+    if placement.get("pending") == CLAIM:
+        return  # an interrupted re-encryption of ours: resume it
+    vault.catalog.claim(artifact_id, tier, CLAIM)
+
+
+def sweep_unreferenced(vault: Vault, artifact_id: str, tier: str, manifest: Manifest) -> int:
+    """Remove file objects of the artifact that its manifest does not name.
+
+    They are what a re-encryption interrupted before its journal left
+    behind. Objects under retention are left alone. Returns how many went.
+    """
+    keep = {f.object_key for f in manifest.files}
+    removed = 0
+    bucket = vault.bucket(tier)
+    for obj in list(vault.store.list(bucket, _files_prefix(artifact_id))):
+        if obj.key in keep:
+            continue
+        with contextlib.suppress(NotFoundError, RetentionError):
+            vault.store.remove(bucket, obj.key)
+            removed += 1
+    return removed
+
+
+def resign_statement(vault: Vault, tier: str, old: Manifest, new: Manifest) -> tuple[bytes, str]:
+    """The artifact's statement with the new file list, signed with the active key.
+
+    The old statement is verified first (signature against the trust root,
+    subject and files against the old manifest): only a genuine statement is
+    carried over; its subject digest and provenance are kept unchanged.
+    """
+    data = vault.store.get_bytes(vault.bucket(tier), statement_key(old.artifact_id))
+    vault.verify_statement(old.artifact_id, tier, old)
+    envelope = parse_canonical(data, "statement envelope")
+    payload = dsse.verify_envelope(envelope, trusted_keys(trust_root(vault.keys)))
+    statement = parse_statement(payload)
+    try:
+        artifact = statement["predicate"]["buildDefinition"]["externalParameters"]["artifact"]
+    except (KeyError, TypeError):
+        raise IntegrityError(f"statement of artifact {old.artifact_id} has no artifact") from None
+    artifact["manifest"] = {
+        "artifact_id": new.artifact_id,
+        "files": [f.to_dict() for f in new.files],
+    }
+    key = signing_key(vault.keys)
+    signed = dsse.sign_envelope(statement_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, key)
+    return canonical_json(signed), f"{key.key_id}@v{key.version}"
+
+
+def _encrypt_files(
+    vault: Vault,
+    artifact_id: str,
+    tier: str,
+    manifest: Manifest,
+    old_dek: bytes,
+    new_dek: bytes,
+    generation: str,
+) -> list[FileEntry]:
+    row = vault.resolve(artifact_id)
+    bucket = vault.bucket(tier)
+    entries = []
+    with tempfile.TemporaryDirectory(prefix="wv-rekey-") as tmp:
+        for idx, entry in enumerate(manifest.files):
+            plain = Path(tmp) / f"{idx:06d}"
+            try:
+                with plain.open("wb") as fh:
+                    vault._decrypt_file(row, entry, old_dek, fh)
+                key = f"{_files_prefix(artifact_id)}{generation}-{idx:06d}.c2sp"
+                length = chunked.ciphertext_size(entry.size)
+                with plain.open("rb") as fh:
+                    reader = chunked.EncryptingReader(
+                        fh, new_dek, file_context(artifact_id, entry.path)
+                    )
+                    vault.store.put_stream(
+                        bucket, key, reader, length, retain_until=vault.retain_until(tier)
+                    )
+                if reader.plaintext_len != entry.size or reader.hexdigest != entry.sha256:
+                    raise IntegrityError(
+                        f"artifact {artifact_id} file {entry.path} changed while re-encrypting"
+                    )
+            finally:
+                plain.unlink(missing_ok=True)
+            entries.append(replace(entry, ciphertext_size=length, object_key=key))
+    return entries
+
+
+def reencrypt_artifact(vault: Vault, artifact_id: str) -> ReencryptResult:
+    """Re-encrypt one artifact under a fresh DEK and the tier's active KEK.
+
+    Resumable: an existing journal is rolled forward; objects of an attempt
+    that died before its journal are swept first. See the module docstring.
+    """
+    row = vault.resolve(artifact_id)
+    tier = row.tier
+    journal = _load_journal(vault, row.id, tier)
+    if journal is not None:
+        return roll_forward(vault, journal, resumed=True)
+    _claim(vault, row.id, tier)
+    manifest, old_dek = vault.load_manifest(row.id, tier)
+    try:
+        sweep_unreferenced(vault, row.id, tier, manifest)
+        keys = rotating_keys(vault)
+        new_dek = secrets.token_bytes(32)
+        try:
+            wrapped = keys.wrap_dek(tier, row.id, new_dek)
+            entries = _encrypt_files(
+                vault, row.id, tier, manifest, old_dek, new_dek, secrets.token_hex(4)
+            )
+            new_manifest = replace(manifest, files=tuple(entries))
+            body = new_manifest.to_bytes(manifest_mac(new_dek, new_manifest.body_bytes()))
+        finally:
+            del new_dek
+    finally:
+        del old_dek
+    statement, signed_by = resign_statement(vault, tier, manifest, new_manifest)
+    doc = {
+        "type": JOURNAL_TYPE,
+        "artifact_id": row.id,
+        "tier": tier,
+        "envelope": wrapped.to_dict(),
+        "manifest": base64.b64encode(body).decode(),
+        "statement": base64.b64encode(statement).decode(),
+        "signed_by": signed_by,
+        "old_objects": [f.object_key for f in manifest.files],
+    }
+    # The commit point: from here on the new version is rolled forward.
+    vault.store.put_bytes(vault.bucket("envelopes"), journal_key(row.id, tier), canonical_json(doc))
+    return roll_forward(vault, doc, resumed=False)
+
+
+def _load_journal(vault: Vault, artifact_id: str, tier: str) -> dict[str, Any] | None:
+    try:
+        data = vault.store.get_bytes(vault.bucket("envelopes"), journal_key(artifact_id, tier))
+    except NotFoundError:
+        return None
+    doc = parse_canonical(data, "re-encryption journal")
+    if doc.get("type") != JOURNAL_TYPE or doc.get("artifact_id") != artifact_id:
+        raise IntegrityError(f"re-encryption journal of artifact {artifact_id} is malformed")
+    return doc
+
+
+def roll_forward(vault: Vault, doc: dict[str, Any], *, resumed: bool) -> ReencryptResult:
+    """Apply a re-encryption journal; idempotent, safe to run again after a crash."""
+    artifact_id, tier = str(doc["artifact_id"]), str(doc["tier"])
+    try:
+        wrapped = WrappedKey.from_dict(doc["envelope"])
+        body = base64.b64decode(doc["manifest"], validate=True)
+        statement = base64.b64decode(doc["statement"], validate=True)
+    except (KeyError, ValueError):
+        raise IntegrityError(f"re-encryption journal of {artifact_id} is malformed") from None
+    if wrapped.artifact_id != artifact_id or wrapped.tier != tier:
+        raise IntegrityError(f"re-encryption journal of {artifact_id} names another artifact")
+    manifest, _mac = Manifest.parse(body)
+    bucket = vault.bucket(tier)
+    retain = vault.retain_until(tier)
+    vault.store.put_bytes(bucket, manifest_key(artifact_id), body, retain_until=retain)
+    vault.store.put_bytes(bucket, statement_key(artifact_id), statement, retain_until=retain)
+    vault.store.put_bytes(
+        vault.bucket("envelopes"),
+        envelope_key(artifact_id, tier),
+        canonical_json(wrapped.to_dict()),
+    )
+    with vault.catalog.transaction() as conn:
+        vault.catalog.replace_files(
+            conn,
+            artifact_id,
+            [file_row(artifact_id, i, f) for i, f in enumerate(manifest.files)],
+            hashlib.sha256(body).hexdigest(),
+            signed_by=str(doc.get("signed_by") or "") or None,
+        )
+        vault.catalog.update_envelope_versions(
+            conn,
+            [
+                {
+                    "artifact_id": artifact_id,
+                    "tier": tier,
+                    "kek_id": wrapped.kek_id,
+                    "kek_version": wrapped.kek_version,
+                }
+            ],
+        )
+    if tier == "cold" and has_escrow_key(vault.keys):
+        escrow_envelope(vault, artifact_id)
+    keep = {f.object_key for f in manifest.files}
+    removed = retained = 0
+    for key in doc.get("old_objects", []):
+        if key in keep:
+            continue
+        try:
+            vault.store.remove(bucket, str(key))
+            removed += 1
+        except NotFoundError:
+            continue
+        except RetentionError:
+            retained += 1
+    with contextlib.suppress(NotFoundError):
+        vault.store.remove(vault.bucket("envelopes"), journal_key(artifact_id, tier))
+    placement = vault.catalog.placement(artifact_id)
+    if placement.get("pending") == CLAIM:
+        vault.catalog.release(artifact_id)
+    kek = f"{wrapped.kek_id}@v{wrapped.kek_version}"
+    vault.record_event(
+        "artifact.rekeyed",
+        artifact_id,
+        {"tier": tier, "kek": kek, "files": len(manifest.files), "resumed": resumed},
+    )
+    return ReencryptResult(
+        artifact_id,
+        tier,
+        len(manifest.files),
+        manifest.total_size,
+        kek,
+        resumed,
+        removed,
+        retained,
+    )
+
+
+def pending_journals(vault: Vault) -> list[tuple[str, str]]:
+    """(artifact id, tier) of every re-encryption left half-way (a journal exists)."""
+    out = []
+    for obj in vault.store.list(vault.bucket("envelopes"), "envelopes/"):
+        parts = obj.key.split("/")
+        if len(parts) == 3 and parts[2].startswith("rekey-") and parts[2].endswith(".json"):
+            out.append((parts[1], parts[2].removeprefix("rekey-").removesuffix(".json")))
+    return out
+
+
+def resume_journals(vault: Vault) -> list[ReencryptResult]:
+    """Roll forward every re-encryption whose journal was written but not finished."""
+    results = []
+    for artifact_id, tier in pending_journals(vault):
+        doc = _load_journal(vault, artifact_id, tier)
+        if doc is not None:
+            results.append(roll_forward(vault, doc, resumed=True))
+    return results
+
+
+def rewrap_compromised(
+    vault: Vault,
+    rec: KeyRecord,
+    artifact_ids: Sequence[str],
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    workers: int = DEFAULT_WORKERS,
+) -> RewrapStats:
+    """Rewrap envelopes on a compromised KEK version under the tier's active version."""
+    if rec.purpose != "kek" or rec.tier is None:
+        raise InvalidInputError(f"key {rec.ref} is not a tier KEK: nothing to rewrap")
+    if rec.state != KeyState.COMPROMISED:
+        raise KeyStateError(f"key {rec.ref} is {rec.state}, not compromised")
+    keys = rotating_keys(vault)
+    active = keys.active_kek(rec.tier)
+    rot = TierRotation(rec.tier, kek_id(rec.tier), active.version, (rec.version,), False)
+    refs = [EnvelopeRef(a, rec.tier) for a in artifact_ids]
+    return rewrap_all(vault, rot, refs, batch_size=batch_size, workers=workers)
+
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class RekeyReport:
+    """The outcome of a compromise response (no key material)."""
+
+    compromise: CompromiseReport
+    reencrypted: list[ReencryptResult] = field(default_factory=list)
+    rewrap: RewrapStats = field(default_factory=RewrapStats)
+    remaining: int = 0
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            **self.compromise.to_dict(),
+            "reencrypted": [r.to_dict() for r in self.reencrypted],
+            "rewrapped": self.rewrap.to_dict(),
+            "remaining": self.remaining,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+def remaining_on(vault: Vault, ref: str) -> int:
+    """Envelopes still on a key version (0 once the response is complete)."""
+    rec = resolve_key(vault, ref)
+    return len(vault.catalog.envelopes_on(rec.key_id, rec.version))
+
+
+def respond(
+    vault: Vault,
+    ref: str,
+    *,
+    since: datetime | None = None,
+    exposed: Iterable[str] = (),
+    all_exposed: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    workers: int = DEFAULT_WORKERS,
+    progress: Progress | None = None,
+) -> RekeyReport:
+    """Compromise a key version (if not yet) and remediate everything it protects.
+
+    Re-encrypts the artifacts whose DEK may have been exposed, rewraps the
+    others, and rolls forward any re-encryption left half-way. Running it
+    again after a crash converges: what is done is no longer on the key.
+    """
+    started = time.perf_counter()
+    resume_journals(vault)
+    report = compromise_key(vault, ref, since=since, exposed=exposed, all_exposed=all_exposed)
+    rec = resolve_key(vault, report.key)
+    out = RekeyReport(report)
+    heavy = [p.artifact_id for p in report.protected if p.action == "re-encrypt"]
+    light = [p.artifact_id for p in report.protected if p.action == "rewrap"]
+    for done, artifact_id in enumerate(heavy, start=1):
+        try:
+            out.reencrypted.append(reencrypt_artifact(vault, artifact_id))
+        except ConflictError:
+            log.warning("rekey.busy", artifact_id=artifact_id)
+        if progress is not None:
+            progress(done, len(heavy), artifact_id)
+    if light and rec.purpose == "kek":
+        out.rewrap = rewrap_compromised(vault, rec, light, batch_size=batch_size, workers=workers)
+    out.remaining = remaining_on(vault, report.key) if rec.purpose == "kek" else 0
+    out.duration_s = time.perf_counter() - started
+    return out

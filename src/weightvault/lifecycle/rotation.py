@@ -1,0 +1,1051 @@
+"""Key rotation and compromise handling that never rewrites ciphertext.
+
+A tier KEK rotation creates a new KEK version and *rewraps* every envelope on
+the old versions: the envelope object (``envelopes/<id>/<tier>.json``, a DEK
+wrapped under a KEK version) is read, unwrapped and wrapped again under the
+new version. The DEK does not change, so no ciphertext object is touched,
+which is what makes rotation work on write-once cold storage.
+
+Steps (each idempotent; a run killed anywhere converges when run again):
+
+1. :func:`due_keys` finds the keys past or near the end of their lifetime
+   (:func:`weightvault.keys._lifetimes.is_due`), plus forced tiers and tiers whose
+   last rotation did not finish (a decrypt-only version still exists).
+2. :func:`start_rotation` creates the new KEK version under the keystore
+   lock, or, when a rotation of the tier is unfinished, returns the version
+   that rotation created: a second new version is never made on resume.
+3. :func:`pending_envelopes` lists, from the catalog, the envelopes still on
+   an old version; :func:`rewrap_batch` rewraps one batch with a thread pool
+   (the minio client is thread-safe) and updates the catalog in one
+   transaction. An envelope object already on the new version is skipped (a
+   crash between the object write and the catalog update is repaired).
+4. :func:`retire_drained` moves an old version to ``retired`` once the
+   catalog has no envelope on it *and* a scan of the envelope bucket finds
+   none either (envelopes of puts not yet committed are rewrapped first).
+
+Compromised versions are never touched by rotation: :func:`compromise_key`
+marks them, and :mod:`weightvault.lifecycle.rekey` re-encrypts or rewraps what they
+protect. This module holds no key material beyond the DEK of the envelope
+being rewrapped, which is dropped at once; nothing it returns or logs holds
+any.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from weightvault._json import canonical_json
+from weightvault.artifacts._vault import Vault
+from weightvault.config._settings import TIERS
+from weightvault.errors import (
+    ConfigError,
+    IntegrityError,
+    InvalidInputError,
+    KeyStateError,
+    NotFoundError,
+    VaultError,
+)
+from weightvault.keys._keystore import KeyProvider, KeyRecord, KeyState, WrappedKey
+from weightvault.keys._lifetimes import (
+    LifetimePolicy,
+    expires_at,
+    is_due,
+    load_lifetime_policy,
+    plan_key,
+)
+from weightvault.logs import get_logger
+from weightvault.provenance._statements import SIGNING_KEY_ID, rotate_signing_key, trust_root
+from weightvault.records._manifest import envelope_key
+
+if TYPE_CHECKING:
+    from weightvault.keys._cbom import KeyInventoryRow
+
+log = get_logger("weightvault.lifecycle.rotation")
+
+KEK_TIERS: tuple[str, ...] = tuple(TIERS)
+TRUST_ROOT_KEY = "trust/root.json"
+DEFAULT_BATCH = 500
+DEFAULT_WORKERS = 16
+_KEY_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[0-9]{1,9}))?$")
+_ENVELOPE_OBJECT = re.compile(r"^envelopes/(?P<id>[^/]+)/(?P<tier>[a-z]+)\.json$")
+# Purposes the lifetime policy knows, by keystore purpose.
+KEY_TYPES = {"kek": "kek", "signing": "signing", "escrow_kem": "escrow_kem", "token": "token"}
+
+
+@runtime_checkable
+class RotatingKeys(KeyProvider, Protocol):
+    """What rotation needs from a keystore beyond :class:`KeyProvider`."""
+
+    def get(self, key_id: str, version: int) -> KeyRecord:
+        """One key version."""
+        ...
+
+    def begin_kek_rotation(self, tier: str, *, new_version: bool) -> tuple[KeyRecord, bool]:
+        """Find or create the version a rotation rewraps to."""
+        ...
+
+    def rotate_kek(self, tier: str) -> KeyRecord:
+        """Create a new KEK version."""
+        ...
+
+    def wrap_with(self, kek: KeyRecord, tier: str, artifact_id: str, dek: bytes) -> WrappedKey:
+        """Wrap under a given (active) KEK version."""
+        ...
+
+    def set_state(self, key_id: str, version: int, state: KeyState) -> KeyRecord:
+        """Move a key version to another state."""
+        ...
+
+
+def rotating_keys(vault: Vault) -> RotatingKeys:
+    """The vault's keystore as a :class:`RotatingKeys`; ConfigError if it cannot rotate."""
+    keys = vault.keys
+    if not isinstance(keys, RotatingKeys):
+        raise ConfigError(f"the key provider {type(keys).__name__} does not support rotation")
+    return keys
+
+
+def kek_id(tier: str) -> str:
+    """The KEK id of a tier."""
+    return f"kek-{tier}"
+
+
+def policy_tier(tier: str | None) -> str:
+    """The lifetime-policy tier of a key: its own for hot/warm/cold, cold otherwise.
+
+    Keys without a tier (signing) and the quarantine KEK are planned as cold,
+    as :func:`weightvault.artifacts._vault._lifetime_from` does when it sets expiries.
+    """
+    return tier if tier in {"hot", "warm", "cold"} else "cold"
+
+
+def parse_key_ref(ref: str) -> tuple[str, int | None]:
+    """``KEY_ID`` or ``KEY_ID@vN`` -> (key id, version or None); InvalidInputError otherwise."""
+    match = _KEY_REF.fullmatch(ref.strip())
+    if not match:
+        raise InvalidInputError(f"key reference {ref!r} is not KEY_ID or KEY_ID@vN")
+    version = match.group("version")
+    return match.group("id"), int(version) if version else None
+
+
+def load_policy(vault: Vault) -> LifetimePolicy:
+    """The vault's lifetime policy (config/lifetimes.toml)."""
+    return load_lifetime_policy(vault.settings.lifetimes_file)
+
+
+# -- schedule ---------------------------------------------------------------------
+
+ROTATION_CONFIG = "rotation.toml"
+_CRON_FIELD = re.compile(r"^[0-9*,/\-A-Za-z?LW#]+$")
+
+
+@dataclass(frozen=True)
+class RotationSchedule:
+    """``config/rotation.toml``: when the rotation deployment runs, and how."""
+
+    cron: str = "0 3 * * *"
+    timezone: str = "UTC"
+    batch_size: int = DEFAULT_BATCH
+    workers: int = DEFAULT_WORKERS
+    verify_sample: int = 3
+
+
+def load_schedule(config_dir: Path) -> RotationSchedule:
+    """Read ``[rotation]`` from ``config_dir/rotation.toml``; defaults when the file is absent."""
+    path = config_dir / ROTATION_CONFIG
+    if not path.is_file():
+        return RotationSchedule()
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} cannot be read ({type(exc).__name__})") from None
+    table = raw.get("rotation", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [rotation] must be a table")
+    unknown = set(table) - {"cron", "timezone", "batch_size", "workers", "verify_sample"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown rotation setting(s) {', '.join(sorted(unknown))}")
+    default = RotationSchedule()
+    cron = table.get("cron", default.cron)
+    if (
+        not isinstance(cron, str)
+        or len(cron.split()) != 5
+        or not all(_CRON_FIELD.fullmatch(f) for f in cron.split())
+    ):
+        raise ConfigError(f"{path}: rotation.cron must be a 5-field cron expression")
+    timezone = table.get("timezone", default.timezone)
+    if not isinstance(timezone, str) or not timezone:
+        raise ConfigError(f"{path}: rotation.timezone must be a time zone name")
+    numbers = {}
+    for name, low, high in (
+        ("batch_size", 1, 100_000),
+        ("workers", 1, 64),
+        ("verify_sample", 0, 1000),
+    ):
+        value = table.get(name, getattr(default, name))
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{path}: rotation.{name} must be an integer in [{low}, {high}]")
+        numbers[name] = value
+    return RotationSchedule(cron=cron, timezone=timezone, **numbers)
+
+
+# -- what is due ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueKey:
+    """A key that a rotation run will act on, and why (no key material)."""
+
+    key_id: str
+    version: int
+    purpose: str
+    tier: str | None
+    created_at: str
+    expires_at: str | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return dict(self.__dict__)
+
+
+def _due_reason(policy: LifetimePolicy, rec: KeyRecord, now: datetime, forced: bool) -> str | None:
+    key_type = KEY_TYPES.get(rec.purpose)
+    if forced:
+        return "forced"
+    if key_type is None:
+        return None
+    try:
+        due = is_due(
+            policy, key_type, policy_tier(rec.tier), rec.created_at, now, algorithm=rec.algorithm
+        )
+    except VaultError as exc:
+        return f"policy refuses the key: {exc.message}"
+    if not due:
+        return None
+    expiry = expires_at(
+        policy, key_type, policy_tier(rec.tier), rec.created_at, algorithm=rec.algorithm
+    )
+    if now >= expiry:
+        return "expired"
+    return "near the end of its lifetime"
+
+
+def due_keys(
+    vault: Vault,
+    policy: LifetimePolicy,
+    now: datetime,
+    *,
+    force_tiers: Iterable[str] = (),
+    force_signing: bool = False,
+) -> list[DueKey]:
+    """Tier KEKs and the signing key that a rotation must handle now.
+
+    A tier is listed when its active KEK is due (or missing), when it is
+    forced, or when its last rotation is unfinished (a decrypt-only version
+    remains to drain). The signing key is listed when due or forced. Escrow
+    keys are listed when due but rotating them needs a new split ceremony
+    (``weightvault escrow split``), so the run only reports them.
+    """
+    forced = set(force_tiers)
+    unknown = forced - set(KEK_TIERS)
+    if unknown:
+        raise InvalidInputError(f"unknown tier(s) to rotate: {', '.join(sorted(unknown))}")
+    keys = rotating_keys(vault)
+    out: list[DueKey] = []
+    for tier in KEK_TIERS:
+        versions = keys.versions(kek_id(tier))
+        active = next((r for r in versions if r.state == KeyState.ACTIVE), None)
+        pending = [r for r in versions if r.state == KeyState.DECRYPT_ONLY]
+        if active is None:
+            out.append(DueKey(kek_id(tier), 0, "kek", tier, "", None, "no active version"))
+            continue
+        reason = _due_reason(policy, active, now, tier in forced)
+        if reason is None and pending:
+            reason = "unfinished rotation: " + ", ".join(r.ref for r in pending) + " to drain"
+        if reason is not None:
+            out.append(_due_key(active, reason))
+    signing = keys.active(SIGNING_KEY_ID)
+    if signing is not None:
+        reason = _due_reason(policy, signing, now, force_signing)
+        if reason is not None:
+            out.append(_due_key(signing, reason))
+    elif force_signing:
+        out.append(DueKey(SIGNING_KEY_ID, 0, "signing", None, "", None, "forced"))
+    for rec in keys.records():
+        if rec.purpose == "escrow_kem" and rec.state == KeyState.ACTIVE:
+            reason = _due_reason(policy, rec, now, forced=False)
+            if reason is not None:
+                out.append(_due_key(rec, reason + " (needs a new escrow split ceremony)"))
+    return out
+
+
+def _due_key(rec: KeyRecord, reason: str) -> DueKey:
+    return DueKey(
+        rec.key_id,
+        rec.version,
+        rec.purpose,
+        rec.tier,
+        rec.created_at.isoformat(),
+        rec.expires_at.isoformat() if rec.expires_at else None,
+        reason,
+    )
+
+
+# -- rotation of one tier ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierRotation:
+    """A started (or resumed) rotation of one tier's KEK."""
+
+    tier: str
+    kek_id: str
+    target_version: int
+    old_versions: tuple[int, ...]
+    created: bool
+
+    @property
+    def target_ref(self) -> str:
+        """``kek-<tier>@vN`` of the version envelopes move to."""
+        return f"{self.kek_id}@v{self.target_version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "tier": self.tier,
+            "kek_id": self.kek_id,
+            "target_version": self.target_version,
+            "old_versions": list(self.old_versions),
+            "created": self.created,
+        }
+
+
+def start_rotation(vault: Vault, tier: str, *, new_version: bool = True) -> TierRotation:
+    """Create the tier's new KEK version, or resume an unfinished rotation.
+
+    The previous active version becomes decrypt-only. With an unfinished
+    rotation (a decrypt-only version exists), its active version is reused
+    and nothing is created. ``new_version=False`` only drains and retires.
+    """
+    if tier not in KEK_TIERS:
+        raise InvalidInputError(f"unknown tier {tier!r}")
+    keys = rotating_keys(vault)
+    target, created = keys.begin_kek_rotation(tier, new_version=new_version)
+    old = tuple(r.version for r in keys.versions(kek_id(tier)) if r.state == KeyState.DECRYPT_ONLY)
+    if created:
+        vault.record_event(
+            "key.rotated",
+            None,
+            {"key": target.ref, "tier": tier, "previous": [f"{kek_id(tier)}@v{v}" for v in old]},
+        )
+    return TierRotation(tier, kek_id(tier), target.version, old, created)
+
+
+@dataclass(frozen=True)
+class EnvelopeRef:
+    """One envelope to rewrap: artifact id and tier (the object key follows)."""
+
+    artifact_id: str
+    tier: str
+
+
+def pending_envelopes(vault: Vault, rot: TierRotation) -> list[EnvelopeRef]:
+    """Envelopes the catalog still has on an old version of the tier's KEK."""
+    rows = vault.catalog.envelopes_on_any(rot.kek_id, rot.old_versions)
+    return [EnvelopeRef(r["artifact_id"], r["tier"]) for r in rows if r["tier"] == rot.tier]
+
+
+def batches(items: Sequence[Any], size: int) -> list[list[Any]]:
+    """``items`` cut into lists of at most ``size``."""
+    if size < 1:
+        raise InvalidInputError("batch size must be at least 1")
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+@dataclass
+class RewrapStats:
+    """Counts of one or more rewrap batches."""
+
+    rewrapped: int = 0
+    already: int = 0
+    missing: int = 0
+    skipped: int = 0
+
+    def add(self, other: RewrapStats) -> None:
+        """Accumulate ``other``."""
+        self.rewrapped += other.rewrapped
+        self.already += other.already
+        self.missing += other.missing
+        self.skipped += other.skipped
+
+    @property
+    def total(self) -> int:
+        """Envelopes looked at."""
+        return self.rewrapped + self.already + self.missing + self.skipped
+
+    def to_dict(self) -> dict[str, int]:
+        """JSON-safe form."""
+        return {
+            "rewrapped": self.rewrapped,
+            "already": self.already,
+            "missing": self.missing,
+            "skipped": self.skipped,
+        }
+
+
+def rewrap_envelope(
+    vault: Vault,
+    keys: RotatingKeys,
+    target: KeyRecord,
+    ref: EnvelopeRef,
+    drain: frozenset[int],
+) -> str:
+    """Rewrap one envelope to ``target``; returns rewrapped|already|missing|skipped.
+
+    ``already``: the object is on the target version (a resumed run);
+    ``missing``: the object is gone (the artifact moved or was deleted);
+    ``skipped``: it is on a version that is not being drained (for example a
+    compromised one, which :mod:`weightvault.lifecycle.rekey` handles).
+    """
+    try:
+        wrapped = vault.load_envelope(ref.artifact_id, ref.tier)
+    except NotFoundError:
+        return "missing"
+    if wrapped.kek_id != target.key_id:
+        raise IntegrityError(
+            f"envelope of artifact {ref.artifact_id} names {wrapped.kek_id}, not {target.key_id}"
+        )
+    if wrapped.kek_version == target.version:
+        return "already"
+    if wrapped.kek_version not in drain:
+        return "skipped"
+    dek = keys.unwrap_dek(wrapped)
+    try:
+        new = keys.wrap_with(target, ref.tier, ref.artifact_id, dek)
+    finally:
+        del dek
+    vault.store.put_bytes(
+        vault.bucket("envelopes"),
+        envelope_key(ref.artifact_id, ref.tier),
+        canonical_json(new.to_dict()),
+    )
+    return "rewrapped"
+
+
+BatchCallback = Callable[[RewrapStats], None]
+
+
+def rewrap_batch(
+    vault: Vault,
+    rot: TierRotation,
+    refs: Sequence[EnvelopeRef],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    pool: ThreadPoolExecutor | None = None,
+) -> RewrapStats:
+    """Rewrap one batch in parallel, then record the new versions in one transaction.
+
+    Safe to run again on the same batch: envelopes already on the target are
+    counted as ``already`` and their catalog rows are (re)written.
+    """
+    keys = rotating_keys(vault)
+    target = keys.get(rot.kek_id, rot.target_version)
+    if target.state != KeyState.ACTIVE:
+        raise KeyStateError(f"rotation target {target.ref} is {target.state}, not active")
+    drain = frozenset(rot.old_versions)
+
+    def one(ref: EnvelopeRef) -> str:
+        return rewrap_envelope(vault, keys, target, ref, drain)
+
+    if pool is not None:
+        outcomes = list(pool.map(one, refs))
+    elif workers <= 1 or len(refs) <= 1:
+        outcomes = [one(r) for r in refs]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as own:
+            outcomes = list(own.map(one, refs))
+    stats = RewrapStats()
+    moved = []
+    for ref, outcome in zip(refs, outcomes, strict=True):
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+        if outcome in {"rewrapped", "already"}:
+            moved.append(
+                {
+                    "artifact_id": ref.artifact_id,
+                    "tier": ref.tier,
+                    "kek_id": rot.kek_id,
+                    "kek_version": rot.target_version,
+                }
+            )
+    with vault.catalog.transaction() as conn:
+        vault.catalog.update_envelope_versions(conn, moved)
+    return stats
+
+
+def rewrap_all(
+    vault: Vault,
+    rot: TierRotation,
+    refs: Sequence[EnvelopeRef],
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    workers: int = DEFAULT_WORKERS,
+    on_batch: BatchCallback | None = None,
+) -> RewrapStats:
+    """Rewrap ``refs`` batch after batch with one shared thread pool.
+
+    ``on_batch`` is called with the running totals after each committed
+    batch (progress reporting; tests raise from it to simulate a crash).
+    """
+    total = RewrapStats()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for chunk in batches(refs, batch_size):
+            total.add(rewrap_batch(vault, rot, chunk, pool=pool))
+            if on_batch is not None:
+                on_batch(total)
+    return total
+
+
+# -- retirement ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoreScan:
+    """Envelope objects of one tier that the store still has on an old version."""
+
+    listed: int
+    checked: int
+    strays: tuple[tuple[EnvelopeRef, int], ...]
+
+
+def scan_store(vault: Vault, rot: TierRotation, *, workers: int = DEFAULT_WORKERS) -> StoreScan:
+    """Double-check the store: envelope objects of the tier still on an old version.
+
+    Lists the envelope bucket; an object whose catalog row already says
+    target version is trusted (this rotation wrote it), every other object of
+    the tier (uncommitted puts, rows out of date) is read and checked.
+    """
+    on_target = {
+        r["artifact_id"]
+        for r in vault.catalog.envelopes_on(rot.kek_id, rot.target_version)
+        if r["tier"] == rot.tier
+    }
+    to_check: list[EnvelopeRef] = []
+    listed = 0
+    for obj in vault.store.list(vault.bucket("envelopes"), "envelopes/"):
+        match = _ENVELOPE_OBJECT.fullmatch(obj.key)
+        if not match or match.group("tier") != rot.tier:
+            continue
+        listed += 1
+        if match.group("id") not in on_target:
+            to_check.append(EnvelopeRef(match.group("id"), rot.tier))
+    drain = set(rot.old_versions)
+
+    def old_version(ref: EnvelopeRef) -> int | None:
+        try:
+            wrapped = vault.load_envelope(ref.artifact_id, ref.tier)
+        except (NotFoundError, IntegrityError):
+            return None
+        if wrapped.kek_id == rot.kek_id and wrapped.kek_version in drain:
+            return wrapped.kek_version
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        versions = list(pool.map(old_version, to_check))
+    strays = tuple((ref, v) for ref, v in zip(to_check, versions, strict=True) if v is not None)
+    return StoreScan(listed, len(to_check), strays)
+
+
+@dataclass(frozen=True)
+class RetireResult:
+    """What :func:`retire_drained` did."""
+
+    retired: tuple[str, ...]
+    kept: dict[str, int]
+    strays_rewrapped: int
+    store_listed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "retired": list(self.retired),
+            "kept": dict(self.kept),
+            "strays_rewrapped": self.strays_rewrapped,
+            "store_listed": self.store_listed,
+        }
+
+
+def retire_drained(
+    vault: Vault, rot: TierRotation, *, workers: int = DEFAULT_WORKERS
+) -> RetireResult:
+    """Retire each old version that nothing references any more.
+
+    Nothing references a version when the catalog has no envelope on it and
+    the store scan (:func:`scan_store`) finds none either; stray envelopes
+    the scan finds (puts not yet committed) are rewrapped first. A version
+    still referenced stays decrypt-only and is reported in ``kept``.
+    """
+    keys = rotating_keys(vault)
+    scan = scan_store(vault, rot, workers=workers)
+    rewrapped = 0
+    if scan.strays:
+        rewrapped = rewrap_all(vault, rot, [r for r, _ in scan.strays], workers=workers).rewrapped
+        scan = scan_store(vault, rot, workers=workers)
+    in_store = Counter(v for _, v in scan.strays)
+    retired: list[str] = []
+    kept: dict[str, int] = {}
+    for version in rot.old_versions:
+        ref = f"{rot.kek_id}@v{version}"
+        count = len(vault.catalog.envelopes_on(rot.kek_id, version)) + in_store[version]
+        if count:
+            kept[ref] = count
+            continue
+        if keys.get(rot.kek_id, version).state == KeyState.DECRYPT_ONLY:
+            keys.set_state(rot.kek_id, version, KeyState.RETIRED)
+            retired.append(ref)
+    if retired:
+        vault.record_event("key.retired", None, {"keys": retired, "tier": rot.tier})
+    return RetireResult(tuple(retired), kept, rewrapped, scan.listed)
+
+
+def verify_sample(vault: Vault, artifact_ids: Sequence[str], size: int = 3) -> list[str]:
+    """Decrypt and hash a random sample of artifacts (``Vault.verify``); returns their ids."""
+    ids = sorted(set(artifact_ids))
+    chosen = sorted(random.sample(ids, min(size, len(ids)))) if size > 0 else []
+    for artifact_id in chosen:
+        vault.verify(artifact_id)
+    return chosen
+
+
+def artifacts_on_tier_kek(vault: Vault, tier: str) -> list[str]:
+    """Committed artifacts whose envelope is on the tier's KEK (for sampling)."""
+    rows = vault.catalog.envelopes_on_any(
+        kek_id(tier), [r.version for r in rotating_keys(vault).versions(kek_id(tier))]
+    )
+    return [r["artifact_id"] for r in rows if r["tier"] == tier]
+
+
+# -- signing key and trust root ------------------------------------------------
+
+
+def rotate_signing(vault: Vault) -> str:
+    """Create a new signing key version; older public keys stay in the trust root."""
+    key = rotate_signing_key(rotating_keys(vault))
+    ref = f"{key.key_id}@v{key.version}"
+    vault.record_event("key.rotated", None, {"key": ref, "purpose": "signing"})
+    return ref
+
+
+def publish_trust_root(vault: Vault) -> dict[str, Any]:
+    """Write the trust root (every non-destroyed public signing key) to the audit bucket.
+
+    Stored at ``trust/root.json`` (the audit bucket is versioned, so earlier
+    roots stay retrievable). Returns a summary: key ids and versions only.
+    """
+    root = trust_root(rotating_keys(vault))
+    vault.store.put_bytes(vault.bucket("audit"), TRUST_ROOT_KEY, canonical_json(root))
+    return {
+        "object": f"{vault.bucket('audit')}/{TRUST_ROOT_KEY}",
+        "keys": [f"{k.get('key_id', '?')}@v{k.get('version', '?')}" for k in root["keys"]],
+    }
+
+
+# -- the whole run (CLI; the Prefect flow runs the same steps as tasks) --------
+
+
+@dataclass
+class TierOutcome:
+    """What one tier's rotation did."""
+
+    rotation: TierRotation
+    stats: RewrapStats
+    retire: RetireResult
+    verified: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            **self.rotation.to_dict(),
+            "target": self.rotation.target_ref,
+            **self.stats.to_dict(),
+            **self.retire.to_dict(),
+            "verified": list(self.verified),
+        }
+
+
+@dataclass
+class RotationReport:
+    """Summary of a rotation run (no key material)."""
+
+    started_at: str
+    duration_s: float
+    due: list[DueKey]
+    tiers: list[TierOutcome] = field(default_factory=list)
+    signing: str | None = None
+    trust_root: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "started_at": self.started_at,
+            "duration_s": round(self.duration_s, 3),
+            "due": [d.to_dict() for d in self.due],
+            "tiers": [t.to_dict() for t in self.tiers],
+            "signing": self.signing,
+            "trust_root": self.trust_root,
+            "rewrapped": sum(t.stats.rewrapped for t in self.tiers),
+        }
+
+
+def rotate_tier(
+    vault: Vault,
+    tier: str,
+    *,
+    new_version: bool = True,
+    batch_size: int = DEFAULT_BATCH,
+    workers: int = DEFAULT_WORKERS,
+    verify: int = 3,
+    on_batch: BatchCallback | None = None,
+) -> TierOutcome:
+    """Start or resume a tier's rotation, rewrap everything, verify a sample, retire."""
+    rot = start_rotation(vault, tier, new_version=new_version)
+    refs = pending_envelopes(vault, rot)
+    stats = rewrap_all(vault, rot, refs, batch_size=batch_size, workers=workers, on_batch=on_batch)
+    verified = verify_sample(vault, [r.artifact_id for r in refs], verify)
+    retire = retire_drained(vault, rot, workers=workers)
+    log.info(
+        "rotation.tier_done",
+        tier=tier,
+        target=rot.target_ref,
+        rewrapped=stats.rewrapped,
+        retired=list(retire.retired),
+    )
+    return TierOutcome(rot, stats, retire, verified)
+
+
+def rotate(
+    vault: Vault,
+    now: datetime,
+    *,
+    force_tiers: Iterable[str] = (),
+    force_signing: bool = False,
+    batch_size: int = DEFAULT_BATCH,
+    workers: int = DEFAULT_WORKERS,
+    verify: int = 3,
+    on_batch: BatchCallback | None = None,
+) -> RotationReport:
+    """A whole rotation run: every due or forced key, resumable and idempotent."""
+    started = time.perf_counter()
+    policy = load_policy(vault)
+    forced = list(force_tiers)
+    due = due_keys(vault, policy, now, force_tiers=forced, force_signing=force_signing)
+    report = RotationReport(now.isoformat(), 0.0, due)
+    for item in due:
+        if item.purpose != "kek" or item.tier is None:
+            continue
+        report.tiers.append(
+            rotate_tier(
+                vault,
+                item.tier,
+                batch_size=batch_size,
+                workers=workers,
+                verify=verify,
+                on_batch=on_batch,
+            )
+        )
+    if any(d.key_id == SIGNING_KEY_ID for d in due):
+        report.signing = rotate_signing(vault)
+    report.trust_root = publish_trust_root(vault)
+    report.duration_s = time.perf_counter() - started
+    vault.record_event(
+        "keys.rotation_run",
+        None,
+        {
+            "tiers": [t.rotation.target_ref for t in report.tiers],
+            "rewrapped": sum(t.stats.rewrapped for t in report.tiers),
+            "retired": [r for t in report.tiers for r in t.retire.retired],
+            "signing": report.signing,
+            "duration_s": round(report.duration_s, 3),
+        },
+    )
+    return report
+
+
+# -- compromise -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Protected:
+    """An artifact a compromised key version protects, and what must happen to it."""
+
+    artifact_id: str
+    tier: str
+    action: str  # "re-encrypt" (its DEK may be exposed) or "rewrap"
+    why: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-safe form."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class CompromiseReport:
+    """A compromised key version, the fresh version that replaces it, what it protects."""
+
+    key: str
+    newly_marked: bool
+    replacement: str | None
+    protected: tuple[Protected, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        return {
+            "key": self.key,
+            "newly_marked": self.newly_marked,
+            "replacement": self.replacement,
+            "protected": [p.to_dict() for p in self.protected],
+            "re_encrypt": sum(1 for p in self.protected if p.action == "re-encrypt"),
+            "rewrap": sum(1 for p in self.protected if p.action == "rewrap"),
+        }
+
+
+def resolve_key(vault: Vault, ref: str) -> KeyRecord:
+    """A key version from ``KEY_ID[@vN]`` (no version: the active one, else the newest)."""
+    key_id, version = parse_key_ref(ref)
+    keys = rotating_keys(vault)
+    if version is not None:
+        return keys.get(key_id, version)
+    versions = keys.versions(key_id)
+    if not versions:
+        raise NotFoundError(f"key {key_id} is not in the keystore")
+    active = [r for r in versions if r.state == KeyState.ACTIVE]
+    return active[0] if active else versions[-1]
+
+
+def exposed_artifacts(
+    vault: Vault, candidates: Iterable[str], since: datetime | None
+) -> dict[str, str]:
+    """Artifacts among ``candidates`` with a recorded access at or after ``since``.
+
+    Any event of an artifact (ingest, read, verify, promotion...) means its
+    DEK was unwrapped in some process then, so it may have been exposed
+    during the compromise window. Returns id -> the first such event kind.
+    """
+    if since is None:
+        return {}
+    wanted = set(candidates)
+    found: dict[str, str] = {}
+    cutoff = since.isoformat(timespec="microseconds")
+    for artifact_id in sorted(wanted):
+        for ev in vault.catalog.events_of(artifact_id, limit=100_000):
+            if ev["ts"] >= cutoff and not str(ev["kind"]).startswith("key."):
+                found[artifact_id] = f"{ev['kind']} at {ev['ts']}"
+                break
+    return found
+
+
+def protected_by(
+    vault: Vault,
+    rec: KeyRecord,
+    *,
+    since: datetime | None = None,
+    exposed: Iterable[str] = (),
+    all_exposed: bool = False,
+) -> list[Protected]:
+    """Every artifact a key version protects, split into re-encrypt and rewrap.
+
+    KEK versions: artifacts with an envelope on the version (catalog, checked
+    against the store for envelopes the catalog does not know yet). An
+    artifact's DEK may have been exposed when it is named in ``exposed``,
+    when ``all_exposed`` (the envelope bucket leaked with the key), or when
+    it was accessed at or after ``since``: those are re-encrypted under a
+    fresh DEK, the others rewrapped under a fresh KEK version. Signing
+    versions: the artifacts they signed (listed; re-signing is not a rewrap).
+    """
+    if rec.purpose == "signing":
+        return [
+            Protected(a.id, a.tier, "re-sign", f"signed by {rec.ref}")
+            for a in vault.catalog.list_artifacts()
+            if a.signed_by == rec.ref
+        ]
+    if rec.purpose != "kek" or rec.tier is None:
+        return []
+    rows = [r for r in vault.catalog.envelopes_on(rec.key_id, rec.version) if r["tier"] == rec.tier]
+    ids = {r["artifact_id"] for r in rows}
+    named = set(exposed)
+    unknown = named - ids
+    if unknown:
+        raise InvalidInputError(
+            f"artifact(s) {', '.join(sorted(unknown))} are not protected by {rec.ref}"
+        )
+    accessed = exposed_artifacts(vault, ids, since)
+    out = []
+    for artifact_id in sorted(ids):
+        if all_exposed:
+            out.append(Protected(artifact_id, rec.tier, "re-encrypt", "envelopes exposed"))
+        elif artifact_id in named:
+            out.append(Protected(artifact_id, rec.tier, "re-encrypt", "named as exposed"))
+        elif artifact_id in accessed:
+            out.append(
+                Protected(artifact_id, rec.tier, "re-encrypt", f"accessed: {accessed[artifact_id]}")
+            )
+        else:
+            out.append(Protected(artifact_id, rec.tier, "rewrap", "no access in the window"))
+    return out
+
+
+def compromise_key(
+    vault: Vault,
+    ref: str,
+    *,
+    since: datetime | None = None,
+    exposed: Iterable[str] = (),
+    all_exposed: bool = False,
+) -> CompromiseReport:
+    """Mark a key version compromised, make a fresh version, list what it protects.
+
+    From this call on the version wraps nothing (the keystore refuses to
+    wrap under a key that is not active); it still unwraps, so what it
+    protects can be re-encrypted or rewrapped (:mod:`weightvault.lifecycle.rekey`).
+    A KEK's tier gets a fresh active version at once, so new puts go on
+    under a key created after the compromise. Running it again on the same
+    version only lists.
+    """
+    keys = rotating_keys(vault)
+    rec = resolve_key(vault, ref)
+    if rec.state == KeyState.DESTROYED:
+        raise KeyStateError(f"key {rec.ref} is destroyed: nothing left to compromise")
+    newly = rec.state != KeyState.COMPROMISED
+    replacement: str | None = None
+    if newly:
+        rec = keys.set_state(rec.key_id, rec.version, KeyState.COMPROMISED)
+        if rec.purpose == "kek" and rec.tier is not None:
+            replacement = keys.rotate_kek(rec.tier).ref
+        elif rec.key_id == SIGNING_KEY_ID:
+            replacement = rotate_signing(vault)
+            publish_trust_root(vault)
+    elif rec.purpose == "kek" and rec.tier is not None:
+        active = keys.active(rec.key_id)
+        replacement = active.ref if active else keys.active_kek(rec.tier).ref
+    protected = protected_by(vault, rec, since=since, exposed=exposed, all_exposed=all_exposed)
+    if newly:
+        vault.record_event(
+            "key.compromised",
+            None,
+            {
+                "key": rec.ref,
+                "replacement": replacement,
+                "protected": len(protected),
+                "re_encrypt": sum(1 for p in protected if p.action == "re-encrypt"),
+                "since": since.isoformat() if since else None,
+            },
+        )
+    return CompromiseReport(rec.ref, newly, replacement, tuple(protected))
+
+
+def plan_rows(vault: Vault, now: datetime) -> list[tuple[KeyRecord, str]]:
+    """(active key version, explanation of its plan) for every key the policy knows."""
+    from weightvault.keys._lifetimes import explain_plan
+
+    policy = load_policy(vault)
+    out = []
+    for rec in sorted(rotating_keys(vault).records(), key=lambda r: (r.key_id, r.version)):
+        key_type = KEY_TYPES.get(rec.purpose)
+        if key_type is None or rec.state != KeyState.ACTIVE:
+            continue
+        plan = plan_key(policy, key_type, policy_tier(rec.tier), now=now)
+        out.append((rec, explain_plan(plan)))
+    return out
+
+
+# -- inventory and reports ---------------------------------------------------------
+
+
+def inventory_rows(vault: Vault, now: datetime) -> list[KeyInventoryRow]:
+    """One CBOM row per key version: metadata and counts, never key material.
+
+    ``artifacts_protected`` counts envelopes a KEK or escrow version wraps
+    (catalog) and artifacts a signing version signed. The quantum status is
+    the lifetime plan's for the key's type and tier, now.
+    """
+    from weightvault.keys._cbom import KeyInventoryRow
+
+    policy = load_policy(vault)
+    envelopes = vault.catalog.envelope_counts()
+    signed = vault.catalog.signed_counts()
+    rows = []
+    for rec in rotating_keys(vault).records():
+        key_type = KEY_TYPES.get(rec.purpose)
+        status = "unknown"
+        if key_type is not None:
+            status = str(plan_key(policy, key_type, policy_tier(rec.tier), now=now).quantum_status)
+        count = envelopes.get((rec.key_id, rec.version), 0) + signed.get(rec.ref, 0)
+        rows.append(
+            KeyInventoryRow(
+                key_id=rec.key_id,
+                version=rec.version,
+                algorithm=rec.algorithm,
+                tier=rec.tier or "global",
+                created=rec.created_at,
+                expires=rec.expires_at,
+                state=str(rec.state),
+                quantum_status=status,
+                artifacts_protected=count,
+            )
+        )
+    return sorted(rows, key=lambda r: (r.key_id, r.version))
+
+
+def render_report(report: dict[str, Any]) -> str:
+    """Markdown summary of a rotation run (:meth:`RotationReport.to_dict`)."""
+    lines = [
+        "# Key rotation",
+        "",
+        f"Started {report['started_at']}, took {report['duration_s']:.2f} s; "
+        f"{report['rewrapped']} envelope(s) rewrapped, no ciphertext rewritten.",
+        "",
+        "## Keys due",
+        "",
+    ]
+    if report["due"]:
+        lines += ["| key | version | reason |", "|---|---|---|"]
+        lines += [f"| `{d['key_id']}` | {d['version']} | {d['reason']} |" for d in report["due"]]
+    else:
+        lines.append("Nothing was due.")
+    if report["tiers"]:
+        lines += [
+            "",
+            "## Tier KEKs",
+            "",
+            "| tier | new version | created | rewrapped | already | missing | skipped "
+            "| retired | kept | verified |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for t in report["tiers"]:
+            kept = ", ".join(f"{k} ({n})" for k, n in t["kept"].items()) or "-"
+            lines.append(
+                f"| {t['tier']} | `{t['target']}` | {'yes' if t['created'] else 'resumed'} "
+                f"| {t['rewrapped']} | {t['already']} | {t['missing']} | {t['skipped']} "
+                f"| {', '.join(t['retired']) or '-'} | {kept} | {len(t['verified'])} |"
+            )
+    lines += ["", "## Signing key", ""]
+    lines.append(f"Rotated to `{report['signing']}`." if report["signing"] else "Not rotated.")
+    root = report.get("trust_root") or {}
+    if root:
+        lines.append(
+            f"Trust root published at `{root['object']}` with "
+            + ", ".join(f"`{k}`" for k in root["keys"])
+            + "."
+        )
+    return "\n".join(lines)

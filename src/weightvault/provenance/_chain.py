@@ -1,0 +1,112 @@
+"""Signed lifecycle attestations, chained per artifact.
+
+Promotions, validations, rotations and recoveries each produce an in-toto
+statement about the artifact (subject: its content digest) whose predicate
+names the sha256 of the artifact's previous attestation. They are DSSE
+envelopes signed with the vault's hybrid key, stored in the audit bucket at
+``attestations/<artifact id>/<seq>-<kind>.json``; a gap or an edit anywhere in
+the chain fails :func:`verify_chain`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from weightvault._json import canonical_json, parse_canonical
+from weightvault.crypto import _dsse as dsse
+from weightvault.errors import IntegrityError
+from weightvault.provenance._statements import SecretStore, signing_key, trusted_keys
+from weightvault.store._objects import ObjectStore
+
+PREDICATE_PREFIX = "https://weightvault.dev/attestations/"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """One stored attestation."""
+
+    key: str
+    sha256: str
+    kind: str
+    predicate: dict[str, Any]
+
+
+def chain_prefix(artifact_id: str) -> str:
+    """Key prefix of an artifact's attestations."""
+    return f"attestations/{artifact_id}/"
+
+
+def list_chain(store: ObjectStore, bucket: str, artifact_id: str) -> list[str]:
+    """Keys of an artifact's attestations, oldest first."""
+    return sorted(o.key for o in store.list(bucket, chain_prefix(artifact_id)))
+
+
+def append(
+    store: ObjectStore,
+    bucket: str,
+    keys: SecretStore,
+    *,
+    artifact_id: str,
+    name: str,
+    content_digest: str,
+    kind: str,
+    predicate: Mapping[str, Any],
+) -> Attestation:
+    """Sign and store the next attestation of an artifact's chain."""
+    existing = list_chain(store, bucket, artifact_id)
+    previous = None
+    if existing:
+        previous = hashlib.sha256(store.get_bytes(bucket, existing[-1])).hexdigest()
+    body = {**dict(predicate), "previous": previous, "sequence": len(existing) + 1}
+    statement = {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": name, "digest": {"sha256": content_digest.removeprefix("sha256:")}}],
+        "predicateType": PREDICATE_PREFIX + kind + "/v1",
+        "predicate": body,
+    }
+    envelope = dsse.sign_envelope(
+        canonical_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, signing_key(keys)
+    )
+    data = canonical_json(envelope)
+    key = f"{chain_prefix(artifact_id)}{len(existing) + 1:06d}-{kind}.json"
+    store.put_bytes(bucket, key, data)
+    return Attestation(key, hashlib.sha256(data).hexdigest(), kind, body)
+
+
+def verify_documents(
+    documents: list[tuple[str, bytes]], root: Mapping[str, Any], content_digest: str
+) -> list[Attestation]:
+    """Verify an ordered chain of (key, bytes): signatures, subject, links."""
+    trusted = trusted_keys(root)
+    out: list[Attestation] = []
+    previous: str | None = None
+    for i, (key, data) in enumerate(documents, start=1):
+        envelope = parse_canonical(data, f"attestation {key}")
+        payload = dsse.verify_envelope(envelope, trusted)
+        statement = parse_canonical(payload, f"attestation {key} payload")
+        try:
+            subject = statement["subject"][0]["digest"]["sha256"]
+            predicate = statement["predicate"]
+            kind = statement["predicateType"].removeprefix(PREDICATE_PREFIX).rsplit("/", 1)[0]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise IntegrityError(f"attestation {key} is malformed") from None
+        if subject != content_digest.removeprefix("sha256:"):
+            raise IntegrityError(f"attestation {key} is about another artifact")
+        if predicate.get("previous") != previous or predicate.get("sequence") != i:
+            raise IntegrityError(f"attestation chain is broken at {key}")
+        digest = hashlib.sha256(data).hexdigest()
+        out.append(Attestation(key, digest, kind, predicate))
+        previous = digest
+    return out
+
+
+def verify_chain(
+    store: ObjectStore, bucket: str, artifact_id: str, root: Mapping[str, Any], content_digest: str
+) -> list[Attestation]:
+    """Verify every stored attestation of an artifact."""
+    docs = [(k, store.get_bytes(bucket, k)) for k in list_chain(store, bucket, artifact_id)]
+    return verify_documents(docs, root, content_digest)

@@ -54,14 +54,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from weightvault._json import canonical_json  # noqa: E402
-from weightvault.artifacts._vault import Vault  # noqa: E402
-from weightvault.config._settings import load_settings  # noqa: E402
-from weightvault.keys._keystore import KeyState  # noqa: E402
-from weightvault.lifecycle import rotation  # noqa: E402
+from weightvault.artifacts import Vault  # noqa: E402
+from weightvault.config import load_settings  # noqa: E402
+from weightvault.keys import KeyState  # noqa: E402
+from weightvault.lifecycle import ingest, rotation  # noqa: E402
 from weightvault.lifecycle.bootstrap import init_vault  # noqa: E402
 from weightvault.logs import configure_logging  # noqa: E402
-from weightvault.records._manifest import envelope_key  # noqa: E402
-from weightvault.store._server import EmbeddedStore  # noqa: E402
+from weightvault.records import envelope_key  # noqa: E402
+from weightvault.store import EmbeddedStore  # noqa: E402
 
 TARGET_S = 30.0
 VAULT_ENV = (
@@ -244,7 +244,7 @@ def put_sample(vault: Vault, count: int, mib: float) -> list[str]:
             src.mkdir()
             (src / "model.safetensors").write_bytes(os.urandom(size))
             (src / "config.json").write_bytes(b'{"i": %d}' % i)
-            ids.append(vault.put(src, f"sample-{i}", "hot").artifact_id)
+            ids.append(ingest.put(vault, src, f"sample-{i}", "hot").artifact_id)
     return ids
 
 

@@ -54,12 +54,13 @@ import psutil
 import pyrage
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import load_settings
+from weightvault.artifacts import Vault
+from weightvault.config import load_settings
 from weightvault.crypto import chunked
+from weightvault.lifecycle import ingest
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.logs import configure_logging
-from weightvault.store._server import EmbeddedStore
+from weightvault.store import EmbeddedStore
 
 REPO = Path(__file__).resolve().parents[1]
 MIB = 1 << 20
@@ -785,7 +786,7 @@ def store_rep(b: Bench, server: EmbeddedStore, rep: int) -> None:
             client.put_object(bucket, raw_key, fh, b.size, part_size=part)
 
     def vault_put() -> None:
-        state["id"] = vault.put(b.plain, f"bench-{rep}", "hot").artifact_id
+        state["id"] = ingest.put(vault, b.plain, f"bench-{rep}", "hot").artifact_id
 
     pairs = (
         (("put.raw", raw_put), ("put.vault", vault_put)),
@@ -818,7 +819,7 @@ def store_profile(b: Bench, server: EmbeddedStore) -> None:
     profile_call(
         b,
         f"Vault.put, {size // MIB} MiB (main thread only; minio upload threads not shown)",
-        lambda: vault.put(src, "profile", "hot"),
+        lambda: ingest.put(vault, src, "profile", "hot"),
     )
     empty_bucket(vault, vault.bucket("hot"))
     src.unlink()

@@ -12,10 +12,10 @@ from flows.promote import PromoteParams, promote
 from flows.services import read_state
 from flows.validate import ValidateParams, validate
 from pipeline.workspace import build_model_repo, configure_remote, run
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
 from weightvault.lifecycle.bootstrap import init_vault
-from weightvault.store._server import EmbeddedStore
+from weightvault.store import EmbeddedStore
 
 
 def run_demo(settings: Settings) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks import key_tasks
-from weightvault.config._settings import find_config_dir
+from weightvault.config import find_config_dir
 from weightvault.lifecycle.rotation import RotationSchedule, load_schedule
 
 

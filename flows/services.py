@@ -13,10 +13,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from weightvault.config._settings import Settings
+from weightvault.config import Settings
 from weightvault.errors import StoreUnavailableError
 from weightvault.lifecycle.bootstrap import init_vault
-from weightvault.store._server import EmbeddedStore, free_ports
+from weightvault.store import EmbeddedStore, free_ports
 
 
 def _state_path(settings: Settings) -> Path:

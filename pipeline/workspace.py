@@ -58,8 +58,8 @@ def configure_remote(
     url = f"{'https' if secure else 'http'}://{endpoint}"
     run(repo, "dvc", "remote", "add", "--local", "--force", "--default", "vault", f"s3://{bucket}/")
     run(repo, "dvc", "remote", "modify", "--local", "vault", "endpointurl", url)
-    run(repo, "dvc", "remote", "modify", "--local", "vault", "access_key_id", access_key)
-    run(repo, "dvc", "remote", "modify", "--local", "vault", "secret_access_key", secret_key)
+    run(repo, "dvc", "remote", "modify", "--local", "vault", "access_key_id", "--", access_key)
+    run(repo, "dvc", "remote", "modify", "--local", "vault", "secret_access_key", "--", secret_key)
 
 
 def build_model_repo(source_root: Path, repo: Path) -> Path:

@@ -8,8 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.vault_tasks import RETRYING, vault
-from weightvault.gates._expectations import ValidationReport
-from weightvault.gates._formats import ScanResult
+from weightvault.gates import ScanResult, ValidationReport
 from weightvault.lifecycle import validate as admission
 from weightvault.lifecycle.promote import Gate, Promotion, PromotionResult, refuse
 from weightvault.lifecycle.validate import ValidationOutcome

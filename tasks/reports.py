@@ -8,10 +8,10 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from weightvault.artifacts._vault import PutResult
+from weightvault.artifacts import PutResult
 from weightvault.lifecycle.promote import Gate, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
-from weightvault.provenance._capture import Provenance
+from weightvault.provenance import Provenance
 
 
 def ingest_markdown(result: PutResult, provenance: Provenance) -> str:

@@ -18,12 +18,12 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.tasks import Task
 
-from weightvault.artifacts._vault import PutPlan, PutResult, Sealed, SourceFile, Vault
-from weightvault.config._settings import load_settings
+from weightvault.artifacts import PutPlan, PutResult, Sealed, SourceFile, Vault
+from weightvault.config import load_settings
 from weightvault.errors import StoreUnavailableError
-from weightvault.provenance._capture import Provenance, capture_provenance
-from weightvault.records._audit import Event, add_listener
-from weightvault.records._manifest import FileEntry
+from weightvault.lifecycle import ingest
+from weightvault.provenance import Provenance, capture_provenance
+from weightvault.records import Event, FileEntry, add_listener
 
 
 def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> bool:
@@ -100,36 +100,35 @@ def capture(
 @task(name="plan", **RETRYING)
 def plan(path: str, name: str, tier: str, labels: dict[str, str]) -> PutPlan:
     """List the files and assign the artifact id."""
-    return vault().plan(Path(path), name, tier, labels)
+    return ingest.plan(vault(), Path(path), name, tier, labels)
 
 
 @task(name="write-envelope", **RETRYING)
-def write_envelope(p: PutPlan) -> dict[str, Any]:
+def write_envelope(p: PutPlan) -> ingest.KekRef:
     """Draw and wrap the DEK; returns only the KEK reference."""
-    wrapped = vault().create_envelope(p.artifact_id, p.tier)
-    return {"kek_id": wrapped.kek_id, "kek_version": wrapped.kek_version}
+    return ingest.write_envelope(vault(), p)
 
 
 @task(name="encrypt-upload", task_run_name="encrypt-upload {src.path}", **RETRYING)
-def upload(p: PutPlan, src: SourceFile, envelope: dict[str, Any]) -> FileEntry:
+def upload(p: PutPlan, src: SourceFile, envelope: ingest.KekRef) -> FileEntry:
     """Hash, encrypt and upload one file in one pass."""
     del envelope  # ordering dependency only
-    return vault().upload_file(p.artifact_id, p.tier, src)
+    return ingest.upload(vault(), p, src)
 
 
 @task(name="sign-manifest", **RETRYING)
 def sign(p: PutPlan, entries: list[FileEntry], provenance: Provenance) -> Sealed | PutResult:
     """Sign the in-toto statement; a duplicate returns the original artifact."""
-    return vault().seal(p, entries, provenance=provenance)
+    return ingest.seal(vault(), p, entries, provenance)
 
 
 @task(name="commit", **RETRYING)
 def commit(sealed: Sealed | PutResult) -> PutResult:
     """Write the manifest (the commit point), record and emit the event, index."""
-    return sealed if isinstance(sealed, PutResult) else vault().publish(sealed)
+    return ingest.commit(vault(), sealed)
 
 
 @task(name="discard", persist_result=False, cache_policy=NO_CACHE)
 def discard(p: PutPlan) -> int:
     """Remove the objects of an uncommitted put."""
-    return vault().discard(p.artifact_id, p.tier)
+    return ingest.discard(vault(), p)

@@ -12,10 +12,10 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings, load_settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings, load_settings
 from weightvault.lifecycle.bootstrap import init_vault
-from weightvault.store._server import EmbeddedStore
+from weightvault.store import EmbeddedStore
 
 REPO = Path(__file__).resolve().parents[1]
 _VAULT_ENV = (

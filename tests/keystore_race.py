@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from weightvault.keys._keystore import LocalKeyStore
+from weightvault.keys import LocalKeyStore
 
 
 def race_active_kek(path: str, key: bytes, tiers: list[str], barrier: Any, out: Any) -> None:

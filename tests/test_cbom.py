@@ -12,13 +12,8 @@ from typing import Any
 import pytest
 
 from weightvault.errors import InvalidInputError, UsageError
-from weightvault.keys._cbom import (
-    KeyInventoryRow,
-    algorithm_ref,
-    build_cbom,
-    key_ref,
-    render_inventory_table,
-)
+from weightvault.keys import KeyInventoryRow, build_cbom, render_inventory_table
+from weightvault.keys._cbom import algorithm_ref, key_ref
 
 jsonschema = pytest.importorskip("jsonschema")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
 from weightvault.errors import (
     AuthenticationError,
     IntegrityError,
@@ -20,6 +20,7 @@ from weightvault.errors import (
     StoreUnavailableError,
     UsageError,
 )
+from weightvault.lifecycle import ingest
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 
@@ -108,7 +109,7 @@ def test_wrong_credentials_say_so(vault_settings: Settings, tmp_path: Path) -> N
 def test_tampered_data_exit_code_and_no_output(vault_settings: Settings, tmp_path: Path) -> None:
     vault = Vault.open(vault_settings)
     src = make_tree(tmp_path / "m", {"weights.bin": os.urandom(50000)})
-    artifact_id = vault.put(src, "t").artifact_id
+    artifact_id = ingest.put(vault, src, "t").artifact_id
     key = vault.catalog.files_of(artifact_id)[0]["object_key"]
     data = bytearray(vault.store.get_bytes(vault.bucket("hot"), key))
     data[100] ^= 0xFF

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import TIERS, Settings
+from weightvault.artifacts import Vault
+from weightvault.config import TIERS, Settings
 from weightvault.errors import StoreUnavailableError
-from weightvault.records._manifest import artifact_prefix, file_key
-from weightvault.store._objects import ObjectStore, connect
-from weightvault.store._server import EmbeddedStore
+from weightvault.lifecycle import ingest
+from weightvault.records import artifact_prefix, file_key
+from weightvault.store import EmbeddedStore, ObjectStore, connect
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 MIB = 1 << 20
@@ -142,7 +142,7 @@ def test_put_killed_mid_upload_leaves_no_artifact_and_gc_cleans_up(
 
     # The vault still works after the crash.
     small = make_tree(tmp_path / "small", {"w.bin": os.urandom(5000)})
-    artifact = vault.put(small, "after-crash").artifact_id
+    artifact = ingest.put(vault, small, "after-crash").artifact_id
     vault.get(artifact, tmp_path / "out")
     assert (tmp_path / "out" / "w.bin").read_bytes() == (small / "w.bin").read_bytes()
     assert [a.id for a in vault.catalog.list_artifacts()] == [artifact]
@@ -151,7 +151,7 @@ def test_put_killed_mid_upload_leaves_no_artifact_and_gc_cleans_up(
 def test_gc_aborts_incomplete_uploads_older_than_the_grace_period(
     vault: Vault, tmp_path: Path
 ) -> None:
-    keep = vault.put(make_tree(tmp_path / "k", {"w.bin": os.urandom(3000)}), "keep")
+    keep = ingest.put(vault, make_tree(tmp_path / "k", {"w.bin": os.urandom(3000)}), "keep")
     bucket = vault.bucket("hot")
     # An upload left over by a crashed first attempt of a committed artifact's file,
     # and one of an artifact that never committed.
@@ -183,7 +183,7 @@ def test_store_killed_mid_get_raises_store_unavailable_and_writes_nothing(
 ) -> None:
     vault = Vault.open(own_store)
     src = random_file(tmp_path / "weights.bin", 200)
-    artifact_id = vault.put(src, "big").artifact_id
+    artifact_id = ingest.put(vault, src, "big").artifact_id
     src.unlink()
     out = tmp_path / "restore" / "model"
     out.parent.mkdir()
@@ -224,7 +224,7 @@ def test_store_restart_after_sigkill_keeps_data_and_never_signals_a_stranger(
 ) -> None:
     vault = Vault.open(own_store)
     src = make_tree(tmp_path / "m", {"w.bin": os.urandom(20 * MIB), "c.json": b"{}"})
-    artifact_id = vault.put(src, "survivor").artifact_id
+    artifact_id = ingest.put(vault, src, "survivor").artifact_id
     server = EmbeddedStore(own_store.store_dir)
     state = json.loads(server.state_path.read_text())
     os.killpg(int(state["pid"]), signal.SIGKILL)

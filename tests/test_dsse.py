@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from weightvault.crypto._dsse import (
+from weightvault.crypto.dsse import (
     IN_TOTO_PAYLOAD_TYPE,
     MAX_SIGNATURES,
     pae,
@@ -18,15 +18,14 @@ from weightvault.crypto._dsse import (
     trust_map,
     verify_envelope,
 )
-from weightvault.crypto._signing import HybridSigningKey, HybridVerifyKey
+from weightvault.crypto.signing import HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError, InvalidInputError
+from weightvault.provenance import canonical_json, parse_statement
 from weightvault.provenance._intoto import (
     BUILD_TYPE,
     SLSA_PROVENANCE_V1,
     STATEMENT_TYPE,
     build_statement,
-    canonical_json,
-    parse_statement,
 )
 
 PAYLOAD = b'{"hello":"dsse"}'

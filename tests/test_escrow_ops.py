@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
-from weightvault.crypto import _hpke as hpke_wrap
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
+from weightvault.crypto import hpke as hpke_wrap
 from weightvault.errors import ConflictError, IntegrityError, InvalidInputError
+from weightvault.lifecycle import ingest
 from weightvault.lifecycle.escrow import (
     ESCROW_KEY_ID,
     ESCROW_TIER,
@@ -44,7 +45,7 @@ def cold_artifact(vault: Vault, tmp_path: Path, name: str = "release") -> tuple[
         tmp_path / name,
         {"model.safetensors": os.urandom(70_000), "config.json": b'{"layers": 2}'},
     )
-    return vault.put(src, name, "cold").artifact_id, src
+    return ingest.put(vault, src, name, "cold").artifact_id, src
 
 
 def test_split_keeps_only_the_public_key(vault: Vault) -> None:
@@ -68,7 +69,7 @@ def test_cold_put_is_escrowed_and_decrypts_with_k_shares_only(
 ) -> None:
     split = split_escrow_key(vault.keys, threshold=3, shares=5)
     artifact_id, src = cold_artifact(vault, tmp_path)
-    hot = vault.put(make_tree(tmp_path / "h", {"x": b"hot"}), "hot-one").artifact_id
+    hot = ingest.put(vault, make_tree(tmp_path / "h", {"x": b"hot"}), "hot-one").artifact_id
     envelopes = vault.bucket("envelopes")
     assert vault.store.exists(envelopes, escrow_object_key(artifact_id))
     assert not vault.store.exists(envelopes, escrow_object_key(hot))
@@ -101,7 +102,7 @@ def test_shares_of_another_split_do_not_decrypt(
 ) -> None:
     split_escrow_key(vault.keys)
     artifact_id, _ = cold_artifact(vault, tmp_path)
-    from weightvault.keys._escrow import generate_escrow_seed, split_seed
+    from weightvault.keys import generate_escrow_seed, split_seed
 
     other = split_seed(generate_escrow_seed(), 3, 5)
     with pytest.raises(IntegrityError, match="escrowed to another key"):

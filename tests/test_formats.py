@@ -20,6 +20,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from weightvault.errors import InvalidInputError, NotFoundError
+from weightvault.gates import scan_artifact
 from weightvault.gates._formats import (
     MAX_REASONS,
     PREFIX_BYTES,
@@ -27,7 +28,6 @@ from weightvault.gates._formats import (
     artifact_verdict,
     check_safetensors_header,
     detect_format,
-    scan_artifact,
     scan_file,
     validate_safetensors_header,
 )

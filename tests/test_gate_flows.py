@@ -16,9 +16,10 @@ from flows.promote import PromoteParams, promote
 from flows.validate import ValidateParams, validate
 from tests.conftest import REPO, make_tree
 from tests.test_promotion import ingest_model
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
 from weightvault.errors import PolicyError
+from weightvault.lifecycle import ingest
 
 
 @pytest.fixture
@@ -85,7 +86,7 @@ def test_pickle_is_never_executed_and_is_quarantined(flow_vault: Vault, tmp_path
             "config.json": b"{}",
         },
     )
-    artifact_id = flow_vault.put(src, "evil").artifact_id
+    artifact_id = ingest.put(flow_vault, src, "evil").artifact_id
     state = validate(ValidateParams(artifact_id=artifact_id), return_state=True)
     assert state.is_completed(), state.message
     result = state.result()

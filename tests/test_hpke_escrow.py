@@ -12,7 +12,7 @@ import pytest
 import shamir_mnemonic
 from shamir_mnemonic.share import Share
 
-from weightvault.crypto._hpke import (
+from weightvault.crypto.hpke import (
     PUBLIC_KEY_SIZE,
     HpkePrivateKey,
     HpkePublicKey,
@@ -24,7 +24,7 @@ from weightvault.crypto._hpke import (
     wrap,
 )
 from weightvault.errors import IntegrityError, InvalidInputError
-from weightvault.keys._escrow import escrow_keypair, generate_escrow_seed, recover_seed, split_seed
+from weightvault.keys import escrow_keypair, generate_escrow_seed, recover_seed, split_seed
 
 INFO = b"escrow-dek\x00artifact-0001"
 DEK = bytes(range(32))

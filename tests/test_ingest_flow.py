@@ -10,8 +10,8 @@ from prefect.client.orchestration import get_client
 
 from flows.ingest import IngestParams, ingest
 from pipeline.workspace import configure_remote, run
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from tests.conftest import REPO, make_tree
 from tests.test_rotation import put_many
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
+from weightvault.lifecycle import ingest
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.rotation import inventory_rows, rotate_tier, rotating_keys
 
@@ -29,7 +30,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_inventory_counts_what_each_version_protects(vault: Vault, tmp_path: Path) -> None:
     put_many(vault, tmp_path, 3)
     split_escrow_key(vault.keys)
-    vault.put(make_tree(tmp_path / "c", {"w": b"cold"}), "archived", "cold")
+    ingest.put(vault, make_tree(tmp_path / "c", {"w": b"cold"}), "archived", "cold")
     rotate_tier(vault, "hot", verify=0)
     rows = {(r.key_id, r.version): r for r in inventory_rows(vault, datetime.now(UTC))}
     assert rows[("kek-hot", 1)].state == "retired"

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.conftest import REPO
 from tests.keystore_race import race_active_kek
-from weightvault.config._settings import Settings
+from weightvault.config import Settings
 from weightvault.errors import (
     AuthenticationError,
     ConfigError,
@@ -26,14 +26,8 @@ from weightvault.errors import (
     NotFoundError,
     VaultError,
 )
-from weightvault.keys._keystore import (
-    MASTER_KEY_ENV,
-    KeyState,
-    LocalKeyStore,
-    WrappedKey,
-    create_master_key,
-    load_master_key,
-)
+from weightvault.keys import KeyState, LocalKeyStore, WrappedKey, create_master_key, load_master_key
+from weightvault.keys._keystore import MASTER_KEY_ENV
 
 ARTIFACT = "wv-20260101-0123456789abcdef"
 MAGIC = b"WVKS1\n"

@@ -14,22 +14,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from weightvault.errors import ConfigError, PolicyError, UsageError
+from weightvault.keys import (
+    LifetimePolicy,
+    expires_at,
+    explain_plan,
+    is_due,
+    load_lifetime_policy,
+    plan_key,
+    plan_matrix,
+)
 from weightvault.keys._lifetimes import (
     DAYS_PER_YEAR,
     AlgorithmRequirement,
     KeyFamily,
-    LifetimePolicy,
     QuantumStatus,
     check_algorithm,
-    expires_at,
-    explain_plan,
     is_algorithm_allowed,
-    is_due,
-    load_lifetime_policy,
     normalize_algorithm,
     parse_lifetime_policy,
-    plan_key,
-    plan_matrix,
 )
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "lifetimes.toml"

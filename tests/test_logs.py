@@ -19,8 +19,9 @@ import structlog
 
 from tests.conftest import REPO, make_tree
 from weightvault import logs
-from weightvault.config._settings import Settings
-from weightvault.keys._keystore import MASTER_KEY_ENV, create_master_key, load_master_key
+from weightvault.config import Settings
+from weightvault.keys import create_master_key, load_master_key
+from weightvault.keys._keystore import MASTER_KEY_ENV
 from weightvault.logs import REDACTED, configure_logging, get_logger, redact, register_secret
 
 CLI = [sys.executable, "-m", "weightvault.cli"]

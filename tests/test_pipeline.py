@@ -21,7 +21,7 @@ from pipeline.evaluate import evaluate
 from pipeline.prepare import PrepareParams, prepare
 from pipeline.train import METADATA_KEY, TrainParams, train
 from weightvault.errors import ConfigError, InvalidInputError
-from weightvault.provenance._capture import capture_provenance
+from weightvault.provenance import capture_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = ROOT / "config" / "params.yaml"

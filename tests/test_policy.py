@@ -12,22 +12,24 @@ from typing import Any
 import pytest
 
 from weightvault.errors import ConfigError, InvalidInputError, PolicyError
-from weightvault.gates._formats import scan_artifact
+from weightvault.gates import (
+    coverage_gaps,
+    evaluate,
+    explain,
+    policy_rules,
+    run_policy_tests,
+    scan_artifact,
+)
 from weightvault.gates._policy import (
     CASES_FILE,
     DEFAULT_POLICY_DIR,
     Decision,
-    coverage_gaps,
     enforce,
-    evaluate,
-    explain,
     load_cases,
     merge_patch,
     policy_digest,
-    policy_rules,
     rule_of,
     run_case,
-    run_policy_tests,
 )
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,8 +29,8 @@ from tests.ui_helpers import (
     submit_run,
     wait_for_flow_run,
 )
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
 from weightvault.lifecycle.validate import validate_artifact
 
 RUN_TIMEOUT = 300.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from weightvault.artifacts._vault import Vault
+from weightvault.artifacts import Vault
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
@@ -19,15 +19,16 @@ from weightvault.errors import (
     RetentionError,
     StoreUnavailableError,
 )
+from weightvault.lifecycle import ingest
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.export import export_bundle, verify_bundle
 from weightvault.lifecycle.promote import Promotion, delete_artifact, promote
 from weightvault.lifecycle.quarantine import quarantine, release
 from weightvault.lifecycle.rebuild import rebuild_catalog
 from weightvault.lifecycle.validate import validate_artifact
-from weightvault.provenance._capture import capture_provenance
-from weightvault.records._manifest import manifest_key
-from weightvault.store._server import EmbeddedStore
+from weightvault.provenance import capture_provenance
+from weightvault.records import manifest_key
+from weightvault.store import EmbeddedStore
 
 
 def ingest_model(vault: Vault, model_repo: Path, *, license_: str | None = "apache-2.0") -> str:
@@ -41,7 +42,7 @@ def ingest_model(vault: Vault, model_repo: Path, *, license_: str | None = "apac
     )
     labels = {"license": license_} if license_ else {}
     src = model_repo / "model"
-    return vault.put(src, "digits", labels=labels, provenance=provenance).artifact_id
+    return ingest.put(vault, src, "digits", labels=labels, provenance=provenance).artifact_id
 
 
 def add_escrow_key(vault: Vault) -> list[str]:
@@ -78,8 +79,8 @@ def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
         delete_artifact(vault, validated)
     vault.verify(validated)
     # The chain of attestations verifies, and the catalog rebuilds to the same rows.
+    from weightvault.provenance import trust_root
     from weightvault.provenance._chain import verify_chain
-    from weightvault.provenance._statements import trust_root
 
     chain = verify_chain(
         vault.store, vault.bucket("audit"), validated, trust_root(vault.keys), row.content_digest

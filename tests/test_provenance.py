@@ -15,9 +15,8 @@ import pytest
 import yaml
 
 from weightvault.errors import IntegrityError, InvalidInputError
+from weightvault.provenance import Provenance, capture_provenance
 from weightvault.provenance._capture import (
-    Provenance,
-    capture_provenance,
     dataset_digests,
     environment_fingerprint,
     git_state,

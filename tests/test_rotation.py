@@ -15,10 +15,11 @@ import pytest
 
 from tests.conftest import REPO, make_tree
 from weightvault._json import parse_canonical
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
 from weightvault.errors import InvalidInputError, KeyStateError
-from weightvault.keys._keystore import KeyState, LocalKeyStore
+from weightvault.keys import KeyState, LocalKeyStore
+from weightvault.lifecycle import ingest
 from weightvault.lifecycle.rotation import (
     TRUST_ROOT_KEY,
     due_keys,
@@ -31,8 +32,8 @@ from weightvault.lifecycle.rotation import (
     scan_store,
     start_rotation,
 )
-from weightvault.provenance._statements import SIGNING_KEY_ID, statement_key
-from weightvault.records._manifest import envelope_key, manifest_key
+from weightvault.provenance import SIGNING_KEY_ID, statement_key
+from weightvault.records import envelope_key, manifest_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 
@@ -45,7 +46,7 @@ def put_many(vault: Vault, tmp_path: Path, count: int, tier: str = "hot") -> lis
     ids = []
     for i in range(count):
         src = make_tree(tmp_path / f"a{i}", {"w.bin": os.urandom(64) + bytes([i]), "c.json": b"{}"})
-        ids.append(vault.put(src, f"model-{i}", tier).artifact_id)
+        ids.append(ingest.put(vault, src, f"model-{i}", tier).artifact_id)
     return ids
 
 
@@ -229,7 +230,7 @@ def test_signing_rotation_keeps_old_signatures_verifiable(vault: Vault, tmp_path
     assert "material" not in json.dumps(root)
     vault.verify(first)  # signed by v1
     src = make_tree(tmp_path / "later", {"w.bin": b"after rotation"})
-    later = vault.put(src, "later").artifact
+    later = ingest.put(vault, src, "later").artifact
     assert later.signed_by == f"{SIGNING_KEY_ID}@v2"
     vault.verify(later.id)
 

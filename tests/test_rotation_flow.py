@@ -16,11 +16,11 @@ from flows.rekey import RekeyParams, rekey
 from flows.rotate_keys import RotationParams, rotate_keys
 from tests.conftest import REPO, make_tree
 from tests.test_rotation import envelope_versions, put_many, stored_objects
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import Settings
+from weightvault.artifacts import Vault
+from weightvault.config import Settings
 from weightvault.errors import ConfigError, KeyStateError
-from weightvault.keys._keystore import KeyState
-from weightvault.lifecycle import rotation
+from weightvault.keys import KeyState
+from weightvault.lifecycle import ingest, rotation
 from weightvault.lifecycle.escrow import escrow_decrypt, split_escrow_key
 from weightvault.lifecycle.rotation import load_schedule, rotating_keys
 
@@ -206,7 +206,7 @@ def test_cold_artifact_re_encrypted_under_object_lock_stays_escrowed(
 
     split = split_escrow_key(vault.keys)
     src = make_tree(tmp_path / "c", {"w.bin": os.urandom(50_000), "cfg.json": b"{}"})
-    artifact_id = vault.put(src, "release", "cold").artifact_id
+    artifact_id = ingest.put(vault, src, "release", "cold").artifact_id
     old_files = [f["object_key"] for f in vault.catalog.files_of(artifact_id)]
     report = respond(vault, "kek-cold", all_exposed=True)
     assert [r.artifact_id for r in report.reencrypted] == [artifact_id]

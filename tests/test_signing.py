@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weightvault.crypto._signing import (
+from weightvault.crypto.signing import (
     ALGORITHM,
     ED25519,
     ML_DSA_65,

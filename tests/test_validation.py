@@ -14,19 +14,22 @@ import pytest
 from sklearn.datasets import load_digits
 
 from weightvault.errors import ConfigError, InvalidInputError, NotFoundError
-from weightvault.gates._expectations import (
-    DEFAULT_EXPECTATIONS_DIR,
+from weightvault.gates import (
     ValidationReport,
-    gx_suite,
-    load_suite,
     provenance_record,
-    record_frame,
     validate_dataset,
-    validate_frame,
     validate_metrics,
     validate_record,
 )
-from weightvault.provenance._capture import DatasetDigest, Provenance
+from weightvault.gates._expectations import (
+    DEFAULT_EXPECTATIONS_DIR,
+    gx_suite,
+    load_suite,
+    record_frame,
+    validate_frame,
+)
+from weightvault.provenance import Provenance
+from weightvault.provenance._capture import DatasetDigest
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = [f"p{i}" for i in range(64)] + ["label"]

@@ -11,10 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_tree
-from weightvault.artifacts._vault import Vault
+from weightvault.artifacts import Vault
 from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError
+from weightvault.lifecycle import ingest
 from weightvault.lifecycle.rebuild import rebuild_catalog
-from weightvault.records._manifest import envelope_key, manifest_key
+from weightvault.records import envelope_key, manifest_key
 
 K16 = 16 * 1024
 
@@ -33,7 +34,7 @@ def _tree(root: Path) -> Path:
 
 def _put(vault: Vault, tmp_path: Path, name: str = "m") -> tuple[str, Path]:
     src = _tree(tmp_path / f"src-{name}")
-    result = vault.put(src, name)
+    result = ingest.put(vault, src, name)
     return result.artifact_id, src
 
 
@@ -64,7 +65,7 @@ def test_put_get_round_trip_directory(vault: Vault, tmp_path: Path) -> None:
 def test_single_file_sizes(vault: Vault, tmp_path: Path, size: int) -> None:
     src = tmp_path / "w.bin"
     src.write_bytes(os.urandom(size))
-    artifact_id = vault.put(src, f"s{size}").artifact_id
+    artifact_id = ingest.put(vault, src, f"s{size}").artifact_id
     vault.get(artifact_id, tmp_path / "o")
     assert (tmp_path / "o" / "w.bin").read_bytes() == src.read_bytes()
 
@@ -74,7 +75,7 @@ def test_put_100_mib_multipart(vault: Vault, tmp_path: Path) -> None:
     with src.open("wb") as fh:
         for _ in range(100):
             fh.write(os.urandom(1 << 20))
-    artifact_id = vault.put(src, "big").artifact_id
+    artifact_id = ingest.put(vault, src, "big").artifact_id
     info = vault.store.stat(
         vault.bucket("hot"), vault.catalog.files_of(artifact_id)[0]["object_key"]
     )
@@ -86,7 +87,7 @@ def test_put_100_mib_multipart(vault: Vault, tmp_path: Path) -> None:
 
 def test_same_content_is_recognised(vault: Vault, tmp_path: Path) -> None:
     first, src = _put(vault, tmp_path)
-    again = vault.put(src, "other-name")
+    again = ingest.put(vault, src, "other-name")
     assert again.duplicate_of == first
     assert len(vault.catalog.list_artifacts()) == 1
     # The duplicate's uploaded objects were discarded.
@@ -125,10 +126,10 @@ def test_ciphertext_swapped_across_files_fails(vault: Vault, tmp_path: Path) -> 
 def test_ciphertext_swapped_across_artifacts_fails(vault: Vault, tmp_path: Path) -> None:
     src = tmp_path / "one"
     make_tree(src, {"w.bin": b"A" * 5000})
-    first = vault.put(src, "a").artifact_id
+    first = ingest.put(vault, src, "a").artifact_id
     src2 = tmp_path / "two"
     make_tree(src2, {"w.bin": b"B" * 5000})
-    second = vault.put(src2, "b").artifact_id
+    second = ingest.put(vault, src2, "b").artifact_id
     bucket = vault.bucket("hot")
     key1 = vault.catalog.files_of(first)[0]["object_key"]
     key2 = vault.catalog.files_of(second)[0]["object_key"]
@@ -140,7 +141,7 @@ def test_ciphertext_swapped_across_artifacts_fails(vault: Vault, tmp_path: Path)
 def test_envelope_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) -> None:
     first, _ = _put(vault, tmp_path, "a")
     src2 = make_tree(tmp_path / "b", {"x.bin": os.urandom(100)})
-    second = vault.put(src2, "b").artifact_id
+    second = ingest.put(vault, src2, "b").artifact_id
     env = vault.bucket("envelopes")
     other = vault.store.get_bytes(env, envelope_key(second, "hot"))
     vault.store.put_bytes(env, envelope_key(first, "hot"), other)
@@ -154,7 +155,7 @@ def test_envelope_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) 
 def test_manifest_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) -> None:
     first, _ = _put(vault, tmp_path, "a")
     src2 = make_tree(tmp_path / "b", {"x.bin": os.urandom(100)})
-    second = vault.put(src2, "b").artifact_id
+    second = ingest.put(vault, src2, "b").artifact_id
     bucket = vault.bucket("hot")
     vault.store.put_bytes(
         bucket, manifest_key(first), vault.store.get_bytes(bucket, manifest_key(second))
@@ -166,7 +167,7 @@ def test_manifest_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) 
 @pytest.fixture
 def stored(vault: Vault, tmp_path: Path) -> tuple[Vault, str, bytes, bytes]:
     src = make_tree(tmp_path / "p", {"w.bin": os.urandom(K16 + 3), "c.json": b"{}"})
-    artifact_id = vault.put(src, "prop").artifact_id
+    artifact_id = ingest.put(vault, src, "prop").artifact_id
     env = vault.store.get_bytes(vault.bucket("envelopes"), envelope_key(artifact_id, "hot"))
     man = vault.store.get_bytes(vault.bucket("hot"), manifest_key(artifact_id))
     return vault, artifact_id, env, man
@@ -206,7 +207,7 @@ def test_any_single_byte_change_of_stored_objects_fails(
 
 def test_catalog_rebuild_yields_the_same_rows(vault: Vault, tmp_path: Path) -> None:
     first, _ = _put(vault, tmp_path, "a")
-    vault.put(make_tree(tmp_path / "b", {"x.bin": b"xyz"}), "b", "warm")
+    ingest.put(vault, make_tree(tmp_path / "b", {"x.bin": b"xyz"}), "b", "warm")
     vault.verify(first)
     before = vault.catalog.dump()
     assert before["artifacts"]
@@ -228,7 +229,7 @@ def test_catalog_rebuild_from_an_empty_catalog(vault: Vault, tmp_path: Path) -> 
 
 def test_cold_put_is_retained(vault: Vault, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "c", {"w.bin": b"cold" * 100})
-    artifact_id = vault.put(src, "c", "cold").artifact_id
+    artifact_id = ingest.put(vault, src, "c", "cold").artifact_id
     placement = vault.catalog.placement(artifact_id)
     assert placement["retain_until"] is not None
     retention = vault.store.retention(vault.bucket("cold"), manifest_key(artifact_id))
@@ -252,15 +253,15 @@ def test_gc_removes_orphans_only(vault: Vault, tmp_path: Path) -> None:
 
 def test_bad_inputs(vault: Vault, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError):
-        vault.put(tmp_path / "missing", "x")
+        ingest.put(vault, tmp_path / "missing", "x")
     (tmp_path / "emptydir").mkdir()
     with pytest.raises(InvalidInputError):
-        vault.put(tmp_path / "emptydir", "x")
+        ingest.put(vault, tmp_path / "emptydir", "x")
     link = tmp_path / "link"
     link.symlink_to("/etc/hostname")
     with pytest.raises(InvalidInputError):
-        vault.put(link, "x")
+        ingest.put(vault, link, "x")
     with pytest.raises(NotFoundError):
         vault.get("wv-none-0000", tmp_path / "o")
     with pytest.raises(InvalidInputError):
-        vault.put(make_tree(tmp_path / "t", {"a": b"1"}), "x", tier="frozen")
+        ingest.put(vault, make_tree(tmp_path / "t", {"a": b"1"}), "x", tier="frozen")

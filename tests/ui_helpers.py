@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.services import down, up
-from weightvault.config._settings import Settings
+from weightvault.config import Settings
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page

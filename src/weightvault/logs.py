@@ -35,6 +35,12 @@ def register_secret(value: str | bytes) -> None:
             _secrets.add(text)
 
 
+def scrub_text(text: str) -> str:
+    """``text`` with every registered secret masked (for messages printed outside logging)."""
+    scrubbed = _scrub(text)
+    return scrubbed if isinstance(scrubbed, str) else REDACTED
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return REDACTED

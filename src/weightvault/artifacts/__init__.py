@@ -1,0 +1,25 @@
+"""The artifact engine: envelopes, encrypted uploads, manifests, authenticated reads, gc."""
+
+from weightvault.artifacts._vault import (
+    PutPlan,
+    PutResult,
+    Sealed,
+    SourceFile,
+    Vault,
+    artifact_row,
+    file_row,
+    iso,
+    iso_seconds,
+)
+
+__all__ = [
+    "PutPlan",
+    "PutResult",
+    "Sealed",
+    "SourceFile",
+    "Vault",
+    "artifact_row",
+    "file_row",
+    "iso",
+    "iso_seconds",
+]

@@ -1,17 +1,10 @@
-"""The vault: put, get, verify, list, garbage-collect.
+"""The artifact engine: envelopes, encrypted uploads, manifests, reads, gc.
 
-A put is a sequence of steps that the CLI runs in a row and the ingest flow
-runs as separate Prefect tasks:
-
-1. :meth:`Vault.plan` lists the source files and assigns an artifact id;
-2. :meth:`Vault.create_envelope` draws a DEK, wraps it under the tier KEK and
-   stores the envelope (the DEK itself never leaves this process' memory);
-3. :meth:`Vault.upload_file` hashes, encrypts and uploads one file in a single
-   pass, unwrapping the DEK from the envelope itself;
-4. :meth:`Vault.commit` writes the manifest (the commit point), the audit
-   event and the catalog rows.
-
-A crash before step 4 leaves only orphans, which :meth:`Vault.gc` removes.
+:class:`Vault` composes the settings, object store, key provider and catalog
+and offers the engines that the lifecycle operations are built from
+(:mod:`weightvault.lifecycle.ingest` orders the put steps). A crash before
+:meth:`Vault.publish` writes the manifest leaves only orphans, which
+:meth:`Vault.gc` removes.
 """
 
 from __future__ import annotations
@@ -26,17 +19,16 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.catalog._catalog import ArtifactRow, Catalog
-from weightvault.config._settings import TIERS, Settings
+from weightvault.catalog import ArtifactRow, Catalog
+from weightvault.config import TIERS, Settings
 from weightvault.crypto import chunked
-from weightvault.crypto._binding import file_context, manifest_mac, verify_manifest_mac
+from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
     AuditError,
     IntegrityError,
@@ -46,10 +38,10 @@ from weightvault.errors import (
     RetentionError,
     VaultError,
 )
-from weightvault.keys._keystore import KeyProvider, LocalKeyStore, WrappedKey, load_master_key
+from weightvault.keys import KeyProvider, LocalKeyStore, WrappedKey, load_master_key
 from weightvault.logs import get_logger
-from weightvault.provenance._capture import Provenance
-from weightvault.provenance._statements import (
+from weightvault.provenance import (
+    Provenance,
     provenance_document,
     sign_manifest,
     statement_key,
@@ -57,8 +49,8 @@ from weightvault.provenance._statements import (
     trusted_keys,
     verify_statement,
 )
-from weightvault.records._audit import Event, notify
-from weightvault.records._manifest import (
+from weightvault.records import (
+    Event,
     FileEntry,
     Manifest,
     artifact_prefix,
@@ -66,8 +58,9 @@ from weightvault.records._manifest import (
     envelope_key,
     file_key,
     manifest_key,
+    notify,
 )
-from weightvault.store._objects import ObjectStore, connect, ensure_layout
+from weightvault.store import ObjectStore, connect, ensure_layout
 
 log = get_logger("weightvault.artifacts._vault")
 _READ_BLOCK = 1 << 20
@@ -351,18 +344,6 @@ class Vault:
             raise InvalidInputError(f"{src.source} changed size while it was being read")
         return FileEntry(src.path, src.size, reader.hexdigest, length, key)
 
-    def commit(
-        self,
-        plan: PutPlan,
-        entries: list[FileEntry],
-        *,
-        provenance: Provenance | None = None,
-        dedupe: bool = True,
-    ) -> PutResult:
-        """Sign, then write the manifest (the commit point), the event and the catalog rows."""
-        sealed = self.seal(plan, entries, provenance=provenance, dedupe=dedupe)
-        return sealed if isinstance(sealed, PutResult) else self.publish(sealed)
-
     def seal(
         self,
         plan: PutPlan,
@@ -435,12 +416,7 @@ class Vault:
                 **details,
             },
         )
-        row = self._index(manifest, body, event.ts, details.get("signed_by"))
-        from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
-
-        if manifest.tier == "cold" and has_escrow_key(self.keys):
-            escrow_on_publish(self, manifest.artifact_id)
-        return PutResult(row)
+        return PutResult(self._index(manifest, body, event.ts, details.get("signed_by")))
 
     def _index(
         self, manifest: Manifest, body: bytes, since: str, signed_by: str | None
@@ -490,33 +466,6 @@ class Vault:
             self.store.remove(self.bucket("envelopes"), envelope_key(artifact_id, tier))
             removed += 1
         return removed
-
-    def put(
-        self,
-        source: Path,
-        name: str,
-        tier: str = "hot",
-        *,
-        labels: dict[str, str] | None = None,
-        provenance: Provenance | None = None,
-        workers: int = 2,
-    ) -> PutResult:
-        """Ingest a file or directory: plan, envelope, uploads, commit."""
-        plan = self.plan(source, name, tier, labels)
-        self.create_envelope(plan.artifact_id, tier)
-        try:
-            if len(plan.files) == 1 or workers <= 1:
-                entries = [self.upload_file(plan.artifact_id, tier, f) for f in plan.files]
-            else:
-                with ThreadPoolExecutor(max_workers=workers) as pool:
-                    entries = list(
-                        pool.map(lambda f: self.upload_file(plan.artifact_id, tier, f), plan.files)
-                    )
-        except VaultError:
-            with contextlib.suppress(VaultError):
-                self.discard(plan.artifact_id, tier)
-            raise
-        return self.commit(plan, entries, provenance=provenance)
 
     # -- read ----------------------------------------------------------------
 
@@ -718,7 +667,7 @@ def file_row(artifact_id: str, idx: int, entry: FileEntry) -> dict[str, Any]:
 def _lifetime_from(settings: Settings) -> Callable[[str, str], timedelta | None]:
     """Key lifetimes from config/lifetimes.toml when present."""
     try:
-        from weightvault.keys._lifetimes import load_lifetime_policy, plan_key
+        from weightvault.keys import load_lifetime_policy, plan_key
     except ImportError:  # pragma: no cover - the module ships with the vault
         return lambda _p, _t: None
     if not settings.lifetimes_file.is_file():

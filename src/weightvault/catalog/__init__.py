@@ -1,0 +1,12 @@
+"""The catalog.
+
+A SQLAlchemy index of artifacts, files, placements, envelopes and events, rebuildable from the
+store.
+"""
+
+from weightvault.catalog._catalog import ArtifactRow, Catalog
+
+__all__ = [
+    "ArtifactRow",
+    "Catalog",
+]

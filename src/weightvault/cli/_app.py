@@ -19,7 +19,7 @@ from pathlib import Path
 from weightvault.cli import _keys, _policy, _tiers
 from weightvault.cli._common import Handler, Parser, emit, open_vault, settings_for
 from weightvault.errors import InvalidInputError, VaultError
-from weightvault.logs import REDACTED, configure_logging
+from weightvault.logs import configure_logging, scrub_text
 
 # Core command groups in their own modules; each has register(sub, common).
 COMMAND_MODULES = (_keys, _policy, _tiers)
@@ -39,7 +39,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_store(args: argparse.Namespace) -> int:
     """store up | down | status."""
-    from weightvault.store._server import EmbeddedStore
+    from weightvault.store import EmbeddedStore
 
     settings = settings_for(args)
     if not settings.store.embedded:
@@ -84,8 +84,10 @@ def _labels(pairs: Sequence[str]) -> dict[str, str]:
 
 def cmd_put(args: argparse.Namespace) -> int:
     """Ingest a file or directory."""
+    from weightvault.lifecycle import ingest
+
     vault = open_vault(args)
-    result = vault.put(Path(args.path), args.name, args.tier, labels=_labels(args.label))
+    result = ingest.put(vault, Path(args.path), args.name, args.tier, labels=_labels(args.label))
     row = result.artifact
     data = {
         "artifact_id": row.id,
@@ -224,13 +226,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _scrub(message: str) -> str:
-    from weightvault.logs import _scrub as scrub
-
-    text = scrub(message)
-    return text if isinstance(text, str) else REDACTED
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run a command, map errors to one line and an exit code."""
     configure_logging(os.environ.get("WEIGHTVAULT_LOG_LEVEL", "WARNING"))
@@ -241,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VaultError as exc:
         if debug:
             raise
-        print(f"weightvault: error: {_scrub(exc.message)}", file=sys.stderr)
+        print(f"weightvault: error: {scrub_text(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("weightvault: interrupted", file=sys.stderr)
@@ -252,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"weightvault: internal error: {type(exc).__name__}: {_scrub(str(exc))}",
+            f"weightvault: internal error: {type(exc).__name__}: {scrub_text(str(exc))}",
             file=sys.stderr,
         )
         return 1

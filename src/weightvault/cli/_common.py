@@ -31,7 +31,7 @@ def emit(args: argparse.Namespace, human: str, data: Any) -> None:
 
 def settings_for(args: argparse.Namespace) -> Any:
     """Settings, honouring --home."""
-    from weightvault.config._settings import load_settings
+    from weightvault.config import load_settings
 
     home = Path(args.home) if getattr(args, "home", None) else None
     return load_settings(home=home)
@@ -39,8 +39,8 @@ def settings_for(args: argparse.Namespace) -> Any:
 
 def open_vault(args: argparse.Namespace) -> Any:
     """Open the vault, registering its credentials with the log redactor."""
-    from weightvault.artifacts._vault import Vault
-    from weightvault.store._server import EmbeddedStore
+    from weightvault.artifacts import Vault
+    from weightvault.store import EmbeddedStore
 
     settings = settings_for(args)
     if settings.store.embedded:

@@ -35,7 +35,7 @@ def _parse_time(value: str | None, what: str) -> datetime | None:
 
 def _plan(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
-    from weightvault.keys._lifetimes import explain_plan, is_due, plan_matrix
+    from weightvault.keys import explain_plan, is_due, plan_matrix
     from weightvault.lifecycle.rotation import KEY_TYPES, load_policy, plan_rows, policy_tier
 
     vault = open_vault(args)
@@ -74,7 +74,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _inventory(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
-    from weightvault.keys._cbom import build_cbom, render_inventory_table
+    from weightvault.keys import build_cbom, render_inventory_table
     from weightvault.lifecycle.rotation import inventory_rows
 
     vault = open_vault(args)
@@ -247,7 +247,7 @@ def _recover(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"fingerprint": fingerprint, "matches": None}
     human = f"recovered escrow key {fingerprint[:16]}..."
     try:
-        from weightvault.keys._keystore import LocalKeyStore, load_master_key
+        from weightvault.keys import LocalKeyStore, load_master_key
 
         settings = settings_for(args)
         keys = LocalKeyStore(settings.keystore_path, load_master_key(settings.master_key_path))
@@ -263,7 +263,7 @@ def _recover(args: argparse.Namespace) -> int:
         )
     if args.artifact:
         from weightvault.lifecycle.escrow import _load_escrow_document, unwrap_escrowed_dek
-        from weightvault.store._objects import connect
+        from weightvault.store import connect
 
         settings = settings_for(args)
         doc = _load_escrow_document(
@@ -280,7 +280,7 @@ def _recover(args: argparse.Namespace) -> int:
 def _decrypt(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, settings_for
     from weightvault.lifecycle.escrow import escrow_decrypt
-    from weightvault.records._manifest import check_artifact_id
+    from weightvault.records import check_artifact_id
 
     restored = escrow_decrypt(
         settings_for(args), check_artifact_id(args.id), _shares(args), Path(args.out)

@@ -12,7 +12,7 @@ from weightvault.errors import InvalidInputError, PolicyError
 
 def _policy_test(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, settings_for
-    from weightvault.gates._policy import coverage_gaps, policy_rules, run_policy_tests
+    from weightvault.gates import coverage_gaps, policy_rules, run_policy_tests
 
     policy_dir = settings_for(args).policy_dir
     results = run_policy_tests(policy_dir)
@@ -37,7 +37,7 @@ def _policy_test(args: argparse.Namespace) -> int:
 
 def _policy_eval(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, settings_for
-    from weightvault.gates._policy import evaluate, explain
+    from weightvault.gates import evaluate, explain
 
     try:
         document = json.loads(Path(args.input).read_text())

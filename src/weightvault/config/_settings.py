@@ -99,6 +99,17 @@ class Settings:
         return self.config_dir / "expectations"
 
 
+def packaged_config_dir() -> Path:
+    """The default config shipped with weightvault.
+
+    In a wheel it is package data (``weightvault/_defaults``, built from the
+    repository's ``config/``); in a checkout it is that ``config/`` itself.
+    """
+    package = Path(__file__).resolve().parents[1]
+    wheel = package / "_defaults"
+    return wheel if wheel.is_dir() else package.parents[1] / "config"
+
+
 def find_config_dir(start: Path | None = None) -> Path:
     """The ``config`` folder: WEIGHTVAULT_CONFIG's folder, or found above ``start``."""
     explicit = os.environ.get("WEIGHTVAULT_CONFIG")
@@ -111,7 +122,7 @@ def find_config_dir(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "config" / CONFIG_NAME).is_file():
             return folder / "config"
-    packaged = Path(__file__).resolve().parents[2] / "config"
+    packaged = packaged_config_dir()
     if (packaged / CONFIG_NAME).is_file():
         return packaged
     raise ConfigError(f"no config/{CONFIG_NAME} found; set WEIGHTVAULT_CONFIG")

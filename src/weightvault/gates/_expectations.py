@@ -40,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from weightvault._json import canonical_json
+from weightvault.config import packaged_config_dir
 from weightvault.errors import ConfigError, InvalidInputError, NotFoundError
 
 Frame = Any
 """A ``pandas.DataFrame`` (pandas has no type stubs in this environment)."""
 
-DEFAULT_EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "config" / "expectations"
+DEFAULT_EXPECTATIONS_DIR = packaged_config_dir() / "expectations"
 """``config/expectations`` of a source checkout; pass ``expectations_dir`` elsewhere."""
 
 RECORD_SUITE = "provenance_record"

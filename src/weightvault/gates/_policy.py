@@ -60,10 +60,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from weightvault.config import packaged_config_dir
 from weightvault.errors import ConfigError, InvalidInputError, PolicyError
 
 PACKAGE = "weightvault.admission"
-DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[2] / "config" / "policies"
+DEFAULT_POLICY_DIR = packaged_config_dir() / "policies"
 """``config/policies`` of a source checkout; pass ``policy_dir`` elsewhere."""
 
 CASES_FILE = Path("tests") / "cases.json"

@@ -1,0 +1,49 @@
+"""Keys.
+
+The KeyProvider protocol, the sealed local keystore, lifetimes, SLIP-39 escrow shares, the CBOM.
+"""
+
+from weightvault.keys._cbom import KeyInventoryRow, build_cbom, render_inventory_table
+from weightvault.keys._escrow import escrow_keypair, generate_escrow_seed, recover_seed, split_seed
+from weightvault.keys._keystore import (
+    KeyProvider,
+    KeyRecord,
+    KeyState,
+    LocalKeyStore,
+    WrappedKey,
+    create_master_key,
+    load_master_key,
+)
+from weightvault.keys._lifetimes import (
+    LifetimePolicy,
+    expires_at,
+    explain_plan,
+    is_due,
+    load_lifetime_policy,
+    plan_key,
+    plan_matrix,
+)
+
+__all__ = [
+    "KeyInventoryRow",
+    "KeyProvider",
+    "KeyRecord",
+    "KeyState",
+    "LifetimePolicy",
+    "LocalKeyStore",
+    "WrappedKey",
+    "build_cbom",
+    "create_master_key",
+    "escrow_keypair",
+    "expires_at",
+    "explain_plan",
+    "generate_escrow_seed",
+    "is_due",
+    "load_lifetime_policy",
+    "load_master_key",
+    "plan_key",
+    "plan_matrix",
+    "recover_seed",
+    "render_inventory_table",
+    "split_seed",
+]

@@ -1,7 +1,7 @@
 """Escrow of the cold tier's recovery key: a 32-byte seed split into SLIP-39 shares.
 
 The escrow key pair (ML-KEM-768 + X25519, see
-:mod:`weightvault.crypto._hpke`) is derived deterministically from a
+:mod:`weightvault.crypto.hpke`) is derived deterministically from a
 32-byte seed. The seed is split with SLIP-39 (``shamir-mnemonic``) into
 ``shares`` mnemonics, one per custodian, a single group of which any
 ``threshold`` recover it; fewer reveal nothing about it.
@@ -30,7 +30,7 @@ from typing import Final
 import shamir_mnemonic
 from shamir_mnemonic.share import Share
 
-from weightvault.crypto._hpke import (
+from weightvault.crypto.hpke import (
     SEED_SIZE,
     HpkePrivateKey,
     HpkePublicKey,

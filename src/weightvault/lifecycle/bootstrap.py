@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from weightvault.config._settings import Settings
-from weightvault.keys._keystore import LocalKeyStore, create_master_key, load_master_key
-from weightvault.store._objects import connect, ensure_layout
-from weightvault.store._server import EmbeddedStore
+from weightvault.config import Settings
+from weightvault.keys import LocalKeyStore, create_master_key, load_master_key
+from weightvault.store import EmbeddedStore, connect, ensure_layout
 
 
 def ensure_buckets(settings: Settings) -> None:

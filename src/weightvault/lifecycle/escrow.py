@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.config._settings import Settings
-from weightvault.crypto import _hpke as hpke_wrap
+from weightvault.config import Settings
 from weightvault.crypto import chunked
-from weightvault.crypto._binding import file_context, verify_manifest_mac
+from weightvault.crypto import hpke as hpke_wrap
+from weightvault.crypto.binding import file_context, verify_manifest_mac
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
@@ -43,14 +43,21 @@ from weightvault.errors import (
     NotFoundError,
     VaultError,
 )
-from weightvault.keys._escrow import escrow_keypair, generate_escrow_seed, recover_seed, split_seed
-from weightvault.keys._keystore import KeyProvider, KeyRecord, KeyState
+from weightvault.keys import (
+    KeyProvider,
+    KeyRecord,
+    KeyState,
+    escrow_keypair,
+    generate_escrow_seed,
+    recover_seed,
+    split_seed,
+)
 from weightvault.logs import get_logger
-from weightvault.records._manifest import Manifest, manifest_key
-from weightvault.store._objects import ObjectStore, connect
+from weightvault.records import Manifest, manifest_key
+from weightvault.store import ObjectStore, connect
 
 if TYPE_CHECKING:
-    from weightvault.artifacts._vault import Vault
+    from weightvault.artifacts import Vault
 
 log = get_logger("weightvault.keys._escrow")
 

@@ -11,8 +11,8 @@ import hashlib
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts._vault import Vault
-from weightvault.catalog._catalog import ArtifactRow
+from weightvault.artifacts import Vault
+from weightvault.catalog import ArtifactRow
 from weightvault.errors import IntegrityError
 
 REPORT_TYPE = "weightvault.validation/v1"

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts._vault import Vault, iso
-from weightvault.crypto import _dsse as dsse
+from weightvault.artifacts import Vault, iso
+from weightvault.crypto import dsse
 from weightvault.errors import (
     IntegrityError,
     InvalidInputError,
@@ -40,15 +40,16 @@ from weightvault.errors import (
     NotFoundError,
     PolicyError,
 )
-from weightvault.provenance import _chain as attestations
-from weightvault.provenance._statements import (
+from weightvault.provenance import (
+    attestation_keys,
     signing_key,
     statement_key,
     trust_root,
     trusted_keys,
+    verify_attestations,
     verify_statement,
 )
-from weightvault.records._manifest import Manifest, manifest_key
+from weightvault.records import Manifest, manifest_key
 
 BUNDLE_TYPE = "weightvault.bundle/v1"
 _CHUNK = 1 << 20
@@ -116,7 +117,7 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
         _write(
             staging / "statement.dsse.json", vault.store.get_bytes(bucket, statement_key(row.id))
         )
-        for key in attestations.list_chain(vault.store, vault.bucket("audit"), row.id):
+        for key in attestation_keys(vault.store, vault.bucket("audit"), row.id):
             data = vault.store.get_bytes(vault.bucket("audit"), key)
             _write(staging / "attestations" / key.rsplit("/", 1)[1], data)
         _write(staging / "trust_root.json", canonical_json(trust_root(vault.keys)))
@@ -217,7 +218,7 @@ def verify_bundle(root: Path, pinned_root: dict[str, Any] | None = None) -> Bund
         if (root / "attestations").is_dir()
         else []
     )
-    chain = attestations.verify_documents(docs, root_doc, manifest.content_digest)
+    chain = verify_attestations(docs, root_doc, manifest.content_digest)
     signer = statement.get("predicate", {}).get("runDetails", {}).get("builder", {}).get("id", "")
     return BundleReport(
         manifest.artifact_id,

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weightvault._json import canonical_json
-from weightvault.artifacts._vault import Vault, iso_seconds
+from weightvault.artifacts import Vault, iso_seconds
 from weightvault.errors import (
     IntegrityError,
     NotFoundError,
@@ -31,11 +31,13 @@ from weightvault.errors import (
     RetentionError,
     VaultError,
 )
-from weightvault.gates._policy import evaluate
+from weightvault.gates import evaluate
 from weightvault.lifecycle.evidence import latest_report
-from weightvault.provenance import _chain as attestations
-from weightvault.provenance._statements import statement_key
-from weightvault.records._manifest import envelope_key, manifest_key
+from weightvault.provenance import (
+    append_attestation,
+    statement_key,
+)
+from weightvault.records import envelope_key, manifest_key
 
 PROMOTIONS = {("hot", "warm"), ("warm", "cold")}
 PAYLOAD = "c2sp.org/chunked-encryption@v1 Cobblestone-256"
@@ -214,7 +216,7 @@ class Promotion:
             for key in self.copied:
                 vault.store.set_legal_hold(dst, key, True)
         retain_text = iso_seconds(retain) if retain else None
-        att = attestations.append(
+        att = append_attestation(
             vault.store,
             vault.bucket("audit"),
             vault.keys,

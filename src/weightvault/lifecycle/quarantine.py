@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts._vault import Vault, iso
+from weightvault.artifacts import Vault, iso
 from weightvault.errors import ConflictError, NotFoundError, PolicyError
 
 MARKER_TYPE = "weightvault.quarantine/v1"

@@ -11,13 +11,12 @@ import contextlib
 from typing import Any
 
 from weightvault._json import parse_canonical
-from weightvault.artifacts._vault import Vault, artifact_row, file_row
-from weightvault.config._settings import TIERS
+from weightvault.artifacts import Vault, artifact_row, file_row
+from weightvault.config import TIERS
 from weightvault.errors import IntegrityError, NotFoundError
-from weightvault.keys._keystore import WrappedKey
+from weightvault.keys import WrappedKey
 from weightvault.lifecycle.quarantine import read_marker
-from weightvault.records._audit import Event
-from weightvault.records._manifest import Manifest, envelope_key, manifest_key
+from weightvault.records import Event, Manifest, envelope_key, manifest_key
 
 PLACEMENT_EVENTS = frozenset(
     {"artifact.ingested", "artifact.promoted", "artifact.quarantined", "artifact.released"}

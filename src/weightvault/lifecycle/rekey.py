@@ -46,10 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts._vault import Vault, file_row
-from weightvault.crypto import _dsse as dsse
-from weightvault.crypto import chunked
-from weightvault.crypto._binding import file_context, manifest_mac
+from weightvault.artifacts import Vault, file_row
+from weightvault.crypto import chunked, dsse
+from weightvault.crypto.binding import file_context, manifest_mac
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
@@ -58,7 +57,7 @@ from weightvault.errors import (
     NotFoundError,
     RetentionError,
 )
-from weightvault.keys._keystore import KeyRecord, KeyState, WrappedKey
+from weightvault.keys import KeyRecord, KeyState, WrappedKey
 from weightvault.lifecycle.escrow import escrow_envelope, has_escrow_key
 from weightvault.lifecycle.rotation import (
     DEFAULT_BATCH,
@@ -74,10 +73,15 @@ from weightvault.lifecycle.rotation import (
     rotating_keys,
 )
 from weightvault.logs import get_logger
-from weightvault.provenance._intoto import canonical_json as statement_json
-from weightvault.provenance._intoto import parse_statement
-from weightvault.provenance._statements import signing_key, statement_key, trust_root, trusted_keys
-from weightvault.records._manifest import FileEntry, Manifest, envelope_key, manifest_key
+from weightvault.provenance import canonical_json as statement_json
+from weightvault.provenance import (
+    parse_statement,
+    signing_key,
+    statement_key,
+    trust_root,
+    trusted_keys,
+)
+from weightvault.records import FileEntry, Manifest, envelope_key, manifest_key
 
 log = get_logger("weightvault.lifecycle.rekey")
 

@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from weightvault._json import canonical_json
-from weightvault.artifacts._vault import Vault
-from weightvault.config._settings import TIERS
+from weightvault.artifacts import Vault
+from weightvault.config import TIERS
 from weightvault.errors import (
     ConfigError,
     IntegrityError,
@@ -55,20 +55,23 @@ from weightvault.errors import (
     NotFoundError,
     VaultError,
 )
-from weightvault.keys._keystore import KeyProvider, KeyRecord, KeyState, WrappedKey
-from weightvault.keys._lifetimes import (
+from weightvault.keys import (
+    KeyProvider,
+    KeyRecord,
+    KeyState,
     LifetimePolicy,
+    WrappedKey,
     expires_at,
     is_due,
     load_lifetime_policy,
     plan_key,
 )
 from weightvault.logs import get_logger
-from weightvault.provenance._statements import SIGNING_KEY_ID, rotate_signing_key, trust_root
-from weightvault.records._manifest import envelope_key
+from weightvault.provenance import SIGNING_KEY_ID, rotate_signing_key, trust_root
+from weightvault.records import envelope_key
 
 if TYPE_CHECKING:
-    from weightvault.keys._cbom import KeyInventoryRow
+    from weightvault.keys import KeyInventoryRow
 
 log = get_logger("weightvault.lifecycle.rotation")
 
@@ -956,7 +959,7 @@ def compromise_key(
 
 def plan_rows(vault: Vault, now: datetime) -> list[tuple[KeyRecord, str]]:
     """(active key version, explanation of its plan) for every key the policy knows."""
-    from weightvault.keys._lifetimes import explain_plan
+    from weightvault.keys import explain_plan
 
     policy = load_policy(vault)
     out = []
@@ -979,7 +982,7 @@ def inventory_rows(vault: Vault, now: datetime) -> list[KeyInventoryRow]:
     (catalog) and artifacts a signing version signed. The quantum status is
     the lifetime plan's for the key's type and tier, now.
     """
-    from weightvault.keys._cbom import KeyInventoryRow
+    from weightvault.keys import KeyInventoryRow
 
     policy = load_policy(vault)
     envelopes = vault.catalog.envelope_counts()

@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from weightvault.artifacts._vault import Vault
-from weightvault.gates._expectations import (
+from weightvault.artifacts import Vault
+from weightvault.gates import (
+    ScanResult,
     ValidationReport,
     provenance_record,
+    scan_artifact,
     validate_dataset,
     validate_metrics,
     validate_record,
 )
-from weightvault.gates._formats import ScanResult, scan_artifact
 from weightvault.lifecycle.evidence import store_report
 from weightvault.lifecycle.quarantine import quarantine
 

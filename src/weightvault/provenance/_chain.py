@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.crypto import _dsse as dsse
+from weightvault.crypto import dsse
 from weightvault.errors import IntegrityError
 from weightvault.provenance._statements import SecretStore, signing_key, trusted_keys
-from weightvault.store._objects import ObjectStore
+from weightvault.store import ObjectStore
 
 PREDICATE_PREFIX = "https://weightvault.dev/attestations/"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -40,12 +40,12 @@ def chain_prefix(artifact_id: str) -> str:
     return f"attestations/{artifact_id}/"
 
 
-def list_chain(store: ObjectStore, bucket: str, artifact_id: str) -> list[str]:
+def attestation_keys(store: ObjectStore, bucket: str, artifact_id: str) -> list[str]:
     """Keys of an artifact's attestations, oldest first."""
     return sorted(o.key for o in store.list(bucket, chain_prefix(artifact_id)))
 
 
-def append(
+def append_attestation(
     store: ObjectStore,
     bucket: str,
     keys: SecretStore,
@@ -57,7 +57,7 @@ def append(
     predicate: Mapping[str, Any],
 ) -> Attestation:
     """Sign and store the next attestation of an artifact's chain."""
-    existing = list_chain(store, bucket, artifact_id)
+    existing = attestation_keys(store, bucket, artifact_id)
     previous = None
     if existing:
         previous = hashlib.sha256(store.get_bytes(bucket, existing[-1])).hexdigest()
@@ -77,7 +77,7 @@ def append(
     return Attestation(key, hashlib.sha256(data).hexdigest(), kind, body)
 
 
-def verify_documents(
+def verify_attestations(
     documents: list[tuple[str, bytes]], root: Mapping[str, Any], content_digest: str
 ) -> list[Attestation]:
     """Verify an ordered chain of (key, bytes): signatures, subject, links."""
@@ -108,5 +108,5 @@ def verify_chain(
     store: ObjectStore, bucket: str, artifact_id: str, root: Mapping[str, Any], content_digest: str
 ) -> list[Attestation]:
     """Verify every stored attestation of an artifact."""
-    docs = [(k, store.get_bytes(bucket, k)) for k in list_chain(store, bucket, artifact_id)]
-    return verify_documents(docs, root, content_digest)
+    docs = [(k, store.get_bytes(bucket, k)) for k in attestation_keys(store, bucket, artifact_id)]
+    return verify_attestations(docs, root, content_digest)

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.crypto import _dsse as dsse
-from weightvault.crypto._signing import ALGORITHM, HybridSigningKey, HybridVerifyKey
+from weightvault.crypto import dsse
+from weightvault.crypto.signing import ALGORITHM, HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError
-from weightvault.keys._keystore import KeyProvider, KeyRecord, KeyState
+from weightvault.keys import KeyProvider, KeyRecord, KeyState
 from weightvault.provenance._capture import Provenance
 from weightvault.provenance._intoto import build_statement, parse_statement
-from weightvault.records._manifest import Manifest
+from weightvault.records import Manifest
 
 SIGNING_KEY_ID = "vault-signing"
 TRUST_ROOT_TYPE = "weightvault.trust-root/v1"

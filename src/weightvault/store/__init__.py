@@ -1,1 +1,15 @@
-"""Object storage: the embedded SeaweedFS server and the S3 client wrapper."""
+"""Object storage.
+
+The S3 client over the minio SDK, its error translation, the embedded SeaweedFS server.
+"""
+
+from weightvault.store._objects import ObjectStore, connect, ensure_layout
+from weightvault.store._server import EmbeddedStore, free_ports
+
+__all__ = [
+    "EmbeddedStore",
+    "ObjectStore",
+    "connect",
+    "ensure_layout",
+    "free_ports",
+]

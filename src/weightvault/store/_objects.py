@@ -23,7 +23,7 @@ from minio.error import InvalidResponseError, MinioException, S3Error, ServerErr
 from minio.retention import Retention
 from minio.versioningconfig import VersioningConfig
 
-from weightvault.config._settings import Settings
+from weightvault.config import Settings
 from weightvault.errors import (
     AuthenticationError,
     ConflictError,

@@ -15,8 +15,8 @@ with ``LEN`` the ASCII decimal byte length and ``SP`` one space.
 How a hybrid signature sits in ``signatures``
 ---------------------------------------------
 One entry per hybrid key. ``keyid`` is the key's fingerprint
-(:attr:`~weightvault.crypto._signing.HybridVerifyKey.keyid`) and ``sig`` is
-the base64 of :meth:`~weightvault.crypto._signing.HybridSignature.to_bytes`, a
+(:attr:`~weightvault.crypto.signing.HybridVerifyKey.keyid`) and ``sig`` is
+the base64 of :meth:`~weightvault.crypto.signing.HybridSignature.to_bytes`, a
 fixed-length structured concatenation::
 
     b"WVHS" 0x01 0x01 || Ed25519 signature (64) || ML-DSA-65 signature (3309)
@@ -44,7 +44,7 @@ import binascii
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from weightvault.crypto._signing import HybridSignature, HybridSigningKey, HybridVerifyKey
+from weightvault.crypto.signing import HybridSignature, HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError, InvalidInputError
 
 __all__ = [

@@ -60,8 +60,8 @@ from weightvault.keys import KeyState  # noqa: E402
 from weightvault.lifecycle import ingest, rotation  # noqa: E402
 from weightvault.lifecycle.bootstrap import init_vault  # noqa: E402
 from weightvault.logs import configure_logging  # noqa: E402
-from weightvault.records import envelope_key  # noqa: E402
 from weightvault.store import EmbeddedStore  # noqa: E402
+from weightvault.store.layout import envelope_key  # noqa: E402
 
 TARGET_S = 30.0
 VAULT_ENV = (

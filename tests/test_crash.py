@@ -25,8 +25,8 @@ from weightvault.artifacts import Vault
 from weightvault.config import TIERS, Settings
 from weightvault.errors import StoreUnavailableError
 from weightvault.lifecycle import ingest
-from weightvault.records import artifact_prefix, file_key
 from weightvault.store import EmbeddedStore, ObjectStore, connect
+from weightvault.store.layout import artifact_prefix, file_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 MIB = 1 << 20

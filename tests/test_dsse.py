@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from weightvault._json import canonical_json
 from weightvault.crypto.dsse import (
     IN_TOTO_PAYLOAD_TYPE,
     MAX_SIGNATURES,
@@ -20,7 +21,7 @@ from weightvault.crypto.dsse import (
 )
 from weightvault.crypto.signing import HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError, InvalidInputError
-from weightvault.provenance import canonical_json, parse_statement
+from weightvault.provenance import parse_statement
 from weightvault.provenance._intoto import (
     BUILD_TYPE,
     SLSA_PROVENANCE_V1,

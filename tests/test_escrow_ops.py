@@ -21,9 +21,9 @@ from weightvault.lifecycle.escrow import (
     ESCROW_KEY_ID,
     ESCROW_TIER,
     escrow_decrypt,
-    escrow_object_key,
     split_escrow_key,
 )
+from weightvault.store.layout import escrow_envelope_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 
@@ -71,8 +71,8 @@ def test_cold_put_is_escrowed_and_decrypts_with_k_shares_only(
     artifact_id, src = cold_artifact(vault, tmp_path)
     hot = ingest.put(vault, make_tree(tmp_path / "h", {"x": b"hot"}), "hot-one").artifact_id
     envelopes = vault.bucket("envelopes")
-    assert vault.store.exists(envelopes, escrow_object_key(artifact_id))
-    assert not vault.store.exists(envelopes, escrow_object_key(hot))
+    assert vault.store.exists(envelopes, escrow_envelope_key(artifact_id))
+    assert not vault.store.exists(envelopes, escrow_envelope_key(hot))
     rows = [e for e in vault.catalog.envelopes_of(artifact_id) if e["tier"] == ESCROW_TIER]
     assert rows == [
         {
@@ -80,7 +80,7 @@ def test_cold_put_is_escrowed_and_decrypts_with_k_shares_only(
             "tier": ESCROW_TIER,
             "kek_id": ESCROW_KEY_ID,
             "kek_version": 1,
-            "object_key": escrow_object_key(artifact_id),
+            "object_key": escrow_envelope_key(artifact_id),
         }
     ]
     # The keystore is lost: its file and the master key are gone.
@@ -117,11 +117,11 @@ def test_tampered_escrow_envelope_fails(
     second, _ = cold_artifact(vault, tmp_path, "two")
     bucket = vault.bucket("envelopes")
     # The envelope of one artifact moved onto another does not unwrap (info binds the id).
-    doc = json.loads(vault.store.get_bytes(bucket, escrow_object_key(first)))
+    doc = json.loads(vault.store.get_bytes(bucket, escrow_envelope_key(first)))
     doc["artifact_id"] = second
     from weightvault._json import canonical_json
 
-    vault.store.put_bytes(bucket, escrow_object_key(second), canonical_json(doc))
+    vault.store.put_bytes(bucket, escrow_envelope_key(second), canonical_json(doc))
     with pytest.raises(IntegrityError):
         escrow_decrypt(vault_settings, second, list(split.shares[:3]), tmp_path / "o")
 
@@ -129,13 +129,13 @@ def test_tampered_escrow_envelope_fails(
 def test_split_escrows_cold_artifacts_made_before_it(vault: Vault, tmp_path: Path) -> None:
     artifact_id, _ = cold_artifact(vault, tmp_path)
     envelopes = vault.bucket("envelopes")
-    assert not vault.store.exists(envelopes, escrow_object_key(artifact_id))
+    assert not vault.store.exists(envelopes, escrow_envelope_key(artifact_id))
     proc = run("escrow", "split", "--json", "--threshold", "2", "--shares", "3")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["cold_escrowed"] == 1
     assert len(data["mnemonics"]) == 3
-    assert vault.store.exists(envelopes, escrow_object_key(artifact_id))
+    assert vault.store.exists(envelopes, escrow_envelope_key(artifact_id))
 
 
 def test_cli_split_recover_decrypt_without_keystore(

@@ -27,8 +27,8 @@ from weightvault.lifecycle.quarantine import quarantine, release
 from weightvault.lifecycle.rebuild import rebuild_catalog
 from weightvault.lifecycle.validate import validate_artifact
 from weightvault.provenance import capture_provenance
-from weightvault.records import manifest_key
 from weightvault.store import EmbeddedStore
+from weightvault.store.layout import manifest_key
 
 
 def ingest_model(vault: Vault, model_repo: Path, *, license_: str | None = "apache-2.0") -> str:

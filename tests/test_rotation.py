@@ -32,8 +32,8 @@ from weightvault.lifecycle.rotation import (
     scan_store,
     start_rotation,
 )
-from weightvault.provenance import SIGNING_KEY_ID, statement_key
-from weightvault.records import envelope_key, manifest_key
+from weightvault.provenance import SIGNING_KEY_ID
+from weightvault.store.layout import envelope_key, manifest_key, statement_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 

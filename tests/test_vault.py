@@ -15,7 +15,7 @@ from weightvault.artifacts import Vault
 from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.rebuild import rebuild_catalog
-from weightvault.records import envelope_key, manifest_key
+from weightvault.store.layout import envelope_key, manifest_key
 
 K16 = 16 * 1024
 

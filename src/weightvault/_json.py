@@ -1,9 +1,11 @@
-"""Canonical JSON: one byte string per document, checked on the way in.
+"""Canonical JSON (RFC 8785, from the ``rfc8785`` library): the one encoder of signed bytes.
 
-Every JSON object the vault stores (manifests, envelopes, events) is written in
-canonical form and refused on read unless it is byte-for-byte canonical, so a
-single changed byte is always detected, even one that leaves the parsed value
-unchanged.
+Every JSON object the vault stores or signs (manifests, envelopes, events,
+statements, attestations, key-wrap associated data) is written in canonical
+form and refused on read unless it is byte-for-byte canonical, so a single
+changed byte is always detected, even one that leaves the parsed value
+unchanged. NaN, infinities, integers beyond 2^53, non-string keys and lone
+surrogates are refused on the way out.
 """
 
 from __future__ import annotations
@@ -11,14 +13,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from weightvault.errors import IntegrityError
+import rfc8785
+
+from weightvault.errors import IntegrityError, InvalidInputError
+
+__all__ = ["canonical_json", "parse_canonical"]
 
 
 def canonical_json(obj: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    """RFC 8785 bytes of ``obj``; InvalidInputError if it has no canonical form."""
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, RecursionError) as exc:
+        # The message names the error type only, never the data.
+        raise InvalidInputError(
+            f"value is not canonical-JSON serialisable ({type(exc).__name__})"
+        ) from None
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -30,14 +40,26 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _no_constants(name: str) -> Any:
+    raise IntegrityError(f"JSON constant {name} is not allowed")
+
+
 def parse_canonical(data: bytes, what: str) -> dict[str, Any]:
     """Parse a stored JSON object; IntegrityError unless it is canonical."""
     try:
-        obj = json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        obj = json.loads(
+            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+        )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise IntegrityError(f"{what} is not valid JSON") from None
+    except IntegrityError as exc:
+        raise IntegrityError(f"{what}: {exc.message}") from None
     if not isinstance(obj, dict):
         raise IntegrityError(f"{what} is not a JSON object")
-    if canonical_json(obj) != data:
+    try:
+        canonical = canonical_json(obj)
+    except InvalidInputError:
+        raise IntegrityError(f"{what} is not in canonical form") from None
+    if canonical != data:
         raise IntegrityError(f"{what} is not in canonical form")
     return obj

@@ -44,23 +44,23 @@ from weightvault.provenance import (
     Provenance,
     provenance_document,
     sign_manifest,
-    statement_key,
     trust_root,
     trusted_keys,
     verify_statement,
 )
-from weightvault.records import (
-    Event,
-    FileEntry,
-    Manifest,
+from weightvault.records import Event, FileEntry, Manifest, check_relpath, notify
+from weightvault.store import ObjectStore, connect, ensure_layout
+from weightvault.store.layout import (
+    ARTIFACTS_PREFIX,
+    ENVELOPES_PREFIX,
     artifact_prefix,
-    check_relpath,
     envelope_key,
     file_key,
     manifest_key,
-    notify,
+    parse_artifact_key,
+    parse_envelope_key,
+    statement_key,
 )
-from weightvault.store import ObjectStore, connect, ensure_layout
 
 log = get_logger("weightvault.artifacts._vault")
 _READ_BLOCK = 1 << 20
@@ -576,10 +576,10 @@ class Vault:
     def committed_ids(self, tier: str) -> set[str]:
         """Artifact ids with a manifest in a tier bucket."""
         ids = set()
-        for obj in self.store.list(self.bucket(tier), "artifacts/"):
-            parts = obj.key.split("/")
-            if len(parts) == 3 and parts[2] == "manifest.json":
-                ids.add(parts[1])
+        for obj in self.store.list(self.bucket(tier), ARTIFACTS_PREFIX):
+            found = parse_artifact_key(obj.key)
+            if found is not None and found.kind == "manifest":
+                ids.add(found.artifact_id)
         return ids
 
     def gc(self, grace: timedelta | None = None, *, dry_run: bool = False) -> list[str]:
@@ -590,9 +590,9 @@ class Vault:
         committed: dict[str, set[str]] = {}
         for tier in TIERS:
             committed[tier] = self.committed_ids(tier)
-            for obj in self.store.list(self.bucket(tier), "artifacts/"):
-                artifact = obj.key.split("/")[1]
-                if artifact in committed[tier]:
+            for obj in self.store.list(self.bucket(tier), ARTIFACTS_PREFIX):
+                found = parse_artifact_key(obj.key)
+                if found is not None and found.artifact_id in committed[tier]:
                     continue
                 if obj.last_modified and obj.last_modified > cutoff:
                     continue
@@ -604,9 +604,11 @@ class Vault:
                 removed.append(f"{obj.bucket}/{obj.key}")
             removed += self._abort_stale_uploads(tier, cutoff, dry_run=dry_run)
         every = set().union(*committed.values())
-        for obj in self.store.list(self.bucket("envelopes"), "envelopes/"):
-            artifact = obj.key.split("/")[1]
-            if artifact in every or (obj.last_modified and obj.last_modified > cutoff):
+        for obj in self.store.list(self.bucket("envelopes"), ENVELOPES_PREFIX):
+            envelope = parse_envelope_key(obj.key)
+            if (envelope is not None and envelope.artifact_id in every) or (
+                obj.last_modified and obj.last_modified > cutoff
+            ):
                 continue
             if not dry_run:
                 self.store.remove(obj.bucket, obj.key)
@@ -623,7 +625,7 @@ class Vault:
         part of a committed artifact (a crashed attempt of a re-run put included).
         """
         aborted: list[str] = []
-        for upload in self.store.list_incomplete_uploads(self.bucket(tier), "artifacts/"):
+        for upload in self.store.list_incomplete_uploads(self.bucket(tier), ARTIFACTS_PREFIX):
             if upload.initiated and upload.initiated > cutoff:
                 continue
             if not dry_run:

@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from weightvault._fs import write_private
+from weightvault._json import canonical_json
 from weightvault.errors import (
     AuthenticationError,
     ConfigError,
@@ -144,7 +145,7 @@ def wrap_aad(artifact_id: str, tier: str, kek_id: str, kek_version: int) -> byte
         "purpose": "weightvault/v1/dek-wrap",
         "tier": tier,
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json(doc)
 
 
 class KeyProvider(Protocol):

@@ -53,8 +53,9 @@ from weightvault.keys import (
     split_seed,
 )
 from weightvault.logs import get_logger
-from weightvault.records import Manifest, manifest_key
+from weightvault.records import Manifest
 from weightvault.store import ObjectStore, connect
+from weightvault.store.layout import escrow_envelope_key, manifest_key
 
 if TYPE_CHECKING:
     from weightvault.artifacts import Vault
@@ -65,11 +66,6 @@ ESCROW_KEY_ID = "escrow-cold"
 ESCROW_TIER = "escrow"
 ENVELOPE_TYPE = "weightvault.escrow-envelope/v1"
 _INFO_LABEL = b"weightvault/v1/escrow-dek\x00"
-
-
-def escrow_object_key(artifact_id: str) -> str:
-    """Object key, in the envelope bucket, of an artifact's escrow envelope."""
-    return f"envelopes/{artifact_id}/escrow.json"
 
 
 def _info(artifact_id: str) -> bytes:
@@ -222,10 +218,12 @@ def escrow_envelope(vault: Vault, artifact_id: str) -> str:
         "fingerprint": public.fingerprint,
         "wrapped": base64.b64encode(blob).decode(),
     }
-    vault.store.put_bytes(vault.bucket("envelopes"), escrow_object_key(row.id), canonical_json(doc))
+    vault.store.put_bytes(
+        vault.bucket("envelopes"), escrow_envelope_key(row.id), canonical_json(doc)
+    )
     with vault.catalog.transaction() as conn:
         vault.catalog.set_envelope(
-            conn, row.id, ESCROW_TIER, record.key_id, record.version, escrow_object_key(row.id)
+            conn, row.id, ESCROW_TIER, record.key_id, record.version, escrow_envelope_key(row.id)
         )
     return record.ref
 
@@ -272,7 +270,7 @@ def escrow_all_cold(vault: Vault, *, refresh: bool = False) -> dict[str, int]:
 
 def _load_escrow_document(store: ObjectStore, bucket: str, artifact_id: str) -> dict[str, Any]:
     try:
-        data = store.get_bytes(bucket, escrow_object_key(artifact_id), limit=64 * 1024)
+        data = store.get_bytes(bucket, escrow_envelope_key(artifact_id), limit=64 * 1024)
     except NotFoundError:
         raise NotFoundError(f"artifact {artifact_id} has no escrow envelope") from None
     doc = parse_canonical(data, "escrow envelope")

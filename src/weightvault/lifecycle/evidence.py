@@ -14,20 +14,16 @@ from weightvault._json import canonical_json, parse_canonical
 from weightvault.artifacts import Vault
 from weightvault.catalog import ArtifactRow
 from weightvault.errors import IntegrityError
+from weightvault.store.layout import validation_key, validation_prefix
 
 REPORT_TYPE = "weightvault.validation/v1"
-
-
-def report_prefix(artifact_id: str) -> str:
-    """Key prefix of an artifact's validation reports."""
-    return f"validations/{artifact_id}/"
 
 
 def store_report(vault: Vault, artifact_id: str, report: dict[str, Any]) -> tuple[str, str]:
     """Store a report; returns its key and sha256."""
     bucket = vault.bucket("audit")
-    existing = sorted(o.key for o in vault.store.list(bucket, report_prefix(artifact_id)))
-    key = f"{report_prefix(artifact_id)}{len(existing) + 1:06d}.json"
+    existing = sorted(o.key for o in vault.store.list(bucket, validation_prefix(artifact_id)))
+    key = validation_key(artifact_id, len(existing) + 1)
     data = canonical_json({**report, "type": REPORT_TYPE, "artifact_id": artifact_id})
     vault.store.put_bytes(bucket, key, data)
     return key, hashlib.sha256(data).hexdigest()
@@ -38,7 +34,7 @@ def latest_report(vault: Vault, row: ArtifactRow) -> dict[str, Any] | None:
     if row.validation_sha256 is None:
         return None
     bucket = vault.bucket("audit")
-    keys = sorted(o.key for o in vault.store.list(bucket, report_prefix(row.id)))
+    keys = sorted(o.key for o in vault.store.list(bucket, validation_prefix(row.id)))
     if not keys:
         raise IntegrityError(f"validation report of {row.id} is missing from the store")
     data = vault.store.get_bytes(bucket, keys[-1])

@@ -43,13 +43,13 @@ from weightvault.errors import (
 from weightvault.provenance import (
     attestation_keys,
     signing_key,
-    statement_key,
     trust_root,
     trusted_keys,
     verify_attestations,
     verify_statement,
 )
-from weightvault.records import Manifest, manifest_key
+from weightvault.records import Manifest
+from weightvault.store.layout import manifest_key, statement_key
 
 BUNDLE_TYPE = "weightvault.bundle/v1"
 _CHUNK = 1 << 20
@@ -69,16 +69,17 @@ class BundleReport:
 
 def _escrow_document(vault: Vault, artifact_id: str) -> bytes:
     """The artifact's escrow envelope (written now if the escrow key is newer)."""
-    from weightvault.lifecycle.escrow import escrow_envelope, escrow_key, escrow_object_key
+    from weightvault.lifecycle.escrow import escrow_envelope, escrow_key
+    from weightvault.store.layout import escrow_envelope_key
 
     if escrow_key(vault.keys) is None:
         raise KeyStateError("no escrow key: run `weightvault escrow split` first")
     bucket = vault.bucket("envelopes")
     try:
-        return vault.store.get_bytes(bucket, escrow_object_key(artifact_id))
+        return vault.store.get_bytes(bucket, escrow_envelope_key(artifact_id))
     except NotFoundError:
         escrow_envelope(vault, artifact_id)
-        return vault.store.get_bytes(bucket, escrow_object_key(artifact_id))
+        return vault.store.get_bytes(bucket, escrow_envelope_key(artifact_id))
 
 
 def _sha256_file(path: Path) -> tuple[str, int]:

@@ -33,11 +33,8 @@ from weightvault.errors import (
 )
 from weightvault.gates import evaluate
 from weightvault.lifecycle.evidence import latest_report
-from weightvault.provenance import (
-    append_attestation,
-    statement_key,
-)
-from weightvault.records import envelope_key, manifest_key
+from weightvault.provenance import append_attestation
+from weightvault.store.layout import envelope_key, manifest_key, statement_key
 
 PROMOTIONS = {("hot", "warm"), ("warm", "cold")}
 PAYLOAD = "c2sp.org/chunked-encryption@v1 Cobblestone-256"

@@ -13,19 +13,15 @@ from typing import Any
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.artifacts import Vault, iso
 from weightvault.errors import ConflictError, NotFoundError, PolicyError
+from weightvault.store.layout import quarantine_marker_key
 
 MARKER_TYPE = "weightvault.quarantine/v1"
-
-
-def marker_key(artifact_id: str) -> str:
-    """Key of an artifact's quarantine marker."""
-    return f"quarantine/{artifact_id}.json"
 
 
 def read_marker(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
     """The marker of a quarantined artifact, or None."""
     try:
-        data = vault.store.get_bytes(vault.bucket("quarantine"), marker_key(artifact_id))
+        data = vault.store.get_bytes(vault.bucket("quarantine"), quarantine_marker_key(artifact_id))
     except NotFoundError:
         return None
     return parse_canonical(data, "quarantine marker")
@@ -62,7 +58,7 @@ def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]
             "by": vault.actor,
         }
         vault.store.put_bytes(
-            vault.bucket("quarantine"), marker_key(row.id), canonical_json(marker)
+            vault.bucket("quarantine"), quarantine_marker_key(row.id), canonical_json(marker)
         )
         event = vault.record_event(
             "artifact.quarantined",
@@ -92,7 +88,7 @@ def release(vault: Vault, artifact_id: str, *, approver: str, justification: str
             row.id,
             {"tier": origin, "approver": approver, "justification": justification},
         )
-        vault.store.remove(vault.bucket("quarantine"), marker_key(row.id))
+        vault.store.remove(vault.bucket("quarantine"), quarantine_marker_key(row.id))
     except BaseException:
         vault.catalog.release(row.id)
         raise

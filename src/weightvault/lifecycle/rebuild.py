@@ -16,7 +16,8 @@ from weightvault.config import TIERS
 from weightvault.errors import IntegrityError, NotFoundError
 from weightvault.keys import WrappedKey
 from weightvault.lifecycle.quarantine import read_marker
-from weightvault.records import Event, Manifest, envelope_key, manifest_key
+from weightvault.records import Event, Manifest
+from weightvault.store.layout import EVENTS_PREFIX, envelope_key, manifest_key
 
 PLACEMENT_EVENTS = frozenset(
     {"artifact.ingested", "artifact.promoted", "artifact.quarantined", "artifact.released"}
@@ -25,7 +26,7 @@ PLACEMENT_EVENTS = frozenset(
 
 def _events(vault: Vault) -> list[Event]:
     out = []
-    for obj in vault.store.list(vault.bucket("audit"), "events/"):
+    for obj in vault.store.list(vault.bucket("audit"), EVENTS_PREFIX):
         out.append(Event.parse(vault.store.get_bytes(obj.bucket, obj.key)))
     return sorted(out, key=lambda e: (e.ts, e.id))
 
@@ -123,9 +124,10 @@ def legal_hold(vault: Vault, tier: str, artifact_id: str) -> bool:
 
 def _index_escrow(vault: Vault, artifact_id: str) -> None:
     """Re-index an artifact's escrow envelope, if it has one."""
-    from weightvault.lifecycle.escrow import ESCROW_TIER, escrow_object_key
+    from weightvault.lifecycle.escrow import ESCROW_TIER
+    from weightvault.store.layout import escrow_envelope_key
 
-    key = escrow_object_key(artifact_id)
+    key = escrow_envelope_key(artifact_id)
     try:
         doc = parse_canonical(vault.store.get_bytes(vault.bucket("envelopes"), key), "escrow")
         key_id, _, version = str(doc["escrow_key"]).rpartition("@v")

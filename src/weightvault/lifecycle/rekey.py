@@ -73,29 +73,22 @@ from weightvault.lifecycle.rotation import (
     rotating_keys,
 )
 from weightvault.logs import get_logger
-from weightvault.provenance import canonical_json as statement_json
-from weightvault.provenance import (
-    parse_statement,
-    signing_key,
+from weightvault.provenance import parse_statement, signing_key, trust_root, trusted_keys
+from weightvault.records import FileEntry, Manifest
+from weightvault.store.layout import (
+    ENVELOPES_PREFIX,
+    envelope_key,
+    files_prefix,
+    manifest_key,
+    parse_envelope_key,
+    rekey_journal_key,
     statement_key,
-    trust_root,
-    trusted_keys,
 )
-from weightvault.records import FileEntry, Manifest, envelope_key, manifest_key
 
 log = get_logger("weightvault.lifecycle.rekey")
 
 JOURNAL_TYPE = "weightvault.rekey-journal/v1"
 CLAIM = "rekey"
-
-
-def journal_key(artifact_id: str, tier: str) -> str:
-    """Object key, in the envelope bucket, of an artifact's re-encryption journal."""
-    return f"envelopes/{artifact_id}/rekey-{tier}.json"
-
-
-def _files_prefix(artifact_id: str) -> str:
-    return f"artifacts/{artifact_id}/files/"
 
 
 @dataclass(frozen=True)
@@ -132,7 +125,7 @@ def sweep_unreferenced(vault: Vault, artifact_id: str, tier: str, manifest: Mani
     keep = {f.object_key for f in manifest.files}
     removed = 0
     bucket = vault.bucket(tier)
-    for obj in list(vault.store.list(bucket, _files_prefix(artifact_id))):
+    for obj in list(vault.store.list(bucket, files_prefix(artifact_id))):
         if obj.key in keep:
             continue
         with contextlib.suppress(NotFoundError, RetentionError):
@@ -162,7 +155,7 @@ def resign_statement(vault: Vault, tier: str, old: Manifest, new: Manifest) -> t
         "files": [f.to_dict() for f in new.files],
     }
     key = signing_key(vault.keys)
-    signed = dsse.sign_envelope(statement_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, key)
+    signed = dsse.sign_envelope(canonical_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, key)
     return canonical_json(signed), f"{key.key_id}@v{key.version}"
 
 
@@ -184,7 +177,7 @@ def _encrypt_files(
             try:
                 with plain.open("wb") as fh:
                     vault._decrypt_file(row, entry, old_dek, fh)
-                key = f"{_files_prefix(artifact_id)}{generation}-{idx:06d}.c2sp"
+                key = f"{files_prefix(artifact_id)}{generation}-{idx:06d}.c2sp"
                 length = chunked.ciphertext_size(entry.size)
                 with plain.open("rb") as fh:
                     reader = chunked.EncryptingReader(
@@ -243,13 +236,17 @@ def reencrypt_artifact(vault: Vault, artifact_id: str) -> ReencryptResult:
         "old_objects": [f.object_key for f in manifest.files],
     }
     # The commit point: from here on the new version is rolled forward.
-    vault.store.put_bytes(vault.bucket("envelopes"), journal_key(row.id, tier), canonical_json(doc))
+    vault.store.put_bytes(
+        vault.bucket("envelopes"), rekey_journal_key(row.id, tier), canonical_json(doc)
+    )
     return roll_forward(vault, doc, resumed=False)
 
 
 def _load_journal(vault: Vault, artifact_id: str, tier: str) -> dict[str, Any] | None:
     try:
-        data = vault.store.get_bytes(vault.bucket("envelopes"), journal_key(artifact_id, tier))
+        data = vault.store.get_bytes(
+            vault.bucket("envelopes"), rekey_journal_key(artifact_id, tier)
+        )
     except NotFoundError:
         return None
     doc = parse_canonical(data, "re-encryption journal")
@@ -313,7 +310,7 @@ def roll_forward(vault: Vault, doc: dict[str, Any], *, resumed: bool) -> Reencry
         except RetentionError:
             retained += 1
     with contextlib.suppress(NotFoundError):
-        vault.store.remove(vault.bucket("envelopes"), journal_key(artifact_id, tier))
+        vault.store.remove(vault.bucket("envelopes"), rekey_journal_key(artifact_id, tier))
     placement = vault.catalog.placement(artifact_id)
     if placement.get("pending") == CLAIM:
         vault.catalog.release(artifact_id)
@@ -338,10 +335,10 @@ def roll_forward(vault: Vault, doc: dict[str, Any], *, resumed: bool) -> Reencry
 def pending_journals(vault: Vault) -> list[tuple[str, str]]:
     """(artifact id, tier) of every re-encryption left half-way (a journal exists)."""
     out = []
-    for obj in vault.store.list(vault.bucket("envelopes"), "envelopes/"):
-        parts = obj.key.split("/")
-        if len(parts) == 3 and parts[2].startswith("rekey-") and parts[2].endswith(".json"):
-            out.append((parts[1], parts[2].removeprefix("rekey-").removesuffix(".json")))
+    for obj in vault.store.list(vault.bucket("envelopes"), ENVELOPES_PREFIX):
+        found = parse_envelope_key(obj.key)
+        if found is not None and found.kind == "rekey-journal" and found.tier:
+            out.append((found.artifact_id, found.tier))
     return out
 
 

@@ -68,7 +68,7 @@ from weightvault.keys import (
 )
 from weightvault.logs import get_logger
 from weightvault.provenance import SIGNING_KEY_ID, rotate_signing_key, trust_root
-from weightvault.records import envelope_key
+from weightvault.store.layout import ENVELOPES_PREFIX, envelope_key, parse_envelope_key
 
 if TYPE_CHECKING:
     from weightvault.keys import KeyInventoryRow
@@ -80,7 +80,6 @@ TRUST_ROOT_KEY = "trust/root.json"
 DEFAULT_BATCH = 500
 DEFAULT_WORKERS = 16
 _KEY_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[0-9]{1,9}))?$")
-_ENVELOPE_OBJECT = re.compile(r"^envelopes/(?P<id>[^/]+)/(?P<tier>[a-z]+)\.json$")
 # Purposes the lifetime policy knows, by keystore purpose.
 KEY_TYPES = {"kek": "kek", "signing": "signing", "escrow_kem": "escrow_kem", "token": "token"}
 
@@ -546,13 +545,13 @@ def scan_store(vault: Vault, rot: TierRotation, *, workers: int = DEFAULT_WORKER
     }
     to_check: list[EnvelopeRef] = []
     listed = 0
-    for obj in vault.store.list(vault.bucket("envelopes"), "envelopes/"):
-        match = _ENVELOPE_OBJECT.fullmatch(obj.key)
-        if not match or match.group("tier") != rot.tier:
+    for obj in vault.store.list(vault.bucket("envelopes"), ENVELOPES_PREFIX):
+        found = parse_envelope_key(obj.key)
+        if found is None or found.kind != "tier" or found.tier != rot.tier:
             continue
         listed += 1
-        if match.group("id") not in on_target:
-            to_check.append(EnvelopeRef(match.group("id"), rot.tier))
+        if found.artifact_id not in on_target:
+            to_check.append(EnvelopeRef(found.artifact_id, rot.tier))
     drain = set(rot.old_versions)
 
     def old_version(ref: EnvelopeRef) -> int | None:

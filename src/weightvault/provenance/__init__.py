@@ -6,14 +6,13 @@ root, attestation chains.
 
 from weightvault.provenance._capture import Provenance, capture_provenance
 from weightvault.provenance._chain import append_attestation, attestation_keys, verify_attestations
-from weightvault.provenance._intoto import canonical_json, parse_statement
+from weightvault.provenance._intoto import parse_statement
 from weightvault.provenance._statements import (
     SIGNING_KEY_ID,
     provenance_document,
     rotate_signing_key,
     sign_manifest,
     signing_key,
-    statement_key,
     trust_root,
     trusted_keys,
     verify_statement,
@@ -24,14 +23,12 @@ __all__ = [
     "Provenance",
     "append_attestation",
     "attestation_keys",
-    "canonical_json",
     "capture_provenance",
     "parse_statement",
     "provenance_document",
     "rotate_signing_key",
     "sign_manifest",
     "signing_key",
-    "statement_key",
     "trust_root",
     "trusted_keys",
     "verify_attestations",

@@ -20,6 +20,7 @@ from weightvault.crypto import dsse
 from weightvault.errors import IntegrityError
 from weightvault.provenance._statements import SecretStore, signing_key, trusted_keys
 from weightvault.store import ObjectStore
+from weightvault.store.layout import attestation_key, attestation_prefix
 
 PREDICATE_PREFIX = "https://weightvault.dev/attestations/"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -35,14 +36,9 @@ class Attestation:
     predicate: dict[str, Any]
 
 
-def chain_prefix(artifact_id: str) -> str:
-    """Key prefix of an artifact's attestations."""
-    return f"attestations/{artifact_id}/"
-
-
 def attestation_keys(store: ObjectStore, bucket: str, artifact_id: str) -> list[str]:
     """Keys of an artifact's attestations, oldest first."""
-    return sorted(o.key for o in store.list(bucket, chain_prefix(artifact_id)))
+    return sorted(o.key for o in store.list(bucket, attestation_prefix(artifact_id)))
 
 
 def append_attestation(
@@ -72,7 +68,7 @@ def append_attestation(
         canonical_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, signing_key(keys)
     )
     data = canonical_json(envelope)
-    key = f"{chain_prefix(artifact_id)}{len(existing) + 1:06d}-{kind}.json"
+    key = attestation_key(artifact_id, len(existing) + 1, kind)
     store.put_bytes(bucket, key, data)
     return Attestation(key, hashlib.sha256(data).hexdigest(), kind, body)
 

@@ -50,6 +50,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from weightvault._json import canonical_json
 from weightvault.errors import IntegrityError, InvalidInputError
 
 __all__ = [
@@ -86,39 +87,6 @@ _PROVENANCE_KEYS: Final = frozenset(
         "extra",
     }
 )
-
-
-def _check_keys(obj: Any) -> None:
-    """Refuse non-string object keys, which ``json`` would silently turn into strings."""
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if not all(isinstance(key, str) for key in item):
-                raise InvalidInputError("value is not canonical-JSON serialisable (non-string key)")
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-
-
-def canonical_json(obj: Any) -> bytes:
-    """Canonical JSON bytes: sorted keys, compact separators, UTF-8, no NaN.
-
-    Raises InvalidInputError if ``obj`` is not JSON-serialisable (non-string
-    keys, NaN or infinite floats, unpaired surrogates, other types).
-    """
-    _check_keys(obj)
-    try:
-        text = json.dumps(
-            obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
-        return text.encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as exc:
-        # ValueError covers NaN, circular references and UnicodeEncodeError;
-        # the message names the error type only, never the data.
-        raise InvalidInputError(
-            f"value is not canonical-JSON serialisable ({type(exc).__name__})"
-        ) from None
 
 
 def _str(value: Any, what: str) -> str:

@@ -29,11 +29,6 @@ SecretStore = KeyProvider
 """The part of the key manager that holds signing keys."""
 
 
-def statement_key(artifact_id: str) -> str:
-    """Object key of an artifact's signed statement."""
-    return f"artifacts/{artifact_id}/statement.dsse.json"
-
-
 def _signing_key(record: KeyRecord) -> HybridSigningKey:
     return HybridSigningKey.from_private_bytes(record.key_id, record.version, record.material)
 

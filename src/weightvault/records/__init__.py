@@ -4,12 +4,8 @@ from weightvault.records._audit import Event, add_listener, notify
 from weightvault.records._manifest import (
     FileEntry,
     Manifest,
-    artifact_prefix,
     check_artifact_id,
     check_relpath,
-    envelope_key,
-    file_key,
-    manifest_key,
 )
 
 __all__ = [
@@ -17,11 +13,7 @@ __all__ = [
     "FileEntry",
     "Manifest",
     "add_listener",
-    "artifact_prefix",
     "check_artifact_id",
     "check_relpath",
-    "envelope_key",
-    "file_key",
-    "manifest_key",
     "notify",
 ]

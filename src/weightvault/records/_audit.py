@@ -17,6 +17,7 @@ from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.errors import IntegrityError
+from weightvault.store.layout import event_key
 
 EVENT_TYPE = "weightvault.event/v1"
 
@@ -87,8 +88,7 @@ class Event:
     @property
     def object_key(self) -> str:
         """Key in the audit bucket, partitioned by day."""
-        day = self.ts[:10].replace("-", "/")
-        return f"events/{day}/{self.id}.json"
+        return event_key(self.ts, self.id)
 
     def catalog_row(self) -> dict[str, Any]:
         """Row for the catalog's events table."""

@@ -43,26 +43,6 @@ def check_artifact_id(artifact_id: str) -> str:
     return artifact_id
 
 
-def artifact_prefix(artifact_id: str) -> str:
-    """Key prefix of an artifact's objects in a tier bucket."""
-    return f"artifacts/{artifact_id}/"
-
-
-def manifest_key(artifact_id: str) -> str:
-    """Object key of an artifact's manifest."""
-    return f"artifacts/{artifact_id}/manifest.json"
-
-
-def file_key(artifact_id: str, idx: int) -> str:
-    """Object key of an artifact's idx-th file (paths stay out of object names)."""
-    return f"artifacts/{artifact_id}/files/{idx:06d}.c2sp"
-
-
-def envelope_key(artifact_id: str, tier: str) -> str:
-    """Object key, in the envelope bucket, of the DEK wrapped for a tier."""
-    return f"envelopes/{artifact_id}/{tier}.json"
-
-
 @dataclass(frozen=True)
 class FileEntry:
     """One file of an artifact."""

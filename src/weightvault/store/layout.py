@@ -1,0 +1,173 @@
+"""The store layout: every object key the vault writes, and the one parser of them.
+
+Buckets are ``<prefix>-<role>`` (:meth:`weightvault.config.StoreSettings.bucket`).
+Inside them:
+
+==============================  ==================================================
+tier buckets (hot/warm/cold,    ``artifacts/<id>/files/NNNNNN.c2sp`` ciphertext,
+quarantine)                     ``artifacts/<id>/statement.dsse.json``,
+                                ``artifacts/<id>/manifest.json`` (the commit point)
+envelopes                       ``envelopes/<id>/<tier>.json`` wrapped DEKs,
+                                ``envelopes/<id>/escrow.json``,
+                                ``envelopes/<id>/rekey-<tier>.json`` re-key journals
+audit                           ``events/YYYY/MM/DD/<event id>.json``,
+                                ``attestations/<id>/NNNNNN-<kind>.json``,
+                                ``validations/<id>/NNNNNN.json``,
+                                ``quarantine/<id>.json`` markers
+==============================  ==================================================
+
+Nothing else in the core builds or splits these strings.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "ARTIFACTS_PREFIX",
+    "ENVELOPES_PREFIX",
+    "EVENTS_PREFIX",
+    "ArtifactObject",
+    "EnvelopeObject",
+    "artifact_prefix",
+    "attestation_key",
+    "attestation_prefix",
+    "envelope_key",
+    "escrow_envelope_key",
+    "event_key",
+    "file_key",
+    "files_prefix",
+    "manifest_key",
+    "parse_artifact_key",
+    "parse_envelope_key",
+    "quarantine_marker_key",
+    "rekey_journal_key",
+    "statement_key",
+    "validation_key",
+    "validation_prefix",
+]
+
+ARTIFACTS_PREFIX = "artifacts/"
+ENVELOPES_PREFIX = "envelopes/"
+EVENTS_PREFIX = "events/"
+ESCROW_NAME = "escrow"
+_REKEY = "rekey-"
+
+_ARTIFACT_OBJECT = re.compile(
+    r"^artifacts/(?P<id>[^/]+)/(?:(?P<doc>manifest|statement\.dsse)\.json|files/(?P<idx>[0-9]{6})\.c2sp)$"
+)
+_ENVELOPE_OBJECT = re.compile(r"^envelopes/(?P<id>[^/]+)/(?P<name>[a-z][a-z-]*)\.json$")
+
+
+def artifact_prefix(artifact_id: str) -> str:
+    """Prefix of every object of an artifact in a tier bucket."""
+    return f"{ARTIFACTS_PREFIX}{artifact_id}/"
+
+
+def manifest_key(artifact_id: str) -> str:
+    """The manifest: written last, the commit point."""
+    return f"{artifact_prefix(artifact_id)}manifest.json"
+
+
+def statement_key(artifact_id: str) -> str:
+    """The signed in-toto statement (DSSE)."""
+    return f"{artifact_prefix(artifact_id)}statement.dsse.json"
+
+
+def files_prefix(artifact_id: str) -> str:
+    """Prefix of an artifact's ciphertext objects."""
+    return f"{artifact_prefix(artifact_id)}files/"
+
+
+def file_key(artifact_id: str, idx: int) -> str:
+    """Ciphertext of the artifact's ``idx``-th file (paths stay in the manifest)."""
+    return f"{files_prefix(artifact_id)}{idx:06d}.c2sp"
+
+
+def envelope_key(artifact_id: str, tier: str) -> str:
+    """The DEK wrapped for a tier."""
+    return f"{ENVELOPES_PREFIX}{artifact_id}/{tier}.json"
+
+
+def escrow_envelope_key(artifact_id: str) -> str:
+    """The DEK HPKE-wrapped to the escrow key (cold artifacts)."""
+    return f"{ENVELOPES_PREFIX}{artifact_id}/{ESCROW_NAME}.json"
+
+
+def rekey_journal_key(artifact_id: str, tier: str) -> str:
+    """Journal of a re-encryption in progress."""
+    return f"{ENVELOPES_PREFIX}{artifact_id}/{_REKEY}{tier}.json"
+
+
+def event_key(ts: str, event_id: str) -> str:
+    """An audit event, partitioned by the day of its ISO 8601 timestamp."""
+    day = ts[:10].replace("-", "/")
+    return f"{EVENTS_PREFIX}{day}/{event_id}.json"
+
+
+def attestation_prefix(artifact_id: str) -> str:
+    """Prefix of an artifact's attestation chain."""
+    return f"attestations/{artifact_id}/"
+
+
+def attestation_key(artifact_id: str, sequence: int, kind: str) -> str:
+    """The ``sequence``-th attestation (1-based) of an artifact's chain."""
+    return f"{attestation_prefix(artifact_id)}{sequence:06d}-{kind}.json"
+
+
+def validation_prefix(artifact_id: str) -> str:
+    """Prefix of an artifact's validation reports."""
+    return f"validations/{artifact_id}/"
+
+
+def validation_key(artifact_id: str, sequence: int) -> str:
+    """The ``sequence``-th validation report (1-based) of an artifact."""
+    return f"{validation_prefix(artifact_id)}{sequence:06d}.json"
+
+
+def quarantine_marker_key(artifact_id: str) -> str:
+    """The marker of a quarantined artifact."""
+    return f"quarantine/{artifact_id}.json"
+
+
+@dataclass(frozen=True)
+class ArtifactObject:
+    """What an object key in a tier bucket names."""
+
+    artifact_id: str
+    kind: str  # "manifest", "statement" or "file"
+    idx: int | None = None
+
+
+@dataclass(frozen=True)
+class EnvelopeObject:
+    """What an object key in the envelopes bucket names."""
+
+    artifact_id: str
+    kind: str  # "tier", "escrow" or "rekey-journal"
+    tier: str | None = None
+
+
+def parse_artifact_key(key: str) -> ArtifactObject | None:
+    """The artifact object ``key`` names, or None for a key outside the layout."""
+    match = _ARTIFACT_OBJECT.fullmatch(key)
+    if match is None:
+        return None
+    if match.group("idx") is not None:
+        return ArtifactObject(match.group("id"), "file", int(match.group("idx")))
+    kind = "manifest" if match.group("doc") == "manifest" else "statement"
+    return ArtifactObject(match.group("id"), kind)
+
+
+def parse_envelope_key(key: str) -> EnvelopeObject | None:
+    """The envelope object ``key`` names, or None for a key outside the layout."""
+    match = _ENVELOPE_OBJECT.fullmatch(key)
+    if match is None:
+        return None
+    artifact_id, name = match.group("id"), match.group("name")
+    if name == ESCROW_NAME:
+        return EnvelopeObject(artifact_id, "escrow")
+    if name.startswith(_REKEY):
+        return EnvelopeObject(artifact_id, "rekey-journal", name.removeprefix(_REKEY))
+    return EnvelopeObject(artifact_id, "tier", name)

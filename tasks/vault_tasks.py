@@ -9,7 +9,6 @@ upload task unwraps it for itself.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +68,8 @@ def _vault(env_key: str) -> Vault:
 
 def vault() -> Vault:
     """The process' vault for the current settings."""
-    key = "|".join(
-        os.environ.get(k, "")
-        for k in ("WEIGHTVAULT_HOME", "WEIGHTVAULT_S3_ENDPOINT", "WEIGHTVAULT_BUCKET_PREFIX")
-    )
+    settings = load_settings()
+    key = "|".join((str(settings.home), settings.store.endpoint, settings.store.bucket_prefix))
     return _vault(key)
 
 

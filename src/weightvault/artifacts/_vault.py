@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.catalog import ArtifactRow, Catalog
-from weightvault.config import TIERS, Settings
+from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
@@ -83,7 +83,7 @@ def iso_seconds(moment: datetime) -> str:
 
 def default_actor() -> str:
     """Who is acting: WEIGHTVAULT_ACTOR, else the login name."""
-    actor = os.environ.get("WEIGHTVAULT_ACTOR")
+    actor = environment().actor
     if actor:
         return actor
     try:
@@ -241,7 +241,7 @@ class Vault:
         """Open the configured vault (store must be reachable)."""
         keystore = LocalKeyStore(
             settings.keystore_path,
-            load_master_key(settings.master_key_path),
+            load_master_key(settings.master_key_path, settings.master_key),
             lifetime=_lifetime_from(settings),
         )
         store = connect(settings)

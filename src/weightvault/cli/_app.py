@@ -10,7 +10,6 @@ imports Prefect.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from weightvault.cli import _keys, _policy, _tiers
 from weightvault.cli._common import Handler, Parser, emit, open_vault, settings_for
+from weightvault.config import environment
 from weightvault.errors import InvalidInputError, VaultError
 from weightvault.logs import configure_logging, scrub_text
 
@@ -228,8 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run a command, map errors to one line and an exit code."""
-    configure_logging(os.environ.get("WEIGHTVAULT_LOG_LEVEL", "WARNING"))
-    debug = os.environ.get("WEIGHTVAULT_DEBUG") == "1"
+    try:
+        env = environment()
+    except VaultError as exc:
+        print(f"weightvault: error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    configure_logging(env.log_level)
+    debug = env.debug
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)

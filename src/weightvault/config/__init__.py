@@ -2,20 +2,28 @@
 
 from weightvault.config._settings import (
     TIERS,
+    Environment,
     Settings,
     StoreSettings,
     TierSettings,
+    environment,
     find_config_dir,
     load_settings,
     packaged_config_dir,
+    read_toml,
+    resolve_config_file,
 )
 
 __all__ = [
     "TIERS",
+    "Environment",
     "Settings",
     "StoreSettings",
     "TierSettings",
+    "environment",
     "find_config_dir",
     "load_settings",
     "packaged_config_dir",
+    "read_toml",
+    "resolve_config_file",
 ]

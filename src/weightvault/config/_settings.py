@@ -1,9 +1,17 @@
-"""Settings: where the vault lives, which store it talks to, tier behaviour.
+"""Settings: the one loader of the vault's configuration files and ``WEIGHTVAULT_*`` variables.
 
-Values come from ``config/weightvault.toml`` (or the file named by
-``WEIGHTVAULT_CONFIG``) and are overridden by environment variables:
+Files are looked up by name in this order, the first one found wins:
+
+1. the vault home (``<home>/weightvault.toml``, ``<home>/policies/``, ...);
+2. the config directory: the folder of ``WEIGHTVAULT_CONFIG``, else a
+   ``config/`` found in the working directory or above it;
+3. the defaults packaged with weightvault (:func:`packaged_config_dir`).
+
+Environment variables (read here and nowhere else, through pydantic-settings)
+override values of ``weightvault.toml``:
 
 ``WEIGHTVAULT_HOME``            vault home (keystore, catalog, embedded store)
+``WEIGHTVAULT_CONFIG``          a weightvault.toml to use; its folder is the config directory
 ``WEIGHTVAULT_S3_ENDPOINT``     host:port of an external S3 endpoint
 ``WEIGHTVAULT_S3_ACCESS_KEY``   access key for it
 ``WEIGHTVAULT_S3_SECRET_KEY``   secret key for it
@@ -12,20 +20,113 @@ Values come from ``config/weightvault.toml`` (or the file named by
 ``WEIGHTVAULT_BUCKET_PREFIX``   prefix of every bucket name
 ``WEIGHTVAULT_CATALOG_URL``     SQLAlchemy URL of the catalog
 ``WEIGHTVAULT_MASTER_KEY``      base64 master key sealing the keystore
+``WEIGHTVAULT_ACTOR``           who is acting (until principals prove it with a key)
+``WEIGHTVAULT_LOG_LEVEL``       log level of every entry point
+``WEIGHTVAULT_DEBUG``           "1": tracebacks instead of one-line errors
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from weightvault.errors import ConfigError
 
 TIERS = ("hot", "warm", "cold", "quarantine")
 CONFIG_NAME = "weightvault.toml"
+LIFETIMES_NAME = "lifetimes.toml"
+ROTATION_NAME = "rotation.toml"
+POLICIES_NAME = "policies"
+EXPECTATIONS_NAME = "expectations"
+
+
+class Environment(BaseSettings):
+    """Every ``WEIGHTVAULT_*`` variable the vault reads; secrets stay ``SecretStr``."""
+
+    model_config = SettingsConfigDict(env_prefix="WEIGHTVAULT_", extra="ignore", frozen=True)
+
+    home: Path | None = None
+    config: Path | None = None
+    s3_endpoint: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool | None = None
+    s3_region: str | None = None
+    bucket_prefix: str | None = None
+    catalog_url: str | None = None
+    master_key: SecretStr | None = None
+    actor: str | None = None
+    log_level: str = "WARNING"
+    debug: bool = False
+
+
+def environment() -> Environment:
+    """The ``WEIGHTVAULT_*`` variables as they are now (read on every call)."""
+    try:
+        return Environment()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "WEIGHTVAULT_" + str(first["loc"][0]).upper() if first["loc"] else "WEIGHTVAULT_*"
+        raise ConfigError(f"{name} is invalid: {first['msg']}") from None
+
+
+# -- weightvault.toml, validated -------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _StoreFile(_Strict):
+    endpoint: str
+    secure: bool
+    region: str
+    bucket_prefix: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    part_size_mib: int = Field(ge=5, le=5120)
+
+
+class _TierFile(_Strict):
+    versioned: bool
+    object_lock: bool
+    retention_days: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _lock_needs_versions(self) -> _TierFile:
+        if self.object_lock and not self.versioned:
+            raise ValueError("object_lock needs versioned = true")
+        return self
+
+
+class _TiersFile(_Strict):
+    hot: _TierFile
+    warm: _TierFile
+    cold: _TierFile
+    quarantine: _TierFile
+
+
+class _KeysFile(_Strict):
+    lifetimes_file: str = LIFETIMES_NAME
+
+
+class _GcFile(_Strict):
+    grace_minutes: int = Field(ge=0)
+
+
+class _ValidationFile(_Strict):
+    min_accuracy: float = Field(ge=0.0, le=1.0)
+
+
+class _SettingsFile(_Strict):
+    store: _StoreFile
+    tiers: _TiersFile
+    keys: _KeysFile = _KeysFile()
+    gc: _GcFile
+    validation: _ValidationFile
 
 
 @dataclass(frozen=True)
@@ -72,6 +173,12 @@ class Settings:
     lifetimes_file: Path
     gc_grace_minutes: int
     min_accuracy: float = 0.9
+    rotation_file: Path | None = None
+    policy_dir: Path = field(default_factory=lambda: packaged_config_dir() / POLICIES_NAME)
+    expectations_dir: Path = field(
+        default_factory=lambda: packaged_config_dir() / EXPECTATIONS_NAME
+    )
+    master_key: str | None = field(default=None, repr=False)
 
     @property
     def keystore_path(self) -> Path:
@@ -88,16 +195,6 @@ class Settings:
         """Data and state of the embedded store."""
         return self.home / "store"
 
-    @property
-    def policy_dir(self) -> Path:
-        """Rego policies."""
-        return self.config_dir / "policies"
-
-    @property
-    def expectations_dir(self) -> Path:
-        """Great Expectations suites."""
-        return self.config_dir / "expectations"
-
 
 def packaged_config_dir() -> Path:
     """The default config shipped with weightvault.
@@ -111,13 +208,13 @@ def packaged_config_dir() -> Path:
 
 
 def find_config_dir(start: Path | None = None) -> Path:
-    """The ``config`` folder: WEIGHTVAULT_CONFIG's folder, or found above ``start``."""
-    explicit = os.environ.get("WEIGHTVAULT_CONFIG")
-    if explicit:
-        path = Path(explicit)
-        if not path.is_file():
-            raise ConfigError(f"WEIGHTVAULT_CONFIG names a missing file: {path}")
-        return path.parent
+    """The config directory: WEIGHTVAULT_CONFIG's folder, a ``config/`` above ``start``, or
+    the packaged defaults."""
+    explicit = environment().config
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"WEIGHTVAULT_CONFIG names a missing file: {explicit}")
+        return explicit.parent
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "config" / CONFIG_NAME).is_file():
@@ -128,22 +225,17 @@ def find_config_dir(start: Path | None = None) -> Path:
     raise ConfigError(f"no config/{CONFIG_NAME} found; set WEIGHTVAULT_CONFIG")
 
 
-def _truthy(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def resolve_config_file(name: str, home: Path, config_dir: Path) -> Path | None:
+    """The first of ``home/name``, ``config_dir/name``, packaged ``name`` that exists."""
+    for folder in (home, config_dir, packaged_config_dir()):
+        candidate = folder / name
+        if candidate.exists():
+            return candidate
+    return None
 
 
-def _get(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in table:
-        raise ConfigError(f"{where}.{key} is missing")
-    value = table[key]
-    if kind is int and isinstance(value, bool):
-        raise ConfigError(f"{where}.{key} must be an integer")
-    if not isinstance(value, kind):
-        raise ConfigError(f"{where}.{key} must be of type {kind.__name__}")
-    return value
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; ConfigError naming the file on any problem."""
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
@@ -153,64 +245,70 @@ def _load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def load_settings(config_dir: Path | None = None, home: Path | None = None) -> Settings:
-    """Read the settings file and apply environment overrides."""
-    config_dir = config_dir or find_config_dir()
-    explicit = os.environ.get("WEIGHTVAULT_CONFIG")
-    path = Path(explicit) if explicit else config_dir / CONFIG_NAME
-    raw = _load_toml(path)
-    env = os.environ
+def _validated(path: Path) -> _SettingsFile:
+    try:
+        return _SettingsFile.model_validate(read_toml(path))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "file"
+        kind: Literal["missing", "other"] = "missing" if first["type"] == "missing" else "other"
+        detail = "is missing" if kind == "missing" else f"is invalid: {first['msg']}"
+        raise ConfigError(f"{path.name}: {where} {detail}") from None
 
-    store_raw = raw.get("store", {})
-    part_mib = _get(store_raw, "part_size_mib", int, "store")
-    if part_mib < 5:
-        raise ConfigError("store.part_size_mib must be at least 5")
+
+def _default_home(config_dir: Path) -> Path:
+    """``<checkout>/.weightvault`` beside a checkout's config, else ``./.weightvault``."""
+    if config_dir.resolve() == packaged_config_dir().resolve() and (
+        packaged_config_dir().name == "_defaults"
+    ):
+        return Path.cwd() / ".weightvault"
+    return config_dir.parent / ".weightvault"
+
+
+def load_settings(config_dir: Path | None = None, home: Path | None = None) -> Settings:
+    """Read the settings files and apply the environment."""
+    env = environment()
+    config_dir = config_dir or find_config_dir()
+    home_dir = (home or env.home or _default_home(config_dir)).resolve()
+    path = (
+        env.config
+        if env.config is not None
+        else resolve_config_file(CONFIG_NAME, home_dir, config_dir)
+    )
+    if path is None:
+        raise ConfigError(f"no {CONFIG_NAME} found in {home_dir} or {config_dir}")
+    raw = _validated(path)
+
     store = StoreSettings(
-        endpoint=env.get("WEIGHTVAULT_S3_ENDPOINT", _get(store_raw, "endpoint", str, "store")),
-        secure=_truthy(env["WEIGHTVAULT_S3_SECURE"])
-        if "WEIGHTVAULT_S3_SECURE" in env
-        else _get(store_raw, "secure", bool, "store"),
-        region=env.get("WEIGHTVAULT_S3_REGION", _get(store_raw, "region", str, "store")),
-        bucket_prefix=env.get(
-            "WEIGHTVAULT_BUCKET_PREFIX", _get(store_raw, "bucket_prefix", str, "store")
-        ),
-        part_size=part_mib * 1024 * 1024,
-        access_key=env.get("WEIGHTVAULT_S3_ACCESS_KEY", ""),
-        secret_key=env.get("WEIGHTVAULT_S3_SECRET_KEY", ""),
+        endpoint=env.s3_endpoint if env.s3_endpoint is not None else raw.store.endpoint,
+        secure=env.s3_secure if env.s3_secure is not None else raw.store.secure,
+        region=env.s3_region or raw.store.region,
+        bucket_prefix=env.bucket_prefix or raw.store.bucket_prefix,
+        part_size=raw.store.part_size_mib * 1024 * 1024,
+        access_key=env.s3_access_key.get_secret_value() if env.s3_access_key else "",
+        secret_key=env.s3_secret_key.get_secret_value() if env.s3_secret_key else "",
     )
     if store.endpoint and not (store.access_key and store.secret_key):
         raise ConfigError(
             "an external S3 endpoint needs WEIGHTVAULT_S3_ACCESS_KEY and WEIGHTVAULT_S3_SECRET_KEY"
         )
-
-    tiers_raw = raw.get("tiers", {})
-    tiers: dict[str, TierSettings] = {}
-    for name in TIERS:
-        table = tiers_raw.get(name)
-        if not isinstance(table, dict):
-            raise ConfigError(f"tiers.{name} is missing")
-        where = f"tiers.{name}"
-        tiers[name] = TierSettings(
-            name=name,
-            versioned=_get(table, "versioned", bool, where),
-            object_lock=_get(table, "object_lock", bool, where),
-            retention_days=_get(table, "retention_days", int, where),
-        )
-        if tiers[name].object_lock and not tiers[name].versioned:
-            raise ConfigError(f"{where}.object_lock needs versioned = true")
-
-    home_dir = home or Path(env.get("WEIGHTVAULT_HOME") or config_dir.parent / ".weightvault")
-    keys_raw = raw.get("keys", {})
-    gc_raw = raw.get("gc", {})
+    tiers = {
+        name: TierSettings(name=name, **getattr(raw.tiers, name).model_dump()) for name in TIERS
+    }
+    lifetimes = resolve_config_file(raw.keys.lifetimes_file, home_dir, config_dir)
     return Settings(
-        home=home_dir.resolve(),
+        home=home_dir,
         config_dir=config_dir,
         store=store,
         tiers=tiers,
-        catalog_url=env.get(
-            "WEIGHTVAULT_CATALOG_URL", f"sqlite:///{home_dir.resolve() / 'catalog.db'}"
-        ),
-        lifetimes_file=config_dir / _get(keys_raw, "lifetimes_file", str, "keys"),
-        gc_grace_minutes=_get(gc_raw, "grace_minutes", int, "gc"),
-        min_accuracy=float(_get(raw.get("validation", {}), "min_accuracy", float, "validation")),
+        catalog_url=env.catalog_url or f"sqlite:///{home_dir / 'catalog.db'}",
+        lifetimes_file=lifetimes or config_dir / raw.keys.lifetimes_file,
+        gc_grace_minutes=raw.gc.grace_minutes,
+        min_accuracy=raw.validation.min_accuracy,
+        rotation_file=resolve_config_file(ROTATION_NAME, home_dir, config_dir),
+        policy_dir=resolve_config_file(POLICIES_NAME, home_dir, config_dir)
+        or config_dir / POLICIES_NAME,
+        expectations_dir=resolve_config_file(EXPECTATIONS_NAME, home_dir, config_dir)
+        or config_dir / EXPECTATIONS_NAME,
+        master_key=env.master_key.get_secret_value() if env.master_key else None,
     )

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from weightvault._fs import write_private
 from weightvault._json import canonical_json
+from weightvault.config import environment
 from weightvault.errors import (
     AuthenticationError,
     ConfigError,
@@ -221,9 +222,14 @@ def _record_from_json(raw: dict[str, Any]) -> KeyRecord:
     )
 
 
-def load_master_key(path: Path) -> bytes:
-    """The master key from the environment or from the 0600 key file."""
-    env = os.environ.get(MASTER_KEY_ENV)
+def load_master_key(path: Path, env: str | None = None) -> bytes:
+    """The master key: ``env`` (WEIGHTVAULT_MASTER_KEY's value), else the 0600 key file.
+
+    Without ``env`` the variable is read through :func:`weightvault.config.environment`.
+    """
+    if env is None:
+        secret = environment().master_key
+        env = secret.get_secret_value() if secret else None
     if env:
         try:
             key = base64.b64decode(env, validate=True)

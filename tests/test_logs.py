@@ -30,14 +30,11 @@ CLI = [sys.executable, "-m", "weightvault.cli"]
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """Tests register secrets and reconfigure structlog; undo both afterwards."""
-    registered = set(logs._secrets)
     config = structlog.get_config()
     try:
-        yield
+        with logs.isolated_secrets():
+            yield
     finally:
-        with logs._lock:
-            logs._secrets.clear()
-            logs._secrets.update(registered)
         structlog.configure(**config)
 
 
@@ -312,3 +309,31 @@ def test_cli_at_debug_never_prints_store_secret_or_master_key(
     assert bad.returncode != 0
     assert store_secret not in bad.stdout + bad.stderr
     assert master_text not in bad.stdout + bad.stderr
+
+
+_LIBRARY_PUT = (
+    "import os, sys, pathlib\n"
+    "from weightvault.artifacts import Vault\n"
+    "from weightvault.config import load_settings\n"
+    "from weightvault.lifecycle import ingest\n"
+    "vault = Vault.open(load_settings(pathlib.Path(sys.argv[1])))\n"
+    "src = pathlib.Path(sys.argv[2])\n"
+    "art = ingest.put(vault, src, 'library').artifact_id\n"
+    "vault.verify(art)\n"
+)
+
+
+def test_library_use_never_writes_to_stdout(vault_settings: Settings, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(5000)})
+    env = {**os.environ, "WEIGHTVAULT_LOG_LEVEL": "DEBUG"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _LIBRARY_PUT, str(REPO / "config"), str(src)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert os.environ["WEIGHTVAULT_S3_SECRET_KEY"] not in proc.stderr

@@ -1,17 +1,26 @@
-"""Structured logging: JSON when not on a TTY, redaction always.
+"""Structured logging: redaction always on, every line through the standard logging bridge.
 
-The redaction processor runs last before rendering, so no processor added
-later can leak: it masks values under sensitive key names, values registered
-as secrets at runtime (store credentials, master key), and any bytes.
+structlog renders each event (JSON when stderr is not a TTY, console text on
+one) after the redaction processor, which masks values under sensitive key
+names, values registered as secrets at runtime (store credentials, master key)
+and any bytes; the rendered line becomes a standard :mod:`logging` record on
+the ``weightvault.*`` logger. So whoever handles the record (the CLI's stderr
+handler, Prefect's run-log handler, an application's own) gets redacted text,
+and library code never writes to stdout. Records of other libraries that pass
+a handler set up here are scrubbed of registered secrets too.
+
+Entry points call :func:`configure_logging` (the CLI) or
+:func:`route_to_handlers` (the Prefect flows, with Prefect's handlers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
@@ -77,10 +86,27 @@ def redact(
     return {k: _redact_field(k, v) for k, v in event_dict.items()}
 
 
-def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -> None:
-    """Configure structlog once for the process."""
-    if json_output is None:
-        json_output = not sys.stderr.isatty()
+VAULT_LOGGER = "weightvault"
+_HANDLER_MARK = "_weightvault_handler"
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks registered secrets in any record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Replace the record's message with its scrubbed text; never drops a record."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg, record.args = scrub_text(message), None
+        if record.exc_info:
+            record.exc_text = scrub_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def _structlog(*, json_output: bool) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json_output
@@ -88,21 +114,76 @@ def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -
     )
     structlog.configure(
         processors=[
+            structlog.stdlib.filter_by_level,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+def _level(name: str) -> int:
+    return logging.getLevelNamesMapping().get(name.upper(), logging.INFO)
+
+
+def configure_logging(level: str = "INFO", *, json_output: bool | None = None) -> None:
+    """Log the vault's lines at ``level`` and above to stderr (the CLI's set-up)."""
+    if json_output is None:
+        json_output = not sys.stderr.isatty()
+    numeric = _level(level)
+    _structlog(json_output=json_output)
+    vault_logger = logging.getLogger(VAULT_LOGGER)
+    for old in [h for h in vault_logger.handlers if getattr(h, _HANDLER_MARK, False)]:
+        vault_logger.removeHandler(old)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(RedactingFilter())
+    setattr(handler, _HANDLER_MARK, True)
+    vault_logger.addHandler(handler)
+    vault_logger.setLevel(numeric)
+    vault_logger.propagate = False
+
+
+def route_to_handlers(handlers: list[logging.Handler], level: str = "INFO") -> None:
+    """Also send the vault's lines (JSON, redacted) to ``handlers``, e.g. Prefect's run-log one.
+
+    The records still propagate to the root logger, so a process that prints its
+    root logger (a Prefect worker) shows them too.
+    """
+    _structlog(json_output=True)
+    vault_logger = logging.getLogger(VAULT_LOGGER)
+    for handler in handlers:
+        if handler not in vault_logger.handlers:
+            vault_logger.addHandler(handler)
+    vault_logger.setLevel(_level(level))
+
+
+@contextlib.contextmanager
+def isolated_secrets() -> Iterator[None]:
+    """Restore the registry of secrets afterwards (for tests that register their own)."""
+    with _lock:
+        saved = set(_secrets)
+    try:
+        yield
+    finally:
+        with _lock:
+            _secrets.clear()
+            _secrets.update(saved)
 
 
 def get_logger(name: str = "weightvault") -> Any:
     """A bound structlog logger."""
     return structlog.get_logger(name)
+
+
+# Until an entry point configures logging, the vault's lines are still redacted and
+# go through the standard logging module (its last-resort handler writes warnings
+# to stderr), never to stdout.
+_structlog(json_output=True)

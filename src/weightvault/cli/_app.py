@@ -233,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VaultError as exc:
         print(f"weightvault: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
-    configure_logging(env.log_level)
+    configure_logging(env.log_level or "WARNING")
     debug = env.debug
     try:
         args = build_parser().parse_args(argv)

@@ -61,7 +61,7 @@ class Environment(BaseSettings):
     catalog_url: str | None = None
     master_key: SecretStr | None = None
     actor: str | None = None
-    log_level: str = "WARNING"
+    log_level: str | None = None
     debug: bool = False
 
 

@@ -1,0 +1,45 @@
+"""The vault's own log lines reach each flow run's logs in Prefect, redacted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+from flows.ingest import IngestParams, ingest
+from weightvault.config import Settings
+
+
+async def _logs(flow_run_id: object) -> list[tuple[str, str]]:
+    async with get_client() as client:
+        found = await client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [(log.name, log.message) for log in found]
+
+
+def test_flow_run_logs_show_redacted_vault_lines(
+    vault_settings: Settings, prefect_api: None, tmp_path: Path
+) -> None:
+    src = tmp_path / "w.bin"
+    src.write_bytes(os.urandom(4096))
+    state = ingest(
+        IngestParams(path=str(src), name="logged", allow_incomplete=True, model_repo=str(tmp_path)),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    run_id = state.state_details.flow_run_id
+    secret = os.environ["WEIGHTVAULT_S3_SECRET_KEY"]
+    logs: list[tuple[str, str]] = []
+    for _ in range(60):  # the API log worker flushes in the background
+        logs = asyncio.run(_logs(run_id))
+        if any(name.startswith("weightvault") for name, _ in logs):
+            break
+        asyncio.run(asyncio.sleep(0.5))
+    vault_lines = [json.loads(msg) for name, msg in logs if name.startswith("weightvault")]
+    assert any(line["event"] == "artifact.ingested" for line in vault_lines), logs
+    assert all(secret not in msg for _, msg in logs)

@@ -10,10 +10,14 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+
 from tests.conftest import REPO, make_tree
 from tests.test_rotation import put_many
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
+from weightvault.keys._cbom import algorithm_ref, key_ref
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.rotation import inventory_rows, rotate_tier, rotating_keys
@@ -64,9 +68,12 @@ def test_cli_inventory_prints_a_table_and_writes_a_cbom(
     assert "QUANTUM" in header
     assert "ARTIFACTS" in header
     assert "kek-hot" in proc.stdout
+    # The written file is valid against the official CycloneDX 1.6 JSON schema.
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(cbom.read_text()) is None
     doc = json.loads(cbom.read_text())
     assert doc["bomFormat"] == "CycloneDX"
     assert doc["specVersion"] == "1.6"
+    assert "CycloneDX 1.6 CBOM written to" in proc.stdout
     keys = [c for c in doc["components"] if c["cryptoProperties"]["assetType"] != "algorithm"]
     refs = {(c["name"], c["version"]) for c in keys}
     assert ("kek-hot", "1") in refs
@@ -76,6 +83,28 @@ def test_cli_inventory_prints_a_table_and_writes_a_cbom(
     assert props["weightvault:artifacts-protected"] == "2"
     as_json = json.loads(run("keys", "inventory", "--json").stdout)
     assert {r["key_id"] for r in as_json} >= {"kek-hot", "kek-warm", "kek-cold", "vault-signing"}
+    # Every key version is in the CBOM with its id, algorithm, state and dates.
+    by_ref = {c["bom-ref"]: c for c in doc["components"]}
+    for row in as_json:
+        comp = by_ref[key_ref(row["key_id"], row["version"])]
+        related = comp["cryptoProperties"]["relatedCryptoMaterialProperties"]
+        assert related["id"] == row["key_id"]
+        assert related["algorithmRef"] == algorithm_ref(row["algorithm"])
+        assert by_ref[related["algorithmRef"]]["cryptoProperties"]["assetType"] == "algorithm"
+        assert row["state"] != "active" or related["state"] == "active"
+        created = datetime.fromisoformat(related["creationDate"])
+        assert created == datetime.fromisoformat(row["created"])
+        if row["expires"] is None:
+            assert "expirationDate" not in related
+        else:
+            expires = datetime.fromisoformat(related["expirationDate"])
+            assert expires == datetime.fromisoformat(row["expires"])
+    algorithms = {r["key_id"]: algorithm_ref(r["algorithm"]) for r in as_json}
+    assert algorithms["kek-hot"] == algorithm_ref("aes-256-gcm")
+    assert algorithms["vault-signing"] == algorithm_ref("ed25519+ml-dsa-65")
+    aes = by_ref[algorithm_ref("aes-256-gcm")]["cryptoProperties"]
+    assert aes["oid"] == "2.16.840.1.101.3.4.1.46"
+    assert aes["algorithmProperties"]["parameterSetIdentifier"] == "256"
     text = cbom.read_text() + proc.stdout
     for rec in rotating_keys(vault).records():
         assert rec.material.hex() not in text

@@ -8,7 +8,6 @@ rotation the scheduled ``rotate-keys`` deployment runs, and ``keys compromise
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,12 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _inventory(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
-    from weightvault.keys import build_cbom, render_inventory_table
+    from weightvault.keys import (
+        CYCLONEDX_SPEC_VERSION,
+        build_cbom,
+        cbom_json,
+        render_inventory_table,
+    )
     from weightvault.lifecycle.rotation import inventory_rows
 
     vault = open_vault(args)
@@ -85,8 +89,8 @@ def _inventory(args: argparse.Namespace) -> int:
         bom = build_cbom(rows, now)
         path = Path(args.cbom)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n")
-        human += f"\n\nCycloneDX {bom['specVersion']} CBOM written to {path}"
+        path.write_text(cbom_json(bom) + "\n")
+        human += f"\n\nCycloneDX {CYCLONEDX_SPEC_VERSION} CBOM written to {path}"
     emit(
         args,
         human,

@@ -3,7 +3,13 @@
 The KeyProvider protocol, the sealed local keystore, lifetimes, SLIP-39 escrow shares, the CBOM.
 """
 
-from weightvault.keys._cbom import KeyInventoryRow, build_cbom, render_inventory_table
+from weightvault.keys._cbom import (
+    CYCLONEDX_SPEC_VERSION,
+    KeyInventoryRow,
+    build_cbom,
+    cbom_json,
+    render_inventory_table,
+)
 from weightvault.keys._escrow import escrow_keypair, generate_escrow_seed, recover_seed, split_seed
 from weightvault.keys._keystore import (
     KeyProvider,
@@ -25,6 +31,7 @@ from weightvault.keys._lifetimes import (
 )
 
 __all__ = [
+    "CYCLONEDX_SPEC_VERSION",
     "KeyInventoryRow",
     "KeyProvider",
     "KeyRecord",
@@ -33,6 +40,7 @@ __all__ = [
     "LocalKeyStore",
     "WrappedKey",
     "build_cbom",
+    "cbom_json",
     "create_master_key",
     "escrow_keypair",
     "expires_at",

@@ -1,7 +1,10 @@
 """Cryptography bill of materials (CBOM) for the vault's keys, as CycloneDX 1.6.
 
 :func:`build_cbom` turns the key inventory (one :class:`KeyInventoryRow` per
-key version, as the catalog lists them) into a CycloneDX 1.6 JSON document:
+key version, as the catalog lists them) into a CycloneDX BOM, built with the
+model classes of ``cyclonedx-python-lib`` (``cyclonedx.model.crypto``);
+:func:`cbom_json` serializes it with the library's JSON outputter for spec 1.6.
+The BOM holds:
 
 - one ``cryptographic-asset`` component per algorithm in use
   (``assetType: algorithm``, with ``algorithmProperties``: primitive, parameter
@@ -16,7 +19,8 @@ key version, as the catalog lists them) into a CycloneDX 1.6 JSON document:
 
 Only identifiers and metadata go in: a row has no field for key material, and
 the document never carries ``value`` or any key bytes. The module is pure;
-``now`` and the serial number are injectable.
+``now`` and the serial number are injectable. ``cyclonedx`` is imported when a
+BOM is built, so importing :mod:`weightvault.keys` stays cheap.
 """
 
 from __future__ import annotations
@@ -26,16 +30,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING
 
 from weightvault.errors import InvalidInputError, UsageError
 from weightvault.keys._lifetimes import normalize_algorithm
+
+if TYPE_CHECKING:
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component
 
 __all__ = [
     "CYCLONEDX_SPEC_VERSION",
     "KeyInventoryRow",
     "algorithm_ref",
     "build_cbom",
+    "cbom_json",
     "key_ref",
     "render_inventory_table",
 ]
@@ -68,7 +77,12 @@ class KeyInventoryRow:
 
 @dataclass(frozen=True)
 class _Algorithm:
-    """What the CBOM says about one algorithm."""
+    """What the CBOM says about one algorithm.
+
+    The strings are CycloneDX enum values (``CryptoPrimitive``, ``CryptoMode``,
+    ``CryptoFunction``, ``RelatedCryptoMaterialType``), turned into the
+    library's enums when the BOM is built.
+    """
 
     name: str
     primitive: str
@@ -179,7 +193,7 @@ _CATALOGUE: dict[str, _Algorithm] = {
     ),
 }
 
-# Vault key states -> NIST SP 800-57 states (the CycloneDX enum).
+# Vault key states -> NIST SP 800-57 states (``RelatedCryptoMaterialState`` values).
 _STATES = {
     "pre-activation": "pre-activation",
     "pending": "pre-activation",
@@ -210,10 +224,14 @@ def key_ref(key_id: str, version: int) -> str:
     return f"crypto/key/{key_id}@{version}"
 
 
-def _timestamp(when: datetime, what: str) -> str:
+def _utc(when: datetime, what: str) -> datetime:
     if when.tzinfo is None or when.utcoffset() is None:
         raise UsageError(f"{what} must be timezone-aware, got naive {when.isoformat()}")
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return when.astimezone(UTC)
+
+
+def _timestamp(when: datetime, what: str) -> str:
+    return _utc(when, what).isoformat().replace("+00:00", "Z")
 
 
 def _info(algorithm: str) -> _Algorithm:
@@ -223,32 +241,40 @@ def _info(algorithm: str) -> _Algorithm:
     )
 
 
-def _algorithm_component(canonical: str) -> dict[str, Any]:
+def _algorithm_component(canonical: str) -> Component:
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.crypto import (
+        AlgorithmProperties,
+        CryptoAssetType,
+        CryptoExecutionEnvironment,
+        CryptoFunction,
+        CryptoImplementationPlatform,
+        CryptoMode,
+        CryptoPrimitive,
+        CryptoProperties,
+    )
+
     info = _info(canonical)
-    props: dict[str, Any] = {"primitive": info.primitive}
-    if info.parameter_set is not None:
-        props["parameterSetIdentifier"] = info.parameter_set
-    if info.curve is not None:
-        props["curve"] = info.curve
-    if info.mode is not None:
-        props["mode"] = info.mode
-    if info.primitive != "unknown":
-        props["executionEnvironment"] = "software-plain-ram"
-        props["implementationPlatform"] = "generic"
-    if info.classical_level is not None:
-        props["classicalSecurityLevel"] = info.classical_level
-    if info.quantum_level is not None:
-        props["nistQuantumSecurityLevel"] = info.quantum_level
-    props["cryptoFunctions"] = list(info.functions) or ["unknown"]
-    crypto: dict[str, Any] = {"assetType": "algorithm", "algorithmProperties": props}
-    if info.oid is not None:
-        crypto["oid"] = info.oid
-    return {
-        "type": "cryptographic-asset",
-        "bom-ref": algorithm_ref(canonical),
-        "name": info.name,
-        "cryptoProperties": crypto,
-    }
+    known = info.primitive != "unknown"
+    props = AlgorithmProperties(
+        primitive=CryptoPrimitive(info.primitive),
+        parameter_set_identifier=info.parameter_set,
+        curve=info.curve,
+        mode=CryptoMode(info.mode) if info.mode is not None else None,
+        execution_environment=CryptoExecutionEnvironment.SOFTWARE_PLAIN_RAM if known else None,
+        implementation_platform=CryptoImplementationPlatform.GENERIC if known else None,
+        classical_security_level=info.classical_level,
+        nist_quantum_security_level=info.quantum_level,
+        crypto_functions=[CryptoFunction(f) for f in info.functions or ("unknown",)],
+    )
+    return Component(
+        type=ComponentType.CRYPTOGRAPHIC_ASSET,
+        bom_ref=algorithm_ref(canonical),
+        name=info.name,
+        crypto_properties=CryptoProperties(
+            asset_type=CryptoAssetType.ALGORITHM, algorithm_properties=props, oid=info.oid
+        ),
+    )
 
 
 def _check_row(row: KeyInventoryRow) -> None:
@@ -267,43 +293,52 @@ def _check_row(row: KeyInventoryRow) -> None:
         raise InvalidInputError(f"key {row.key_id} v{row.version}: artifacts_protected < 0")
 
 
-def _key_component(row: KeyInventoryRow) -> dict[str, Any]:
+def _key_component(row: KeyInventoryRow, algorithm: Component) -> Component:
+    from cyclonedx.model import Property
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.crypto import (
+        CryptoAssetType,
+        CryptoProperties,
+        RelatedCryptoMaterialProperties,
+        RelatedCryptoMaterialState,
+        RelatedCryptoMaterialType,
+    )
+
     info = _info(row.algorithm)
     material = info.material
     if row.state == "verify-only" and material == "private-key":
         material = "public-key"  # the private half is gone; the public key still verifies
-    related: dict[str, Any] = {
-        "type": material,
-        "id": row.key_id,
-        "state": _STATES[row.state],
-        "algorithmRef": algorithm_ref(row.algorithm),
-        "creationDate": _timestamp(row.created, f"key {row.key_id} created"),
-    }
-    if row.expires is not None:
-        related["expirationDate"] = _timestamp(row.expires, f"key {row.key_id} expires")
-    if info.size_bits is not None:
-        related["size"] = info.size_bits
-    return {
-        "type": "cryptographic-asset",
-        "bom-ref": key_ref(row.key_id, row.version),
-        "name": row.key_id,
-        "version": str(row.version),
-        "description": f"{row.tier} tier {normalize_algorithm(row.algorithm)} key, "
+    related = RelatedCryptoMaterialProperties(
+        type=RelatedCryptoMaterialType(material),
+        id=row.key_id,
+        state=RelatedCryptoMaterialState(_STATES[row.state]),
+        algorithm_ref=algorithm.bom_ref,
+        creation_date=_utc(row.created, f"key {row.key_id} created"),
+        expiration_date=(
+            _utc(row.expires, f"key {row.key_id} expires") if row.expires is not None else None
+        ),
+        size=info.size_bits,
+    )
+    return Component(
+        type=ComponentType.CRYPTOGRAPHIC_ASSET,
+        bom_ref=key_ref(row.key_id, row.version),
+        name=row.key_id,
+        version=str(row.version),
+        description=f"{row.tier} tier {normalize_algorithm(row.algorithm)} key, "
         f"version {row.version}",
-        "cryptoProperties": {
-            "assetType": "related-crypto-material",
-            "relatedCryptoMaterialProperties": related,
-        },
-        "properties": [
-            {"name": f"{PROPERTY_PREFIX}:tier", "value": row.tier},
-            {"name": f"{PROPERTY_PREFIX}:state", "value": row.state},
-            {"name": f"{PROPERTY_PREFIX}:quantum-status", "value": row.quantum_status},
-            {
-                "name": f"{PROPERTY_PREFIX}:artifacts-protected",
-                "value": str(row.artifacts_protected),
-            },
+        crypto_properties=CryptoProperties(
+            asset_type=CryptoAssetType.RELATED_CRYPTO_MATERIAL,
+            related_crypto_material_properties=related,
+        ),
+        properties=[
+            Property(name=f"{PROPERTY_PREFIX}:tier", value=row.tier),
+            Property(name=f"{PROPERTY_PREFIX}:state", value=row.state),
+            Property(name=f"{PROPERTY_PREFIX}:quantum-status", value=row.quantum_status),
+            Property(
+                name=f"{PROPERTY_PREFIX}:artifacts-protected", value=str(row.artifacts_protected)
+            ),
         ],
-    }
+    )
 
 
 def _tool_version() -> str:
@@ -319,16 +354,22 @@ def build_cbom(
     *,
     serial_number: uuid.UUID | None = None,
     tool_version: str | None = None,
-) -> dict[str, Any]:
-    """Build a CycloneDX 1.6 CBOM (a JSON-ready dict) for the key inventory ``rows``.
+) -> Bom:
+    """Build a CycloneDX CBOM (a ``cyclonedx.model.bom.Bom``) for the key inventory ``rows``.
 
     ``now`` is the BOM's metadata timestamp; ``serial_number`` defaults to a
-    fresh random UUID (every BOM gets its own, as the spec asks). Components
-    are sorted (algorithms by name, keys by id and version), so two BOMs of
-    the same inventory differ only in serial number and timestamp. Raises
-    :class:`InvalidInputError` for a malformed or duplicate row.
+    fresh random UUID (every BOM gets its own, as the spec asks). The library
+    keeps components and dependencies sorted, so two BOMs of the same inventory
+    serialize alike but for serial number and timestamp. Raises
+    :class:`InvalidInputError` for a malformed or duplicate row and
+    :class:`UsageError` for a naive datetime. Serialize with :func:`cbom_json`.
     """
+    from cyclonedx.model import Property
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+
     ordered = sorted(rows, key=lambda r: (r.key_id, r.version))
+    timestamp = _utc(now, "now")
     seen: set[tuple[str, int]] = set()
     algorithms: set[str] = set()
     for row in ordered:
@@ -343,40 +384,39 @@ def build_cbom(
                 algorithms.add(canonical)
                 pending.extend(_info(canonical).parts)
 
-    components = [_algorithm_component(a) for a in sorted(algorithms)]
-    components += [_key_component(row) for row in ordered]
-    dependencies = [
-        {"ref": algorithm_ref(a), "dependsOn": [algorithm_ref(p) for p in _info(a).parts]}
-        for a in sorted(algorithms)
-        if _info(a).parts
-    ]
-    dependencies += [
-        {"ref": key_ref(r.key_id, r.version), "dependsOn": [algorithm_ref(r.algorithm)]}
-        for r in ordered
-    ]
-    serial = serial_number if serial_number is not None else uuid.uuid4()
-    return {
-        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
-        "bomFormat": "CycloneDX",
-        "specVersion": CYCLONEDX_SPEC_VERSION,
-        "serialNumber": serial.urn,
-        "version": 1,
-        "metadata": {
-            "timestamp": _timestamp(now, "now"),
-            "tools": {
-                "components": [
-                    {
-                        "type": "application",
-                        "name": "weightvault",
-                        "version": tool_version or _tool_version(),
-                    }
-                ]
-            },
-            "properties": [{"name": f"{PROPERTY_PREFIX}:key-count", "value": str(len(ordered))}],
-        },
-        "components": components,
-        "dependencies": dependencies,
-    }
+    bom = Bom(
+        serial_number=serial_number if serial_number is not None else uuid.uuid4(),
+        metadata=BomMetaData(
+            timestamp=timestamp,
+            properties=[Property(name=f"{PROPERTY_PREFIX}:key-count", value=str(len(ordered)))],
+        ),
+    )
+    bom.metadata.tools.components.add(
+        Component(
+            type=ComponentType.APPLICATION,
+            name="weightvault",
+            version=tool_version or _tool_version(),
+        )
+    )
+    by_name = {a: _algorithm_component(a) for a in sorted(algorithms)}
+    for canonical, component in by_name.items():
+        bom.components.add(component)
+        parts = _info(canonical).parts
+        if parts:
+            bom.register_dependency(component, [by_name[p] for p in parts])
+    for row in ordered:
+        algorithm = by_name[normalize_algorithm(row.algorithm)]
+        key = _key_component(row, algorithm)
+        bom.components.add(key)
+        bom.register_dependency(key, [algorithm])
+    return bom
+
+
+def cbom_json(bom: Bom, *, indent: int | None = 2) -> str:
+    """Serialize ``bom`` as CycloneDX 1.6 JSON with the library's JSON outputter."""
+    from cyclonedx.output.json import JsonV1Dot6
+
+    return JsonV1Dot6(bom).output_as_string(indent=indent)
 
 
 _COLUMNS = (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.utilities.callables import parameter_schema
 
 from flows.ingest import IngestParams, ingest
 from pipeline.workspace import configure_remote, run
@@ -108,7 +109,8 @@ def test_missing_provenance_fails_unless_allowed(flow_vault: Settings, tmp_path:
 
 def test_deployment_parameter_schema() -> None:
     deployment = ingest.to_deployment(name="ingest")
-    schema = deployment._parameter_openapi_schema.model_dump()
+    assert deployment.name == "ingest"
+    schema = parameter_schema(ingest).model_dump()
     params = schema["definitions"]["IngestParams"]["properties"]
     for field in ("path", "name", "version", "model_repo", "run_id", "labels", "tier"):
         assert field in params

@@ -377,7 +377,7 @@ def test_reencrypt_killed_before_its_journal_is_swept_and_redone(
 
     artifact_id = put_many(vault, tmp_path, 1)[0]
     before = file_keys(vault, artifact_id)
-    old_dek = vault._dek(artifact_id, "hot")
+    old_dek = vault.dek(artifact_id, "hot")
     real = rekey.resign_statement
 
     def crash(*args: object, **kwargs: object) -> tuple[bytes, str]:
@@ -401,7 +401,7 @@ def test_reencrypt_killed_before_its_journal_is_swept_and_redone(
     ]
     assert sorted(listed) == sorted(after)
     assert not set(after) & set(before)
-    assert vault._dek(artifact_id, "hot") != old_dek
+    assert vault.dek(artifact_id, "hot") != old_dek
     assert vault.catalog.placement(artifact_id)["pending"] is None
     vault.verify(artifact_id)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.utilities.callables import parameter_schema
 
 from flows.rekey import RekeyParams, rekey
 from flows.rotate_keys import RotationParams, rotate_keys
@@ -108,7 +109,7 @@ def test_served_deployment_has_the_configured_schedule() -> None:
     assert [s.schedule.cron for s in deployment.schedules] == [configured.cron]
     assert deployment.parameters["params"]["batch_size"] == configured.batch_size
     assert "rekey" in served
-    schema = served["rekey"]._parameter_openapi_schema.model_dump()
+    schema = parameter_schema(rekey).model_dump()
     fields = schema["definitions"]["RekeyParams"]["properties"]
     for name in ("key", "since", "exposed", "all_exposed"):
         assert fields[name].get("description")
@@ -139,7 +140,7 @@ def test_compromise_end_to_end_with_the_rekey_flow(flow_vault: Vault, tmp_path: 
     ids = put_many(vault, tmp_path, 5)
     since = datetime.now(UTC)
     vault.get(ids[1], tmp_path / "read-out")  # read inside the exposure window
-    deks = {a: vault._dek(a, "hot") for a in ids}
+    deks = {a: vault.dek(a, "hot") for a in ids}
     old_files = {a: [f["object_key"] for f in vault.catalog.files_of(a)] for a in ids}
     # The CLI marks the key and lists what it protects.
     proc = subprocess.run(
@@ -175,12 +176,12 @@ def test_compromise_end_to_end_with_the_rekey_flow(flow_vault: Vault, tmp_path: 
         vault.verify(artifact_id)
         new_files = [f["object_key"] for f in vault.catalog.files_of(artifact_id)]
         if artifact_id in (ids[1], ids[3]):
-            assert vault._dek(artifact_id, "hot") != deks[artifact_id]
+            assert vault.dek(artifact_id, "hot") != deks[artifact_id]
             assert not set(new_files) & set(old_files[artifact_id])
             for key in old_files[artifact_id]:
                 assert not vault.store.exists(bucket, key)
         else:
-            assert vault._dek(artifact_id, "hot") == deks[artifact_id]
+            assert vault.dek(artifact_id, "hot") == deks[artifact_id]
             assert new_files == old_files[artifact_id]
     assert keys.get("kek-hot", 1).state == KeyState.COMPROMISED
     import anyio

@@ -320,7 +320,8 @@ class Vault:
             raise IntegrityError(f"envelope of artifact {artifact_id} names another artifact")
         return wrapped
 
-    def _dek(self, artifact_id: str, tier: str) -> bytes:
+    def dek(self, artifact_id: str, tier: str) -> bytes:
+        """Unwrap an artifact's DEK for ``tier``; the caller drops it as soon as it is used."""
         wrapped = self.load_envelope(artifact_id, tier)
         try:
             return self.keys.unwrap_dek(wrapped)
@@ -331,7 +332,7 @@ class Vault:
 
     def upload_file(self, artifact_id: str, tier: str, src: SourceFile) -> FileEntry:
         """Hash, encrypt and upload one file in one pass."""
-        dek = self._dek(artifact_id, tier)
+        dek = self.dek(artifact_id, tier)
         key = file_key(artifact_id, src.idx)
         with src.source.open("rb") as fh:
             reader = chunked.EncryptingReader(fh, dek, file_context(artifact_id, src.path))
@@ -395,7 +396,7 @@ class Vault:
     def publish(self, sealed: Sealed) -> PutResult:
         """Write the manifest (the commit point), then the event and the catalog rows."""
         manifest, details = sealed.manifest, sealed.details
-        dek = self._dek(manifest.artifact_id, manifest.tier)
+        dek = self.dek(manifest.artifact_id, manifest.tier)
         body = manifest.to_bytes(manifest_mac(dek, manifest.body_bytes()))
         del dek
         self.store.put_bytes(
@@ -479,7 +480,7 @@ class Vault:
         manifest, mac = Manifest.parse(data)
         if manifest.artifact_id != artifact_id:
             raise IntegrityError(f"manifest at {artifact_id} belongs to {manifest.artifact_id}")
-        dek = self._dek(artifact_id, tier)
+        dek = self.dek(artifact_id, tier)
         verify_manifest_mac(dek, manifest.body_bytes(), mac)
         return manifest, dek
 
@@ -501,9 +502,14 @@ class Vault:
         data = self.store.get_bytes(self.bucket(tier), statement_key(artifact_id))
         return verify_statement(data, manifest, trusted_keys(trust_root(self.keys)))
 
-    def _decrypt_file(
+    def decrypt_file(
         self, row: ArtifactRow, entry: FileEntry, dek: bytes, sink: IO[bytes] | None
     ) -> tuple[str, int]:
+        """Decrypt one file into ``sink`` (or nowhere), checking its size and sha256.
+
+        Returns the sha256 and size. Plaintext reaches ``sink`` only chunk by
+        authenticated chunk; the caller discards ``sink`` on IntegrityError.
+        """
         context = file_context(row.id, entry.path)
         hasher = _HashingSink(sink)
         try:
@@ -527,7 +533,7 @@ class Vault:
         row, manifest, dek = self._readable(artifact_id)
         total = 0
         for entry in manifest.files:
-            _, n = self._decrypt_file(row, entry, dek, None)
+            _, n = self.decrypt_file(row, entry, dek, None)
             total += n
         del dek
         self.record_event("artifact.verified", row.id, {"files": len(manifest.files)})
@@ -548,7 +554,7 @@ class Vault:
                     raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with target.open("wb") as fh:
-                    self._decrypt_file(row, entry, dek, fh)
+                    self.decrypt_file(row, entry, dek, fh)
             if out.exists():
                 out.rmdir()
             staging.rename(out)

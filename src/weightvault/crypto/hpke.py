@@ -218,7 +218,11 @@ def wrap(public: HpkePublicKey, secret: bytes, info: bytes, *, aad: bytes = b"")
         raise InvalidInputError(f"secret to wrap must be 1 to {MAX_SECRET_SIZE} bytes")
     if not context:
         raise InvalidInputError("HPKE info must name the context of the secret")
-    return _HEADER + _SUITE.encrypt(plaintext, public._hpke, info=_info(context, extra))
+    return _HEADER + _SUITE.encrypt(
+        plaintext,
+        public._hpke,  # noqa: SLF001 - the key classes are this module's own
+        info=_info(context, extra),
+    )
 
 
 def unwrap(private: HpkePrivateKey, blob: bytes, info: bytes, *, aad: bytes = b"") -> bytes:
@@ -240,7 +244,11 @@ def unwrap(private: HpkePrivateKey, blob: bytes, info: bytes, *, aad: bytes = b"
     ):
         raise IntegrityError(f"malformed wrapped secret: not a {SUITE_NAME} blob")
     try:
-        return _SUITE.decrypt(raw[len(_HEADER) :], private._hpke, info=_info(context, extra))
+        return _SUITE.decrypt(
+            raw[len(_HEADER) :],
+            private._hpke,  # noqa: SLF001 - the key classes are this module's own
+            info=_info(context, extra),
+        )
     except (InvalidTag, ValueError):
         raise IntegrityError(
             "wrapped secret failed authentication (wrong key, context or tampered blob)"

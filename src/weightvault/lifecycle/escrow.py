@@ -205,7 +205,7 @@ def escrow_envelope(vault: Vault, artifact_id: str) -> str:
     if row.tier != "cold":
         raise InvalidInputError(f"artifact {row.id} is in tier {row.tier}, not cold")
     public = hpke_wrap.load_public(record.material)
-    dek = vault._dek(row.id, "cold")
+    dek = vault.dek(row.id, "cold")
     try:
         blob = hpke_wrap.wrap(public, dek, _info(row.id), aad=_aad(record.ref, public.fingerprint))
     finally:

@@ -176,7 +176,7 @@ def _encrypt_files(
             plain = Path(tmp) / f"{idx:06d}"
             try:
                 with plain.open("wb") as fh:
-                    vault._decrypt_file(row, entry, old_dek, fh)
+                    vault.decrypt_file(row, entry, old_dek, fh)
                 key = f"{files_prefix(artifact_id)}{generation}-{idx:06d}.c2sp"
                 length = chunked.ciphertext_size(entry.size)
                 with plain.open("rb") as fh:

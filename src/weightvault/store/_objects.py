@@ -303,7 +303,7 @@ class ObjectStore:
             # minio 7.2 has no public call for ListMultipartUploads; the private one is
             # stable across 7.x. It drops NextUploadIdMarker, so page on the last upload.
             with self._translate(f"list uploads {bucket}/{prefix}"):
-                result = self.client._list_multipart_uploads(
+                result = self.client._list_multipart_uploads(  # noqa: SLF001 - see above
                     bucket,
                     prefix=prefix,
                     key_marker=key_marker,
@@ -322,7 +322,8 @@ class ObjectStore:
     def abort_incomplete_upload(self, bucket: str, key: str, upload_id: str) -> None:
         """Abort a multipart upload, freeing its parts; NotFoundError if it is unknown."""
         with self._translate(f"abort upload of {bucket}/{key}"):
-            self.client._abort_multipart_upload(bucket, key, upload_id)
+            # minio 7.2 has no public AbortMultipartUpload either.
+            self.client._abort_multipart_upload(bucket, key, upload_id)  # noqa: SLF001
 
     def copy(
         self,
@@ -398,14 +399,14 @@ class _GuardedStream(io.RawIOBase):
         try:
             n: int = self._response.readinto(buffer)
         except _TRANSIENT_ERRORS as exc:
-            self._store._raise(exc, "read")
+            self._store._raise(exc, "read")  # noqa: SLF001 - same module
         return n
 
     def read(self, size: int = -1, /) -> bytes:
         try:
             data: bytes = self._response.read(None if size < 0 else size)
         except _TRANSIENT_ERRORS as exc:
-            self._store._raise(exc, "read")
+            self._store._raise(exc, "read")  # noqa: SLF001 - same module
         return data
 
 

@@ -1,9 +1,13 @@
 """The rekey flow: respond to a compromised key version.
 
-resume interrupted re-encryptions -> mark the key compromised (once) and list
-what it protects -> re-encrypt, one task run per artifact, the artifacts
-whose DEK may have been exposed (with a Prefect progress artifact) -> rewrap
-the others under the tier's fresh KEK version, in parallel batches -> report.
+The steps of :func:`weightvault.lifecycle.rekey.respond` (what ``weightvault
+keys compromise --rekey`` runs), each as a task: resume interrupted
+re-encryptions -> mark the key compromised (once) and list what it protects
+-> re-encrypt, one task run per artifact, the artifacts whose DEK may have
+been exposed (with a Prefect progress artifact) -> rewrap the others under the
+tier's fresh KEK version, in parallel batches -> count what is left -> report.
+While anything is left on the key the run fails with the core's
+:class:`~weightvault.errors.IncompleteError`, as the CLI does.
 
 Run it again after a failure: what is done is no longer on the compromised
 version, and a re-encryption that passed its commit point is rolled forward.
@@ -21,10 +25,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from tasks import key_tasks
-
-
-class IncompleteRekeyError(RuntimeError):
-    """Some artifacts are still on the compromised key after the run."""
+from weightvault.lifecycle import rekey as core_rekey
 
 
 class RekeyParams(BaseModel):
@@ -53,45 +54,33 @@ class RekeyParams(BaseModel):
     validate_parameters=True,
 )
 def rekey(params: RekeyParams) -> dict[str, Any]:
-    """One compromise response; the summary carries no key material."""
+    """One compromise response; returns the same summary as ``keys compromise --rekey``."""
     started = time.perf_counter()
     resumed = key_tasks.resume_journals()
-    listing = key_tasks.compromise(params.key, params.since, params.exposed, params.all_exposed)
-    heavy = [p["artifact_id"] for p in listing["protected"] if p["action"] == "re-encrypt"]
-    light = [p["artifact_id"] for p in listing["protected"] if p["action"] == "rewrap"]
-    progress = create_progress_artifact(
-        progress=0.0 if heavy else 100.0,
-        key="rekey-progress",
-        description=f"re-encryption of {len(heavy)} artifact(s) after {listing['key']}",
+    listing = key_tasks.compromise(
+        params.key, params.since, tuple(params.exposed), params.all_exposed
     )
-    futures = [key_tasks.reencrypt.submit(a) for a in heavy]
-    done: list[dict[str, Any]] = []
+    plan = core_rekey.plan_rekey(listing, params.batch_size)
+    progress = create_progress_artifact(
+        progress=0.0 if plan.reencrypt else 100.0,
+        key="rekey-progress",
+        description=f"re-encryption of {len(plan.reencrypt)} artifact(s) after {plan.key}",
+    )
+    futures = [key_tasks.reencrypt.submit(a) for a in plan.reencrypt]
+    outcomes = []
     for n, future in enumerate(futures, start=1):
-        done.append(future.result())
+        outcomes.append(future.result())
         update_progress_artifact(progress, progress=100.0 * n / len(futures))
-    stats = {"rewrapped": 0, "already": 0, "missing": 0, "skipped": 0}
-    if light and listing["key"].startswith("kek-"):
-        chunks = [light[i : i + params.batch_size] for i in range(0, len(light), params.batch_size)]
-        batches = [
-            key_tasks.rewrap_compromised.submit(listing["key"], ids, params.workers)
-            for ids in chunks
-        ]
-        for future in batches:
-            for name, count in future.result().items():
-                stats[name] += count
-    left = key_tasks.remaining(listing["key"]) if listing["key"].startswith("kek-") else 0
-    summary = {
-        **listing,
-        "resumed": resumed,
-        "reencrypted": [d for d in done if "busy" not in d],
-        "busy": [d["artifact_id"] for d in done if "busy" in d],
-        "rewrapped": stats,
-        "remaining": left,
-        "duration_s": round(time.perf_counter() - started, 3),
-    }
-    key_tasks.publish_rekey_report(summary)
-    if left:
-        raise IncompleteRekeyError(
-            f"{left} envelope(s) are still on {listing['key']}: run the rekey flow again"
-        )
+    batches = [
+        key_tasks.rewrap_compromised.submit(plan.key, ids, params.workers)
+        for ids in plan.rewrap_batches
+    ]
+    rewraps = [future.result() for future in batches]
+    left = key_tasks.remaining(plan.key)
+    report = core_rekey.rekey_report(
+        listing, resumed, outcomes, rewraps, left, time.perf_counter() - started
+    )
+    summary = report.to_dict()
+    key_tasks.publish_rekey_report(core_rekey.render_report(summary))
+    core_rekey.require_complete(report)
     return summary

@@ -1,8 +1,11 @@
 """The rotate-keys flow: scheduled rotation of due keys, never rewriting ciphertext.
 
-find due keys -> per tier: start (or resume) rotation -> rewrap batches in
-parallel -> verify a sample -> retire drained versions; then the signing key
-(when due) and the trust root; escrow repair; audit event; markdown report.
+The steps of :func:`weightvault.lifecycle.rotation.rotate` (what ``weightvault
+keys rotate`` runs), each as a task: find due keys -> per tier: start (or
+resume) rotation -> rewrap batches in parallel -> verify a sample -> retire
+drained versions; then the signing key (when due) and the trust root; escrow
+repair; audit event. The flow adds only the task runs and a markdown report;
+its summary is the core's :class:`~weightvault.lifecycle.rotation.RotationReport`.
 
 `weightvault up` serves it on the cron schedule of ``config/rotation.toml``
 (default daily at 03:00 UTC). A run killed anywhere is finished by the next
@@ -23,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from tasks import key_tasks
 from weightvault.config import find_config_dir
+from weightvault.lifecycle import rotation
 from weightvault.lifecycle.rotation import RotationSchedule, load_schedule
 
 
@@ -53,48 +57,28 @@ class RotationParams(BaseModel):
     validate_parameters=True,
 )
 def rotate_keys(params: RotationParams | None = None) -> dict[str, Any]:
-    """One rotation run; returns a summary without any key material."""
+    """One rotation run; returns the same summary as ``keys rotate --json``."""
     params = params or RotationParams()
     started = time.perf_counter()
-    started_at = datetime.now(UTC).isoformat()
-    due = key_tasks.find_due(list(params.force_tiers), params.force_signing)
-    tiers: list[dict[str, Any]] = []
-    for item in due:
-        if item["purpose"] != "kek" or not item["tier"]:
-            continue
-        rot = key_tasks.start_tier(item["tier"])
-        chunks = key_tasks.plan_batches(rot, params.batch_size)
-        futures = [key_tasks.rewrap.submit(rot, ids, params.workers) for ids in chunks]
-        stats = {"rewrapped": 0, "already": 0, "missing": 0, "skipped": 0}
-        for future in futures:
-            for name, count in future.result().items():
-                stats[name] += count
-        verified = key_tasks.verify_sample([a for ids in chunks for a in ids], params.verify_sample)
+    now = datetime.now(UTC)
+    due = key_tasks.find_due(now, tuple(params.force_tiers), params.force_signing)
+    tiers: list[rotation.TierOutcome] = []
+    for tier in rotation.tiers_due(due):
+        rot = key_tasks.start_tier(tier)
+        plan = key_tasks.plan_batches(rot, params.batch_size)
+        futures = [key_tasks.rewrap.submit(rot, ids, params.workers) for ids in plan.batches]
+        stats = rotation.RewrapStats.sum(f.result() for f in futures)
+        verified = key_tasks.verify_sample(plan.artifact_ids, params.verify_sample)
         retired = key_tasks.retire(rot, params.workers)
-        tiers.append(
-            {
-                **rot,
-                "target": f"{rot['kek_id']}@v{rot['target_version']}",
-                **stats,
-                **retired,
-                "verified": verified,
-            }
-        )
-    signing = None
-    if any(item["purpose"] == "signing" for item in due):
-        signing = key_tasks.rotate_signing()
+        tiers.append(rotation.TierOutcome(rot, stats, retired, verified))
+    replaces = rotation.signing_due(due)
+    signing = key_tasks.rotate_signing(replaces) if replaces is not None else None
     root = key_tasks.publish_trust_root()
-    escrow = key_tasks.ensure_escrow()
-    summary: dict[str, Any] = {
-        "started_at": started_at,
-        "duration_s": round(time.perf_counter() - started, 3),
-        "due": due,
-        "tiers": tiers,
-        "signing": signing,
-        "trust_root": root,
-        "escrow": escrow,
-        "rewrapped": sum(t["rewrapped"] for t in tiers),
-    }
-    key_tasks.record_run(summary)
-    key_tasks.publish_rotation_report(summary)
+    escrow = key_tasks.repair_escrow()
+    report = rotation.RotationReport(
+        now.isoformat(), time.perf_counter() - started, list(due), tiers, signing, root, escrow
+    )
+    key_tasks.record_run(report.run_record())
+    summary = report.to_dict()
+    key_tasks.publish_rotation_report(rotation.render_report(summary))
     return summary

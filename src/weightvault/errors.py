@@ -105,3 +105,9 @@ class StoreError(VaultError):
     """The object store refused a request for a reason that is not transient."""
 
     exit_code = 16
+
+
+class IncompleteError(VaultError):
+    """An operation did only part of its work; running it again finishes it."""
+
+    exit_code = 17

@@ -1,8 +1,12 @@
 """`weightvault keys plan|inventory|rotate|compromise`, `weightvault escrow split|recover|decrypt`.
 
-These commands run the core directly (no Prefect): ``keys rotate`` is the same
-rotation the scheduled ``rotate-keys`` deployment runs, and ``keys compromise
---rekey`` the same response as the ``rekey`` flow.
+These commands run the core directly (no Prefect): ``keys rotate`` runs the
+steps of :func:`weightvault.lifecycle.rotation.rotate` in a row, the same steps
+the scheduled ``rotate-keys`` flow runs as tasks, and ``keys compromise
+--rekey`` those of :func:`weightvault.lifecycle.rekey.respond`, as the ``rekey``
+flow does. Where a flow fails, the command fails too, with the one-line error
+and exit code of the same :class:`~weightvault.errors.VaultError` (a response
+that leaves envelopes on the key: IncompleteError).
 """
 
 from __future__ import annotations
@@ -108,18 +112,12 @@ def _inventory(args: argparse.Namespace) -> int:
 
 def _rotate(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
-    from weightvault.lifecycle.rotation import due_keys, load_policy, render_report, rotate
+    from weightvault.lifecycle.rotation import find_due, render_report, rotate
 
     vault = open_vault(args)
     now = _now()
     if args.dry_run:
-        due = due_keys(
-            vault,
-            load_policy(vault),
-            now,
-            force_tiers=args.tier,
-            force_signing=args.signing,
-        )
+        due = find_due(vault, now, force_tiers=args.tier, force_signing=args.signing)
         lines = [f"{d.key_id}@v{d.version}: {d.reason}" for d in due] or ["nothing is due"]
         emit(args, "\n".join(lines), [d.to_dict() for d in due])
         return 0

@@ -29,6 +29,22 @@ milliseconds) a concurrent read fails closed with an integrity error.
 On cold storage (object lock) the old ciphertext objects cannot be deleted
 before their retention ends: they are left unreferenced, and their old
 envelope is gone, so the old DEK protects nothing reachable.
+
+The response is one orchestration. :func:`respond` (the CLI's ``keys
+compromise --rekey``) runs these steps in a row; the ``rekey`` flow runs each
+as a Prefect task, adding only retries, a progress artifact and a report:
+
+1. :func:`resume_journals` rolls forward re-encryptions left half-way;
+2. :func:`~weightvault.lifecycle.rotation.compromise_key` marks the version
+   (once) and lists what it protects; :func:`plan_rekey` splits that list
+   into artifacts to re-encrypt and batches to rewrap;
+3. :func:`reencrypt` re-encrypts one artifact (a concurrent move makes it
+   :class:`Busy`, left for the next run);
+4. :func:`rewrap_compromised` rewraps one batch to the tier's fresh version;
+5. :func:`remaining_on` counts the envelopes still on the version;
+   :func:`rekey_report` sums it up and :func:`require_complete` raises
+   :class:`~weightvault.errors.IncompleteError` while any remain, so the CLI
+   and the flow both fail until a run leaves nothing on the key.
 """
 
 from __future__ import annotations
@@ -40,6 +56,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -51,13 +68,14 @@ from weightvault.crypto import chunked, dsse
 from weightvault.crypto.binding import file_context, manifest_mac
 from weightvault.errors import (
     ConflictError,
+    IncompleteError,
     IntegrityError,
     InvalidInputError,
     KeyStateError,
     NotFoundError,
     RetentionError,
 )
-from weightvault.keys import KeyRecord, KeyState, WrappedKey
+from weightvault.keys import KeyState, WrappedKey
 from weightvault.lifecycle.escrow import escrow_envelope, has_escrow_key
 from weightvault.lifecycle.rotation import (
     DEFAULT_BATCH,
@@ -66,10 +84,11 @@ from weightvault.lifecycle.rotation import (
     EnvelopeRef,
     RewrapStats,
     TierRotation,
+    batches,
     compromise_key,
     kek_id,
     resolve_key,
-    rewrap_all,
+    rewrap_batch,
     rotating_keys,
 )
 from weightvault.logs import get_logger
@@ -342,45 +361,101 @@ def pending_journals(vault: Vault) -> list[tuple[str, str]]:
     return out
 
 
-def resume_journals(vault: Vault) -> list[ReencryptResult]:
+def resume_journals(vault: Vault) -> tuple[ReencryptResult, ...]:
     """Roll forward every re-encryption whose journal was written but not finished."""
     results = []
     for artifact_id, tier in pending_journals(vault):
         doc = _load_journal(vault, artifact_id, tier)
         if doc is not None:
             results.append(roll_forward(vault, doc, resumed=True))
-    return results
+    return tuple(results)
+
+
+@dataclass(frozen=True)
+class Busy:
+    """An artifact another operation holds (a promotion): left for the next run."""
+
+    artifact_id: str
+    reason: str
+
+
+def reencrypt(vault: Vault, artifact_id: str) -> ReencryptResult | Busy:
+    """Step 3: re-encrypt one artifact (:func:`reencrypt_artifact`, resumable).
+
+    An artifact claimed by a concurrent operation is returned as
+    :class:`Busy`; it stays on the compromised version, so the run ends
+    incomplete (:func:`require_complete`) and the next run picks it up.
+    """
+    try:
+        return reencrypt_artifact(vault, artifact_id)
+    except ConflictError as exc:
+        log.info("rekey.busy", artifact_id=artifact_id, error=exc.message)
+        return Busy(artifact_id, exc.message)
+
+
+@dataclass(frozen=True)
+class RekeyPlan:
+    """Step 2's split of what a compromised version protects (ids only)."""
+
+    key: str
+    reencrypt: tuple[str, ...]
+    rewrap_batches: tuple[tuple[str, ...], ...]
+
+
+def plan_rekey(report: CompromiseReport, batch_size: int = DEFAULT_BATCH) -> RekeyPlan:
+    """Artifacts to re-encrypt, and the others in rewrap batches (KEK versions only)."""
+    heavy = tuple(p.artifact_id for p in report.protected if p.action == "re-encrypt")
+    light = [p.artifact_id for p in report.protected if p.action == "rewrap"]
+    chunks = batches(light, batch_size) if report.purpose == "kek" else []
+    return RekeyPlan(report.key, heavy, tuple(tuple(c) for c in chunks))
 
 
 def rewrap_compromised(
     vault: Vault,
-    rec: KeyRecord,
+    key: str,
     artifact_ids: Sequence[str],
     *,
-    batch_size: int = DEFAULT_BATCH,
     workers: int = DEFAULT_WORKERS,
+    pool: ThreadPoolExecutor | None = None,
 ) -> RewrapStats:
-    """Rewrap envelopes on a compromised KEK version under the tier's active version."""
+    """Step 4: rewrap one batch off the compromised KEK version ``key`` (``KEY_ID@vN``).
+
+    The envelopes move to the tier's active version in one catalog
+    transaction; an envelope already moved counts as ``already`` (retry-safe).
+    """
+    rec = resolve_key(vault, key)
     if rec.purpose != "kek" or rec.tier is None:
         raise InvalidInputError(f"key {rec.ref} is not a tier KEK: nothing to rewrap")
     if rec.state != KeyState.COMPROMISED:
         raise KeyStateError(f"key {rec.ref} is {rec.state}, not compromised")
-    keys = rotating_keys(vault)
-    active = keys.active_kek(rec.tier)
+    active = rotating_keys(vault).active_kek(rec.tier)
     rot = TierRotation(rec.tier, kek_id(rec.tier), active.version, (rec.version,), False)
     refs = [EnvelopeRef(a, rec.tier) for a in artifact_ids]
-    return rewrap_all(vault, rot, refs, batch_size=batch_size, workers=workers)
+    return rewrap_batch(vault, rot, refs, workers=workers, pool=pool)
+
+
+def remaining_on(vault: Vault, ref: str) -> int:
+    """Step 5: envelopes still on a KEK version (0 once the response is complete).
+
+    Other keys (signing) wrap no envelope the response moves: 0.
+    """
+    rec = resolve_key(vault, ref)
+    if rec.purpose != "kek":
+        return 0
+    return len(vault.catalog.envelopes_on(rec.key_id, rec.version))
 
 
 Progress = Callable[[int, int, str], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RekeyReport:
-    """The outcome of a compromise response (no key material)."""
+    """The outcome of a compromise response (no key material); the CLI and the flow return it."""
 
     compromise: CompromiseReport
-    reencrypted: list[ReencryptResult] = field(default_factory=list)
+    resumed: tuple[ReencryptResult, ...] = ()
+    reencrypted: tuple[ReencryptResult, ...] = ()
+    busy: tuple[Busy, ...] = ()
     rewrap: RewrapStats = field(default_factory=RewrapStats)
     remaining: int = 0
     duration_s: float = 0.0
@@ -389,17 +464,45 @@ class RekeyReport:
         """JSON-safe form."""
         return {
             **self.compromise.to_dict(),
+            "resumed": [r.to_dict() for r in self.resumed],
             "reencrypted": [r.to_dict() for r in self.reencrypted],
+            "busy": [b.artifact_id for b in self.busy],
             "rewrapped": self.rewrap.to_dict(),
             "remaining": self.remaining,
             "duration_s": round(self.duration_s, 3),
         }
 
 
-def remaining_on(vault: Vault, ref: str) -> int:
-    """Envelopes still on a key version (0 once the response is complete)."""
-    rec = resolve_key(vault, ref)
-    return len(vault.catalog.envelopes_on(rec.key_id, rec.version))
+def rekey_report(
+    compromise: CompromiseReport,
+    resumed: Iterable[ReencryptResult],
+    outcomes: Iterable[ReencryptResult | Busy],
+    rewraps: Iterable[RewrapStats],
+    remaining: int,
+    duration_s: float,
+) -> RekeyReport:
+    """Sum the steps' results up."""
+    done = list(outcomes)
+    return RekeyReport(
+        compromise,
+        tuple(resumed),
+        tuple(o for o in done if isinstance(o, ReencryptResult)),
+        tuple(o for o in done if isinstance(o, Busy)),
+        RewrapStats.sum(rewraps),
+        remaining,
+        duration_s,
+    )
+
+
+def require_complete(report: RekeyReport) -> RekeyReport:
+    """The report, or IncompleteError while envelopes remain on the compromised key."""
+    if report.remaining:
+        busy = f" ({len(report.busy)} artifact(s) busy)" if report.busy else ""
+        raise IncompleteError(
+            f"{report.remaining} envelope(s) are still on {report.compromise.key}{busy}: "
+            "run the response again"
+        )
+    return report
 
 
 def respond(
@@ -415,26 +518,55 @@ def respond(
 ) -> RekeyReport:
     """Compromise a key version (if not yet) and remediate everything it protects.
 
-    Re-encrypts the artifacts whose DEK may have been exposed, rewraps the
-    others, and rolls forward any re-encryption left half-way. Running it
-    again after a crash converges: what is done is no longer on the key.
+    Steps 1-5 in a row: rolls forward any re-encryption left half-way,
+    re-encrypts the artifacts whose DEK may have been exposed, rewraps the
+    others. Raises IncompleteError (as the rekey flow does) while anything
+    is left on the key; running it again after a crash converges.
     """
     started = time.perf_counter()
-    resume_journals(vault)
-    report = compromise_key(vault, ref, since=since, exposed=exposed, all_exposed=all_exposed)
-    rec = resolve_key(vault, report.key)
-    out = RekeyReport(report)
-    heavy = [p.artifact_id for p in report.protected if p.action == "re-encrypt"]
-    light = [p.artifact_id for p in report.protected if p.action == "rewrap"]
-    for done, artifact_id in enumerate(heavy, start=1):
-        try:
-            out.reencrypted.append(reencrypt_artifact(vault, artifact_id))
-        except ConflictError:
-            log.warning("rekey.busy", artifact_id=artifact_id)
+    resumed = resume_journals(vault)
+    report = compromise_key(
+        vault, ref, since=since, exposed=tuple(exposed), all_exposed=all_exposed
+    )
+    plan = plan_rekey(report, batch_size)
+    outcomes: list[ReencryptResult | Busy] = []
+    for done, artifact_id in enumerate(plan.reencrypt, start=1):
+        outcomes.append(reencrypt(vault, artifact_id))
         if progress is not None:
-            progress(done, len(heavy), artifact_id)
-    if light and rec.purpose == "kek":
-        out.rewrap = rewrap_compromised(vault, rec, light, batch_size=batch_size, workers=workers)
-    out.remaining = remaining_on(vault, report.key) if rec.purpose == "kek" else 0
-    out.duration_s = time.perf_counter() - started
-    return out
+            progress(done, len(plan.reencrypt), artifact_id)
+    rewraps = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for chunk in plan.rewrap_batches:
+            rewraps.append(rewrap_compromised(vault, plan.key, chunk, pool=pool))
+    remaining = remaining_on(vault, plan.key)
+    return require_complete(
+        rekey_report(report, resumed, outcomes, rewraps, remaining, time.perf_counter() - started)
+    )
+
+
+def render_report(summary: dict[str, Any]) -> str:
+    """Markdown summary of a compromise response (:meth:`RekeyReport.to_dict`)."""
+    lines = [
+        f"# Compromise response for `{summary['key']}`",
+        "",
+        f"Took {summary['duration_s']:.2f} s. New wraps go to `{summary['replacement']}`.",
+        "",
+        "| | count |",
+        "|---|---|",
+        f"| artifacts protected | {len(summary['protected'])} |",
+        f"| re-encrypted under a fresh DEK | {len(summary['reencrypted'])} |",
+        f"| rewrapped under a fresh KEK version | {summary['rewrapped']['rewrapped']} |",
+        f"| resumed from an interrupted run | {len(summary['resumed'])} |",
+        f"| busy (retry later) | {len(summary['busy'])} |",
+        f"| envelopes still on the key | {summary['remaining']} |",
+        "",
+        "## Artifacts",
+        "",
+        "| artifact | tier | action | why |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| `{p['artifact_id']}` | {p['tier']} | {p['action']} | {p['why']} |"
+        for p in summary["protected"]
+    ]
+    return "\n".join(lines)

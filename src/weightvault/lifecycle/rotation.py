@@ -6,22 +6,35 @@ wrapped under a KEK version) is read, unwrapped and wrapped again under the
 new version. The DEK does not change, so no ciphertext object is touched,
 which is what makes rotation work on write-once cold storage.
 
-Steps (each idempotent; a run killed anywhere converges when run again):
+This module is the one orchestration of a rotation run. :func:`rotate` (the
+CLI's ``keys rotate``) runs the steps below in a row; the ``rotate-keys``
+flow runs each as a Prefect task (``tasks/key_tasks.py``), adding only
+retries, a report and events. Every step takes the vault and ids or
+immutable values, and is idempotent: a run killed anywhere converges when
+run again.
 
-1. :func:`due_keys` finds the keys past or near the end of their lifetime
+1. :func:`find_due` finds the keys past or near the end of their lifetime
    (:func:`weightvault.keys._lifetimes.is_due`), plus forced tiers and tiers whose
-   last rotation did not finish (a decrypt-only version still exists).
+   last rotation did not finish (a decrypt-only version still exists);
+   :func:`tiers_due` and :func:`signing_due` read what it found.
 2. :func:`start_rotation` creates the new KEK version under the keystore
    lock, or, when a rotation of the tier is unfinished, returns the version
    that rotation created: a second new version is never made on resume.
-3. :func:`pending_envelopes` lists, from the catalog, the envelopes still on
-   an old version; :func:`rewrap_batch` rewraps one batch with a thread pool
-   (the minio client is thread-safe) and updates the catalog in one
-   transaction. An envelope object already on the new version is skipped (a
-   crash between the object write and the catalog update is repaired).
-4. :func:`retire_drained` moves an old version to ``retired`` once the
+3. :func:`plan_rewrap` lists, from the catalog, the envelopes still on an
+   old version (:func:`pending_envelopes`) and cuts them into batches;
+   :func:`rewrap` rewraps one batch with a thread pool (the minio client is
+   thread-safe) and updates the catalog in one transaction. An envelope
+   object already on the new version is skipped (a crash between the object
+   write and the catalog update is repaired).
+4. :func:`verify_sample` decrypts and hashes a few rotated artifacts.
+5. :func:`retire_drained` moves an old version to ``retired`` once the
    catalog has no envelope on it *and* a scan of the envelope bucket finds
    none either (envelopes of puts not yet committed are rewrapped first).
+6. :func:`rotate_signing` makes a new signing key version when it is due
+   (once: a retry finds it made), :func:`publish_trust_root` publishes the
+   public signing keys.
+7. :func:`repair_escrow` escrows cold artifacts whose escrow was deferred.
+8. :func:`record_run` writes the run's audit event.
 
 Compromised versions are never touched by rotation: :func:`compromise_key`
 marks them, and :mod:`weightvault.lifecycle.rekey` re-encrypts or rewraps what they
@@ -66,6 +79,7 @@ from weightvault.keys import (
     load_lifetime_policy,
     plan_key,
 )
+from weightvault.lifecycle.escrow import escrow_all_cold
 from weightvault.logs import get_logger
 from weightvault.provenance import SIGNING_KEY_ID, rotate_signing_key, trust_root
 from weightvault.store.layout import ENVELOPES_PREFIX, envelope_key, parse_envelope_key
@@ -305,6 +319,35 @@ def _due_key(rec: KeyRecord, reason: str) -> DueKey:
     )
 
 
+def find_due(
+    vault: Vault,
+    now: datetime,
+    *,
+    force_tiers: Iterable[str] = (),
+    force_signing: bool = False,
+) -> tuple[DueKey, ...]:
+    """Step 1: :func:`due_keys` under the vault's lifetime policy, at ``now``."""
+    return tuple(
+        due_keys(
+            vault,
+            load_policy(vault),
+            now,
+            force_tiers=tuple(force_tiers),
+            force_signing=force_signing,
+        )
+    )
+
+
+def tiers_due(due: Iterable[DueKey]) -> tuple[str, ...]:
+    """The tiers whose KEK a run rotates, in the order :func:`find_due` listed them."""
+    return tuple(d.tier for d in due if d.purpose == "kek" and d.tier)
+
+
+def signing_due(due: Iterable[DueKey]) -> int | None:
+    """The signing key version a run replaces (0: none exists yet), or None if not due."""
+    return next((d.version for d in due if d.key_id == SIGNING_KEY_ID), None)
+
+
 # -- rotation of one tier ------------------------------------------------------
 
 
@@ -376,7 +419,7 @@ def batches(items: Sequence[Any], size: int) -> list[list[Any]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RewrapStats:
     """Counts of one or more rewrap batches."""
 
@@ -385,12 +428,21 @@ class RewrapStats:
     missing: int = 0
     skipped: int = 0
 
-    def add(self, other: RewrapStats) -> None:
-        """Accumulate ``other``."""
-        self.rewrapped += other.rewrapped
-        self.already += other.already
-        self.missing += other.missing
-        self.skipped += other.skipped
+    def __add__(self, other: RewrapStats) -> RewrapStats:
+        return RewrapStats(
+            self.rewrapped + other.rewrapped,
+            self.already + other.already,
+            self.missing + other.missing,
+            self.skipped + other.skipped,
+        )
+
+    @classmethod
+    def sum(cls, parts: Iterable[RewrapStats]) -> RewrapStats:
+        """The totals of several batches."""
+        total = cls()
+        for part in parts:
+            total = total + part
+        return total
 
     @property
     def total(self) -> int:
@@ -478,10 +530,12 @@ def rewrap_batch(
     else:
         with ThreadPoolExecutor(max_workers=workers) as own:
             outcomes = list(own.map(one, refs))
-    stats = RewrapStats()
+    counts = Counter(outcomes)
+    stats = RewrapStats(
+        counts["rewrapped"], counts["already"], counts["missing"], counts["skipped"]
+    )
     moved = []
     for ref, outcome in zip(refs, outcomes, strict=True):
-        setattr(stats, outcome, getattr(stats, outcome) + 1)
         if outcome in {"rewrapped", "already"}:
             moved.append(
                 {
@@ -513,10 +567,42 @@ def rewrap_all(
     total = RewrapStats()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for chunk in batches(refs, batch_size):
-            total.add(rewrap_batch(vault, rot, chunk, pool=pool))
+            total = total + rewrap_batch(vault, rot, chunk, pool=pool)
             if on_batch is not None:
                 on_batch(total)
     return total
+
+
+@dataclass(frozen=True)
+class RewrapPlan:
+    """Step 3's plan: the artifact ids whose envelope a rotation moves, in batches."""
+
+    rotation: TierRotation
+    batches: tuple[tuple[str, ...], ...]
+
+    @property
+    def artifact_ids(self) -> tuple[str, ...]:
+        """Every planned id, batch after batch."""
+        return tuple(a for chunk in self.batches for a in chunk)
+
+
+def plan_rewrap(vault: Vault, rot: TierRotation, batch_size: int = DEFAULT_BATCH) -> RewrapPlan:
+    """Step 3a: the envelopes still on an old version (catalog), cut into batches."""
+    ids = [r.artifact_id for r in pending_envelopes(vault, rot)]
+    return RewrapPlan(rot, tuple(tuple(chunk) for chunk in batches(ids, batch_size)))
+
+
+def rewrap(
+    vault: Vault,
+    rot: TierRotation,
+    artifact_ids: Sequence[str],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    pool: ThreadPoolExecutor | None = None,
+) -> RewrapStats:
+    """Step 3b: rewrap one planned batch (:func:`rewrap_batch`); safe to run again."""
+    refs = [EnvelopeRef(a, rot.tier) for a in artifact_ids]
+    return rewrap_batch(vault, rot, refs, workers=workers, pool=pool)
 
 
 # -- retirement ---------------------------------------------------------------
@@ -641,9 +727,20 @@ def artifacts_on_tier_kek(vault: Vault, tier: str) -> list[str]:
 # -- signing key and trust root ------------------------------------------------
 
 
-def rotate_signing(vault: Vault) -> str:
-    """Create a new signing key version; older public keys stay in the trust root."""
-    key = rotate_signing_key(rotating_keys(vault))
+def rotate_signing(vault: Vault, replaces: int | None = None) -> str:
+    """Create a new signing key version; older public keys stay in the trust root.
+
+    With ``replaces`` (the version :func:`signing_due` named; 0 when there was
+    none) a new version is made only while that version is still the active
+    one, so a retried or resumed step does not rotate twice: it returns the
+    version the first attempt made.
+    """
+    keys = rotating_keys(vault)
+    if replaces is not None:
+        active = keys.active(SIGNING_KEY_ID)
+        if active is not None and active.version != replaces:
+            return active.ref
+    key = rotate_signing_key(keys)
     ref = f"{key.key_id}@v{key.version}"
     vault.record_event("key.rotated", None, {"key": ref, "purpose": "signing"})
     return ref
@@ -663,10 +760,45 @@ def publish_trust_root(vault: Vault) -> dict[str, Any]:
     }
 
 
+def repair_escrow(vault: Vault) -> dict[str, int]:
+    """Step 7: escrow every cold artifact whose escrow was deferred (or is on an old key).
+
+    :func:`weightvault.lifecycle.escrow.escrow_on_publish` leaves a failed
+    escrow for this step; counts only, nothing without an escrow key.
+    """
+    return escrow_all_cold(vault)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the audit event of a rotation run says (ids, versions and counts)."""
+
+    tiers: tuple[str, ...]
+    rewrapped: int
+    retired: tuple[str, ...]
+    signing: str | None
+    duration_s: float
+
+
+def record_run(vault: Vault, record: RunRecord) -> None:
+    """Step 8: the ``keys.rotation_run`` audit event."""
+    vault.record_event(
+        "keys.rotation_run",
+        None,
+        {
+            "tiers": list(record.tiers),
+            "rewrapped": record.rewrapped,
+            "retired": list(record.retired),
+            "signing": record.signing,
+            "duration_s": round(record.duration_s, 3),
+        },
+    )
+
+
 # -- the whole run (CLI; the Prefect flow runs the same steps as tasks) --------
 
 
-@dataclass
+@dataclass(frozen=True)
 class TierOutcome:
     """What one tier's rotation did."""
 
@@ -688,7 +820,7 @@ class TierOutcome:
 
 @dataclass
 class RotationReport:
-    """Summary of a rotation run (no key material)."""
+    """Summary of a rotation run (no key material); both the CLI and the flow return it."""
 
     started_at: str
     duration_s: float
@@ -696,6 +828,22 @@ class RotationReport:
     tiers: list[TierOutcome] = field(default_factory=list)
     signing: str | None = None
     trust_root: dict[str, Any] = field(default_factory=dict)
+    escrow: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rewrapped(self) -> int:
+        """Envelopes rewrapped over every tier."""
+        return sum(t.stats.rewrapped for t in self.tiers)
+
+    def run_record(self) -> RunRecord:
+        """What :func:`record_run` writes for this run."""
+        return RunRecord(
+            tiers=tuple(t.rotation.target_ref for t in self.tiers),
+            rewrapped=self.rewrapped,
+            retired=tuple(r for t in self.tiers for r in t.retire.retired),
+            signing=self.signing,
+            duration_s=self.duration_s,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -706,7 +854,8 @@ class RotationReport:
             "tiers": [t.to_dict() for t in self.tiers],
             "signing": self.signing,
             "trust_root": self.trust_root,
-            "rewrapped": sum(t.stats.rewrapped for t in self.tiers),
+            "escrow": dict(self.escrow),
+            "rewrapped": self.rewrapped,
         }
 
 
@@ -720,11 +869,19 @@ def rotate_tier(
     verify: int = 3,
     on_batch: BatchCallback | None = None,
 ) -> TierOutcome:
-    """Start or resume a tier's rotation, rewrap everything, verify a sample, retire."""
+    """Steps 2-5 for one tier, in a row: start or resume, rewrap every batch, verify, retire.
+
+    ``on_batch`` is called with the running totals after each committed batch.
+    """
     rot = start_rotation(vault, tier, new_version=new_version)
-    refs = pending_envelopes(vault, rot)
-    stats = rewrap_all(vault, rot, refs, batch_size=batch_size, workers=workers, on_batch=on_batch)
-    verified = verify_sample(vault, [r.artifact_id for r in refs], verify)
+    plan = plan_rewrap(vault, rot, batch_size)
+    stats = RewrapStats()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for chunk in plan.batches:
+            stats = stats + rewrap(vault, rot, chunk, pool=pool)
+            if on_batch is not None:
+                on_batch(stats)
+    verified = verify_sample(vault, plan.artifact_ids, verify)
     retire = retire_drained(vault, rot, workers=workers)
     log.info(
         "rotation.tier_done",
@@ -747,40 +904,27 @@ def rotate(
     verify: int = 3,
     on_batch: BatchCallback | None = None,
 ) -> RotationReport:
-    """A whole rotation run: every due or forced key, resumable and idempotent."""
+    """A whole rotation run: steps 1-8 in a row; resumable and idempotent.
+
+    The ``rotate-keys`` flow runs the same steps as tasks; a step that raises
+    fails both the same way (the CLI maps the error to its exit code).
+    """
     started = time.perf_counter()
-    policy = load_policy(vault)
-    forced = list(force_tiers)
-    due = due_keys(vault, policy, now, force_tiers=forced, force_signing=force_signing)
-    report = RotationReport(now.isoformat(), 0.0, due)
-    for item in due:
-        if item.purpose != "kek" or item.tier is None:
-            continue
-        report.tiers.append(
-            rotate_tier(
-                vault,
-                item.tier,
-                batch_size=batch_size,
-                workers=workers,
-                verify=verify,
-                on_batch=on_batch,
-            )
+    due = find_due(vault, now, force_tiers=force_tiers, force_signing=force_signing)
+    tiers = [
+        rotate_tier(
+            vault, tier, batch_size=batch_size, workers=workers, verify=verify, on_batch=on_batch
         )
-    if any(d.key_id == SIGNING_KEY_ID for d in due):
-        report.signing = rotate_signing(vault)
-    report.trust_root = publish_trust_root(vault)
-    report.duration_s = time.perf_counter() - started
-    vault.record_event(
-        "keys.rotation_run",
-        None,
-        {
-            "tiers": [t.rotation.target_ref for t in report.tiers],
-            "rewrapped": sum(t.stats.rewrapped for t in report.tiers),
-            "retired": [r for t in report.tiers for r in t.retire.retired],
-            "signing": report.signing,
-            "duration_s": round(report.duration_s, 3),
-        },
+        for tier in tiers_due(due)
+    ]
+    replaces = signing_due(due)
+    signing = rotate_signing(vault, replaces) if replaces is not None else None
+    root = publish_trust_root(vault)
+    escrow = repair_escrow(vault)
+    report = RotationReport(
+        now.isoformat(), time.perf_counter() - started, list(due), tiers, signing, root, escrow
     )
+    record_run(vault, report.run_record())
     return report
 
 
@@ -809,11 +953,13 @@ class CompromiseReport:
     newly_marked: bool
     replacement: str | None
     protected: tuple[Protected, ...]
+    purpose: str = "kek"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
         return {
             "key": self.key,
+            "purpose": self.purpose,
             "newly_marked": self.newly_marked,
             "replacement": self.replacement,
             "protected": [p.to_dict() for p in self.protected],
@@ -953,7 +1099,7 @@ def compromise_key(
                 "since": since.isoformat() if since else None,
             },
         )
-    return CompromiseReport(rec.ref, newly, replacement, tuple(protected))
+    return CompromiseReport(rec.ref, newly, replacement, tuple(protected), rec.purpose)
 
 
 def plan_rows(vault: Vault, now: datetime) -> list[tuple[KeyRecord, str]]:
@@ -1050,4 +1196,13 @@ def render_report(report: dict[str, Any]) -> str:
             + ", ".join(f"`{k}`" for k in root["keys"])
             + "."
         )
+    escrow = report.get("escrow") or {}
+    if escrow:
+        lines += [
+            "",
+            "## Escrow",
+            "",
+            f"{escrow.get('written', 0)} cold artifact(s) escrowed now, "
+            f"{escrow.get('current', 0)} already escrowed, of {escrow.get('cold', 0)}.",
+        ]
     return "\n".join(lines)

@@ -221,7 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         module.register(sub, common)
     for ep in sorted(entry_points(group="weightvault.commands"), key=lambda e: e.name):
-        register = ep.load()
+        try:
+            register = ep.load()
+        except ModuleNotFoundError as exc:
+            # The Prefect commands live in a checkout's flows/, which a wheel leaves out.
+            if exc.name is None or exc.name.split(".")[0] != ep.module.split(".")[0]:
+                raise
+            parser.epilog = (
+                f"The {ep.name!r} commands (up, down, demo) need a weightvault checkout "
+                f"(module {ep.module} is not installed)."
+            )
+            continue
         register(sub, common)
     return parser
 

@@ -21,7 +21,7 @@ from tests.test_promotion import ingest_model
 from weightvault import cli
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.errors import AuditError, IntegrityError
+from weightvault.errors import AuditError, IntegrityError, StoreUnavailableError
 from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.validate import validate_artifact
@@ -177,6 +177,37 @@ def test_failure_after_copy_in_the_flow_is_rolled_back_by_the_hooks(
     state = promote_flow(params, return_state=True)
     assert state.is_completed(), state.message
     assert flow_vault.catalog.artifact(ready).tier == "warm"
+
+
+def test_transient_failure_inside_the_transaction_is_retried_not_rolled_back(
+    flow_vault: Vault, ready: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A failed Prefect attempt inside a transaction would roll the transaction
+    # back before its retry: the moving steps retry transient errors in-task.
+    real_copy = promotion.copy
+    attempts: list[int] = []
+
+    def flaky(vault: Vault, p: promotion.PromotionPlan, held: promotion.Claim) -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            real_copy(vault, p, held)  # half done: the objects are there, then the store fails
+            raise StoreUnavailableError("injected: store unavailable once")
+        return real_copy(vault, p, held)
+
+    params = PromoteParams(
+        artifact_id=ready, target_tier="warm", approver="bob", justification="staging"
+    )
+    with monkeypatch.context() as patch:
+        patch.setattr(promotion, "copy", flaky)
+        state = promote_flow(params, return_state=True)
+    assert state.is_completed(), state.message
+    assert len(attempts) == 2
+    assert flow_vault.catalog.artifact(ready).tier == "warm"
+    assert flow_vault.catalog.placement(ready)["pending"] is None
+    files = [f["object_key"] for f in flow_vault.catalog.files_of(ready)]
+    assert len(object_versions(flow_vault, "warm", ready)) == len(files) + 2
+    assert len(attestation_keys(flow_vault.store, flow_vault.bucket("audit"), ready)) == 1
+    flow_vault.verify(ready)
 
 
 def outcome(vault: Vault, artifact_id: str) -> dict[str, Any]:

@@ -1,9 +1,14 @@
 """The promote flow: gates, server-side copy, rewrap, attest, commit.
 
 Started from the Prefect UI by filling the form of the `promote` deployment.
-A failed gate ends the run with every reason in its report and the artifact
-untouched; a failure after the claim compensates, so the artifact stays in
-its source tier.
+The steps are the core's (``weightvault.lifecycle.promote``), run as tasks
+that pass only ids and immutable values. A failed gate ends the run with every
+reason in its report and the artifact untouched. The moving steps run in one
+Prefect transaction: a failure before the commit point rolls it back, and the
+tasks' ``on_rollback`` hooks discard the envelope and copies and release the
+claim, so the artifact stays in its source tier with nothing half-promoted
+visible. Past the commit point those hooks leave the target alone (the move
+rolls forward; the commit step converges when run again).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from prefect import flow
+from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
 from tasks import gate_tasks, reports
@@ -31,28 +37,25 @@ class PromoteParams(BaseModel):
 @flow(name="promote", description="Gated tier promotion.", persist_result=False)
 def promote(params: PromoteParams) -> dict[str, Any]:
     """Promote one artifact; the summary carries no key material."""
-    move = gate_tasks.prepare(
+    plan = gate_tasks.plan(
         params.artifact_id,
         params.target_tier,
         params.approver,
         params.justification,
         params.legal_hold,
     )
-    integrity = gate_tasks.integrity(move)
-    policy, digest = gate_tasks.policy(move, integrity)
-    gates = [integrity, policy]
+    integrity = gate_tasks.integrity(plan)
+    policy, digest = gate_tasks.policy(plan, integrity)
+    gates = (integrity, policy)
     if not all(g.passed for g in gates):
-        reports.publish_promotion_report(move.artifact_id, params.target_tier, gates, None)
-        gate_tasks.refuse_move(move, gates)
-    gate_tasks.claim(move)
-    try:
-        gate_tasks.copy(move)
-        gate_tasks.rewrap(move)
-        result = gate_tasks.commit(move, gates, digest)
-    except BaseException:
-        gate_tasks.compensate(move)
-        raise
-    reports.publish_promotion_report(move.artifact_id, params.target_tier, gates, result)
+        reports.publish_promotion_report(plan.artifact_id, params.target_tier, gates, None)
+        gate_tasks.refuse_move(plan, gates)
+    with transaction():
+        held = gate_tasks.claim(plan)
+        gate_tasks.copy(plan, held)
+        gate_tasks.rewrap(plan, held)
+        result = gate_tasks.commit(plan, held, gates, digest)
+    reports.publish_promotion_report(plan.artifact_id, params.target_tier, gates, result)
     return {
         "artifact_id": result.artifact_id,
         "from": result.source,

@@ -1,19 +1,42 @@
-"""Prefect tasks for validation and promotion (adapters over the core)."""
+"""Prefect tasks for validation and promotion (adapters over the core).
+
+The promotion tasks take ids and immutable values only (a frozen
+:class:`PromotionPlan`, the :class:`Claim`, gates, digests) and call the core's
+named steps; every one of them is idempotent, so a retried task converges.
+
+The moving steps (claim, copy, rewrap, commit) run inside the promote flow's
+Prefect transaction. Their ``on_rollback`` hooks call the core's compensation
+steps. They retry transient store errors *inside* the task
+(:func:`retry_transient`), not with Prefect's ``retries``: in Prefect 3 a
+failed attempt of a task inside a transaction rolls the enclosing transaction
+back at once, before the retry runs, which would undo the claim and copies
+of a promotion that then goes on.
+"""
 
 from __future__ import annotations
 
+import functools
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.transactions import Transaction, get_transaction
 
 from tasks.vault_tasks import RETRYING, vault
+from weightvault.errors import StoreUnavailableError, VaultError
 from weightvault.gates import ScanResult, ValidationReport
+from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle import validate as admission
-from weightvault.lifecycle.promote import Gate, Promotion, PromotionResult, refuse
+from weightvault.lifecycle.promote import Claim, Gate, PromotionPlan, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
 
-ONCE = {"persist_result": False, "cache_policy": NO_CACHE}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ONCE: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
 
 
 @task(name="decrypt-for-validation", **RETRYING)
@@ -60,12 +83,53 @@ def cleanup(root: Path) -> None:
     admission.cleanup(root)
 
 
-@task(name="load-artifact", **RETRYING)
-def prepare(
+def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:
+    """Retry ``fn`` on StoreUnavailableError with the RETRYING delays, within one task run."""
+
+    @functools.wraps(fn)
+    def attempt(*args: P.args, **kwargs: P.kwargs) -> R:
+        delays = list(RETRYING["retry_delay_seconds"])
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except StoreUnavailableError as exc:
+                if not delays:
+                    raise
+                delay = delays.pop(0)
+                get_run_logger().warning(
+                    "transient store error (%s); retrying in %ss", exc.message, delay
+                )
+                time.sleep(delay)
+
+    return attempt
+
+
+# In a transaction: no Prefect retries (see the module docstring), results never persisted.
+IN_TRANSACTION: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
+
+
+def _keep(**values: object) -> None:
+    """Keep immutable values in the task's transaction for its rollback hook."""
+    txn = get_transaction()
+    if txn is not None:
+        for name, value in values.items():
+            txn.set(name, value)
+
+
+def _compensate(step: Callable[[], object], what: str) -> None:
+    """Run one compensation; a store failure leaves orphans for gc and is logged."""
+    try:
+        step()
+    except VaultError as exc:
+        get_run_logger().warning("%s failed (%s): orphans are left for gc", what, exc.message)
+
+
+@task(name="plan-promotion", **RETRYING)
+def plan(
     artifact_id: str, target: str, approver: str, justification: str, legal_hold: bool
-) -> Promotion:
+) -> PromotionPlan:
     """Resolve the artifact and check the move is allowed."""
-    return Promotion(
+    return promotion.plan(
         vault(),
         artifact_id,
         target,
@@ -76,48 +140,66 @@ def prepare(
 
 
 @task(name="gate-integrity-signature", **RETRYING)
-def integrity(move: Promotion) -> Gate:
+def integrity(p: PromotionPlan) -> Gate:
     """Decrypt and hash every file, verify the signed statement."""
-    return move.load()
+    return promotion.check_integrity(vault(), p)
 
 
 @task(name="gate-policy", **RETRYING)
-def policy(move: Promotion, integrity_gate: Gate) -> tuple[Gate, str]:
+def policy(p: PromotionPlan, integrity_gate: Gate) -> tuple[Gate, str]:
     """Rego policy with the validation result, for the target tier."""
-    return move.gates(integrity_gate)
+    return promotion.check_policy(vault(), p, integrity_gate)
 
 
 @task(name="refuse", **ONCE)
-def refuse_move(move: Promotion, gates: list[Gate]) -> None:
+def refuse_move(p: PromotionPlan, gates: Sequence[Gate]) -> None:
     """Record the refusal and fail with every reason."""
-    refuse(move, gates)
+    promotion.refuse(vault(), p, gates)
 
 
-@task(name="claim", **ONCE)
-def claim(move: Promotion) -> None:
+@task(name="claim", **IN_TRANSACTION)
+def claim(p: PromotionPlan) -> Claim:
     """Take the artifact; exactly one concurrent promotion wins."""
-    move.claim()
+    held = promotion.claim(vault(), p)
+    _keep(plan=p, claim=held)
+    return held
 
 
-@task(name="copy-ciphertext", **RETRYING)
-def copy(move: Promotion) -> int:
-    """Server-side copy to the target bucket."""
-    return move.copy()
+@claim.on_rollback
+def _abandon(txn: Transaction) -> None:
+    """Undo everything the claim allowed (the failing step's partial work too)."""
+    p, held = txn.get("plan"), txn.get("claim")
+    _compensate(lambda: promotion.abandon(vault(), p, held), "abandon promotion")
 
 
-@task(name="rewrap-dek", **RETRYING)
-def rewrap(move: Promotion) -> str:
-    """Wrap the DEK for the target tier; no re-encryption."""
-    return move.rewrap()
+@task(name="copy-ciphertext", **IN_TRANSACTION)
+@retry_transient
+def copy(p: PromotionPlan, held: Claim) -> int:
+    """Server-side copy to the target bucket; idempotent."""
+    _keep(plan=p)
+    return promotion.copy(vault(), p, held)
 
 
-@task(name="commit-promotion", **ONCE)
-def commit(move: Promotion, gates: list[Gate], digest: str) -> PromotionResult:
-    """Manifest (commit point), retention, attestation, catalog, event."""
-    return move.commit(gates, digest)
+@copy.on_rollback
+def _discard_copies(txn: Transaction) -> None:
+    _compensate(lambda: promotion.discard_copies(vault(), txn.get("plan")), "discard copies")
 
 
-@task(name="compensate", **ONCE)
-def compensate(move: Promotion) -> None:
-    """Undo a failed promotion; the artifact stays in its source tier."""
-    move.compensate()
+@task(name="rewrap-dek", **IN_TRANSACTION)
+@retry_transient
+def rewrap(p: PromotionPlan, held: Claim) -> str:
+    """Wrap the DEK for the target tier; no re-encryption; idempotent."""
+    _keep(plan=p)
+    return promotion.rewrap(vault(), p, held)
+
+
+@rewrap.on_rollback
+def _discard_envelope(txn: Transaction) -> None:
+    _compensate(lambda: promotion.discard_envelope(vault(), txn.get("plan")), "discard envelope")
+
+
+@task(name="commit-promotion", **IN_TRANSACTION)
+@retry_transient
+def commit(p: PromotionPlan, held: Claim, gates: Sequence[Gate], digest: str) -> PromotionResult:
+    """Manifest (commit point), retention, attestation, event, catalog; idempotent."""
+    return promotion.commit(vault(), p, held, gates, digest)

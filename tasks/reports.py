@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
@@ -74,7 +75,7 @@ def publish_ingest_report(result: PutResult, provenance: Provenance) -> dict[str
 
 
 def promotion_markdown(
-    artifact_id: str, target: str, gates: list[Gate], result: PromotionResult | None
+    artifact_id: str, target: str, gates: Sequence[Gate], result: PromotionResult | None
 ) -> str:
     """The promotion report: gates with every reason, and the outcome."""
     verdict = "promoted" if result else "refused"
@@ -96,7 +97,7 @@ def promotion_markdown(
 
 @task(name="publish-promotion-report", persist_result=False, cache_policy=NO_CACHE)
 def publish_promotion_report(
-    artifact_id: str, target: str, gates: list[Gate], result: PromotionResult | None
+    artifact_id: str, target: str, gates: Sequence[Gate], result: PromotionResult | None
 ) -> None:
     """Publish the promotion report."""
     create_markdown_artifact(

@@ -20,9 +20,10 @@ from weightvault.errors import (
     StoreUnavailableError,
 )
 from weightvault.lifecycle import ingest
+from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.export import export_bundle, verify_bundle
-from weightvault.lifecycle.promote import Promotion, delete_artifact, promote
+from weightvault.lifecycle.promote import PromotionPlan, delete_artifact, promote
 from weightvault.lifecycle.quarantine import quarantine, release
 from weightvault.lifecycle.rebuild import rebuild_catalog
 from weightvault.lifecycle.validate import validate_artifact
@@ -141,10 +142,10 @@ def test_concurrent_promotions_exactly_one_wins(vault: Vault, validated: str) ->
 def test_failure_after_copy_is_compensated(
     vault: Vault, validated: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(self: Promotion) -> str:
+    def broken(vault: Vault, p: PromotionPlan, held: promotion.Claim) -> str:
         raise StoreUnavailableError("injected failure")
 
-    monkeypatch.setattr(Promotion, "rewrap", broken)
+    monkeypatch.setattr(promotion, "rewrap", broken)
     with pytest.raises(StoreUnavailableError):
         promote(vault, validated, "warm", approver="bob", justification="x")
     assert vault.catalog.artifact(validated).tier == "hot"

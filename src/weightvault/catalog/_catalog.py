@@ -240,14 +240,18 @@ class Catalog:
             ).one()
         return int(row[0])
 
-    def release(self, artifact_id: str) -> None:
-        """Drop a claim without moving (after a failed move)."""
+    def release(self, artifact_id: str, generation: int | None = None) -> bool:
+        """Drop a claim without moving (after a failed move); True if one was dropped.
+
+        With ``generation`` only that claim is dropped: a stale holder never
+        releases a newer claim of someone else.
+        """
+        where = (placements.c.artifact_id == artifact_id) & placements.c.pending.is_not(None)
+        if generation is not None:
+            where = where & (placements.c.generation == generation)
         with self.transaction() as conn:
-            conn.execute(
-                update(placements)
-                .where(placements.c.artifact_id == artifact_id)
-                .values(pending=None)
-            )
+            result = conn.execute(update(placements).where(where).values(pending=None))
+        return result.rowcount == 1
 
     def move(
         self,

@@ -1,25 +1,46 @@
-"""Tier moves: promotion hot -> warm -> cold, quarantine and release.
+"""Tier moves: promotion hot -> warm -> cold, and delete.
 
-A promotion is a sequence of steps the promote flow runs as tasks:
+A promotion is written once, here, as named steps: plain functions taking the
+vault and immutable values (a frozen :class:`PromotionPlan`, a
+:class:`~weightvault.lifecycle.claims.Claim`, gates, digests). The CLI runs
+them in a row (:func:`promote`); the promote flow runs each as a Prefect task
+and adds only retries, reports, events and the transaction whose rollback
+hooks call the same compensation steps.
 
-1. :meth:`Promotion.load` verifies integrity and signature (a gate);
-2. :meth:`Promotion.gates` runs the Rego policy with the validation result;
-3. :meth:`Promotion.claim` takes the artifact (exactly one concurrent move wins);
-4. :meth:`Promotion.copy` copies ciphertext and statement server-side;
-5. :meth:`Promotion.rewrap` wraps the DEK for the target tier (no re-encryption);
-6. :meth:`Promotion.commit` copies the manifest (the commit point), applies
-   retention and legal hold for cold, appends the signed promotion
-   attestation, updates the catalog, records the event and removes the source.
+1. :func:`plan` resolves the artifact and checks the move is allowed (read-only);
+2. :func:`check_integrity` decrypts and hashes everything, verifies the statement;
+3. :func:`check_policy` runs the Rego policy with the validation result;
+   :func:`refuse` records a refusal and raises PolicyError with every reason;
+4. :func:`claim` takes the artifact (of two concurrent moves exactly one wins);
+5. :func:`copy` copies ciphertext and statement server-side;
+6. :func:`rewrap` wraps the DEK for the target tier (no re-encryption);
+7. :func:`commit` copies the manifest (the commit point), applies retention and
+   legal hold for cold, appends the signed promotion attestation, records the
+   event, updates the catalog, escrows a cold DEK and removes the source.
 
-Any failure before the commit runs :meth:`Promotion.compensate`, which removes
-what was copied and releases the claim, so the artifact stays in its source
-tier with nothing half-promoted visible.
+Every step is idempotent: run again with the same values it converges to the
+same state. Copies go to fixed keys (an identical object is not copied again),
+the envelope has one key, and :func:`commit` looks for what an earlier attempt
+already did (target manifest, promotion attestation, event) before doing it.
+
+Compensation, for a failure before the commit point, undoes in reverse order:
+:func:`discard_envelope` (rewrap), :func:`discard_copies` (copy) and
+:func:`release` (claim); :func:`abandon` runs all three (it also covers the
+failing step's own partial work). Each is idempotent and leaves the target
+alone once the target manifest exists: past the commit point a move rolls
+forward (run :func:`commit` again with the same claim), never back.
+
+A delete is steps too: :func:`plan_delete` (retention checks),
+:func:`remove_objects` (manifest first: the commit point), :func:`announce_delete`
+(once) and :func:`unindex`; :func:`delete_artifact` runs them in a row.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from weightvault._json import canonical_json
@@ -32,12 +53,44 @@ from weightvault.errors import (
     VaultError,
 )
 from weightvault.gates import evaluate
+from weightvault.lifecycle import claims
+from weightvault.lifecycle.claims import Claim
 from weightvault.lifecycle.evidence import latest_report
-from weightvault.provenance import append_attestation
+from weightvault.provenance import Attestation, append_attestation, find_attestation, trust_root
 from weightvault.store.layout import envelope_key, manifest_key, statement_key
+
+__all__ = [
+    "PROMOTIONS",
+    "Claim",
+    "DeletePlan",
+    "Gate",
+    "PromotionPlan",
+    "PromotionResult",
+    "abandon",
+    "announce_delete",
+    "check_integrity",
+    "check_move",
+    "check_policy",
+    "claim",
+    "commit",
+    "copy",
+    "delete_artifact",
+    "discard_copies",
+    "discard_envelope",
+    "plan",
+    "plan_delete",
+    "policy_input",
+    "promote",
+    "refuse",
+    "release",
+    "remove_objects",
+    "rewrap",
+    "unindex",
+]
 
 PROMOTIONS = {("hot", "warm"), ("warm", "cold")}
 PAYLOAD = "c2sp.org/chunked-encryption@v1 Cobblestone-256"
+PROMOTED = "artifact.promoted"
 
 
 def check_move(source: str, target: str) -> None:
@@ -56,11 +109,27 @@ class Gate:
 
     name: str
     passed: bool
-    reasons: list[str] = field(default_factory=list)
+    reasons: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
         return {"name": self.name, "passed": self.passed, "reasons": list(self.reasons)}
+
+
+@dataclass(frozen=True)
+class PromotionPlan:
+    """What one promotion will do, fixed before anything moves (no key material)."""
+
+    artifact_id: str
+    name: str
+    content_digest: str
+    source: str
+    target: str
+    approver: str
+    justification: str
+    legal_hold: bool
+    #: ciphertext and statement keys (the manifest is copied last, by :func:`commit`)
+    object_keys: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -72,248 +141,362 @@ class PromotionResult:
     target: str
     attestation: str
     policy_digest: str
-    gates: list[Gate]
+    gates: tuple[Gate, ...]
     retain_until: str | None
     legal_hold: bool
 
 
-class Promotion:
-    """One promotion of one artifact, as resumable steps."""
+# -- plan and gates -------------------------------------------------------------------
 
-    def __init__(
-        self,
-        vault: Vault,
-        artifact_id: str,
-        target: str,
-        *,
-        approver: str,
-        justification: str,
-        legal_hold: bool = False,
-    ) -> None:
-        self.vault = vault
-        self.row = vault.resolve(artifact_id)
-        self.artifact_id = self.row.id
-        self.source = self.row.tier
-        self.target = target
-        self.approver = approver.strip()
-        self.justification = justification.strip()
-        self.legal_hold = legal_hold
-        self.copied: list[str] = []
-        self.claimed = False
-        self.committed = False
-        check_move(self.source, target)
 
-    # -- gates ------------------------------------------------------------------
+def plan(
+    vault: Vault,
+    artifact_id: str,
+    target: str,
+    *,
+    approver: str,
+    justification: str,
+    legal_hold: bool = False,
+) -> PromotionPlan:
+    """Resolve the artifact and check the move is allowed; nothing is written."""
+    row = vault.resolve(artifact_id)
+    check_move(row.tier, target)
+    files = [f["object_key"] for f in vault.catalog.files_of(row.id)]
+    return PromotionPlan(
+        artifact_id=row.id,
+        name=row.name,
+        content_digest=row.content_digest,
+        source=row.tier,
+        target=target,
+        approver=approver.strip(),
+        justification=justification.strip(),
+        legal_hold=legal_hold,
+        object_keys=(*files, statement_key(row.id)),
+    )
 
-    def load(self) -> Gate:
-        """Integrity and signature: decrypt and hash everything, verify the statement."""
-        try:
-            self.vault.verify(self.artifact_id)
-        except IntegrityError as exc:
-            return Gate("integrity", False, [f"integrity: {exc.message}"])
-        return Gate("integrity", True, [])
 
-    def policy_input(self, integrity: Gate) -> dict[str, Any]:
-        """The Rego input document for this promotion."""
-        vault = self.vault
-        manifest, dek = vault.load_manifest(self.artifact_id, self.source)
-        del dek
-        statement = vault.verify_statement(self.artifact_id, self.source, manifest)
-        build = statement["predicate"]["buildDefinition"]
-        source = build["externalParameters"].get("source", {})
-        extra = build["externalParameters"].get("extra", {})
-        report = latest_report(vault, self.row)
-        formats = {f["path"]: f["format"] for f in report.get("files", [])} if report else {}
-        status = report["status"] if report else "missing"
-        git: dict[str, Any] = {}
-        if "commit" in source:
-            git = {"commit": source["commit"], "dirty": source["dirty"]}
-        missing = list(extra.get("missing", []))
-        return {
-            "artifact": {
-                "id": self.artifact_id,
-                "name": manifest.name,
-                "tier": self.source,
-                "target_tier": self.target,
-                "creator": manifest.creator,
-                "license": manifest.labels.get("license", ""),
-                "files": [
-                    {
-                        "path": f.path,
-                        "format": formats.get(f.path, "unknown"),
-                        "size": f.size,
-                        "sha256": f.sha256,
-                    }
-                    for f in manifest.files
-                ],
-                "encryption": {"payload": PAYLOAD, "dek_wrap": "A256GCM", "kek_bits": 256},
-                "signature": {"valid": integrity.passed, "algorithms": ["Ed25519", "ML-DSA-65"]},
-                "validation": {"status": status},
-                "provenance": {
-                    "complete": not missing and bool(git),
-                    "missing": missing,
-                    "git": git,
-                },
+def check_integrity(vault: Vault, p: PromotionPlan) -> Gate:
+    """Integrity and signature: decrypt and hash everything, verify the statement."""
+    try:
+        vault.verify(p.artifact_id)
+    except IntegrityError as exc:
+        return Gate("integrity", False, (f"integrity: {exc.message}",))
+    return Gate("integrity", True)
+
+
+def policy_input(vault: Vault, p: PromotionPlan, integrity: Gate) -> dict[str, Any]:
+    """The Rego input document for this promotion."""
+    manifest, dek = vault.load_manifest(p.artifact_id, p.source)
+    del dek
+    statement = vault.verify_statement(p.artifact_id, p.source, manifest)
+    build = statement["predicate"]["buildDefinition"]
+    source = build["externalParameters"].get("source", {})
+    extra = build["externalParameters"].get("extra", {})
+    report = latest_report(vault, vault.resolve(p.artifact_id))
+    formats = {f["path"]: f["format"] for f in report.get("files", [])} if report else {}
+    status = report["status"] if report else "missing"
+    git: dict[str, Any] = {}
+    if "commit" in source:
+        git = {"commit": source["commit"], "dirty": source["dirty"]}
+    missing = list(extra.get("missing", []))
+    return {
+        "artifact": {
+            "id": p.artifact_id,
+            "name": manifest.name,
+            "tier": p.source,
+            "target_tier": p.target,
+            "creator": manifest.creator,
+            "license": manifest.labels.get("license", ""),
+            "files": [
+                {
+                    "path": f.path,
+                    "format": formats.get(f.path, "unknown"),
+                    "size": f.size,
+                    "sha256": f.sha256,
+                }
+                for f in manifest.files
+            ],
+            "encryption": {"payload": PAYLOAD, "dek_wrap": "A256GCM", "kek_bits": 256},
+            "signature": {"valid": integrity.passed, "algorithms": ["Ed25519", "ML-DSA-65"]},
+            "validation": {"status": status},
+            "provenance": {
+                "complete": not missing and bool(git),
+                "missing": missing,
+                "git": git,
             },
-            "request": {"approver": self.approver, "justification": self.justification},
-        }
+        },
+        "request": {"approver": p.approver, "justification": p.justification},
+    }
 
-    def gates(self, integrity: Gate) -> tuple[Gate, str]:
-        """Run the policy; returns the policy gate and the policy bundle digest."""
-        policy_dir = self.vault.settings.policy_dir
-        decision = evaluate(self.policy_input(integrity), policy_dir)
-        return Gate("policy", decision.allow, list(decision.reasons)), decision.policy_digest
 
-    # -- moves --------------------------------------------------------------------
+def check_policy(vault: Vault, p: PromotionPlan, integrity: Gate) -> tuple[Gate, str]:
+    """Run the policy; returns the policy gate and the policy bundle digest."""
+    decision = evaluate(policy_input(vault, p, integrity), vault.settings.policy_dir)
+    return Gate("policy", decision.allow, tuple(decision.reasons)), decision.policy_digest
 
-    def claim(self) -> None:
-        """Take the artifact; ConflictError if another move holds it."""
-        self.vault.catalog.claim(self.artifact_id, self.source, self.target)
-        self.claimed = True
 
-    def _object_keys(self) -> list[str]:
-        files = [f["object_key"] for f in self.vault.catalog.files_of(self.artifact_id)]
-        return [*files, statement_key(self.artifact_id)]
+def refuse(vault: Vault, p: PromotionPlan, gates: Sequence[Gate]) -> None:
+    """Record a refused promotion and raise PolicyError with every reason."""
+    failed = [r for g in gates if not g.passed for r in g.reasons]
+    vault.record_event(
+        "artifact.promotion_refused",
+        p.artifact_id,
+        {"tier": p.target, "reasons": failed, "approver": p.approver},
+    )
+    raise PolicyError(f"promotion of {p.artifact_id} to {p.target} refused: " + "; ".join(failed))
 
-    def copy(self) -> int:
-        """Server-side copy of ciphertext and statement to the target bucket."""
-        src, dst = self.vault.bucket(self.source), self.vault.bucket(self.target)
-        for key in self._object_keys():
-            self.vault.store.copy(src, key, dst, key)
-            self.copied.append(key)
-        return len(self.copied)
 
-    def rewrap(self) -> str:
-        """Wrap the DEK under the target tier's KEK and store that envelope."""
-        vault = self.vault
-        dek = vault.keys.unwrap_dek(vault.load_envelope(self.artifact_id, self.source))
-        wrapped = vault.keys.wrap_dek(self.target, self.artifact_id, dek)
-        del dek
-        vault.store.put_bytes(
-            vault.bucket("envelopes"),
-            envelope_key(self.artifact_id, self.target),
-            canonical_json(wrapped.to_dict()),
-        )
+# -- moves ----------------------------------------------------------------------------
+
+
+def claim(vault: Vault, p: PromotionPlan) -> Claim:
+    """Take the artifact; ConflictError if another move holds it."""
+    return claims.take(vault, p.artifact_id, p.source, p.target)
+
+
+def _same_object(vault: Vault, src: str, dst: str, key: str) -> bool:
+    """True when ``dst/key`` already holds what ``src/key`` holds."""
+    try:
+        there = vault.store.stat(dst, key)
+    except NotFoundError:
+        return False
+    here = vault.store.stat(src, key)
+    return there.size == here.size and bool(here.etag) and there.etag == here.etag
+
+
+def copy(vault: Vault, p: PromotionPlan, held: Claim) -> int:
+    """Server-side copy of ciphertext and statement; returns how many objects were copied.
+
+    Idempotent: every object goes to its fixed key, and one the target already
+    holds (same size and ETag) is not copied again.
+    """
+    if not claims.held(vault, held):
+        return 0
+    src, dst = vault.bucket(p.source), vault.bucket(p.target)
+    copied = 0
+    for key in p.object_keys:
+        if not _same_object(vault, src, dst, key):
+            vault.store.copy(src, key, dst, key)
+            copied += 1
+    return copied
+
+
+def rewrap(vault: Vault, p: PromotionPlan, held: Claim) -> str:
+    """Wrap the DEK under the target tier's KEK and store that envelope (one key)."""
+    if not claims.held(vault, held):
+        wrapped = vault.load_envelope(p.artifact_id, p.target)
         return f"{wrapped.kek_id}@v{wrapped.kek_version}"
+    dek = vault.keys.unwrap_dek(vault.load_envelope(p.artifact_id, p.source))
+    wrapped = vault.keys.wrap_dek(p.target, p.artifact_id, dek)
+    del dek
+    vault.store.put_bytes(
+        vault.bucket("envelopes"),
+        envelope_key(p.artifact_id, p.target),
+        canonical_json(wrapped.to_dict()),
+    )
+    return f"{wrapped.kek_id}@v{wrapped.kek_version}"
 
-    def commit(self, gates: list[Gate], digest: str) -> PromotionResult:
-        """Copy the manifest (commit point), lock, attest, index, announce, clean up."""
-        vault = self.vault
-        src, dst = vault.bucket(self.source), vault.bucket(self.target)
-        mkey = manifest_key(self.artifact_id)
-        vault.store.copy(src, mkey, dst, mkey)
-        self.copied.append(mkey)
-        # Past the commit point: from here on the move rolls forward, never back.
-        self.committed = True
-        retain = vault.retain_until(self.target)
+
+def _committed(vault: Vault, p: PromotionPlan) -> bool:
+    """Past the commit point: the target holds the manifest."""
+    return vault.store.exists(vault.bucket(p.target), manifest_key(p.artifact_id))
+
+
+def _lock(vault: Vault, p: PromotionPlan, retain: datetime | None) -> None:
+    """Retention and legal hold on every target object.
+
+    Safe to repeat: a retry computes a later date, and COMPLIANCE retention may
+    be extended, never shortened. Once the attestation exists the locks it
+    records were applied before it, so :func:`commit` does not lock again.
+    """
+    dst = vault.bucket(p.target)
+    for key in (manifest_key(p.artifact_id), *p.object_keys):
         if retain is not None:
-            for key in self.copied:
-                vault.store.set_retention(dst, key, retain)
-        if self.legal_hold:
-            for key in self.copied:
-                vault.store.set_legal_hold(dst, key, True)
-        retain_text = iso_seconds(retain) if retain else None
+            vault.store.set_retention(dst, key, retain)
+        if p.legal_hold:
+            vault.store.set_legal_hold(dst, key, True)
+
+
+def _attestation(vault: Vault, p: PromotionPlan) -> Attestation | None:
+    """The promotion attestation of this move, if an earlier attempt appended it.
+
+    An artifact moves from one tier to the next at most once (tiers only go
+    forward), so (from, to) names the promotion.
+    """
+    return find_attestation(
+        vault.store,
+        vault.bucket("audit"),
+        p.artifact_id,
+        trust_root(vault.keys),
+        p.content_digest,
+        kind="promotion",
+        match={"from": p.source, "to": p.target},
+    )
+
+
+def _promoted_ts(vault: Vault, p: PromotionPlan, att: Attestation) -> str | None:
+    """When the promotion event naming ``att`` was recorded, if it was."""
+    for event in vault.catalog.events_of(p.artifact_id):
+        if event["kind"] == PROMOTED and event["details"].get("attestation") == att.key:
+            return str(event["ts"])
+    return None
+
+
+def commit(
+    vault: Vault, p: PromotionPlan, held: Claim, gates: Sequence[Gate], policy_digest: str
+) -> PromotionResult:
+    """Copy the manifest (commit point), lock, attest, announce, index, clean up.
+
+    Idempotent: a retry skips what an earlier attempt did (the manifest copy,
+    the attestation, the event) and redoes only what converges (locks, index,
+    escrow, source removal).
+    """
+    claims.held(vault, held)  # raises ConflictError if the claim was lost
+    src, dst = vault.bucket(p.source), vault.bucket(p.target)
+    mkey = manifest_key(p.artifact_id)
+    if not _committed(vault, p):
+        vault.store.copy(src, mkey, dst, mkey)
+    # Past the commit point: from here on the move rolls forward, never back.
+    att = _attestation(vault, p)
+    if att is None:
+        retain = vault.retain_until(p.target)
+        _lock(vault, p, retain)
         att = append_attestation(
             vault.store,
             vault.bucket("audit"),
             vault.keys,
-            artifact_id=self.artifact_id,
-            name=self.row.name,
-            content_digest=self.row.content_digest,
+            artifact_id=p.artifact_id,
+            name=p.name,
+            content_digest=p.content_digest,
             kind="promotion",
             predicate={
-                "from": self.source,
-                "to": self.target,
-                "approver": self.approver,
-                "justification": self.justification,
+                "from": p.source,
+                "to": p.target,
+                "approver": p.approver,
+                "justification": p.justification,
                 "requested_by": vault.actor,
                 "at": iso_seconds(vault.clock()),
                 "gates": [g.to_dict() for g in gates],
-                "policy_digest": digest,
-                "retain_until": retain_text,
-                "legal_hold": self.legal_hold,
+                "policy_digest": policy_digest,
+                "retain_until": iso_seconds(retain) if retain else None,
+                "legal_hold": p.legal_hold,
             },
         )
-        event = vault.record_event(
-            "artifact.promoted",
-            self.artifact_id,
+    retain_text: str | None = att.predicate.get("retain_until")
+    since = _promoted_ts(vault, p, att)
+    if since is None:
+        since = vault.record_event(
+            PROMOTED,
+            p.artifact_id,
             {
-                "from": self.source,
-                "tier": self.target,
-                "approver": self.approver,
+                "from": p.source,
+                "tier": p.target,
+                "approver": p.approver,
                 "attestation": att.key,
                 "attestation_sha256": att.sha256,
-                "policy_digest": digest,
+                "policy_digest": policy_digest,
             },
+        ).ts
+    wrapped = vault.load_envelope(p.artifact_id, p.target)
+    with vault.catalog.transaction() as conn:
+        vault.catalog.move(
+            conn,
+            p.artifact_id,
+            tier=p.target,
+            bucket=dst,
+            since=since,
+            retain_until=vault.retain_until_of(p.target, p.artifact_id),
+            legal_hold=p.legal_hold,
         )
-        wrapped = vault.load_envelope(self.artifact_id, self.target)
-        with vault.catalog.transaction() as conn:
-            vault.catalog.move(
-                conn,
-                self.artifact_id,
-                tier=self.target,
-                bucket=dst,
-                since=event.ts,
-                retain_until=vault.retain_until_of(self.target, self.artifact_id),
-                legal_hold=self.legal_hold,
-            )
-            vault.catalog.drop_envelope(conn, self.artifact_id, self.source)
-            vault.catalog.set_envelope(
-                conn,
-                self.artifact_id,
-                self.target,
-                wrapped.kek_id,
-                wrapped.kek_version,
-                envelope_key(self.artifact_id, self.target),
-            )
-        self.claimed = False
-        if self.target == "cold":
-            from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
-
-            if has_escrow_key(vault.keys):
-                escrow_on_publish(vault, self.artifact_id)
-        self._remove_source()
-        return PromotionResult(
-            self.artifact_id,
-            self.source,
-            self.target,
-            att.key,
-            digest,
-            gates,
-            retain_text,
-            self.legal_hold,
+        vault.catalog.drop_envelope(conn, p.artifact_id, p.source)
+        vault.catalog.set_envelope(
+            conn,
+            p.artifact_id,
+            p.target,
+            wrapped.kek_id,
+            wrapped.kek_version,
+            envelope_key(p.artifact_id, p.target),
         )
+    if p.target == "cold":
+        from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
 
-    def _remove_source(self) -> None:
-        """Delete the source copy, manifest first so a crash leaves only orphans."""
-        vault = self.vault
-        src = vault.bucket(self.source)
-        keys = [manifest_key(self.artifact_id), *self._object_keys()]
-        for key in keys:
-            with contextlib.suppress(NotFoundError, RetentionError):
-                vault.store.remove(src, key)
+        if has_escrow_key(vault.keys):
+            escrow_on_publish(vault, p.artifact_id)
+    _remove_source(vault, p)
+    return PromotionResult(
+        p.artifact_id,
+        p.source,
+        p.target,
+        att.key,
+        str(att.predicate.get("policy_digest", policy_digest)),
+        tuple(gates),
+        retain_text,
+        p.legal_hold,
+    )
+
+
+def _remove_source(vault: Vault, p: PromotionPlan) -> None:
+    """Delete the source copy, manifest first so a crash leaves only orphans."""
+    src = vault.bucket(p.source)
+    for key in (manifest_key(p.artifact_id), *p.object_keys):
+        with contextlib.suppress(NotFoundError, RetentionError):
+            vault.store.remove(src, key)
+    with contextlib.suppress(NotFoundError):
+        vault.store.remove(vault.bucket("envelopes"), envelope_key(p.artifact_id, p.source))
+
+
+# -- compensation (before the commit point only) ---------------------------------------
+
+
+def discard_envelope(vault: Vault, p: PromotionPlan) -> bool:
+    """Undo :func:`rewrap`: remove the target envelope; True if one was removed."""
+    if _committed(vault, p):
+        return False
+    try:
+        vault.store.remove(vault.bucket("envelopes"), envelope_key(p.artifact_id, p.target))
+    except NotFoundError:
+        return False
+    return True
+
+
+def discard_copies(vault: Vault, p: PromotionPlan) -> int:
+    """Undo :func:`copy`: remove the target's copies; returns how many were removed."""
+    if _committed(vault, p):
+        return 0
+    dst = vault.bucket(p.target)
+    removed = 0
+    for key in reversed(p.object_keys):
         with contextlib.suppress(NotFoundError):
-            vault.store.remove(
-                vault.bucket("envelopes"), envelope_key(self.artifact_id, self.source)
-            )
+            vault.store.remove(dst, key)
+            removed += 1
+    return removed
 
-    def compensate(self) -> None:
-        """Undo the steps done so far; the artifact stays in its source tier."""
-        if self.committed:
-            return
-        vault = self.vault
-        dst = vault.bucket(self.target)
-        for key in reversed(self.copied):
-            with contextlib.suppress(VaultError):
-                vault.store.remove(dst, key)
-        self.copied.clear()
-        with contextlib.suppress(VaultError):
-            vault.store.remove(
-                vault.bucket("envelopes"), envelope_key(self.artifact_id, self.target)
-            )
-        if self.claimed:
-            vault.catalog.release(self.artifact_id)
-            self.claimed = False
+
+def release(vault: Vault, p: PromotionPlan, held: Claim) -> bool:
+    """Undo :func:`claim` (before the commit point); True if the claim was dropped now.
+
+    Past the commit point the claim stays: it marks the move as owed a roll
+    forward, so no other move starts from a tier the artifact is leaving.
+    """
+    if _committed(vault, p):
+        return False
+    return claims.release(vault, held)
+
+
+def abandon(vault: Vault, p: PromotionPlan, held: Claim) -> None:
+    """Every compensation, in reverse order of the steps; the artifact stays in its source.
+
+    The claim is released even when a discard fails (what is left is an orphan
+    for ``gc``: without a target manifest it is never visible).
+    """
+    try:
+        discard_envelope(vault, p)
+        discard_copies(vault, p)
+    finally:
+        release(vault, p, held)
+
+
+# -- the steps in a row ---------------------------------------------------------------
 
 
 def promote(
@@ -326,7 +509,7 @@ def promote(
     legal_hold: bool = False,
 ) -> PromotionResult:
     """Run every step of a promotion in this process; PolicyError lists every reason."""
-    move = Promotion(
+    p = plan(
         vault,
         artifact_id,
         target,
@@ -334,45 +517,35 @@ def promote(
         justification=justification,
         legal_hold=legal_hold,
     )
-    integrity = move.load()
-    policy, digest = move.gates(integrity)
-    gates = [integrity, policy]
-    failed = [r for g in gates if not g.passed for r in g.reasons]
-    if failed:
-        vault.record_event(
-            "artifact.promotion_refused",
-            move.artifact_id,
-            {"tier": target, "reasons": failed, "approver": move.approver},
-        )
-        raise PolicyError(
-            f"promotion of {move.artifact_id} to {target} refused: " + "; ".join(failed)
-        )
-    move.claim()
+    integrity = check_integrity(vault, p)
+    policy, digest = check_policy(vault, p, integrity)
+    gates = (integrity, policy)
+    if not all(g.passed for g in gates):
+        refuse(vault, p, gates)
+    held = claim(vault, p)
     try:
-        move.copy()
-        move.rewrap()
-        return move.commit(gates, digest)
+        copy(vault, p, held)
+        rewrap(vault, p, held)
+        return commit(vault, p, held, gates, digest)
     except BaseException:
-        if move.claimed:
-            move.compensate()
+        with contextlib.suppress(VaultError):
+            abandon(vault, p, held)
         raise
 
 
-def refuse(move: Promotion, gates: list[Gate]) -> None:
-    """Record a refused promotion and raise PolicyError with every reason."""
-    failed = [r for g in gates if not g.passed for r in g.reasons]
-    move.vault.record_event(
-        "artifact.promotion_refused",
-        move.artifact_id,
-        {"tier": move.target, "reasons": failed, "approver": move.approver},
-    )
-    raise PolicyError(
-        f"promotion of {move.artifact_id} to {move.target} refused: " + "; ".join(failed)
-    )
+# -- delete ---------------------------------------------------------------------------
 
 
-def delete_artifact(vault: Vault, artifact_id: str) -> int:
-    """Delete an artifact's objects; refused while any is under retention."""
+@dataclass(frozen=True)
+class DeletePlan:
+    """Which artifact a delete removes, and from where (checked against retention)."""
+
+    artifact_id: str
+    tier: str
+
+
+def plan_delete(vault: Vault, artifact_id: str) -> DeletePlan:
+    """Check the artifact may be deleted; RetentionError while retained or on hold."""
     row = vault.resolve(artifact_id)
     placement = vault.catalog.placement(row.id)
     if placement["retain_until"]:
@@ -381,10 +554,38 @@ def delete_artifact(vault: Vault, artifact_id: str) -> int:
         )
     if placement["legal_hold"]:
         raise RetentionError(f"artifact {row.id} is under legal hold: delete refused")
+    return DeletePlan(row.id, row.tier)
+
+
+def remove_objects(vault: Vault, d: DeletePlan) -> int:
+    """Remove the manifest (the commit point), then the rest; idempotent. Returns how many."""
     # The manifest goes first: a crash then leaves orphans for gc, never a half artifact.
-    vault.store.remove(vault.bucket(row.tier), manifest_key(row.id))
-    removed = 1 + vault.discard(row.id, row.tier)
-    vault.record_event("artifact.deleted", row.id, {"tier": row.tier, "objects": removed})
+    removed = 0
+    with contextlib.suppress(NotFoundError):
+        vault.store.remove(vault.bucket(d.tier), manifest_key(d.artifact_id))
+        removed = 1
+    return removed + vault.discard(d.artifact_id, d.tier)
+
+
+def announce_delete(vault: Vault, d: DeletePlan, removed: int) -> str:
+    """Record the deletion once; returns the event's time."""
+    for event in vault.catalog.events_of(d.artifact_id):
+        if event["kind"] == "artifact.deleted":
+            return str(event["ts"])
+    details = {"tier": d.tier, "objects": removed}
+    return vault.record_event("artifact.deleted", d.artifact_id, details).ts
+
+
+def unindex(vault: Vault, d: DeletePlan) -> None:
+    """Drop the artifact's catalog rows (its events stay: they are evidence); idempotent."""
     with vault.catalog.transaction() as conn:
-        vault.catalog.remove_artifact(conn, row.id)
+        vault.catalog.remove_artifact(conn, d.artifact_id)
+
+
+def delete_artifact(vault: Vault, artifact_id: str) -> int:
+    """Delete an artifact's objects: every delete step in a row; refused under retention."""
+    d = plan_delete(vault, artifact_id)
+    removed = remove_objects(vault, d)
+    announce_delete(vault, d, removed)
+    unindex(vault, d)
     return removed

@@ -4,18 +4,97 @@ Objects stay where they are (cold objects cannot move under object lock); a
 marker in the quarantine bucket, the catalog and every read path refuse reads
 until :func:`release`. Markers are part of the store, so a catalog rebuild
 keeps the quarantine.
+
+Both moves are written once, here, as named steps taking the vault and
+immutable values; :func:`quarantine` and :func:`release` run them in a row.
+
+- quarantine: :func:`plan_quarantine`, :func:`claim`, :func:`write_marker`
+  (the commit point: the store now says "quarantined"), :func:`announce_quarantine`,
+  :func:`index`.
+- release: :func:`plan_release`, :func:`claim`, :func:`announce_release`
+  (intent before effect), :func:`remove_marker` (the commit point),
+  :func:`index`.
+
+Each step is idempotent: the marker is written once and kept on a retry, an
+event already recorded for this marker is not recorded again, and indexing
+sets the same row. A failure before the commit point releases the claim
+(:func:`abandon`); past it the move rolls forward (re-run the rest).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.artifacts import Vault, iso
 from weightvault.errors import ConflictError, NotFoundError, PolicyError
+from weightvault.lifecycle import claims
+from weightvault.lifecycle.claims import Claim
 from weightvault.store.layout import quarantine_marker_key
 
+__all__ = [
+    "MARKER_TYPE",
+    "QuarantinePlan",
+    "ReleasePlan",
+    "abandon",
+    "announce_quarantine",
+    "announce_release",
+    "claim",
+    "index",
+    "plan_quarantine",
+    "plan_release",
+    "quarantine",
+    "read_marker",
+    "release",
+    "remove_marker",
+    "write_marker",
+]
+
 MARKER_TYPE = "weightvault.quarantine/v1"
+QUARANTINED = "artifact.quarantined"
+RELEASED = "artifact.released"
+
+
+@dataclass(frozen=True)
+class QuarantinePlan:
+    """Which artifact to isolate, from which tier, and why."""
+
+    artifact_id: str
+    origin: str
+    reason: str
+
+    @property
+    def source(self) -> str:
+        """The tier the claim moves from."""
+        return self.origin
+
+    @property
+    def target(self) -> str:
+        """The tier the claim moves to."""
+        return "quarantine"
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """Which quarantined artifact goes back to which tier, approved by whom."""
+
+    artifact_id: str
+    origin: str
+    approver: str
+    justification: str
+    #: when the marker being removed was written (names this quarantine)
+    marker_at: str
+
+    @property
+    def source(self) -> str:
+        """The tier the claim moves from."""
+        return "quarantine"
+
+    @property
+    def target(self) -> str:
+        """The tier the claim moves to."""
+        return self.origin
 
 
 def read_marker(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
@@ -27,70 +106,139 @@ def read_marker(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
     return parse_canonical(data, "quarantine marker")
 
 
-def _record_move(vault: Vault, artifact_id: str, tier: str, bucket: str, since: str) -> None:
-    """Index a quarantine or release; retention and legal hold are unchanged."""
-    placement = vault.catalog.placement(artifact_id)
+def _event_since(vault: Vault, artifact_id: str, kind: str, since: str) -> str | None:
+    """The time of a ``kind`` event of the artifact recorded at or after ``since``."""
+    for event in vault.catalog.events_of(artifact_id):
+        if event["kind"] == kind and str(event["ts"]) >= since:
+            return str(event["ts"])
+    return None
+
+
+# -- shared steps -------------------------------------------------------------------
+
+
+def claim(vault: Vault, p: QuarantinePlan | ReleasePlan) -> Claim:
+    """Take the artifact for this move; ConflictError if another move holds it."""
+    return claims.take(vault, p.artifact_id, p.source, p.target)
+
+
+def index(vault: Vault, p: QuarantinePlan | ReleasePlan, since: str) -> None:
+    """Index the move (releases the claim); retention and legal hold are unchanged."""
+    placement = vault.catalog.placement(p.artifact_id)
     with vault.catalog.transaction() as conn:
         vault.catalog.move(
             conn,
-            artifact_id,
-            tier=tier,
-            bucket=bucket,
+            p.artifact_id,
+            tier=p.target,
+            # Objects never move: the bucket stays the origin tier's.
+            bucket=vault.bucket(p.origin),
             since=since,
             retain_until=placement["retain_until"],
             legal_hold=bool(placement["legal_hold"]),
         )
 
 
-def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]:
-    """Isolate an artifact: no reads until released."""
+def abandon(vault: Vault, held: Claim) -> bool:
+    """Compensation before the commit point: drop the claim; idempotent."""
+    return claims.release(vault, held)
+
+
+# -- quarantine ---------------------------------------------------------------------
+
+
+def plan_quarantine(vault: Vault, artifact_id: str, *, reason: str) -> QuarantinePlan:
+    """Check the artifact can be quarantined; nothing is written."""
     row = vault.resolve(artifact_id)
     if row.tier == "quarantine":
         raise ConflictError(f"artifact {row.id} is already quarantined")
-    vault.catalog.claim(row.id, row.tier, "quarantine")
-    try:
-        marker = {
-            "type": MARKER_TYPE,
-            "artifact_id": row.id,
-            "origin": row.tier,
-            "reason": reason,
-            "at": iso(vault.clock()),
-            "by": vault.actor,
-        }
-        vault.store.put_bytes(
-            vault.bucket("quarantine"), quarantine_marker_key(row.id), canonical_json(marker)
-        )
-        event = vault.record_event(
-            "artifact.quarantined",
-            row.id,
-            {"tier": "quarantine", "origin": row.tier, "reason": reason},
-        )
-    except BaseException:
-        vault.catalog.release(row.id)
-        raise
-    _record_move(vault, row.id, "quarantine", vault.bucket(row.tier), event.ts)
+    return QuarantinePlan(row.id, row.tier, reason)
+
+
+def write_marker(vault: Vault, p: QuarantinePlan) -> dict[str, Any]:
+    """Store the marker (the commit point); a marker already there for this origin is kept."""
+    existing = read_marker(vault, p.artifact_id)
+    if existing is not None and existing.get("origin") == p.origin:
+        return existing
+    marker = {
+        "type": MARKER_TYPE,
+        "artifact_id": p.artifact_id,
+        "origin": p.origin,
+        "reason": p.reason,
+        "at": iso(vault.clock()),
+        "by": vault.actor,
+    }
+    vault.store.put_bytes(
+        vault.bucket("quarantine"), quarantine_marker_key(p.artifact_id), canonical_json(marker)
+    )
     return marker
 
 
-def release(vault: Vault, artifact_id: str, *, approver: str, justification: str) -> str:
-    """Release an artifact back to the tier it came from."""
+def announce_quarantine(vault: Vault, p: QuarantinePlan, marker: dict[str, Any]) -> str:
+    """Record the quarantine once per marker; returns the event's time."""
+    found = _event_since(vault, p.artifact_id, QUARANTINED, str(marker["at"]))
+    if found is not None:
+        return found
+    details = {"tier": "quarantine", "origin": p.origin, "reason": str(marker["reason"])}
+    return vault.record_event(QUARANTINED, p.artifact_id, details).ts
+
+
+def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]:
+    """Isolate an artifact: no reads until released. Every quarantine step in a row."""
+    p = plan_quarantine(vault, artifact_id, reason=reason)
+    held = claim(vault, p)
+    try:
+        marker = write_marker(vault, p)
+        since = announce_quarantine(vault, p, marker)
+    except BaseException:
+        abandon(vault, held)
+        raise
+    index(vault, p, since)
+    return marker
+
+
+# -- release ------------------------------------------------------------------------
+
+
+def plan_release(
+    vault: Vault, artifact_id: str, *, approver: str, justification: str
+) -> ReleasePlan:
+    """Check the artifact is quarantined and the approver is someone else."""
     row = vault.resolve(artifact_id)
     marker = read_marker(vault, row.id)
     if row.tier != "quarantine" or marker is None:
         raise PolicyError(f"artifact {row.id} is not quarantined")
     if not approver.strip() or approver.strip() == vault.actor:
         raise PolicyError("release needs an approver other than the person releasing")
-    origin = str(marker["origin"])
-    vault.catalog.claim(row.id, "quarantine", origin)
+    return ReleasePlan(row.id, str(marker["origin"]), approver, justification, str(marker["at"]))
+
+
+def announce_release(vault: Vault, p: ReleasePlan) -> str:
+    """Record the release once per quarantine (intent before effect); returns its time."""
+    found = _event_since(vault, p.artifact_id, RELEASED, p.marker_at)
+    if found is not None:
+        return found
+    details = {"tier": p.origin, "approver": p.approver, "justification": p.justification}
+    return vault.record_event(RELEASED, p.artifact_id, details).ts
+
+
+def remove_marker(vault: Vault, p: ReleasePlan) -> bool:
+    """Remove the marker (the commit point); idempotent. True if it was removed now."""
     try:
-        event = vault.record_event(
-            "artifact.released",
-            row.id,
-            {"tier": origin, "approver": approver, "justification": justification},
-        )
-        vault.store.remove(vault.bucket("quarantine"), quarantine_marker_key(row.id))
+        vault.store.remove(vault.bucket("quarantine"), quarantine_marker_key(p.artifact_id))
+    except NotFoundError:
+        return False
+    return True
+
+
+def release(vault: Vault, artifact_id: str, *, approver: str, justification: str) -> str:
+    """Release an artifact back to the tier it came from. Every release step in a row."""
+    p = plan_release(vault, artifact_id, approver=approver, justification=justification)
+    held = claim(vault, p)
+    try:
+        since = announce_release(vault, p)
+        remove_marker(vault, p)
     except BaseException:
-        vault.catalog.release(row.id)
+        abandon(vault, held)
         raise
-    _record_move(vault, row.id, origin, vault.bucket(origin), event.ts)
-    return origin
+    index(vault, p, since)
+    return p.origin

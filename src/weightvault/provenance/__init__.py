@@ -5,7 +5,14 @@ root, attestation chains.
 """
 
 from weightvault.provenance._capture import Provenance, capture_provenance
-from weightvault.provenance._chain import append_attestation, attestation_keys, verify_attestations
+from weightvault.provenance._chain import (
+    Attestation,
+    append_attestation,
+    attestation_keys,
+    find_attestation,
+    verify_attestations,
+    verify_chain,
+)
 from weightvault.provenance._intoto import parse_statement
 from weightvault.provenance._statements import (
     SIGNING_KEY_ID,
@@ -20,10 +27,12 @@ from weightvault.provenance._statements import (
 
 __all__ = [
     "SIGNING_KEY_ID",
+    "Attestation",
     "Provenance",
     "append_attestation",
     "attestation_keys",
     "capture_provenance",
+    "find_attestation",
     "parse_statement",
     "provenance_document",
     "rotate_signing_key",
@@ -32,5 +41,6 @@ __all__ = [
     "trust_root",
     "trusted_keys",
     "verify_attestations",
+    "verify_chain",
     "verify_statement",
 ]

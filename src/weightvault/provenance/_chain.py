@@ -106,3 +106,24 @@ def verify_chain(
     """Verify every stored attestation of an artifact."""
     docs = [(k, store.get_bytes(bucket, k)) for k in attestation_keys(store, bucket, artifact_id)]
     return verify_attestations(docs, root, content_digest)
+
+
+def find_attestation(
+    store: ObjectStore,
+    bucket: str,
+    artifact_id: str,
+    root: Mapping[str, Any],
+    content_digest: str,
+    *,
+    kind: str,
+    match: Mapping[str, Any],
+) -> Attestation | None:
+    """The first attestation of ``kind`` whose predicate has every item of ``match``.
+
+    The whole chain is verified first (fail closed): a step that asks "was this
+    already attested?" before appending never trusts an unverified answer.
+    """
+    for att in verify_chain(store, bucket, artifact_id, root, content_digest):
+        if att.kind == kind and all(att.predicate.get(k) == v for k, v in match.items()):
+            return att
+    return None

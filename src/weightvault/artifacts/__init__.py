@@ -9,8 +9,6 @@ from weightvault.artifacts._vault import (
     VerifyReport,
     artifact_row,
     file_row,
-    iso,
-    iso_seconds,
 )
 
 __all__ = [
@@ -22,6 +20,4 @@ __all__ = [
     "VerifyReport",
     "artifact_row",
     "file_row",
-    "iso",
-    "iso_seconds",
 ]

@@ -12,11 +12,8 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
-import os
 import queue
 import secrets
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +21,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from weightvault._fs import regular_files, staged_output
 from weightvault._json import canonical_json, parse_canonical
+from weightvault._time import iso, iso_seconds, utcnow
 from weightvault.catalog import ArtifactRow, Catalog
 from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
@@ -64,21 +63,6 @@ from weightvault.store.layout import (
 
 log = get_logger("weightvault.artifacts._vault")
 _READ_BLOCK = 1 << 20
-
-
-def utcnow() -> datetime:
-    """The current time in UTC."""
-    return datetime.now(UTC)
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 UTC with microseconds."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def iso_seconds(moment: datetime) -> str:
-    """ISO 8601 UTC to the second (what S3 keeps of retention dates)."""
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
 
 
 def default_actor() -> str:
@@ -194,26 +178,8 @@ def _new_artifact_id() -> str:
 
 
 def _walk(source: Path) -> list[tuple[str, Path]]:
-    """(relative path, absolute path) of every regular file under ``source``."""
-    if source.is_symlink():
-        raise InvalidInputError(f"{source} is a symbolic link; refusing to follow it")
-    if source.is_file():
-        return [(check_relpath(source.name), source)]
-    if not source.is_dir():
-        raise InvalidInputError(f"{source} does not exist or is not a file or directory")
-    found: list[tuple[str, Path]] = []
-    for root, dirs, names in os.walk(source):
-        dirs.sort()
-        for name in sorted(names):
-            path = Path(root) / name
-            if path.is_symlink():
-                raise InvalidInputError(f"{path} is a symbolic link; refusing to follow it")
-            if not path.is_file():
-                raise InvalidInputError(f"{path} is not a regular file")
-            found.append((check_relpath(path.relative_to(source).as_posix()), path))
-    if not found:
-        raise InvalidInputError(f"{source} contains no files")
-    return found
+    """(manifest path, path) of every regular file of ``source``; links are refused."""
+    return [(check_relpath(rel), path) for rel, path in regular_files(source)]
 
 
 class Vault:
@@ -542,25 +508,15 @@ class Vault:
     def get(self, artifact_id: str, out: Path) -> Manifest:
         """Download, decrypt and verify into ``out``, renamed into place only when all is good."""
         row, manifest, dek = self._readable(artifact_id)
-        out = out.absolute()
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise InvalidInputError(f"output {out} exists and is not an empty directory")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
-            for entry in manifest.files:
-                target = (staging / entry.path).resolve()
-                if not target.is_relative_to(staging.resolve()):
-                    raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("wb") as fh:
-                    self.decrypt_file(row, entry, dek, fh)
-            if out.exists():
-                out.rmdir()
-            staging.rename(out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            with staged_output(out) as staging:
+                for entry in manifest.files:
+                    target = (staging / entry.path).resolve()
+                    if not target.is_relative_to(staging.resolve()):
+                        raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with target.open("wb") as fh:
+                        self.decrypt_file(row, entry, dek, fh)
         finally:
             del dek
         self.record_event("artifact.read", row.id, {"files": len(manifest.files)})

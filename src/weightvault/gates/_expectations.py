@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from weightvault._fs import hash_file
 from weightvault._json import canonical_json
 from weightvault.config import packaged_config_dir
 from weightvault.errors import ConfigError, InvalidInputError, NotFoundError
@@ -383,7 +384,7 @@ def validate_dataset(
         frame,
         suite,
         subject=csv.name,
-        subject_sha256=_file_sha256(csv),
+        subject_sha256=hash_file(csv).sha256,
         parameters=parameters,
         expectations_dir=expectations_dir,
     )
@@ -542,11 +543,3 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(document, dict):
         raise InvalidInputError(f"metrics file {path.name} is not a JSON object")
     return document
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -29,7 +29,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import pickletools
 import stat
 import struct
@@ -41,6 +40,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from weightvault._fs import walk_tree
 from weightvault.errors import InvalidInputError, NotFoundError
 
 PREFIX_BYTES = 64 * 1024
@@ -787,7 +787,7 @@ def scan_artifact(root: Path) -> list[ScanResult]:
         raise NotFoundError(f"no such artifact: {root}")
     if not root.is_dir() or root.is_symlink():
         return [scan_file(root)]
-    results = [scan_file(entry, name=rel) for entry, rel in _walk(root)]
+    results = [scan_file(entry.path, name=entry.relpath) for entry in walk_tree(root)]
     if not results:
         raise InvalidInputError(f"artifact {root} holds no files")
     return results
@@ -798,21 +798,6 @@ def artifact_verdict(results: Sequence[ScanResult]) -> Verdict:
     if not results or any(r.verdict == "unsafe" for r in results):
         return "unsafe"
     return "clean"
-
-
-def _walk(root: Path) -> list[tuple[Path, str]]:
-    """Every non-directory entry under ``root`` with its relative POSIX path, sorted."""
-    found: list[tuple[Path, str]] = []
-    stack = [root]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                path = Path(entry.path)
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
-                else:
-                    found.append((path, path.relative_to(root).as_posix()))
-    return sorted(found, key=lambda item: item[1])
 
 
 def _not_regular_file(path: Path) -> str | None:

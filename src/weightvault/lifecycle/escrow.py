@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from weightvault._fs import staged_output
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.config import Settings
 from weightvault.crypto import chunked
@@ -354,13 +353,8 @@ class _Sha256Writer:
 
 
 def _write_files(store: ObjectStore, bucket: str, manifest: Manifest, dek: bytes, out: Path) -> int:
-    out = out.absolute()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InvalidInputError(f"output {out} exists and is not an empty directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     total = 0
-    try:
+    with staged_output(out) as staging:
         for entry in manifest.files:
             target = (staging / entry.path).resolve()
             if not target.is_relative_to(staging.resolve()):
@@ -376,12 +370,6 @@ def _write_files(store: ObjectStore, bucket: str, manifest: Manifest, dek: bytes
                     f"artifact {manifest.artifact_id} file {entry.path}: sha256 mismatch"
                 )
             total += n
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return total
 
 

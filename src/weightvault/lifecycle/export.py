@@ -22,7 +22,6 @@ anywhere fails.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,8 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from weightvault._fs import hash_file
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts import Vault, iso
+from weightvault._time import iso
+from weightvault.artifacts import Vault
 from weightvault.crypto import dsse
 from weightvault.errors import (
     IntegrityError,
@@ -82,16 +83,6 @@ def _escrow_document(vault: Vault, artifact_id: str) -> bytes:
         return vault.store.get_bytes(bucket, escrow_envelope_key(artifact_id))
 
 
-def _sha256_file(path: Path) -> tuple[str, int]:
-    h = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while block := fh.read(_CHUNK):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size
-
-
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -131,9 +122,13 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
                 shutil.copyfileobj(src, dst, _CHUNK)
         listing = []
         for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-            digest, size = _sha256_file(path)
+            found = hash_file(path)
             listing.append(
-                {"path": path.relative_to(staging).as_posix(), "sha256": digest, "size": size}
+                {
+                    "path": path.relative_to(staging).as_posix(),
+                    "sha256": found.sha256,
+                    "size": found.size,
+                }
             )
         index = {
             "type": BUNDLE_TYPE,
@@ -197,7 +192,8 @@ def verify_bundle(root: Path, pinned_root: dict[str, Any] | None = None) -> Bund
         extra = sorted(present ^ set(listed))
         raise IntegrityError(f"bundle file set differs from its index: {extra[0]}")
     for rel, entry in listed.items():
-        digest, size = _sha256_file(root / rel)
+        found = hash_file(root / rel)
+        digest, size = found.sha256, found.size
         if digest != entry["sha256"] or size != entry["size"]:
             raise IntegrityError(f"bundle file {rel} does not match its digest")
     manifest, _mac = Manifest.parse(_read(root, "manifest.json"))

@@ -44,7 +44,8 @@ from datetime import datetime
 from typing import Any
 
 from weightvault._json import canonical_json
-from weightvault.artifacts import Vault, iso_seconds
+from weightvault._time import iso_seconds
+from weightvault.artifacts import Vault
 from weightvault.errors import (
     IntegrityError,
     NotFoundError,

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts import Vault, iso
+from weightvault._time import iso
+from weightvault.artifacts import Vault
 from weightvault.errors import ConflictError, NotFoundError, PolicyError
 from weightvault.lifecycle import claims
 from weightvault.lifecycle.claims import Claim

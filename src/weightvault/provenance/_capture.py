@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from weightvault._fs import hash_file, walk_tree
 from weightvault.errors import IntegrityError, InvalidInputError
 
 __all__ = [
@@ -361,7 +362,7 @@ def installed_packages() -> list[str]:
 def _lock_fingerprint(lock_file: Path) -> dict[str, str]:
     """``lock_file`` (its name) and ``lock_file_sha256`` of a dependency lock file."""
     try:
-        digest = _hash_file(lock_file)[1]
+        digest = hash_file(lock_file).sha256
     except OSError as exc:
         raise _MissingFieldError("lock_file", f"cannot read {lock_file}") from exc
     return {"lock_file": lock_file.name, "lock_file_sha256": digest}
@@ -407,15 +408,15 @@ def _crosswalk(root: Path, path: str, dvc_md5: str) -> DatasetDigest:
     if not target.exists():
         raise _MissingFieldError("datasets", f"{path} from dvc.lock is not in the workspace")
     if not dvc_md5.endswith(".dir"):
-        md5, sha, size = _hash_file(target)
-        if md5 != dvc_md5:
+        found = hash_file(target, md5=True)
+        if found.md5 != dvc_md5:
             raise IntegrityError(f"{path} does not match its md5 in dvc.lock")
-        return DatasetDigest(path=path, dvc_md5=dvc_md5, sha256=sha, size=size)
+        return DatasetDigest(path=path, dvc_md5=dvc_md5, sha256=found.sha256, size=found.size)
     files, listing = [], []
-    for relpath in sorted(_walk(target)):
-        md5, sha, size = _hash_file(target / relpath)
-        files.append(FileDigest(relpath=relpath, sha256=sha, size=size))
-        listing.append({"md5": md5, "relpath": relpath})
+    for relpath, file_path in _dataset_files(target):
+        found = hash_file(file_path, md5=True)
+        files.append(FileDigest(relpath=relpath, sha256=found.sha256, size=found.size))
+        listing.append({"md5": found.md5, "relpath": relpath})
     dir_md5 = hashlib.md5(json.dumps(listing, sort_keys=True).encode(), usedforsecurity=False)
     if dir_md5.hexdigest() + ".dir" != dvc_md5:
         raise IntegrityError(f"{path} does not match its md5 in dvc.lock")
@@ -425,28 +426,18 @@ def _crosswalk(root: Path, path: str, dvc_md5: str) -> DatasetDigest:
     return DatasetDigest(path=path, dvc_md5=dvc_md5, sha256=digest, size=size, files=tuple(files))
 
 
-def _walk(directory: Path) -> list[str]:
-    """Relative posix paths of every file under ``directory`` (symlinked dirs not followed)."""
-    found: list[str] = []
-    for base, _dirs, names in os.walk(directory):
-        for name in names:
-            relpath = (Path(base) / name).relative_to(directory).as_posix()
-            if "\n" in relpath or "\\" in relpath:
-                raise InvalidInputError(f"dataset file name {relpath!r} cannot be listed")
-            found.append(relpath)
+def _dataset_files(directory: Path) -> list[tuple[str, Path]]:
+    """Every file of a DVC dataset directory; a link or special file is refused."""
+    found = []
+    for entry in walk_tree(directory):
+        if entry.kind != "file":
+            raise InvalidInputError(
+                f"dataset entry {entry.relpath!r} is a {entry.kind}, not a regular file"
+            )
+        if "\n" in entry.relpath or "\\" in entry.relpath:
+            raise InvalidInputError(f"dataset file name {entry.relpath!r} cannot be listed")
+        found.append((entry.relpath, entry.path))
     return found
-
-
-def _hash_file(path: Path) -> tuple[str, str, int]:
-    """Return ``(md5, sha256, size)`` of a file, read once in 1 MiB chunks."""
-    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha256()
-    size = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            md5.update(chunk)
-            sha.update(chunk)
-            size += len(chunk)
-    return md5.hexdigest(), sha.hexdigest(), size
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,13 +23,12 @@ anywhere fails.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from weightvault._fs import hash_file
+from weightvault._fs import hash_file, staged_output
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso
 from weightvault.artifacts import Vault
@@ -96,12 +95,7 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
             f"artifact {row.id} is in {row.tier}: only cold releases are exported; promote it first"
         )
     out = out.absolute()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InvalidInputError(f"output {out} exists and is not an empty directory")
-    staging = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_output(out) as staging:
         manifest, dek = vault.load_manifest(row.id, row.tier)
         vault.verify_statement(row.id, row.tier, manifest)
         bucket = vault.bucket(row.tier)
@@ -145,12 +139,6 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
             body, "application/vnd.weightvault.bundle+json", signing_key(vault.keys)
         )
         _write(staging / "bundle.dsse.json", canonical_json(envelope))
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     vault.record_event("artifact.exported", row.id, {"files": len(manifest.files)})
     return out
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
 import os
 import signal
@@ -277,6 +278,25 @@ def ensure_server(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> di
     }
     _write_state(settings, state)
     return state
+
+
+def drain_prefect_workers() -> None:
+    """Send the logs and events this process still queues to its Prefect API."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        with contextlib.suppress(RuntimeError):  # never started
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    with contextlib.suppress(Exception):
+        run_coro_as_sync(drain())
 
 
 # --- the runner ------------------------------------------------------------------------

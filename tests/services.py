@@ -11,7 +11,6 @@ names the service and quotes the tail of its log.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 from flows.services import (
     ServiceStartError,
+    drain_prefect_workers,
     start_embedded_store,
     start_prefect_server,
     start_store,
@@ -68,24 +68,6 @@ def start_services(settings: Settings) -> dict[str, Any]:
     return up(settings, timeout=service_timeout())
 
 
-def _drain_prefect_workers() -> None:
-    """Send the logs and events still queued in this process before the server stops."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-    from prefect.utilities.asyncutils import run_coro_as_sync
-
-    async def drain() -> None:
-        with contextlib.suppress(RuntimeError):  # never started
-            result = APILogWorker.instance().drain()
-            if inspect.isawaitable(result):
-                await result
-        result = EventsWorker.drain_all()
-        if inspect.isawaitable(result):
-            await result
-
-    run_coro_as_sync(drain())
-
-
 @contextlib.contextmanager
 def prefect_api_server(root: Path) -> Iterator[str]:
     """A real Prefect API server (SQLite under ``root``); this process' flows report to it.
@@ -114,7 +96,6 @@ def prefect_api_server(root: Path) -> Iterator[str]:
                 try:
                     yield api_url
                 finally:
-                    with contextlib.suppress(Exception):
-                        _drain_prefect_workers()
+                    drain_prefect_workers()
     finally:
         stop_process(server)

@@ -1,0 +1,56 @@
+"""The service starters: readiness deadlines and failures that name the service and its log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows import services
+from tests.services import TIMEOUT_ENV, service_timeout
+
+
+def test_served_names_every_deployment() -> None:
+    from flows.deployments import deployments
+
+    served = {f"{d.flow_name}/{d.name}" for d in deployments()}
+    assert served == set(services.SERVED)
+
+
+def test_service_timeout_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert service_timeout() == 180.0
+    monkeypatch.setenv(TIMEOUT_ENV, "42.5")
+    assert service_timeout() == 42.5
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match=TIMEOUT_ENV):
+        service_timeout()
+
+
+def test_a_service_that_exits_is_named_with_its_log_tail(tmp_path: Path) -> None:
+    log_path = tmp_path / "thing.log"
+    script = "print('\\n'.join(f'line {i}' for i in range(100))); print('port in use'); exit(3)"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=log)
+    with pytest.raises(services.ServiceStartError) as caught:
+        services._wait_until("the thing", lambda: False, timeout=60, proc=proc, log_path=log_path)
+    message = str(caught.value)
+    assert message.startswith("the thing did not come up: it exited with code 3")
+    assert str(log_path) in message
+    assert "port in use" in message
+    assert "line 99" in message
+    assert "line 0\n" not in message  # only the tail
+    assert caught.value.exit_code == 7
+
+
+def test_a_service_that_never_gets_ready_times_out(tmp_path: Path) -> None:
+    log_path = tmp_path / "slow.log"
+    log_path.write_text("still warming up\n")
+    with pytest.raises(
+        services.ServiceStartError, match=r"the slow one did not come up: not ready within 1s"
+    ):
+        services._wait_until("the slow one", lambda: False, timeout=1, log_path=log_path)
+    with pytest.raises(services.ServiceStartError, match="still warming up"):
+        services._wait_until("the slow one", lambda: False, timeout=0.1, log_path=log_path)

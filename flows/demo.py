@@ -32,14 +32,20 @@ def reporting_to(api_url: str) -> Iterator[None]:
 
     Prefect reads its settings when it is imported, so setting PREFECT_API_URL in
     the environment now would not reach this process' client (it would start an
-    ephemeral server): the setting is applied with ``temporary_settings``. The
-    environment is set too, for any process started from here. Logs and events
-    still queued are sent before the block ends.
+    ephemeral server): the setting is applied with ``temporary_settings``, with
+    ephemeral servers disabled. The environment is set too, for any process
+    started from here. Logs and events still queued are sent before the block ends.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_ENABLED,
+        temporary_settings,
+    )
 
     os.environ["PREFECT_API_URL"] = api_url
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+    # Without an API URL a client would fail rather than start an ephemeral server.
+    updates = {PREFECT_API_URL: api_url, PREFECT_SERVER_EPHEMERAL_ENABLED: False}
+    with temporary_settings(updates=updates):
         try:
             yield
         finally:

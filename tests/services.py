@@ -76,7 +76,11 @@ def prefect_api_server(root: Path) -> Iterator[str]:
     the scheduler, logging to ``root/prefect/server.log``. Yields the API URL.
     """
     import prefect.context
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_EPHEMERAL_ENABLED,
+        temporary_settings,
+    )
 
     server, api_url = start_prefect_server(
         root / "prefect",
@@ -84,7 +88,8 @@ def prefect_api_server(root: Path) -> Iterator[str]:
         options=("--no-ui", "--no-scheduler", "--no-late-runs"),
     )
     try:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        updates = {PREFECT_API_URL: api_url, PREFECT_SERVER_EPHEMERAL_ENABLED: False}
+        with temporary_settings(updates=updates):
             # As prefect_test_harness does: code running in a context copied before
             # this point (background threads) sees this server too.
             global_context = getattr(prefect.context, "_temporary_global_settings_context", None)

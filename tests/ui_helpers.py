@@ -164,7 +164,7 @@ def served(settings: Settings, *, timeout: float | None = None) -> Iterator[dict
 UI_TIMEOUT_MS = 60_000
 """How long any one UI state may take to appear on a loaded machine."""
 SETTLE_MS = 5_000
-"""How long a filled field must take to show its value before it is filled again."""
+"""How long a filled field may take to show its value before it is filled again."""
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test check lint typecheck layers unit bench clean up down browser
+.PHONY: setup demo test test-repeat check lint typecheck layers unit bench clean up down browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -48,6 +48,18 @@ unit: setup browser
 	$(BIN)/pytest
 
 test: check unit
+
+# The suite N times in a row (default 3), stopping at the first failing round:
+# nearly every test runs against real services (SeaweedFS, Prefect, Chromium), so
+# this is how a flake shows. TESTS narrows it, e.g. TESTS=tests/test_promote_ui.py.
+N ?= 3
+TESTS ?=
+test-repeat: setup browser
+	@for i in $$(seq 1 $(N)); do \
+		echo "=== test-repeat: round $$i of $(N)"; \
+		$(BIN)/pytest -x $(TESTS) || { echo "=== test-repeat: round $$i of $(N) FAILED"; exit 1; }; \
+	done; \
+	echo "=== test-repeat: all $(N) rounds passed"
 
 bench: setup
 	$(BIN)/python bench/run.py

@@ -1,34 +1,111 @@
-"""`weightvault up` / `down`: the store, the Prefect server and the served deployments."""
+"""`weightvault up` / `down`: the store, the Prefect server and the served deployments.
+
+Three services, each started unless it already runs and each waited for until it
+is ready (``timeout`` seconds apiece, generous for a loaded machine):
+
+- the embedded S3 store (SeaweedFS), unless an external endpoint is configured:
+  ready when it lists buckets with the vault's credentials;
+- ``prefect server start`` (API and UI on one port, SQLite under ``<home>/prefect``):
+  ready when ``/api/health`` answers;
+- ``python -m flows.deployments``, the runner serving the deployments: ready when
+  every deployment in :data:`SERVED` is registered and polled by it.
+
+`ensure_server` starts the first two (what `weightvault demo` needs), `up` all
+three. Each service is recorded in ``<home>/services.json`` as soon as it is
+ready, so `down` stops whatever was started. A service that does not come up is
+stopped again and reported by a :class:`ServiceStartError` naming it and quoting
+the tail of its log. Every Prefect process runs with telemetry and analytics off.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from weightvault.config import Settings
-from weightvault.errors import StoreUnavailableError
+from weightvault.errors import StoreUnavailableError, VaultError
 from weightvault.lifecycle.bootstrap import init_vault
-from weightvault.store import EmbeddedStore, free_ports
+from weightvault.processes import ProcessRef, is_running, stop
+from weightvault.store import EmbeddedStore, ObjectStore, ServerStatus, free_ports
+
+DEFAULT_TIMEOUT = 180.0
+"""Seconds each service may take to become ready (a busy 2-core machine needs a lot)."""
+
+SERVED = (
+    "ingest/ingest",
+    "validate/validate",
+    "promote/promote",
+    "rotate-keys/rotate-keys",
+    "rekey/rekey",
+)
+"""``flow/deployment`` names the runner serves (`flows.deployments.deployments`)."""
+
+NO_TELEMETRY = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_CLOUD_ENABLE_ORCHESTRATION_TELEMETRY": "false",
+    "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+}
+"""Environment that turns telemetry off in every process started here."""
+
+_LOG_TAIL_LINES = 40
+
+
+class ServiceStartError(StoreUnavailableError):
+    """A service did not become ready: which one, why, and the tail of its log."""
+
+    def __init__(self, service: str, reason: str, log_path: Path | None) -> None:
+        where = f"; log: {log_path}" if log_path else ""
+        super().__init__(f"{service} did not come up: {reason}{where}")
+        self.service = service
+        self.log_path = log_path
+        self.log_tail = log_tail(log_path) if log_path else ""
+
+    def __str__(self) -> str:
+        head = super().__str__()
+        if not self.log_tail:
+            return head
+        return f"{head}\n--- last lines of {self.log_path} ---\n{self.log_tail}"
+
+
+def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of ``path`` ('' when it does not exist)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            data = f.read()
+    except OSError:
+        return ""
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
 def _state_path(settings: Settings) -> Path:
     return settings.home / "services.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _ref(state: dict[str, Any], name: str) -> ProcessRef | None:
+    """The process ``name`` (server or runner) that services.json records, by identity."""
+    return ProcessRef.from_dict(state.get(name))
+
+
+def _write_state(settings: Settings, state: dict[str, Any]) -> None:
+    _state_path(settings).write_text(json.dumps(state))
 
 
 def read_state(settings: Settings) -> dict[str, Any] | None:
@@ -37,79 +114,240 @@ def read_state(settings: Settings) -> dict[str, Any] | None:
         state: dict[str, Any] = json.loads(_state_path(settings).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    if not _alive(int(state["server_pid"])):
+    if not is_running(_ref(state, "server")):
         return None
     return state
 
 
-def _wait_healthy(api_url: str, timeout: float) -> None:
+def prefect_env(prefect_home: Path, api_url: str) -> dict[str, str]:
+    """The environment of a Prefect process of this vault: its home, its API, no telemetry."""
+    return {
+        **os.environ,
+        **NO_TELEMETRY,
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_API_URL": api_url,
+    }
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop ``proc``'s process group (it was started in a session of its own)."""
+    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=wait)
+            return
+
+
+def wait_until(
+    service: str,
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    proc: subprocess.Popen[bytes] | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Poll ``ready`` until it holds; ServiceStartError if ``proc`` exits or time runs out."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{api_url}/health", timeout=2) as resp,  # noqa: S310
-        ):
-            if resp.status == 200:
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ServiceStartError(service, f"it exited with code {proc.returncode}", log_path)
+        with contextlib.suppress(OSError, VaultError):
+            if ready():
                 return
+        if time.monotonic() > deadline:
+            raise ServiceStartError(service, f"not ready within {timeout:.0f}s", log_path)
         time.sleep(0.5)
-    raise StoreUnavailableError(f"the Prefect server at {api_url} did not become healthy")
 
 
-def up(settings: Settings, *, timeout: float = 120.0) -> dict[str, Any]:
-    """Start the store, the Prefect server and the deployment runner."""
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback URL
+        return json.loads(resp.read() or b"null")
+
+
+def _healthy(api_url: str) -> bool:
+    with urllib.request.urlopen(f"{api_url}/health", timeout=5) as resp:  # noqa: S310
+        return bool(resp.status == 200)
+
+
+# --- the store -------------------------------------------------------------------------
+
+
+def start_embedded_store(store: EmbeddedStore, *, timeout: float = DEFAULT_TIMEOUT) -> ServerStatus:
+    """Start ``store`` unless it runs; return once it lists buckets with its credentials."""
+    service = f"the embedded S3 store (SeaweedFS under {store.dir})"
+    try:
+        status = store.up(timeout=timeout)
+    except VaultError as exc:
+        raise ServiceStartError(service, exc.message, store.log_path) from exc
+    creds = store.credentials()
+    s3 = ObjectStore(status.endpoint, creds.access_key, creds.secret_key, retries=0)
+
+    def lists_buckets() -> bool:
+        s3.ping()
+        return True
+
+    try:
+        wait_until(service, lists_buckets, timeout=timeout, log_path=store.log_path)
+    except ServiceStartError:
+        store.down()
+        raise
+    return status
+
+
+def start_store(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Start the embedded store (if the vault uses it) and create what the vault needs."""
+    if settings.store.embedded:
+        start_embedded_store(EmbeddedStore(settings.store_dir), timeout=timeout)
+    init_vault(settings, start_store=True)
+
+
+# --- the Prefect server ----------------------------------------------------------------
+
+
+def start_prefect_server(
+    prefect_home: Path,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``prefect server start`` on a free loopback port; (process, API URL) once healthy.
+
+    Its output goes to ``<prefect_home>/server.log``. A port taken between choosing
+    and binding it makes the server exit at once: then another port is tried.
+    """
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    log_path = prefect_home / "server.log"
+    prefect = Path(sys.executable).parent / "prefect"
+    for attempt in range(3):
+        port = free_ports(1)[0]
+        api_url = f"http://127.0.0.1:{port}/api"
+        argv = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        argv += options
+        with log_path.open("ab") as log:
+            log.write(f"\n=== {datetime.now(UTC).isoformat()} {' '.join(argv)}\n".encode())
+            log.flush()
+            server = subprocess.Popen(  # noqa: S603 - fixed argv
+                argv,
+                env={**prefect_env(prefect_home, api_url), **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        try:
+            wait_until(
+                f"the Prefect server ({api_url})",
+                functools.partial(_healthy, api_url),
+                timeout=timeout,
+                proc=server,
+                log_path=log_path,
+            )
+        except ServiceStartError as exc:
+            stop_process(server)
+            port_taken = "address already in use" in exc.log_tail.lower()
+            if server.returncode is not None and port_taken and attempt < 2:
+                continue
+            raise
+        return server, api_url
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def ensure_server(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """The store and the Prefect server of ``settings``, started unless they run."""
+    start_store(settings, timeout=timeout)
     current = read_state(settings)
     if current:
         return current
-    init_vault(settings, start_store=True)
     prefect_home = settings.home / "prefect"
-    prefect_home.mkdir(parents=True, exist_ok=True)
-    port = free_ports(1)[0]
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(prefect_home),
-        "PREFECT_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "WEIGHTVAULT_HOME": str(settings.home),
+    server, api_url = start_prefect_server(
+        prefect_home, timeout=timeout, env={"WEIGHTVAULT_HOME": str(settings.home)}
+    )
+    state = {
+        "server_pid": server.pid,
+        "server": ProcessRef.of(server.pid).to_dict(),
+        "runner_pid": None,
+        "runner": None,
+        "api_url": api_url,
+        "ui_url": api_url.removesuffix("/api"),
     }
-    bin_dir = Path(sys.executable).parent
-    with (prefect_home / "server.log").open("ab") as log:
-        server = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                str(bin_dir / "prefect"),
-                "server",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    _wait_healthy(api_url, timeout)
+    _write_state(settings, state)
+    return state
+
+
+def drain_prefect_workers() -> None:
+    """Send the logs and events this process still queues to its Prefect API."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        with contextlib.suppress(RuntimeError):  # never started
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    with contextlib.suppress(Exception):
+        run_coro_as_sync(drain())
+
+
+# --- the runner ------------------------------------------------------------------------
+
+
+def _served_since(api_url: str, since: datetime) -> bool:
+    """Whether every deployment in SERVED is registered and was polled after ``since``."""
+    for name in SERVED:
+        found = _get_json(f"{api_url}/deployments/name/{urllib.parse.quote(name)}")
+        polled = found.get("last_polled") if found else None
+        if not polled or datetime.fromisoformat(polled) < since:
+            return False
+    return True
+
+
+def up(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """Start the store, the Prefect server and the deployment runner (what is not running)."""
+    state = ensure_server(settings, timeout=timeout)
+    if is_running(_ref(state, "runner")):
+        return state
+    prefect_home = settings.home / "prefect"
+    log_path = prefect_home / "serve.log"
     repo = Path(__file__).resolve().parents[1]
-    with (prefect_home / "serve.log").open("ab") as log:
-        runner = subprocess.Popen(
-            [sys.executable, "-m", "flows.deployments"],
-            env={**env, "PYTHONPATH": str(repo)},
+    argv = [sys.executable, "-m", "flows.deployments"]
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== {since.isoformat()} {' '.join(argv)}\n".encode())
+        log.flush()
+        runner = subprocess.Popen(  # noqa: S603 - fixed argv
+            argv,
+            env={
+                **prefect_env(prefect_home, state["api_url"]),
+                "WEIGHTVAULT_HOME": str(settings.home),
+                "PYTHONPATH": str(repo),
+            },
             cwd=repo,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    state = {
-        "server_pid": server.pid,
-        "runner_pid": runner.pid,
-        "api_url": api_url,
-        "ui_url": f"http://127.0.0.1:{port}",
-    }
-    _state_path(settings).write_text(json.dumps(state))
+    try:
+        wait_until(
+            "the deployment runner (python -m flows.deployments)",
+            lambda: _served_since(state["api_url"], since),
+            timeout=timeout,
+            proc=runner,
+            log_path=log_path,
+        )
+    except ServiceStartError:
+        stop_process(runner)
+        raise
+    state["runner_pid"] = runner.pid
+    state["runner"] = ProcessRef.of(runner.pid).to_dict()
+    _write_state(settings, state)
     return state
 
 
@@ -120,20 +358,11 @@ def down(settings: Settings) -> list[str]:
         state = json.loads(_state_path(settings).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         state = {}
-    for name in ("runner_pid", "server_pid"):
-        pid = state.get(name)
-        if pid and _alive(int(pid)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(pid), signal.SIGTERM)
-            for _ in range(100):
-                if not _alive(int(pid)):
-                    break
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(int(pid), os.WNOHANG)
-                time.sleep(0.1)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(int(pid), signal.SIGKILL)
-            stopped.append(name.removesuffix("_pid"))
+    # Only the very processes `up` started (same pid and start time) are signalled;
+    # a pid the OS has since given to another process is left alone.
+    for name in ("runner", "server"):
+        if stop(_ref(state, name)):
+            stopped.append(name)
     with contextlib.suppress(FileNotFoundError):
         _state_path(settings).unlink()
     if settings.store.embedded and EmbeddedStore(settings.store_dir).down():

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services import prefect_api_server, start_test_store, start_vault_store
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -40,7 +42,7 @@ def _clean_vault_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStore]:
     """One real S3 server (SeaweedFS) for the session."""
     server = EmbeddedStore(tmp_path_factory.mktemp("s3-server"))
-    server.up()
+    start_test_store(server)
     try:
         yield server
     finally:
@@ -74,7 +76,7 @@ def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setti
     """A vault with its own embedded server, for tests that stop or kill it."""
     monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "own"))
     settings = load_settings(REPO / "config")
-    init_vault(settings)
+    start_vault_store(settings)
     try:
         yield settings
     finally:
@@ -91,11 +93,9 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_api() -> Iterator[None]:
-    """Real Prefect: a temporary API server for the session."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Real Prefect: a `prefect server start` API server (SQLite) for the session."""
+    with prefect_api_server(tmp_path_factory.mktemp("prefect-api")):
         yield
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.services import start_test_store
 from weightvault.artifacts import Vault
 from weightvault.config import TIERS, Settings
 from weightvault.errors import StoreUnavailableError
@@ -243,7 +244,7 @@ def test_store_restart_after_sigkill_keeps_data_and_never_signals_a_stranger(
         assert server.down() is False
         assert stranger.poll() is None, "stopping the store signalled an unrelated process"
         server.state_path.write_text(stale)
-        assert server.up().running
+        assert start_test_store(server).running
         assert stranger.poll() is None, "starting the store signalled an unrelated process"
     finally:
         stranger.kill()

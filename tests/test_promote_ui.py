@@ -18,10 +18,10 @@ import pytest
 from tests.test_promotion import ingest_model
 from tests.ui_helpers import (
     CHROMIUM,
+    UI_TIMEOUT_MS,
     api,
-    choose,
     chromium_page,
-    fill_text,
+    fill_form,
     flow_runs_of,
     open_custom_run,
     served,
@@ -98,15 +98,22 @@ def test_promote_deployment_via_api(
 def test_promote_form_in_browser(
     vault_settings: Settings, ready: str, services: dict[str, Any], tmp_path: Path
 ) -> None:
+    from playwright.sync_api import expect
+
     api_url = services["api_url"]
     deployment_id = services["deployment"]["id"]
     shots = tmp_path / "screenshots"
     with chromium_page(shots) as page:
         open_custom_run(page, services["ui_url"], "promote")
-        fill_text(page, "Artifact Id", ready)
-        choose(page, "Target Tier", "warm")
-        fill_text(page, "Approver", "bob")
-        fill_text(page, "Justification", "staging, from the UI form")
+        fill_form(
+            page,
+            texts={
+                "Artifact Id": ready,
+                "Approver": "bob",
+                "Justification": "staging, from the UI form",
+            },
+            choices={"Target Tier": "warm"},
+        )
         page.screenshot(path=str(shots / "form.png"), full_page=True)
         flow_run_id = submit_run(page, api_url, deployment_id)["id"]
         assert [r["id"] for r in flow_runs_of(api_url, deployment_id)] == [flow_run_id]
@@ -121,8 +128,8 @@ def test_promote_form_in_browser(
                 "legal_hold": False,
             }
         }
-        page.goto(f"{services['ui_url']}/runs/flow-run/{flow_run_id}", wait_until="networkidle")
-        page.get_by_text("Completed", exact=True).first.wait_for(state="visible")
+        page.goto(f"{services['ui_url']}/runs/flow-run/{flow_run_id}")
+        expect(page.get_by_text("Completed", exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
         page.screenshot(path=str(shots / "completed.png"), full_page=True)
     assert tier_of(vault_settings, ready) == "warm"
     Vault.open(vault_settings).verify(ready)

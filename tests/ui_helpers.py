@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.services import down, up
+from tests.services import service_timeout
 from weightvault.config import Settings
 
 if TYPE_CHECKING:
@@ -132,12 +133,15 @@ def _kill_orphans(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def served(settings: Settings, *, timeout: float = 240.0) -> Iterator[dict[str, Any]]:
+def served(settings: Settings, *, timeout: float | None = None) -> Iterator[dict[str, Any]]:
     """`weightvault up` for ``settings`` until the promote deployment is served; then `down`.
 
-    The runner inherits this process' environment, so the WEIGHTVAULT_* variables
-    set by the fixtures reach the flow-run subprocesses.
+    Each service may take ``timeout`` seconds (default: the tests' service
+    timeout, WEIGHTVAULT_TEST_SERVICE_TIMEOUT) to become ready. The runner
+    inherits this process' environment, so the WEIGHTVAULT_* variables set by the
+    fixtures reach the flow-run subprocesses.
     """
+    timeout = timeout or service_timeout()
     try:
         state = up(settings, timeout=timeout)
         state["deployment"] = wait_for_deployment(
@@ -150,11 +154,27 @@ def served(settings: Settings, *, timeout: float = 240.0) -> Iterator[dict[str, 
 
 
 # --- the browser -----------------------------------------------------------------------
+#
+# Every step waits for the state it needs through Playwright's auto-waiting locators
+# and `expect` (which retries until its deadline); nothing reads the page back
+# once and nothing sleeps for a fixed time. The Prefect UI is a Vue app that can
+# re-render a form after a field was filled (when the deployment or its schema
+# arrives late), dropping the input: fields are re-filled until they hold.
+
+UI_TIMEOUT_MS = 60_000
+"""How long any one UI state may take to appear on a loaded machine."""
+SETTLE_MS = 5_000
+"""How long a filled field may take to show its value before it is filled again."""
 
 
 @contextlib.contextmanager
-def chromium_page(shots: Path, *, timeout_ms: float = 60_000) -> Iterator[Page]:
-    """A headless Chromium page; on failure a screenshot and the DOM are kept in ``shots``."""
+def chromium_page(shots: Path, *, timeout_ms: float = UI_TIMEOUT_MS) -> Iterator[Page]:
+    """A headless Chromium page.
+
+    If the block fails, a screenshot, the DOM, the console log (every
+    ``console`` message) and the network journal are saved in ``shots`` and
+    their paths are added to the failure's message.
+    """
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
@@ -167,13 +187,11 @@ def chromium_page(shots: Path, *, timeout_ms: float = 60_000) -> Iterator[Page]:
             context.set_default_timeout(timeout_ms)
             context.set_default_navigation_timeout(120_000)
             page = context.new_page()
-            journal = _journal(page)
+            console, journal = _journal(page)
             try:
                 yield page
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    page.screenshot(path=str(shots / "failure.png"), full_page=True)
-                    (shots / "failure.html").write_text(page.content())
+            except BaseException as exc:
+                exc.add_note(_save_failure(page, shots, console, journal))
                 raise
             finally:
                 (shots / "browser.log").write_text("\n".join(journal) + "\n")
@@ -181,9 +199,46 @@ def chromium_page(shots: Path, *, timeout_ms: float = 60_000) -> Iterator[Page]:
             browser.close()
 
 
-def _journal(page: Page) -> list[str]:
-    """Console errors, page errors and failed API calls of ``page``, kept for failures."""
+def _save_failure(page: Page, shots: Path, console: list[str], journal: list[str]) -> str:
+    """Save what the page showed and said; the note naming the files, for the failure."""
+    lines = ["browser failure artifacts:"]
+    screenshot = shots / "failure.png"
+    try:
+        page.screenshot(path=str(screenshot), full_page=True, timeout=30_000)
+        lines.append(f"  screenshot:  {screenshot}")
+    except Exception as exc:  # the page may be gone: still name the logs
+        lines.append(f"  screenshot:  not saved ({type(exc).__name__}: {exc})")
+    console_log = shots / "console.log"
+    console_log.write_text("\n".join(console) + "\n")
+    lines.append(f"  console log: {console_log} ({len(console)} messages)")
+    with contextlib.suppress(Exception):
+        dom = shots / "failure.html"
+        dom.write_text(page.content())
+        lines.append(f"  DOM:         {dom}")
+    network = shots / "browser.log"
+    network.write_text("\n".join(journal) + "\n")
+    lines.append(f"  network log: {network}")
+    return "\n".join(lines)
+
+
+def _journal(page: Page) -> tuple[list[str], list[str]]:
+    """Collect ``page``'s console messages, and a journal of those, page errors and
+    failed API calls, for failures."""
+    console: list[str] = []
     journal: list[str] = []
+
+    def on_console(message: Any) -> None:
+        line = f"console.{message.type}: {message.text}"
+        with contextlib.suppress(Exception):
+            where = message.location
+            if where.get("url"):
+                line += f"  ({where['url']}:{where.get('lineNumber', 0)})"
+        console.append(line)
+        journal.append(line)
+
+    def on_page_error(error: Any) -> None:
+        console.append(f"pageerror: {error}")
+        journal.append(f"pageerror: {error}")
 
     def on_response(response: Any) -> None:
         if response.status >= 400 and "/api/" in response.url:
@@ -196,14 +251,14 @@ def _journal(page: Page) -> list[str]:
                 f"  sent: {(request.post_data or '')[:2000]}\n  got: {body}"
             )
 
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
     page.on("response", on_response)
-    page.on("console", lambda m: journal.append(f"console.{m.type}: {m.text}"))
-    page.on("pageerror", lambda e: journal.append(f"pageerror: {e}"))
     page.on(
         "requestfailed",
         lambda r: journal.append(f"failed {r.method} {r.url}: {r.failure}"),
     )
-    return journal
+    return console, journal
 
 
 def form_field(page: Page, label: str) -> Locator:
@@ -220,45 +275,136 @@ def form_field(page: Page, label: str) -> Locator:
     )
 
 
-def fill_text(page: Page, label: str, value: str) -> None:
-    """Type into a string property (rendered as a textarea)."""
-    box = form_field(page, label).locator("textarea")
-    box.fill(value)
-    assert box.input_value() == value
+def text_box(page: Page, label: str) -> Locator:
+    """The textarea of the string property ``label``."""
+    return form_field(page, label).locator("textarea")
 
 
-def choose(page: Page, label: str, option: str) -> None:
-    """Pick ``option`` in an enum property (a p-select).
+def select_button(page: Page, label: str) -> Locator:
+    """The button of the enum property ``label`` (a p-select); its text is the choice."""
+    return form_field(page, label).locator("button.p-select-button__control")
+
+
+def _shows(option: str) -> re.Pattern[str]:
+    return re.compile(rf"^\s*{re.escape(option)}\s*$")
+
+
+def fill_text(page: Page, label: str, value: str, *, attempts: int = 4) -> None:
+    """Type into a string property (a textarea) until the field holds ``value``.
+
+    `fill` waits for the box to be visible, enabled and editable; `expect`
+    then waits up to SETTLE_MS for the value to show. A re-render that dropped
+    the input is answered by filling again.
+    """
+    from playwright.sync_api import expect
+
+    box = text_box(page, label)
+    for attempt in range(1, attempts + 1):
+        box.fill(value)
+        try:
+            expect(box).to_have_value(value, timeout=SETTLE_MS)
+        except AssertionError as exc:
+            if attempt == attempts:
+                raise AssertionError(
+                    f"{label!r} did not keep {value!r} after {attempts} fills: {exc}"
+                ) from exc
+        else:
+            return
+
+
+def choose(page: Page, label: str, option: str, *, attempts: int = 5) -> None:
+    """Pick ``option`` in an enum property (a p-select) until the select shows it.
 
     A synthetic mouse click on the select button does not open its pop-over in
     headless Chromium; the keyboard does (focus, ArrowDown), then the option is
-    clicked in the listbox.
+    clicked in the listbox. Each step waits for the state it needs.
     """
-    button = form_field(page, label).locator("button.p-select-button__control")
-    listbox = page.get_by_role("listbox")
-    for _ in range(5):
-        button.focus()
-        page.keyboard.press("ArrowDown")
-        with contextlib.suppress(Exception):
-            listbox.first.wait_for(state="visible", timeout=3_000)
+    from playwright.sync_api import expect
+
+    button = select_button(page, label)
+    expect(button).to_be_enabled(timeout=UI_TIMEOUT_MS)
+    choice = page.get_by_role("listbox").first.get_by_role("option", name=option, exact=True)
+    for attempt in range(1, attempts + 1):
+        try:
+            if not choice.is_visible():
+                button.focus()
+                page.keyboard.press("ArrowDown")
+            expect(choice).to_be_visible(timeout=SETTLE_MS)
+            choice.click()
+            expect(button).to_have_text(_shows(option), timeout=SETTLE_MS)
+        except AssertionError as exc:
+            if attempt == attempts:
+                raise AssertionError(
+                    f"{label!r} does not show {option!r} after {attempts} attempts: {exc}"
+                ) from exc
+        else:
+            return
+
+
+def fill_form(
+    page: Page,
+    *,
+    texts: dict[str, str],
+    choices: dict[str, str] | None = None,
+    rounds: int = 3,
+) -> None:
+    """Fill the run form, then check that every field still holds its value.
+
+    A field can be dropped by a re-render triggered by a later field; then the
+    whole form is filled again.
+    """
+    from playwright.sync_api import expect
+
+    choices = choices or {}
+    for round_ in range(1, rounds + 1):
+        for label, option in choices.items():
+            choose(page, label, option)
+        for label, value in texts.items():
+            fill_text(page, label, value)
+        try:
+            for label, value in texts.items():
+                expect(text_box(page, label)).to_have_value(value, timeout=SETTLE_MS)
+            for label, option in choices.items():
+                expect(select_button(page, label)).to_have_text(_shows(option), timeout=SETTLE_MS)
+        except AssertionError:
+            if round_ == rounds:
+                raise
+        else:
+            return
+
+
+def open_custom_run(page: Page, ui_url: str, deployment: str, *, attempts: int = 3) -> None:
+    """Deployments -> ``deployment`` -> Run -> Custom run; returns once the form is editable."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{ui_url}/deployments")
+    link = page.get_by_role("link", name=deployment, exact=True).first
+    expect(link).to_be_visible(timeout=UI_TIMEOUT_MS)
+    link.click()
+    expect(page).to_have_url(re.compile(r"/deployments/deployment/[^/?]+"), timeout=UI_TIMEOUT_MS)
+    run = page.get_by_role("button", name="Run", exact=True)
+    custom = page.get_by_text("Custom run", exact=True)
+    for attempt in range(1, attempts + 1):
+        expect(run).to_be_enabled(timeout=UI_TIMEOUT_MS)
+        run.click()
+        try:
+            expect(custom).to_be_visible(timeout=SETTLE_MS)
+        except AssertionError:  # the menu did not open (clicked while the page hydrated)
+            if attempt == attempts:
+                raise
+        else:
             break
-    listbox.first.get_by_role("option", name=option, exact=True).click()
-    deadline = time.monotonic() + 10
-    while button.inner_text().strip() != option:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{label} shows {button.inner_text()!r}, not {option!r}")
-        time.sleep(0.2)
-
-
-def open_custom_run(page: Page, ui_url: str, deployment: str) -> None:
-    """Deployments -> ``deployment`` -> Run -> Custom run."""
-    page.goto(f"{ui_url}/deployments", wait_until="networkidle")
-    page.get_by_role("link", name=deployment, exact=True).first.click()
-    page.wait_for_url(re.compile(r"/deployments/deployment/[^/?]+"))
-    page.get_by_role("button", name="Run", exact=True).click()
-    page.get_by_text("Custom run", exact=True).click()
-    page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+/run"))
-    page.get_by_role("button", name="Submit", exact=True).wait_for(state="visible")
+    custom.click()
+    expect(page).to_have_url(
+        re.compile(r"/deployments/deployment/[^/]+/run"), timeout=UI_TIMEOUT_MS
+    )
+    expect(page.get_by_role("button", name="Submit", exact=True)).to_be_enabled(
+        timeout=UI_TIMEOUT_MS
+    )
+    # The form is rendered from the deployment's schema once that has loaded.
+    expect(page.locator(".schema-form-property textarea").first).to_be_editable(
+        timeout=UI_TIMEOUT_MS
+    )
 
 
 def submit_run(
@@ -266,54 +412,40 @@ def submit_run(
 ) -> dict[str, Any]:
     """Click Submit on the run form; the flow run the UI created (as the API returned it).
 
-    Submit posts /ui/schemas/validate, then /deployments/{id}/create_flow_run. A
-    4xx (bad parameters) fails at once. A 5xx or a network error (the UI then
-    shows "Oops. Something went wrong.") is an infrastructure hiccup on this
-    loaded machine: the form is still filled, so Submit is pressed again, unless
-    the API shows the run was created after all.
+    Submit posts /ui/schemas/validate, then /deployments/{id}/create_flow_run; this
+    waits for the create_flow_run response (or the first 5xx of an API POST). A
+    4xx (bad parameters) fails at once. A 5xx or no answer (the UI then shows
+    "Oops. Something went wrong.") is an infrastructure hiccup on this loaded
+    machine: the form is still filled, so Submit is pressed again, unless the API
+    shows the run was created after all.
     """
-    seen: list[Any] = []
-    failures: list[str] = []
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+    from playwright.sync_api import expect
 
-    def on_response(response: Any) -> None:
+    def answer(response: Any) -> bool:
         if "/api/" not in response.url or response.request.method != "POST":
-            return
-        if response.url.endswith("/create_flow_run"):
-            seen.append(response)
-        elif response.status >= 500:
-            failures.append(f"{response.status} {response.url}")
+            return False
+        return bool(response.url.endswith("/create_flow_run") or response.status >= 500)
 
-    def on_failed(request: Any) -> None:
-        if "/api/" in request.url:
-            failures.append(f"{request.method} {request.url}: {request.failure}")
-
-    page.on("response", on_response)
-    page.on("requestfailed", on_failed)
-    try:
-        for attempt in range(1, attempts + 1):
-            seen.clear()
-            failures.clear()
-            page.get_by_role("button", name="Submit", exact=True).click()
-            deadline = time.monotonic() + timeout
-            while not seen and not failures and time.monotonic() < deadline:
-                page.wait_for_timeout(250)
-            if seen:
-                response = seen[0]
-                if response.status == 201:
-                    return dict(response.json())
-                if response.status < 500:
-                    raise AssertionError(
-                        f"create_flow_run refused: {response.status} {response.text()}"
-                    )
-                failures.append(f"{response.status} {response.url}")
-            existing = flow_runs_of(api_url, deployment_id)
-            if existing:
-                return existing[0]
-            if attempt < attempts:
-                page.wait_for_timeout(2_000)
-        raise AssertionError(
-            f"Submit did not create a flow run in {attempts} attempts: {failures or 'timeout'}"
-        )
-    finally:
-        page.remove_listener("response", on_response)
-        page.remove_listener("requestfailed", on_failed)
+    submit = page.get_by_role("button", name="Submit", exact=True)
+    failures: list[str] = []
+    for attempt in range(1, attempts + 1):
+        expect(submit).to_be_enabled(timeout=UI_TIMEOUT_MS)
+        try:
+            with page.expect_response(answer, timeout=timeout * 1000) as info:
+                submit.click()
+            response = info.value
+        except PlaywrightTimeoutError:
+            failures.append(f"attempt {attempt}: no create_flow_run answer in {timeout:.0f}s")
+        else:
+            if response.url.endswith("/create_flow_run") and response.status == 201:
+                return dict(response.json())
+            if response.status < 500:
+                raise AssertionError(
+                    f"create_flow_run refused: {response.status} {response.text()}"
+                )
+            failures.append(f"attempt {attempt}: {response.status} {response.url}")
+        existing = flow_runs_of(api_url, deployment_id)
+        if existing:
+            return existing[0]
+    raise AssertionError(f"Submit did not create a flow run in {attempts} attempts: {failures}")

@@ -4,11 +4,12 @@ The S3 client over the minio SDK, its error translation, the embedded SeaweedFS 
 """
 
 from weightvault.store._objects import ObjectStore, connect, ensure_layout
-from weightvault.store._server import EmbeddedStore, free_ports
+from weightvault.store._server import EmbeddedStore, ServerStatus, free_ports
 
 __all__ = [
     "EmbeddedStore",
     "ObjectStore",
+    "ServerStatus",
     "connect",
     "ensure_layout",
     "free_ports",

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from weightvault._fs import write_private
 from weightvault.errors import ConfigError, StoreUnavailableError
+from weightvault.processes import ProcessRef, is_running, stop
 
 HOST = "127.0.0.1"
 _PORT_NAMES = (
@@ -92,35 +94,23 @@ def _port_open(port: int) -> bool:
         return s.connect_ex((HOST, port)) == 0
 
 
-def _pid_alive(pid: int) -> bool:
+def _runs_weed_on(data_dir: Path) -> Callable[[list[str]], bool]:
+    def check(argv: list[str]) -> bool:
+        dirs = [arg.removeprefix("-dir=") for arg in argv if arg.startswith("-dir=")]
+        return any(Path(d).resolve() == data_dir.resolve() for d in dirs)
+
+    return check
+
+
+def _server_ref(state: dict[str, Any]) -> ProcessRef | None:
+    """The server process state.json names; a state file of an older vault names only a pid."""
+    ref = ProcessRef.from_dict(state.get("process"))
+    if ref is not None:
+        return ref
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); treat it as gone.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-def _serves(pid: int, data_dir: Path) -> bool:
-    """Whether ``pid`` is alive and runs ``weed`` on ``data_dir``.
-
-    After a crash or reboot, state.json may name a pid the OS has since given to an
-    unrelated process: that one must never be reported as the store, nor signalled.
-    """
-    if not _pid_alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return not Path("/proc/self").exists()  # no procfs to ask: trust the pid
-    dirs = [arg.removeprefix("-dir=") for arg in argv if arg.startswith("-dir=")]
-    return any(Path(d).resolve() == data_dir.resolve() for d in dirs)
+        return ProcessRef.of(int(state["pid"]))
+    except (KeyError, TypeError, ValueError, psutil.Error):
+        return None
 
 
 class EmbeddedStore:
@@ -154,11 +144,19 @@ class EmbeddedStore:
     def endpoint(self) -> str:
         """host:port of the running server; StoreUnavailableError when it is down."""
         state = self._state()
-        if state is None or not _serves(int(state["pid"]), self.data_dir):
+        if state is None or not self._serves(state):
             raise StoreUnavailableError(
                 f"the embedded store under {self.dir} is not running: run `weightvault store up`"
             )
         return f"{HOST}:{state['ports']['s3']}"
+
+    def _serves(self, state: dict[str, Any]) -> bool:
+        """Whether the process state.json names is this store's own weed, still running.
+
+        After a crash or reboot the pid may belong to an unrelated process: that one
+        is never reported as the store, nor signalled.
+        """
+        return is_running(_server_ref(state), check=_runs_weed_on(self.data_dir))
 
     def status(self) -> ServerStatus:
         """Whether the server runs, where, and under which pid."""
@@ -166,7 +164,7 @@ class EmbeddedStore:
         if state is None:
             return ServerStatus(False, "", None, self.data_dir)
         pid = int(state["pid"])
-        running = _serves(pid, self.data_dir) and _port_open(int(state["ports"]["s3"]))
+        running = self._serves(state) and _port_open(int(state["ports"]["s3"]))
         return ServerStatus(running, f"{HOST}:{state['ports']['s3']}", pid, self.data_dir)
 
     def up(self, timeout: float = 60.0) -> ServerStatus:
@@ -174,7 +172,8 @@ class EmbeddedStore:
         current = self.status()
         if current.running:
             return current
-        if current.pid is not None and _serves(current.pid, self.data_dir):
+        state = self._state()
+        if state is not None and self._serves(state):
             self.down()
         creds = self.credentials()
         identities = {
@@ -226,7 +225,12 @@ class EmbeddedStore:
                 start_new_session=True,
                 cwd=self.dir,
             )
-        state = {"pid": proc.pid, "ports": ports, "started": time.time()}
+        state = {
+            "pid": proc.pid,
+            "process": ProcessRef.of(proc.pid).to_dict(),
+            "ports": ports,
+            "started": time.time(),
+        }
         write_private(self.state_path, json.dumps(state).encode())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -245,19 +249,7 @@ class EmbeddedStore:
         state = self._state()
         if state is None:
             return False
-        pid = int(state["pid"])
-        was_running = _serves(pid, self.data_dir)
-        if was_running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.1)
-            if _pid_alive(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+        was_running = stop(_server_ref(state), grace=timeout, check=_runs_weed_on(self.data_dir))
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
         return was_running

@@ -1,0 +1,118 @@
+"""The service starters: readiness deadlines and failures that name the service and its log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flows import services
+from tests.conftest import REPO
+from tests.services import TIMEOUT_ENV, service_timeout
+from weightvault.config import load_settings
+from weightvault.processes import ProcessRef, is_running
+from weightvault.store import EmbeddedStore
+
+
+def test_served_names_every_deployment() -> None:
+    from flows.deployments import deployments
+
+    served = {f"{d.flow_name}/{d.name}" for d in deployments()}
+    assert served == set(services.SERVED)
+
+
+def test_service_timeout_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    assert service_timeout() == 180.0
+    monkeypatch.setenv(TIMEOUT_ENV, "42.5")
+    assert service_timeout() == 42.5
+    monkeypatch.setenv(TIMEOUT_ENV, "soon")
+    with pytest.raises(ValueError, match=TIMEOUT_ENV):
+        service_timeout()
+
+
+def test_a_service_that_exits_is_named_with_its_log_tail(tmp_path: Path) -> None:
+    log_path = tmp_path / "thing.log"
+    script = "print('\\n'.join(f'line {i}' for i in range(100))); print('port in use'); exit(3)"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=log)
+    with pytest.raises(services.ServiceStartError) as caught:
+        services.wait_until("the thing", lambda: False, timeout=60, proc=proc, log_path=log_path)
+    message = str(caught.value)
+    assert message.startswith("the thing did not come up: it exited with code 3")
+    assert str(log_path) in message
+    assert "port in use" in message
+    assert "line 99" in message
+    assert "line 0\n" not in message  # only the tail
+    assert caught.value.exit_code == 7
+
+
+def test_a_service_that_never_gets_ready_times_out(tmp_path: Path) -> None:
+    log_path = tmp_path / "slow.log"
+    log_path.write_text("still warming up\n")
+    with pytest.raises(
+        services.ServiceStartError, match=r"the slow one did not come up: not ready within 1s"
+    ):
+        services.wait_until("the slow one", lambda: False, timeout=1, log_path=log_path)
+    with pytest.raises(services.ServiceStartError, match="still warming up"):
+        services.wait_until("the slow one", lambda: False, timeout=0.1, log_path=log_path)
+
+
+# -- stopping only what was started --------------------------------------------------------
+
+
+@pytest.fixture
+def impostor() -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated process in a session of its own, as a recycled pid would name."""
+    proc = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_down_never_signals_a_process_it_did_not_start(
+    impostor: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    settings = load_settings(REPO / "config", home=tmp_path / "home")
+    settings.home.mkdir(parents=True)
+    real = ProcessRef.of(impostor.pid)
+    recycled = {"pid": impostor.pid, "started": real.started - 3600.0}
+    state = {
+        "server_pid": impostor.pid,
+        "server": recycled,
+        "runner_pid": impostor.pid,
+        "runner": recycled,
+        "api_url": "http://127.0.0.1:9/api",
+        "ui_url": "",
+    }
+    (settings.home / "services.json").write_text(json.dumps(state))
+    assert services.read_state(settings) is None
+    assert services.down(settings) == []
+    assert impostor.poll() is None, "down signalled a process it never started"
+    # The same process recorded with its own start time is the one `up` started: stopped.
+    (settings.home / "services.json").write_text(json.dumps({**state, "server": real.to_dict()}))
+    assert services.down(settings) == ["server"]
+    assert not is_running(real)
+
+
+def test_store_down_never_signals_a_process_that_is_not_its_weed(
+    impostor: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    store = EmbeddedStore(tmp_path / "store")
+    store.dir.mkdir(parents=True)
+    ref = ProcessRef.of(impostor.pid).to_dict()
+    state = {"pid": impostor.pid, "process": ref, "ports": {"s3": 9}, "started": 0.0}
+    store.state_path.write_text(json.dumps(state))
+    assert store.status().running is False
+    assert store.down() is False
+    assert impostor.poll() is None, "store down signalled a process that is not its server"
+    # A state file of an older vault (a bare pid) gets the same protection.
+    store.state_path.write_text(json.dumps({"pid": impostor.pid, "ports": {"s3": 9}}))
+    assert store.down() is False
+    assert impostor.poll() is None

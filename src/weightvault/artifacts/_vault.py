@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from weightvault._fs import regular_files, staged_output
 from weightvault._json import canonical_json, parse_canonical
@@ -133,6 +133,39 @@ class VerifyReport:
     content_digest: str
 
 
+class TransferProgress(Protocol):
+    """Where an engine reports bytes moved: a progress bar, a log, nothing."""
+
+    def start(self, total: int) -> None:
+        """The plaintext bytes the operation will move in all."""
+
+    def advance(self, amount: int) -> None:
+        """``amount`` more plaintext bytes have moved (called from any thread)."""
+
+
+_PROGRESS_STEP = 4 << 20
+
+
+class _CountingReader:
+    """The ciphertext stream handed to the store, reporting plaintext read so far.
+
+    The store reads it a part (MiBs) at a time, so the report costs one call per part.
+    """
+
+    def __init__(self, reader: chunked.EncryptingReader, progress: TransferProgress) -> None:
+        self._reader = reader
+        self._progress = progress
+        self._reported = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._reader.read(size)
+        done = self._reader.plaintext_len
+        if done > self._reported:
+            self._progress.advance(done - self._reported)
+            self._reported = done
+        return data
+
+
 class _HashingSink:
     """Hashes what it is given on a background thread, and optionally writes it.
 
@@ -140,8 +173,12 @@ class _HashingSink:
     decryption instead of after it. The queue is bounded: memory stays constant.
     """
 
-    def __init__(self, fh: IO[bytes] | None = None) -> None:
+    def __init__(
+        self, fh: IO[bytes] | None = None, progress: TransferProgress | None = None
+    ) -> None:
         self._fh = fh
+        self._progress = progress
+        self._unreported = 0
         self._sha256 = hashlib.sha256()
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
@@ -158,10 +195,18 @@ class _HashingSink:
         if self._fh is not None:
             self._fh.write(block)
         self.size += len(block)
+        if self._progress is not None:
+            self._unreported += len(block)
+            if self._unreported >= _PROGRESS_STEP:
+                self._progress.advance(self._unreported)
+                self._unreported = 0
         return len(block)
 
     def close(self) -> None:
         """Stop the hashing thread (idempotent)."""
+        if self._progress is not None and self._unreported:
+            self._progress.advance(self._unreported)
+            self._unreported = 0
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -296,7 +341,13 @@ class Vault:
                 f"envelope of artifact {artifact_id} names an unknown key {wrapped.kek_id}"
             ) from None
 
-    def upload_file(self, artifact_id: str, tier: str, src: SourceFile) -> FileEntry:
+    def upload_file(
+        self,
+        artifact_id: str,
+        tier: str,
+        src: SourceFile,
+        progress: TransferProgress | None = None,
+    ) -> FileEntry:
         """Hash, encrypt and upload one file in one pass."""
         dek = self.dek(artifact_id, tier)
         key = file_key(artifact_id, src.idx)
@@ -304,8 +355,9 @@ class Vault:
             reader = chunked.EncryptingReader(fh, dek, file_context(artifact_id, src.path))
             del dek
             length = chunked.ciphertext_size(src.size)
+            stream = reader if progress is None else _CountingReader(reader, progress)
             self.store.put_stream(
-                self.bucket(tier), key, reader, length, retain_until=self.retain_until(tier)
+                self.bucket(tier), key, stream, length, retain_until=self.retain_until(tier)
             )
         if reader.plaintext_len != src.size:
             raise InvalidInputError(f"{src.source} changed size while it was being read")
@@ -469,7 +521,12 @@ class Vault:
         return verify_statement(data, manifest, trusted_keys(trust_root(self.keys)))
 
     def decrypt_file(
-        self, row: ArtifactRow, entry: FileEntry, dek: bytes, sink: IO[bytes] | None
+        self,
+        row: ArtifactRow,
+        entry: FileEntry,
+        dek: bytes,
+        sink: IO[bytes] | None,
+        progress: TransferProgress | None = None,
     ) -> tuple[str, int]:
         """Decrypt one file into ``sink`` (or nowhere), checking its size and sha256.
 
@@ -477,7 +534,7 @@ class Vault:
         authenticated chunk; the caller discards ``sink`` on IntegrityError.
         """
         context = file_context(row.id, entry.path)
-        hasher = _HashingSink(sink)
+        hasher = _HashingSink(sink, progress)
         try:
             with self.store.open(self.bucket(row.tier), entry.object_key) as stream:
                 n = chunked.decrypt(dek, context, stream, hasher)
@@ -494,20 +551,26 @@ class Vault:
             raise IntegrityError(f"artifact {row.id} file {entry.path}: sha256 mismatch")
         return digest, n
 
-    def verify(self, artifact_id: str) -> VerifyReport:
+    def verify(self, artifact_id: str, progress: TransferProgress | None = None) -> VerifyReport:
         """Decrypt and hash every file without writing plaintext anywhere."""
         row, manifest, dek = self._readable(artifact_id)
+        if progress is not None:
+            progress.start(manifest.total_size)
         total = 0
         for entry in manifest.files:
-            _, n = self.decrypt_file(row, entry, dek, None)
+            _, n = self.decrypt_file(row, entry, dek, None, progress)
             total += n
         del dek
         self.record_event("artifact.verified", row.id, {"files": len(manifest.files)})
         return VerifyReport(row.id, len(manifest.files), total, manifest.content_digest)
 
-    def get(self, artifact_id: str, out: Path) -> Manifest:
+    def get(
+        self, artifact_id: str, out: Path, progress: TransferProgress | None = None
+    ) -> Manifest:
         """Download, decrypt and verify into ``out``, renamed into place only when all is good."""
         row, manifest, dek = self._readable(artifact_id)
+        if progress is not None:
+            progress.start(manifest.total_size)
         try:
             with staged_output(out) as staging:
                 for entry in manifest.files:
@@ -516,7 +579,7 @@ class Vault:
                         raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with target.open("wb") as fh:
-                        self.decrypt_file(row, entry, dek, fh)
+                        self.decrypt_file(row, entry, dek, fh, progress)
         finally:
             del dek
         self.record_event("artifact.read", row.id, {"files": len(manifest.files)})

@@ -16,7 +16,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from weightvault.cli import _keys, _policy, _tiers
-from weightvault.cli._common import Handler, Parser, emit, open_vault, settings_for
+from weightvault.cli._common import Handler, Parser, emit, emit_table, open_vault, settings_for
+from weightvault.cli._progress import transfer
 from weightvault.config import environment
 from weightvault.errors import InvalidInputError, VaultError
 from weightvault.logs import configure_logging, scrub_text
@@ -87,7 +88,15 @@ def cmd_put(args: argparse.Namespace) -> int:
     from weightvault.lifecycle import ingest
 
     vault = open_vault(args)
-    result = ingest.put(vault, Path(args.path), args.name, args.tier, labels=_labels(args.label))
+    with transfer(args, f"put {args.name}") as progress:
+        result = ingest.put(
+            vault,
+            Path(args.path),
+            args.name,
+            args.tier,
+            labels=_labels(args.label),
+            progress=progress,
+        )
     row = result.artifact
     data = {
         "artifact_id": row.id,
@@ -107,7 +116,8 @@ def cmd_put(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     """Download, decrypt and verify an artifact."""
     vault = open_vault(args)
-    manifest = vault.get(args.id, Path(args.out))
+    with transfer(args, f"get {args.id}") as progress:
+        manifest = vault.get(args.id, Path(args.out), progress)
     emit(
         args,
         f"{manifest.artifact_id}: {len(manifest.files)} files verified and written to {args.out}",
@@ -119,7 +129,8 @@ def cmd_get(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """Check an artifact's integrity without writing plaintext."""
     vault = open_vault(args)
-    report = vault.verify(args.id)
+    with transfer(args, f"verify {args.id}") as progress:
+        report = vault.verify(args.id, progress)
     emit(
         args,
         f"{report.artifact_id}: OK, {report.files} files, {report.bytes} bytes, "
@@ -133,11 +144,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
     """List artifacts."""
     vault = open_vault(args)
     rows = vault.catalog.list_artifacts(args.tier)
-    lines = [f"{'ID':<30} {'TIER':<10} {'FILES':>5} {'BYTES':>12}  NAME"]
-    lines += [
-        f"{r.id:<30} {r.tier:<10} {r.file_count:>5} {r.total_size:>12}  {r.name}" for r in rows
-    ]
-    emit(args, "\n".join(lines), [r.__dict__ for r in rows])
+    emit_table(
+        args,
+        ("ID", "TIER", "FILES", "BYTES", "NAME"),
+        [(r.id, r.tier, r.file_count, r.total_size, r.name) for r in rows],
+        [r.__dict__ for r in rows],
+        empty="no artifacts",
+    )
     return 0
 
 

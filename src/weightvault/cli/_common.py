@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,6 +28,46 @@ def emit(args: argparse.Namespace, human: str, data: Any) -> None:
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
         print(human)
+
+
+def emit_report(args: argparse.Namespace, markdown: str, data: Any) -> None:
+    """A markdown report: rendered on a terminal, as markdown text when piped, JSON with --json."""
+    if getattr(args, "json", False) or not sys.stdout.isatty():
+        emit(args, markdown, data)
+    else:
+        from weightvault.cli._progress import show_markdown
+
+        show_markdown(markdown)
+
+
+def emit_table(
+    args: argparse.Namespace,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    data: Any,
+    *,
+    empty: str = "nothing to list",
+) -> None:
+    """Rows as a rich table on a terminal, aligned plain text when piped, JSON with --json."""
+    if getattr(args, "json", False):
+        emit(args, "", data)
+        return
+    cells = [[str(c) for c in row] for row in rows]
+    if not cells:
+        print(empty)
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*columns, box=None, header_style="bold")
+        for row in cells:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(columns)]
+    for row in [list(columns), *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def settings_for(args: argparse.Namespace) -> Any:

@@ -12,6 +12,7 @@ that leaves envelopes on the key: IncompleteError).
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _inventory(args: argparse.Namespace) -> int:
-    from weightvault.cli._common import emit, open_vault
+    from weightvault.cli._common import emit, emit_table, open_vault
     from weightvault.keys import (
         CYCLONEDX_SPEC_VERSION,
         build_cbom,
@@ -88,30 +89,46 @@ def _inventory(args: argparse.Namespace) -> int:
     vault = open_vault(args)
     now = _now()
     rows = inventory_rows(vault, now)
-    human = render_inventory_table(rows)
+    data = [
+        {
+            **r.__dict__,
+            "created": r.created.isoformat(),
+            "expires": r.expires.isoformat() if r.expires else None,
+        }
+        for r in rows
+    ]
+    written = ""
     if args.cbom:
         bom = build_cbom(rows, now)
         path = Path(args.cbom)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(cbom_json(bom) + "\n")
-        human += f"\n\nCycloneDX {CYCLONEDX_SPEC_VERSION} CBOM written to {path}"
-    emit(
-        args,
-        human,
-        [
-            {
-                **r.__dict__,
-                "created": r.created.isoformat(),
-                "expires": r.expires.isoformat() if r.expires else None,
-            }
-            for r in rows
-        ],
-    )
+        written = f"CycloneDX {CYCLONEDX_SPEC_VERSION} CBOM written to {path}"
+    if args.json or not sys.stdout.isatty():
+        emit(args, render_inventory_table(rows) + (f"\n\n{written}" if written else ""), data)
+        return 0
+    columns = ("KEY", "ALGORITHM", "TIER", "STATE", "EXPIRES", "QUANTUM", "PROTECTS")
+    cells = [
+        (
+            f"{r.key_id}@v{r.version}",
+            r.algorithm,
+            r.tier,
+            r.state,
+            r.expires.isoformat() if r.expires else "-",
+            r.quantum_status,
+            r.artifacts_protected,
+        )
+        for r in rows
+    ]
+    emit_table(args, columns, cells, data, empty="no keys")
+    if written:
+        print(written)
     return 0
 
 
 def _rotate(args: argparse.Namespace) -> int:
-    from weightvault.cli._common import emit, open_vault
+    from weightvault.cli._common import emit, emit_report, open_vault
+    from weightvault.cli._progress import counting
     from weightvault.lifecycle.rotation import find_due, render_report, rotate
 
     vault = open_vault(args)
@@ -121,16 +138,27 @@ def _rotate(args: argparse.Namespace) -> int:
         lines = [f"{d.key_id}@v{d.version}: {d.reason}" for d in due] or ["nothing is due"]
         emit(args, "\n".join(lines), [d.to_dict() for d in due])
         return 0
-    report = rotate(
-        vault,
-        now,
-        force_tiers=args.tier,
-        force_signing=args.signing,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        verify=args.verify,
-    )
-    emit(args, render_report(report.to_dict()), report.to_dict())
+    with counting(args) as bars:
+        current: list[str] = []
+
+        def planned(tier: str, total: int) -> None:
+            current[:] = [f"rewrap {tier}"]
+            bars.plan(current[0], total)
+
+        report = rotate(
+            vault,
+            now,
+            force_tiers=args.tier,
+            force_signing=args.signing,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            verify=args.verify,
+            on_plan=planned,
+            on_batch=lambda s: bars.done(
+                current[0], s.rewrapped + s.already + s.missing + s.skipped
+            ),
+        )
+    emit_report(args, render_report(report.to_dict()), report.to_dict())
     return 0
 
 
@@ -140,15 +168,24 @@ def _compromise(args: argparse.Namespace) -> int:
     vault = open_vault(args)
     since = _parse_time(args.since, "--since")
     if args.rekey:
+        from weightvault.cli._progress import counting
         from weightvault.lifecycle.rekey import respond
 
-        result = respond(
-            vault,
-            args.key,
-            since=since,
-            exposed=args.exposed,
-            all_exposed=args.all_exposed,
-        ).to_dict()
+        with counting(args) as bars:
+
+            def reencrypted(done: int, total: int, _artifact_id: str) -> None:
+                if done <= 1:
+                    bars.plan("re-encrypt", total)
+                bars.done("re-encrypt", done)
+
+            result = respond(
+                vault,
+                args.key,
+                since=since,
+                exposed=args.exposed,
+                all_exposed=args.all_exposed,
+                progress=reencrypted,
+            ).to_dict()
     else:
         from weightvault.lifecycle.rotation import compromise_key
 

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from weightvault.artifacts import PutPlan, PutResult, Sealed, SourceFile, Vault
+from weightvault.artifacts import PutPlan, PutResult, Sealed, SourceFile, TransferProgress, Vault
 from weightvault.errors import VaultError
 from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
 from weightvault.provenance import Provenance
@@ -60,9 +60,11 @@ def write_envelope(vault: Vault, put_plan: PutPlan) -> KekRef:
     return KekRef(wrapped.kek_id, wrapped.kek_version)
 
 
-def upload(vault: Vault, put_plan: PutPlan, src: SourceFile) -> FileEntry:
+def upload(
+    vault: Vault, put_plan: PutPlan, src: SourceFile, progress: TransferProgress | None = None
+) -> FileEntry:
     """Hash, encrypt and upload one file; idempotent (a retry rewrites the same key)."""
-    return vault.upload_file(put_plan.artifact_id, put_plan.tier, src)
+    return vault.upload_file(put_plan.artifact_id, put_plan.tier, src, progress)
 
 
 def seal(
@@ -99,16 +101,21 @@ def put(
     labels: dict[str, str] | None = None,
     provenance: Provenance | None = None,
     workers: int = 2,
+    progress: TransferProgress | None = None,
 ) -> PutResult:
     """Ingest a file or directory: every step above, in a row."""
     put_plan = plan(vault, source, name, tier, labels)
+    if progress is not None:
+        progress.start(put_plan.total_size)
     write_envelope(vault, put_plan)
     try:
         if len(put_plan.files) == 1 or workers <= 1:
-            entries = [upload(vault, put_plan, f) for f in put_plan.files]
+            entries = [upload(vault, put_plan, f, progress) for f in put_plan.files]
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                entries = list(pool.map(lambda f: upload(vault, put_plan, f), put_plan.files))
+                entries = list(
+                    pool.map(lambda f: upload(vault, put_plan, f, progress), put_plan.files)
+                )
         sealed = seal(vault, put_plan, entries, provenance)
     except VaultError:
         with contextlib.suppress(VaultError):

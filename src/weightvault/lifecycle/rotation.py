@@ -499,6 +499,8 @@ def rewrap_envelope(
 
 
 BatchCallback = Callable[[RewrapStats], None]
+PlanCallback = Callable[[str, int], None]
+"""Told each tier and how many envelopes its rotation will visit, before the first batch."""
 
 
 def rewrap_batch(
@@ -868,13 +870,17 @@ def rotate_tier(
     workers: int = DEFAULT_WORKERS,
     verify: int = 3,
     on_batch: BatchCallback | None = None,
+    on_plan: PlanCallback | None = None,
 ) -> TierOutcome:
     """Steps 2-5 for one tier, in a row: start or resume, rewrap every batch, verify, retire.
 
-    ``on_batch`` is called with the running totals after each committed batch.
+    ``on_plan`` is told how many envelopes the tier's batches hold; ``on_batch``
+    is called with the running totals after each committed batch.
     """
     rot = start_rotation(vault, tier, new_version=new_version)
     plan = plan_rewrap(vault, rot, batch_size)
+    if on_plan is not None:
+        on_plan(tier, sum(len(b) for b in plan.batches))
     stats = RewrapStats()
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for chunk in plan.batches:
@@ -903,6 +909,7 @@ def rotate(
     workers: int = DEFAULT_WORKERS,
     verify: int = 3,
     on_batch: BatchCallback | None = None,
+    on_plan: PlanCallback | None = None,
 ) -> RotationReport:
     """A whole rotation run: steps 1-8 in a row; resumable and idempotent.
 
@@ -913,7 +920,13 @@ def rotate(
     due = find_due(vault, now, force_tiers=force_tiers, force_signing=force_signing)
     tiers = [
         rotate_tier(
-            vault, tier, batch_size=batch_size, workers=workers, verify=verify, on_batch=on_batch
+            vault,
+            tier,
+            batch_size=batch_size,
+            workers=workers,
+            verify=verify,
+            on_batch=on_batch,
+            on_plan=on_plan,
         )
         for tier in tiers_due(due)
     ]

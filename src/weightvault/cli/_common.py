@@ -6,10 +6,14 @@ import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from weightvault.errors import UsageError
 from weightvault.logs import register_secret
+
+if TYPE_CHECKING:  # imported when a command runs, to keep start-up fast
+    from weightvault.artifacts import Vault
+    from weightvault.config import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,7 +33,7 @@ def emit(args: argparse.Namespace, human: str, data: Any) -> None:
         print(human)
 
 
-def settings_for(args: argparse.Namespace) -> Any:
+def settings_for(args: argparse.Namespace) -> Settings:
     """Settings, honouring --home."""
     from weightvault.config import load_settings
 
@@ -37,7 +41,7 @@ def settings_for(args: argparse.Namespace) -> Any:
     return load_settings(home=home)
 
 
-def open_vault(args: argparse.Namespace) -> Any:
+def open_vault(args: argparse.Namespace) -> Vault:
     """Open the vault, registering its credentials with the log redactor."""
     from weightvault.artifacts import Vault
     from weightvault.store import EmbeddedStore

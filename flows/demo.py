@@ -106,7 +106,7 @@ def _lifecycle(settings: Settings) -> dict[str, Any]:
         ),
         return_state=True,
     )
-    summary: dict[str, Any] = state.result()  # raises the flow's error if it failed
+    summary: dict[str, Any] = dict(state.result())  # raises the flow's error if it failed
     flow_runs = {"ingest": str(state.state_details.flow_run_id)}
     artifact_id = summary["artifact_id"]
     checked_state = validate(

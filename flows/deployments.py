@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
+
+from prefect.deployments.runner import RunnerDeployment
 
 from flows.ingest import ingest
 from flows.promote import promote
@@ -11,12 +14,22 @@ from flows.rotate_keys import rotate_keys, schedule
 from flows.validate import validate
 
 
-def deployments() -> list[Any]:
+def _built(
+    deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment],
+) -> RunnerDeployment:
+    """``to_deployment``'s result: Prefect's async_dispatch types it as a union with a
+    coroutine, which it returns only inside an event loop (never here)."""
+    if not isinstance(deployment, RunnerDeployment):
+        raise TypeError("to_deployment returned a coroutine outside an event loop")
+    return deployment
+
+
+def deployments() -> list[RunnerDeployment]:
     """Every deployment with its schedule."""
     from prefect.schedules import Cron
 
     rotation = schedule()  # config/rotation.toml
-    return [
+    built = [
         ingest.to_deployment(
             name="ingest",
             description="Ingest a model artifact with provenance; fill the form and run.",
@@ -51,6 +64,7 @@ def deployments() -> list[Any]:
             tags=["weightvault", "keys"],
         ),
     ]
+    return [_built(d) for d in built]
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ report. A failure before the commit discards what was uploaded.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -38,11 +38,13 @@ class IngestParams(BaseModel):
 @flow(
     name="ingest",
     description="Capture provenance, encrypt and upload, sign, commit.",
+    # Prefect's typing is wrong here: flow() wants TaskRunner[PrefectFuture[Any]] and
+    # TaskRunner is invariant in its future type, so its own ThreadPoolTaskRunner fails.
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
     persist_result=False,
     validate_parameters=True,
 )
-def ingest(params: IngestParams) -> dict[str, Any]:
+def ingest(params: IngestParams) -> reports.IngestSummary:
     """Ingest one artifact; returns a summary without any key material."""
     provenance = vault_tasks.capture(
         params.model_repo, params.run_id, params.creator, params.parent, params.allow_incomplete

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -49,6 +50,8 @@ class RekeyParams(BaseModel):
 @flow(
     name="rekey",
     description="Re-encrypt or rewrap everything a compromised key protects.",
+    # Prefect's typing is wrong here: flow() wants TaskRunner[PrefectFuture[Any]] and
+    # TaskRunner is invariant in its future type, so its own ThreadPoolTaskRunner fails.
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
     persist_result=False,
     validate_parameters=True,
@@ -66,6 +69,9 @@ def rekey(params: RekeyParams) -> dict[str, Any]:
         key="rekey-progress",
         description=f"re-encryption of {len(plan.reencrypt)} artifact(s) after {plan.key}",
     )
+    # Prefect's async_dispatch types the call as UUID | Coroutine; a sync flow gets the UUID.
+    if not isinstance(progress, UUID):
+        raise TypeError("create_progress_artifact returned a coroutine in a sync flow")
     futures = [key_tasks.reencrypt.submit(a) for a in plan.reencrypt]
     outcomes = []
     for n, future in enumerate(futures, start=1):

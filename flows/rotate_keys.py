@@ -52,6 +52,8 @@ class RotationParams(BaseModel):
 @flow(
     name="rotate-keys",
     description="Rotate keys whose lifetime is up: rewrap envelopes, retire old versions.",
+    # Prefect's typing is wrong here: flow() wants TaskRunner[PrefectFuture[Any]] and
+    # TaskRunner is invariant in its future type, so its own ThreadPoolTaskRunner fails.
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
     persist_result=False,
     validate_parameters=True,

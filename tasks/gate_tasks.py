@@ -19,13 +19,12 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import get_run_logger
 from prefect.transactions import Transaction, get_transaction
 
-from tasks.vault_tasks import RETRYING, vault
+from tasks.vault_tasks import RETRY_DELAYS, vault, vault_task
 from weightvault.errors import StoreUnavailableError, VaultError
 from weightvault.gates import ScanResult, ValidationReport
 from weightvault.lifecycle import promote as promotion
@@ -36,40 +35,38 @@ from weightvault.lifecycle.validate import ValidationOutcome
 P = ParamSpec("P")
 R = TypeVar("R")
 
-ONCE: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
 
-
-@task(name="decrypt-for-validation", **RETRYING)
+@vault_task("decrypt-for-validation")
 def decrypt(artifact_id: str) -> Path:
     """Decrypt and verify into a private temporary directory."""
     return admission.decrypt_to(vault(), artifact_id)
 
 
-@task(name="scan-formats", **ONCE)
+@vault_task("scan-formats", retry=False)
 def scan(root: Path) -> list[ScanResult]:
     """Content-based format checks; pickle is never loaded."""
     return admission.scan(root)
 
 
-@task(name="gx-provenance-record", **RETRYING)
+@vault_task("gx-provenance-record")
 def gx_record(artifact_id: str) -> ValidationReport:
     """Great Expectations over the signed provenance and manifest."""
     return admission.check_record(vault(), artifact_id)
 
 
-@task(name="gx-dataset", **ONCE)
+@vault_task("gx-dataset", retry=False)
 def gx_dataset(model_repo: str | None) -> ValidationReport | None:
     """Great Expectations over the DVC-tracked training dataset."""
     return admission.check_dataset(vault(), Path(model_repo) if model_repo else None)
 
 
-@task(name="gx-metrics", **ONCE)
+@vault_task("gx-metrics", retry=False)
 def gx_metrics(model_repo: str | None, root: Path) -> ValidationReport | None:
     """Great Expectations over the evaluation metrics."""
     return admission.check_metrics(vault(), Path(model_repo) if model_repo else None, root)
 
 
-@task(name="record-validation", **RETRYING)
+@vault_task("record-validation")
 def record(
     artifact_id: str, scans: list[ScanResult], reports: list[ValidationReport | None]
 ) -> ValidationOutcome:
@@ -77,18 +74,18 @@ def record(
     return admission.record(vault(), artifact_id, scans, reports)
 
 
-@task(name="cleanup", **ONCE)
+@vault_task("cleanup", retry=False)
 def cleanup(root: Path) -> None:
     """Remove the decrypted copy."""
     admission.cleanup(root)
 
 
 def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:
-    """Retry ``fn`` on StoreUnavailableError with the RETRYING delays, within one task run."""
+    """Retry ``fn`` on StoreUnavailableError after each of RETRY_DELAYS, within one task run."""
 
     @functools.wraps(fn)
     def attempt(*args: P.args, **kwargs: P.kwargs) -> R:
-        delays = list(RETRYING["retry_delay_seconds"])
+        delays = list(RETRY_DELAYS)
         while True:
             try:
                 return fn(*args, **kwargs)
@@ -104,8 +101,7 @@ def retry_transient(fn: Callable[P, R]) -> Callable[P, R]:
     return attempt
 
 
-# In a transaction: no Prefect retries (see the module docstring), results never persisted.
-IN_TRANSACTION: dict[str, Any] = {"persist_result": False, "cache_policy": NO_CACHE}
+# In a transaction: no Prefect retries (``retry=False``, see the module docstring).
 
 
 def _keep(**values: object) -> None:
@@ -124,7 +120,7 @@ def _compensate(step: Callable[[], object], what: str) -> None:
         get_run_logger().warning("%s failed (%s): orphans are left for gc", what, exc.message)
 
 
-@task(name="plan-promotion", **RETRYING)
+@vault_task("plan-promotion")
 def plan(
     artifact_id: str, target: str, approver: str, justification: str, legal_hold: bool
 ) -> PromotionPlan:
@@ -139,25 +135,25 @@ def plan(
     )
 
 
-@task(name="gate-integrity-signature", **RETRYING)
+@vault_task("gate-integrity-signature")
 def integrity(p: PromotionPlan) -> Gate:
     """Decrypt and hash every file, verify the signed statement."""
     return promotion.check_integrity(vault(), p)
 
 
-@task(name="gate-policy", **RETRYING)
+@vault_task("gate-policy")
 def policy(p: PromotionPlan, integrity_gate: Gate) -> tuple[Gate, str]:
     """Rego policy with the validation result, for the target tier."""
     return promotion.check_policy(vault(), p, integrity_gate)
 
 
-@task(name="refuse", **ONCE)
+@vault_task("refuse", retry=False)
 def refuse_move(p: PromotionPlan, gates: Sequence[Gate]) -> None:
     """Record the refusal and fail with every reason."""
     promotion.refuse(vault(), p, gates)
 
 
-@task(name="claim", **IN_TRANSACTION)
+@vault_task("claim", retry=False)
 def claim(p: PromotionPlan) -> Claim:
     """Take the artifact; exactly one concurrent promotion wins."""
     held = promotion.claim(vault(), p)
@@ -172,7 +168,7 @@ def _abandon(txn: Transaction) -> None:
     _compensate(lambda: promotion.abandon(vault(), p, held), "abandon promotion")
 
 
-@task(name="copy-ciphertext", **IN_TRANSACTION)
+@vault_task("copy-ciphertext", retry=False)
 @retry_transient
 def copy(p: PromotionPlan, held: Claim) -> int:
     """Server-side copy to the target bucket; idempotent."""
@@ -185,7 +181,7 @@ def _discard_copies(txn: Transaction) -> None:
     _compensate(lambda: promotion.discard_copies(vault(), txn.get("plan")), "discard copies")
 
 
-@task(name="rewrap-dek", **IN_TRANSACTION)
+@vault_task("rewrap-dek", retry=False)
 @retry_transient
 def rewrap(p: PromotionPlan, held: Claim) -> str:
     """Wrap the DEK for the target tier; no re-encryption; idempotent."""
@@ -198,7 +194,7 @@ def _discard_envelope(txn: Transaction) -> None:
     _compensate(lambda: promotion.discard_envelope(vault(), txn.get("plan")), "discard envelope")
 
 
-@task(name="commit-promotion", **IN_TRANSACTION)
+@vault_task("commit-promotion", retry=False)
 @retry_transient
 def commit(p: PromotionPlan, held: Claim, gates: Sequence[Gate], digest: str) -> PromotionResult:
     """Manifest (commit point), retention, attestation, event, catalog; idempotent."""

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TypedDict
 
-from prefect import task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
+from tasks.vault_tasks import vault_task
 from weightvault.artifacts import PutResult
 from weightvault.lifecycle.promote import Gate, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
 from weightvault.provenance import Provenance
+
+
+class IngestSummary(TypedDict):
+    """What the ingest flow returns: ids, digests and counts, never key material."""
+
+    artifact_id: str
+    content_digest: str
+    files: int
+    bytes: int
+    tier: str
+    signed_by: str | None
+    duplicate_of: str | None
+    git_commit: str | None
+    git_dirty: bool | None
+    run_id: str | None
 
 
 def ingest_markdown(result: PutResult, provenance: Provenance) -> str:
@@ -51,8 +65,8 @@ def ingest_markdown(result: PutResult, provenance: Provenance) -> str:
     return "\n".join(lines)
 
 
-@task(name="publish-report", persist_result=False, cache_policy=NO_CACHE)
-def publish_ingest_report(result: PutResult, provenance: Provenance) -> dict[str, Any]:
+@vault_task("publish-report", retry=False)
+def publish_ingest_report(result: PutResult, provenance: Provenance) -> IngestSummary:
     """Publish the ingest report; returns a secret-free summary."""
     create_markdown_artifact(
         markdown=ingest_markdown(result, provenance),
@@ -95,7 +109,7 @@ def promotion_markdown(
     return "\n".join(lines)
 
 
-@task(name="publish-promotion-report", persist_result=False, cache_policy=NO_CACHE)
+@vault_task("publish-promotion-report", retry=False)
 def publish_promotion_report(
     artifact_id: str, target: str, gates: Sequence[Gate], result: PromotionResult | None
 ) -> None:
@@ -120,7 +134,7 @@ def validation_markdown(outcome: ValidationOutcome) -> str:
     return "\n".join(lines)
 
 
-@task(name="publish-validation-report", persist_result=False, cache_policy=NO_CACHE)
+@vault_task("publish-validation-report", retry=False)
 def publish_validation_report(outcome: ValidationOutcome) -> None:
     """Publish the validation report."""
     create_markdown_artifact(

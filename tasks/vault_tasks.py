@@ -9,8 +9,9 @@ upload task unwraps it for itself.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -36,13 +37,33 @@ def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> b
     return False
 
 
-RETRYING: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": [1, 2, 4],
-    "retry_condition_fn": only_transient,
-    "persist_result": False,
-    "cache_policy": NO_CACHE,
-}
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RETRY_DELAYS: tuple[int, ...] = (1, 2, 4)
+"""Seconds before each retry of a transient store error (one retry per delay)."""
+
+
+def vault_task(
+    name: str, *, task_run_name: str | None = None, retry: bool = True
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """``@task`` with the vault's options: results never persisted, never cached.
+
+    With ``retry`` the task is retried on StoreUnavailableError only, after each of
+    :data:`RETRY_DELAYS`; without it Prefect never retries it (a task inside a
+    transaction, or one that is not worth a retry).
+    """
+    if retry:
+        return task(
+            name=name,
+            task_run_name=task_run_name,
+            retries=len(RETRY_DELAYS),
+            retry_delay_seconds=list(RETRY_DELAYS),
+            retry_condition_fn=only_transient,
+            persist_result=False,
+            cache_policy=NO_CACHE,
+        )
+    return task(name=name, task_run_name=task_run_name, persist_result=False, cache_policy=NO_CACHE)
 
 
 def emit_prefect_event(event: Event) -> None:
@@ -73,7 +94,7 @@ def vault() -> Vault:
     return _vault(key)
 
 
-@task(name="capture-provenance", **RETRYING)
+@vault_task("capture-provenance")
 def capture(
     repo: str | None,
     run_id: str | None,
@@ -94,38 +115,38 @@ def capture(
     )
 
 
-@task(name="plan", **RETRYING)
+@vault_task("plan")
 def plan(path: str, name: str, tier: str, labels: dict[str, str]) -> PutPlan:
     """List the files and assign the artifact id."""
     return ingest.plan(vault(), Path(path), name, tier, labels)
 
 
-@task(name="write-envelope", **RETRYING)
+@vault_task("write-envelope")
 def write_envelope(p: PutPlan) -> ingest.KekRef:
     """Draw and wrap the DEK; returns only the KEK reference."""
     return ingest.write_envelope(vault(), p)
 
 
-@task(name="encrypt-upload", task_run_name="encrypt-upload {src.path}", **RETRYING)
+@vault_task("encrypt-upload", task_run_name="encrypt-upload {src.path}")
 def upload(p: PutPlan, src: SourceFile, envelope: ingest.KekRef) -> FileEntry:
     """Hash, encrypt and upload one file in one pass."""
     del envelope  # ordering dependency only
     return ingest.upload(vault(), p, src)
 
 
-@task(name="sign-manifest", **RETRYING)
+@vault_task("sign-manifest")
 def sign(p: PutPlan, entries: list[FileEntry], provenance: Provenance) -> Sealed | PutResult:
     """Sign the in-toto statement; a duplicate returns the original artifact."""
     return ingest.seal(vault(), p, entries, provenance)
 
 
-@task(name="commit", **RETRYING)
+@vault_task("commit")
 def commit(sealed: Sealed | PutResult) -> PutResult:
     """Write the manifest (the commit point), record and emit the event, index."""
     return ingest.commit(vault(), sealed)
 
 
-@task(name="discard", persist_result=False, cache_policy=NO_CACHE)
+@vault_task("discard", retry=False)
 def discard(p: PutPlan) -> int:
     """Remove the objects of an uncommitted put."""
     return ingest.discard(vault(), p)

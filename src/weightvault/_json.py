@@ -11,13 +11,16 @@ surrogates are refused on the way out.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeAlias
 
 import rfc8785
 
 from weightvault.errors import IntegrityError, InvalidInputError
 
-__all__ = ["canonical_json", "parse_canonical"]
+__all__ = ["JSON", "canonical_json", "parse_canonical"]
+
+JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+"""A JSON value as :func:`json.loads` returns it: the one JSON type of the vault's API."""
 
 
 def canonical_json(obj: Any) -> bytes:

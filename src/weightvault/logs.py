@@ -24,6 +24,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 REDACTED = "<redacted>"
 _SENSITIVE = re.compile(
@@ -178,9 +179,10 @@ def isolated_secrets() -> Iterator[None]:
             _secrets.update(saved)
 
 
-def get_logger(name: str = "weightvault") -> Any:
-    """A bound structlog logger."""
-    return structlog.get_logger(name)
+def get_logger(name: str = "weightvault") -> FilteringBoundLogger:
+    """A bound structlog logger (the filtering wrapper class :func:`_structlog` configures)."""
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger
 
 
 # Until an entry point configures logging, the vault's lines are still redacted and

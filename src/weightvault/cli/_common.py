@@ -7,10 +7,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from weightvault.errors import UsageError
 from weightvault.logs import register_secret
+
+if TYPE_CHECKING:  # imported when a command runs, to keep start-up fast
+    from weightvault.artifacts import Vault
+    from weightvault.config import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -70,7 +74,7 @@ def emit_table(
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def settings_for(args: argparse.Namespace) -> Any:
+def settings_for(args: argparse.Namespace) -> Settings:
     """Settings, honouring --home."""
     from weightvault.config import load_settings
 
@@ -78,7 +82,7 @@ def settings_for(args: argparse.Namespace) -> Any:
     return load_settings(home=home)
 
 
-def open_vault(args: argparse.Namespace) -> Any:
+def open_vault(args: argparse.Namespace) -> Vault:
     """Open the vault, registering its credentials with the log redactor."""
     from weightvault.artifacts import Vault
     from weightvault.store import EmbeddedStore

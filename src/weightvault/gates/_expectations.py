@@ -37,12 +37,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weightvault._fs import hash_file
 from weightvault._json import canonical_json
 from weightvault.config import packaged_config_dir
 from weightvault.errors import ConfigError, InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:  # GX is imported only when a validation runs (it is slow)
+    from great_expectations import ExpectationSuite
 
 Frame = Any
 """A ``pandas.DataFrame`` (pandas has no type stubs in this environment)."""
@@ -229,7 +232,7 @@ def _context() -> Any:
     return gx.get_context(mode="ephemeral", project_config=config)
 
 
-def gx_suite(definition: SuiteDefinition) -> Any:
+def gx_suite(definition: SuiteDefinition) -> ExpectationSuite:
     """Build GX's ``ExpectationSuite``; ConfigError if GX cannot build every expectation."""
     gx = _gx()
     # GX logs a traceback for each expectation it drops; the error below says it once.
@@ -237,7 +240,7 @@ def gx_suite(definition: SuiteDefinition) -> Any:
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
-        suite = gx.ExpectationSuite(
+        suite: ExpectationSuite = gx.ExpectationSuite(
             name=definition.name, expectations=[dict(e) for e in definition.expectations]
         )
     except (ValueError, TypeError, KeyError) as exc:

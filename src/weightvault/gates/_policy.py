@@ -58,8 +58,9 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+from weightvault._json import JSON
 from weightvault.config import packaged_config_dir
 from weightvault.errors import ConfigError, InvalidInputError, PolicyError
 
@@ -316,11 +317,17 @@ class CaseResult:
         return line
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
+@overload
+def merge_patch(target: JSON, patch: dict[str, JSON]) -> dict[str, JSON]: ...
+@overload
+def merge_patch(target: JSON, patch: JSON) -> JSON: ...
+
+
+def merge_patch(target: JSON, patch: JSON) -> JSON:
     """Apply a JSON merge patch (RFC 7386): objects merge, ``null`` deletes, else replace."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    result: dict[str, JSON] = copy.deepcopy(target) if isinstance(target, dict) else {}
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)

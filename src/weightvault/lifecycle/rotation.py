@@ -55,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from weightvault._json import canonical_json
 from weightvault.artifacts import Vault
@@ -88,6 +88,8 @@ if TYPE_CHECKING:
     from weightvault.keys import KeyInventoryRow
 
 log = get_logger("weightvault.lifecycle.rotation")
+
+_T = TypeVar("_T")
 
 KEK_TIERS: tuple[str, ...] = tuple(TIERS)
 TRUST_ROOT_KEY = "trust/root.json"
@@ -412,7 +414,7 @@ def pending_envelopes(vault: Vault, rot: TierRotation) -> list[EnvelopeRef]:
     return [EnvelopeRef(r["artifact_id"], r["tier"]) for r in rows if r["tier"] == rot.tier]
 
 
-def batches(items: Sequence[Any], size: int) -> list[list[Any]]:
+def batches(items: Sequence[_T], size: int) -> list[list[_T]]:
     """``items`` cut into lists of at most ``size``."""
     if size < 1:
         raise InvalidInputError("batch size must be at least 1")

@@ -17,6 +17,7 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.vault_tasks import vault, vault_task
+from weightvault.lifecycle import compromise as core_compromise
 from weightvault.lifecycle import rekey as core_rekey
 from weightvault.lifecycle import rotation
 
@@ -106,9 +107,9 @@ def resume_journals() -> tuple[core_rekey.ReencryptResult, ...]:
 @vault_task("compromise-key")
 def compromise(
     key: str, since: datetime | None, exposed: tuple[str, ...], all_exposed: bool
-) -> rotation.CompromiseReport:
+) -> core_compromise.CompromiseReport:
     """Mark the key version compromised (once) and list what it protects."""
-    return rotation.compromise_key(
+    return core_compromise.compromise_key(
         vault(), key, since=since, exposed=exposed, all_exposed=all_exposed
     )
 

@@ -342,7 +342,7 @@ def file_keys(vault: Vault, artifact_id: str) -> list[str]:
 def test_compromise_stops_wraps_and_lists_what_the_key_protects(
     vault: Vault, tmp_path: Path
 ) -> None:
-    from weightvault.lifecycle.rotation import compromise_key
+    from weightvault.lifecycle.compromise import compromise_key
 
     ids = put_many(vault, tmp_path, 3)
     since = datetime.now(UTC)

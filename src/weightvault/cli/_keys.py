@@ -187,7 +187,7 @@ def _compromise(args: argparse.Namespace) -> int:
                 progress=reencrypted,
             ).to_dict()
     else:
-        from weightvault.lifecycle.rotation import compromise_key
+        from weightvault.lifecycle.compromise import compromise_key
 
         result = compromise_key(
             vault, args.key, since=since, exposed=args.exposed, all_exposed=args.all_exposed

@@ -12,7 +12,8 @@ retried task converges.
   the format scan, GX checks and their stored reports;
 - :mod:`~weightvault.lifecycle.promote` (with :mod:`~weightvault.lifecycle.claims`):
   promotion and delete; :mod:`~weightvault.lifecycle.quarantine`: quarantine, release;
-- :mod:`~weightvault.lifecycle.rotation`: scheduled key rotation and compromise marking;
+- :mod:`~weightvault.lifecycle.rotation`: scheduled key rotation;
+  :mod:`~weightvault.lifecycle.compromise`: marking a key compromised;
   :mod:`~weightvault.lifecycle.rekey`: the compromise response;
 - :mod:`~weightvault.lifecycle.escrow`: escrow envelopes, share ceremonies, escrow decrypt;
 - :mod:`~weightvault.lifecycle.export`: air-gapped bundles and offline verification;

@@ -1,6 +1,6 @@
 """Compromise response: re-encrypt artifacts under a fresh DEK, rewrap the rest.
 
-When a KEK version is compromised (:func:`weightvault.lifecycle.rotation.compromise_key`)
+When a KEK version is compromised (:func:`weightvault.lifecycle.compromise.compromise_key`)
 the artifacts it protects are split in two:
 
 * those whose DEK may have been exposed are **re-encrypted**
@@ -35,7 +35,7 @@ compromise --rekey``) runs these steps in a row; the ``rekey`` flow runs each
 as a Prefect task, adding only retries, a progress artifact and a report:
 
 1. :func:`resume_journals` rolls forward re-encryptions left half-way;
-2. :func:`~weightvault.lifecycle.rotation.compromise_key` marks the version
+2. :func:`~weightvault.lifecycle.compromise.compromise_key` marks the version
    (once) and lists what it protects; :func:`plan_rekey` splits that list
    into artifacts to re-encrypt and batches to rewrap;
 3. :func:`reencrypt` re-encrypts one artifact (a concurrent move makes it
@@ -76,18 +76,16 @@ from weightvault.errors import (
     RetentionError,
 )
 from weightvault.keys import KeyState, WrappedKey
+from weightvault.lifecycle.compromise import CompromiseReport, compromise_key, resolve_key
 from weightvault.lifecycle.escrow import escrow_envelope, has_escrow_key
 from weightvault.lifecycle.rotation import (
     DEFAULT_BATCH,
     DEFAULT_WORKERS,
-    CompromiseReport,
     EnvelopeRef,
     RewrapStats,
     TierRotation,
     batches,
-    compromise_key,
     kek_id,
-    resolve_key,
     rewrap_batch,
     rotating_keys,
 )

@@ -29,7 +29,7 @@ from typing import Any
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso
 from weightvault.artifacts import Vault
-from weightvault.errors import ConflictError, NotFoundError, PolicyError
+from weightvault.errors import ConflictError, IntegrityError, NotFoundError, PolicyError
 from weightvault.lifecycle import claims
 from weightvault.lifecycle.claims import Claim
 from weightvault.store.layout import quarantine_marker_key
@@ -104,7 +104,10 @@ def read_marker(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
         data = vault.store.get_bytes(vault.bucket("quarantine"), quarantine_marker_key(artifact_id))
     except NotFoundError:
         return None
-    return parse_canonical(data, "quarantine marker")
+    marker = parse_canonical(data, "quarantine marker")
+    if marker.get("type") != MARKER_TYPE or marker.get("artifact_id") != artifact_id:
+        raise IntegrityError(f"quarantine marker of {artifact_id} has an unknown type or artifact")
+    return marker
 
 
 def _event_since(vault: Vault, artifact_id: str, kind: str, since: str) -> str | None:

@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-repeat check lint typecheck layers unit bench clean up down browser
+.PHONY: setup demo test test-fast test-repeat check lint typecheck layers unit bench clean up down browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -30,8 +30,8 @@ down: setup
 	$(BIN)/weightvault down
 
 lint: setup
-	$(BIN)/ruff format --check src tasks flows tests bench
-	$(BIN)/ruff check src tasks flows tests bench
+	$(BIN)/ruff format --check src tasks flows tests bench pipeline
+	$(BIN)/ruff check src tasks flows tests bench pipeline
 
 typecheck: setup
 	$(BIN)/mypy
@@ -49,9 +49,14 @@ unit: setup browser
 
 test: check unit
 
+# The fast tier (under 2 minutes): the unit tests that start no service (no S3 server,
+# no Prefect) and need no reference DVC pipeline; tests/conftest.py marks them `fast`.
+test-fast: setup
+	$(BIN)/pytest -m fast
+
 # The suite N times in a row (default 3), stopping at the first failing round:
 # nearly every test runs against real services (SeaweedFS, Prefect, Chromium), so
-# this is how a flake shows. TESTS narrows it, e.g. TESTS=tests/test_promote_ui.py.
+# this is how a flake shows. TESTS narrows it, e.g. TESTS=tests/e2e/test_promote_ui.py.
 N ?= 3
 TESTS ?=
 test-repeat: setup browser

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.services import prefect_api_server, start_test_store, start_vault_store
+from tests.support.services import prefect_api_server, start_test_store, start_vault_store
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -20,6 +21,12 @@ from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.store import EmbeddedStore
 
 REPO = Path(__file__).resolve().parents[1]
+UNIT = REPO / "tests" / "unit"
+# The fast tier (`make test-fast`, `pytest -m fast`) is tests/unit/ but for tests that
+# need a service or a slow fixture: the S3 server (so every store-backed test: `vault`,
+# `vault_settings`), a store of the test's own, a Prefect server, the reference DVC
+# pipeline built in a git repo. Those run in the full suite (`make test`).
+NOT_FAST_FIXTURES = frozenset({"s3_server", "own_store", "prefect_api", "model_repo"})
 _VAULT_ENV = (
     "WEIGHTVAULT_HOME",
     "WEIGHTVAULT_S3_ENDPOINT",
@@ -30,6 +37,15 @@ _VAULT_ENV = (
     "WEIGHTVAULT_CONFIG",
     "WEIGHTVAULT_CATALOG_URL",
 )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the fast tier: unit tests that use none of NOT_FAST_FIXTURES and are not slow."""
+    for item in items:
+        if UNIT not in item.path.resolve().parents or item.get_closest_marker("slow"):
+            continue
+        if NOT_FAST_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fast)
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +121,14 @@ def model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipeline.workspace import build_model_repo
 
     return build_model_repo(REPO, tmp_path_factory.mktemp("model-repo"))
+
+
+@pytest.fixture
+def impostor() -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated process in a session of its own, as a recycled pid would name."""
+    proc = subprocess.Popen(["sleep", "120"], start_new_session=True)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.artifacts import envelope_versions, put_many, stored_objects
 from weightvault._json import parse_canonical
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
@@ -33,37 +34,13 @@ from weightvault.lifecycle.rotation import (
     start_rotation,
 )
 from weightvault.provenance import SIGNING_KEY_ID
-from weightvault.store.layout import envelope_key, manifest_key, statement_key
+from weightvault.store.layout import envelope_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 
 
 class SimulatedCrashError(Exception):
     """Simulated kill in the middle of a rotation."""
-
-
-def put_many(vault: Vault, tmp_path: Path, count: int, tier: str = "hot") -> list[str]:
-    ids = []
-    for i in range(count):
-        src = make_tree(tmp_path / f"a{i}", {"w.bin": os.urandom(64) + bytes([i]), "c.json": b"{}"})
-        ids.append(ingest.put(vault, src, f"model-{i}", tier).artifact_id)
-    return ids
-
-
-def stored_objects(vault: Vault, tier: str, ids: list[str]) -> dict[str, tuple[str, bytes]]:
-    """ETag and bytes of every ciphertext, manifest and statement object."""
-    out = {}
-    for artifact_id in ids:
-        keys = [f["object_key"] for f in vault.catalog.files_of(artifact_id)]
-        keys += [manifest_key(artifact_id), statement_key(artifact_id)]
-        for key in keys:
-            info = vault.store.stat(vault.bucket(tier), key)
-            out[key] = (info.etag, vault.store.get_bytes(vault.bucket(tier), key))
-    return out
-
-
-def envelope_versions(vault: Vault, ids: list[str], tier: str = "hot") -> set[int]:
-    return {vault.load_envelope(a, tier).kek_version for a in ids}
 
 
 def test_rotation_of_50_artifacts_rewraps_only_envelopes(vault: Vault, tmp_path: Path) -> None:

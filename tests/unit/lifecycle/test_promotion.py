@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.artifacts import ingest_model
 from weightvault.artifacts import Vault
 from weightvault.errors import (
     ConflictError,
@@ -19,7 +19,6 @@ from weightvault.errors import (
     RetentionError,
     StoreUnavailableError,
 )
-from weightvault.lifecycle import ingest
 from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.export import export_bundle, verify_bundle
@@ -27,23 +26,8 @@ from weightvault.lifecycle.promote import PromotionPlan, delete_artifact, promot
 from weightvault.lifecycle.quarantine import quarantine, release
 from weightvault.lifecycle.rebuild import rebuild_catalog
 from weightvault.lifecycle.validate import validate_artifact
-from weightvault.provenance import capture_provenance
 from weightvault.store import EmbeddedStore
 from weightvault.store.layout import manifest_key
-
-
-def ingest_model(vault: Vault, model_repo: Path, *, license_: str | None = "apache-2.0") -> str:
-    provenance = capture_provenance(
-        model_repo,
-        run_id="run-1",
-        creator="alice",
-        lock_file=REPO / "uv.lock",
-        parent=None,
-        allow_incomplete=False,
-    )
-    labels = {"license": license_} if license_ else {}
-    src = model_repo / "model"
-    return ingest.put(vault, src, "digits", labels=labels, provenance=provenance).artifact_id
 
 
 def add_escrow_key(vault: Vault) -> list[str]:

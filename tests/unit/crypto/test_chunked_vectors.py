@@ -6,16 +6,16 @@ import hashlib
 import io
 import json
 import zlib
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests.conftest import REPO
 from weightvault.crypto import chunked
 from weightvault.errors import IntegrityError, VaultError
 
-VECTORS = Path(__file__).parent / "data" / "c2sp_chunked_encryption_aes_256_gcm_test.json"
+VECTORS = REPO / "tests" / "data" / "c2sp_chunked_encryption_aes_256_gcm_test.json"
 
 
 def _cases() -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import pty
 import secrets
@@ -29,13 +30,30 @@ CLI = [sys.executable, "-m", "weightvault.cli"]
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """Tests register secrets and reconfigure structlog; undo both afterwards."""
-    config = structlog.get_config()
+    """Tests register secrets and call configure_logging; undo both afterwards.
+
+    Through public interfaces only: the secret registry with logs.isolated_secrets,
+    and the ``weightvault`` logger's handlers, level and propagation, which is what
+    configure_logging changes besides structlog's chain (with ``json_output=True``,
+    as these tests call it, that chain is the one the vault sets on import).
+    """
+    vault_logger = logging.getLogger(logs.VAULT_LOGGER)
+    handlers, level, propagate = (
+        list(vault_logger.handlers),
+        vault_logger.level,
+        vault_logger.propagate,
+    )
     try:
         with logs.isolated_secrets():
             yield
     finally:
-        structlog.configure(**config)
+        for handler in list(vault_logger.handlers):
+            if handler not in handlers:
+                vault_logger.removeHandler(handler)
+        for handler in handlers:
+            vault_logger.addHandler(handler)
+        vault_logger.setLevel(level)
+        vault_logger.propagate = propagate
 
 
 def fresh_secret() -> str:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +11,10 @@ from prefect.client.orchestration import get_client
 
 from flows.promote import PromoteParams, promote
 from flows.validate import ValidateParams, validate
-from tests.conftest import REPO, make_tree
-from tests.test_promotion import ingest_model
+from tests.conftest import make_tree
+from tests.support.artifacts import ingest_model
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
-from weightvault.errors import PolicyError
 from weightvault.lifecycle import ingest
 
 
@@ -95,32 +91,3 @@ def test_pickle_is_never_executed_and_is_quarantined(flow_vault: Vault, tmp_path
     assert "model.safetensors" in result["unsafe_files"]
     assert not marker.exists()
     assert flow_vault.catalog.artifact(artifact_id).tier == "quarantine"
-
-
-def test_policy_cli() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "weightvault.cli", "policy", "test"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert " 0 failed" in proc.stdout
-
-
-def test_policy_eval_explains(tmp_path: Path) -> None:
-    cases = json.loads((REPO / "config" / "policies" / "tests" / "cases.json").read_text())
-    document = cases["base"]
-    document["artifact"]["license"] = ""
-    path = tmp_path / "input.json"
-    path.write_text(json.dumps(document))
-    proc = subprocess.run(
-        [sys.executable, "-m", "weightvault.cli", "policy", "eval", "--input", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    assert proc.returncode == PolicyError.exit_code
-    assert "license" in proc.stdout

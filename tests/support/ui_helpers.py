@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.services import down, up
-from tests.services import service_timeout
+from tests.support.services import service_timeout
 from weightvault.config import Settings
 
 if TYPE_CHECKING:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flows import services
 from tests.conftest import REPO
-from tests.services import TIMEOUT_ENV, service_timeout
+from tests.support.services import TIMEOUT_ENV, service_timeout
 from weightvault.config import load_settings
 from weightvault.processes import ProcessRef, is_running
-from weightvault.store import EmbeddedStore
 
 
 def test_served_names_every_deployment() -> None:
@@ -65,17 +63,6 @@ def test_a_service_that_never_gets_ready_times_out(tmp_path: Path) -> None:
 # -- stopping only what was started --------------------------------------------------------
 
 
-@pytest.fixture
-def impostor() -> Iterator[subprocess.Popen[bytes]]:
-    """An unrelated process in a session of its own, as a recycled pid would name."""
-    proc = subprocess.Popen(["sleep", "120"], start_new_session=True)
-    try:
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-
-
 def test_down_never_signals_a_process_it_did_not_start(
     impostor: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
@@ -99,20 +86,3 @@ def test_down_never_signals_a_process_it_did_not_start(
     (settings.home / "services.json").write_text(json.dumps({**state, "server": real.to_dict()}))
     assert services.down(settings) == ["server"]
     assert not is_running(real)
-
-
-def test_store_down_never_signals_a_process_that_is_not_its_weed(
-    impostor: subprocess.Popen[bytes], tmp_path: Path
-) -> None:
-    store = EmbeddedStore(tmp_path / "store")
-    store.dir.mkdir(parents=True)
-    ref = ProcessRef.of(impostor.pid).to_dict()
-    state = {"pid": impostor.pid, "process": ref, "ports": {"s3": 9}, "started": 0.0}
-    store.state_path.write_text(json.dumps(state))
-    assert store.status().running is False
-    assert store.down() is False
-    assert impostor.poll() is None, "store down signalled a process that is not its server"
-    # A state file of an older vault (a bare pid) gets the same protection.
-    store.state_path.write_text(json.dumps({"pid": impostor.pid, "ports": {"s3": 9}}))
-    assert store.down() is False
-    assert impostor.poll() is None

@@ -17,7 +17,7 @@ from flows.promote import PromoteParams
 from flows.promote import promote as promote_flow
 from tasks import gate_tasks
 from tests.conftest import REPO
-from tests.test_promotion import ingest_model
+from tests.support.artifacts import ingest_model
 from weightvault import cli
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings

@@ -16,7 +16,7 @@ from prefect.utilities.callables import parameter_schema
 from flows.rekey import RekeyParams, rekey
 from flows.rotate_keys import RotationParams, rotate_keys
 from tests.conftest import REPO, make_tree
-from tests.test_rotation import envelope_versions, put_many, stored_objects
+from tests.support.artifacts import envelope_versions, put_many, stored_objects
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.errors import ConfigError, KeyStateError
@@ -33,10 +33,15 @@ def flow_vault(vault_settings: Settings, prefect_api: None) -> Vault:
     return Vault.open(vault_settings, actor="rotator")
 
 
-async def artifact_data(key: str) -> list[str]:
+async def artifact_data(key: str, flow_run_id: object) -> list[str]:
+    """The data of the artifacts under ``key`` that one flow run published.
+
+    The session's Prefect server holds every earlier test's artifacts too (the parity
+    tests publish rotation reports), in no set order.
+    """
     async with get_client() as client:
         found = await client.read_artifacts()
-    return [str(a.data) for a in found if a.key == key]
+    return [str(a.data) for a in found if a.key == key and a.flow_run_id == flow_run_id]
 
 
 def test_rotation_flow_end_to_end(flow_vault: Vault, tmp_path: Path) -> None:
@@ -64,7 +69,7 @@ def test_rotation_flow_end_to_end(flow_vault: Vault, tmp_path: Path) -> None:
         assert rec.material.hex() not in text
     import anyio
 
-    reports = anyio.run(artifact_data, "rotation-report")
+    reports = anyio.run(artifact_data, "rotation-report", state.state_details.flow_run_id)
     assert reports
     assert "kek-hot@v2" in reports[0]
     assert "rewrapped" in reports[0]
@@ -186,10 +191,10 @@ def test_compromise_end_to_end_with_the_rekey_flow(flow_vault: Vault, tmp_path: 
     assert keys.get("kek-hot", 1).state == KeyState.COMPROMISED
     import anyio
 
-    progress = anyio.run(artifact_data, "rekey-progress")
+    progress = anyio.run(artifact_data, "rekey-progress", state.state_details.flow_run_id)
     assert progress
     assert float(progress[0]) == 100.0
-    reports = anyio.run(artifact_data, "rekey-report")
+    reports = anyio.run(artifact_data, "rekey-report", state.state_details.flow_run_id)
     assert "kek-hot@v1" in reports[0]
     text = json.dumps(summary)
     for rec in keys.records():

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from weightvault.config import environment, load_settings, packaged_config_dir
 from weightvault.errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "weightvault"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from weightvault.errors import ConfigError, InvalidInputError, PolicyError
 from weightvault.gates import (
     coverage_gaps,
@@ -32,7 +33,6 @@ from weightvault.gates._policy import (
     run_case,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 POLICY_DIR = REPO / "config" / "policies"
 CASES = load_cases(POLICY_DIR / CASES_FILE)
 BASE: dict[str, Any] = json.loads((POLICY_DIR / CASES_FILE).read_text())["base"]

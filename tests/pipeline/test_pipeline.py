@@ -20,10 +20,11 @@ from pipeline import train as train_stage
 from pipeline.evaluate import evaluate
 from pipeline.prepare import PrepareParams, prepare
 from pipeline.train import METADATA_KEY, TrainParams, train
+from tests.conftest import REPO
 from weightvault.errors import ConfigError, InvalidInputError
 from weightvault.provenance import capture_provenance
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 PARAMS = ROOT / "config" / "params.yaml"
 VENV_BIN = Path(sys.executable).parent
 OUTPUTS = [

@@ -14,7 +14,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.conftest import REPO, make_tree
-from tests.test_rotation import put_many
+from tests.support.artifacts import put_many
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.keys._cbom import algorithm_ref, key_ref

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.conftest import REPO
-from tests.keystore_race import race_active_kek
+from tests.support.keystore_race import race_active_kek
 from weightvault.config import Settings
 from weightvault.errors import (
     AuthenticationError,

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.services import service_timeout
-from tests.ui_helpers import api
+from tests.support.services import service_timeout
+from tests.support.ui_helpers import api
 
 WEIGHTVAULT = Path(sys.executable).parent / "weightvault"
 RUN_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-CORE = Path(__file__).resolve().parents[1] / "src" / "weightvault"
+from tests.conftest import REPO
+
+CORE = REPO / "src" / "weightvault"
 ALLOWED = {"crypto", "keys"}
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, make_tree
-from tests.services import start_test_store
+from tests.support.services import start_test_store
 from weightvault.artifacts import Vault
 from weightvault.config import TIERS, Settings
 from weightvault.errors import StoreUnavailableError

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
+from tests.conftest import REPO
 from weightvault.errors import ConfigError, InvalidInputError, NotFoundError
 from weightvault.gates import (
     ValidationReport,
@@ -31,7 +32,6 @@ from weightvault.gates._expectations import (
 from weightvault.provenance import Provenance
 from weightvault.provenance._capture import DatasetDigest
 
-REPO = Path(__file__).resolve().parents[1]
 HEADER = [f"p{i}" for i in range(64)] + ["label"]
 
 

@@ -15,8 +15,8 @@ from uuid import UUID
 
 import pytest
 
-from tests.test_promotion import ingest_model
-from tests.ui_helpers import (
+from tests.support.artifacts import ingest_model
+from tests.support.ui_helpers import (
     CHROMIUM,
     UI_TIMEOUT_MS,
     api,

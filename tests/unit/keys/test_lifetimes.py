@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import REPO
 from weightvault.errors import ConfigError, PolicyError, UsageError
 from weightvault.keys import (
     LifetimePolicy,
@@ -34,7 +35,7 @@ from weightvault.keys._lifetimes import (
     parse_lifetime_policy,
 )
 
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "lifetimes.toml"
+CONFIG = REPO / "config" / "lifetimes.toml"
 KEY_TYPES = ("kek", "signing", "escrow_kem", "token")
 TIERS = ("hot", "warm", "cold")
 SENSITIVITIES = ("public", "internal", "confidential", "restricted")

@@ -9,6 +9,7 @@ from weightvault.artifacts._vault import (
     Vault,
     VerifyReport,
     artifact_row,
+    decrypt_object,
     file_row,
 )
 
@@ -21,5 +22,6 @@ __all__ = [
     "Vault",
     "VerifyReport",
     "artifact_row",
+    "decrypt_object",
     "file_row",
 ]

@@ -217,6 +217,39 @@ class _HashingSink:
         return self._sha256.hexdigest()
 
 
+def decrypt_object(
+    store: ObjectStore,
+    bucket: str,
+    artifact_id: str,
+    entry: FileEntry,
+    dek: bytes,
+    sink: IO[bytes] | None,
+    progress: TransferProgress | None = None,
+) -> tuple[str, int]:
+    """Decrypt one stored file into ``sink`` (or nowhere), checking its size and sha256.
+
+    Returns the sha256 and size. Plaintext reaches ``sink`` only chunk by
+    authenticated chunk; the caller discards ``sink`` on IntegrityError.
+    """
+    context = file_context(artifact_id, entry.path)
+    hasher = _HashingSink(sink, progress)
+    try:
+        with store.open(bucket, entry.object_key) as stream:
+            n = chunked.decrypt(dek, context, stream, hasher)
+    except IntegrityError as exc:
+        raise IntegrityError(f"artifact {artifact_id} file {entry.path}: {exc.message}") from None
+    except NotFoundError:
+        raise IntegrityError(
+            f"artifact {artifact_id} file {entry.path}: object is missing"
+        ) from None
+    finally:
+        hasher.close()
+    digest = hasher.hexdigest()
+    if n != entry.size or digest != entry.sha256:
+        raise IntegrityError(f"artifact {artifact_id} file {entry.path}: sha256 mismatch")
+    return digest, n
+
+
 def _new_artifact_id() -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return f"wv-{stamp}-{secrets.token_hex(8)}"
@@ -528,28 +561,8 @@ class Vault:
         sink: IO[bytes] | None,
         progress: TransferProgress | None = None,
     ) -> tuple[str, int]:
-        """Decrypt one file into ``sink`` (or nowhere), checking its size and sha256.
-
-        Returns the sha256 and size. Plaintext reaches ``sink`` only chunk by
-        authenticated chunk; the caller discards ``sink`` on IntegrityError.
-        """
-        context = file_context(row.id, entry.path)
-        hasher = _HashingSink(sink, progress)
-        try:
-            with self.store.open(self.bucket(row.tier), entry.object_key) as stream:
-                n = chunked.decrypt(dek, context, stream, hasher)
-        except IntegrityError as exc:
-            raise IntegrityError(f"artifact {row.id} file {entry.path}: {exc.message}") from None
-        except NotFoundError:
-            raise IntegrityError(
-                f"artifact {row.id} file {entry.path}: object is missing"
-            ) from None
-        finally:
-            hasher.close()
-        digest = hasher.hexdigest()
-        if n != entry.size or digest != entry.sha256:
-            raise IntegrityError(f"artifact {row.id} file {entry.path}: sha256 mismatch")
-        return digest, n
+        """Decrypt one file of a catalogued artifact (see :func:`decrypt_object`)."""
+        return decrypt_object(self.store, self.bucket(row.tier), row.id, entry, dek, sink, progress)
 
     def verify(self, artifact_id: str, progress: TransferProgress | None = None) -> VerifyReport:
         """Decrypt and hash every file without writing plaintext anywhere."""

@@ -27,14 +27,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from weightvault._fs import staged_output
 from weightvault._json import canonical_json, parse_canonical
+from weightvault.artifacts import Vault, decrypt_object
 from weightvault.config import Settings
-from weightvault.crypto import chunked
 from weightvault.crypto import hpke as hpke_wrap
-from weightvault.crypto.binding import file_context, verify_manifest_mac
+from weightvault.crypto.binding import verify_manifest_mac
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
@@ -56,10 +56,7 @@ from weightvault.records import Manifest
 from weightvault.store import ObjectStore, connect
 from weightvault.store.layout import escrow_envelope_key, manifest_key
 
-if TYPE_CHECKING:
-    from weightvault.artifacts import Vault
-
-log = get_logger("weightvault.keys._escrow")
+log = get_logger("weightvault.lifecycle.escrow")
 
 ESCROW_KEY_ID = "escrow-cold"
 ESCROW_TIER = "escrow"
@@ -339,19 +336,6 @@ def escrow_decrypt(
     return EscrowRestore(artifact_id, len(manifest.files), total, manifest.content_digest, str(out))
 
 
-class _Sha256Writer:
-    def __init__(self, fh: Any) -> None:
-        import hashlib
-
-        self._fh = fh
-        self.sha256 = hashlib.sha256()
-
-    def write(self, data: Any) -> int:
-        self.sha256.update(data)
-        n: int = self._fh.write(data)
-        return n
-
-
 def _write_files(store: ObjectStore, bucket: str, manifest: Manifest, dek: bytes, out: Path) -> int:
     total = 0
     with staged_output(out) as staging:
@@ -360,15 +344,8 @@ def _write_files(store: ObjectStore, bucket: str, manifest: Manifest, dek: bytes
             if not target.is_relative_to(staging.resolve()):
                 raise IntegrityError(f"artifact {manifest.artifact_id}: unsafe path {entry.path!r}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as fh, store.open(bucket, entry.object_key) as stream:
-                writer = _Sha256Writer(fh)
-                n = chunked.decrypt(
-                    dek, file_context(manifest.artifact_id, entry.path), stream, writer
-                )
-            if n != entry.size or writer.sha256.hexdigest() != entry.sha256:
-                raise IntegrityError(
-                    f"artifact {manifest.artifact_id} file {entry.path}: sha256 mismatch"
-                )
+            with target.open("wb") as fh:
+                _, n = decrypt_object(store, bucket, manifest.artifact_id, entry, dek, fh)
             total += n
     return total
 

@@ -6,13 +6,30 @@ from typing import Any
 
 from weightvault.config import Settings
 from weightvault.keys import LocalKeyStore, create_master_key, load_master_key
-from weightvault.store import EmbeddedStore, connect, ensure_layout
+from weightvault.store import (
+    Capability,
+    EmbeddedStore,
+    connect,
+    ensure_layout,
+    probe_store,
+    require_capabilities,
+)
 
 
-def ensure_buckets(settings: Settings) -> None:
-    """Create every bucket the vault uses, waiting for a just-started store."""
+def ensure_buckets(settings: Settings) -> list[Capability]:
+    """Create every bucket the vault uses, then probe the endpoint for what the vault needs.
+
+    Raises StoreCapabilityError, one line per missing capability, when the
+    endpoint lacks versioning, object lock or conditional writes.
+    """
     store = connect(settings)
     ensure_layout(store, settings)
+    return require_capabilities(store, settings)
+
+
+def check_store(settings: Settings) -> list[Capability]:
+    """``weightvault store check``: every capability probed, missing ones included."""
+    return probe_store(connect(settings), settings)
 
 
 def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any]:

@@ -14,6 +14,8 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
                                 ``validations/<id>/NNNNNN.json``,
                                 ``quarantine/<id>.json`` markers
+any bucket                      ``probe/…`` objects of the capability probe
+                                (``weightvault store check``), never artifacts
 ==============================  ==================================================
 
 Nothing else in the core builds or splits these strings.
@@ -33,11 +35,13 @@ __all__ = [
     "artifact_prefix",
     "attestation_key",
     "attestation_prefix",
+    "conditional_probe_key",
     "envelope_key",
     "escrow_envelope_key",
     "event_key",
     "file_key",
     "files_prefix",
+    "lock_probe_key",
     "manifest_key",
     "parse_artifact_key",
     "parse_envelope_key",
@@ -171,3 +175,13 @@ def parse_envelope_key(key: str) -> EnvelopeObject | None:
     if name.startswith(_REKEY):
         return EnvelopeObject(artifact_id, "rekey-journal", name.removeprefix(_REKEY))
     return EnvelopeObject(artifact_id, "tier", name)
+
+
+def lock_probe_key(day: str) -> str:
+    """The Object Lock probe object of one day (``YYYY-MM-DD``) in a locked bucket."""
+    return f"probe/object-lock-{day}"
+
+
+def conditional_probe_key(token: str) -> str:
+    """A conditional-write probe object, removed when the probe ends."""
+    return f"probe/conditional-{token}"

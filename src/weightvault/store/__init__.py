@@ -4,7 +4,7 @@ The S3 client over the minio SDK, its error translation, the embedded SeaweedFS 
 """
 
 from weightvault.store._objects import ObjectStore, connect, ensure_layout
-from weightvault.store._server import EmbeddedStore, ServerStatus, free_ports
+from weightvault.store._server import EmbeddedStore, ServerStatus, free_ports, weed_binary
 
 __all__ = [
     "EmbeddedStore",
@@ -13,4 +13,5 @@ __all__ = [
     "connect",
     "ensure_layout",
     "free_ports",
+    "weed_binary",
 ]

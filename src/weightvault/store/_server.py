@@ -1,15 +1,21 @@
 """The embedded S3 server: SeaweedFS ``weed mini`` bound to 127.0.0.1.
 
-The server keeps its data under ``<home>/store``. Credentials are generated on
-first start and saved with mode 0600; the S3 identity file that ``weed``
-reads is 0600 too. Any other S3 endpoint can be configured instead, in which
-case this module is not used.
+The server keeps its data under ``<home>/store`` (0700). Credentials are
+generated on first start and saved with mode 0600; the S3 identity file that
+``weed`` reads is 0600 too. Every other port (master, volume, filer, admin and
+all gRPC ports) takes only mutual TLS with a certificate of this store's own CA,
+and the volume server and filer want signed tokens as well (see ``_security``):
+only the S3 gateway, with the credentials, reaches the data. A server started
+before that lockdown is restarted with it by the next :meth:`EmbeddedStore.up`.
+Any other S3 endpoint can be configured instead, in which case this module is
+not used (docs/production-s3.md says what it must enforce).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import socket
@@ -26,8 +32,12 @@ import psutil
 from weightvault._fs import write_private
 from weightvault.errors import ConfigError, StoreUnavailableError
 from weightvault.processes import ProcessRef, is_running, stop
+from weightvault.store._security import SECURITY_FILE, write_security_config
 
 HOST = "127.0.0.1"
+# Recorded in state.json by a server started with the lockdown; a state without
+# it names a server started by an older vault, which `up` restarts.
+LOCKDOWN = 1
 _PORT_NAMES = (
     "s3",
     "s3_grpc",
@@ -123,6 +133,7 @@ class EmbeddedStore:
         self.credentials_path = store_dir / "credentials.json"
         self.identity_path = store_dir / "s3-identities.json"
         self.log_path = store_dir / "weed.log"
+        self.security_dir = store_dir / "security"
 
     def credentials(self) -> Credentials:
         """The generated credentials, created on first use (mode 0600)."""
@@ -170,11 +181,12 @@ class EmbeddedStore:
     def up(self, timeout: float = 60.0) -> ServerStatus:
         """Start the server unless it already runs; return its status."""
         current = self.status()
-        if current.running:
-            return current
         state = self._state()
+        if current.running and state is not None and self._locked_down(state):
+            return current
         if state is not None and self._serves(state):
             self.down()
+        self._make_private()
         creds = self.credentials()
         identities = {
             "identities": [
@@ -186,10 +198,11 @@ class EmbeddedStore:
             ]
         }
         write_private(self.identity_path, json.dumps(identities).encode())
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        write_security_config(self.security_dir)
         args = [
             str(weed_binary()),
+            f"-config_dir={self.security_dir}",
             "mini",
             f"-dir={self.data_dir}",
             f"-ip={HOST}",
@@ -216,7 +229,9 @@ class EmbeddedStore:
             # buckets. Empty slots cost nothing: volumes are not preallocated.
             "-volume.max=1000",
         ]
-        with self.log_path.open("ab") as log:
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(log_fd, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 args,
                 stdin=subprocess.DEVNULL,
@@ -224,12 +239,14 @@ class EmbeddedStore:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.dir,
+                umask=0o077,
             )
         state = {
             "pid": proc.pid,
             "process": ProcessRef.of(proc.pid).to_dict(),
             "ports": ports,
             "started": time.time(),
+            "lockdown": LOCKDOWN,
         }
         write_private(self.state_path, json.dumps(state).encode())
         deadline = time.monotonic() + timeout
@@ -243,6 +260,19 @@ class EmbeddedStore:
             time.sleep(0.2)
         self.down()
         raise StoreUnavailableError(f"the embedded store did not start within {timeout:.0f}s")
+
+    def _locked_down(self, state: dict[str, Any]) -> bool:
+        """Whether the server state.json names was started with this store's security config."""
+        return state.get("lockdown") == LOCKDOWN and (self.security_dir / SECURITY_FILE).is_file()
+
+    def _make_private(self) -> None:
+        """The store directory and its data directory: 0700, even when made by an older vault."""
+        for directory in (self.dir, self.data_dir):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            directory.chmod(0o700)
+        for path in (self.log_path, self.state_path, self.credentials_path, self.identity_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.chmod(0o600)
 
     def down(self, timeout: float = 20.0) -> bool:
         """Stop the server; True if one was running."""

@@ -25,11 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.conftest import _VAULT_ENV, REPO, make_tree
 from tests.support.services import start_vault_store
 from tests.support.storelock_store import (
+    NOBODY,
     attack,
     attacker_available,
     file_id,
@@ -42,7 +44,8 @@ from weightvault.config import Settings, load_settings
 from weightvault.errors import NotFoundError
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.bootstrap import ensure_buckets, init_vault
-from weightvault.store import EmbeddedStore
+from weightvault.store import EmbeddedStore, free_ports
+from weightvault.store import _server as server_module
 from weightvault.store.layout import envelope_key, manifest_key
 
 PLANTED = "artifacts/wv-20260101-0000000000000000/manifest.json"
@@ -198,6 +201,16 @@ def test_every_internal_port_wants_this_stores_client_certificate(target: Target
         conn.close()
 
 
+def test_weed_listens_on_no_port_the_attacks_do_not_cover(target: Target) -> None:
+    pid = json.loads(target.store.state_path.read_text())["pid"]
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process(pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert listening == {("127.0.0.1", port) for port in ports(target.store).values()}
+
+
 def test_the_stores_files_and_sockets_are_private(target: Target) -> None:
     store = target.store
     assert stat.S_IMODE(store.dir.stat().st_mode) == 0o700
@@ -292,3 +305,30 @@ def test_a_store_started_before_the_lockdown_is_locked_by_the_next_up() -> None:
         assert_intact(target)
         # A second up leaves the locked server running as it is.
         assert store.up().pid == status.pid
+
+
+def test_ports_whose_weed_sockets_another_user_made_first_are_not_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with _vault_home() as (base, settings):
+        squatted = free_ports(10)
+        names = ("s3", "s3-grpc", "master", "master-grpc", "volume-grpc", "filer", "filer-grpc")
+        paths = [f"/tmp/seaweedfs-{n}-{p}.sock" for n, p in zip(names, squatted, strict=False)]
+        # nobody binds (and so creates) unix sockets where weed would put its own.
+        made = attack({"sockets": paths}, "squat_sockets")["squat_sockets"]
+        assert made["harm"], made["detail"]
+        try:
+            offered = iter([squatted])
+            monkeypatch.setattr(
+                server_module, "free_ports", lambda n: next(offered, None) or free_ports(n)
+            )
+            start_vault_store(settings)
+            store = EmbeddedStore(settings.store_dir)
+            assert set(ports(store).values()).isdisjoint(squatted)
+            for path in paths:
+                assert Path(path).lstat().st_uid == NOBODY
+            vault = Vault.open(settings, actor="alice")
+            vault.verify(_put(vault, base, "after-squat", "hot"))
+        finally:
+            for path in paths:
+                Path(path).unlink(missing_ok=True)

@@ -311,6 +311,19 @@ def local_sockets(spec: dict[str, Any]) -> dict[str, Any]:
     return {"harm": bool(connected), "detail": json.dumps(connected)}
 
 
+def squat_sockets(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make unix sockets, before weed does, where weed would put its own."""
+    made = []
+    for path in spec["sockets"]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(path)
+                made.append(path)
+            except OSError:
+                pass
+    return {"harm": len(made) == len(spec["sockets"]), "detail": json.dumps(made)}
+
+
 ATTACKS = {
     "filer_delete": filer_delete,
     "filer_list_envelopes": filer_list_envelopes,
@@ -329,6 +342,7 @@ ATTACKS = {
     "grpc_ports": grpc_ports,
     "local_files": local_files,
     "local_sockets": local_sockets,
+    "squat_sockets": squat_sockets,
 }
 
 

@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,10 @@ HOST = "127.0.0.1"
 # Recorded in state.json by a server started with the lockdown; a state without
 # it names a server started by an older vault, which `up` restarts.
 LOCKDOWN = 1
+# weed 4.48 also serves each part on a unix socket /tmp/seaweedfs-<part>-<port>.sock
+# (hard-coded). One another user made in advance could stand in for a part.
+SOCKET_DIR = Path("/tmp")  # noqa: S108 - weed's own fixed place, checked below
+_PORT_ATTEMPTS = 5
 _PORT_NAMES = (
     "s3",
     "s3_grpc",
@@ -85,6 +89,44 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def weed_sockets(ports: Iterable[int]) -> list[Path]:
+    """The unix sockets weed opens (or an earlier weed left) in /tmp for ``ports``."""
+    found: list[Path] = []
+    for port in ports:
+        found += SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock")
+    return sorted(found)
+
+
+def _not_ours(paths: Iterable[Path]) -> list[Path]:
+    uid = os.geteuid()
+    foreign = []
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_uid != uid:
+                foreign.append(path)
+    return foreign
+
+
+def _choose_ports() -> dict[str, int]:
+    """Free loopback ports none of whose weed socket names another user holds."""
+    for _ in range(_PORT_ATTEMPTS):
+        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        if not _not_ours(weed_sockets(ports.values())):
+            return ports
+    raise StoreUnavailableError(
+        f"cannot start the embedded store: other users hold weed sockets in {SOCKET_DIR} "
+        "for every set of free ports tried (seaweedfs-*.sock); remove them"
+    )
+
+
+def _remove_own_sockets(ports: Iterable[int]) -> None:
+    uid = os.geteuid()
+    for path in weed_sockets(ports):
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_uid == uid:
+                path.unlink()
 
 
 def weed_binary() -> Path:
@@ -198,7 +240,8 @@ class EmbeddedStore:
             ]
         }
         write_private(self.identity_path, json.dumps(identities).encode())
-        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        ports = _choose_ports()
+        _remove_own_sockets(ports.values())
         write_security_config(self.security_dir)
         args = [
             str(weed_binary()),
@@ -280,6 +323,8 @@ class EmbeddedStore:
         if state is None:
             return False
         was_running = stop(_server_ref(state), grace=timeout, check=_runs_weed_on(self.data_dir))
+        if was_running:
+            _remove_own_sockets(int(port) for port in state.get("ports", {}).values())
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
         return was_running

@@ -15,10 +15,12 @@ import hashlib
 import http.client
 import json
 import os
+import selectors
 import socket
 import ssl
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -202,11 +204,39 @@ def _weed(spec: dict[str, Any], args: list[str], stdin: str = "", timeout: float
         return ((exc.stdout or b"") + (exc.stderr or b"")).decode(errors="replace")
 
 
+def _weed_until(spec: dict[str, Any], args: list[str], needle: str, timeout: float) -> str:
+    """Run weed until it prints ``needle``, exits, or ``timeout`` passes; what it printed."""
+    proc = subprocess.Popen(
+        [spec["weed"], *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd="/",
+    )
+    assert proc.stdout is not None
+    out = b""
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while needle.encode() not in out and time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            out += chunk
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    return out.decode(errors="replace")
+
+
 def grpc_list_entries(spec: dict[str, Any]) -> dict[str, Any]:
     """Stream every filer entry (SubscribeMetadata over gRPC) with weed's own client, no cert."""
     ports = spec["ports"]
     filer = f"{HOST}:{ports['filer']}.{ports['filer_grpc']}"
-    out = _weed(spec, ["filer.meta.tail", f"-filer={filer}", "-timeAgo=87600h"], timeout=15.0)
+    args = ["filer.meta.tail", f"-filer={filer}", "-timeAgo=87600h"]
+    out = _weed_until(spec, args, spec["artifact_id"], timeout=60.0)
     return {"harm": spec["artifact_id"] in out, "detail": out[-300:]}
 
 
@@ -219,6 +249,7 @@ def grpc_delete_entry(spec: dict[str, Any]) -> dict[str, Any]:
         f"-master={HOST}:{ports['master']}.{ports['master_grpc']}",
         f"-filer={HOST}:{ports['filer']}.{ports['filer_grpc']}",
     ]
+    # Locked out, weed shell waits for ever for a connection; let in, it acts in a second.
     out = _weed(spec, args, stdin=f"fs.rm -r {folder}\nfs.ls {folder}\nexit\n", timeout=30.0)
     # The test decides the harm from the store itself; the output shows what weed said.
     return {"harm": False, "detail": out[-300:]}

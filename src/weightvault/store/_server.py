@@ -91,7 +91,7 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def weed_sockets(ports: Iterable[int]) -> list[Path]:
+def _weed_sockets(ports: Iterable[int]) -> list[Path]:
     """The unix sockets weed opens (or an earlier weed left) in /tmp for ``ports``."""
     found: list[Path] = []
     for port in ports:
@@ -113,7 +113,7 @@ def _choose_ports() -> dict[str, int]:
     """Free loopback ports none of whose weed socket names another user holds."""
     for _ in range(_PORT_ATTEMPTS):
         ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
-        if not _not_ours(weed_sockets(ports.values())):
+        if not _not_ours(_weed_sockets(ports.values())):
             return ports
     raise StoreUnavailableError(
         f"cannot start the embedded store: other users hold weed sockets in {SOCKET_DIR} "
@@ -123,7 +123,7 @@ def _choose_ports() -> dict[str, int]:
 
 def _remove_own_sockets(ports: Iterable[int]) -> None:
     uid = os.geteuid()
-    for path in weed_sockets(ports):
+    for path in _weed_sockets(ports):
         with contextlib.suppress(FileNotFoundError):
             if path.lstat().st_uid == uid:
                 path.unlink()

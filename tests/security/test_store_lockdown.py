@@ -3,9 +3,10 @@
 Every attack runs as ``nobody`` (``setpriv``) against a real embedded store and the
 vault's real objects: a COMPLIANCE-locked cold artifact, a hot one, their
 envelopes and audit events. After each, the objects are checked through the
-vault's own S3 credentials. The last test starts a store the way the vault did
+vault's own S3 credentials. One test starts a store the way the vault did
 before the lockdown, shows the attacks succeed there, and that the next ``up``
-locks it without losing anything.
+locks it without losing anything; another has ``nobody`` plant unix sockets
+where weed would make its own.
 """
 
 from __future__ import annotations
@@ -116,10 +117,12 @@ def _put(vault: Vault, base: Path, name: str, tier: str) -> str:
     return ingest.put(vault, src, name, tier).artifact_id
 
 
-def _target(base: Path, settings: Settings, vault: Vault, cold_id: str, hot_id: str) -> Target:
+def _target(settings: Settings, vault: Vault, cold_id: str, hot_id: str) -> Target:
     store = EmbeddedStore(settings.store_dir)
     info = vault.store.stat(vault.bucket("cold"), manifest_key(cold_id))
-    assert vault.store.retention(vault.bucket("cold"), manifest_key(cold_id)) is not None
+    retention = vault.store.retention(vault.bucket("cold"), manifest_key(cold_id))
+    assert retention is not None
+    assert retention[0] == "COMPLIANCE"
     return Target(settings, vault, store, cold_id, hot_id, info.version_id)
 
 
@@ -131,7 +134,7 @@ def target() -> Iterator[Target]:
         vault = Vault.open(settings, actor="alice")
         cold_id = _put(vault, base, "release", "cold")
         hot_id = _put(vault, base, "checkpoint", "hot")
-        yield _target(base, settings, vault, cold_id, hot_id)
+        yield _target(settings, vault, cold_id, hot_id)
 
 
 def _assert_refused(results: dict[str, dict[str, Any]]) -> None:
@@ -264,7 +267,7 @@ def test_a_store_started_before_the_lockdown_is_locked_by_the_next_up() -> None:
         grpc_victim = _put(vault, base, "grpc-victim", "cold")
         cold_id = _put(vault, base, "release", "cold")
         hot_id = _put(vault, base, "checkpoint", "hot")
-        target = _target(base, settings, vault, cold_id, hot_id)
+        target = _target(settings, vault, cold_id, hot_id)
         old_pid = json.loads(store.state_path.read_text())["pid"]
 
         # The defect, reproduced: as nobody, through the unauthenticated internal ports.

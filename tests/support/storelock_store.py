@@ -12,11 +12,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from functools import cache
 from pathlib import Path
@@ -46,8 +48,41 @@ def _as_nobody(argv: list[str]) -> list[str]:
     return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
 
 
-def _python() -> str:
-    return sys.executable
+def _runs_as_nobody(argv: list[str]) -> bool:
+    done = subprocess.run(_as_nobody(argv), capture_output=True, timeout=120, check=False)
+    return done.returncode == 0
+
+
+@cache
+def _python() -> str | None:
+    """A Python interpreter ``nobody`` may run (the attacker needs only the standard library)."""
+    for candidate in (sys.executable, "/usr/bin/python3", shutil.which("python3")):
+        if candidate and _runs_as_nobody([candidate, "-c", "pass"]):
+            return candidate
+    return None
+
+
+def _nobody_can_run(binary: str) -> bool:
+    # setpriv resolves the program it execs with root's capabilities still held, so
+    # the probe is a child of a process that already is nobody, as in the attacks.
+    python = _python()
+    probe = f"import subprocess as s, sys; sys.exit(s.run([{binary!r}, 'version']).returncode)"
+    return python is not None and _runs_as_nobody([python, "-c", probe])
+
+
+@cache
+def _weed() -> str | None:
+    """The store's weed binary, or a copy of it where ``nobody`` may run it."""
+    weed = str(weed_binary())
+    if _nobody_can_run(weed):
+        return weed
+    folder = Path(tempfile.mkdtemp(prefix="wv-attacker-weed-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder.chmod(0o755)
+    copy = folder / "weed"
+    shutil.copy2(weed, copy)
+    copy.chmod(0o755)
+    return str(copy) if _nobody_can_run(str(copy)) else None
 
 
 @cache
@@ -57,21 +92,20 @@ def attacker_available() -> str | None:
         return "the tests do not run as root, so they cannot switch to another user"
     if shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed"
-    probe = [_python(), "-c", "import os; print(os.getuid())"]
-    done = subprocess.run(_as_nobody(probe), capture_output=True, timeout=120, check=False)
-    if done.returncode != 0 or done.stdout.strip() != str(NOBODY).encode():
-        return f"cannot run {_python()} as nobody: {done.stderr.decode(errors='replace')[-200:]}"
-    weed = [str(weed_binary()), "version"]
-    done = subprocess.run(_as_nobody(weed), capture_output=True, timeout=120, check=False)
-    if done.returncode != 0:
-        return f"nobody cannot run {weed_binary()}"
+    if _python() is None:
+        return "no Python interpreter that nobody may run"
+    if _weed() is None:
+        return "nobody cannot run the weed binary, not even a copy of it"
     return None
 
 
 def attack(spec: dict[str, Any], *attacks: str) -> dict[str, dict[str, Any]]:
     """Run ``attacks`` as ``nobody`` against the store ``spec`` describes; their results."""
-    body = {**spec, "attacks": list(attacks), "weed": str(weed_binary())}
-    argv = _as_nobody([_python(), "-I", "-c", ATTACKER.read_text(), json.dumps(body)])
+    python, weed = _python(), _weed()
+    assert python is not None
+    assert weed is not None
+    body = {**spec, "attacks": list(attacks), "weed": weed}
+    argv = _as_nobody([python, "-I", "-c", ATTACKER.read_text(), json.dumps(body)])
     done = subprocess.run(argv, capture_output=True, timeout=600, check=False, cwd="/")
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     results: dict[str, Any] = json.loads(done.stdout)

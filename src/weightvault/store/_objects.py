@@ -33,6 +33,7 @@ from weightvault.errors import (
     NotFoundError,
     RetentionError,
     StoreError,
+    StoreFullError,
     StoreUnavailableError,
     VaultError,
 )
@@ -55,6 +56,41 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     InvalidResponseError,
 )
 _STORE_ERRORS: tuple[type[BaseException], ...] = (MinioException, *_TRANSIENT_ERRORS)
+# What S3 servers answer when they are out of space or over quota: MinIO's codes,
+# WebDAV's 507 Insufficient Storage, and the words SeaweedFS and others put in an
+# InternalError's message.
+_FULL_CODES = {
+    "XMinioStorageFull",
+    "StorageFull",
+    "InsufficientStorage",
+    "QuotaExceeded",
+    "XMinioAdminBucketQuotaExceeded",
+}
+_FULL_STATUS = 507
+_FULL_WORDS = ("no space left", "disk full", "storage full", "not enough space", "no free volume")
+_BUSY_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+
+
+def _status(exc: BaseException) -> int | None:
+    if isinstance(exc, ServerError):
+        return exc.status_code
+    if isinstance(exc, InvalidResponseError):
+        return getattr(exc, "_code", None)
+    if isinstance(exc, S3Error) and exc.response is not None:
+        return int(exc.response.status)
+    return None
+
+
+def is_store_full(exc: BaseException) -> bool:
+    """Whether an SDK error says the store is out of space (or over quota)."""
+    if _status(exc) == _FULL_STATUS:
+        return True
+    if isinstance(exc, S3Error):
+        text = f"{exc.code} {exc.message}".lower()
+        return exc.code in _FULL_CODES or any(word in text for word in _FULL_WORDS)
+    return isinstance(exc, InvalidResponseError) and any(
+        word in str(exc).lower() for word in _FULL_WORDS
+    )
 
 
 def _parse_time(text: str) -> datetime:
@@ -187,6 +223,9 @@ class ObjectStore:
                 backoff_factor=0.2,
                 status_forcelist=(500, 502, 503, 504),
                 allowed_methods=None,
+                # The last 5xx answer reaches the SDK, whose S3 error code says why
+                # (a full store is not an unreachable one).
+                raise_on_status=False,
             ),
         )
         self.client = _ChecksummedMinio(
@@ -204,6 +243,11 @@ class ObjectStore:
     # -- error translation -------------------------------------------------
 
     def _raise(self, exc: BaseException, what: str) -> NoReturn:
+        if is_store_full(exc):
+            raise StoreFullError(
+                f"object store at {self.endpoint} refused {what}: it is out of space or over "
+                "quota; free space in the store, then run the command again"
+            ) from None
         if isinstance(exc, S3Error):
             if exc.code in _AUTH_CODES:
                 raise AuthenticationError(
@@ -219,6 +263,10 @@ class ObjectStore:
                 ) from None
             if exc.code in _CONFLICT_CODES:
                 raise ConflictError(f"{what}: {exc.code}") from None
+            if exc.code in _BUSY_CODES or (_status(exc) or 0) >= 500:
+                raise StoreUnavailableError(
+                    f"object store at {self.endpoint} is unavailable ({exc.code})"
+                ) from None
             raise StoreError(
                 f"object store at {self.endpoint} refused {what}: {exc.code}"
             ) from None

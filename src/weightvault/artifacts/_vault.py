@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import queue
 import secrets
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
     AuditError,
+    DiskFullError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
@@ -70,6 +72,8 @@ from weightvault.store.layout import (
 
 log = get_logger("weightvault.artifacts._vault")
 _READ_BLOCK = 1 << 20
+# What a put writes to the home (catalog rows, WAL growth, a keystore rewrite) fits here.
+_HOME_RESERVE = 4 << 20
 
 
 def default_actor() -> str:
@@ -345,11 +349,25 @@ class Vault:
         self._check_tier(tier)
         if not name or len(name) > 200 or any(c in name for c in "\x00\n\r"):
             raise InvalidInputError("artifact name must be 1-200 printable characters")
+        self._check_home_space()
         entries = _walk(source)
         files = tuple(
             SourceFile(i, rel, path, path.stat().st_size) for i, (rel, path) in enumerate(entries)
         )
         return PutPlan(_new_artifact_id(), name, tier, files, dict(labels or {}))
+
+    def _check_home_space(self) -> None:
+        """DiskFullError before a put stores anything if the home cannot take its records."""
+        home = self.settings.home
+        try:
+            free = shutil.disk_usage(home).free
+        except OSError:
+            return
+        if free < _HOME_RESERVE:
+            raise DiskFullError(
+                f"the vault home {home} has {free} bytes free; a put needs {_HOME_RESERVE} "
+                "for the catalog and keystore: free space there first"
+            )
 
     def create_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
         """Draw a DEK, wrap it for ``tier`` and store the envelope."""

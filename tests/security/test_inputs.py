@@ -6,7 +6,16 @@ behind), 10 (internal errors instead of one-line errors) and 11 (loose files).
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
+import pty
+import select
+import signal
+import stat
+import struct
+import termios
+import time
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -25,6 +34,7 @@ from tests.support.inputs_helpers import (
     tmpfs,
     vault_objects,
 )
+from weightvault._fs import STAGING_MARKER
 from weightvault.artifacts import Vault
 from weightvault.cli._app import EXIT_BROKEN_PIPE
 from weightvault.config import Settings, load_settings
@@ -34,10 +44,12 @@ from weightvault.errors import (
     IntegrityError,
     InvalidInputError,
     OutputUnwritableError,
+    QuarantinedError,
     SourceUnreadableError,
     StoreFullError,
     StoreUnavailableError,
     UnsafeNameError,
+    UsageError,
 )
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.bootstrap import init_vault
@@ -310,3 +322,78 @@ def _vault_on(s3_server: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> Se
     settings = load_settings(REPO / "config")
     init_vault(settings)
     return settings
+
+
+# -- 9. unverified plaintext left behind ---------------------------------------------
+
+
+def _killed_mid_get(vault: Vault, tmp_path: Path, out: Path) -> tuple[str, Path, int]:
+    """A real `get` SIGKILLed once its staging holds plaintext; returns id, staging, pid."""
+    src = make_tree(tmp_path / "big", {"w.bin": os.urandom(128 << 20)})
+    artifact_id = ingest.put(vault, src, "big").artifact_id
+    proc = subprocess.Popen(  # noqa: S603 - the vault's own CLI
+        [*CLI, "get", artifact_id, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + 300
+    staging = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = [p for p in out.parent.glob(f".{out.name}.partial-*") if (p / "data").is_dir()]
+        if found and any(f.stat().st_size > 0 for f in (found[0] / "data").rglob("*.bin")):
+            staging = found[0]
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert staging is not None, "the get ended before its staging held plaintext"
+    assert proc.returncode == -signal.SIGKILL
+    return artifact_id, staging, proc.pid
+
+
+@pytest.mark.parametrize("cleanup", ["next-get", "gc", "cli-start"])
+def test_plaintext_staging_of_a_killed_get_is_private_and_removed(
+    vault: Vault, tmp_path: Path, cleanup: str
+) -> None:
+    out = tmp_path / "restore" / "out"
+    out.parent.mkdir()
+    artifact_id, staging, pid = _killed_mid_get(vault, tmp_path, out)
+    # What the kill left: unverified plaintext, but in a 0700 directory (nobody else may
+    # enter it) marked with the dead writer and listed in the vault home's 0600 registry.
+    assert any(f.stat().st_size > 0 for f in (staging / "data").rglob("*.bin"))
+    assert stat.S_IMODE(staging.stat().st_mode) == 0o700
+    assert stat.S_IMODE((staging / "data").stat().st_mode) == 0o700
+    assert json.loads((staging / STAGING_MARKER).read_text())["writer"]["pid"] == pid
+    registry = vault.staging_registry
+    assert stat.S_IMODE(registry.stat().st_mode) == 0o700
+    entries = list(registry.glob("*.json"))
+    assert len(entries) == 1
+    assert stat.S_IMODE(entries[0].stat().st_mode) == 0o600
+    if cleanup == "next-get":
+        proc = cli("get", artifact_id, "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert (out / "w.bin").stat().st_size == 128 << 20
+    elif cleanup == "gc":
+        # The engine's gc (as the flow runs it; the CLI would already sweep at start).
+        assert f"staging {staging}" in vault.gc()
+    else:
+        proc = cli("ls")
+        assert proc.returncode == 0, proc.stderr
+    assert not staging.exists()
+    assert list(out.parent.glob(".out.partial-*")) == []
+    assert list(registry.glob("*.json")) == []
+
+
+def test_staging_of_a_live_get_is_left_alone(vault: Vault, tmp_path: Path) -> None:
+    from weightvault._fs import staged_output, sweep_stale_staging
+
+    out = tmp_path / "out"
+    with staged_output(out, vault.staging_registry) as data:
+        (data / "f").write_bytes(b"partial")
+        assert sweep_stale_staging(vault.staging_registry, out) == []
+        assert vault.sweep_staging() == []
+        assert (data / "f").exists()
+    assert (out / "f").read_bytes() == b"partial"
+    assert list(tmp_path.glob(".out.partial-*")) == []
+    assert list(vault.staging_registry.glob("*.json")) == []

@@ -14,9 +14,9 @@ import select
 import signal
 import stat
 import struct
+import subprocess
 import termios
 import time
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from weightvault.errors import (
 )
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.bootstrap import init_vault
+from weightvault.lifecycle.quarantine import quarantine
 from weightvault.store import ObjectStore
 from weightvault.store.layout import manifest_key
 
@@ -331,7 +332,7 @@ def _killed_mid_get(vault: Vault, tmp_path: Path, out: Path) -> tuple[str, Path,
     """A real `get` SIGKILLed once its staging holds plaintext; returns id, staging, pid."""
     src = make_tree(tmp_path / "big", {"w.bin": os.urandom(128 << 20)})
     artifact_id = ingest.put(vault, src, "big").artifact_id
-    proc = subprocess.Popen(  # noqa: S603 - the vault's own CLI
+    proc = subprocess.Popen(
         [*CLI, "get", artifact_id, "--out", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -397,3 +398,131 @@ def test_staging_of_a_live_get_is_left_alone(vault: Vault, tmp_path: Path) -> No
     assert (out / "f").read_bytes() == b"partial"
     assert list(tmp_path.glob(".out.partial-*")) == []
     assert list(vault.staging_registry.glob("*.json")) == []
+
+
+# -- 11. loose files -------------------------------------------------------------------
+
+
+def test_a_loose_vault_home_is_tightened_and_the_catalog_is_private(
+    vault: Vault, tmp_path: Path
+) -> None:
+    home = vault.settings.home
+    catalog = home / "catalog.db"
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(catalog.stat().st_mode) == 0o600
+    # A home loosened by hand (or made before with the default umask) is tightened on the
+    # next open, and so is its catalog.
+    home.chmod(0o755)
+    catalog.chmod(0o644)
+    proc = cli("ls")
+    assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE(catalog.stat().st_mode) == 0o600
+    for name in ("catalog.db-wal", "catalog.db-shm"):
+        if (home / name).exists():
+            assert stat.S_IMODE((home / name).stat().st_mode) == 0o600
+
+
+def test_init_tightens_a_pre_existing_0755_home(
+    s3_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    _vault_on(s3_server, home, monkeypatch)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert cli("ls").returncode == 0
+    assert stat.S_IMODE((home / "catalog.db").stat().st_mode) == 0o600
+
+
+def test_the_demo_keeps_the_store_secret_in_a_0600_dvc_config(tmp_path: Path) -> None:
+    from pipeline.workspace import configure_remote, run
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run(repo, "git", "init", "-q", "-b", "main")
+    run(repo, "dvc", "init", "-q")
+    configure_remote(repo, "b-dvc", "127.0.0.1:9", "WVACCESS", "s3cr3t-admin-key", secure=False)
+    local = repo / ".dvc" / "config.local"
+    assert "s3cr3t-admin-key" in local.read_text()
+    assert stat.S_IMODE(local.stat().st_mode) == 0o600
+    assert "s3cr3t-admin-key" not in (repo / ".dvc" / "config").read_text()
+
+
+def test_escrow_split_refuses_to_print_every_share_to_a_pipe(
+    vault: Vault, vault_settings: Settings
+) -> None:
+    from weightvault.lifecycle.escrow import has_escrow_key
+
+    for extra in ([], ["--json"]):
+        proc = cli("escrow", "split", "--threshold", "2", "--shares", "3", *extra)
+        assert_one_line_error(proc, UsageError.exit_code, "--out-dir")
+        assert proc.stdout == ""
+    # Refused before anything was made: no escrow key whose shares nobody holds.
+    assert not has_escrow_key(Vault.open(vault_settings).keys)
+
+
+def _read_until(fd: int, needle: bytes, transcript: bytearray, start: int) -> int:
+    """Read the terminal until ``needle`` appears after ``start``; returns the offset past it."""
+    deadline = time.monotonic() + 120
+    while (at := transcript.find(needle, start)) < 0:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"timed out waiting for {needle!r}; got {bytes(transcript)[-400:]!r}"
+        transcript += os.read(fd, 65536)
+    return at + len(needle)
+
+
+def test_escrow_split_on_a_terminal_shows_one_share_at_a_time(vault: Vault) -> None:
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    proc = subprocess.Popen(
+        [*CLI, "escrow", "split", "--threshold", "2", "--shares", "3"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=REPO,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    os.close(follower)
+    clear = b"\x1b[2J\x1b[3J\x1b[H"
+    transcript = bytearray()
+    shares: list[str] = []
+    pos = 0
+    try:
+        for i in range(1, 4):
+            pos = _read_until(leader, f"press Enter to show share {i}.".encode(), transcript, pos)
+            # The share is shown only once its custodian presses Enter.
+            assert f"share {i}:".encode() not in transcript
+            os.write(leader, b"\n")
+            end = _read_until(leader, b"press Enter to clear the screen", transcript, pos)
+            screen = bytes(transcript[pos:end])
+            line = next(x for x in screen.splitlines() if f"share {i}:".encode() in x)
+            shares.append(line.split(b":", 1)[1].strip().decode())
+            os.write(leader, b"\n")
+            pos = _read_until(leader, clear, transcript, end)
+        _read_until(leader, b"3 shares shown once each", transcript, pos)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    assert len(set(shares)) == 3
+    assert all(len(s.split()) >= 20 for s in shares)
+    # Each share appears once, and the screen is cleared between one share and the next.
+    text = transcript.decode(errors="replace")
+    for i, share in enumerate(shares):
+        assert text.count(share) == 1
+        if i:
+            assert clear.decode() in text[text.index(shares[i - 1]) : text.index(share)]
+
+
+def test_a_duplicate_of_quarantined_content_is_refused(vault: Vault, tmp_path: Path) -> None:
+    files = {"w.bin": os.urandom(1000), "config.json": b"{}"}
+    original = ingest.put(vault, make_tree(tmp_path / "a", files), "m").artifact_id
+    quarantine(vault, original, reason="poisoned weights")
+    before = vault_objects(vault)
+    proc = cli("put", str(make_tree(tmp_path / "b", files)), "--name", "again")
+    assert_one_line_error(proc, QuarantinedError.exit_code, original, "quarantined")
+    assert vault_objects(vault) == before
+    assert [r.id for r in vault.catalog.list_artifacts()] == [original]

@@ -161,8 +161,19 @@ def test_get_into_a_read_only_directory_is_a_one_line_error(vault: Vault, tmp_pa
     artifact_id = ingest.put(vault, src, "m").artifact_id
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
         proc = cli("get", artifact_id, "--out", str(ro / "out"))
-        assert_one_line_error(proc, OutputUnwritableError.exit_code, str(ro / "out"))
+        assert_one_line_error(
+            proc, OutputUnwritableError.exit_code, str(ro / "out"), "Read-only file system"
+        )
         assert list(ro.iterdir()) == []
+    # A directory the user may not write to (mode 0555, root without DAC override).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    proc = cli("get", artifact_id, "--out", str(locked / "out"), obey_modes=True)
+    assert_one_line_error(
+        proc, OutputUnwritableError.exit_code, str(locked / "out"), "Permission denied"
+    )
+    assert list(locked.iterdir()) == []
 
 
 def test_get_onto_a_full_disk_is_a_one_line_error_and_leaves_no_plaintext(

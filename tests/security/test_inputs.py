@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import signal
 import stat
 import struct
@@ -34,6 +35,7 @@ from tests.support.inputs_helpers import (
     tmpfs,
     vault_objects,
 )
+from tests.support.services import start_vault_store
 from weightvault._fs import STAGING_MARKER
 from weightvault.artifacts import Vault
 from weightvault.cli._app import EXIT_BROKEN_PIPE
@@ -54,7 +56,7 @@ from weightvault.errors import (
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.quarantine import quarantine
-from weightvault.store import ObjectStore
+from weightvault.store import EmbeddedStore, ObjectStore
 from weightvault.store.layout import manifest_key
 
 
@@ -537,3 +539,31 @@ def test_a_duplicate_of_quarantined_content_is_refused(vault: Vault, tmp_path: P
     assert_one_line_error(proc, QuarantinedError.exit_code, original, "quarantined")
     assert vault_objects(vault) == before
     assert [r.id for r in vault.catalog.list_artifacts()] == [original]
+
+
+def test_a_full_embedded_store_says_so_and_the_put_is_undone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real thing: SeaweedFS on a disk that fills up answers a plain InternalError (500);
+    # the vault must say the store is full, not that it is unreachable, and undo the put.
+    home = tmp_path / "home"
+    monkeypatch.setenv("WEIGHTVAULT_HOME", str(home))
+    with tmpfs(home / "store", "192m") as store_disk:
+        settings = load_settings(REPO / "config")
+        start_vault_store(settings)
+        try:
+            vault = Vault.open(settings)
+            before = vault_objects(vault)
+            free = shutil.disk_usage(store_disk).free
+            with (store_disk / "filler").open("wb") as fh:
+                fh.truncate(0)
+                for _ in range(max(0, free - (24 << 20)) // (1 << 20)):
+                    fh.write(b"\0" * (1 << 20))
+            src = make_tree(tmp_path / "m", {"w.bin": os.urandom(64 << 20)})
+            proc = cli("put", str(src), "--name", "too-big")
+            assert_one_line_error(proc, StoreFullError.exit_code, "out of space")
+            (store_disk / "filler").unlink()
+            assert vault_objects(vault) == before
+            assert vault.catalog.list_artifacts() == []
+        finally:
+            EmbeddedStore(settings.store_dir).down()

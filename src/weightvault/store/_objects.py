@@ -13,9 +13,11 @@ import base64
 import contextlib
 import hashlib
 import io
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, Protocol, cast
 
 import urllib3
@@ -68,6 +70,9 @@ _FULL_CODES = {
 }
 _FULL_STATUS = 507
 _FULL_WORDS = ("no space left", "disk full", "storage full", "not enough space", "no free volume")
+# Below this, a 500 from a store on this machine is taken for a full disk (a write of
+# one part, 16 MiB by default, no longer fits with room for the store's own files).
+_LOCAL_FULL_BELOW = 64 << 20
 _BUSY_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
 
 
@@ -212,9 +217,12 @@ class ObjectStore:
         region: str = "us-east-1",
         part_size: int = 16 * 1024 * 1024,
         retries: int = 2,
+        local_data: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.part_size = part_size
+        # The data directory of a store on this machine (the embedded one), if known.
+        self.local_data = local_data
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5.0, read=120.0),
             maxsize=16,
@@ -242,7 +250,26 @@ class ObjectStore:
 
     # -- error translation -------------------------------------------------
 
+    def _local_disk_full(self, exc: BaseException) -> bool:
+        """A store on this machine answering 500 while its disk is (nearly) full.
+
+        SeaweedFS answers a write on a full disk with a plain InternalError; only
+        the free space of its data directory tells that apart from a hiccup.
+        """
+        if self.local_data is None or (_status(exc) or 0) < 500:
+            return False
+        try:
+            return shutil.disk_usage(self.local_data).free < _LOCAL_FULL_BELOW
+        except OSError:
+            return False
+
     def _raise(self, exc: BaseException, what: str) -> NoReturn:
+        if self._local_disk_full(exc):
+            raise StoreFullError(
+                f"object store at {self.endpoint} refused {what}: its disk "
+                f"({self.local_data}) is out of space; free space there, then run the "
+                "command again"
+            ) from None
         if is_store_full(exc):
             raise StoreFullError(
                 f"object store at {self.endpoint} refused {what}: it is out of space or over "
@@ -650,7 +677,9 @@ def connect(settings: Settings) -> ObjectStore:
         endpoint = embedded.endpoint()
         creds = embedded.credentials()
         access, secret = creds.access_key, creds.secret_key
+        local_data: Path | None = embedded.data_dir
     else:
+        local_data = None
         endpoint, access, secret = (
             settings.store.endpoint,
             settings.store.access_key,
@@ -663,4 +692,5 @@ def connect(settings: Settings) -> ObjectStore:
         secure=settings.store.secure,
         region=settings.store.region,
         part_size=settings.store.part_size,
+        local_data=local_data,
     )

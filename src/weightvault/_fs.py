@@ -56,8 +56,8 @@ _FULL = (errno.ENOSPC, errno.EDQUOT)
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _LINE_BREAKS = frozenset("\u0085\u2028\u2029")
 STAGING_MARKER = ".weightvault-staging.json"
-# A staging directory is created and marked in one step; one without a marker
-# this old is a leftover of a writer killed between the two.
+# A staging directory is marked right after it is created; one without a marker
+# this old was left by a writer killed in between (or by a version without markers).
 _UNMARKED_GRACE = 60.0
 
 
@@ -241,7 +241,6 @@ def regular_files(source: Path) -> list[tuple[str, Path]]:
     elif stat.S_ISDIR(mode):
         found = []
         for entry in walk_tree(source):
-            _check_name(entry.relpath, entry.path)
             if entry.kind == "symlink":
                 raise InvalidInputError(
                     f"{shown_path(entry.path)} is a symbolic link; refusing to follow it"
@@ -334,10 +333,10 @@ def staged_output(out: Path, registry: Path | None = None) -> Iterator[Path]:
     ``out`` must not exist or be an empty directory (InvalidInputError). On any
     failure the staging directory is removed and ``out`` is left as it was.
     The block writes into ``data`` inside a 0700 staging directory that also
-    holds a marker naming this process;
-    with ``registry`` (a directory in the vault home) it is also listed there,
-    so :func:`sweep_stale_staging` removes it if this process dies before the
-    end. Stale staging of an earlier writer of ``out`` is removed first.
+    holds a marker naming this process; with ``registry`` (a directory in the
+    vault home) it is listed there too, so :func:`sweep_stale_staging` removes
+    it if this process dies before the end. Stale staging of an earlier writer
+    of ``out`` is removed first.
     """
     out = out.absolute()
     sweep_stale_staging(registry, out)

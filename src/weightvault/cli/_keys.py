@@ -225,8 +225,8 @@ def _split(args: argparse.Namespace) -> int:
     if not args.out_dir and (args.json or not (sys.stdin.isatty() and sys.stdout.isatty())):
         # All n shares in one stream would let whoever sees it recover the key alone.
         raise UsageError(
-            "escrow split shows shares one at a time only on a terminal; "
-            "pass --out-dir DIR to write one 0600 file per custodian"
+            "without --out-dir, escrow split shows the shares one at a time on a terminal "
+            "(not piped, not with --json); pass --out-dir DIR to write one 0600 file per custodian"
         )
     vault = open_vault(args)
     if args.out_dir:

@@ -567,3 +567,17 @@ def test_a_full_embedded_store_says_so_and_the_put_is_undone(
             assert vault.catalog.list_artifacts() == []
         finally:
             EmbeddedStore(settings.store_dir).down()
+
+
+def test_escrow_split_into_a_read_only_directory_makes_no_key(
+    vault: Vault, vault_settings: Settings, tmp_path: Path
+) -> None:
+    from weightvault.lifecycle.escrow import has_escrow_key
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    out = locked / "custodians"
+    proc = cli("escrow", "split", "--out-dir", str(out), obey_modes=True)
+    assert_one_line_error(proc, OutputUnwritableError.exit_code, str(out), "Permission denied")
+    assert not has_escrow_key(Vault.open(vault_settings).keys)

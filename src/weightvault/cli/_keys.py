@@ -233,6 +233,7 @@ def _split(args: argparse.Namespace) -> int:
         out = Path(args.out_dir)
         if out.exists() and any(out.iterdir()):
             raise InvalidInputError(f"--out-dir {out} exists and is not empty")
+        _check_writable(out)
     split = split_escrow_key(
         vault.keys, threshold=args.threshold, shares=args.shares, replace=args.replace
     )
@@ -268,6 +269,20 @@ def _split(args: argparse.Namespace) -> int:
         emit(args, head, data)
         _show_shares_one_at_a_time(split.shares)
     return 0
+
+
+def _check_writable(out: Path) -> None:
+    """Make ``out`` (0700) and write a probe there: a split never makes shares it cannot save."""
+    import tempfile
+
+    from weightvault._fs import local_write_error
+
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise local_write_error(exc, out) from None
 
 
 _CLEAR_SCREEN = "\033[2J\033[3J\033[H"  # screen and scrollback, cursor home

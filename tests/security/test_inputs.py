@@ -319,6 +319,10 @@ def test_a_full_vault_home_refuses_the_put_before_storing_anything(
         src = make_tree(tmp_path / "m", {"a.bin": os.urandom(1000)})
         proc = cli("put", str(src), "--name", "m")
         assert_one_line_error(proc, DiskFullError.exit_code, str(home))
+        # Reading still works or says the disk is full; never "cannot open the catalog".
+        listed = cli("ls")
+        if listed.returncode != 0:
+            assert_one_line_error(listed, DiskFullError.exit_code, "no space left")
         (home / "filler").unlink()
         assert vault_objects(vault) == before
         assert incomplete_uploads(vault) == []
@@ -581,3 +585,12 @@ def test_escrow_split_into_a_read_only_directory_makes_no_key(
     proc = cli("escrow", "split", "--out-dir", str(out), obey_modes=True)
     assert_one_line_error(proc, OutputUnwritableError.exit_code, str(out), "Permission denied")
     assert not has_escrow_key(Vault.open(vault_settings).keys)
+
+
+def test_a_catalog_on_a_full_disk_says_the_disk_is_full(tmp_path: Path) -> None:
+    from weightvault.catalog import Catalog
+
+    with tmpfs(tmp_path / "home", "1m") as home:
+        fill(home)
+        with pytest.raises(DiskFullError, match=f"no space left for the catalog {home}"):
+            Catalog(f"sqlite:///{home / 'catalog.db'}")

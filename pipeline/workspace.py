@@ -71,42 +71,13 @@ def configure_remote(
     fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)
     os.close(fd)
-    private = 0o077
-    remote = ("dvc", "remote")
-    run(
-        repo,
-        *remote,
-        "add",
-        "--local",
-        "--force",
-        "--default",
-        "vault",
-        f"s3://{bucket}/",
-        umask=private,
-    )
-    run(repo, *remote, "modify", "--local", "vault", "endpointurl", url, umask=private)
-    run(
-        repo,
-        *remote,
-        "modify",
-        "--local",
-        "vault",
-        "access_key_id",
-        "--",
-        access_key,
-        umask=private,
-    )
-    run(
-        repo,
-        *remote,
-        "modify",
-        "--local",
-        "vault",
-        "secret_access_key",
-        "--",
-        secret_key,
-        umask=private,
-    )
+    for setting in (
+        ("add", "--local", "--force", "--default", "vault", f"s3://{bucket}/"),
+        ("modify", "--local", "vault", "endpointurl", url),
+        ("modify", "--local", "vault", "access_key_id", "--", access_key),
+        ("modify", "--local", "vault", "secret_access_key", "--", secret_key),
+    ):
+        run(repo, "dvc", "remote", *setting, umask=0o077)
     local.chmod(0o600)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from weightvault._fs import make_private_dir
 from weightvault.config import Settings
 from weightvault.keys import LocalKeyStore, create_master_key, load_master_key
 from weightvault.store import (
@@ -34,7 +35,7 @@ def check_store(settings: Settings) -> list[Capability]:
 
 def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any]:
     """Create home, master key, tier KEKs and buckets; safe to run again."""
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(settings.home)
     created_key = create_master_key(settings.master_key_path)
     keystore = LocalKeyStore(settings.keystore_path, load_master_key(settings.master_key_path))
     keks = [keystore.active_kek(tier).ref for tier in ("hot", "warm", "cold", "quarantine")]

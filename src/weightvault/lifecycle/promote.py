@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from weightvault._json import canonical_json
 from weightvault._time import iso_seconds
 from weightvault.artifacts import Vault
 from weightvault.errors import (
@@ -290,10 +289,8 @@ def rewrap(vault: Vault, p: PromotionPlan, held: Claim) -> str:
     dek = vault.keys.unwrap_dek(vault.load_envelope(p.artifact_id, p.source))
     wrapped = vault.keys.wrap_dek(p.target, p.artifact_id, dek)
     del dek
-    vault.store.put_bytes(
-        vault.bucket("envelopes"),
-        envelope_key(p.artifact_id, p.target),
-        canonical_json(wrapped.to_dict()),
+    vault.put_envelope(
+        p.artifact_id, p.target, envelope_key(p.artifact_id, p.target), wrapped.to_dict()
     )
     return f"{wrapped.kek_id}@v{wrapped.kek_version}"
 
@@ -316,6 +313,10 @@ def _lock(vault: Vault, p: PromotionPlan, retain: datetime | None) -> None:
             vault.store.set_retention(dst, key, retain)
         if p.legal_hold:
             vault.store.set_legal_hold(dst, key, True)
+    if retain is not None and vault.envelope_retain_until(p.artifact_id, p.target) is not None:
+        # The envelope is as durable as the ciphertext it opens.
+        envelopes = vault.bucket("envelopes")
+        vault.store.set_retention(envelopes, envelope_key(p.artifact_id, p.target), retain)
 
 
 def _attestation(vault: Vault, p: PromotionPlan) -> Attestation | None:

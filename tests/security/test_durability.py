@@ -14,21 +14,31 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_tree
+from tests.conftest import REPO, make_tree
 from tests.support.durable_store import (
+    CLI,
+    allow_all_promotions,
+    big_tree,
     cli,
     cli_json,
     delete_markers,
+    kill_when,
     remove_delete_markers,
+    start_cli,
 )
+from weightvault._time import iso_seconds, utcnow
 from weightvault.artifacts import Vault
-from weightvault.config import Settings
-from weightvault.errors import RetentionError
-from weightvault.lifecycle import ingest
+from weightvault.catalog import ClaimOwner
+from weightvault.config import TIERS, Settings
+from weightvault.errors import ConflictError, RetentionError
+from weightvault.lifecycle import claims, ingest
 from weightvault.lifecycle.escrow import escrow_decrypt, split_escrow_key
 from weightvault.store.layout import (
     artifact_prefix,
@@ -132,3 +142,159 @@ def test_gc_still_removes_unretained_orphans(vault: Vault, tmp_path: Path) -> No
     removed = cli_json("gc", "--grace-minutes", "0")["removed"]
     assert f"{vault.bucket('envelopes')}/{envelope_key(artifact_id, 'hot')}" in removed
     assert list(vault.store.list(hot, artifact_prefix(artifact_id))) == []
+
+
+# -- defect 6: a killed promotion is stuck for ever ----------------------------------
+
+
+def _tiers_holding(vault: Vault, artifact_id: str) -> list[str]:
+    return [t for t in TIERS if artifact_id in vault.committed_ids(t)]
+
+
+def _objects(vault: Vault, tier: str, artifact_id: str) -> list[str]:
+    return [o.key for o in vault.store.list(vault.bucket(tier), artifact_prefix(artifact_id))]
+
+
+def _events(vault: Vault, artifact_id: str, kind: str) -> list[dict[str, object]]:
+    return [e for e in vault.catalog.events_of(artifact_id) if e["kind"] == kind]
+
+
+def _promote_args(artifact_id: str, target: str) -> list[str]:
+    return ["promote", artifact_id, "--to", target, "--approver", "bob", "--justification", "go"]
+
+
+@pytest.mark.parametrize(("source", "target"), [("hot", "warm"), ("warm", "cold")])
+def test_promotion_killed_mid_copy_is_resumed_by_the_next_run(
+    vault_settings: Settings, tmp_path: Path, source: str, target: str
+) -> None:
+    settings = allow_all_promotions(vault_settings)
+    vault = Vault.open(settings, actor="alice")
+    src = big_tree(tmp_path / "model", files=24, mib=4)
+    artifact_id = ingest.put(vault, src, "big", source).artifact_id
+
+    # The crash: the real CLI promotion, SIGKILLed once its first copy is in the target.
+    proc = start_cli(*_promote_args(artifact_id, target))
+    kill_when(proc, f"the first object in {target}", lambda: _objects(vault, target, artifact_id))
+
+    # What it left: a claim of the dead process, copies in the target, no move.
+    holder = vault.catalog.claim_holder(artifact_id)
+    assert holder is not None
+    assert holder.target == target
+    assert holder.owner is not None
+    assert holder.owner.pid == proc.pid
+    assert vault.catalog.artifact(artifact_id).tier == source
+    assert _objects(vault, target, artifact_id)
+
+    # The next run recognises the dead owner, takes the claim over and finishes the move.
+    result = cli_json(*_promote_args(artifact_id, target))
+    assert (result["source"], result["target"]) == (source, target)
+    [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)
+    assert "is gone" in str(takeover["details"]["reason"])  # type: ignore[index]
+    assert takeover["details"]["previous_owner"].startswith(f"pid {proc.pid} ")  # type: ignore[index]
+    assert len(_events(vault, artifact_id, "artifact.promoted")) == 1
+
+    # Consistent: one tier, the catalog agrees, no claim, no leftovers, reads verify.
+    assert _tiers_holding(vault, artifact_id) == [target]
+    assert _objects(vault, source, artifact_id) == []
+    assert not vault.store.exists(vault.bucket("envelopes"), envelope_key(artifact_id, source))
+    assert vault.catalog.artifact(artifact_id).tier == target
+    assert vault.catalog.placement(artifact_id)["pending"] is None
+    assert vault.catalog.claim_holder(artifact_id) is None
+    assert cli_json("verify", artifact_id)["files"] == 24
+    out = tmp_path / "out"
+    assert cli("get", artifact_id, "--out", str(out)).returncode == 0
+    assert (out / "shard-007.safetensors").read_bytes() == (
+        src / "shard-007.safetensors"
+    ).read_bytes()
+    if target == "cold":
+        # Every cold object (the dead run's unlocked copies too) and the envelope are locked.
+        for key in _objects(vault, "cold", artifact_id):
+            assert vault.store.retention(vault.bucket("cold"), key) is not None, key
+        assert (
+            vault.store.retention(vault.bucket("envelopes"), envelope_key(artifact_id, "cold"))
+            is not None
+        )
+    assert not [r for r in cli_json("gc", "--grace-minutes", "0")["removed"] if artifact_id in r]
+    assert cli_json("verify", artifact_id)["files"] == 24
+
+
+_HOLD_CLAIM = """
+import sys, time
+from pathlib import Path
+from weightvault.artifacts import Vault
+from weightvault.config import load_settings
+from weightvault.lifecycle import claims
+vault = Vault.open(load_settings(Path(sys.argv[1])), actor="carol")
+claims.take(vault, sys.argv[2], "hot", "warm")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_live_claim_is_respected_and_taken_over_once_its_owner_is_gone(
+    vault_settings: Settings, tmp_path: Path
+) -> None:
+    settings = allow_all_promotions(vault_settings)
+    vault = Vault.open(settings, actor="alice")
+    src = make_tree(tmp_path / "m", {"w.safetensors": os.urandom(4000)})
+    artifact_id = ingest.put(vault, src, "small").artifact_id
+    holder = subprocess.Popen(
+        [CLI[0], "-c", _HOLD_CLAIM, str(REPO / "config"), artifact_id],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        # A live owner's claim is respected: one line, ConflictError's exit code.
+        proc = cli(*_promote_args(artifact_id, "warm"))
+        assert proc.returncode == ConflictError.exit_code, proc.stderr
+        assert "being moved by another operation" in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+        assert vault.catalog.artifact(artifact_id).tier == "hot"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate(timeout=60)
+    # Its owner gone, the claim is taken over by the next run.
+    assert cli_json(*_promote_args(artifact_id, "warm"))["target"] == "warm"
+    [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)
+    assert takeover["details"]["previous_owner"].startswith(f"pid {holder.pid} ")  # type: ignore[index]
+    assert _tiers_holding(vault, artifact_id) == ["warm"]
+
+
+def test_a_claim_whose_lease_expired_is_taken_over(vault: Vault, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "m", {"w.safetensors": os.urandom(4000)})
+    artifact_id = ingest.put(vault, src, "small").artifact_id
+    # A claim of a process on another host: its liveness cannot be checked, its lease can.
+    lease = iso_seconds(utcnow() + timedelta(hours=1))
+    elsewhere = ClaimOwner("another-host.example", 4242, 1.0, lease)
+    stale_generation = vault.catalog.claim(artifact_id, "hot", "warm", elsewhere)
+    with pytest.raises(ConflictError, match="being moved by another operation"):
+        claims.take(vault, artifact_id, "hot", "warm")
+    # Two hours later the lease has expired: the claim is taken over.
+    later = Vault(
+        vault.settings,
+        vault.store,
+        vault.keys,
+        vault.catalog,
+        actor="alice",
+        clock=lambda: utcnow() + timedelta(hours=2),
+    )
+    taken = claims.take(later, artifact_id, "hot", "warm")
+    assert taken.generation == stale_generation + 1
+    holder = vault.catalog.claim_holder(artifact_id)
+    assert holder is not None
+    assert holder.owner is not None
+    assert holder.owner.pid == os.getpid()
+    [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)
+    assert "lease expired" in str(takeover["details"]["reason"])  # type: ignore[index]
+    # The old holder has lost it: its next step stops, its release drops nothing.
+    old = claims.Claim(artifact_id, "hot", "warm", stale_generation)
+    with pytest.raises(ConflictError, match="no longer claimed"):
+        claims.held(vault, old)
+    assert claims.release(vault, old) is False
+    assert claims.held(vault, taken) is True
+    # A stale claim is taken over only by the same move.
+    with pytest.raises(ConflictError):
+        claims.take(later, artifact_id, "hot", "cold")

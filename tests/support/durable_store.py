@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import REPO
+from weightvault.config import Settings, load_settings
 from weightvault.store import ObjectStore
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
@@ -59,3 +63,55 @@ def remove_delete_markers(store: ObjectStore, bucket: str, prefix: str) -> int:
             store.remove(bucket, v.key, version_id=v.version_id)
             removed += 1
     return removed
+
+
+# A permissive policy in the vault home (the home comes first in the config lookup):
+# the crash tests are about the moving steps, not the gates, which have tests of their own.
+ALLOW_ALL_POLICY = """package weightvault.admission
+
+rules := {"allow": "every promotion is allowed (crash tests)"}
+
+decision := {"allow": true, "deny": []}
+"""
+
+
+def allow_all_promotions(settings: Settings) -> Settings:
+    """Install the permissive policy in the vault's home; the settings reloaded with it."""
+    policies = settings.home / "policies"
+    policies.mkdir(parents=True, exist_ok=True)
+    (policies / "weightvault.rego").write_text(ALLOW_ALL_POLICY)
+    reloaded = load_settings(REPO / "config")
+    assert reloaded.policy_dir == policies
+    return reloaded
+
+
+def big_tree(root: Path, files: int, mib: int) -> Path:
+    """``files`` random files of ``mib`` MiB each (enough for a copy to take a while)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        (root / f"shard-{i:03d}.safetensors").write_bytes(os.urandom(mib << 20))
+    return root
+
+
+def start_cli(*args: str) -> subprocess.Popen[str]:
+    """Start the real CLI in the background (to be killed)."""
+    return subprocess.Popen(
+        [*CLI, *args, "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill_when(proc: subprocess.Popen[str], what: str, cond: Callable[[], Any]) -> None:
+    """SIGKILL ``proc`` as soon as ``cond`` holds; fail if it ended before."""
+    try:
+        wait_for(what, lambda: cond() or proc.poll() is not None, timeout=300)
+        assert proc.poll() is None, f"the process ended before {what}: {proc.communicate()}"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.artifacts import put_many
 from tests.support.durable_store import (
     CLI,
     allow_all_promotions,
@@ -35,7 +36,7 @@ from tests.support.durable_store import (
 )
 from weightvault._time import iso_seconds, utcnow
 from weightvault.artifacts import Vault
-from weightvault.catalog import ClaimOwner
+from weightvault.catalog import ClaimOwner, IndexedArtifact
 from weightvault.config import TIERS, Settings
 from weightvault.errors import ConflictError, RetentionError
 from weightvault.lifecycle import claims, ingest
@@ -142,6 +143,102 @@ def test_gc_still_removes_unretained_orphans(vault: Vault, tmp_path: Path) -> No
     removed = cli_json("gc", "--grace-minutes", "0")["removed"]
     assert f"{vault.bucket('envelopes')}/{envelope_key(artifact_id, 'hot')}" in removed
     assert list(vault.store.list(hot, artifact_prefix(artifact_id))) == []
+
+
+# -- defect 5: catalog rebuild emptied by one stray object ---------------------------
+
+
+def _six_artifacts(vault: Vault, tmp_path: Path) -> list[str]:
+    ids = put_many(vault, tmp_path / "hot", 4)
+    ids += put_many(vault, tmp_path / "warm", 1, "warm")
+    ids.append(_cold_artifact(vault, tmp_path)[0])
+    return ids
+
+
+def test_rebuild_skips_and_reports_stray_objects_instead_of_emptying_the_catalog(
+    vault: Vault, tmp_path: Path
+) -> None:
+    ids = _six_artifacts(vault, tmp_path)
+    before = vault.catalog.dump()
+    assert len(before["artifacts"]) == 6
+    hot, audit = vault.bucket("hot"), vault.bucket("audit")
+    # The strays: a real manifest copied under another id, and a malformed event object.
+    fake_id = "wv-20261201-00000000deadbeef"
+    copied = manifest_key(fake_id)
+    vault.store.put_bytes(hot, copied, vault.store.get_bytes(hot, manifest_key(ids[0])))
+    bogus_event = "events/2026/12/01/not-an-event.json"
+    vault.store.put_bytes(audit, bogus_event, b'{"type": "nonsense"')
+
+    report = cli_json("catalog", "rebuild")
+    assert report["artifacts"] == 6
+    assert report["skipped"] == 2
+    assert {u["object"] for u in report["untrusted"]} == {
+        f"{hot}/{copied}",
+        f"{audit}/{bogus_event}",
+    }
+    assert any("another artifact" in u["reason"] for u in report["untrusted"])
+    assert report["damaged"] == 0
+    assert vault.catalog.dump() == before
+    assert sorted(a["id"] for a in cli_json("ls")) == sorted(ids)
+    # The human output names both strays, one line each.
+    proc = subprocess.run(
+        [*CLI, "catalog", "rebuild"], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"skipped {hot}/{copied}:" in proc.stdout
+    assert f"skipped {audit}/{bogus_event}:" in proc.stdout
+
+
+def test_rebuild_skips_a_manifest_whose_mac_fails(vault: Vault, tmp_path: Path) -> None:
+    ids = put_many(vault, tmp_path, 2)
+    hot = vault.bucket("hot")
+    body = vault.store.get_bytes(hot, manifest_key(ids[0]))
+    forged = body.replace(b'"model-0"', b'"model-X"')
+    assert forged != body
+    vault.store.put_bytes(hot, manifest_key(ids[0]), forged)
+    report = cli_json("catalog", "rebuild")
+    assert [u["object"] for u in report["untrusted"]] == [f"{hot}/{manifest_key(ids[0])}"]
+    assert [a.id for a in vault.catalog.list_artifacts()] == [ids[1]]
+
+
+def test_a_retained_cold_artifact_without_its_envelope_is_kept_as_damaged(
+    vault: Vault, tmp_path: Path
+) -> None:
+    ids = _six_artifacts(vault, tmp_path)
+    cold_id = ids[-1]
+    envelopes = vault.bucket("envelopes")
+    vault.store.remove(envelopes, envelope_key(cold_id, "cold"))  # a plain DELETE
+    report = cli_json("catalog", "rebuild")
+    assert report["artifacts"] == 6
+    [damaged] = report["damaged_artifacts"]
+    assert damaged["artifact_id"] == cold_id
+    assert damaged["tier"] == "cold"
+    assert "missing" in damaged["reason"]
+    assert "retained until" in damaged["reason"]
+    assert cold_id in vault.catalog.damaged()
+    assert vault.catalog.artifact(cold_id).tier == "cold"
+    assert vault.catalog.placement(cold_id)["retain_until"] is not None
+    # Restored from its retained version, the next rebuild finds it whole and readable.
+    assert remove_delete_markers(vault.store, envelopes, envelope_prefix(cold_id)) == 1
+    report = cli_json("catalog", "rebuild")
+    assert (report["artifacts"], report["damaged"]) == (6, 0)
+    assert vault.catalog.damaged() == {}
+    assert cli_json("verify", cold_id)["files"] == 2
+
+
+def test_rebuild_swap_is_all_or_nothing(vault: Vault, tmp_path: Path) -> None:
+    ids = put_many(vault, tmp_path, 2)
+    before = vault.catalog.dump()
+    item = IndexedArtifact(
+        artifact=dict(vault.catalog.artifact(ids[0]).__dict__),
+        files=(),
+        placement={**vault.catalog.placement(ids[0])},
+        envelopes=(),
+    )
+    # The same artifact twice fails half-way through the swap: nothing changes.
+    with pytest.raises(ConflictError, match="indexed twice"):
+        vault.catalog.replace_all([], [item, item])
+    assert vault.catalog.dump() == before
 
 
 # -- defect 6: a killed promotion is stuck for ever ----------------------------------

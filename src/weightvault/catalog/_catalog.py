@@ -119,7 +119,27 @@ claims = Table(
     Column("lease_until", String(40), nullable=False),
 )
 
-TABLES = (artifacts, files, placements, envelopes, events, claims)
+# Artifacts a rebuild found committed but damaged (e.g. a retained cold artifact whose
+# envelope is gone): indexed so they are never silently dropped, with the reason.
+damage = Table(
+    "damage",
+    metadata,
+    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
+    Column("reason", Text, nullable=False),
+)
+
+TABLES = (artifacts, files, placements, envelopes, events, claims, damage)
+
+
+@dataclass(frozen=True)
+class IndexedArtifact:
+    """Every catalog row of one artifact, as a rebuild collects them before the swap."""
+
+    artifact: dict[str, Any]
+    files: tuple[dict[str, Any], ...]
+    placement: dict[str, Any]
+    envelopes: tuple[dict[str, Any], ...]
+    damage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -425,9 +445,45 @@ class Catalog:
 
     def remove_artifact(self, conn: Connection, artifact_id: str) -> None:
         """Drop an artifact's rows (events stay: they are evidence)."""
-        for table in (files, placements, envelopes, claims):
+        for table in (files, placements, envelopes, claims, damage):
             conn.execute(delete(table).where(table.c.artifact_id == artifact_id))
         conn.execute(delete(artifacts).where(artifacts.c.id == artifact_id))
+
+    def replace_all(
+        self, event_rows: Sequence[dict[str, Any]], indexed: Sequence[IndexedArtifact]
+    ) -> None:
+        """Swap the whole index for ``event_rows`` and ``indexed`` in one transaction.
+
+        Until it commits every reader sees the old catalog; if anything fails it
+        is rolled back and the old catalog stays, whole.
+        """
+        with self.transaction() as conn:
+            for table in reversed(TABLES):
+                conn.execute(delete(table))
+            if event_rows:
+                conn.execute(insert(events), list(event_rows))
+            for item in indexed:
+                try:
+                    conn.execute(insert(artifacts), [item.artifact])
+                except SAIntegrityError:
+                    raise ConflictError(
+                        f"artifact {item.artifact['id']} is indexed twice"
+                    ) from None
+                if item.files:
+                    conn.execute(insert(files), list(item.files))
+                conn.execute(insert(placements), [item.placement])
+                if item.envelopes:
+                    conn.execute(insert(envelopes), list(item.envelopes))
+                if item.damage is not None:
+                    conn.execute(
+                        insert(damage),
+                        [{"artifact_id": item.artifact["id"], "reason": item.damage}],
+                    )
+
+    def damaged(self) -> dict[str, str]:
+        """Artifact id -> why a rebuild found it damaged."""
+        with self.engine.connect() as conn:
+            return {str(a): str(r) for a, r in conn.execute(select(damage)).all()}
 
     def clear(self) -> None:
         """Delete every row (before a rebuild)."""

@@ -207,8 +207,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     from weightvault.lifecycle.rebuild import rebuild_catalog
 
     vault = open_vault(args)
-    counts = rebuild_catalog(vault)
-    emit(args, "catalog rebuilt: " + ", ".join(f"{k} {v}" for k, v in counts.items()), counts)
+    report = rebuild_catalog(vault)
+    counts = ("artifacts", "events", "skipped", "damaged")
+    lines = ["catalog rebuilt: " + ", ".join(f"{k} {report[k]}" for k in counts)]
+    lines += [f"skipped {u['object']}: {u['reason']}" for u in report["untrusted"]]
+    lines += [f"damaged {d['artifact_id']}: {d['reason']}" for d in report["damaged_artifacts"]]
+    emit(args, "\n".join(lines), report)
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,10 +38,12 @@ from tests.support.durable_store import (
 from weightvault._time import iso_seconds, utcnow
 from weightvault.artifacts import Vault
 from weightvault.catalog import ClaimOwner, IndexedArtifact
-from weightvault.config import TIERS, Settings
+from weightvault.config import TIERS, Settings, load_settings
 from weightvault.errors import ConflictError, RetentionError
 from weightvault.lifecycle import claims, ingest
+from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.escrow import escrow_decrypt, split_escrow_key
+from weightvault.store import connect
 from weightvault.store.layout import (
     artifact_prefix,
     envelope_key,
@@ -77,6 +80,24 @@ def test_cold_envelopes_are_retained_like_their_ciphertext(vault: Vault, tmp_pat
     hot_src = make_tree(tmp_path / "hot", {"w.bin": os.urandom(300)})
     hot_id = ingest.put(vault, hot_src, "scratch").artifact_id
     assert vault.store.retention(envelopes, envelope_key(hot_id, "hot")) is None
+
+
+def test_init_makes_an_old_envelopes_bucket_versioned_and_lockable(
+    vault_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A vault made before this fix has a plain envelopes bucket: the next init upgrades it."""
+    monkeypatch.setenv("WEIGHTVAULT_BUCKET_PREFIX", f"t{uuid.uuid4().hex[:10]}")
+    settings = load_settings(REPO / "config")
+    store = connect(settings)
+    envelopes = settings.store.bucket("envelopes")
+    store.ensure_bucket(envelopes, versioned=False, object_lock=False)  # as before the fix
+    assert not store.lock_enabled(envelopes)
+    init_vault(settings)
+    assert store.lock_enabled(envelopes)
+    assert store.client.get_bucket_versioning(envelopes).status == "Enabled"
+    vault = Vault.open(settings, actor="alice")
+    artifact_id, _src = _cold_artifact(vault, tmp_path)
+    assert vault.store.retention(envelopes, envelope_key(artifact_id, "cold")) is not None
 
 
 def test_plain_delete_then_gc_keeps_cold_keys_and_the_artifact_restorable(
@@ -395,3 +416,112 @@ def test_a_claim_whose_lease_expired_is_taken_over(vault: Vault, tmp_path: Path)
     # A stale claim is taken over only by the same move.
     with pytest.raises(ConflictError):
         claims.take(later, artifact_id, "hot", "cold")
+
+
+_DIE_AFTER_COMMIT_POINT = """
+import os, signal, sys
+from pathlib import Path
+from weightvault.artifacts import Vault
+from weightvault.config import load_settings
+from weightvault.lifecycle import promote as promotion
+from weightvault.store.layout import manifest_key
+vault = Vault.open(load_settings(Path(sys.argv[1])), actor="alice")
+p = promotion.plan(vault, sys.argv[2], sys.argv[3], approver="bob", justification="go")
+held = promotion.claim(vault, p)
+promotion.copy(vault, p, held)
+promotion.rewrap(vault, p, held)
+# What commit() does first: the manifest copy, the commit point. Then the process dies.
+key = manifest_key(p.artifact_id)
+vault.store.copy(vault.bucket(p.source), key, vault.bucket(p.target), key)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize(("source", "target"), [("hot", "warm"), ("warm", "cold")])
+def test_promotion_killed_past_its_commit_point_rolls_forward(
+    vault_settings: Settings, tmp_path: Path, source: str, target: str
+) -> None:
+    settings = allow_all_promotions(vault_settings)
+    vault = Vault.open(settings, actor="alice")
+    src = make_tree(tmp_path / "m", {"a.safetensors": os.urandom(5000), "b.json": b"{}"})
+    artifact_id = ingest.put(vault, src, "small", source).artifact_id
+    proc = subprocess.run(
+        [CLI[0], "-c", _DIE_AFTER_COMMIT_POINT, str(REPO / "config"), artifact_id, target],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    # Manifests in both tiers, the claim of a dead process: every retry used to be refused.
+    assert _tiers_holding(vault, artifact_id) == [source, target]
+    assert vault.catalog.placement(artifact_id)["pending"] == target
+
+    result = cli_json(*_promote_args(artifact_id, target))
+    assert result["target"] == target
+    assert _tiers_holding(vault, artifact_id) == [target]
+    assert _objects(vault, source, artifact_id) == []
+    assert vault.catalog.artifact(artifact_id).tier == target
+    assert vault.catalog.claim_holder(artifact_id) is None
+    assert len(_events(vault, artifact_id, "artifact.promoted")) == 1
+    assert len(_events(vault, artifact_id, claims.TAKEN_OVER)) == 1
+    if target == "cold":
+        for key in _objects(vault, "cold", artifact_id):
+            assert vault.store.retention(vault.bucket("cold"), key) is not None, key
+    assert cli_json("verify", artifact_id)["files"] == 2
+
+
+def test_gc_removes_the_source_copy_a_promotion_left_after_its_move(
+    vault_settings: Settings, tmp_path: Path
+) -> None:
+    settings = allow_all_promotions(vault_settings)
+    vault = Vault.open(settings, actor="alice")
+    src = make_tree(tmp_path / "m", {"a.safetensors": os.urandom(5000)})
+    artifact_id = ingest.put(vault, src, "small").artifact_id
+    hot_keys = _objects(vault, "hot", artifact_id)
+    hot_envelope = vault.store.get_bytes(
+        vault.bucket("envelopes"), envelope_key(artifact_id, "hot")
+    )
+    assert cli_json(*_promote_args(artifact_id, "warm"))["target"] == "warm"
+    # The state of a crash between the move's catalog update and its source clean-up:
+    # the source objects (manifest included) and envelope are still there.
+    for key in hot_keys:
+        vault.store.copy(vault.bucket("warm"), key, vault.bucket("hot"), key)
+    vault.store.put_bytes(vault.bucket("envelopes"), envelope_key(artifact_id, "hot"), hot_envelope)
+    assert _tiers_holding(vault, artifact_id) == ["hot", "warm"]
+
+    removed = cli_json("gc", "--grace-minutes", "0")["removed"]
+    assert removed[0] == f"{vault.bucket('hot')}/{manifest_key(artifact_id)}"  # commit point first
+    assert len(removed) == len(hot_keys) + 1
+    assert _tiers_holding(vault, artifact_id) == ["warm"]
+    assert _objects(vault, "hot", artifact_id) == []
+    assert not vault.store.exists(vault.bucket("envelopes"), envelope_key(artifact_id, "hot"))
+    assert cli_json("verify", artifact_id)["files"] == 1
+
+
+def test_the_promote_flow_resumes_a_killed_cli_promotion(
+    vault_settings: Settings, prefect_api: None, tmp_path: Path
+) -> None:
+    """The flow runs the same steps: it takes the dead CLI run's claim over and finishes."""
+    from flows.promote import PromoteParams
+    from flows.promote import promote as promote_flow
+
+    settings = allow_all_promotions(vault_settings)
+    vault = Vault.open(settings, actor="alice")
+    src = big_tree(tmp_path / "model", files=24, mib=4)
+    artifact_id = ingest.put(vault, src, "big").artifact_id
+    proc = start_cli(*_promote_args(artifact_id, "warm"))
+    kill_when(proc, "the first object in warm", lambda: _objects(vault, "warm", artifact_id))
+    assert vault.catalog.placement(artifact_id)["pending"] == "warm"
+
+    params = PromoteParams(
+        artifact_id=artifact_id, target_tier="warm", approver="bob", justification="resume"
+    )
+    state = promote_flow(params, return_state=True)
+    assert state.is_completed(), state.message
+    [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)
+    assert takeover["details"]["previous_owner"].startswith(f"pid {proc.pid} ")  # type: ignore[index]
+    assert _tiers_holding(vault, artifact_id) == ["warm"]
+    assert _objects(vault, "hot", artifact_id) == []
+    assert vault.catalog.claim_holder(artifact_id) is None
+    assert vault.verify(artifact_id).files == 24

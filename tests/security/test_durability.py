@@ -336,6 +336,18 @@ def test_promotion_killed_mid_copy_is_resumed_by_the_next_run(
     assert cli_json("verify", artifact_id)["files"] == 24
 
 
+def _later(vault: Vault, *, hours: int) -> Vault:
+    """The same vault with its clock ``hours`` ahead."""
+    return Vault(
+        vault.settings,
+        vault.store,
+        vault.keys,
+        vault.catalog,
+        actor=vault.actor,
+        clock=lambda: utcnow() + timedelta(hours=hours),
+    )
+
+
 _HOLD_CLAIM = """
 import sys, time
 from pathlib import Path
@@ -371,6 +383,9 @@ def test_a_live_claim_is_respected_and_taken_over_once_its_owner_is_gone(
         assert "being moved by another operation" in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
         assert vault.catalog.artifact(artifact_id).tier == "hot"
+        # Even past its lease: a live owner on this host is never taken over.
+        with pytest.raises(ConflictError, match="being moved by another operation"):
+            claims.take(_later(vault, hours=2), artifact_id, "hot", "warm")
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.communicate(timeout=60)
@@ -391,14 +406,7 @@ def test_a_claim_whose_lease_expired_is_taken_over(vault: Vault, tmp_path: Path)
     with pytest.raises(ConflictError, match="being moved by another operation"):
         claims.take(vault, artifact_id, "hot", "warm")
     # Two hours later the lease has expired: the claim is taken over.
-    later = Vault(
-        vault.settings,
-        vault.store,
-        vault.keys,
-        vault.catalog,
-        actor="alice",
-        clock=lambda: utcnow() + timedelta(hours=2),
-    )
+    later = _later(vault, hours=2)
     taken = claims.take(later, artifact_id, "hot", "warm")
     assert taken.generation == stale_generation + 1
     holder = vault.catalog.claim_holder(artifact_id)

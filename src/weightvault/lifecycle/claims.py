@@ -9,8 +9,9 @@ never a newer one taken by someone else.
 A claim records its owner (host, pid and process start time) and a lease
 that every check of it renews. A move killed mid-way leaves its claim behind;
 the next attempt of the same move takes it over when the claim is stale: its
-owner process on this host is gone, or its lease expired (or it names no
-owner, as claims taken before owners were recorded). A live claim is
+owner process on this host is gone (same pid and start time no longer
+running), or, for an owner on another host, its lease expired; or it names
+no owner (a claim taken before owners were recorded). A live claim is
 respected. The takeover is recorded as an event, and the old holder's next
 step finds its claim lost and stops.
 """
@@ -62,10 +63,14 @@ def stale_reason(holder: ClaimHolder, now: datetime) -> str | None:
     owner = holder.owner
     if owner is None:
         return "the claim names no owner"
+    if owner.host == socket.gethostname():
+        # On this host the owner's liveness is known: a slow step of a live owner is no
+        # reason to take its claim, however long it takes.
+        if is_running(ProcessRef(owner.pid, owner.started)):
+            return None
+        return f"its owner (pid {owner.pid} on {owner.host}) is gone"
     if parse_iso(owner.lease_until) <= now:
         return f"its lease expired at {owner.lease_until}"
-    if owner.host == socket.gethostname() and not is_running(ProcessRef(owner.pid, owner.started)):
-        return f"its owner (pid {owner.pid} on {owner.host}) is gone"
     return None
 
 

@@ -237,6 +237,7 @@ def test_a_retained_cold_artifact_without_its_envelope_is_kept_as_damaged(
     assert "missing" in damaged["reason"]
     assert "retained until" in damaged["reason"]
     assert cold_id in vault.catalog.damaged()
+    assert "missing" in cli_json("show", cold_id)["damage"]
     assert vault.catalog.artifact(cold_id).tier == "cold"
     assert vault.catalog.placement(cold_id)["retain_until"] is not None
     # Restored from its retained version, the next rebuild finds it whole and readable.
@@ -244,6 +245,7 @@ def test_a_retained_cold_artifact_without_its_envelope_is_kept_as_damaged(
     report = cli_json("catalog", "rebuild")
     assert (report["artifacts"], report["damaged"]) == (6, 0)
     assert vault.catalog.damaged() == {}
+    assert cli_json("show", cold_id)["damage"] is None
     assert cli_json("verify", cold_id)["files"] == 2
 
 

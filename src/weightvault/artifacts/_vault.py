@@ -690,6 +690,7 @@ class Vault:
             "placement": self.catalog.placement(row.id),
             "envelopes": self.catalog.envelopes_of(row.id),
             "events": self.catalog.events_of(row.id),
+            "damage": self.catalog.damage_of(row.id),
         }
 
     # -- maintenance ---------------------------------------------------------

@@ -485,6 +485,14 @@ class Catalog:
         with self.engine.connect() as conn:
             return {str(a): str(r) for a, r in conn.execute(select(damage)).all()}
 
+    def damage_of(self, artifact_id: str) -> str | None:
+        """Why a rebuild found the artifact damaged, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(damage.c.reason).where(damage.c.artifact_id == artifact_id)
+            ).first()
+        return None if row is None else str(row[0])
+
     def clear(self) -> None:
         """Delete every row (before a rebuild)."""
         with self.transaction() as conn:

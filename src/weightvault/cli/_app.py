@@ -183,6 +183,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     a = info["artifact"]
     lines = [f"{k}: {v}" for k, v in a.items()]
     lines.append(f"placement: {info['placement']['tier']} since {info['placement']['since']}")
+    if info["damage"]:
+        lines.append(f"damaged: {info['damage']}")
     lines += [f"envelope: {e['tier']} {e['kek_id']}@v{e['kek_version']}" for e in info["envelopes"]]
     lines += [f"file: {f['path']} {f['size']} {f['sha256']}" for f in info["files"]]
     lines += [f"event: {e['ts']} {e['kind']} by {e['actor']}" for e in info["events"]]

@@ -507,6 +507,12 @@ def test_gc_removes_the_source_copy_a_promotion_left_after_its_move(
     assert _objects(vault, "hot", artifact_id) == []
     assert not vault.store.exists(vault.bucket("envelopes"), envelope_key(artifact_id, "hot"))
     assert cli_json("verify", artifact_id)["files"] == 1
+    # A crash later in the clean-up (source objects gone) leaves only the source envelope.
+    vault.store.put_bytes(vault.bucket("envelopes"), envelope_key(artifact_id, "hot"), hot_envelope)
+    removed = cli_json("gc", "--grace-minutes", "0")["removed"]
+    assert removed == [f"{vault.bucket('envelopes')}/{envelope_key(artifact_id, 'hot')}"]
+    assert vault.store.exists(vault.bucket("envelopes"), envelope_key(artifact_id, "warm"))
+    assert cli_json("verify", artifact_id)["files"] == 1
 
 
 def test_the_promote_flow_resumes_a_killed_cli_promotion(

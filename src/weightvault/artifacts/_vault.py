@@ -729,7 +729,6 @@ class Vault:
         cutoff = now - grace
         removed: list[str] = []
         committed = {tier: self.committed_ids(tier) for tier in TIERS}
-        every = set().union(*committed.values())
         retained: dict[str, bool] = {}
 
         def keep(artifact_id: str) -> bool:
@@ -756,17 +755,7 @@ class Vault:
                 removed.append(f"{obj.bucket}/{obj.key}")
             removed += self._abort_stale_uploads(tier, cutoff, dry_run=dry_run)
         removed += self._promotion_leftovers(committed, now, dry_run=dry_run)
-        for obj in self.store.list(self.bucket("envelopes"), ENVELOPES_PREFIX):
-            envelope = parse_envelope_key(obj.key)
-            if (envelope is not None and envelope.artifact_id in every) or (
-                obj.last_modified and obj.last_modified > cutoff
-            ):
-                continue
-            if envelope is not None and keep(envelope.artifact_id):
-                continue
-            if not dry_run:
-                self.store.remove(obj.bucket, obj.key)
-            removed.append(f"{obj.bucket}/{obj.key}")
+        removed += self._gc_envelopes(committed, cutoff, keep, dry_run=dry_run)
         removed += self.sweep_staging(dry_run=dry_run)
         if removed and not dry_run:
             self.record_event("store.gc", None, {"removed": len(removed)})
@@ -793,6 +782,56 @@ class Vault:
                 return True
         return self._envelopes_lock() and self._locked_versions_under(
             self.bucket("envelopes"), envelope_prefix(artifact_id), now
+        )
+
+    def _gc_envelopes(
+        self,
+        committed: dict[str, set[str]],
+        cutoff: datetime,
+        keep: Callable[[str], bool],
+        *,
+        dry_run: bool,
+    ) -> list[str]:
+        """Remove envelopes of uncommitted artifacts, and source envelopes of indexed moves."""
+        every = set().union(*committed.values())
+        removed: list[str] = []
+        for obj in self.store.list(self.bucket("envelopes"), ENVELOPES_PREFIX):
+            envelope = parse_envelope_key(obj.key)
+            if obj.last_modified and obj.last_modified > cutoff:
+                continue
+            if (
+                envelope is not None
+                and envelope.artifact_id in every
+                and not (
+                    envelope.kind == "tier"
+                    and self._left_behind(envelope.artifact_id, envelope.tier, committed)
+                )
+            ):
+                continue
+            if envelope is not None and keep(envelope.artifact_id):
+                continue
+            if not dry_run:
+                self.store.remove(obj.bucket, obj.key)
+            removed.append(f"{obj.bucket}/{obj.key}")
+        return removed
+
+    def _left_behind(
+        self, artifact_id: str, tier: str | None, committed: dict[str, set[str]]
+    ) -> bool:
+        """Whether a tier envelope is the source envelope of an indexed promotion."""
+        order = ("hot", "warm", "cold")
+        if tier not in order[:2] or artifact_id in committed[tier]:
+            return False
+        try:
+            placement = self.catalog.placement(artifact_id)
+        except NotFoundError:
+            return False
+        current = placement["tier"]
+        return (
+            placement["pending"] is None
+            and current in order
+            and order.index(current) > order.index(tier)
+            and artifact_id in committed[current]
         )
 
     def _promotion_leftovers(

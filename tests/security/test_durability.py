@@ -91,9 +91,9 @@ def test_init_makes_an_old_envelopes_bucket_versioned_and_lockable(
     store = connect(settings)
     envelopes = settings.store.bucket("envelopes")
     store.ensure_bucket(envelopes, versioned=False, object_lock=False)  # as before the fix
-    assert not store.lock_enabled(envelopes)
+    assert not store.object_lock_enabled(envelopes)
     init_vault(settings)
-    assert store.lock_enabled(envelopes)
+    assert store.object_lock_enabled(envelopes)
     assert store.client.get_bucket_versioning(envelopes).status == "Enabled"
     vault = Vault.open(settings, actor="alice")
     artifact_id, _src = _cold_artifact(vault, tmp_path)

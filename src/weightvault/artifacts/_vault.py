@@ -388,7 +388,10 @@ class Vault:
             return None
         if not self._envelopes_lock():
             return None
-        found = self.store.retention(self.bucket("cold"), manifest_key(artifact_id))
+        try:
+            found = self.store.retention(self.bucket("cold"), manifest_key(artifact_id))
+        except NotFoundError:  # not committed yet (a put into cold, a promotion's rewrap)
+            found = None
         return found[1] if found else self.retain_until("cold")
 
     def _envelopes_lock(self) -> bool:

@@ -313,12 +313,15 @@ class ObjectStore:
 
     # -- buckets -----------------------------------------------------------
 
-    def ensure_bucket(self, name: str, *, versioned: bool, object_lock: bool) -> None:
+    def ensure_bucket(
+        self, name: str, *, versioned: bool, object_lock: bool, upgrade_lock: bool = False
+    ) -> None:
         """Create ``name`` if missing, with versioning and object lock as asked.
 
-        A bucket that exists without object lock gets it when asked (versioning
-        first; S3 allows enabling object lock on a versioned bucket, never
-        disabling it). A store that refuses raises StoreError.
+        With ``upgrade_lock`` a bucket that exists without object lock gets it
+        (versioning first; S3 allows enabling object lock on a versioned bucket,
+        never disabling it); a store that refuses raises StoreError. Without it
+        such a bucket is left for the capability probe to report.
         """
         with self._translate(f"bucket {name}"):
             created = False
@@ -329,11 +332,11 @@ class ObjectStore:
                 except S3Error as exc:
                     if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                         raise
-            if (versioned or object_lock) and not (created and object_lock):
+            if (versioned and not object_lock) or (upgrade_lock and not created):
                 status = self.client.get_bucket_versioning(name).status
                 if status != ENABLED:
                     self.client.set_bucket_versioning(name, VersioningConfig(ENABLED))
-            if object_lock and not created and not self.object_lock_enabled(name):
+            if upgrade_lock and not created and not self.object_lock_enabled(name):
                 self.client.set_object_lock_config(name, ObjectLockConfig(None, None, None))
 
     def versioning(self, bucket: str) -> str | None:
@@ -678,10 +681,18 @@ def bucket_needs(settings: Settings) -> dict[str, tuple[bool, bool]]:
 
 
 def ensure_layout(store: ObjectStore, settings: Settings) -> None:
-    """Create every bucket with the versioning and object lock :func:`bucket_needs` says."""
+    """Create every bucket with the versioning and object lock :func:`bucket_needs` says.
+
+    The envelopes bucket of a vault made before it was locked is upgraded in
+    place; a tier bucket without the object lock it needs is left for the
+    capability probe to refuse.
+    """
     for role, (versioned, object_lock) in bucket_needs(settings).items():
         store.ensure_bucket(
-            settings.store.bucket(role), versioned=versioned, object_lock=object_lock
+            settings.store.bucket(role),
+            versioned=versioned,
+            object_lock=object_lock,
+            upgrade_lock=role == "envelopes",
         )
 
 

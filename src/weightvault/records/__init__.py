@@ -1,4 +1,4 @@
-"""The vault's stored records: the manifest (an artifact's commit point) and audit events."""
+"""The vault's stored records: the manifest (an artifact's commit point), audit events, the log."""
 
 from weightvault.records._audit import Event, add_listener, notify
 from weightvault.records._manifest import (
@@ -7,11 +7,14 @@ from weightvault.records._manifest import (
     check_artifact_id,
     check_relpath,
 )
+from weightvault.records._tlog import SignedCheckpoint, TransparencyLog
 
 __all__ = [
     "Event",
     "FileEntry",
     "Manifest",
+    "SignedCheckpoint",
+    "TransparencyLog",
     "add_listener",
     "check_artifact_id",
     "check_relpath",

@@ -455,6 +455,17 @@ class ObjectStore:
             raise StoreError(f"{bucket}/{key} is larger than {limit} bytes")
         return data
 
+    def get_with_etag(
+        self, bucket: str, key: str, *, limit: int = 1024 * 1024
+    ) -> tuple[bytes, str]:
+        """A small object and the ETag of that same read, for a later ``if_match`` write."""
+        with self.open(bucket, key) as stream:
+            data = stream.read(limit + 1)
+            etag = str(stream.etag)
+        if len(data) > limit:
+            raise StoreError(f"{bucket}/{key} is larger than {limit} bytes")
+        return data, etag
+
     def stat(self, bucket: str, key: str) -> ObjectInfo:
         """Size, ETag and time of one object."""
         with self._translate(f"stat {bucket}/{key}"):
@@ -637,6 +648,11 @@ class _GuardedStream(io.RawIOBase):
         super().__init__()
         self._response = response
         self._store = store
+
+    @property
+    def etag(self) -> str:
+        """The ETag the response carried, unquoted."""
+        return str(self._response.headers.get("etag", "")).strip('"')
 
     def readable(self) -> bool:
         return True

@@ -13,7 +13,9 @@ lock: cold ones retained)       ``envelopes/<id>/escrow.json``,
 audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
                                 ``validations/<id>/NNNNNN.json``,
-                                ``quarantine/<id>.json`` markers
+                                ``quarantine/<id>.json`` markers,
+                                ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
+                                and ``log/seq/<index>`` sequenced entries
 any bucket                      ``probe/…`` objects of the capability probe
                                 (``weightvault store check``), never artifacts
 ==============================  ==================================================
@@ -44,6 +46,9 @@ __all__ = [
     "file_key",
     "files_prefix",
     "lock_probe_key",
+    "log_checkpoint_key",
+    "log_sequenced_key",
+    "log_tile_key",
     "manifest_key",
     "parse_artifact_key",
     "parse_envelope_key",
@@ -192,3 +197,25 @@ def lock_probe_key(day: str) -> str:
 def conditional_probe_key(token: str) -> str:
     """A conditional-write probe object, removed when the probe ends."""
     return f"probe/conditional-{token}"
+
+
+LOG_PREFIX = "log/"
+
+
+def log_checkpoint_key() -> str:
+    """The transparency log's signed checkpoint: its one mutable object."""
+    return f"{LOG_PREFIX}checkpoint"
+
+
+def log_tile_key(tile_path: str) -> str:
+    """A tile or entry bundle (``tile/...``, c2sp tlog-tiles) of the transparency log."""
+    if not tile_path.startswith("tile/"):
+        raise ValueError(f"{tile_path!r} is not a tile path")
+    return f"{LOG_PREFIX}{tile_path}"
+
+
+def log_sequenced_key(index: int) -> str:
+    """The entry that won log index ``index`` (written once, If-None-Match)."""
+    if index < 0:
+        raise ValueError("a log index is never negative")
+    return f"{LOG_PREFIX}seq/{index:020d}"

@@ -1,4 +1,4 @@
-"""The transparency log on real S3 (SeaweedFS and moto): appends, proofs, races, crashes, forgeries."""
+"""The transparency log on real S3 (SeaweedFS and moto): appends, proofs, races, forgeries."""
 
 from __future__ import annotations
 

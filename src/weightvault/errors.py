@@ -111,3 +111,18 @@ class IncompleteError(VaultError):
     """An operation did only part of its work; running it again finishes it."""
 
     exit_code = 17
+
+
+# -- key lifetimes (issue 10: expiry, wrap limits, keystore rollback) ------------
+
+
+class KeystoreRollbackError(VaultError):
+    """The keystore is older than the newest version the store records: a restored copy."""
+
+    exit_code = 18
+
+
+class KeyUsageError(KeyStateError):
+    """A key is past its lifetime or its usage limit: rotate it before it is used again."""
+
+    exit_code = 19

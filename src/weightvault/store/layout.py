@@ -13,7 +13,9 @@ envelopes                       ``envelopes/<id>/<tier>.json`` wrapped DEKs,
 audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
                                 ``validations/<id>/NNNNNN.json``,
-                                ``quarantine/<id>.json`` markers
+                                ``quarantine/<id>.json`` markers,
+                                ``keystore/versions/<20 digits>.json`` keystore
+                                version records
 ==============================  ==================================================
 
 Nothing else in the core builds or splits these strings.
@@ -28,6 +30,7 @@ __all__ = [
     "ARTIFACTS_PREFIX",
     "ENVELOPES_PREFIX",
     "EVENTS_PREFIX",
+    "KEYSTORE_VERSIONS_PREFIX",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -38,9 +41,11 @@ __all__ = [
     "event_key",
     "file_key",
     "files_prefix",
+    "keystore_version_key",
     "manifest_key",
     "parse_artifact_key",
     "parse_envelope_key",
+    "parse_keystore_version_key",
     "quarantine_marker_key",
     "rekey_journal_key",
     "statement_key",
@@ -51,6 +56,8 @@ __all__ = [
 ARTIFACTS_PREFIX = "artifacts/"
 ENVELOPES_PREFIX = "envelopes/"
 EVENTS_PREFIX = "events/"
+KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
+_KEYSTORE_VERSION = re.compile(r"^keystore/versions/(?P<v>[0-9]{20})\.json$")
 ESCROW_NAME = "escrow"
 _REKEY = "rekey-"
 
@@ -171,3 +178,14 @@ def parse_envelope_key(key: str) -> EnvelopeObject | None:
     if name.startswith(_REKEY):
         return EnvelopeObject(artifact_id, "rekey-journal", name.removeprefix(_REKEY))
     return EnvelopeObject(artifact_id, "tier", name)
+
+
+def keystore_version_key(version: int) -> str:
+    """The record of keystore version ``version`` (zero-padded: key order is version order)."""
+    return f"{KEYSTORE_VERSIONS_PREFIX}{version:020d}.json"
+
+
+def parse_keystore_version_key(key: str) -> int | None:
+    """The version a keystore version record's key names, or None."""
+    match = _KEYSTORE_VERSION.fullmatch(key)
+    return int(match.group("v")) if match else None

@@ -30,6 +30,7 @@ from tests.conftest import REPO, make_tree
 from weightvault.artifacts import StoreKeystoreVersions, Vault, open_keystore
 from weightvault.config import Settings, load_settings
 from weightvault.errors import (
+    IntegrityError,
     KeystoreRollbackError,
     KeyUsageError,
     QuarantinedError,
@@ -366,3 +367,24 @@ def test_rotation_sample_skips_quarantined_artifacts(
     assert not (tmp_path / "out").exists()
     # Its envelope moved with the others, so it reads again once released.
     assert {vault.load_envelope(a, "hot").kek_version for a in (keep, bad)} == {2}
+
+
+def test_a_failing_sample_never_leaves_the_tier_half_rotated(
+    vault_settings: Settings, tmp_path: Path
+) -> None:
+    """A damaged artifact in the sample fails the run, after the keys reached their end state."""
+    vault = Vault.open(vault_settings, actor="alice")
+    damaged = ingest.put(vault, a_model(tmp_path, "d"), "d").artifact_id
+    key = vault.catalog.files_of(damaged)[0]["object_key"]
+    data = bytearray(vault.store.get_bytes(vault.bucket("hot"), key))
+    data[len(data) // 2] ^= 1
+    vault.store.put_bytes(vault.bucket("hot"), key, bytes(data))
+
+    proc = cli("keys", "rotate", "--tier", "hot", "--verify", "5")
+    assert_one_line_error(proc, IntegrityError.exit_code, damaged)
+    states = kek_versions(vault_settings)
+    assert states[1][0] == KeyState.RETIRED
+    assert states[2][0] == KeyState.ACTIVE
+    assert Vault.open(vault_settings).load_envelope(damaged, "hot").kek_version == 2
+    again = cli("keys", "rotate", "--dry-run")
+    assert "kek-hot" not in again.stdout, again.stdout

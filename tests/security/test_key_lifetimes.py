@@ -35,7 +35,13 @@ from weightvault.errors import (
     KeyUsageError,
     QuarantinedError,
 )
-from weightvault.keys import KeyState, LocalKeyStore, load_lifetime_policy, plan_key
+from weightvault.keys import (
+    KeyState,
+    LocalKeyStore,
+    load_lifetime_policy,
+    plan_key,
+    policy_lifetime,
+)
 from weightvault.lifecycle import ingest, rotation
 from weightvault.store.layout import ENVELOPES_PREFIX, KEYSTORE_VERSIONS_PREFIX
 
@@ -101,6 +107,25 @@ def test_init_gives_every_key_its_policy_lifetime(vault_settings: Settings) -> N
     hot = next(r for r in keks if r.tier == "hot")
     assert hot.expires_at is not None
     assert hot.expires_at - hot.created_at == timedelta(days=30)
+
+
+def test_keys_made_later_and_keys_made_without_expiry_have_lifetimes(
+    vault_settings: Settings, tmp_path: Path
+) -> None:
+    """The signing key a first put makes expires too; a key from before expiries gets one."""
+    vault = Vault.open(vault_settings, actor="alice")
+    ingest.put(vault, a_model(tmp_path, "s"), "s")
+    for rec in vault.keys.records():
+        assert rec.expires_at is not None, rec.ref
+
+    # A keystore written before every key had an expiry (as `init` used to write it).
+    path, master = tmp_path / "old.sealed", os.urandom(32)
+    legacy = LocalKeyStore(path, master, clock=moved(-timedelta(days=31)))
+    assert legacy.active_kek("hot").expires_at is None
+    now = LocalKeyStore(path, master, lifetime=policy_lifetime(vault_settings.lifetimes_file))
+    with pytest.raises(KeyUsageError, match="kek-hot@v1 expired"):
+        now.wrap_dek("hot", "wv-20260101-0000000000000000", b"k" * 32)
+    assert now.get("kek-hot", 1).wraps == 0
 
 
 def test_expired_kek_refuses_a_put_until_rotated(vault_settings: Settings, tmp_path: Path) -> None:
@@ -200,8 +225,10 @@ def test_restored_keystore_cannot_bring_a_compromised_kek_back(
 def test_deleted_keystore_is_refused_not_silently_replaced(vault_settings: Settings) -> None:
     """Without the file the vault would make fresh KEKs: the store knows a keystore existed."""
     vault_settings.keystore_path.unlink()
-    with pytest.raises(KeystoreRollbackError):
+    with pytest.raises(KeystoreRollbackError, match="is missing but version"):
         Vault.open(vault_settings).keys.records()
+    proc = cli("put", str(REPO / "config" / "params.yaml"), "--name", "p")
+    assert_one_line_error(proc, KeystoreRollbackError.exit_code, "is missing")
     assert not vault_settings.keystore_path.exists()
 
 

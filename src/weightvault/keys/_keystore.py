@@ -429,10 +429,11 @@ class LocalKeyStore:
                     state = self._unseal(blob)
                     newest = self._newest_recorded(state.version)
             if newest is not None:
+                found = "is missing" if blob is None else f"is version {state.version}"
                 raise KeystoreRollbackError(
-                    f"keystore {self.path} is version {state.version} but version {newest} "
-                    "was recorded in the store: this is an older copy (restored or rolled "
-                    "back); restore the newest keystore file"
+                    f"keystore {self.path} {found} but version {newest} was recorded in the "
+                    "store: this is an older copy (restored or rolled back), or a lost one; "
+                    "restore the newest keystore file"
                 )
             if state.version > 0 and not self._versions.has(state.version):
                 # A crash between saving the file and recording it, or the first open

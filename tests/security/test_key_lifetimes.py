@@ -222,6 +222,25 @@ def test_restored_keystore_cannot_bring_a_compromised_kek_back(
     assert kek_versions(vault_settings)[1][0] == KeyState.COMPROMISED
 
 
+def test_a_long_running_vault_refuses_a_copy_it_has_seen_before(
+    vault_settings: Settings, tmp_path: Path
+) -> None:
+    """A process that cached version N must not take a copy of N restored after N+1."""
+    backup = tmp_path / "keystore.copy"
+    shutil.copy2(vault_settings.keystore_path, backup)
+    server = Vault.open(vault_settings, actor="flows")  # e.g. the process `up` serves
+    assert server.keys.active_kek("hot").version == 1  # caches the very bytes of the copy
+
+    compromised = cli("keys", "compromise", "kek-hot@v1")
+    assert compromised.returncode == 0, compromised.stderr
+    shutil.copy2(backup, vault_settings.keystore_path)  # the attack
+    before = envelope_keys(server)
+    with pytest.raises(KeystoreRollbackError):
+        ingest.put(server, a_model(tmp_path, "late"), "late")
+    assert envelope_keys(server) == before
+    assert server.catalog.list_artifacts() == []
+
+
 def test_deleted_keystore_is_refused_not_silently_replaced(vault_settings: Settings) -> None:
     """Without the file the vault would make fresh KEKs: the store knows a keystore existed."""
     vault_settings.keystore_path.unlink()

@@ -414,11 +414,21 @@ class LocalKeyStore:
         return _State(version, tuple(_record_from_json(r) for r in doc["keys"]))
 
     def _load(self, *, locked: bool = False) -> _State:
-        """The file's current state, version-checked; ``locked``: the caller holds the lock."""
+        """The file's current state, version-checked; ``locked``: the caller holds the lock.
+
+        A file seen before is checked again only under the lock, that is before
+        every change and every wrap: a long-running process that cached version
+        N must not accept a copy of N restored after N+1 was recorded.
+        """
         blob = self._read()
-        if self._cache is not None and self._cache[0] == blob:
-            return self._cache[1]
-        state = self._unseal(blob)
+        cache = self._cache
+        cached = cache is not None and cache[0] == blob
+        if cache is not None and cached:
+            if not locked:
+                return cache[1]
+            state = cache[1]
+        else:
+            state = self._unseal(blob)
         if self._versions is not None:
             newest = self._newest_recorded(state.version)
             if newest is not None and not locked:
@@ -435,7 +445,7 @@ class LocalKeyStore:
                     "store: this is an older copy (restored or rolled back), or a lost one; "
                     "restore the newest keystore file"
                 )
-            if state.version > 0 and not self._versions.has(state.version):
+            if not cached and state.version > 0 and not self._versions.has(state.version):
                 # A crash between saving the file and recording it, or the first open
                 # of a vault from before version records.
                 self._versions.record(state.version, self._version_record(state.version, blob))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.s3_peers import S3Peer, moto_s3_server
 from tests.support.services import prefect_api_server, start_test_store, start_vault_store
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -26,7 +27,9 @@ UNIT = REPO / "tests" / "unit"
 # need a service or a slow fixture: the S3 server (so every store-backed test: `vault`,
 # `vault_settings`), a store of the test's own, a Prefect server, the reference DVC
 # pipeline built in a git repo. Those run in the full suite (`make test`).
-NOT_FAST_FIXTURES = frozenset({"s3_server", "own_store", "prefect_api", "model_repo"})
+NOT_FAST_FIXTURES = frozenset(
+    {"s3_server", "moto_server", "s3_peer", "own_store", "prefect_api", "model_repo"}
+)
 _VAULT_ENV = (
     "WEIGHTVAULT_HOME",
     "WEIGHTVAULT_S3_ENDPOINT",
@@ -65,20 +68,55 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStor
         server.down()
 
 
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Peer]:
+    """moto's standalone S3 server for the session: the AWS-faithful second S3 peer."""
+    with moto_s3_server(tmp_path_factory.mktemp("moto-server")) as peer:
+        yield peer
+
+
+@pytest.fixture(params=["seaweedfs", "moto"])
+def s3_peer(request: pytest.FixtureRequest) -> S3Peer:
+    """Each S3 implementation the store tests run against, SeaweedFS first."""
+    if request.param == "moto":
+        peer: S3Peer = request.getfixturevalue("moto_server")
+        return peer
+    server: EmbeddedStore = request.getfixturevalue("s3_server")
+    creds = server.credentials()
+    return S3Peer("seaweedfs", server.endpoint(), creds.access_key, creds.secret_key)
+
+
+def _vault_on(peer: S3Peer, home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("WEIGHTVAULT_HOME", str(home))
+    monkeypatch.setenv("WEIGHTVAULT_S3_ENDPOINT", peer.endpoint)
+    monkeypatch.setenv("WEIGHTVAULT_S3_ACCESS_KEY", peer.access_key)
+    monkeypatch.setenv("WEIGHTVAULT_S3_SECRET_KEY", peer.secret_key)
+    monkeypatch.setenv("WEIGHTVAULT_BUCKET_PREFIX", f"t{uuid.uuid4().hex[:10]}")
+    settings = load_settings(REPO / "config")
+    init_vault(settings)
+    return settings
+
+
 @pytest.fixture
 def vault_settings(
     s3_server: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Settings:
     """A fresh vault on the session server, isolated by its own bucket prefix."""
     creds = s3_server.credentials()
-    monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("WEIGHTVAULT_S3_ENDPOINT", s3_server.endpoint())
-    monkeypatch.setenv("WEIGHTVAULT_S3_ACCESS_KEY", creds.access_key)
-    monkeypatch.setenv("WEIGHTVAULT_S3_SECRET_KEY", creds.secret_key)
-    monkeypatch.setenv("WEIGHTVAULT_BUCKET_PREFIX", f"t{uuid.uuid4().hex[:10]}")
-    settings = load_settings(REPO / "config")
-    init_vault(settings)
-    return settings
+    peer = S3Peer("seaweedfs", s3_server.endpoint(), creds.access_key, creds.secret_key)
+    return _vault_on(peer, tmp_path / "home", monkeypatch)
+
+
+@pytest.fixture
+def peer_settings(s3_peer: S3Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A fresh vault on each S3 implementation (``s3_peer``), by its own bucket prefix."""
+    return _vault_on(s3_peer, tmp_path / "home", monkeypatch)
+
+
+@pytest.fixture
+def peer_vault(peer_settings: Settings) -> Vault:
+    """An open vault on each S3 implementation."""
+    return Vault.open(peer_settings, actor="alice")
 
 
 @pytest.fixture

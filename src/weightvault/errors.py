@@ -22,6 +22,10 @@ class VaultError(Exception):
         """The one-line message, without the class name."""
         return str(self)
 
+    def lines(self) -> list[str]:
+        """What the CLI prints, one ``error:`` line each: the message."""
+        return [self.message]
+
 
 class UsageError(VaultError):
     """The command line or a parameter is malformed."""
@@ -111,6 +115,26 @@ class IncompleteError(VaultError):
     """An operation did only part of its work; running it again finishes it."""
 
     exit_code = 17
+
+
+# -- S3 portability (store capability probe) ------------------------------------
+
+
+class StoreCapabilityError(StoreError):
+    """The object store lacks a capability the vault relies on (versioning, object lock ...)."""
+
+    exit_code = 28
+
+    def __init__(self, endpoint: str, missing: list[str]) -> None:
+        self.endpoint = endpoint
+        self.missing = tuple(" ".join(m.split()) for m in missing)
+        super().__init__(
+            f"object store at {endpoint} lacks what the vault needs: " + "; ".join(missing)
+        )
+
+    def lines(self) -> list[str]:
+        """One line per missing capability, as the CLI prints them."""
+        return [f"object store at {self.endpoint}: {m}" for m in self.missing]
 
 
 # -- key lifetimes (issue 10: expiry, wrap limits, keystore rollback) ------------

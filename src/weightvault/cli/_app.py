@@ -18,8 +18,8 @@ from pathlib import Path
 from weightvault.cli import _keys, _policy, _tiers
 from weightvault.cli._common import Handler, Parser, emit, emit_table, open_vault, settings_for
 from weightvault.cli._progress import transfer
-from weightvault.config import environment
-from weightvault.errors import InvalidInputError, VaultError
+from weightvault.config import Settings, environment
+from weightvault.errors import InvalidInputError, StoreCapabilityError, VaultError
 from weightvault.logs import configure_logging, scrub_text
 
 # Core command groups in their own modules; each has register(sub, common).
@@ -38,11 +38,30 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Probe the endpoint; exit 28 (StoreCapabilityError) if anything is missing."""
+    from weightvault.lifecycle.bootstrap import check_store
+
+    found = check_store(settings)
+    rows = [
+        {"capability": c.name, "bucket": c.bucket, "ok": c.ok, "detail": c.detail} for c in found
+    ]
+    human = "\n".join(f"{'ok     ' if c.ok else 'MISSING'}  {c.line()}" for c in found)
+    emit(args, human, {"capabilities": rows, "ok": all(c.ok for c in found)})
+    missing = [c.line() for c in found if not c.ok]
+    if missing:
+        endpoint = settings.store.endpoint or "the embedded store"
+        raise StoreCapabilityError(endpoint, missing)
+    return 0
+
+
 def cmd_store(args: argparse.Namespace) -> int:
-    """store up | down | status."""
+    """store up | down | status | check."""
     from weightvault.store import EmbeddedStore
 
     settings = settings_for(args)
+    if args.action == "check":
+        return _store_check(args, settings)
     if not settings.store.embedded:
         emit(args, f"external store: {settings.store.endpoint}", {"external": True})
         return 0
@@ -210,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("init", cmd_init, "create the master key, keystore, tier keys and buckets")
     p.add_argument("--no-store", action="store_true", help="do not start the embedded store")
     p = add("store", cmd_store, "run the embedded S3 server (SeaweedFS)")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("action", choices=["up", "down", "status", "check"])
     p = add("put", cmd_put, "encrypt and store a file or directory")
     p.add_argument("path")
     p.add_argument("--name", required=True)
@@ -264,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VaultError as exc:
         if debug:
             raise
-        print(f"weightvault: error: {scrub_text(exc.message)}", file=sys.stderr)
+        for line in exc.lines():
+            print(f"weightvault: error: {scrub_text(line)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("weightvault: interrupted", file=sys.stderr)

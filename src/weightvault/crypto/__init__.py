@@ -10,5 +10,7 @@ per failure:
   ciphertext or manifest to its artifact and path;
 - :mod:`weightvault.crypto.signing`: hybrid Ed25519 + ML-DSA-65 signatures;
 - :mod:`weightvault.crypto.dsse`: DSSE envelopes signed with them;
-- :mod:`weightvault.crypto.hpke`: HPKE (RFC 9180) wraps with ML-KEM-768 + X25519.
+- :mod:`weightvault.crypto.hpke`: HPKE (RFC 9180) wraps with ML-KEM-768 + X25519;
+- :mod:`weightvault.crypto.tls`: a one-off CA and certificates for mutual TLS
+  between the parts of a local service (the embedded store).
 """

@@ -7,16 +7,33 @@ from typing import Any
 from weightvault.artifacts import open_keystore
 from weightvault.config import Settings
 from weightvault.keys import create_master_key
-from weightvault.store import EmbeddedStore, ObjectStore, connect, ensure_layout
+from weightvault.store import (
+    Capability,
+    EmbeddedStore,
+    ObjectStore,
+    connect,
+    ensure_layout,
+    probe_store,
+    require_capabilities,
+)
 
 KEK_TIERS = ("hot", "warm", "cold", "quarantine")
 
 
-def ensure_buckets(settings: Settings) -> ObjectStore:
-    """Create every bucket the vault uses, waiting for a just-started store."""
+def ensure_buckets(settings: Settings) -> list[Capability]:
+    """Create every bucket the vault uses, then probe the endpoint for what the vault needs.
+
+    Raises StoreCapabilityError, one line per missing capability, when the
+    endpoint lacks versioning, object lock or conditional writes.
+    """
     store = connect(settings)
     ensure_layout(store, settings)
-    return store
+    return require_capabilities(store, settings)
+
+
+def check_store(settings: Settings) -> list[Capability]:
+    """``weightvault store check``: every capability probed, missing ones included."""
+    return probe_store(connect(settings), settings)
 
 
 def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any]:
@@ -43,7 +60,8 @@ def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any
     else:
         report["store"] = settings.store.endpoint
     if start_store or not settings.store.embedded:
-        store = ensure_buckets(settings)
+        ensure_buckets(settings)
+        store = connect(settings)
         report["buckets"] = settings.store.bucket("*")
     keystore = open_keystore(settings, store)
     keks = ", ".join(keystore.active_kek(tier).ref for tier in KEK_TIERS)

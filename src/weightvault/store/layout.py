@@ -16,6 +16,8 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``quarantine/<id>.json`` markers,
                                 ``keystore/versions/<20 digits>.json`` keystore
                                 version records
+any bucket                      ``probe/…`` objects of the capability probe
+                                (``weightvault store check``), never artifacts
 ==============================  ==================================================
 
 Nothing else in the core builds or splits these strings.
@@ -36,12 +38,14 @@ __all__ = [
     "artifact_prefix",
     "attestation_key",
     "attestation_prefix",
+    "conditional_probe_key",
     "envelope_key",
     "escrow_envelope_key",
     "event_key",
     "file_key",
     "files_prefix",
     "keystore_version_key",
+    "lock_probe_key",
     "manifest_key",
     "parse_artifact_key",
     "parse_envelope_key",
@@ -189,3 +193,13 @@ def parse_keystore_version_key(key: str) -> int | None:
     """The version a keystore version record's key names, or None."""
     match = _KEYSTORE_VERSION.fullmatch(key)
     return int(match.group("v")) if match else None
+
+
+def lock_probe_key(day: str) -> str:
+    """The Object Lock probe object of one day (``YYYY-MM-DD``) in a locked bucket."""
+    return f"probe/object-lock-{day}"
+
+
+def conditional_probe_key(token: str) -> str:
+    """A conditional-write probe object, removed when the probe ends."""
+    return f"probe/conditional-{token}"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.rotate_keys import RotationParams, rotate_keys
 from tests.conftest import REPO, make_tree
 from weightvault.artifacts import StoreKeystoreVersions, Vault, open_keystore
 from weightvault.config import Settings, load_settings
@@ -43,6 +44,7 @@ from weightvault.keys import (
     policy_lifetime,
 )
 from weightvault.lifecycle import ingest, rotation
+from weightvault.lifecycle.quarantine import quarantine
 from weightvault.store.layout import ENVELOPES_PREFIX, KEYSTORE_VERSIONS_PREFIX
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
@@ -434,3 +436,22 @@ def test_a_failing_sample_never_leaves_the_tier_half_rotated(
     assert Vault.open(vault_settings).load_envelope(damaged, "hot").kek_version == 2
     again = cli("keys", "rotate", "--dry-run")
     assert "kek-hot" not in again.stdout, again.stdout
+
+
+def test_rotation_flow_sample_skips_quarantined_artifacts(
+    vault_settings: Settings, prefect_api: None, tmp_path: Path
+) -> None:
+    """The scheduled rotate-keys flow runs the same steps: it completes, keys whole."""
+    vault = Vault.open(vault_settings, actor="alice")
+    keep = ingest.put(vault, a_model(tmp_path, "keep"), "keep").artifact_id
+    bad = ingest.put(vault, a_model(tmp_path, "bad"), "bad").artifact_id
+    quarantine(vault, bad, reason="failed scan")
+
+    state = rotate_keys(RotationParams(force_tiers=["hot"], verify_sample=10), return_state=True)
+    assert state.is_completed(), state.message
+    (hot,) = state.result()["tiers"]
+    assert hot["verified"] == [keep]
+    assert hot["retired"] == ["kek-hot@v1"]
+    states = kek_versions(vault_settings)
+    assert (states[1][0], states[2][0]) == (KeyState.RETIRED, KeyState.ACTIVE)
+    assert Vault.open(vault_settings).resolve(bad).tier == "quarantine"

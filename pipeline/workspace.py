@@ -37,13 +37,19 @@ def _env() -> dict[str, str]:
     return env
 
 
-def run(repo: Path, *args: str) -> str:
-    """Run git or dvc in ``repo``; one-line error on failure."""
+def run(repo: Path, *args: str, umask: int = -1) -> str:
+    """Run git or dvc in ``repo`` (with ``umask`` if given); one-line error on failure."""
     tool = shutil.which(args[0], path=_env()["PATH"])
     if tool is None:
         raise ConfigError(f"{args[0]} is not installed")
     proc = subprocess.run(  # noqa: S603 - fixed tools, argument list, no shell
-        [tool, *args[1:]], cwd=repo, env=_env(), capture_output=True, text=True, check=False
+        [tool, *args[1:]],
+        cwd=repo,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        umask=umask,
     )
     if proc.returncode != 0:
         last = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
@@ -54,12 +60,25 @@ def run(repo: Path, *args: str) -> str:
 def configure_remote(
     repo: Path, bucket: str, endpoint: str, access_key: str, secret_key: str, *, secure: bool
 ) -> None:
-    """Point the repo's default DVC remote at the vault's DVC bucket (credentials local only)."""
+    """Point the repo's default DVC remote at the vault's DVC bucket (credentials local only).
+
+    The credentials go to ``.dvc/config.local``, which is made 0600 before the
+    secret is written and stays so (DVC runs with umask 077).
+    """
     url = f"{'https' if secure else 'http'}://{endpoint}"
-    run(repo, "dvc", "remote", "add", "--local", "--force", "--default", "vault", f"s3://{bucket}/")
-    run(repo, "dvc", "remote", "modify", "--local", "vault", "endpointurl", url)
-    run(repo, "dvc", "remote", "modify", "--local", "vault", "access_key_id", "--", access_key)
-    run(repo, "dvc", "remote", "modify", "--local", "vault", "secret_access_key", "--", secret_key)
+    local = repo / ".dvc" / "config.local"
+    local.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    os.close(fd)
+    for setting in (
+        ("add", "--local", "--force", "--default", "vault", f"s3://{bucket}/"),
+        ("modify", "--local", "vault", "endpointurl", url),
+        ("modify", "--local", "vault", "access_key_id", "--", access_key),
+        ("modify", "--local", "vault", "secret_access_key", "--", secret_key),
+    ):
+        run(repo, "dvc", "remote", *setting, umask=0o077)
+    local.chmod(0o600)
 
 
 def build_model_repo(source_root: Path, repo: Path) -> Path:

@@ -137,6 +137,39 @@ class StoreCapabilityError(StoreError):
         return [f"object store at {self.endpoint}: {m}" for m in self.missing]
 
 
+# -- inputs, outputs and local disks (issue 10: bad input, crashes) -------------
+
+
+class SourceUnreadableError(InvalidInputError):
+    """A file or directory to store cannot be read (permissions, I/O error)."""
+
+    exit_code = 22
+
+
+class OutputUnwritableError(VaultError):
+    """An output path cannot be created or written (permissions, read-only file system)."""
+
+    exit_code = 23
+
+
+class DiskFullError(VaultError):
+    """A local file system (the output or the vault home) has no space left."""
+
+    exit_code = 24
+
+
+class StoreFullError(StoreError):
+    """The object store refused a write because it is out of space or over quota."""
+
+    exit_code = 25
+
+
+class UnsafeNameError(InvalidInputError):
+    """A file name is not UTF-8 or holds newlines, control or bidi characters."""
+
+    exit_code = 26
+
+
 # -- key lifetimes (issue 10: expiry, wrap limits, keystore rollback) ------------
 
 

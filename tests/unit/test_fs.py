@@ -106,3 +106,36 @@ def test_write_private_is_0600_and_atomic(tmp_path: Path) -> None:
     assert path.read_bytes() == b"two"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in path.parent.iterdir()] == ["secret.json"]
+
+
+def test_sweep_removes_staging_whose_writer_is_gone_and_keeps_a_live_ones(tmp_path: Path) -> None:
+    import json
+
+    from weightvault._fs import STAGING_MARKER, sweep_stale_staging
+
+    out = tmp_path / "out"
+    registry = tmp_path / "home" / "staging"
+    with staged_output(out, registry) as data:
+        (data / "plain").write_bytes(b"unverified")
+        live = data.parent
+        # A second staging whose marker names a process that is gone (pid 1, wrong start).
+        dead = tmp_path / ".out.partial-dead"
+        (dead / "data").mkdir(parents=True)
+        (dead / "data" / "plain").write_bytes(b"unverified")
+        marker = {"writer": {"pid": 1, "started": 1.0}, "staging": str(dead)}
+        (dead / STAGING_MARKER).write_text(json.dumps(marker))
+        write_private(registry / "dead.json", json.dumps(marker).encode())
+        assert sweep_stale_staging(registry) == [dead]
+        assert not dead.exists()
+        assert live.exists()
+        assert not (registry / "dead.json").exists()
+    assert (out / "plain").read_bytes() == b"unverified"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"]
+    assert list(registry.iterdir()) == []
+
+
+def test_shown_path_escapes_what_would_break_a_line_or_mislead() -> None:
+    from weightvault._fs import shown_path
+
+    assert shown_path("a/b c.bin") == "a/b c.bin"
+    assert shown_path(os.fsdecode(b"w\xff\n\x1b\xe2\x80\xae.bin")) == "w\\xff\\n\\x1b\\u202e.bin"

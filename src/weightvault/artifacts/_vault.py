@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import queue
 import secrets
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from weightvault._fs import regular_files, staged_output
+from weightvault._fs import (
+    local_write_error,
+    make_private_dir,
+    regular_files,
+    source_read_error,
+    staged_output,
+    sweep_stale_staging,
+)
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, utcnow
 from weightvault.artifacts._keystore import open_keystore
@@ -31,6 +39,7 @@ from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
     AuditError,
+    DiskFullError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
@@ -64,6 +73,8 @@ from weightvault.store.layout import (
 
 log = get_logger("weightvault.artifacts._vault")
 _READ_BLOCK = 1 << 20
+# What a put writes to the home (catalog rows, WAL growth, a keystore rewrite) fits here.
+_HOME_RESERVE = 4 << 20
 
 
 def default_actor() -> str:
@@ -292,7 +303,10 @@ class Vault:
         """Open the configured vault (store must be reachable).
 
         ``clock`` is the vault's and its keystore's time (key expiry, retention).
+        Its home is made 0700.
         """
+        if settings.home.is_dir():
+            make_private_dir(settings.home)
         store = connect(settings)
         keystore = open_keystore(settings, store, clock=clock)
         return cls(
@@ -344,11 +358,25 @@ class Vault:
         self._check_tier(tier)
         if not name or len(name) > 200 or any(c in name for c in "\x00\n\r"):
             raise InvalidInputError("artifact name must be 1-200 printable characters")
+        self._check_home_space()
         entries = _walk(source)
         files = tuple(
             SourceFile(i, rel, path, path.stat().st_size) for i, (rel, path) in enumerate(entries)
         )
         return PutPlan(_new_artifact_id(), name, tier, files, dict(labels or {}))
+
+    def _check_home_space(self) -> None:
+        """DiskFullError before a put stores anything if the home cannot take its records."""
+        home = self.settings.home
+        try:
+            free = shutil.disk_usage(home).free
+        except OSError:
+            return
+        if free < _HOME_RESERVE:
+            raise DiskFullError(
+                f"the vault home {home} has {free} bytes free; a put needs {_HOME_RESERVE} "
+                "for the catalog and keystore: free space there first"
+            )
 
     def create_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
         """Draw a DEK, wrap it for ``tier`` and store the envelope."""
@@ -392,14 +420,17 @@ class Vault:
         """Hash, encrypt and upload one file in one pass."""
         dek = self.dek(artifact_id, tier)
         key = file_key(artifact_id, src.idx)
-        with src.source.open("rb") as fh:
-            reader = chunked.EncryptingReader(fh, dek, file_context(artifact_id, src.path))
-            del dek
-            length = chunked.ciphertext_size(src.size)
-            stream = reader if progress is None else _CountingReader(reader, progress)
-            self.store.put_stream(
-                self.bucket(tier), key, stream, length, retain_until=self.retain_until(tier)
-            )
+        try:
+            with src.source.open("rb") as fh:
+                reader = chunked.EncryptingReader(fh, dek, file_context(artifact_id, src.path))
+                del dek
+                length = chunked.ciphertext_size(src.size)
+                stream = reader if progress is None else _CountingReader(reader, progress)
+                self.store.put_stream(
+                    self.bucket(tier), key, stream, length, retain_until=self.retain_until(tier)
+                )
+        except OSError as exc:
+            raise source_read_error(exc, src.source) from None
         if reader.plaintext_len != src.size:
             raise InvalidInputError(f"{src.source} changed size while it was being read")
         return FileEntry(src.path, src.size, reader.hexdigest, length, key)
@@ -425,6 +456,13 @@ class Vault:
         )
         if dedupe:
             existing = self.catalog.find_by_digest(manifest.content_digest)
+            quarantined = [row.id for row in existing if row.tier == "quarantine"]
+            if quarantined:
+                self.discard(plan.artifact_id, plan.tier)
+                raise QuarantinedError(
+                    f"the same content is stored as quarantined artifact {quarantined[0]}; "
+                    "refusing to store it again until it is released"
+                )
             if existing:
                 self.discard(plan.artifact_id, plan.tier)
                 original = existing[0]
@@ -549,6 +587,11 @@ class Vault:
             raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
         try:
             manifest, dek = self.load_manifest(row.id, row.tier)
+        except IntegrityError as exc:
+            raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
+        except NotFoundError:
+            raise IntegrityError(f"artifact {row.id}: manifest or envelope is missing") from None
+        try:
             self.verify_statement(row.id, row.tier, manifest)
         except IntegrityError as exc:
             raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
@@ -593,7 +636,7 @@ class Vault:
         if progress is not None:
             progress.start(manifest.total_size)
         try:
-            with staged_output(out) as staging:
+            with staged_output(out, self.staging_registry) as staging:
                 for entry in manifest.files:
                     target = (staging / entry.path).resolve()
                     if not target.is_relative_to(staging.resolve()):
@@ -601,6 +644,8 @@ class Vault:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with target.open("wb") as fh:
                         self.decrypt_file(row, entry, dek, fh, progress)
+        except OSError as exc:
+            raise local_write_error(exc, out) from None
         finally:
             del dek
         self.record_event("artifact.read", row.id, {"files": len(manifest.files)})
@@ -618,6 +663,17 @@ class Vault:
         }
 
     # -- maintenance ---------------------------------------------------------
+
+    @property
+    def staging_registry(self) -> Path:
+        """Where :meth:`get` lists its staging directories (in the 0700 vault home)."""
+        return self.settings.home / "staging"
+
+    def sweep_staging(self, *, dry_run: bool = False) -> list[str]:
+        """Remove the staging (unverified plaintext) of reads whose process is gone."""
+        if dry_run:
+            return []
+        return [f"staging {p}" for p in sweep_stale_staging(self.staging_registry)]
 
     def committed_ids(self, tier: str) -> set[str]:
         """Artifact ids with a manifest in a tier bucket."""
@@ -659,6 +715,7 @@ class Vault:
             if not dry_run:
                 self.store.remove(obj.bucket, obj.key)
             removed.append(f"{obj.bucket}/{obj.key}")
+        removed += self.sweep_staging(dry_run=dry_run)
         if removed and not dry_run:
             self.record_event("store.gc", None, {"removed": len(removed)})
         return removed

@@ -35,7 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 
-from weightvault.errors import ConfigError, ConflictError, NotFoundError
+from weightvault._fs import create_private_file
+from weightvault.errors import ConfigError, ConflictError, DiskFullError, NotFoundError
 
 metadata = MetaData()
 
@@ -137,24 +138,40 @@ class Catalog:
     """Reads and writes of the index, each write in one transaction."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            db = Path(url.removeprefix("sqlite:///"))
+            db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # SQLite gives its -wal and -shm files the database file's mode.
+            create_private_file(db)
         try:
             self.engine: Engine = create_engine(url)
         except Exception as exc:
             raise ConfigError(f"catalog URL is invalid ({type(exc).__name__})") from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._where = url.split("///", 1)[-1] if url.startswith("sqlite") else "the catalog"
         try:
             metadata.create_all(self.engine)
         except OperationalError as exc:
+            self._raise_if_full(exc)
             raise ConfigError(f"cannot open the catalog: {exc.orig}") from None
+
+    def _raise_if_full(self, exc: OperationalError) -> None:
+        # SQLITE_FULL, or the journal that could not be created on a full disk.
+        if "full" in str(exc.orig).lower():
+            raise DiskFullError(
+                f"no space left for the catalog {self._where}: free space in the vault home"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One atomic unit of writes."""
-        with self.engine.begin() as conn:
-            yield conn
+        """One atomic unit of writes (DiskFullError when the catalog's disk is full)."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            self._raise_if_full(exc)
+            raise
 
     # -- writes ------------------------------------------------------------
 

@@ -10,6 +10,9 @@ imports Prefect.
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -19,7 +22,7 @@ from weightvault.cli import _keys, _policy, _tiers
 from weightvault.cli._common import Handler, Parser, emit, emit_table, open_vault, settings_for
 from weightvault.cli._progress import transfer
 from weightvault.config import Settings, environment
-from weightvault.errors import InvalidInputError, StoreCapabilityError, VaultError
+from weightvault.errors import DiskFullError, InvalidInputError, StoreCapabilityError, VaultError
 from weightvault.logs import configure_logging, scrub_text
 
 # Core command groups in their own modules; each has register(sub, common).
@@ -268,15 +271,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The exit status of a tool killed by SIGPIPE, as a shell reports it: `weightvault ls | head -1`
+# stops quietly with it once head has read what it wanted.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: run a command, map errors to one line and an exit code."""
+    """Entry point: run a command, map errors to one line and an exit code.
+
+    A closed stdout (the reader of a pipe is gone) ends the command quietly
+    with :data:`EXIT_BROKEN_PIPE`, as for a tool killed by SIGPIPE.
+    """
     try:
         env = environment()
     except VaultError as exc:
         print(f"weightvault: error: {exc.message}", file=sys.stderr)
         return exc.exit_code
     configure_logging(env.log_level or "WARNING")
-    debug = env.debug
+    try:
+        code = _run(argv, debug=env.debug)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's own flush at exit is quiet too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _run(argv: Sequence[str] | None, *, debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
         code: int = args.func(args)
@@ -291,16 +315,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except SystemExit as exc:
         return int(exc.code or 0)
+    except BrokenPipeError:
+        raise
     except Exception as exc:
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            full = DiskFullError(f"no space left on device ({exc.filename or 'local disk'})")
+            print(f"weightvault: error: {scrub_text(full.message)}", file=sys.stderr)
+            return full.exit_code
         print(
             f"weightvault: internal error: {type(exc).__name__}: {scrub_text(str(exc))}",
             file=sys.stderr,
         )
         return 1
-    finally:
-        sys.stdout.flush()
     return code
 
 

@@ -89,9 +89,11 @@ def open_vault(args: argparse.Namespace) -> Vault:
 
     settings = settings_for(args)
     if settings.store.embedded:
-        creds_file = EmbeddedStore(settings.store_dir).credentials_path
-        if creds_file.is_file():
-            register_secret(json.loads(creds_file.read_text())["secret_key"])
+        server = EmbeddedStore(settings.store_dir)
+        if server.credentials_path.is_file():
+            register_secret(server.credentials().secret_key)
     elif settings.store.secret_key:
         register_secret(settings.store.secret_key)
-    return Vault.open(settings)
+    vault = Vault.open(settings)
+    vault.sweep_staging()
+    return vault

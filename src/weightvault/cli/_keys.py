@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from weightvault.errors import InvalidInputError, VaultError
+from weightvault.errors import IncompleteError, InvalidInputError, UsageError, VaultError
 
 
 def _now() -> datetime:
@@ -222,11 +223,18 @@ def _split(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
     from weightvault.lifecycle.escrow import escrow_all_cold, split_escrow_key, write_share_files
 
+    if not args.out_dir and (args.json or not (sys.stdin.isatty() and sys.stdout.isatty())):
+        # All n shares in one stream would let whoever sees it recover the key alone.
+        raise UsageError(
+            "without --out-dir, escrow split shows the shares one at a time on a terminal "
+            "(not piped, not with --json); pass --out-dir DIR to write one 0600 file per custodian"
+        )
     vault = open_vault(args)
     if args.out_dir:
         out = Path(args.out_dir)
         if out.exists() and any(out.iterdir()):
             raise InvalidInputError(f"--out-dir {out} exists and is not empty")
+        _check_writable(out)
     split = split_escrow_key(
         vault.keys, threshold=args.threshold, shares=args.shares, replace=args.replace
     )
@@ -259,14 +267,44 @@ def _split(args: argparse.Namespace) -> int:
         data["files"] = [str(p) for p in paths]
         emit(args, head + "\nshare files (mode 0600):\n" + "\n".join(map(str, paths)), data)
     else:
-        data["mnemonics"] = list(split.shares)
-        shown = [f"share {i}: {m}" for i, m in enumerate(split.shares, start=1)]
-        emit(
-            args,
-            head + "\nShown once; give one share to each custodian:\n" + "\n".join(shown),
-            data,
-        )
+        emit(args, head, data)
+        _show_shares_one_at_a_time(split.shares)
     return 0
+
+
+def _check_writable(out: Path) -> None:
+    """Make ``out`` (0700) and write a probe there: a split never makes shares it cannot save."""
+    import tempfile
+
+    from weightvault._fs import local_write_error
+
+    try:
+        out.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise local_write_error(exc, out) from None
+
+
+_CLEAR_SCREEN = "\033[2J\033[3J\033[H"  # screen and scrollback, cursor home
+
+
+def _show_shares_one_at_a_time(shares: Sequence[str]) -> None:
+    """On a terminal: each custodian presses Enter, reads their share, presses Enter to clear it."""
+    total = len(shares)
+    for i, mnemonic in enumerate(shares, start=1):
+        try:
+            input(f"Custodian {i} of {total} alone at the screen: press Enter to show share {i}. ")
+            print(f"share {i}: {mnemonic}", flush=True)
+            input("Write it down, then press Enter to clear the screen. ")
+        except (EOFError, KeyboardInterrupt):
+            raise IncompleteError(
+                f"share display stopped at share {i} of {total}; the shares not shown are "
+                "lost: run `weightvault escrow split --replace` again"
+            ) from None
+        finally:
+            print(_CLEAR_SCREEN, end="", flush=True)
+    print(f"{total} shares shown once each; none is stored by the vault.")
 
 
 def _shares(args: argparse.Namespace) -> list[str]:

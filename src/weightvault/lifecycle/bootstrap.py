@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from weightvault._fs import make_private_dir
 from weightvault.artifacts import open_keystore
 from weightvault.config import Settings
 from weightvault.keys import create_master_key
@@ -43,7 +44,7 @@ def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any
     recorded there (:class:`weightvault.artifacts.StoreKeystoreVersions`).
     Every KEK gets its expiry from the lifetime policy.
     """
-    settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(settings.home)
     created_key = create_master_key(settings.master_key_path)
     report: dict[str, Any] = {
         "home": str(settings.home),

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from weightvault._fs import staged_output
+from weightvault._fs import local_write_error, staged_output
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.artifacts import Vault, decrypt_object
 from weightvault.config import Settings
@@ -330,15 +330,25 @@ def escrow_decrypt(
         if manifest.artifact_id != artifact_id:
             raise IntegrityError(f"manifest at {artifact_id} belongs to {manifest.artifact_id}")
         verify_manifest_mac(dek, manifest.body_bytes(), mac)
-        total = _write_files(store, bucket, manifest, dek, out)
+        registry = settings.home / "staging" if settings.home.is_dir() else None
+        total = _write_files(store, bucket, manifest, dek, out, registry)
+    except OSError as exc:
+        raise local_write_error(exc, out) from None
     finally:
         del dek
     return EscrowRestore(artifact_id, len(manifest.files), total, manifest.content_digest, str(out))
 
 
-def _write_files(store: ObjectStore, bucket: str, manifest: Manifest, dek: bytes, out: Path) -> int:
+def _write_files(
+    store: ObjectStore,
+    bucket: str,
+    manifest: Manifest,
+    dek: bytes,
+    out: Path,
+    registry: Path | None,
+) -> int:
     total = 0
-    with staged_output(out) as staging:
+    with staged_output(out, registry) as staging:
         for entry in manifest.files:
             target = (staging / entry.path).resolve()
             if not target.is_relative_to(staging.resolve()):

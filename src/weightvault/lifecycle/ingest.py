@@ -10,7 +10,7 @@ a Prefect task, adding only retries, a report and events:
 5. :func:`commit` writes the manifest (the commit point), the event and the
    catalog rows, then escrows a cold artifact's DEK.
 
-A failure before step 5 is undone by :func:`discard`; a crash leaves only
+Any failure before step 5 is undone by :func:`discard`; a crash leaves only
 orphans that ``gc`` removes.
 """
 
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from weightvault.artifacts import PutPlan, PutResult, Sealed, SourceFile, TransferProgress, Vault
-from weightvault.errors import VaultError
 from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
 from weightvault.provenance import Provenance
 from weightvault.records import FileEntry
@@ -117,8 +116,10 @@ def put(
                     pool.map(lambda f: upload(vault, put_plan, f, progress), put_plan.files)
                 )
         sealed = seal(vault, put_plan, entries, provenance)
-    except VaultError:
-        with contextlib.suppress(VaultError):
+    except BaseException:
+        # Whatever stopped the put (an unreadable file, Ctrl-C, a bug), what it
+        # stored so far goes; a failing cleanup never hides the first error.
+        with contextlib.suppress(Exception):
             discard(vault, put_plan)
         raise
     return commit(vault, sealed)

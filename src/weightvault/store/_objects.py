@@ -13,9 +13,11 @@ import base64
 import contextlib
 import hashlib
 import io
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, Protocol, cast
 
 import urllib3
@@ -33,6 +35,7 @@ from weightvault.errors import (
     NotFoundError,
     RetentionError,
     StoreError,
+    StoreFullError,
     StoreUnavailableError,
     VaultError,
 )
@@ -55,6 +58,44 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     InvalidResponseError,
 )
 _STORE_ERRORS: tuple[type[BaseException], ...] = (MinioException, *_TRANSIENT_ERRORS)
+# What S3 servers answer when they are out of space or over quota: MinIO's codes,
+# WebDAV's 507 Insufficient Storage, and the words SeaweedFS and others put in an
+# InternalError's message.
+_FULL_CODES = {
+    "XMinioStorageFull",
+    "StorageFull",
+    "InsufficientStorage",
+    "QuotaExceeded",
+    "XMinioAdminBucketQuotaExceeded",
+}
+_FULL_STATUS = 507
+_FULL_WORDS = ("no space left", "disk full", "storage full", "not enough space", "no free volume")
+# Below this, a 500 from a store on this machine is taken for a full disk (a write of
+# one part, 16 MiB by default, no longer fits with room for the store's own files).
+_LOCAL_FULL_BELOW = 64 << 20
+_BUSY_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+
+
+def _status(exc: BaseException) -> int | None:
+    if isinstance(exc, ServerError):
+        return exc.status_code
+    if isinstance(exc, InvalidResponseError):
+        return getattr(exc, "_code", None)
+    if isinstance(exc, S3Error) and exc.response is not None:
+        return int(exc.response.status)
+    return None
+
+
+def is_store_full(exc: BaseException) -> bool:
+    """Whether an SDK error says the store is out of space (or over quota)."""
+    if _status(exc) == _FULL_STATUS:
+        return True
+    if isinstance(exc, S3Error):
+        text = f"{exc.code} {exc.message}".lower()
+        return exc.code in _FULL_CODES or any(word in text for word in _FULL_WORDS)
+    return isinstance(exc, InvalidResponseError) and any(
+        word in str(exc).lower() for word in _FULL_WORDS
+    )
 
 
 def _parse_time(text: str) -> datetime:
@@ -176,9 +217,12 @@ class ObjectStore:
         region: str = "us-east-1",
         part_size: int = 16 * 1024 * 1024,
         retries: int = 2,
+        local_data: Path | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.part_size = part_size
+        # The data directory of a store on this machine (the embedded one), if known.
+        self.local_data = local_data
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5.0, read=120.0),
             maxsize=16,
@@ -187,6 +231,9 @@ class ObjectStore:
                 backoff_factor=0.2,
                 status_forcelist=(500, 502, 503, 504),
                 allowed_methods=None,
+                # The last 5xx answer reaches the SDK, whose S3 error code says why
+                # (a full store is not an unreachable one).
+                raise_on_status=False,
             ),
         )
         self.client = _ChecksummedMinio(
@@ -203,7 +250,31 @@ class ObjectStore:
 
     # -- error translation -------------------------------------------------
 
+    def _local_disk_full(self, exc: BaseException) -> bool:
+        """A store on this machine answering 500 while its disk is (nearly) full.
+
+        SeaweedFS answers a write on a full disk with a plain InternalError; only
+        the free space of its data directory tells that apart from a hiccup.
+        """
+        if self.local_data is None or (_status(exc) or 0) < 500:
+            return False
+        try:
+            return shutil.disk_usage(self.local_data).free < _LOCAL_FULL_BELOW
+        except OSError:
+            return False
+
     def _raise(self, exc: BaseException, what: str) -> NoReturn:
+        if self._local_disk_full(exc):
+            raise StoreFullError(
+                f"object store at {self.endpoint} refused {what}: its disk "
+                f"({self.local_data}) is out of space; free space there, then run the "
+                "command again"
+            ) from None
+        if is_store_full(exc):
+            raise StoreFullError(
+                f"object store at {self.endpoint} refused {what}: it is out of space or over "
+                "quota; free space in the store, then run the command again"
+            ) from None
         if isinstance(exc, S3Error):
             if exc.code in _AUTH_CODES:
                 raise AuthenticationError(
@@ -219,6 +290,10 @@ class ObjectStore:
                 ) from None
             if exc.code in _CONFLICT_CODES:
                 raise ConflictError(f"{what}: {exc.code}") from None
+            if exc.code in _BUSY_CODES or (_status(exc) or 0) >= 500:
+                raise StoreUnavailableError(
+                    f"object store at {self.endpoint} is unavailable ({exc.code})"
+                ) from None
             raise StoreError(
                 f"object store at {self.endpoint} refused {what}: {exc.code}"
             ) from None
@@ -615,7 +690,9 @@ def connect(settings: Settings) -> ObjectStore:
         endpoint = embedded.endpoint()
         creds = embedded.credentials()
         access, secret = creds.access_key, creds.secret_key
+        local_data: Path | None = embedded.data_dir
     else:
+        local_data = None
         endpoint, access, secret = (
             settings.store.endpoint,
             settings.store.access_key,
@@ -628,4 +705,5 @@ def connect(settings: Settings) -> ObjectStore:
         secure=settings.store.secure,
         region=settings.store.region,
         part_size=settings.store.part_size,
+        local_data=local_data,
     )

@@ -180,8 +180,20 @@ class EmbeddedStore:
     def credentials(self) -> Credentials:
         """The generated credentials, created on first use (mode 0600)."""
         if self.credentials_path.is_file():
-            raw = json.loads(self.credentials_path.read_text())
-            return Credentials(raw["access_key"], raw["secret_key"])
+            try:
+                raw = json.loads(self.credentials_path.read_bytes())
+                access, secret = raw["access_key"], raw["secret_key"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise ConfigError(
+                    f"store credentials file {self.credentials_path} is unreadable or damaged; "
+                    "restore it from a backup (it must hold access_key and secret_key)"
+                ) from None
+            if not isinstance(access, str) or not isinstance(secret, str) or not access:
+                raise ConfigError(
+                    f"store credentials file {self.credentials_path} is damaged; "
+                    "restore it from a backup (it must hold access_key and secret_key)"
+                )
+            return Credentials(access, secret)
         creds = Credentials("WV" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
         body = {"access_key": creds.access_key, "secret_key": creds.secret_key}
         write_private(self.credentials_path, json.dumps(body).encode())

@@ -131,11 +131,23 @@ def test_split_escrows_cold_artifacts_made_before_it(vault: Vault, tmp_path: Pat
     artifact_id, _ = cold_artifact(vault, tmp_path)
     envelopes = vault.bucket("envelopes")
     assert not vault.store.exists(envelopes, escrow_envelope_key(artifact_id))
-    proc = run("escrow", "split", "--json", "--threshold", "2", "--shares", "3")
+    shares_dir = tmp_path / "custodians"
+    proc = run(
+        "escrow",
+        "split",
+        "--json",
+        "--threshold",
+        "2",
+        "--shares",
+        "3",
+        "--out-dir",
+        str(shares_dir),
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["cold_escrowed"] == 1
-    assert len(data["mnemonics"]) == 3
+    assert "mnemonics" not in data
+    assert len(data["files"]) == 3
     assert vault.store.exists(envelopes, escrow_envelope_key(artifact_id))
 
 

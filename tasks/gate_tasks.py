@@ -172,26 +172,32 @@ def _abandon(txn: Transaction) -> None:
 @retry_transient
 def copy(p: PromotionPlan, held: Claim) -> int:
     """Server-side copy to the target bucket; idempotent."""
-    _keep(plan=p)
+    _keep(plan=p, claim=held)
     return promotion.copy(vault(), p, held)
 
 
 @copy.on_rollback
 def _discard_copies(txn: Transaction) -> None:
-    _compensate(lambda: promotion.discard_copies(vault(), txn.get("plan")), "discard copies")
+    _compensate(
+        lambda: promotion.discard_copies(vault(), txn.get("plan"), txn.get("claim", None)),
+        "discard copies",
+    )
 
 
 @vault_task("rewrap-dek", retry=False)
 @retry_transient
 def rewrap(p: PromotionPlan, held: Claim) -> str:
     """Wrap the DEK for the target tier; no re-encryption; idempotent."""
-    _keep(plan=p)
+    _keep(plan=p, claim=held)
     return promotion.rewrap(vault(), p, held)
 
 
 @rewrap.on_rollback
 def _discard_envelope(txn: Transaction) -> None:
-    _compensate(lambda: promotion.discard_envelope(vault(), txn.get("plan")), "discard envelope")
+    _compensate(
+        lambda: promotion.discard_envelope(vault(), txn.get("plan"), txn.get("claim", None)),
+        "discard envelope",
+    )
 
 
 @vault_task("commit-promotion", retry=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-__all__ = ["iso", "iso_seconds", "utcnow"]
+__all__ = ["iso", "iso_seconds", "parse_iso", "utcnow"]
 
 
 def utcnow() -> datetime:
@@ -20,3 +20,9 @@ def iso(moment: datetime) -> str:
 def iso_seconds(moment: datetime) -> str:
     """ISO 8601 UTC to the second (what S3 keeps of retention dates)."""
     return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def parse_iso(text: str) -> datetime:
+    """Parse either rendering back (a naive time is taken as UTC)."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

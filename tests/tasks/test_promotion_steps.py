@@ -144,9 +144,9 @@ def test_failure_after_copy_in_the_flow_is_rolled_back_by_the_hooks(
     def broken(*_args: object) -> str:
         raise IntegrityError("injected failure after the copy")
 
-    def spy(vault: Vault, p: promotion.PromotionPlan) -> int:
+    def spy(vault: Vault, p: promotion.PromotionPlan, held: promotion.Claim | None = None) -> int:
         compensated.append(p.artifact_id)
-        return real_discard(vault, p)
+        return real_discard(vault, p, held)
 
     copied: list[int] = []
     real_copy = promotion.copy

@@ -62,8 +62,10 @@ from weightvault.store import ObjectStore, connect, ensure_layout
 from weightvault.store.layout import (
     ARTIFACTS_PREFIX,
     ENVELOPES_PREFIX,
+    ESCROW_NAME,
     artifact_prefix,
     envelope_key,
+    envelope_prefix,
     file_key,
     manifest_key,
     parse_artifact_key,
@@ -291,6 +293,7 @@ class Vault:
         self.catalog = catalog
         self.actor = actor or default_actor()
         self.clock = clock
+        self._envelopes_locked: bool | None = None
 
     @classmethod
     def open(
@@ -383,12 +386,43 @@ class Vault:
         dek = secrets.token_bytes(32)
         wrapped = self.keys.wrap_dek(tier, artifact_id, dek)
         del dek
+        self.put_envelope(artifact_id, tier, envelope_key(artifact_id, tier), wrapped.to_dict())
+        return wrapped
+
+    def envelope_retain_until(self, artifact_id: str, tier: str) -> datetime | None:
+        """Retention of an envelope for ``tier``: cold and escrow envelopes live as long as
+        the artifact's cold ciphertext (its cold manifest's retention), others are deletable.
+        """
+        if tier not in {"cold", ESCROW_NAME} or not self.settings.tiers["cold"].object_lock:
+            return None
+        if not self._envelopes_lock():
+            return None
+        try:
+            found = self.store.retention(self.bucket("cold"), manifest_key(artifact_id))
+        except NotFoundError:  # not committed yet (a put into cold, a promotion's rewrap)
+            found = None
+        return found[1] if found else self.retain_until("cold")
+
+    def _envelopes_lock(self) -> bool:
+        """Whether the envelopes bucket has object lock (a vault made before it may not)."""
+        if self._envelopes_locked is None:
+            self._envelopes_locked = self.store.object_lock_enabled(self.bucket("envelopes"))
+            if not self._envelopes_locked:
+                log.warning("envelopes.unlocked", bucket=self.bucket("envelopes"))
+        return self._envelopes_locked
+
+    def put_envelope(self, artifact_id: str, tier: str, key: str, doc: dict[str, Any]) -> None:
+        """Store an envelope document; a cold or escrow one under COMPLIANCE retention.
+
+        The envelopes bucket is versioned: a rewrite (rotation, rewrap) adds a
+        version and the retained ones stay readable.
+        """
         self.store.put_bytes(
             self.bucket("envelopes"),
-            envelope_key(artifact_id, tier),
-            canonical_json(wrapped.to_dict()),
+            key,
+            canonical_json(doc),
+            retain_until=self.envelope_retain_until(artifact_id, tier),
         )
-        return wrapped
 
     def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
         """Fetch and parse the envelope of an artifact for a tier."""
@@ -496,12 +530,20 @@ class Vault:
         dek = self.dek(manifest.artifact_id, manifest.tier)
         body = manifest.to_bytes(manifest_mac(dek, manifest.body_bytes()))
         del dek
+        retain = self.retain_until(manifest.tier)
         self.store.put_bytes(
             self.bucket(manifest.tier),
             manifest_key(manifest.artifact_id),
             body,
-            retain_until=self.retain_until(manifest.tier),
+            retain_until=retain,
         )
+        if retain is not None and self.envelope_retain_until(manifest.artifact_id, manifest.tier):
+            # The envelope stays as long as the ciphertext it opens.
+            self.store.set_retention(
+                self.bucket("envelopes"),
+                envelope_key(manifest.artifact_id, manifest.tier),
+                retain,
+            )
         event = self.record_event(
             "artifact.ingested",
             manifest.artifact_id,
@@ -660,6 +702,7 @@ class Vault:
             "placement": self.catalog.placement(row.id),
             "envelopes": self.catalog.envelopes_of(row.id),
             "events": self.catalog.events_of(row.id),
+            "damage": self.catalog.damage_of(row.id),
         }
 
     # -- maintenance ---------------------------------------------------------
@@ -685,18 +728,36 @@ class Vault:
         return ids
 
     def gc(self, grace: timedelta | None = None, *, dry_run: bool = False) -> list[str]:
-        """Remove uncommitted artifacts' objects and abandoned uploads older than ``grace``."""
+        """Remove uncommitted artifacts' objects and abandoned uploads older than ``grace``.
+
+        Nothing of an artifact that still has a retained object version (COMPLIANCE
+        retention or legal hold, in a tier bucket or among its envelopes) is ever
+        removed: a plain DELETE hides a locked manifest behind a delete marker,
+        and the envelopes must outlive the ciphertext they open. Source copies
+        left by a promotion that crashed after its catalog move are removed too.
+        """
         grace = timedelta(minutes=self.settings.gc_grace_minutes) if grace is None else grace
-        cutoff = self.clock() - grace
+        now = self.clock()
+        cutoff = now - grace
         removed: list[str] = []
-        committed: dict[str, set[str]] = {}
+        committed = {tier: self.committed_ids(tier) for tier in TIERS}
+        retained: dict[str, bool] = {}
+
+        def keep(artifact_id: str) -> bool:
+            if artifact_id not in retained:
+                retained[artifact_id] = self._retained(artifact_id, now)
+                if retained[artifact_id]:
+                    log.info("gc.retained", artifact_id=artifact_id)
+            return retained[artifact_id]
+
         for tier in TIERS:
-            committed[tier] = self.committed_ids(tier)
             for obj in self.store.list(self.bucket(tier), ARTIFACTS_PREFIX):
                 found = parse_artifact_key(obj.key)
                 if found is not None and found.artifact_id in committed[tier]:
                     continue
                 if obj.last_modified and obj.last_modified > cutoff:
+                    continue
+                if found is not None and keep(found.artifact_id):
                     continue
                 if not dry_run:
                     try:
@@ -705,19 +766,127 @@ class Vault:
                         continue
                 removed.append(f"{obj.bucket}/{obj.key}")
             removed += self._abort_stale_uploads(tier, cutoff, dry_run=dry_run)
+        removed += self._promotion_leftovers(committed, now, dry_run=dry_run)
+        removed += self._gc_envelopes(committed, cutoff, keep, dry_run=dry_run)
+        removed += self.sweep_staging(dry_run=dry_run)
+        if removed and not dry_run:
+            self.record_event("store.gc", None, {"removed": len(removed)})
+        return removed
+
+    def _locked_versions_under(self, bucket: str, prefix: str, now: datetime) -> bool:
+        """Whether any version under ``prefix`` is retained past ``now`` or on legal hold."""
+        for version in self.store.list(bucket, prefix, versions=True):
+            if version.delete_marker:
+                continue
+            found = self.store.retention(bucket, version.key, version.version_id)
+            if found is not None and found[1] > now:
+                return True
+            if self.store.legal_hold(bucket, version.key, version.version_id):
+                return True
+        return False
+
+    def _retained(self, artifact_id: str, now: datetime) -> bool:
+        """Whether any object version of the artifact, in any bucket, is still retained."""
+        for tier in TIERS:
+            if self.settings.tiers[tier].object_lock and self._locked_versions_under(
+                self.bucket(tier), artifact_prefix(artifact_id), now
+            ):
+                return True
+        return self._envelopes_lock() and self._locked_versions_under(
+            self.bucket("envelopes"), envelope_prefix(artifact_id), now
+        )
+
+    def _gc_envelopes(
+        self,
+        committed: dict[str, set[str]],
+        cutoff: datetime,
+        keep: Callable[[str], bool],
+        *,
+        dry_run: bool,
+    ) -> list[str]:
+        """Remove envelopes of uncommitted artifacts, and source envelopes of indexed moves."""
         every = set().union(*committed.values())
+        removed: list[str] = []
         for obj in self.store.list(self.bucket("envelopes"), ENVELOPES_PREFIX):
             envelope = parse_envelope_key(obj.key)
-            if (envelope is not None and envelope.artifact_id in every) or (
-                obj.last_modified and obj.last_modified > cutoff
+            if obj.last_modified and obj.last_modified > cutoff:
+                continue
+            if (
+                envelope is not None
+                and envelope.artifact_id in every
+                and not (
+                    envelope.kind == "tier"
+                    and self._left_behind(envelope.artifact_id, envelope.tier, committed)
+                )
             ):
+                continue
+            if envelope is not None and keep(envelope.artifact_id):
                 continue
             if not dry_run:
                 self.store.remove(obj.bucket, obj.key)
             removed.append(f"{obj.bucket}/{obj.key}")
-        removed += self.sweep_staging(dry_run=dry_run)
-        if removed and not dry_run:
-            self.record_event("store.gc", None, {"removed": len(removed)})
+        return removed
+
+    def _left_behind(
+        self, artifact_id: str, tier: str | None, committed: dict[str, set[str]]
+    ) -> bool:
+        """Whether a tier envelope is the source envelope of an indexed promotion."""
+        order = ("hot", "warm", "cold")
+        if tier not in order[:2] or artifact_id in committed[tier]:
+            return False
+        try:
+            placement = self.catalog.placement(artifact_id)
+        except NotFoundError:
+            return False
+        current = placement["tier"]
+        return (
+            placement["pending"] is None
+            and current in order
+            and order.index(current) > order.index(tier)
+            and artifact_id in committed[current]
+        )
+
+    def _promotion_leftovers(
+        self, committed: dict[str, set[str]], now: datetime, *, dry_run: bool
+    ) -> list[str]:
+        """Remove the source copy of artifacts whose promotion was indexed but not cleaned up.
+
+        Only an artifact the catalog places, with no claim pending, in a later tier
+        that holds its manifest: the move is past its commit point and indexed.
+        """
+        removed: list[str] = []
+        order = ("hot", "warm", "cold")
+        for artifact_id in sorted(committed["hot"] | committed["warm"]):
+            try:
+                placement = self.catalog.placement(artifact_id)
+            except NotFoundError:
+                continue
+            current = placement["tier"]
+            if placement["pending"] is not None or current not in order[1:]:
+                continue
+            if artifact_id not in committed[current]:
+                continue
+            for tier in order[: order.index(current)]:
+                bucket, prefix = self.bucket(tier), artifact_prefix(artifact_id)
+                if artifact_id not in committed[tier]:
+                    continue
+                if self.settings.tiers[tier].object_lock and self._locked_versions_under(
+                    bucket, prefix, now
+                ):
+                    continue
+                keys = [manifest_key(artifact_id)]  # the commit point goes first
+                keys += sorted(o.key for o in self.store.list(bucket, prefix) if o.key != keys[0])
+                for key in keys:
+                    if not dry_run:
+                        with contextlib.suppress(NotFoundError, RetentionError):
+                            self.store.remove(bucket, key)
+                    removed.append(f"{bucket}/{key}")
+                envelope = envelope_key(artifact_id, tier)
+                if self.store.exists(self.bucket("envelopes"), envelope):
+                    if not dry_run:
+                        self.store.remove(self.bucket("envelopes"), envelope)
+                    removed.append(f"{self.bucket('envelopes')}/{envelope}")
+                log.info("gc.promotion_leftover", artifact_id=artifact_id, tier=tier)
         return removed
 
     def _abort_stale_uploads(self, tier: str, cutoff: datetime, *, dry_run: bool) -> list[str]:

@@ -4,9 +4,18 @@ A SQLAlchemy index of artifacts, files, placements, envelopes and events, rebuil
 store.
 """
 
-from weightvault.catalog._catalog import ArtifactRow, Catalog
+from weightvault.catalog._catalog import (
+    ArtifactRow,
+    Catalog,
+    ClaimHolder,
+    ClaimOwner,
+    IndexedArtifact,
+)
 
 __all__ = [
     "ArtifactRow",
     "Catalog",
+    "ClaimHolder",
+    "ClaimOwner",
+    "IndexedArtifact",
 ]

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -105,7 +106,61 @@ events = Table(
     Column("details", Text, nullable=False),
 )
 
-TABLES = (artifacts, files, placements, envelopes, events)
+# Who holds a placement's claim (``placements.pending``) and until when: a claim
+# whose owner process is gone, or whose lease expired, may be taken over.
+claims = Table(
+    "claims",
+    metadata,
+    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started", Float, nullable=False),
+    Column("lease_until", String(40), nullable=False),
+)
+
+# Artifacts a rebuild found committed but damaged (e.g. a retained cold artifact whose
+# envelope is gone): indexed so they are never silently dropped, with the reason.
+damage = Table(
+    "damage",
+    metadata,
+    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
+    Column("reason", Text, nullable=False),
+)
+
+TABLES = (artifacts, files, placements, envelopes, events, claims, damage)
+
+
+@dataclass(frozen=True)
+class IndexedArtifact:
+    """Every catalog row of one artifact, as a rebuild collects them before the swap."""
+
+    artifact: dict[str, Any]
+    files: tuple[dict[str, Any], ...]
+    placement: dict[str, Any]
+    envelopes: tuple[dict[str, Any], ...]
+    damage: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimOwner:
+    """Who takes a claim: host, process (pid and start time), and the lease's end (ISO 8601)."""
+
+    host: str
+    pid: int
+    started: float
+    lease_until: str
+
+
+@dataclass(frozen=True)
+class ClaimHolder:
+    """A pending claim as the catalog holds it; ``owner`` is None for a claim without one."""
+
+    artifact_id: str
+    source: str
+    target: str
+    generation: int
+    owner: ClaimOwner | None
 
 
 @dataclass(frozen=True)
@@ -236,8 +291,13 @@ class Catalog:
                 .values(validation_status=status, validation_sha256=report_sha256)
             )
 
-    def claim(self, artifact_id: str, source: str, target: str) -> int:
-        """Atomically mark an artifact as moving; ConflictError if someone else holds it."""
+    def claim(
+        self, artifact_id: str, source: str, target: str, owner: ClaimOwner | None = None
+    ) -> int:
+        """Atomically mark an artifact as moving; ConflictError if someone else holds it.
+
+        With ``owner`` the claim records who holds it and its lease.
+        """
         with self.transaction() as conn:
             result = conn.execute(
                 update(placements)
@@ -255,7 +315,82 @@ class Catalog:
             row = conn.execute(
                 select(placements.c.generation).where(placements.c.artifact_id == artifact_id)
             ).one()
-        return int(row[0])
+            generation = int(row[0])
+            self._set_owner(conn, artifact_id, generation, owner)
+        return generation
+
+    def _set_owner(
+        self, conn: Connection, artifact_id: str, generation: int, owner: ClaimOwner | None
+    ) -> None:
+        conn.execute(delete(claims).where(claims.c.artifact_id == artifact_id))
+        if owner is not None:
+            conn.execute(
+                insert(claims),
+                [
+                    {
+                        "artifact_id": artifact_id,
+                        "generation": generation,
+                        "host": owner.host,
+                        "pid": owner.pid,
+                        "started": owner.started,
+                        "lease_until": owner.lease_until,
+                    }
+                ],
+            )
+
+    def claim_holder(self, artifact_id: str) -> ClaimHolder | None:
+        """The pending claim on an artifact and its owner, or None when nothing is pending."""
+        with self.engine.connect() as conn:
+            placement = conn.execute(
+                select(placements).where(placements.c.artifact_id == artifact_id)
+            ).first()
+            if placement is None or placement.pending is None:
+                return None
+            found = conn.execute(
+                select(claims).where(
+                    (claims.c.artifact_id == artifact_id)
+                    & (claims.c.generation == placement.generation)
+                )
+            ).first()
+        owner = None
+        if found is not None:
+            owner = ClaimOwner(found.host, int(found.pid), float(found.started), found.lease_until)
+        return ClaimHolder(
+            artifact_id, placement.tier, placement.pending, int(placement.generation), owner
+        )
+
+    def take_over(self, stale: ClaimHolder, owner: ClaimOwner) -> int:
+        """Replace the stale claim ``stale`` (same move) by one of ``owner``; new generation.
+
+        ConflictError when the claim changed since it was read (someone else took it).
+        """
+        with self.transaction() as conn:
+            result = conn.execute(
+                update(placements)
+                .where(
+                    (placements.c.artifact_id == stale.artifact_id)
+                    & (placements.c.tier == stale.source)
+                    & (placements.c.pending == stale.target)
+                    & (placements.c.generation == stale.generation)
+                )
+                .values(generation=placements.c.generation + 1)
+            )
+            if result.rowcount != 1:
+                raise ConflictError(
+                    f"artifact {stale.artifact_id} is being moved by another operation"
+                )
+            generation = stale.generation + 1
+            self._set_owner(conn, stale.artifact_id, generation, owner)
+        return generation
+
+    def renew(self, artifact_id: str, generation: int, lease_until: str) -> None:
+        """Extend the lease of the claim ``generation`` (nothing if it is not held)."""
+        with self.transaction() as conn:
+            conn.execute(
+                update(claims)
+                .where((claims.c.artifact_id == artifact_id) & (claims.c.generation == generation))
+                .values(lease_until=lease_until)
+            )
 
     def release(self, artifact_id: str, generation: int | None = None) -> bool:
         """Drop a claim without moving (after a failed move); True if one was dropped.
@@ -268,6 +403,8 @@ class Catalog:
             where = where & (placements.c.generation == generation)
         with self.transaction() as conn:
             result = conn.execute(update(placements).where(where).values(pending=None))
+            if result.rowcount == 1:
+                conn.execute(delete(claims).where(claims.c.artifact_id == artifact_id))
         return result.rowcount == 1
 
     def move(
@@ -296,6 +433,7 @@ class Catalog:
                 generation=0,
             )
         )
+        conn.execute(delete(claims).where(claims.c.artifact_id == artifact_id))
 
     def drop_envelope(self, conn: Connection, artifact_id: str, tier: str) -> None:
         """Forget an artifact's envelope for a tier."""
@@ -307,9 +445,53 @@ class Catalog:
 
     def remove_artifact(self, conn: Connection, artifact_id: str) -> None:
         """Drop an artifact's rows (events stay: they are evidence)."""
-        for table in (files, placements, envelopes):
+        for table in (files, placements, envelopes, claims, damage):
             conn.execute(delete(table).where(table.c.artifact_id == artifact_id))
         conn.execute(delete(artifacts).where(artifacts.c.id == artifact_id))
+
+    def replace_all(
+        self, event_rows: Sequence[dict[str, Any]], indexed: Sequence[IndexedArtifact]
+    ) -> None:
+        """Swap the whole index for ``event_rows`` and ``indexed`` in one transaction.
+
+        Until it commits every reader sees the old catalog; if anything fails it
+        is rolled back and the old catalog stays, whole.
+        """
+        with self.transaction() as conn:
+            for table in reversed(TABLES):
+                conn.execute(delete(table))
+            if event_rows:
+                conn.execute(insert(events), list(event_rows))
+            for item in indexed:
+                try:
+                    conn.execute(insert(artifacts), [item.artifact])
+                except SAIntegrityError:
+                    raise ConflictError(
+                        f"artifact {item.artifact['id']} is indexed twice"
+                    ) from None
+                if item.files:
+                    conn.execute(insert(files), list(item.files))
+                conn.execute(insert(placements), [item.placement])
+                if item.envelopes:
+                    conn.execute(insert(envelopes), list(item.envelopes))
+                if item.damage is not None:
+                    conn.execute(
+                        insert(damage),
+                        [{"artifact_id": item.artifact["id"], "reason": item.damage}],
+                    )
+
+    def damaged(self) -> dict[str, str]:
+        """Artifact id -> why a rebuild found it damaged."""
+        with self.engine.connect() as conn:
+            return {str(a): str(r) for a, r in conn.execute(select(damage)).all()}
+
+    def damage_of(self, artifact_id: str) -> str | None:
+        """Why a rebuild found the artifact damaged, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(damage.c.reason).where(damage.c.artifact_id == artifact_id)
+            ).first()
+        return None if row is None else str(row[0])
 
     def clear(self) -> None:
         """Delete every row (before a rebuild)."""

@@ -183,6 +183,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     a = info["artifact"]
     lines = [f"{k}: {v}" for k, v in a.items()]
     lines.append(f"placement: {info['placement']['tier']} since {info['placement']['since']}")
+    if info["damage"]:
+        lines.append(f"damaged: {info['damage']}")
     lines += [f"envelope: {e['tier']} {e['kek_id']}@v{e['kek_version']}" for e in info["envelopes"]]
     lines += [f"file: {f['path']} {f['size']} {f['sha256']}" for f in info["files"]]
     lines += [f"event: {e['ts']} {e['kind']} by {e['actor']}" for e in info["events"]]
@@ -207,8 +209,12 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     from weightvault.lifecycle.rebuild import rebuild_catalog
 
     vault = open_vault(args)
-    counts = rebuild_catalog(vault)
-    emit(args, "catalog rebuilt: " + ", ".join(f"{k} {v}" for k, v in counts.items()), counts)
+    report = rebuild_catalog(vault)
+    counts = ("artifacts", "events", "skipped", "damaged")
+    lines = ["catalog rebuilt: " + ", ".join(f"{k} {report[k]}" for k in counts)]
+    lines += [f"skipped {u['object']}: {u['reason']}" for u in report["untrusted"]]
+    lines += [f"damaged {d['artifact_id']}: {d['reason']}" for d in report["damaged_artifacts"]]
+    emit(args, "\n".join(lines), report)
     return 0
 
 

@@ -214,9 +214,7 @@ def escrow_envelope(vault: Vault, artifact_id: str) -> str:
         "fingerprint": public.fingerprint,
         "wrapped": base64.b64encode(blob).decode(),
     }
-    vault.store.put_bytes(
-        vault.bucket("envelopes"), escrow_envelope_key(row.id), canonical_json(doc)
-    )
+    vault.put_envelope(row.id, ESCROW_TIER, escrow_envelope_key(row.id), doc)
     with vault.catalog.transaction() as conn:
         vault.catalog.set_envelope(
             conn, row.id, ESCROW_TIER, record.key_id, record.version, escrow_envelope_key(row.id)

@@ -43,10 +43,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from weightvault._json import canonical_json
 from weightvault._time import iso_seconds
 from weightvault.artifacts import Vault
 from weightvault.errors import (
+    ConflictError,
     IntegrityError,
     NotFoundError,
     PolicyError,
@@ -271,11 +271,12 @@ def copy(vault: Vault, p: PromotionPlan, held: Claim) -> int:
     Idempotent: every object goes to its fixed key, and one the target already
     holds (same size and ETag) is not copied again.
     """
-    if not claims.held(vault, held):
-        return 0
     src, dst = vault.bucket(p.source), vault.bucket(p.target)
     copied = 0
     for key in p.object_keys:
+        # Each object renews the claim, and stops a holder whose claim was taken over.
+        if not claims.held(vault, held):
+            return copied
         if not _same_object(vault, src, dst, key):
             vault.store.copy(src, key, dst, key)
             copied += 1
@@ -290,10 +291,8 @@ def rewrap(vault: Vault, p: PromotionPlan, held: Claim) -> str:
     dek = vault.keys.unwrap_dek(vault.load_envelope(p.artifact_id, p.source))
     wrapped = vault.keys.wrap_dek(p.target, p.artifact_id, dek)
     del dek
-    vault.store.put_bytes(
-        vault.bucket("envelopes"),
-        envelope_key(p.artifact_id, p.target),
-        canonical_json(wrapped.to_dict()),
+    vault.put_envelope(
+        p.artifact_id, p.target, envelope_key(p.artifact_id, p.target), wrapped.to_dict()
     )
     return f"{wrapped.kek_id}@v{wrapped.kek_version}"
 
@@ -316,6 +315,10 @@ def _lock(vault: Vault, p: PromotionPlan, retain: datetime | None) -> None:
             vault.store.set_retention(dst, key, retain)
         if p.legal_hold:
             vault.store.set_legal_hold(dst, key, True)
+    if retain is not None and vault.envelope_retain_until(p.artifact_id, p.target) is not None:
+        # The envelope is as durable as the ciphertext it opens.
+        envelopes = vault.bucket("envelopes")
+        vault.store.set_retention(envelopes, envelope_key(p.artifact_id, p.target), retain)
 
 
 def _attestation(vault: Vault, p: PromotionPlan) -> Attestation | None:
@@ -449,9 +452,22 @@ def _remove_source(vault: Vault, p: PromotionPlan) -> None:
 # -- compensation (before the commit point only) ---------------------------------------
 
 
-def discard_envelope(vault: Vault, p: PromotionPlan) -> bool:
-    """Undo :func:`rewrap`: remove the target envelope; True if one was removed."""
-    if _committed(vault, p):
+def _ours(vault: Vault, held: Claim | None) -> bool:
+    """Whether compensation may touch the target: the claim is still ours (or not given)."""
+    if held is None:
+        return True
+    try:
+        return claims.held(vault, held)
+    except ConflictError:
+        return False  # taken over: the target's objects belong to the new holder
+
+
+def discard_envelope(vault: Vault, p: PromotionPlan, held: Claim | None = None) -> bool:
+    """Undo :func:`rewrap`: remove the target envelope; True if one was removed.
+
+    With ``held``, nothing is removed once that claim was lost or the move indexed.
+    """
+    if _committed(vault, p) or not _ours(vault, held):
         return False
     try:
         vault.store.remove(vault.bucket("envelopes"), envelope_key(p.artifact_id, p.target))
@@ -460,9 +476,12 @@ def discard_envelope(vault: Vault, p: PromotionPlan) -> bool:
     return True
 
 
-def discard_copies(vault: Vault, p: PromotionPlan) -> int:
-    """Undo :func:`copy`: remove the target's copies; returns how many were removed."""
-    if _committed(vault, p):
+def discard_copies(vault: Vault, p: PromotionPlan, held: Claim | None = None) -> int:
+    """Undo :func:`copy`: remove the target's copies; returns how many were removed.
+
+    With ``held``, nothing is removed once that claim was lost or the move indexed.
+    """
+    if _committed(vault, p) or not _ours(vault, held):
         return 0
     dst = vault.bucket(p.target)
     removed = 0
@@ -491,8 +510,8 @@ def abandon(vault: Vault, p: PromotionPlan, held: Claim) -> None:
     for ``gc``: without a target manifest it is never visible).
     """
     try:
-        discard_envelope(vault, p)
-        discard_copies(vault, p)
+        discard_envelope(vault, p, held)
+        discard_copies(vault, p, held)
     finally:
         release(vault, p, held)
 

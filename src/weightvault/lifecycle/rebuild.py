@@ -3,37 +3,139 @@
 Manifests in the tier buckets give artifacts and files; envelope objects give
 the KEK version of each envelope; the audit bucket gives events, and the
 latest placement event of an artifact gives the time its placement began.
+
+The new catalog is built aside (every row collected first) and swapped in by
+one transaction (:meth:`weightvault.catalog.Catalog.replace_all`): a failure
+half-way leaves the old catalog whole. An object the rebuild cannot trust (a
+manifest under another artifact's id or failing its MAC, a malformed event)
+is reported and skipped, never fatal. A committed artifact whose envelope is
+gone but whose signed statement verifies is kept and reported damaged (a
+retained cold artifact's keys may be restored from retained versions or
+escrow), never silently dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from weightvault._json import parse_canonical
 from weightvault.artifacts import Vault, artifact_row, file_row
+from weightvault.catalog import IndexedArtifact
 from weightvault.config import TIERS
-from weightvault.errors import IntegrityError, NotFoundError
+from weightvault.crypto.binding import verify_manifest_mac
+from weightvault.errors import IntegrityError, NotFoundError, VaultError
 from weightvault.keys import WrappedKey
 from weightvault.lifecycle.quarantine import read_marker
+from weightvault.logs import get_logger
 from weightvault.records import Event, Manifest
-from weightvault.store.layout import EVENTS_PREFIX, envelope_key, manifest_key
+from weightvault.store.layout import (
+    EVENTS_PREFIX,
+    envelope_key,
+    escrow_envelope_key,
+    manifest_key,
+    quarantine_marker_key,
+)
+
+__all__ = ["PLACEMENT_EVENTS", "legal_hold", "rebuild_catalog"]
+
+log = get_logger("weightvault.lifecycle.rebuild")
 
 PLACEMENT_EVENTS = frozenset(
     {"artifact.ingested", "artifact.promoted", "artifact.quarantined", "artifact.released"}
 )
 
 
-def _events(vault: Vault) -> list[Event]:
+@dataclass
+class _Report:
+    untrusted: list[dict[str, str]]
+    damaged: list[dict[str, str]]
+
+    def skip(self, bucket: str, key: str, reason: str) -> None:
+        log.warning("rebuild.untrusted", object=f"{bucket}/{key}", reason=reason)
+        self.untrusted.append({"object": f"{bucket}/{key}", "reason": reason})
+
+
+def _events(vault: Vault, report: _Report) -> list[Event]:
     out = []
-    for obj in vault.store.list(vault.bucket("audit"), EVENTS_PREFIX):
-        out.append(Event.parse(vault.store.get_bytes(obj.bucket, obj.key)))
+    bucket = vault.bucket("audit")
+    for obj in vault.store.list(bucket, EVENTS_PREFIX):
+        try:
+            event = Event.parse(vault.store.get_bytes(obj.bucket, obj.key))
+        except IntegrityError as exc:
+            report.skip(bucket, obj.key, f"malformed event: {exc.message}")
+            continue
+        if event.object_key != obj.key:
+            report.skip(bucket, obj.key, f"event {event.id} is stored under another key")
+            continue
+        out.append(event)
     return sorted(out, key=lambda e: (e.ts, e.id))
 
 
-def rebuild_catalog(vault: Vault) -> dict[str, int]:
-    """Clear the catalog and re-index everything the store holds."""
-    events = _events(vault)
+def _envelope(vault: Vault, artifact_id: str, tier: str) -> WrappedKey | None:
+    """The artifact's envelope for ``tier`` (None when it is gone); IntegrityError if forged."""
+    try:
+        return vault.load_envelope(artifact_id, tier)
+    except NotFoundError:
+        return None
+
+
+def _trusted_manifest(
+    vault: Vault, artifact_id: str, tier: str, report: _Report
+) -> tuple[Manifest, bytes, WrappedKey | None] | None:
+    """The manifest at ``artifact_id`` in ``tier`` if it can be trusted, else None (reported).
+
+    With its envelope, the manifest's MAC under the DEK must verify; without
+    one (damaged), its signed statement must.
+    """
+    bucket = vault.bucket(tier)
+    key = manifest_key(artifact_id)
+    try:
+        body = vault.store.get_bytes(bucket, key)
+    except NotFoundError:
+        report.skip(bucket, key, "manifest vanished during the rebuild")
+        return None
+    try:
+        manifest, mac = Manifest.parse(body)
+        if manifest.artifact_id != artifact_id:
+            report.skip(bucket, key, f"manifest names another artifact ({manifest.artifact_id})")
+            return None
+        wrapped = _envelope(vault, artifact_id, tier)
+        if wrapped is None:
+            vault.verify_statement(artifact_id, tier, manifest)
+            return manifest, body, None
+        dek = vault.keys.unwrap_dek(wrapped)
+        try:
+            verify_manifest_mac(dek, manifest.body_bytes(), mac)
+        finally:
+            del dek
+    except VaultError as exc:
+        report.skip(bucket, key, f"cannot be trusted: {exc.message}")
+        return None
+    return manifest, body, wrapped
+
+
+def _escrow_row(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
+    """The catalog row of an artifact's escrow envelope, if it has one."""
+    from weightvault.lifecycle.escrow import ESCROW_TIER
+
+    key = escrow_envelope_key(artifact_id)
+    try:
+        doc = parse_canonical(vault.store.get_bytes(vault.bucket("envelopes"), key), "escrow")
+        key_id, _, version = str(doc["escrow_key"]).rpartition("@v")
+        return {
+            "artifact_id": artifact_id,
+            "tier": ESCROW_TIER,
+            "kek_id": key_id,
+            "kek_version": int(version),
+            "object_key": key,
+        }
+    except (NotFoundError, IntegrityError, KeyError, ValueError):
+        return None
+
+
+def _placements(events: list[Event]) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
     since: dict[str, str] = {}
     placed: dict[str, str] = {}
     hooks: dict[str, dict[str, Any]] = {}
@@ -48,71 +150,107 @@ def rebuild_catalog(vault: Vault) -> dict[str, int]:
                 validation_status=ev.details.get("status"),
                 validation_sha256=ev.details.get("report_sha256"),
             )
-    catalog = vault.catalog
-    catalog.clear()
-    counts = {"artifacts": 0, "events": 0, "skipped": 0}
-    with catalog.transaction() as conn:
-        for ev in events:
-            catalog.add_event(conn, ev.catalog_row())
-            counts["events"] += 1
+    return since, placed, hooks
+
+
+def rebuild_catalog(vault: Vault) -> dict[str, Any]:
+    """Re-index everything the store holds, swapping the new catalog in only when complete.
+
+    Returns the counts (artifacts, events, skipped, damaged) and the lists of
+    untrusted objects skipped and damaged artifacts kept, each with a reason.
+    """
+    report = _Report([], [])
+    events = _events(vault, report)
+    since, placed, hooks = _placements(events)
     found: dict[str, list[str]] = {}
     for tier in TIERS:
         for artifact_id in vault.committed_ids(tier):
             found.setdefault(artifact_id, []).append(tier)
-    where: list[tuple[str, str]] = []
+    indexed: list[IndexedArtifact] = []
     for artifact_id, tiers in sorted(found.items()):
         # A crash between a promotion's commit and its clean-up leaves two copies:
         # the latest placement event says which one is current.
         chosen = placed.get(artifact_id) if len(tiers) > 1 else tiers[0]
-        where.append((artifact_id, chosen if chosen in tiers else tiers[-1]))
-    for artifact_id, tier in where:
-        body = vault.store.get_bytes(vault.bucket(tier), manifest_key(artifact_id))
-        try:
-            manifest, _mac = Manifest.parse(body)
-            raw = parse_canonical(
-                vault.store.get_bytes(vault.bucket("envelopes"), envelope_key(artifact_id, tier)),
-                "envelope",
-            )
-            wrapped = WrappedKey.from_dict(raw)
-        except (IntegrityError, NotFoundError):
-            counts["skipped"] += 1
-            continue
-        extra = hooks.get(artifact_id, {})
-        row = artifact_row(manifest, body, extra.get("signed_by"))
-        marker = read_marker(vault, artifact_id)
-        current = "quarantine" if marker is not None else tier
-        row["tier"] = current
-        row["validation_status"] = extra.get("validation_status")
-        row["validation_sha256"] = extra.get("validation_sha256")
-        retain = vault.retain_until_of(tier, artifact_id)
-        with catalog.transaction() as conn:
-            catalog.add_artifact(
-                conn,
-                row,
-                [file_row(artifact_id, i, f) for i, f in enumerate(manifest.files)],
-                {
-                    "artifact_id": artifact_id,
-                    "tier": current,
-                    "bucket": vault.bucket(tier),
-                    "since": since.get(artifact_id, manifest.created_at),
-                    "retain_until": retain,
-                    "legal_hold": int(legal_hold(vault, tier, artifact_id)),
-                    "generation": 0,
-                    "pending": None,
-                },
-                {
-                    "artifact_id": artifact_id,
-                    "tier": tier,
-                    "kek_id": wrapped.kek_id,
-                    "kek_version": wrapped.kek_version,
-                    "object_key": envelope_key(artifact_id, tier),
-                },
-            )
-        _index_escrow(vault, artifact_id)
-        counts["artifacts"] += 1
+        tier = chosen if chosen in tiers else tiers[-1]
+        item = _index(vault, artifact_id, tier, since, hooks, report)
+        if item is not None:
+            indexed.append(item)
+    vault.catalog.replace_all([ev.catalog_row() for ev in events], indexed)
     with contextlib.suppress(Exception):
         vault.catalog.engine.dispose()
-    return counts
+    return {
+        "artifacts": len(indexed),
+        "events": len(events),
+        "skipped": len(report.untrusted),
+        "damaged": len(report.damaged),
+        "untrusted": report.untrusted,
+        "damaged_artifacts": report.damaged,
+    }
+
+
+def _index(
+    vault: Vault,
+    artifact_id: str,
+    tier: str,
+    since: dict[str, str],
+    hooks: dict[str, Any],
+    report: _Report,
+) -> IndexedArtifact | None:
+    """Every catalog row of one artifact, or None when it cannot be trusted (reported)."""
+    trusted = _trusted_manifest(vault, artifact_id, tier, report)
+    if trusted is None:
+        return None
+    manifest, body, wrapped = trusted
+    extra = hooks.get(artifact_id, {})
+    row = artifact_row(manifest, body, extra.get("signed_by"))
+    try:
+        marker = read_marker(vault, artifact_id)
+    except IntegrityError as exc:
+        # Fail closed: a marker that does not parse still keeps reads refused.
+        report.skip(vault.bucket("quarantine"), quarantine_marker_key(artifact_id), exc.message)
+        marker = {}
+    current = "quarantine" if marker is not None else tier
+    row["tier"] = current
+    row["validation_status"] = extra.get("validation_status")
+    row["validation_sha256"] = extra.get("validation_sha256")
+    retain = vault.retain_until_of(tier, artifact_id)
+    envelopes: list[dict[str, Any]] = []
+    damage = None
+    if wrapped is not None:
+        envelopes.append(
+            {
+                "artifact_id": artifact_id,
+                "tier": tier,
+                "kek_id": wrapped.kek_id,
+                "kek_version": wrapped.kek_version,
+                "object_key": envelope_key(artifact_id, tier),
+            }
+        )
+    else:
+        damage = f"envelope {envelope_key(artifact_id, tier)} is missing"
+        if retain is not None:
+            damage += f" (the ciphertext is retained until {retain})"
+        log.warning("rebuild.damaged", artifact_id=artifact_id, tier=tier, reason=damage)
+        report.damaged.append({"artifact_id": artifact_id, "tier": tier, "reason": damage})
+    escrow = _escrow_row(vault, artifact_id)
+    if escrow is not None:
+        envelopes.append(escrow)
+    return IndexedArtifact(
+        artifact=row,
+        files=tuple(file_row(artifact_id, i, f) for i, f in enumerate(manifest.files)),
+        placement={
+            "artifact_id": artifact_id,
+            "tier": current,
+            "bucket": vault.bucket(tier),
+            "since": since.get(artifact_id, manifest.created_at),
+            "retain_until": retain,
+            "legal_hold": int(legal_hold(vault, tier, artifact_id)),
+            "generation": 0,
+            "pending": None,
+        },
+        envelopes=tuple(envelopes),
+        damage=damage,
+    )
 
 
 def legal_hold(vault: Vault, tier: str, artifact_id: str) -> bool:
@@ -120,18 +258,3 @@ def legal_hold(vault: Vault, tier: str, artifact_id: str) -> bool:
     if not vault.settings.tiers[tier].object_lock:
         return False
     return vault.store.legal_hold(vault.bucket(tier), manifest_key(artifact_id))
-
-
-def _index_escrow(vault: Vault, artifact_id: str) -> None:
-    """Re-index an artifact's escrow envelope, if it has one."""
-    from weightvault.lifecycle.escrow import ESCROW_TIER
-    from weightvault.store.layout import escrow_envelope_key
-
-    key = escrow_envelope_key(artifact_id)
-    try:
-        doc = parse_canonical(vault.store.get_bytes(vault.bucket("envelopes"), key), "escrow")
-        key_id, _, version = str(doc["escrow_key"]).rpartition("@v")
-        with vault.catalog.transaction() as conn:
-            vault.catalog.set_envelope(conn, artifact_id, ESCROW_TIER, key_id, int(version), key)
-    except (NotFoundError, IntegrityError, KeyError, ValueError):
-        return

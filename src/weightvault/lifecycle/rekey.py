@@ -288,11 +288,7 @@ def roll_forward(vault: Vault, doc: dict[str, Any], *, resumed: bool) -> Reencry
     retain = vault.retain_until(tier)
     vault.store.put_bytes(bucket, manifest_key(artifact_id), body, retain_until=retain)
     vault.store.put_bytes(bucket, statement_key(artifact_id), statement, retain_until=retain)
-    vault.store.put_bytes(
-        vault.bucket("envelopes"),
-        envelope_key(artifact_id, tier),
-        canonical_json(wrapped.to_dict()),
-    )
+    vault.put_envelope(artifact_id, tier, envelope_key(artifact_id, tier), wrapped.to_dict())
     with vault.catalog.transaction() as conn:
         vault.catalog.replace_files(
             conn,

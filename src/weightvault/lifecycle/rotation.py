@@ -512,10 +512,8 @@ def rewrap_envelope(
         new = keys.wrap_with(target, ref.tier, ref.artifact_id, dek)
     finally:
         del dek
-    vault.store.put_bytes(
-        vault.bucket("envelopes"),
-        envelope_key(ref.artifact_id, ref.tier),
-        canonical_json(new.to_dict()),
+    vault.put_envelope(
+        ref.artifact_id, ref.tier, envelope_key(ref.artifact_id, ref.tier), new.to_dict()
     )
     return "rewrapped"
 

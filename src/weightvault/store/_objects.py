@@ -25,6 +25,7 @@ from minio import Minio
 from minio.commonconfig import COMPLIANCE, ENABLED, CopySource
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.helpers import genheaders
+from minio.objectlockconfig import ObjectLockConfig
 from minio.retention import Retention
 from minio.versioningconfig import VersioningConfig
 
@@ -312,19 +313,31 @@ class ObjectStore:
 
     # -- buckets -----------------------------------------------------------
 
-    def ensure_bucket(self, name: str, *, versioned: bool, object_lock: bool) -> None:
-        """Create ``name`` if missing, with versioning and object lock as asked."""
+    def ensure_bucket(
+        self, name: str, *, versioned: bool, object_lock: bool, upgrade_lock: bool = False
+    ) -> None:
+        """Create ``name`` if missing, with versioning and object lock as asked.
+
+        With ``upgrade_lock`` a bucket that exists without object lock gets it
+        (versioning first; S3 allows enabling object lock on a versioned bucket,
+        never disabling it); a store that refuses raises StoreError. Without it
+        such a bucket is left for the capability probe to report.
+        """
         with self._translate(f"bucket {name}"):
+            created = False
             if not self.client.bucket_exists(name):
                 try:
                     self.client.make_bucket(name, object_lock=object_lock)
+                    created = True
                 except S3Error as exc:
                     if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
                         raise
-            if versioned and not object_lock:
+            if (versioned and not object_lock) or (upgrade_lock and not created):
                 status = self.client.get_bucket_versioning(name).status
                 if status != ENABLED:
                     self.client.set_bucket_versioning(name, VersioningConfig(ENABLED))
+            if upgrade_lock and not created and not self.object_lock_enabled(name):
+                self.client.set_object_lock_config(name, ObjectLockConfig(None, None, None))
 
     def versioning(self, bucket: str) -> str | None:
         """The bucket's versioning status ("Enabled", "Suspended") or None if never set."""
@@ -617,9 +630,9 @@ class ObjectStore:
         with self._translate(f"retention of {bucket}/{key}"):
             self.client.set_object_retention(bucket, key, Retention(COMPLIANCE, retain_until))
 
-    def legal_hold(self, bucket: str, key: str) -> bool:
-        """Whether an object is under legal hold (HeadObject's lock headers)."""
-        return self._held(bucket, key, None)
+    def legal_hold(self, bucket: str, key: str, version_id: str | None = None) -> bool:
+        """Whether an object (or one version) is under legal hold (HeadObject's lock headers)."""
+        return self._held(bucket, key, version_id)
 
     def set_legal_hold(self, bucket: str, key: str, on: bool) -> None:
         """Turn an object's legal hold on or off."""
@@ -662,22 +675,37 @@ def bucket_roles() -> tuple[str, ...]:
 
 
 def bucket_needs(settings: Settings) -> dict[str, tuple[bool, bool]]:
-    """Each bucket role's (versioned, object lock): tiers as configured, the rest unlocked."""
+    """Each bucket role's (versioned, object lock): tiers as configured, the rest unlocked
+    but envelopes.
+
+    The envelopes bucket is versioned with object lock (and no default
+    retention): a cold artifact's envelopes are retained as long as its
+    ciphertext, while hot and warm envelopes stay deletable. An existing
+    envelopes bucket gets versioning and object lock on the next init.
+    """
     needs: dict[str, tuple[bool, bool]] = {}
     for role in bucket_roles():
         tier = settings.tiers.get(role)
         needs[role] = (
-            tier.versioned if tier else role == "audit",
-            tier.object_lock if tier else False,
+            tier.versioned if tier else role in {"audit", "envelopes"},
+            tier.object_lock if tier else role == "envelopes",
         )
     return needs
 
 
 def ensure_layout(store: ObjectStore, settings: Settings) -> None:
-    """Create every bucket with the versioning and object lock :func:`bucket_needs` says."""
+    """Create every bucket with the versioning and object lock :func:`bucket_needs` says.
+
+    The envelopes bucket of a vault made before it was locked is upgraded in
+    place; a tier bucket without the object lock it needs is left for the
+    capability probe to refuse.
+    """
     for role, (versioned, object_lock) in bucket_needs(settings).items():
         store.ensure_bucket(
-            settings.store.bucket(role), versioned=versioned, object_lock=object_lock
+            settings.store.bucket(role),
+            versioned=versioned,
+            object_lock=object_lock,
+            upgrade_lock=role == "envelopes",
         )
 
 

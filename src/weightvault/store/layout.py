@@ -7,8 +7,8 @@ Inside them:
 tier buckets (hot/warm/cold,    ``artifacts/<id>/files/NNNNNN.c2sp`` ciphertext,
 quarantine)                     ``artifacts/<id>/statement.dsse.json``,
                                 ``artifacts/<id>/manifest.json`` (the commit point)
-envelopes                       ``envelopes/<id>/<tier>.json`` wrapped DEKs,
-                                ``envelopes/<id>/escrow.json``,
+envelopes (versioned, object   ``envelopes/<id>/<tier>.json`` wrapped DEKs,
+lock: cold ones retained)       ``envelopes/<id>/escrow.json``,
                                 ``envelopes/<id>/rekey-<tier>.json`` re-key journals
 audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 __all__ = [
     "ARTIFACTS_PREFIX",
     "ENVELOPES_PREFIX",
+    "ESCROW_NAME",
     "EVENTS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
     "ArtifactObject",
@@ -40,6 +41,7 @@ __all__ = [
     "attestation_prefix",
     "conditional_probe_key",
     "envelope_key",
+    "envelope_prefix",
     "escrow_envelope_key",
     "event_key",
     "file_key",
@@ -96,9 +98,14 @@ def file_key(artifact_id: str, idx: int) -> str:
     return f"{files_prefix(artifact_id)}{idx:06d}.c2sp"
 
 
+def envelope_prefix(artifact_id: str) -> str:
+    """Prefix of every envelope object of an artifact."""
+    return f"{ENVELOPES_PREFIX}{artifact_id}/"
+
+
 def envelope_key(artifact_id: str, tier: str) -> str:
     """The DEK wrapped for a tier."""
-    return f"{ENVELOPES_PREFIX}{artifact_id}/{tier}.json"
+    return f"{envelope_prefix(artifact_id)}{tier}.json"
 
 
 def escrow_envelope_key(artifact_id: str) -> str:

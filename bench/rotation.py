@@ -98,9 +98,12 @@ def make_envelopes(vault: Vault, count: int, workers: int) -> dict[str, bytes]:
     ids = [f"wv-{stamp:%Y%m%d}-{secrets.token_hex(8)}" for _ in range(count)]
     deks = {a: secrets.token_bytes(32) for a in ids}
     bucket = vault.bucket("envelopes")
+    keys = rotation.rotating_keys(vault)
+    kek = keys.active_kek("hot")
+    keys.reserve_wraps(kek, count)  # one count for all, as a rotation batch does
 
     def put(artifact_id: str) -> tuple[str, int]:
-        wrapped = vault.keys.wrap_dek("hot", artifact_id, deks[artifact_id])
+        wrapped = keys.wrap_with(kek, "hot", artifact_id, deks[artifact_id])
         vault.store.put_bytes(
             bucket, envelope_key(artifact_id, "hot"), canonical_json(wrapped.to_dict())
         )

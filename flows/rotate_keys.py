@@ -70,8 +70,8 @@ def rotate_keys(params: RotationParams | None = None) -> dict[str, Any]:
         plan = key_tasks.plan_batches(rot, params.batch_size)
         futures = [key_tasks.rewrap.submit(rot, ids, params.workers) for ids in plan.batches]
         stats = rotation.RewrapStats.sum(f.result() for f in futures)
-        verified = key_tasks.verify_sample(plan.artifact_ids, params.verify_sample)
         retired = key_tasks.retire(rot, params.workers)
+        verified = key_tasks.verify_sample(plan.artifact_ids, params.verify_sample)
         tiers.append(rotation.TierOutcome(rot, stats, retired, verified))
     replaces = rotation.signing_due(due)
     signing = key_tasks.rotate_signing(replaces) if replaces is not None else None

@@ -110,9 +110,21 @@ def make_private_dir(path: Path) -> None:
 
 
 def create_private_file(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 if missing; make an existing one 0600."""
+    """Create ``path`` empty with mode 0600 if missing; make an existing one 0600.
+
+    An existing file is never opened: closing any descriptor of a SQLite
+    database drops every POSIX lock this process holds on it, under the feet
+    of its open connections ("disk I/O error").
+    """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                raise OSError(errno.ELOOP, "is a symbolic link", str(path)) from None
+            if stat.S_IMODE(os.stat(path).st_mode) != 0o600:
+                os.chmod(path, 0o600)
+            return
         try:
             os.fchmod(fd, 0o600)
         finally:

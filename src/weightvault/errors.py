@@ -168,3 +168,18 @@ class UnsafeNameError(InvalidInputError):
     """A file name is not UTF-8 or holds newlines, control or bidi characters."""
 
     exit_code = 26
+
+
+# -- key lifetimes (issue 10: expiry, wrap limits, keystore rollback) ------------
+
+
+class KeystoreRollbackError(VaultError):
+    """The keystore is older than the newest version the store records: a restored copy."""
+
+    exit_code = 18
+
+
+class KeyUsageError(KeyStateError):
+    """A key is past its lifetime or its usage limit: rotate it before it is used again."""
+
+    exit_code = 19

@@ -247,9 +247,11 @@ def test_rotation_failure_fails_both_paths_the_same_way(
         rotate_keys(RotationParams(force_tiers=["hot"]))
     flow_events = events_since(flow_side, mark)
 
-    # Both stopped at the verification: envelopes moved, the old version not retired.
+    # Both failed at the verification, which runs once the keys are in their final
+    # state: envelopes moved and the old version retired, never left half-rotated.
     assert key_states(cli_side.vault) == key_states(flow_side.vault)
-    assert ("kek-hot", 1, "decrypt-only") in key_states(cli_side.vault)
+    assert ("kek-hot", 1, "retired") in key_states(cli_side.vault)
+    assert not [s for s in key_states(cli_side.vault) if s[2] == "decrypt-only"]
     assert envelopes(cli_side) == envelopes(flow_side)
     assert {e[2] for rows in envelopes(cli_side).values() for e in rows} == {2}
     assert cli_events == flow_events

@@ -1,5 +1,6 @@
 """The artifact engine: envelopes, encrypted uploads, manifests, authenticated reads, gc."""
 
+from weightvault.artifacts._keystore import StoreKeystoreVersions, open_keystore
 from weightvault.artifacts._vault import (
     PutPlan,
     PutResult,
@@ -18,10 +19,12 @@ __all__ = [
     "PutResult",
     "Sealed",
     "SourceFile",
+    "StoreKeystoreVersions",
     "TransferProgress",
     "Vault",
     "VerifyReport",
     "artifact_row",
     "decrypt_object",
     "file_row",
+    "open_keystore",
 ]

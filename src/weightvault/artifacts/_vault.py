@@ -32,6 +32,7 @@ from weightvault._fs import (
 )
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, utcnow
+from weightvault.artifacts._keystore import open_keystore
 from weightvault.catalog import ArtifactRow, Catalog
 from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
@@ -46,7 +47,7 @@ from weightvault.errors import (
     RetentionError,
     VaultError,
 )
-from weightvault.keys import KeyProvider, LocalKeyStore, WrappedKey, load_master_key
+from weightvault.keys import KeyProvider, WrappedKey
 from weightvault.logs import get_logger
 from weightvault.provenance import (
     Provenance,
@@ -295,17 +296,25 @@ class Vault:
         self._envelopes_locked: bool | None = None
 
     @classmethod
-    def open(cls, settings: Settings, *, actor: str | None = None) -> Vault:
-        """Open the configured vault (store must be reachable); its home is made 0700."""
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        actor: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Vault:
+        """Open the configured vault (store must be reachable).
+
+        ``clock`` is the vault's and its keystore's time (key expiry, retention).
+        Its home is made 0700.
+        """
         if settings.home.is_dir():
             make_private_dir(settings.home)
-        keystore = LocalKeyStore(
-            settings.keystore_path,
-            load_master_key(settings.master_key_path, settings.master_key),
-            lifetime=_lifetime_from(settings),
-        )
         store = connect(settings)
-        return cls(settings, store, keystore, Catalog(settings.catalog_url), actor=actor)
+        keystore = open_keystore(settings, store, clock=clock)
+        return cls(
+            settings, store, keystore, Catalog(settings.catalog_url), actor=actor, clock=clock
+        )
 
     def ensure_layout(self) -> None:
         """Create the buckets if needed."""
@@ -927,27 +936,6 @@ def file_row(artifact_id: str, idx: int, entry: FileEntry) -> dict[str, Any]:
         "ciphertext_size": entry.ciphertext_size,
         "object_key": entry.object_key,
     }
-
-
-def _lifetime_from(settings: Settings) -> Callable[[str, str], timedelta | None]:
-    """Key lifetimes from config/lifetimes.toml when present."""
-    try:
-        from weightvault.keys import load_lifetime_policy, plan_key
-    except ImportError:  # pragma: no cover - the module ships with the vault
-        return lambda _p, _t: None
-    if not settings.lifetimes_file.is_file():
-        return lambda _p, _t: None
-    policy = load_lifetime_policy(settings.lifetimes_file)
-
-    def lifetime(purpose: str, tier: str) -> timedelta | None:
-        if tier not in {"hot", "warm", "cold"}:
-            tier = "cold"
-        try:
-            return plan_key(policy, purpose, tier).max_lifetime
-        except VaultError:
-            return None
-
-    return lifetime
 
 
 __all__ = [

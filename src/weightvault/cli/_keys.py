@@ -108,7 +108,7 @@ def _inventory(args: argparse.Namespace) -> int:
     if args.json or not sys.stdout.isatty():
         emit(args, render_inventory_table(rows) + (f"\n\n{written}" if written else ""), data)
         return 0
-    columns = ("KEY", "ALGORITHM", "TIER", "STATE", "EXPIRES", "QUANTUM", "PROTECTS")
+    columns = ("KEY", "ALGORITHM", "TIER", "STATE", "EXPIRES", "QUANTUM", "PROTECTS", "WRAPS")
     cells = [
         (
             f"{r.key_id}@v{r.version}",
@@ -118,6 +118,7 @@ def _inventory(args: argparse.Namespace) -> int:
             r.expires.isoformat() if r.expires else "-",
             r.quantum_status,
             r.artifacts_protected,
+            r.wraps,
         )
         for r in rows
     ]

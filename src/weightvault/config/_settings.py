@@ -111,6 +111,8 @@ class _TiersFile(_Strict):
 
 class _KeysFile(_Strict):
     lifetimes_file: str = LIFETIMES_NAME
+    # NIST SP 800-38D: 2^32 random-nonce AES-GCM invocations per key at most.
+    max_kek_wraps: int = Field(default=2**31, ge=1, le=2**32)
 
 
 class _GcFile(_Strict):
@@ -179,6 +181,7 @@ class Settings:
         default_factory=lambda: packaged_config_dir() / EXPECTATIONS_NAME
     )
     master_key: str | None = field(default=None, repr=False)
+    max_kek_wraps: int = 2**31
 
     @property
     def keystore_path(self) -> Path:
@@ -311,4 +314,5 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         expectations_dir=resolve_config_file(EXPECTATIONS_NAME, home_dir, config_dir)
         or config_dir / EXPECTATIONS_NAME,
         master_key=env.master_key.get_secret_value() if env.master_key else None,
+        max_kek_wraps=raw.keys.max_kek_wraps,
     )

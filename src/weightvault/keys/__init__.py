@@ -12,9 +12,11 @@ from weightvault.keys._cbom import (
 )
 from weightvault.keys._escrow import escrow_keypair, generate_escrow_seed, recover_seed, split_seed
 from weightvault.keys._keystore import (
+    DEFAULT_MAX_WRAPS,
     KeyProvider,
     KeyRecord,
     KeyState,
+    KeystoreVersions,
     LocalKeyStore,
     WrappedKey,
     create_master_key,
@@ -28,14 +30,17 @@ from weightvault.keys._lifetimes import (
     load_lifetime_policy,
     plan_key,
     plan_matrix,
+    policy_lifetime,
 )
 
 __all__ = [
     "CYCLONEDX_SPEC_VERSION",
+    "DEFAULT_MAX_WRAPS",
     "KeyInventoryRow",
     "KeyProvider",
     "KeyRecord",
     "KeyState",
+    "KeystoreVersions",
     "LifetimePolicy",
     "LocalKeyStore",
     "WrappedKey",
@@ -51,6 +56,7 @@ __all__ = [
     "load_master_key",
     "plan_key",
     "plan_matrix",
+    "policy_lifetime",
     "recover_seed",
     "render_inventory_table",
     "split_seed",

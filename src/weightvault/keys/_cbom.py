@@ -61,7 +61,9 @@ class KeyInventoryRow:
     ...), mapped to the NIST SP 800-57 states of CycloneDX; ``quantum_status``
     is a :class:`weightvault.keys._lifetimes.QuantumStatus` value; ``expires`` is
     ``None`` for a key without an expiry; ``artifacts_protected`` counts the
-    artifact versions whose envelopes the key wraps or whose manifests it signs.
+    artifact versions whose envelopes the key wraps or whose manifests it signs;
+    ``wraps`` is how many DEKs a KEK version has wrapped (its AES-GCM nonce use,
+    bounded by NIST SP 800-38D), 0 for other keys.
     """
 
     key_id: str
@@ -73,6 +75,7 @@ class KeyInventoryRow:
     state: str
     quantum_status: str
     artifacts_protected: int
+    wraps: int = 0
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,7 @@ def _key_component(row: KeyInventoryRow, algorithm: Component) -> Component:
             Property(
                 name=f"{PROPERTY_PREFIX}:artifacts-protected", value=str(row.artifacts_protected)
             ),
+            Property(name=f"{PROPERTY_PREFIX}:wraps", value=str(row.wraps)),
         ],
     )
 
@@ -429,6 +433,7 @@ _COLUMNS = (
     "EXPIRES",
     "QUANTUM",
     "ARTIFACTS",
+    "WRAPS",
 )
 
 
@@ -454,11 +459,12 @@ def render_inventory_table(rows: Sequence[KeyInventoryRow] | Iterable[KeyInvento
             _short_time(r.expires),
             r.quantum_status,
             str(r.artifacts_protected),
+            str(r.wraps),
         )
         for r in ordered
     ]
     widths = [max(len(c[i]) for c in (_COLUMNS, *body)) for i in range(len(_COLUMNS))]
-    right = {1, 8}  # numeric columns
+    right = {1, 8, 9}  # numeric columns
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(

@@ -5,6 +5,24 @@ other key material (signing keys, escrow public keys). The file is JSON sealed
 with AES-256-GCM under the master key, taken from ``WEIGHTVAULT_MASTER_KEY``
 (base64) or from the 0600 file ``<home>/master.key``.
 
+Three guards make a key's use bounded (issue 10):
+
+- **Lifetime.** Every key gets ``expires_at`` from the lifetime policy when it
+  is created. A KEK past its expiry never wraps a new DEK: the wrap fails with
+  :class:`~weightvault.errors.KeyUsageError` naming the key and the rotation to
+  run (it still unwraps what it wrapped, until rotation drains it).
+- **Wrap count.** Each KEK version counts the DEKs it wrapped (random 96-bit
+  GCM nonces: NIST SP 800-38D bounds one key to 2^32 of them). The count is
+  raised, and saved, *before* a wrap is done, so a crash can only over-count;
+  past ``max_wraps`` (default 2^31) wraps fail the same way.
+- **Version.** The sealed file carries a version raised on every change. With
+  a :class:`KeystoreVersions` (the object store, see
+  :mod:`weightvault.artifacts`) each version is recorded outside the file, with
+  a MAC under a key derived from the master key, and every open checks that no
+  newer version was recorded: an older copy of the file (restored from a backup
+  or by an attacker, bringing back a compromised KEK) is refused with
+  :class:`~weightvault.errors.KeystoreRollbackError`.
+
 :class:`KeyProvider` is the interface the rest of the vault uses. Keys never
 leave it: callers ask it to wrap and unwrap DEKs, so an external KMS can
 implement the same interface later.
@@ -15,10 +33,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import json
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -27,7 +48,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from weightvault._fs import write_private
 from weightvault._json import canonical_json
@@ -37,14 +60,24 @@ from weightvault.errors import (
     ConfigError,
     IntegrityError,
     KeyStateError,
+    KeystoreRollbackError,
+    KeyUsageError,
     NotFoundError,
 )
-from weightvault.logs import register_secret
+from weightvault.logs import get_logger, register_secret
+
+log = get_logger("weightvault.keys._keystore")
 
 MASTER_KEY_ENV = "WEIGHTVAULT_MASTER_KEY"
 _MAGIC = b"WVKS1\n"
 _SEAL_AAD = b"weightvault keystore v1"
 _WRAP_ALG = "A256GCM"
+_FORMAT = 2
+VERSION_RECORD_TYPE = "weightvault.keystore-version/v1"
+_RECORD_KEY_INFO = b"weightvault/v1/keystore-version-record"
+# NIST SP 800-38D 8.3: at most 2^32 invocations of one key with random 96-bit IVs.
+# The default stops at half of that, so rotation always has room.
+DEFAULT_MAX_WRAPS = 2**31
 
 
 class KeyState(StrEnum):
@@ -71,11 +104,16 @@ class KeyRecord:
     expires_at: datetime | None
     material: bytes = field(repr=False)
     meta: dict[str, str] = field(default_factory=dict)
+    wraps: int = 0
 
     @property
     def ref(self) -> str:
         """``key_id@vN``."""
         return f"{self.key_id}@v{self.version}"
+
+    def expired(self, now: datetime) -> bool:
+        """Whether ``now`` is at or past the key's ``expires_at``."""
+        return self.expires_at is not None and now >= self.expires_at
 
     def public_view(self) -> dict[str, Any]:
         """Everything about the key except its material."""
@@ -89,6 +127,7 @@ class KeyRecord:
             "created_at": self.created_at.isoformat(),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "meta": dict(self.meta),
+            "wraps": self.wraps,
         }
 
 
@@ -219,6 +258,7 @@ def _record_from_json(raw: dict[str, Any]) -> KeyRecord:
         expires_at=_parse_time(raw["expires_at"]),
         material=base64.b64decode(raw["material"]),
         meta=dict(raw.get("meta", {})),
+        wraps=int(raw.get("wraps", 0)),
     )
 
 
@@ -283,6 +323,34 @@ def _no_lifetime(_purpose: str, _tier: str) -> timedelta | None:
     return None
 
 
+class KeystoreVersions(Protocol):
+    """Where the keystore's version records are kept, outside the keystore file.
+
+    The records are opaque to the holder: the keystore writes and checks them
+    (each carries a MAC under a key derived from the master key).
+    """
+
+    def newer(self, version: int) -> list[tuple[int, bytes]]:
+        """Every record of a version above ``version``: (version, record bytes)."""
+        ...
+
+    def has(self, version: int) -> bool:
+        """Whether the record of ``version`` exists."""
+        ...
+
+    def record(self, version: int, body: bytes) -> None:
+        """Store the record of ``version``."""
+        ...
+
+
+@dataclass(frozen=True)
+class _State:
+    """What one sealed file holds: its version and key records."""
+
+    version: int
+    records: tuple[KeyRecord, ...]
+
+
 class LocalKeyStore:
     """A :class:`KeyProvider` backed by one sealed file, safe across processes."""
 
@@ -293,29 +361,44 @@ class LocalKeyStore:
         *,
         lifetime: Lifetime = _no_lifetime,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_wraps: int = DEFAULT_MAX_WRAPS,
+        versions: KeystoreVersions | None = None,
     ) -> None:
         if len(master_key) != 32:
             raise ConfigError("master key must be 32 bytes")
+        if max_wraps < 1:
+            raise ConfigError("the KEK wrap limit must be at least 1")
         self.path = path
         self._master = AESGCM(master_key)
+        self._record_key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=_RECORD_KEY_INFO
+        ).derive(master_key)
         self._lifetime = lifetime
         self._clock = clock
+        self.max_wraps = max_wraps
+        self._versions = versions
         # Keyed on the sealed bytes, not the file's mtime: times are coarse, so two
         # saves in one tick (or an in-place edit) would otherwise serve stale records.
-        self._cache: tuple[bytes, list[KeyRecord]] | None = None
+        # A blob in the cache has passed the version check.
+        self._cache: tuple[bytes | None, _State] | None = None
+        # Wraps counted in the file but not done yet, per (key id, version).
+        self._reserved: dict[tuple[str, int], int] = {}
+        self._reserved_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalKeyStore(path={str(self.path)!r})"
 
     # -- sealed file -------------------------------------------------------
 
-    def _open(self) -> list[KeyRecord]:
+    def _read(self) -> bytes | None:
         try:
-            blob = self.path.read_bytes()
+            return self.path.read_bytes()
         except FileNotFoundError:
-            return []
-        if self._cache and self._cache[0] == blob:
-            return list(self._cache[1])
+            return None
+
+    def _unseal(self, blob: bytes | None) -> _State:
+        if blob is None:
+            return _State(0, ())
         if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
             raise IntegrityError(f"keystore {self.path} is not a weightvault keystore")
         nonce = blob[len(_MAGIC) : len(_MAGIC) + 12]
@@ -325,33 +408,128 @@ class LocalKeyStore:
             raise AuthenticationError(
                 f"the master key does not open keystore {self.path} (wrong key or tampered file)"
             ) from None
-        records = [_record_from_json(r) for r in json.loads(plain)["keys"]]
-        self._cache = (blob, records)
-        return list(records)
+        doc = json.loads(plain)
+        # Format 1 (before versions) counts as version 0: older than any record.
+        version = int(doc.get("version", 0)) if doc.get("format", 1) >= _FORMAT else 0
+        return _State(version, tuple(_record_from_json(r) for r in doc["keys"]))
 
-    def _save(self, records: list[KeyRecord]) -> None:
-        body = json.dumps({"format": 1, "keys": [_record_to_json(r) for r in records]}).encode()
+    def _load(self, *, locked: bool = False) -> _State:
+        """The file's current state, version-checked; ``locked``: the caller holds the lock.
+
+        A file seen before is checked again only under the lock, that is before
+        every change and every wrap: a long-running process that cached version
+        N must not accept a copy of N restored after N+1 was recorded.
+        """
+        blob = self._read()
+        cache = self._cache
+        cached = cache is not None and cache[0] == blob
+        if cache is not None and cached:
+            if not locked:
+                return cache[1]
+            state = cache[1]
+        else:
+            state = self._unseal(blob)
+        if self._versions is not None:
+            newest = self._newest_recorded(state.version)
+            if newest is not None and not locked:
+                # A writer may have saved and recorded a version between our read and
+                # the listing; writers record under the lock, so look again under it.
+                with self._flock():
+                    blob = self._read()
+                    state = self._unseal(blob)
+                    newest = self._newest_recorded(state.version)
+            if newest is not None:
+                found = "is missing" if blob is None else f"is version {state.version}"
+                raise KeystoreRollbackError(
+                    f"keystore {self.path} {found} but version {newest} was recorded in the "
+                    "store: this is an older copy (restored or rolled back), or a lost one; "
+                    "restore the newest keystore file"
+                )
+            if not cached and state.version > 0 and not self._versions.has(state.version):
+                # A crash between saving the file and recording it, or the first open
+                # of a vault from before version records.
+                self._versions.record(state.version, self._version_record(state.version, blob))
+        self._cache = (blob, state)
+        return state
+
+    def _open(self) -> list[KeyRecord]:
+        return list(self._load().records)
+
+    def _version_record(self, version: int, blob: bytes | None) -> bytes:
+        doc: dict[str, Any] = {
+            "type": VERSION_RECORD_TYPE,
+            "version": version,
+            "sealed_sha256": hashlib.sha256(blob or b"").hexdigest(),
+        }
+        doc["mac"] = hmac.new(self._record_key, canonical_json(doc), hashlib.sha256).hexdigest()
+        return canonical_json(doc)
+
+    def _record_version(self, body: bytes) -> int | None:
+        """The version a record proves, or None if it is not one of this keystore's."""
+        try:
+            doc = json.loads(body)
+            mac = doc.pop("mac")
+            version = doc["version"]
+            good = doc.get("type") == VERSION_RECORD_TYPE and isinstance(version, int)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+        expected = hmac.new(self._record_key, canonical_json(doc), hashlib.sha256).hexdigest()
+        if not good or not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+            return None
+        return int(version)
+
+    def _newest_recorded(self, version: int) -> int | None:
+        """The highest authentic version record above ``version``, if any."""
+        if self._versions is None:
+            return None
+        newest = None
+        for named, body in self._versions.newer(version):
+            proved = self._record_version(body)
+            if proved is None or proved != named:
+                log.warning("keystore.version_record_ignored", version=named)
+                continue
+            newest = max(newest or 0, proved)
+        return newest
+
+    def _save(self, state: _State, records: list[KeyRecord]) -> None:
+        version = state.version + 1
+        body = json.dumps(
+            {"format": _FORMAT, "version": version, "keys": [_record_to_json(r) for r in records]}
+        ).encode()
         nonce = secrets.token_bytes(12)
         blob = _MAGIC + nonce + self._master.encrypt(nonce, body, _SEAL_AAD)
         write_private(self.path, blob)
-        self._cache = None
+        # Recorded after the file is written (a crash in between is caught up by the
+        # next open); recording first would make that crash look like a rollback.
+        if self._versions is not None:
+            self._versions.record(version, self._version_record(version, blob))
+        self._cache = (blob, _State(version, tuple(records)))
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[list[KeyRecord]]:
-        """Read-modify-write under an exclusive lock; the yielded list is saved."""
+    def _flock(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         lock_path = self.path.with_name(self.path.name + ".lock")
         with lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                self._cache = None
-                records = self._open()
-                before = list(records)
-                yield records
-                if records != before:
-                    self._save(records)
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[list[KeyRecord]]:
+        """Read-modify-write under an exclusive lock; the yielded list is saved."""
+        with self._flock():
+            state = self._load(locked=True)
+            records = list(state.records)
+            yield records
+            if records != list(state.records):
+                self._save(state, records)
+
+    @property
+    def version(self) -> int:
+        """The keystore's version (0: never saved, or saved before versions existed)."""
+        return self._load().version
 
     # -- queries -----------------------------------------------------------
 
@@ -441,14 +619,17 @@ class LocalKeyStore:
         second version. Otherwise a new version is created when ``new_version``
         is true, else the active one is returned (created on first use). The
         check and the creation happen under the keystore lock, so two
-        concurrent rotations agree on one version.
+        concurrent rotations agree on one version. An active version that can
+        no longer wrap (expired, or at its wrap limit) is never resumed: a new
+        version is made.
         """
         key_id = f"kek-{tier}"
         with self._locked() as records:
             mine = [r for r in records if r.key_id == key_id]
             active = next((r for r in mine if r.state == KeyState.ACTIVE), None)
             pending = any(r.state == KeyState.DECRYPT_ONLY for r in mine)
-            if active is not None and (pending or not new_version):
+            usable = active is not None and self._unusable(active, 1) is None
+            if active is not None and usable and (pending or not new_version):
                 return active, False
             rec = self._new_record(
                 records, key_id, "kek", "AES-256-GCM", tier, secrets.token_bytes(32)
@@ -483,15 +664,99 @@ class LocalKeyStore:
 
     # -- wrapping ----------------------------------------------------------
 
+    def expiry(self, rec: KeyRecord) -> datetime | None:
+        """When a key stops wrapping: its ``expires_at``, else its policy lifetime.
+
+        Keys made before every key got an expiry (``weightvault init`` made
+        them without one) get the lifetime their purpose and tier have now.
+        """
+        if rec.expires_at is not None:
+            return rec.expires_at
+        lifetime = self._lifetime(rec.purpose, rec.tier or "")
+        return rec.created_at + lifetime if lifetime else None
+
+    def _unusable(self, rec: KeyRecord, count: int) -> str | None:
+        """Why ``rec`` may not wrap ``count`` more keys now, or None."""
+        if rec.state != KeyState.ACTIVE:
+            return f"key {rec.ref} is {rec.state}: it cannot wrap new keys"
+        expiry = self.expiry(rec)
+        if expiry is not None and self._clock() >= expiry:
+            return f"key {rec.ref} expired at {expiry.isoformat()}: it cannot wrap new keys"
+        if rec.wraps + count > self.max_wraps:
+            return (
+                f"key {rec.ref} has wrapped {rec.wraps} keys and its limit is {self.max_wraps}: "
+                "it cannot wrap more"
+            )
+        return None
+
+    def _count(self, records: list[KeyRecord], key_id: str, version: int, count: int) -> KeyRecord:
+        """Raise the wrap count of one KEK version in ``records`` (the caller saves them)."""
+        for i, rec in enumerate(records):
+            if rec.key_id == key_id and rec.version == version:
+                why = self._unusable(rec, count)
+                if why is not None:
+                    if rec.state != KeyState.ACTIVE:
+                        raise KeyStateError(why)
+                    tier = f" --tier {rec.tier}" if rec.tier else ""
+                    raise KeyUsageError(f"{why}; run `weightvault keys rotate{tier}`")
+                records[i] = replace(rec, wraps=rec.wraps + count)
+                return records[i]
+        raise NotFoundError(f"key {key_id}@v{version} is not in the keystore")
+
+    def reserve_wraps(self, kek: KeyRecord, count: int) -> None:
+        """Count ``count`` wraps under ``kek`` now, for :meth:`wrap_with` calls to come.
+
+        The count is saved before any of those wraps is done: a crash, or a
+        wrap that does not happen, over-counts; nothing under-counts.
+        """
+        if count < 1:
+            return
+        with self._locked() as records:
+            self._count(records, kek.key_id, kek.version, count)
+        with self._reserved_lock:
+            ref = (kek.key_id, kek.version)
+            self._reserved[ref] = self._reserved.get(ref, 0) + count
+
+    def _take_reserved(self, kek: KeyRecord) -> bool:
+        with self._reserved_lock:
+            ref = (kek.key_id, kek.version)
+            left = self._reserved.get(ref, 0)
+            if left < 1:
+                return False
+            self._reserved[ref] = left - 1
+            return True
+
     def wrap_dek(self, tier: str, artifact_id: str, dek: bytes) -> WrappedKey:
-        """Wrap ``dek`` under the tier's active KEK with AES-256-GCM."""
-        kek = self.active_kek(tier)
-        return self.wrap_with(kek, tier, artifact_id, dek)
+        """Wrap ``dek`` under the tier's active KEK with AES-256-GCM.
+
+        The KEK is created on first use; an expired KEK, or one at its wrap
+        limit, refuses (KeyUsageError: run ``weightvault keys rotate``).
+        """
+        key_id = f"kek-{tier}"
+        with self._locked() as records:
+            kek = next(
+                (r for r in records if r.key_id == key_id and r.state == KeyState.ACTIVE), None
+            )
+            if kek is None:
+                kek = self._new_record(
+                    records, key_id, "kek", "AES-256-GCM", tier, secrets.token_bytes(32)
+                )
+            kek = self._count(records, kek.key_id, kek.version, 1)
+        return self._wrap(kek, tier, artifact_id, dek)
 
     def wrap_with(self, kek: KeyRecord, tier: str, artifact_id: str, dek: bytes) -> WrappedKey:
-        """Wrap ``dek`` under a given KEK version, which must be active."""
+        """Wrap ``dek`` under a given KEK version, which must be active and usable.
+
+        Uses a wrap counted by :meth:`reserve_wraps`, else counts one now.
+        """
         if kek.state != KeyState.ACTIVE:
             raise KeyStateError(f"key {kek.ref} is {kek.state}: it cannot wrap new keys")
+        if not self._take_reserved(kek):
+            with self._locked() as records:
+                self._count(records, kek.key_id, kek.version, 1)
+        return self._wrap(kek, tier, artifact_id, dek)
+
+    def _wrap(self, kek: KeyRecord, tier: str, artifact_id: str, dek: bytes) -> WrappedKey:
         nonce = secrets.token_bytes(12)
         aad = wrap_aad(artifact_id, tier, kek.key_id, kek.version)
         ct = AESGCM(kek.material).encrypt(nonce, dek, aad)

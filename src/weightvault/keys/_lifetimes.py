@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -1020,3 +1020,27 @@ def plan_matrix(
         for tier in (policy.tiers if tiers is None else tiers)
         for kt in (policy.key_types if key_types is None else key_types)
     ]
+
+
+def policy_lifetime(
+    path: Path, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Callable[[str, str], timedelta | None]:
+    """A keystore ``lifetime``: each new key's maximum lifetime under the policy at ``path``.
+
+    Tiers other than hot/warm/cold (the quarantine KEK, keys without a tier)
+    are planned as cold; purposes the policy does not know get no lifetime.
+    Without a policy file no key gets one.
+    """
+    if not path.is_file():
+        return lambda _purpose, _tier: None
+    policy = load_lifetime_policy(path)
+
+    def lifetime(purpose: str, tier: str) -> timedelta | None:
+        if tier not in {"hot", "warm", "cold"}:
+            tier = "cold"
+        try:
+            return plan_key(policy, purpose, tier, now=clock()).max_lifetime
+        except UsageError:
+            return None
+
+    return lifetime

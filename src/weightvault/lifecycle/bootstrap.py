@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from weightvault._fs import make_private_dir
+from weightvault.artifacts import open_keystore
 from weightvault.config import Settings
-from weightvault.keys import LocalKeyStore, create_master_key, load_master_key
+from weightvault.keys import create_master_key
 from weightvault.store import (
     Capability,
     EmbeddedStore,
+    ObjectStore,
     connect,
     ensure_layout,
     probe_store,
     require_capabilities,
 )
+
+KEK_TIERS = ("hot", "warm", "cold", "quarantine")
 
 
 def ensure_buckets(settings: Settings) -> list[Capability]:
@@ -34,16 +38,19 @@ def check_store(settings: Settings) -> list[Capability]:
 
 
 def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any]:
-    """Create home, master key, tier KEKs and buckets; safe to run again."""
+    """Create home, master key, buckets and tier KEKs; safe to run again.
+
+    The store comes first when it runs, so the keystore's first versions are
+    recorded there (:class:`weightvault.artifacts.StoreKeystoreVersions`).
+    Every KEK gets its expiry from the lifetime policy.
+    """
     make_private_dir(settings.home)
     created_key = create_master_key(settings.master_key_path)
-    keystore = LocalKeyStore(settings.keystore_path, load_master_key(settings.master_key_path))
-    keks = [keystore.active_kek(tier).ref for tier in ("hot", "warm", "cold", "quarantine")]
     report: dict[str, Any] = {
         "home": str(settings.home),
         "master_key": "created" if created_key else "present",
-        "keks": ", ".join(keks),
     }
+    store: ObjectStore | None = None
     if settings.store.embedded:
         server = EmbeddedStore(settings.store_dir)
         if start_store:
@@ -51,9 +58,14 @@ def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any
             report["store"] = f"http://{status.endpoint}"
         else:
             report["store"] = "embedded (not started)"
-            return report
     else:
         report["store"] = settings.store.endpoint
-    ensure_buckets(settings)
-    report["buckets"] = settings.store.bucket("*")
-    return report
+    if start_store or not settings.store.embedded:
+        ensure_buckets(settings)
+        store = connect(settings)
+        report["buckets"] = settings.store.bucket("*")
+    keystore = open_keystore(settings, store)
+    keks = ", ".join(keystore.active_kek(tier).ref for tier in KEK_TIERS)
+    order = ("home", "master_key", "keks", "store", "buckets")
+    report["keks"] = keks
+    return {name: report[name] for name in order if name in report}

@@ -26,10 +26,13 @@ run again.
    thread-safe) and updates the catalog in one transaction. An envelope
    object already on the new version is skipped (a crash between the object
    write and the catalog update is repaired).
-4. :func:`verify_sample` decrypts and hashes a few rotated artifacts.
-5. :func:`retire_drained` moves an old version to ``retired`` once the
+4. :func:`retire_drained` moves an old version to ``retired`` once the
    catalog has no envelope on it *and* a scan of the envelope bucket finds
    none either (envelopes of puts not yet committed are rewrapped first).
+5. :func:`verify_sample` decrypts and hashes a few rotated artifacts that
+   are not quarantined. It runs once the keys are in their final state, so a
+   damaged artifact in the sample fails the run but never leaves the tier
+   half-rotated.
 6. :func:`rotate_signing` makes a new signing key version when it is due
    (once: a retry finds it made), :func:`publish_trust_root` publishes the
    public signing keys.
@@ -66,6 +69,7 @@ from weightvault.errors import (
     InvalidInputError,
     KeyStateError,
     NotFoundError,
+    QuarantinedError,
     VaultError,
 )
 from weightvault.keys import (
@@ -120,6 +124,10 @@ class RotatingKeys(KeyProvider, Protocol):
         """Wrap under a given (active) KEK version."""
         ...
 
+    def reserve_wraps(self, kek: KeyRecord, count: int) -> None:
+        """Count ``count`` wraps under ``kek`` before they are done."""
+        ...
+
     def set_state(self, key_id: str, version: int, state: KeyState) -> KeyRecord:
         """Move a key version to another state."""
         ...
@@ -142,7 +150,7 @@ def policy_tier(tier: str | None) -> str:
     """The lifetime-policy tier of a key: its own for hot/warm/cold, cold otherwise.
 
     Keys without a tier (signing) and the quarantine KEK are planned as cold,
-    as :func:`weightvault.artifacts._vault._lifetime_from` does when it sets expiries.
+    as :func:`weightvault.keys.policy_lifetime` does when it sets expiries.
     """
     return tier if tier in {"hot", "warm", "cold"} else "cold"
 
@@ -238,10 +246,22 @@ class DueKey:
         return dict(self.__dict__)
 
 
-def _due_reason(policy: LifetimePolicy, rec: KeyRecord, now: datetime, forced: bool) -> str | None:
+def wrap_due_at(max_wraps: int) -> int:
+    """The wrap count from which a KEK version is due for rotation: 90% of its limit."""
+    return max(1, max_wraps - max_wraps // 10)
+
+
+def _due_reason(
+    policy: LifetimePolicy,
+    rec: KeyRecord,
+    now: datetime,
+    forced: bool,
+    max_wraps: int | None = None,
+) -> str | None:
     key_type = KEY_TYPES.get(rec.purpose)
-    if forced:
-        return "forced"
+    worn = max_wraps is not None and rec.purpose == "kek" and rec.wraps >= wrap_due_at(max_wraps)
+    if forced or worn:
+        return "forced" if forced else f"wrapped {rec.wraps} keys, limit {max_wraps}"
     if key_type is None:
         return None
     try:
@@ -289,7 +309,7 @@ def due_keys(
         if active is None:
             out.append(DueKey(kek_id(tier), 0, "kek", tier, "", None, "no active version"))
             continue
-        reason = _due_reason(policy, active, now, tier in forced)
+        reason = _due_reason(policy, active, now, tier in forced, vault.settings.max_kek_wraps)
         if reason is None and pending:
             reason = "unfinished rotation: " + ", ".join(r.ref for r in pending) + " to drain"
         if reason is not None:
@@ -521,6 +541,8 @@ def rewrap_batch(
     if target.state != KeyState.ACTIVE:
         raise KeyStateError(f"rotation target {target.ref} is {target.state}, not active")
     drain = frozenset(rot.old_versions)
+    # Counted before any wrap is done (an envelope found already rewrapped over-counts).
+    keys.reserve_wraps(target, len(refs))
 
     def one(ref: EnvelopeRef) -> str:
         return rewrap_envelope(vault, keys, target, ref, drain)
@@ -710,12 +732,31 @@ def retire_drained(
 
 
 def verify_sample(vault: Vault, artifact_ids: Sequence[str], size: int = 3) -> list[str]:
-    """Decrypt and hash a random sample of artifacts (``Vault.verify``); returns their ids."""
+    """Decrypt and hash a random sample of readable artifacts (``Vault.verify``); their ids.
+
+    Quarantined artifacts are never sampled (no reads until released; their
+    envelopes were rewrapped all the same), nor is one quarantined while the
+    sample runs. The runs (:func:`rotate_tier`, the flow) take the sample after
+    :func:`retire_drained`, so a sample that fails never leaves a tier half-rotated.
+    """
     ids = sorted(set(artifact_ids))
-    chosen = sorted(random.sample(ids, min(size, len(ids)))) if size > 0 else []
+    readable = [a for a in ids if _sampleable(vault, a)]
+    chosen = sorted(random.sample(readable, min(size, len(readable)))) if size > 0 else []
+    verified = []
     for artifact_id in chosen:
-        vault.verify(artifact_id)
-    return chosen
+        try:
+            vault.verify(artifact_id)
+        except QuarantinedError:
+            continue
+        verified.append(artifact_id)
+    return verified
+
+
+def _sampleable(vault: Vault, artifact_id: str) -> bool:
+    try:
+        return vault.catalog.artifact(artifact_id).tier != "quarantine"
+    except NotFoundError:
+        return False
 
 
 def artifacts_on_tier_kek(vault: Vault, tier: str) -> list[str]:
@@ -872,7 +913,7 @@ def rotate_tier(
     on_batch: BatchCallback | None = None,
     on_plan: PlanCallback | None = None,
 ) -> TierOutcome:
-    """Steps 2-5 for one tier, in a row: start or resume, rewrap every batch, verify, retire.
+    """Steps 2-5 for one tier, in a row: start or resume, rewrap every batch, retire, verify.
 
     ``on_plan`` is told how many envelopes the tier's batches hold; ``on_batch``
     is called with the running totals after each committed batch.
@@ -887,8 +928,8 @@ def rotate_tier(
             stats = stats + rewrap(vault, rot, chunk, pool=pool)
             if on_batch is not None:
                 on_batch(stats)
-    verified = verify_sample(vault, plan.artifact_ids, verify)
     retire = retire_drained(vault, rot, workers=workers)
+    verified = verify_sample(vault, plan.artifact_ids, verify)
     log.info(
         "rotation.tier_done",
         tier=tier,
@@ -989,6 +1030,7 @@ def inventory_rows(vault: Vault, now: datetime) -> list[KeyInventoryRow]:
                 state=str(rec.state),
                 quantum_status=status,
                 artifacts_protected=count,
+                wraps=rec.wraps,
             )
         )
     return sorted(rows, key=lambda r: (r.key_id, r.version))

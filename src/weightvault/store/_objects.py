@@ -481,12 +481,25 @@ class ObjectStore:
         return True
 
     def list(
-        self, bucket: str, prefix: str = "", *, recursive: bool = True, versions: bool = False
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        recursive: bool = True,
+        versions: bool = False,
+        start_after: str | None = None,
     ) -> Iterator[ObjectInfo]:
-        """Objects under ``prefix`` in key order; every version of each with ``versions``."""
+        """Objects under ``prefix`` in key order; every version of each with ``versions``.
+
+        ``start_after``: only keys that sort after it.
+        """
         with self._translate(f"list {bucket}/{prefix}"):
             for obj in self.client.list_objects(
-                bucket, prefix=prefix, recursive=recursive or versions, include_version=versions
+                bucket,
+                prefix=prefix,
+                recursive=recursive or versions,
+                include_version=versions,
+                start_after=start_after,
             ):
                 yield ObjectInfo(
                     bucket,

@@ -15,7 +15,9 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``validations/<id>/NNNNNN.json``,
                                 ``quarantine/<id>.json`` markers,
                                 ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
-                                and ``log/seq/<index>`` sequenced entries
+                                and ``log/seq/<index>`` sequenced entries,
+                                ``keystore/versions/<20 digits>.json`` keystore
+                                version records
 any bucket                      ``probe/…`` objects of the capability probe
                                 (``weightvault store check``), never artifacts
 ==============================  ==================================================
@@ -33,6 +35,7 @@ __all__ = [
     "ENVELOPES_PREFIX",
     "ESCROW_NAME",
     "EVENTS_PREFIX",
+    "KEYSTORE_VERSIONS_PREFIX",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -45,6 +48,7 @@ __all__ = [
     "event_key",
     "file_key",
     "files_prefix",
+    "keystore_version_key",
     "lock_probe_key",
     "log_checkpoint_key",
     "log_sequenced_key",
@@ -52,6 +56,7 @@ __all__ = [
     "manifest_key",
     "parse_artifact_key",
     "parse_envelope_key",
+    "parse_keystore_version_key",
     "quarantine_marker_key",
     "rekey_journal_key",
     "statement_key",
@@ -62,6 +67,8 @@ __all__ = [
 ARTIFACTS_PREFIX = "artifacts/"
 ENVELOPES_PREFIX = "envelopes/"
 EVENTS_PREFIX = "events/"
+KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
+_KEYSTORE_VERSION = re.compile(r"^keystore/versions/(?P<v>[0-9]{20})\.json$")
 ESCROW_NAME = "escrow"
 _REKEY = "rekey-"
 
@@ -187,6 +194,17 @@ def parse_envelope_key(key: str) -> EnvelopeObject | None:
     if name.startswith(_REKEY):
         return EnvelopeObject(artifact_id, "rekey-journal", name.removeprefix(_REKEY))
     return EnvelopeObject(artifact_id, "tier", name)
+
+
+def keystore_version_key(version: int) -> str:
+    """The record of keystore version ``version`` (zero-padded: key order is version order)."""
+    return f"{KEYSTORE_VERSIONS_PREFIX}{version:020d}.json"
+
+
+def parse_keystore_version_key(key: str) -> int | None:
+    """The version a keystore version record's key names, or None."""
+    match = _KEYSTORE_VERSION.fullmatch(key)
+    return int(match.group("v")) if match else None
 
 
 def lock_probe_key(day: str) -> str:

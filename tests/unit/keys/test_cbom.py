@@ -138,6 +138,7 @@ def test_every_key_row_is_present(bom: dict[str, Any]) -> None:
             "weightvault:state": row.state,
             "weightvault:quantum-status": row.quantum_status,
             "weightvault:artifacts-protected": str(row.artifacts_protected),
+            "weightvault:wraps": str(row.wraps),
         }
     assert bom["metadata"]["properties"] == [{"name": "weightvault:key-count", "value": "6"}]
 
@@ -272,6 +273,7 @@ def test_no_key_material(bom: dict[str, Any]) -> None:
         "state",
         "quantum_status",
         "artifacts_protected",
+        "wraps",
     }
     assert not any("bytes" in str(t) for t in fields.values())
     # ...the document never uses the CycloneDX "value" slot for key material...

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from weightvault.errors import (
     ConfigError,
     IntegrityError,
     KeyStateError,
+    KeyUsageError,
     NotFoundError,
     VaultError,
 )
@@ -451,3 +453,76 @@ def test_errors_never_show_material(ks: LocalKeyStore) -> None:
     for message in messages:
         for enc in encodings(kek.material) + encodings(wrapped.ciphertext):
             assert enc.decode("latin-1") not in message
+
+
+# -- versions, wrap counts, expiry (issue 10) -----------------------------------------
+
+
+def seal(path: Path, master_key: bytes, doc: dict[str, Any]) -> None:
+    """Write a sealed keystore by hand (e.g. in an older format)."""
+    nonce = os.urandom(12)
+    body = AESGCM(master_key).encrypt(nonce, json.dumps(doc).encode(), b"weightvault keystore v1")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(MAGIC + nonce + body)
+
+
+def test_every_save_raises_the_sealed_version(ks: LocalKeyStore, master_key: bytes) -> None:
+    assert ks.version == 0
+    ks.active_kek("hot")
+    ks.active_kek("warm")
+    assert ks.version == 2
+    doc = json.loads(unseal(ks.path, master_key))
+    assert (doc["format"], doc["version"]) == (2, 2)
+    ks.active_kek("hot")  # no change, no save
+    assert ks.version == 2
+
+
+def test_a_format_1_keystore_is_version_0_and_upgrades_on_its_next_save(
+    ks: LocalKeyStore, master_key: bytes
+) -> None:
+    ks.active_kek("hot")
+    old = json.loads(unseal(ks.path, master_key))
+    for rec in old["keys"]:
+        rec.pop("wraps")
+    seal(ks.path, master_key, {"format": 1, "keys": old["keys"]})
+    reopened = LocalKeyStore(ks.path, master_key)
+    assert reopened.version == 0
+    assert reopened.get("kek-hot", 1).wraps == 0
+    reopened.wrap_dek("hot", ARTIFACT, os.urandom(32))
+    assert reopened.version == 1
+    assert reopened.get("kek-hot", 1).wraps == 1
+
+
+def test_wraps_are_counted_and_capped(ks_path: Path, master_key: bytes) -> None:
+    ks = LocalKeyStore(ks_path, master_key, max_wraps=3)
+    for _ in range(3):
+        ks.wrap_dek("hot", ARTIFACT, os.urandom(32))
+    assert ks.get("kek-hot", 1).wraps == 3
+    with pytest.raises(KeyUsageError, match="kek-hot@v1 has wrapped 3 keys") as refused:
+        ks.wrap_dek("hot", ARTIFACT, os.urandom(32))
+    assert refused.value.exit_code == 19
+    assert "weightvault keys rotate --tier hot" in refused.value.message
+    kek = ks.get("kek-hot", 1)
+    with pytest.raises(KeyUsageError):
+        ks.wrap_with(kek, "hot", ARTIFACT, os.urandom(32))
+    with pytest.raises(KeyUsageError):
+        ks.reserve_wraps(kek, 1)
+    assert ks.get("kek-hot", 1).wraps == 3
+    target, created = ks.begin_kek_rotation("hot", new_version=False)
+    assert (target.version, created) == (2, True)  # an exhausted version is never resumed
+
+
+def test_an_expired_kek_is_never_a_rotation_target(ks_path: Path, master_key: bytes) -> None:
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    ks = LocalKeyStore(
+        ks_path, master_key, lifetime=lambda _p, _t: timedelta(days=30), clock=lambda: now[0]
+    )
+    kek = ks.active_kek("hot")
+    assert kek.expires_at == now[0] + timedelta(days=30)
+    now[0] += timedelta(days=30)
+    with pytest.raises(KeyUsageError, match="expired at 2026-01-31"):
+        ks.wrap_dek("hot", ARTIFACT, os.urandom(32))
+    target, created = ks.begin_kek_rotation("hot", new_version=False)
+    assert (target.version, created) == (2, True)
+    assert ks.wrap_dek("hot", ARTIFACT, os.urandom(32)).kek_version == 2
+    assert LocalKeyStore(ks_path, master_key).get("kek-hot", 1).state == KeyState.DECRYPT_ONLY

@@ -166,6 +166,19 @@ def test_versioned_bucket_keeps_every_version(store: ObjectStore, versioned: str
     assert one.version_id not in {o.version_id for o in store.list(versioned, "k", versions=True)}
 
 
+def test_listing_starts_after_a_key(store: ObjectStore, versioned: str) -> None:
+    # The keystore's version check: "any record newer than mine?" is one short listing.
+    for n in (1, 2, 3, 10, 11):
+        store.put_bytes(versioned, f"keystore/versions/{n:020d}.json", b"{}")
+    store.put_bytes(versioned, "other/00000000000000000099.json", b"{}")
+    after = store.list(
+        versioned, "keystore/versions/", start_after=f"keystore/versions/{3:020d}.json"
+    )
+    assert [o.key for o in after] == [f"keystore/versions/{n:020d}.json" for n in (10, 11)]
+    last = f"keystore/versions/{11:020d}.json"
+    assert list(store.list(versioned, "keystore/versions/", start_after=last)) == []
+
+
 def test_conditional_writes(store: ObjectStore, versioned: str) -> None:
     first = store.put_bytes(versioned, "log/0001", b"entry-1", if_none_match=True)
     with pytest.raises(ConflictError):

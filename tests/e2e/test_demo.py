@@ -39,9 +39,15 @@ def weightvault(home: Path, *args: str, timeout: float) -> subprocess.CompletedP
     )
 
 
+# Each demo may take 4 service deadlines; the test runs it twice and `down` once, so its
+# pytest-timeout follows the same deadline instead of the suite's 600 s default.
+DEMO_TIMEOUT = 4 * service_timeout()
+TEST_TIMEOUT = 2 * DEMO_TIMEOUT + service_timeout()
+
+
 def demo(home: Path) -> tuple[str, dict[str, str]]:
     """Run the demo; the Prefect UI address and the flow runs it printed."""
-    done = weightvault(home, "demo", timeout=4 * service_timeout())
+    done = weightvault(home, "demo", timeout=DEMO_TIMEOUT)
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     out = done.stdout
     assert "Timed out while attempting to connect to ephemeral" not in done.stderr
@@ -62,6 +68,7 @@ def demo(home: Path) -> tuple[str, dict[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(TEST_TIMEOUT)
 def test_demo_runs_are_on_the_prefect_server_it_leaves_running(tmp_path: Path) -> None:
     home = tmp_path / "home"
     try:

@@ -69,12 +69,17 @@ class Target:
         buckets = {r: self.vault.bucket(r) for r in ("hot", "cold", "envelopes", "audit")}
         env_key = envelope_key(cold_id, "cold")
         envelope = self.vault.store.get_bytes(buckets["envelopes"], env_key)
+        # The envelopes bucket is versioned: SeaweedFS's filer keeps each version of an
+        # object at `<key>.versions/v_<version id>`, not at the key itself.
+        version = self.vault.store.stat(buckets["envelopes"], env_key).version_id
+        filer_key = f"{env_key}.versions/v_{version}" if version else env_key
         return {
             "ports": ports(self.store),
             "buckets": buckets,
             "artifact_id": cold_id,
             "cold_manifest": manifest_key(cold_id),
             "envelope_key": env_key,
+            "envelope_filer_key": filer_key,
             "envelope_sha256": hashlib.sha256(envelope).hexdigest(),
             "planted_key": PLANTED,
         }
@@ -152,7 +157,9 @@ def test_envelopes_cannot_be_listed_or_read_through_the_filer_or_the_volume_serv
 ) -> None:
     spec = target.spec()
     # The attacker is even given the envelope's file id, as a leak elsewhere might.
-    spec["envelope_fid"] = file_id(target.store, spec["buckets"]["envelopes"], spec["envelope_key"])
+    spec["envelope_fid"] = file_id(
+        target.store, spec["buckets"]["envelopes"], spec["envelope_filer_key"]
+    )
     results = attack(spec, "filer_list_envelopes", "filer_read_envelope", "volume_read_envelope")
     _assert_refused(results)
     assert_intact(target)

@@ -105,7 +105,7 @@ def filer_list_envelopes(spec: dict[str, Any]) -> dict[str, Any]:
 def _envelope_fid(spec: dict[str, Any]) -> str | None:
     if spec.get("envelope_fid"):
         return str(spec["envelope_fid"])
-    path = f"/buckets/{spec['buckets']['envelopes']}/{spec['envelope_key']}?metadata=true"
+    path = f"/buckets/{spec['buckets']['envelopes']}/{spec['envelope_filer_key']}?metadata=true"
     resp = request(spec["ports"]["filer"], "GET", path, headers={"Accept": "application/json"})
     if not _ok(resp):
         return None
@@ -118,7 +118,7 @@ def _envelope_fid(spec: dict[str, Any]) -> str | None:
 
 def filer_read_envelope(spec: dict[str, Any]) -> dict[str, Any]:
     """Read the wrapped DEK (the envelope object) through the filer."""
-    path = f"/buckets/{spec['buckets']['envelopes']}/{spec['envelope_key']}"
+    path = f"/buckets/{spec['buckets']['envelopes']}/{spec['envelope_filer_key']}"
     resp = request(spec["ports"]["filer"], "GET", path)
     harm = _ok(resp) and _sha(resp["body"]) == spec["envelope_sha256"]
     return {"harm": harm, "detail": _detail(resp)}

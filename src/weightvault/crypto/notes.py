@@ -45,6 +45,7 @@ __all__ = [
     "NoteSigner",
     "NoteVerifier",
     "Signature",
+    "checkpoint_fields",
     "key_id",
     "parse_note",
     "sign_note",
@@ -167,24 +168,30 @@ class Ed25519NoteVerifier:
         return True
 
 
-def _checkpoint_fields(text: str) -> tuple[str, int, bytes]:
+def checkpoint_fields(text: str) -> tuple[str, int, bytes]:
+    """(origin, tree size, root hash) of a checkpoint's note text (c2sp tlog-checkpoint).
+
+    NoteError unless it is origin, a decimal size without leading zeros and a
+    base64 32-byte root, then optional non-empty extension lines, each ending in
+    a newline.
+    """
     lines = text.split("\n")
-    if len(lines) < 4 or lines[-1] != "":
-        raise NoteError("the cosigned note is not a checkpoint (origin, size, root hash)")
+    if len(lines) < 4 or lines[-1] != "" or any(not line for line in lines[:-1]):
+        raise NoteError("a checkpoint is origin, tree size and root hash, each on its own line")
     origin, size, root = lines[0], lines[1], lines[2]
     if not size.isdigit() or (size != "0" and size.startswith("0")):
         raise NoteError(f"checkpoint tree size {size!r} is not a decimal without leading zeros")
     try:
         digest = base64.b64decode(root, validate=True)
     except binascii.Error as exc:
-        raise NoteError("checkpoint root hash is not base64") from exc
+        raise NoteError("the checkpoint root hash is not base64") from exc
     if len(digest) != 32:
-        raise NoteError("checkpoint root hash is not 32 bytes")
+        raise NoteError("the checkpoint root hash is not 32 bytes")
     return origin, int(size), digest
 
 
 def _subtree_message(cosigner: str, timestamp: int, text: str) -> bytes:
-    origin, size, root = _checkpoint_fields(text)
+    origin, size, root = checkpoint_fields(text)
     name_b, origin_b = cosigner.encode(), origin.encode()
     if not 1 <= len(name_b) <= 255 or not 1 <= len(origin_b) <= 255:
         raise NoteError("cosigner name and log origin must be 1 to 255 bytes")
@@ -203,7 +210,7 @@ def _subtree_message(cosigner: str, timestamp: int, text: str) -> bytes:
 
 
 def _v1_message(timestamp: int, text: str) -> bytes:
-    _checkpoint_fields(text)
+    checkpoint_fields(text)
     return f"cosignature/v1\ntime {timestamp}\n{text}".encode()
 
 

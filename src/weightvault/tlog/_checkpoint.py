@@ -6,7 +6,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from weightvault.crypto.notes import NoteError, NoteVerifier, verify_note
+from weightvault.crypto.notes import NoteError, NoteVerifier, checkpoint_fields, verify_note
 from weightvault.tlog._merkle import HASH_SIZE, ProofError, verify_inclusion
 
 PROOF_HEADER = "c2sp.org/tlog-proof@v1"
@@ -27,19 +27,7 @@ class Checkpoint:
 
 def parse_checkpoint(text: str) -> Checkpoint:
     """The checkpoint a verified note's text holds; NoteError if it is not one."""
-    lines = text.split("\n")
-    if len(lines) < 4 or lines[-1] != "" or any(not line for line in lines[:-1]):
-        raise NoteError("a checkpoint is origin, tree size and root hash, each on its own line")
-    origin, size, root_b64 = lines[0], lines[1], lines[2]
-    if not size.isdigit() or (size != "0" and size.startswith("0")):
-        raise NoteError(f"checkpoint tree size {size!r} is not a decimal without leading zeros")
-    try:
-        root = base64.b64decode(root_b64, validate=True)
-    except binascii.Error as exc:
-        raise NoteError("the checkpoint root hash is not base64") from exc
-    if len(root) != HASH_SIZE:
-        raise NoteError("the checkpoint root hash is not 32 bytes")
-    return Checkpoint(origin, int(size), root)
+    return Checkpoint(*checkpoint_fields(text))
 
 
 def open_checkpoint(data: bytes, origin: str, required: list[NoteVerifier]) -> Checkpoint:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
 import uuid
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests.support.rfc6962 import ref_mth
 from tests.support.s3_peers import S3Peer
 from tests.support.tlog_writers import ORIGIN, log_keys, open_log, write_entries
 from weightvault.crypto.notes import Ed25519NoteSigner, NoteError, sign_note
@@ -26,18 +26,6 @@ from weightvault.tlog import (
     verify_consistency,
     verify_tlog_proof,
 )
-
-
-def ref_mth(entries: list[bytes]) -> bytes:
-    """RFC 6962 MTH written from the RFC, independent of the product."""
-    if not entries:
-        return hashlib.sha256(b"").digest()
-    if len(entries) == 1:
-        return hashlib.sha256(b"\x00" + entries[0]).digest()
-    k = 1
-    while k * 2 < len(entries):
-        k *= 2
-    return hashlib.sha256(b"\x01" + ref_mth(entries[:k]) + ref_mth(entries[k:])).digest()
 
 
 @pytest.fixture

@@ -6,11 +6,11 @@ MTH, PATH and PROOF over the list of entries); it shares no code with the produc
 
 from __future__ import annotations
 
-import hashlib
 import random
 
 import pytest
 
+from tests.support.rfc6962 import largest_power_of_two_below, ref_mth
 from weightvault.errors import IntegrityError, NotFoundError
 from weightvault.tlog import (
     TILE_WIDTH,
@@ -31,24 +31,11 @@ from weightvault.tlog import (
 # -- the independent reference (RFC 6962 section 2.1) ---------------------------
 
 
-def ref_mth(entries: list[bytes]) -> bytes:
-    if not entries:
-        return hashlib.sha256(b"").digest()
-    if len(entries) == 1:
-        return hashlib.sha256(b"\x00" + entries[0]).digest()
-    k = 1
-    while k * 2 < len(entries):
-        k *= 2
-    return hashlib.sha256(b"\x01" + ref_mth(entries[:k]) + ref_mth(entries[k:])).digest()
-
-
 def ref_path(m: int, entries: list[bytes]) -> list[bytes]:
     n = len(entries)
     if n == 1:
         return []
-    k = 1
-    while k * 2 < n:
-        k *= 2
+    k = largest_power_of_two_below(n)
     if m < k:
         return [*ref_path(m, entries[:k]), ref_mth(entries[k:])]
     return [*ref_path(m - k, entries[k:]), ref_mth(entries[:k])]
@@ -58,9 +45,7 @@ def ref_subproof(m: int, entries: list[bytes], whole: bool) -> list[bytes]:
     n = len(entries)
     if m == n:
         return [] if whole else [ref_mth(entries)]
-    k = 1
-    while k * 2 < n:
-        k *= 2
+    k = largest_power_of_two_below(n)
     if m <= k:
         return [*ref_subproof(m, entries[:k], whole), ref_mth(entries[k:])]
     return [*ref_subproof(m - k, entries[k:], False), ref_mth(entries[:k])]

@@ -14,8 +14,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from minio.error import S3Error
-
 from weightvault._time import utcnow
 from weightvault.config import Settings
 from weightvault.errors import (
@@ -130,8 +128,6 @@ def _conditional_writes(store: ObjectStore, bucket: str) -> Capability:
             store.put_bytes(bucket, key, b"4", if_match=first.etag)
     except VaultError as exc:
         problem = exc.message
-    except S3Error as exc:  # pragma: no cover - translated by the store
-        problem = exc.code
     finally:
         _remove_every_version(store, bucket, key)
     if problem:

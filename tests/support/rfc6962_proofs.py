@@ -104,7 +104,7 @@ def ref_check_tlog_proof(text: str, entry: bytes, vkey: str) -> tuple[str, int, 
     path = [base64.b64decode(line) for line in lines[pos + 1 :]]
     body, _, signatures = note.rpartition("\n\n")
     body += "\n"
-    name, key_hex, key_b64 = vkey.split("+")
+    name, key_hex, key_b64 = vkey.split("+", 2)
     raw = base64.b64decode(key_b64)
     assert raw[0] == 0x01
     public = ed25519.Ed25519PublicKey.from_public_bytes(raw[1:])

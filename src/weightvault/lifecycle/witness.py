@@ -56,7 +56,7 @@ def required_witnesses(settings: Settings) -> list[NoteVerifier]:
             verifier = verifier_from_vkey(vkey)
         except InvalidInputError as exc:
             raise ConfigError(f"witness {vkey.split('+')[0]!r}: {exc.message}") from None
-        kind = base64.b64decode(vkey.rsplit("+", 1)[1])[0]
+        kind = base64.b64decode(vkey.split("+", 2)[2])[0]
         if kind not in (COSIGNATURE_ED25519, COSIGNATURE_MLDSA44):
             raise ConfigError(
                 f"witness {verifier.name!r}: not a cosignature key (type {kind:#04x})"

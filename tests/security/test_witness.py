@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import REPO
 from tests.support.rfc6962 import ref_mth
 from tests.support.tlog_writers import ORIGIN, log_keys, open_log
 from tests.support.witness_logs import (
@@ -28,7 +29,10 @@ from tests.support.witness_logs import (
     server_args,
     witness_rounds,
 )
+from weightvault.config import load_settings
 from weightvault.errors import LogForkError, LogVerificationError
+from weightvault.lifecycle import witness as steps
+from weightvault.lifecycle.witness import check_log
 from weightvault.records import (
     Witness,
     prove_entry,
@@ -221,6 +225,34 @@ def test_witness_run_cli_cosigns_then_exits_29_on_a_fork(
     assert "size 7 has root" in lines[0]
     assert "a forked log" in lines[0]
     assert "Traceback" not in run.stderr
+
+
+def test_a_vault_that_lists_the_witness_requires_it(
+    store_args: dict[str, Any],
+    bucket: str,
+    prefix: str,
+    seeds: tuple[bytes, bytes],
+    witness: Witness,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in _cli_env(store_args, prefix, tmp_path).items():
+        if name.startswith("WEIGHTVAULT_"):
+            monkeypatch.setenv(name, value)
+    log = open_log(store_args, bucket, seeds)
+    fill(log, entries_of("genuine", 6))
+    settings = load_settings(REPO / "config")
+    assert check_log(log, settings).ok  # no witness required yet
+    monkeypatch.setenv("WEIGHTVAULT_WITNESSES", witness.vkey)
+    settings = load_settings(REPO / "config")
+    report = check_log(log, settings)
+    assert [p.kind for p in report.problems] == ["witness"]  # it has cosigned nothing yet
+    steps.run(witness.home, settings)
+    assert check_log(log, settings).ok
+    assert settings.last_checkpoint_path.read_bytes() == log.checkpoint().note
+    forked = rewrite_log(store_args, bucket, seeds, entries_of("forged", 6))
+    with pytest.raises(LogForkError):
+        check_log(forked, settings).raise_for_problems()
 
 
 def test_concurrent_witness_rounds_keep_one_consistent_state(

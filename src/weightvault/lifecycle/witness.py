@@ -23,10 +23,18 @@ from weightvault.crypto.notes import (
     verifier_from_vkey,
 )
 from weightvault.errors import ConfigError, InvalidInputError
-from weightvault.records import Witness, WitnessRound, witness_log
+from weightvault.records import (
+    LogReport,
+    TransparencyLog,
+    Witness,
+    WitnessRound,
+    verify_log,
+    witness_log,
+)
 from weightvault.store import ObjectStore, connect
 
 __all__ = [
+    "check_log",
     "cosign",
     "open_log_store",
     "open_witness",
@@ -63,6 +71,14 @@ def required_witnesses(settings: Settings) -> list[NoteVerifier]:
             )
         verifiers.append(verifier)
     return verifiers
+
+
+def check_log(log: TransparencyLog, settings: Settings) -> LogReport:
+    """What ``audit verify`` runs on the log: :func:`~weightvault.records.verify_log` with
+    this host's last-seen checkpoint and every witness ``settings`` require."""
+    return verify_log(
+        log, last_seen=settings.last_checkpoint_path, witnesses=required_witnesses(settings)
+    )
 
 
 def open_witness(home: Path) -> Witness:

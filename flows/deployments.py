@@ -12,6 +12,8 @@ from flows.promote import promote
 from flows.rekey import rekey
 from flows.rotate_keys import rotate_keys, schedule
 from flows.validate import validate
+from flows.witness import DEFAULT_CRON, witness
+from weightvault.config import environment
 
 
 def _built(
@@ -64,6 +66,17 @@ def deployments() -> list[RunnerDeployment]:
             tags=["weightvault", "keys"],
         ),
     ]
+    witness_home = environment().witness_home
+    if witness_home is not None:  # this host runs a witness (docs/witness.md)
+        built.append(
+            witness.to_deployment(
+                name="witness",
+                description="Cosign the transparency log after checking its consistency.",
+                tags=["weightvault", "witness"],
+                schedule=Cron(DEFAULT_CRON, timezone="UTC"),
+                parameters={"params": {"home": str(witness_home)}},
+            )
+        )
     return [_built(d) for d in built]
 
 

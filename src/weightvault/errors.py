@@ -183,3 +183,28 @@ class KeyUsageError(KeyStateError):
     """A key is past its lifetime or its usage limit: rotate it before it is used again."""
 
     exit_code = 19
+
+
+# -- log verification, proofs and the witness (issue 11, "witness") ----------------
+
+
+class LogVerificationError(IntegrityError):
+    """The transparency log does not verify: a tampered entry, tile or checkpoint, or a
+    missing, invalid or refused cosignature.
+
+    ``status`` is the c2sp tlog-witness HTTP status a witness answers with (400, 403,
+    404, 422), 0 when the error is not a witness's answer.
+    """
+
+    exit_code = 27
+
+    def __init__(self, message: str, *, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LogForkError(LogVerificationError):
+    """Two views of the transparency log disagree: a rollback to a smaller log, or a fork
+    (the same size with another root, or a tree that does not extend one seen before)."""
+
+    exit_code = 29

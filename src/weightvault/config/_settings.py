@@ -23,10 +23,14 @@ override values of ``weightvault.toml``:
 ``WEIGHTVAULT_ACTOR``           who is acting (until principals prove it with a key)
 ``WEIGHTVAULT_LOG_LEVEL``       log level of every entry point
 ``WEIGHTVAULT_DEBUG``           "1": tracebacks instead of one-line errors
+``WEIGHTVAULT_WITNESSES``       verifier keys of the witnesses the log needs, comma-separated
+                                (replaces ``[witnesses] required``; empty: none)
+``WEIGHTVAULT_WITNESS_HOME``    home of the witness this host runs (``weightvault witness``)
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +67,8 @@ class Environment(BaseSettings):
     actor: str | None = None
     log_level: str | None = None
     debug: bool = False
+    witnesses: str | None = None
+    witness_home: Path | None = None
 
 
 def environment() -> Environment:
@@ -123,12 +129,33 @@ class _ValidationFile(_Strict):
     min_accuracy: float = Field(ge=0.0, le=1.0)
 
 
+# A c2sp vkey: <name>+<8 hex digits>+<base64>; the key itself is checked when it is used.
+_VKEY = r"^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+={0,2}$"
+
+
+class _WitnessesFile(_Strict):
+    required: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _vkeys(self) -> _WitnessesFile:
+        for vkey in self.required:
+            _check_vkey(vkey)
+        return self
+
+
+def _check_vkey(vkey: str) -> str:
+    if not re.match(_VKEY, vkey):
+        raise ValueError(f"{vkey[:40]!r} is not a verifier key <name>+<hex id>+<base64 key>")
+    return vkey
+
+
 class _SettingsFile(_Strict):
     store: _StoreFile
     tiers: _TiersFile
     keys: _KeysFile = _KeysFile()
     gc: _GcFile
     validation: _ValidationFile
+    witnesses: _WitnessesFile = _WitnessesFile()
 
 
 @dataclass(frozen=True)
@@ -182,6 +209,12 @@ class Settings:
     )
     master_key: str | None = field(default=None, repr=False)
     max_kek_wraps: int = 2**31
+    witnesses: tuple[str, ...] = ()
+
+    @property
+    def last_checkpoint_path(self) -> Path:
+        """The log checkpoint this host verified last (``audit verify`` keeps it, 0600)."""
+        return self.home / "log-last-seen.checkpoint"
 
     @property
     def keystore_path(self) -> Path:
@@ -299,6 +332,12 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         name: TierSettings(name=name, **getattr(raw.tiers, name).model_dump()) for name in TIERS
     }
     lifetimes = resolve_config_file(raw.keys.lifetimes_file, home_dir, config_dir)
+    witnesses = tuple(raw.witnesses.required)
+    if env.witnesses is not None:
+        try:
+            witnesses = tuple(_check_vkey(v) for v in env.witnesses.replace(",", " ").split())
+        except ValueError as exc:
+            raise ConfigError(f"WEIGHTVAULT_WITNESSES is invalid: {exc}") from None
     return Settings(
         home=home_dir,
         config_dir=config_dir,
@@ -315,4 +354,5 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         or config_dir / EXPECTATIONS_NAME,
         master_key=env.master_key.get_secret_value() if env.master_key else None,
         max_kek_wraps=raw.keys.max_kek_wraps,
+        witnesses=witnesses,
     )

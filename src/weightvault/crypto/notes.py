@@ -277,6 +277,13 @@ class Ed25519Cosigner:
         self.key_id = key_id(name, COSIGNATURE_ED25519, public)
         self.vkey = _vkey(name, COSIGNATURE_ED25519, public)
 
+    @classmethod
+    def from_seed(cls, name: str, seed: bytes, clock: Callable[[], float]) -> Ed25519Cosigner:
+        """The cosigner of a 32-byte Ed25519 seed (a private key as a witness stores it)."""
+        if len(seed) != 32:
+            raise InvalidInputError("an Ed25519 seed is 32 bytes")
+        return cls(name, ed25519.Ed25519PrivateKey.from_private_bytes(seed), clock)
+
     def sign(self, text: str) -> bytes:
         """``u64 timestamp || Ed25519(cosignature/v1 message)``."""
         timestamp = int(self._clock())

@@ -17,5 +17,6 @@ retried task converges.
   :mod:`~weightvault.lifecycle.rekey`: the compromise response;
 - :mod:`~weightvault.lifecycle.escrow`: escrow envelopes, share ceremonies, escrow decrypt;
 - :mod:`~weightvault.lifecycle.export`: air-gapped bundles and offline verification;
-- :mod:`~weightvault.lifecycle.rebuild`: the catalog rebuilt from the store.
+- :mod:`~weightvault.lifecycle.rebuild`: the catalog rebuilt from the store;
+- :mod:`~weightvault.lifecycle.witness`: a witness's round over the vault's log.
 """

@@ -1,4 +1,5 @@
-"""The vault's stored records: the manifest (an artifact's commit point), audit events, the log."""
+"""The vault's stored records: the manifest (an artifact's commit point), audit events, the log,
+its verification and the witness."""
 
 from weightvault.records._audit import Event, add_listener, notify
 from weightvault.records._manifest import (
@@ -8,15 +9,37 @@ from weightvault.records._manifest import (
     check_relpath,
 )
 from weightvault.records._tlog import SignedCheckpoint, TransparencyLog
+from weightvault.records._verify import (
+    LogProblem,
+    LogReport,
+    WitnessedCheckpoint,
+    prove_entry,
+    read_witnessed,
+    verify_entry_proof,
+    verify_log,
+)
+from weightvault.records._witness import Witness, WitnessRound, witness_log
+from weightvault.records._witness_http import WitnessServer
 
 __all__ = [
     "Event",
     "FileEntry",
+    "LogProblem",
+    "LogReport",
     "Manifest",
     "SignedCheckpoint",
     "TransparencyLog",
+    "Witness",
+    "WitnessRound",
+    "WitnessServer",
+    "WitnessedCheckpoint",
     "add_listener",
     "check_artifact_id",
     "check_relpath",
     "notify",
+    "prove_entry",
+    "read_witnessed",
+    "verify_entry_proof",
+    "verify_log",
+    "witness_log",
 ]

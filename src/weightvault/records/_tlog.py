@@ -83,6 +83,11 @@ class TransparencyLog:
     def __repr__(self) -> str:
         return f"TransparencyLog({self.origin!r} in {self.bucket})"
 
+    @property
+    def verifiers(self) -> list[NoteVerifier]:
+        """The keys every checkpoint of this log must be signed by."""
+        return list(self._verifiers)
+
     # -- reading -----------------------------------------------------------------
 
     def _tile(self, path: str) -> bytes:

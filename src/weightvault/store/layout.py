@@ -16,6 +16,8 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``quarantine/<id>.json`` markers,
                                 ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
                                 and ``log/seq/<index>`` sequenced entries,
+                                ``log/witness/<witness name>`` checkpoints a
+                                witness cosigned,
                                 ``keystore/versions/<20 digits>.json`` keystore
                                 version records
 any bucket                      ``probe/…`` objects of the capability probe
@@ -53,6 +55,7 @@ __all__ = [
     "log_checkpoint_key",
     "log_sequenced_key",
     "log_tile_key",
+    "log_witness_key",
     "manifest_key",
     "parse_artifact_key",
     "parse_envelope_key",
@@ -237,3 +240,13 @@ def log_sequenced_key(index: int) -> str:
     if index < 0:
         raise ValueError("a log index is never negative")
     return f"{LOG_PREFIX}seq/{index:020d}"
+
+
+_WITNESS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
+
+
+def log_witness_key(name: str) -> str:
+    """The latest checkpoint the witness ``name`` cosigned (the log's note plus its line)."""
+    if len(name) > 200 or not _WITNESS_NAME.match(name) or ".." in name:
+        raise ValueError(f"{name!r} is not a usable witness name")
+    return f"{LOG_PREFIX}witness/{name}"

@@ -183,3 +183,18 @@ class KeyUsageError(KeyStateError):
     """A key is past its lifetime or its usage limit: rotate it before it is used again."""
 
     exit_code = 19
+
+
+# -- the signed trust root (issue 11: trust root, offline verification) ---------
+
+
+class TrustRootError(IntegrityError):
+    """A trust root failed verification: signatures under threshold, rollback, expiry ..."""
+
+    exit_code = 30
+
+
+class NoTrustRootError(VaultError):
+    """No pinned trust root to verify against (and trust on first use was not asked for)."""
+
+    exit_code = 31

@@ -17,7 +17,9 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
                                 and ``log/seq/<index>`` sequenced entries,
                                 ``keystore/versions/<20 digits>.json`` keystore
-                                version records
+                                version records,
+                                ``trust/root/<20 digits>.json`` the signed trust
+                                root, one object per version (never overwritten)
 any bucket                      ``probe/…`` objects of the capability probe
                                 (``weightvault store check``), never artifacts
 ==============================  ==================================================
@@ -36,6 +38,7 @@ __all__ = [
     "ESCROW_NAME",
     "EVENTS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
+    "TRUST_ROOT_PREFIX",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -57,9 +60,11 @@ __all__ = [
     "parse_artifact_key",
     "parse_envelope_key",
     "parse_keystore_version_key",
+    "parse_trust_root_key",
     "quarantine_marker_key",
     "rekey_journal_key",
     "statement_key",
+    "trust_root_key",
     "validation_key",
     "validation_prefix",
 ]
@@ -237,3 +242,20 @@ def log_sequenced_key(index: int) -> str:
     if index < 0:
         raise ValueError("a log index is never negative")
     return f"{LOG_PREFIX}seq/{index:020d}"
+
+
+TRUST_ROOT_PREFIX = "trust/root/"
+_TRUST_ROOT = re.compile(r"^trust/root/(?P<v>[0-9]{20})\.json$")
+
+
+def trust_root_key(version: int) -> str:
+    """Version ``version`` of the signed trust root (written once, If-None-Match)."""
+    if version < 1:
+        raise ValueError("a trust root version is at least 1")
+    return f"{TRUST_ROOT_PREFIX}{version:020d}.json"
+
+
+def parse_trust_root_key(key: str) -> int | None:
+    """The trust root version a key names, or None."""
+    match = _TRUST_ROOT.fullmatch(key)
+    return int(match.group("v")) if match else None

@@ -57,6 +57,7 @@ from weightvault.provenance import (
     same_content,
     sign_root,
     signing_entries,
+    signing_key,
     verify_root,
     verify_successor,
     walk_chain,
@@ -362,6 +363,7 @@ def init_root(
         raise ConflictError(
             f"the vault already has trust root v{existing.version}: use `weightvault trust rotate`"
         )
+    signing_key(vault.keys)  # made on first use: version 1 lists it
     root_keys = [generate_root_key() for _ in range(keys)]
     body = _body(
         vault,

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from weightvault._fs import local_write_error, make_private_dir, write_private
 from weightvault.artifacts import Vault
@@ -42,7 +42,7 @@ from weightvault.errors import (
     TrustRootError,
     UsageError,
 )
-from weightvault.keys import KeyState
+from weightvault.keys import KeyRecord, KeyState
 from weightvault.logs import get_logger
 from weightvault.provenance import (
     ROOT_KEY_PURPOSE,
@@ -286,6 +286,29 @@ def _keep_keys(vault: Vault, keys: Sequence[HybridSigningKey], export: Path | No
     return written
 
 
+@runtime_checkable
+class _StatefulKeys(Protocol):
+    def set_state(
+        self, key_id: str, version: int, state: KeyState, *, since: datetime | None = None
+    ) -> KeyRecord:
+        """Move a key version to another state."""
+        ...
+
+
+def _retire(vault: Vault, dropped: set[str]) -> None:
+    """Root keys a published version no longer lists stop signing (retired in the keystore)."""
+    keys = vault.keys
+    if not dropped or not isinstance(keys, _StatefulKeys):
+        return
+    for record in vault.keys.records():
+        if (
+            record.purpose == ROOT_KEY_PURPOSE
+            and record.state == KeyState.ACTIVE
+            and record.meta.get("keyid") in dropped
+        ):
+            keys.set_state(record.key_id, record.version, KeyState.RETIRED)
+
+
 @dataclass(frozen=True)
 class RootChange:
     """A root version just published, what it replaced, where new root keys went."""
@@ -463,6 +486,7 @@ def rotate_root(
     verify_successor(previous, root)
     files = _keep_keys(vault, new_keys, export)
     _publish(vault, root)
+    _retire(vault, dropped)
     return RootChange(
         root,
         previous,

@@ -134,3 +134,17 @@ def test_role_keys_from_a_registered_source_enter_the_next_version(vault: Vault)
         assert root.log == (vkey,)
     finally:
         trust._ROLE_SOURCES["log"].clear()  # noqa: SLF001 - the registry is process-wide
+
+
+def test_a_root_key_dropped_by_a_rotation_is_retired_and_signs_no_more(vault: Vault) -> None:
+    v1 = trust.init_root(vault).root
+    gone = v1.root_keys[0]
+    change = trust.rotate_root(vault, remove_root_keys=[gone.key_id], add_root_keys=1)
+    assert change.root.version == 2
+    assert gone.keyid not in {k.keyid for k in change.root.root_keys}
+    assert gone.keyid in change.signed_by  # as one of v1's keys, it signed v2
+    record = next(r for r in vault.keys.records() if r.meta.get("keyid") == gone.keyid)
+    assert record.state == KeyState.RETIRED
+    assert gone.keyid not in {k.keyid for k in trust.keystore_root_keys(vault)}
+    v3 = trust.rotate_root(vault).root
+    assert gone.keyid not in {k for k, _ in v3.signatures}

@@ -208,3 +208,18 @@ class LogForkError(LogVerificationError):
     (the same size with another root, or a tree that does not extend one seen before)."""
 
     exit_code = 29
+
+
+# -- the signed trust root (issue 11: trust root, offline verification) ---------
+
+
+class TrustRootError(IntegrityError):
+    """A trust root failed verification: signatures under threshold, rollback, expiry ..."""
+
+    exit_code = 30
+
+
+class NoTrustRootError(VaultError):
+    """No pinned trust root to verify against (and trust on first use was not asked for)."""
+
+    exit_code = 31

@@ -24,6 +24,7 @@ from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.export import export_bundle, verify_bundle
 from weightvault.lifecycle.promote import delete_artifact, promote
+from weightvault.lifecycle.trust import init_root
 from weightvault.lifecycle.validate import validate_artifact
 from weightvault.store import ObjectStore, connect
 from weightvault.store.layout import ARTIFACTS_PREFIX, artifact_prefix
@@ -72,8 +73,8 @@ def test_promote_to_cold_export_and_offline_verify(
     with pytest.raises(RetentionError):
         delete_artifact(peer_vault, artifact_id)
     peer_vault.verify(artifact_id)
+    pinned = init_root(peer_vault).root
     bundle = export_bundle(peer_vault, artifact_id, tmp_path / "bundle")
-    pinned = json.loads((bundle / "trust_root.json").read_text())
     report = verify_bundle(bundle, pinned)
     assert report.artifact_id == artifact_id
     assert report.attestations == 2

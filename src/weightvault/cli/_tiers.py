@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 from typing import Any
-
-from weightvault.errors import InvalidInputError
 
 
 def _promote(args: argparse.Namespace) -> int:
@@ -70,21 +68,51 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _host_pin(args: argparse.Namespace) -> tuple[Path | None, Any]:
+    """This host's pinned root (``trust pin``), if the vault home has one."""
+    from weightvault.cli._common import settings_for
+    from weightvault.errors import ConfigError
+    from weightvault.lifecycle.trust import read_pinned
+
+    try:
+        home = settings_for(args).home
+    except ConfigError:
+        return None, None
+    return home, read_pinned(home)
+
+
 def _offline_verify(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit
-    from weightvault.lifecycle.export import verify_bundle
+    from weightvault.cli._trust import describe
+    from weightvault.lifecycle.export import bundle_roots, verify_bundle
+    from weightvault.lifecycle.trust import advance_pin, load_root_file
 
-    pinned = None
+    home = None
     if args.trust_root:
-        try:
-            pinned = json.loads(Path(args.trust_root).read_text())
-        except (OSError, json.JSONDecodeError):
-            raise InvalidInputError(f"cannot read trust root {args.trust_root}") from None
-    report = verify_bundle(Path(args.dir), pinned)
+        pinned = load_root_file(Path(args.trust_root))
+        source = f"--trust-root {args.trust_root}"
+    else:
+        home, pinned = _host_pin(args)
+        source = "this host's pin"
+    tofu = pinned is None and args.trust_on_first_use
+    if tofu:
+        first = bundle_roots(Path(args.dir))[0]
+        print(
+            "weightvault: WARNING: trusting on first use the bundle's own "
+            f"{describe(first)}, digest {first.digest}: nothing proves this root is the "
+            "vault's; compare the fingerprint out of band, then pin it",
+            file=sys.stderr,
+        )
+    report = verify_bundle(Path(args.dir), pinned, trust_on_first_use=args.trust_on_first_use)
+    if home is not None and pinned is not None:
+        # The walk verified the bundle's newest root from the pin: the pin moves up to it.
+        advance_pin(home, max(bundle_roots(Path(args.dir)), key=lambda r: r.version))
+    via = "trusted on first use" if tofu else f"from {source} v{report.pinned_version}"
     emit(
         args,
         f"{report.artifact_id} ({report.name}): bundle OK, {report.files} files, "
-        f"{report.attestations} attestations, {report.content_digest}",
+        f"{report.attestations} attestations, {report.content_digest}; trust root "
+        f"v{report.root_version} ({via})",
         report.__dict__,
     )
     return 0
@@ -123,5 +151,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "offline-verify", help="verify a bundle with no store or network", parents=[common]
     )
     p.add_argument("dir")
-    p.add_argument("--trust-root", help="pinned trust_root.json to check the bundle against")
+    p.add_argument(
+        "--trust-root", metavar="FILE", help="a root file got out of band (`trust export`)"
+    )
+    p.add_argument(
+        "--trust-on-first-use",
+        action="store_true",
+        help="no pinned root: trust the bundle's own version 1 (printed loudly)",
+    )
     p.set_defaults(func=_offline_verify)

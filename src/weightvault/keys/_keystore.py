@@ -650,15 +650,29 @@ class LocalKeyStore:
         with self._locked() as records:
             return self._new_record(records, key_id, purpose, algorithm, tier, material, meta)
 
-    def set_state(self, key_id: str, version: int, state: KeyState) -> KeyRecord:
-        """Move a key version to ``state``; destroyed wipes its material."""
+    def set_state(
+        self, key_id: str, version: int, state: KeyState, *, since: datetime | None = None
+    ) -> KeyRecord:
+        """Move a key version to ``state``; destroyed wipes its material.
+
+        A version marked compromised keeps the time of its compromise in
+        ``meta["compromised_at"]``: ``since`` (when it began) if given, else now;
+        the signed trust root refuses what the key signed from then on.
+        """
         with self._locked() as records:
             for i, rec in enumerate(records):
                 if rec.key_id == key_id and rec.version == version:
                     if rec.state == KeyState.DESTROYED:
                         raise KeyStateError(f"key {rec.ref} is destroyed")
                     material = b"" if state == KeyState.DESTROYED else rec.material
-                    records[i] = replace(rec, state=state, material=material)
+                    meta = dict(rec.meta)
+                    if state == KeyState.COMPROMISED and "compromised_at" not in meta:
+                        now = self._clock()
+                        if since is not None and since.tzinfo is None:
+                            since = since.replace(tzinfo=UTC)
+                        moment = min(since, now) if since is not None else now
+                        meta["compromised_at"] = moment.astimezone(UTC).isoformat()
+                    records[i] = replace(rec, state=state, material=material, meta=meta)
                     return records[i]
         raise NotFoundError(f"key {key_id}@v{version} is not in the keystore")
 

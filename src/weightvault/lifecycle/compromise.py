@@ -181,7 +181,7 @@ def compromise_key(
     newly = rec.state != KeyState.COMPROMISED
     replacement: str | None = None
     if newly:
-        rec = keys.set_state(rec.key_id, rec.version, KeyState.COMPROMISED)
+        rec = keys.set_state(rec.key_id, rec.version, KeyState.COMPROMISED, since=since)
         if rec.purpose == "kek" and rec.tier is not None:
             replacement = keys.rotate_kek(rec.tier).ref
         elif rec.key_id == SIGNING_KEY_ID:

@@ -84,6 +84,7 @@ from weightvault.keys import (
     plan_key,
 )
 from weightvault.lifecycle.escrow import escrow_all_cold
+from weightvault.lifecycle.trust import refresh_root
 from weightvault.logs import get_logger
 from weightvault.provenance import SIGNING_KEY_ID, rotate_signing_key, trust_root
 from weightvault.store.layout import ENVELOPES_PREFIX, envelope_key, parse_envelope_key
@@ -128,8 +129,10 @@ class RotatingKeys(KeyProvider, Protocol):
         """Count ``count`` wraps under ``kek`` before they are done."""
         ...
 
-    def set_state(self, key_id: str, version: int, state: KeyState) -> KeyRecord:
-        """Move a key version to another state."""
+    def set_state(
+        self, key_id: str, version: int, state: KeyState, *, since: datetime | None = None
+    ) -> KeyRecord:
+        """Move a key version to another state (``since``: when a compromise began)."""
         ...
 
 
@@ -793,13 +796,18 @@ def publish_trust_root(vault: Vault) -> dict[str, Any]:
     """Write the trust root (every non-destroyed public signing key) to the audit bucket.
 
     Stored at ``trust/root.json`` (the audit bucket is versioned, so earlier
-    roots stay retrievable). Returns a summary: key ids and versions only.
+    roots stay retrievable). The signed trust root gets a new version too when
+    its root keys are in the keystore (:func:`weightvault.lifecycle.trust.refresh_root`;
+    with offline root keys ``weightvault trust rotate --root-key FILE`` does it).
+    Returns a summary: key ids and versions only.
     """
     root = trust_root(rotating_keys(vault))
     vault.store.put_bytes(vault.bucket("audit"), TRUST_ROOT_KEY, canonical_json(root))
+    signed = refresh_root(vault)
     return {
         "object": f"{vault.bucket('audit')}/{TRUST_ROOT_KEY}",
         "keys": [f"{k.get('key_id', '?')}@v{k.get('version', '?')}" for k in root["keys"]],
+        "signed_root": signed.version if signed is not None else None,
     }
 
 

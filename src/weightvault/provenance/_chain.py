@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
+from weightvault._time import parse_iso
 from weightvault.crypto import dsse
 from weightvault.errors import IntegrityError
 from weightvault.provenance._statements import SecretStore, signing_key, trusted_keys
+from weightvault.provenance._trust_root import check_signed_at
 from weightvault.store import ObjectStore
 from weightvault.store.layout import attestation_key, attestation_prefix
 
@@ -73,6 +76,15 @@ def append_attestation(
     return Attestation(key, hashlib.sha256(data).hexdigest(), kind, body)
 
 
+def _dated(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
 def verify_attestations(
     documents: list[tuple[str, bytes]], root: Mapping[str, Any], content_digest: str
 ) -> list[Attestation]:
@@ -94,6 +106,7 @@ def verify_attestations(
             raise IntegrityError(f"attestation {key} is about another artifact")
         if predicate.get("previous") != previous or predicate.get("sequence") != i:
             raise IntegrityError(f"attestation chain is broken at {key}")
+        check_signed_at(trusted, envelope, _dated(predicate.get("at")), f"attestation {key}")
         digest = hashlib.sha256(data).hexdigest()
         out.append(Attestation(key, digest, kind, predicate))
         previous = digest

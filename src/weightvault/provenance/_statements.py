@@ -10,19 +10,28 @@ signatures keep verifying after a rotation.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
+from weightvault._time import iso, parse_iso
 from weightvault.crypto import dsse
 from weightvault.crypto.signing import ALGORITHM, HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError
 from weightvault.keys import KeyProvider, KeyRecord, KeyState
 from weightvault.provenance._capture import Provenance
 from weightvault.provenance._intoto import build_statement, parse_statement
+from weightvault.provenance._trust_root import (
+    TrustedKeys,
+    check_signed_at,
+    parse_root,
+    signing_entries,
+)
 from weightvault.records import Manifest
 
 SIGNING_KEY_ID = "vault-signing"
 TRUST_ROOT_TYPE = "weightvault.trust-root/v1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 SecretStore = KeyProvider
@@ -57,26 +66,46 @@ def rotate_signing_key(keys: SecretStore) -> HybridSigningKey:
 
 
 def trust_root(keys: SecretStore) -> dict[str, Any]:
-    """Every public signing key ever used that is not destroyed."""
+    """Every public signing key ever used that is not destroyed, with its state.
+
+    A compromised version carries ``compromised_at``: what it signed from then
+    on is refused (:func:`weightvault.provenance.check_signed_at`).
+    """
     public = []
-    for record in keys.versions(SIGNING_KEY_ID):
-        if record.state == KeyState.DESTROYED:
+    for entry in signing_entries(keys, SIGNING_KEY_ID):
+        if entry.public_key is None:
             continue
-        doc = _signing_key(record).public_key().to_dict()
-        doc["state"] = str(record.state)
+        doc = entry.public_key.to_dict()
+        doc["state"] = entry.state
+        if entry.compromised_at is not None:
+            doc["compromised_at"] = iso(entry.compromised_at)
         public.append(doc)
     return {"type": TRUST_ROOT_TYPE, "keys": public}
 
 
-def trusted_keys(root: Mapping[str, Any]) -> dict[str, HybridVerifyKey]:
-    """keyid -> verify key from a trust root document."""
+def trusted_keys(root: Mapping[str, Any]) -> TrustedKeys:
+    """keyid -> verify key from a trust root document.
+
+    Either the keystore's unsigned key list (:func:`trust_root`, for the vault's
+    own online checks) or a signed ``weightvault.root/v1`` document, whose
+    destroyed keys are left out (its signatures are the caller's to check:
+    :func:`weightvault.provenance.walk_chain`).
+    """
+    if set(root) == {"signed", "signatures"}:
+        return parse_root(root).trusted()
     if root.get("type") != TRUST_ROOT_TYPE:
         raise IntegrityError("trust root has an unknown type")
     keys = []
+    compromised: dict[str, datetime] = {}
     for doc in root.get("keys", []):
-        clean = {k: v for k, v in doc.items() if k != "state"}
-        keys.append(HybridVerifyKey.from_dict(clean))
-    return dsse.trust_map(keys)
+        clean = {k: v for k, v in doc.items() if k not in {"state", "compromised_at"}}
+        key = HybridVerifyKey.from_dict(clean)
+        keys.append(key)
+        if doc.get("state") == str(KeyState.COMPROMISED):
+            # A compromise of unknown time distrusts all the key signed.
+            when = doc.get("compromised_at")
+            compromised[key.keyid] = parse_iso(when) if isinstance(when, str) else _EPOCH
+    return TrustedKeys(dsse.trust_map(keys), compromised)
 
 
 def provenance_document(
@@ -146,6 +175,10 @@ def verify_statement(
     envelope = parse_canonical(data, "statement envelope")
     payload = dsse.verify_envelope(envelope, trusted)
     statement = parse_statement(payload)
+    finished = statement["predicate"]["runDetails"].get("metadata", {}).get("finishedOn")
+    check_signed_at(
+        trusted, envelope, parse_iso(finished) if isinstance(finished, str) else None, "statement"
+    )
     subjects = statement["subject"]
     if (
         len(subjects) != 1

@@ -19,7 +19,9 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``log/witness/<witness name>`` checkpoints a
                                 witness cosigned,
                                 ``keystore/versions/<20 digits>.json`` keystore
-                                version records
+                                version records,
+                                ``trust/root/<20 digits>.json`` the signed trust
+                                root, one object per version (never overwritten)
 any bucket                      ``probe/…`` objects of the capability probe
                                 (``weightvault store check``), never artifacts
 ==============================  ==================================================
@@ -38,6 +40,7 @@ __all__ = [
     "ESCROW_NAME",
     "EVENTS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
+    "TRUST_ROOT_PREFIX",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -60,9 +63,11 @@ __all__ = [
     "parse_artifact_key",
     "parse_envelope_key",
     "parse_keystore_version_key",
+    "parse_trust_root_key",
     "quarantine_marker_key",
     "rekey_journal_key",
     "statement_key",
+    "trust_root_key",
     "validation_key",
     "validation_prefix",
 ]
@@ -250,3 +255,20 @@ def log_witness_key(name: str) -> str:
     if len(name) > 200 or not _WITNESS_NAME.match(name) or ".." in name:
         raise ValueError(f"{name!r} is not a usable witness name")
     return f"{LOG_PREFIX}witness/{name}"
+
+
+TRUST_ROOT_PREFIX = "trust/root/"
+_TRUST_ROOT = re.compile(r"^trust/root/(?P<v>[0-9]{20})\.json$")
+
+
+def trust_root_key(version: int) -> str:
+    """Version ``version`` of the signed trust root (written once, If-None-Match)."""
+    if version < 1:
+        raise ValueError("a trust root version is at least 1")
+    return f"{TRUST_ROOT_PREFIX}{version:020d}.json"
+
+
+def parse_trust_root_key(key: str) -> int | None:
+    """The trust root version a key names, or None."""
+    match = _TRUST_ROOT.fullmatch(key)
+    return int(match.group("v")) if match else None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 from pathlib import Path
@@ -14,6 +13,7 @@ from weightvault.artifacts import Vault
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
+    NoTrustRootError,
     PolicyError,
     QuarantinedError,
     RetentionError,
@@ -25,6 +25,7 @@ from weightvault.lifecycle.export import export_bundle, verify_bundle
 from weightvault.lifecycle.promote import PromotionPlan, delete_artifact, promote
 from weightvault.lifecycle.quarantine import quarantine, release
 from weightvault.lifecycle.rebuild import rebuild_catalog
+from weightvault.lifecycle.trust import init_root
 from weightvault.lifecycle.validate import validate_artifact
 from weightvault.store import EmbeddedStore
 from weightvault.store.layout import manifest_key
@@ -165,13 +166,26 @@ def test_export_and_offline_verify_with_store_stopped(
     validate_artifact(vault, artifact_id, model_repo)
     promote(vault, artifact_id, "warm", approver="bob", justification="s")
     promote(vault, artifact_id, "cold", approver="bob", justification="r")
+    with pytest.raises(NoTrustRootError, match="trust init"):
+        export_bundle(vault, artifact_id, tmp_path / "unsigned")
+    assert not (tmp_path / "unsigned").exists()
+    pinned = init_root(vault).root
     bundle = export_bundle(vault, artifact_id, tmp_path / "bundle")
-    pinned = json.loads((bundle / "trust_root.json").read_text())
     EmbeddedStore(own_store.store_dir).down()
     report = verify_bundle(bundle, pinned)
     assert report.artifact_id == artifact_id
     assert report.attestations == 2
-    for rel in ["manifest.json", "statement.dsse.json", "escrow.json", "bundle.json"]:
+    assert (report.root_version, report.trusted_on_first_use) == (1, False)
+    with pytest.raises(NoTrustRootError, match="--trust-on-first-use"):
+        verify_bundle(bundle)
+    assert verify_bundle(bundle, trust_on_first_use=True).trusted_on_first_use
+    for rel in [
+        "manifest.json",
+        "statement.dsse.json",
+        "escrow.json",
+        "bundle.json",
+        "roots/1.json",
+    ]:
         broken = tmp_path / f"broken-{rel}"
         shutil.copytree(bundle, broken)
         data = bytearray((broken / rel).read_bytes())

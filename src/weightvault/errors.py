@@ -208,3 +208,20 @@ class LogForkError(LogVerificationError):
     (the same size with another root, or a tree that does not extend one seen before)."""
 
     exit_code = 29
+
+
+# -- restoring the vault home (issue 13, "homerestore") -----------------------------
+
+
+class MasterSharesError(InvalidInputError):
+    """The master-key shares do not recover this vault's master key: too few, malformed,
+    from different splits, or from another split than the one recorded in the store."""
+
+    exit_code = 32
+
+
+class KeystoreBackupError(IntegrityError):
+    """No usable keystore backup: none stored, one that does not open or names another
+    version, or an older backup than the newest keystore version recorded (a rollback)."""
+
+    exit_code = 33

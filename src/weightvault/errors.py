@@ -223,3 +223,20 @@ class NoTrustRootError(VaultError):
     """No pinned trust root to verify against (and trust on first use was not asked for)."""
 
     exit_code = 31
+
+
+# -- restoring the vault home (issue 13, "homerestore") -----------------------------
+
+
+class MasterSharesError(InvalidInputError):
+    """The master-key shares do not recover this vault's master key: too few, malformed,
+    from different splits, or from another split than the one recorded in the store."""
+
+    exit_code = 32
+
+
+class KeystoreBackupError(IntegrityError):
+    """No usable keystore backup: none stored, one that does not open or names another
+    version, or an older backup than the newest keystore version recorded (a rollback)."""
+
+    exit_code = 33

@@ -1,6 +1,10 @@
 """The artifact engine: envelopes, encrypted uploads, manifests, authenticated reads, gc."""
 
-from weightvault.artifacts._keystore import StoreKeystoreVersions, open_keystore
+from weightvault.artifacts._keystore import (
+    StoreKeystoreBackups,
+    StoreKeystoreVersions,
+    open_keystore,
+)
 from weightvault.artifacts._vault import (
     PutPlan,
     PutResult,
@@ -19,6 +23,7 @@ __all__ = [
     "PutResult",
     "Sealed",
     "SourceFile",
+    "StoreKeystoreBackups",
     "StoreKeystoreVersions",
     "TransferProgress",
     "Vault",

@@ -343,6 +343,22 @@ class KeystoreVersions(Protocol):
         ...
 
 
+class KeystoreBackups(Protocol):
+    """Where each sealed keystore file is copied on every change (the store's audit bucket).
+
+    The blob is the sealed file itself: encrypted and authenticated under the
+    master key, its version inside the ciphertext.
+    """
+
+    def has(self, version: int) -> bool:
+        """Whether the backup of ``version`` exists."""
+        ...
+
+    def backup(self, version: int, blob: bytes) -> None:
+        """Keep the sealed file of ``version``; an older backup is never replaced."""
+        ...
+
+
 @dataclass(frozen=True)
 class _State:
     """What one sealed file holds: its version and key records."""
@@ -363,6 +379,7 @@ class LocalKeyStore:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_wraps: int = DEFAULT_MAX_WRAPS,
         versions: KeystoreVersions | None = None,
+        backups: KeystoreBackups | None = None,
     ) -> None:
         if len(master_key) != 32:
             raise ConfigError("master key must be 32 bytes")
@@ -377,6 +394,7 @@ class LocalKeyStore:
         self._clock = clock
         self.max_wraps = max_wraps
         self._versions = versions
+        self._backups = backups
         # Keyed on the sealed bytes, not the file's mtime: times are coarse, so two
         # saves in one tick (or an in-place edit) would otherwise serve stale records.
         # A blob in the cache has passed the version check.
@@ -449,6 +467,10 @@ class LocalKeyStore:
                 # A crash between saving the file and recording it, or the first open
                 # of a vault from before version records.
                 self._versions.record(state.version, self._version_record(state.version, blob))
+        fresh = not cached and blob is not None and state.version > 0
+        if fresh and self._backups is not None and not self._backups.has(state.version):
+            # Catch up a crash after the save, or a vault from before backups.
+            self._backups.backup(state.version, blob or b"")
         self._cache = (blob, state)
         return state
 
@@ -503,6 +525,8 @@ class LocalKeyStore:
         # next open); recording first would make that crash look like a rollback.
         if self._versions is not None:
             self._versions.record(version, self._version_record(version, blob))
+        if self._backups is not None:
+            self._backups.backup(version, blob)
         self._cache = (blob, _State(version, tuple(records)))
 
     @contextlib.contextmanager

@@ -21,7 +21,11 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``keystore/versions/<20 digits>.json`` keystore
                                 version records,
                                 ``trust/root/<20 digits>.json`` the signed trust
-                                root, one object per version (never overwritten)
+                                root, one object per version (never overwritten),
+                                ``keystore/backups/<20 digits>.sealed`` sealed
+                                keystore backups (written once, never replaced),
+                                ``dr/master-shares.json`` the record that the
+                                master key was split (no share in it)
 any bucket                      ``probe/…`` objects of the capability probe
                                 (``weightvault store check``), never artifacts
 ==============================  ==================================================
@@ -39,8 +43,10 @@ __all__ = [
     "ENVELOPES_PREFIX",
     "ESCROW_NAME",
     "EVENTS_PREFIX",
+    "KEYSTORE_BACKUPS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
     "TRUST_ROOT_PREFIX",
+    "MASTER_SHARES_KEY",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -53,6 +59,7 @@ __all__ = [
     "event_key",
     "file_key",
     "files_prefix",
+    "keystore_backup_key",
     "keystore_version_key",
     "lock_probe_key",
     "log_checkpoint_key",
@@ -62,6 +69,7 @@ __all__ = [
     "manifest_key",
     "parse_artifact_key",
     "parse_envelope_key",
+    "parse_keystore_backup_key",
     "parse_keystore_version_key",
     "parse_trust_root_key",
     "quarantine_marker_key",
@@ -77,6 +85,9 @@ ENVELOPES_PREFIX = "envelopes/"
 EVENTS_PREFIX = "events/"
 KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
 _KEYSTORE_VERSION = re.compile(r"^keystore/versions/(?P<v>[0-9]{20})\.json$")
+KEYSTORE_BACKUPS_PREFIX = "keystore/backups/"
+_KEYSTORE_BACKUP = re.compile(r"^keystore/backups/(?P<v>[0-9]{20})\.sealed$")
+MASTER_SHARES_KEY = "dr/master-shares.json"
 ESCROW_NAME = "escrow"
 _REKEY = "rekey-"
 
@@ -212,6 +223,17 @@ def keystore_version_key(version: int) -> str:
 def parse_keystore_version_key(key: str) -> int | None:
     """The version a keystore version record's key names, or None."""
     match = _KEYSTORE_VERSION.fullmatch(key)
+    return int(match.group("v")) if match else None
+
+
+def keystore_backup_key(version: int) -> str:
+    """The sealed backup of keystore version ``version`` (zero-padded like the records)."""
+    return f"{KEYSTORE_BACKUPS_PREFIX}{version:020d}.sealed"
+
+
+def parse_keystore_backup_key(key: str) -> int | None:
+    """The version a keystore backup's key names, or None."""
+    match = _KEYSTORE_BACKUP.fullmatch(key)
     return int(match.group("v")) if match else None
 
 

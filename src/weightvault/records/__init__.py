@@ -1,6 +1,16 @@
 """The vault's stored records: the manifest (an artifact's commit point), audit events, the log."""
 
-from weightvault.records._audit import Event, add_listener, notify
+from weightvault.records._audit import (
+    Event,
+    add_listener,
+    current_flow_run,
+    flow_run,
+    new_id,
+    notify,
+    one_line,
+    process_name,
+    set_flow_run,
+)
 from weightvault.records._manifest import (
     FileEntry,
     Manifest,
@@ -18,5 +28,11 @@ __all__ = [
     "add_listener",
     "check_artifact_id",
     "check_relpath",
+    "current_flow_run",
+    "flow_run",
+    "new_id",
     "notify",
+    "one_line",
+    "process_name",
+    "set_flow_run",
 ]

@@ -440,7 +440,8 @@ class Vault:
     ) -> Operation:
         """Record the intent of an operation before it has any effect.
 
-        AuditError (exit 15) if the intent cannot be recorded: the caller must
+        AuditError (exit 15) if the intent cannot be recorded, IntegrityError
+        if the log fails verification (a forged checkpoint): the caller must
         then do nothing at all.
         """
         op = Operation(new_id(), kind, artifact_id, tier, dict(details or {}))
@@ -457,6 +458,11 @@ class Vault:
                 now=self.clock(),
             )
             op.intent_index = self._append(event)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"the audit log fails verification, {kind} refused before it did anything: "
+                f"{exc.message}"
+            ) from None
         except VaultError as exc:
             raise AuditError(
                 f"audit log unavailable, {kind} refused before it did anything: {exc.message}"

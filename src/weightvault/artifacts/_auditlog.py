@@ -1,7 +1,9 @@
 """The vault's transparency log: its keys, its origin, and the per-vault audit HMAC key.
 
 Three keys live in the keystore, created on first use (or at ``weightvault
-init``) and never printed:
+init``) and never printed; they get their lifetimes from the policy (the two
+log keys as a hybrid ``signing`` pair, the HMAC key as a symmetric ``token``
+key) but the schedule does not rotate them yet:
 
 - ``log-note``: the Ed25519 key of the checkpoint's signature line (type 0x01);
 - ``log-cosigner``: the ML-DSA-44 key of its cosignature line (type 0x06);
@@ -64,8 +66,8 @@ class LogKeys:
 
 def log_keys(keys: KeyProvider, origin: str) -> LogKeys:
     """The log's Ed25519 note key and ML-DSA-44 cosigner key, created on first use."""
-    ed = keys.ensure_secret(LOG_NOTE_KEY_ID, "log-signing", "Ed25519", _seed)
-    ml = keys.ensure_secret(LOG_COSIGNER_KEY_ID, "log-signing", "ML-DSA-44", _seed)
+    ed = keys.ensure_secret(LOG_NOTE_KEY_ID, "signing", "Ed25519", _seed)
+    ml = keys.ensure_secret(LOG_COSIGNER_KEY_ID, "signing", "ML-DSA-44", _seed)
     signer = Ed25519NoteSigner.from_seed(origin, ed.material)
     cosigner = MLDSA44Cosigner.from_seed(origin, ml.material, time.time)
     return LogKeys(
@@ -77,7 +79,7 @@ def log_keys(keys: KeyProvider, origin: str) -> LogKeys:
 
 def audit_hmac_key(keys: KeyProvider) -> bytes:
     """The per-vault key of :func:`audit_hash`, created on first use."""
-    return keys.ensure_secret(AUDIT_HMAC_KEY_ID, "audit-hmac", "HMAC-SHA-256", _seed).material
+    return keys.ensure_secret(AUDIT_HMAC_KEY_ID, "token", "HMAC-SHA-256", _seed).material
 
 
 def audit_hash(key: bytes, value: str) -> str:

@@ -102,9 +102,6 @@ DEFAULT_WORKERS = 16
 _KEY_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[0-9]{1,9}))?$")
 # Purposes the lifetime policy knows, by keystore purpose.
 KEY_TYPES = {"kek": "kek", "signing": "signing", "escrow_kem": "escrow_kem", "token": "token"}
-# The inventory's quantum status of keys the schedule does not rotate: the audit log's
-# checkpoint keys sign as a hybrid pair (Ed25519 + ML-DSA-44), its HMAC key is symmetric.
-_INVENTORY_TYPES = {**KEY_TYPES, "log-signing": "signing", "audit-hmac": "token"}
 
 
 @runtime_checkable
@@ -1027,7 +1024,7 @@ def inventory_rows(vault: Vault, now: datetime) -> list[KeyInventoryRow]:
     signed = vault.catalog.signed_counts()
     rows = []
     for rec in rotating_keys(vault).records():
-        key_type = _INVENTORY_TYPES.get(rec.purpose)
+        key_type = KEY_TYPES.get(rec.purpose)
         status = "unknown"
         if key_type is not None:
             status = str(plan_key(policy, key_type, policy_tier(rec.tier), now=now).quantum_status)

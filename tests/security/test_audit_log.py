@@ -338,7 +338,7 @@ def test_log_key_prints_a_standard_vkey_that_verifies_the_checkpoint(
     ).stdout.strip()
     assert plain == keys["ed25519"]
     # An independent signed-note check: name+hex id+base64(0x01 || key).
-    name, hex_id, blob = plain.split("+")
+    name, hex_id, blob = plain.split("+", 2)  # base64 may hold "+" itself
     raw = base64.b64decode(blob)
     assert raw[0] == 0x01
     assert len(raw) == 33

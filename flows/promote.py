@@ -19,7 +19,7 @@ from prefect import flow
 from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
-from tasks import gate_tasks, reports
+from tasks import gate_tasks, reports, vault_tasks
 
 
 class PromoteParams(BaseModel):
@@ -36,25 +36,37 @@ class PromoteParams(BaseModel):
 
 @flow(name="promote", description="Gated tier promotion.", persist_result=False)
 def promote(params: PromoteParams) -> dict[str, Any]:
-    """Promote one artifact; the summary carries no key material."""
-    plan = gate_tasks.plan(
-        params.artifact_id,
-        params.target_tier,
-        params.approver,
-        params.justification,
-        params.legal_hold,
-    )
-    integrity = gate_tasks.integrity(plan)
-    policy, digest = gate_tasks.policy(plan, integrity)
-    gates = (integrity, policy)
-    if not all(g.passed for g in gates):
-        reports.publish_promotion_report(plan.artifact_id, params.target_tier, gates, None)
-        gate_tasks.refuse_move(plan, gates)
-    with transaction():
-        held = gate_tasks.claim(plan)
-        gate_tasks.copy(plan, held)
-        gate_tasks.rewrap(plan, held)
-        result = gate_tasks.commit(plan, held, gates, digest)
+    """Promote one artifact; the summary carries no key material.
+
+    The run is one logged ``artifact.promotion`` operation, as on the CLI: its
+    intent is recorded before the gates, its outcome after.
+    """
+    details = {
+        "to": params.target_tier,
+        "approver": params.approver,
+        "justification": params.justification,
+    }
+    vault = vault_tasks.vault()
+    with vault.artifact_operation("artifact.promotion", params.artifact_id, details) as op:
+        plan = gate_tasks.plan(
+            params.artifact_id,
+            params.target_tier,
+            params.approver,
+            params.justification,
+            params.legal_hold,
+        )
+        integrity = gate_tasks.integrity(plan)
+        policy, digest = gate_tasks.policy(plan, integrity)
+        gates = (integrity, policy)
+        if not all(g.passed for g in gates):
+            reports.publish_promotion_report(plan.artifact_id, params.target_tier, gates, None)
+            gate_tasks.refuse_move(plan, gates)
+        with transaction():
+            held = gate_tasks.claim(plan)
+            gate_tasks.copy(plan, held)
+            gate_tasks.rewrap(plan, held)
+            result = gate_tasks.commit(plan, held, gates, digest)
+        op.details["policy_digest"] = digest
     reports.publish_promotion_report(plan.artifact_id, params.target_tier, gates, result)
     return {
         "artifact_id": result.artifact_id,

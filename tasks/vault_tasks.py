@@ -23,7 +23,7 @@ from weightvault.config import load_settings
 from weightvault.errors import StoreUnavailableError
 from weightvault.lifecycle import ingest
 from weightvault.provenance import Provenance, capture_provenance
-from weightvault.records import Event, FileEntry, add_listener
+from weightvault.records import Event, FileEntry, add_listener, set_flow_run
 
 
 def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> bool:
@@ -74,10 +74,18 @@ def emit_prefect_event(event: Event) -> None:
         "prefect.resource.id": f"weightvault.artifact.{event.artifact_id or 'vault'}",
         "prefect.resource.name": event.artifact_id or "vault",
     }
+    name = event.kind if event.outcome == "ok" else f"{event.kind}.{event.outcome}"
     emit_event(
-        event=f"weightvault.{event.kind}",
+        event=f"weightvault.{name}",
         resource=resource,
-        payload={"actor": event.actor, "event_id": event.id, **event.details},
+        payload={
+            "actor": event.actor,
+            "event_id": event.id,
+            "op": event.op,
+            "outcome": event.outcome,
+            "reason": event.reason,
+            **event.details,
+        },
     )
 
 
@@ -88,7 +96,10 @@ def _vault(env_key: str) -> Vault:
 
 
 def vault() -> Vault:
-    """The process' vault for the current settings."""
+    """The process' vault for the current settings; its log entries name the flow run."""
+    from prefect.runtime import flow_run
+
+    set_flow_run(str(flow_run.id) if flow_run.id else None)
     settings = load_settings()
     key = "|".join((str(settings.home), settings.store.endpoint, settings.store.bucket_prefix))
     return _vault(key)

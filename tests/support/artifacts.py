@@ -51,3 +51,15 @@ def stored_objects(vault: Vault, tier: str, ids: list[str]) -> dict[str, tuple[s
 def envelope_versions(vault: Vault, ids: list[str], tier: str = "hot") -> set[int]:
     """The KEK versions that wrap the artifacts' envelopes in ``tier``."""
     return {vault.load_envelope(a, tier).kek_version for a in ids}
+
+
+def rebuildable_rows(vault: Vault) -> dict[str, list[tuple[object, ...]]]:
+    """The catalog's rows but for the entries a catalog rebuild logs about itself.
+
+    A rebuild is a logged operation, so the catalog after it holds its own
+    intent and outcome; every other row must come back the same.
+    """
+    return {
+        table: [row for row in rows if "catalog.rebuilt" not in row]
+        for table, rows in vault.catalog.dump().items()
+    }

@@ -69,7 +69,9 @@ def catalog_state(vault: Vault, artifact_id: str) -> dict[str, Any]:
     return {
         "placement": placement,
         "events": [k for k in kinds if k != "artifact.verified"],
-        "tables": {n: rows for n, rows in dump.items() if n not in ("placements", "events")},
+        "tables": {
+            n: rows for n, rows in dump.items() if n not in ("placements", "events", "log_entries")
+        },
     }
 
 
@@ -110,17 +112,17 @@ def test_commit_retried_after_a_failure_past_the_attestation_appends_it_once(
     held = promotion.claim(vault, p)
     promotion.copy(vault, p, held)
     promotion.rewrap(vault, p, held)
-    real = vault.record_event
+    real = vault.record
     failures = iter([AuditError("injected: audit trail down once")])
 
-    def flaky(kind: str, aid: str | None, details: dict[str, Any]) -> Any:
+    def flaky(kind: str, aid: str | None, tier: str | None, details: dict[str, Any]) -> Any:
         if kind == "artifact.promoted":
             exc = next(failures, None)
             if exc is not None:
                 raise exc
-        return real(kind, aid, details)
+        return real(kind, aid, tier, details)
 
-    monkeypatch.setattr(vault, "record_event", flaky)
+    monkeypatch.setattr(vault, "record", flaky)
     with pytest.raises(AuditError):
         promotion.commit(vault, p, held, (integrity, policy), digest)
     # Past the commit point: compensation leaves the target alone, the claim stays held.

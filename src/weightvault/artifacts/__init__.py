@@ -1,11 +1,23 @@
 """The artifact engine: envelopes, encrypted uploads, manifests, authenticated reads, gc."""
 
+from weightvault.artifacts._auditlog import (
+    AUDIT_HMAC_KEY_ID,
+    LOG_COSIGNER_KEY_ID,
+    LOG_NOTE_KEY_ID,
+    LogKeys,
+    audit_hash,
+    audit_hmac_key,
+    log_keys,
+    log_origin,
+    open_log,
+)
 from weightvault.artifacts._keystore import (
     StoreKeystoreBackups,
     StoreKeystoreVersions,
     open_keystore,
 )
 from weightvault.artifacts._vault import (
+    Operation,
     PutPlan,
     PutResult,
     Sealed,
@@ -19,6 +31,11 @@ from weightvault.artifacts._vault import (
 )
 
 __all__ = [
+    "AUDIT_HMAC_KEY_ID",
+    "LOG_COSIGNER_KEY_ID",
+    "LOG_NOTE_KEY_ID",
+    "LogKeys",
+    "Operation",
     "PutPlan",
     "PutResult",
     "Sealed",
@@ -29,7 +46,12 @@ __all__ = [
     "Vault",
     "VerifyReport",
     "artifact_row",
+    "audit_hash",
+    "audit_hmac_key",
     "decrypt_object",
     "file_row",
+    "log_keys",
+    "log_origin",
     "open_keystore",
+    "open_log",
 ]

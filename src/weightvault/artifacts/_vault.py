@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import os
 import queue
 import secrets
 import shutil
+import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ from weightvault._fs import (
 )
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, utcnow
+from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, open_log
 from weightvault.artifacts._keystore import open_keystore
 from weightvault.catalog import ArtifactRow, Catalog
 from weightvault.config import TIERS, Settings, environment
@@ -39,10 +42,13 @@ from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
     AuditError,
+    ConflictError,
     DiskFullError,
     IntegrityError,
     InvalidInputError,
+    KeyStateError,
     NotFoundError,
+    PolicyError,
     QuarantinedError,
     RetentionError,
     VaultError,
@@ -57,7 +63,18 @@ from weightvault.provenance import (
     trusted_keys,
     verify_statement,
 )
-from weightvault.records import Event, FileEntry, Manifest, check_relpath, notify
+from weightvault.records import (
+    Event,
+    FileEntry,
+    Manifest,
+    TransparencyLog,
+    check_relpath,
+    current_flow_run,
+    new_id,
+    notify,
+    one_line,
+    process_name,
+)
 from weightvault.store import ObjectStore, connect, ensure_layout
 from weightvault.store.layout import (
     ARTIFACTS_PREFIX,
@@ -109,6 +126,7 @@ class PutPlan:
     tier: str
     files: tuple[SourceFile, ...]
     labels: dict[str, str] = field(default_factory=dict)
+    op: Operation | None = None
 
     @property
     def total_size(self) -> int:
@@ -135,6 +153,7 @@ class Sealed:
 
     manifest: Manifest
     details: dict[str, Any]
+    op: Operation | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +164,47 @@ class VerifyReport:
     files: int
     bytes: int
     content_digest: str
+
+
+@dataclass
+class Operation:
+    """A logged operation in progress: what its outcome entry will say.
+
+    The body adds ``details`` (never secrets) and the ``key@vN`` refs it used
+    (:meth:`uses`). Plain data, so a flow can hand it from task to task.
+    """
+
+    op: str
+    kind: str
+    artifact_id: str | None
+    tier: str | None
+    details: dict[str, Any] = field(default_factory=dict)
+    key_ids: set[str] = field(default_factory=set)
+    intent_index: int = -1
+    outcome: Event | None = None
+
+    def uses(self, *refs: str | None) -> None:
+        """Name keys (``key@vN``) the operation used."""
+        self.key_ids.update(r for r in refs if r)
+
+    @property
+    def ts(self) -> str:
+        """The time of the recorded outcome."""
+        if self.outcome is None:
+            raise AuditError(f"{self.kind} has no recorded outcome yet")
+        return self.outcome.ts
+
+
+_REFUSALS = (PolicyError, KeyStateError, ConflictError, InvalidInputError, RetentionError)
+
+
+def _outcome_of(error: BaseException | None) -> tuple[str, str | None]:
+    """(outcome, one-line reason) of an operation that ended with ``error``."""
+    if error is None:
+        return "ok", None
+    if isinstance(error, VaultError):
+        return ("refused" if isinstance(error, _REFUSALS) else "failed"), one_line(error.message)
+    return "failed", type(error).__name__
 
 
 class TransferProgress(Protocol):
@@ -294,6 +354,8 @@ class Vault:
         self.actor = actor or default_actor()
         self.clock = clock
         self._envelopes_locked: bool | None = None
+        self._log: TransparencyLog | None = None
+        self._audit_key: bytes | None = None
 
     @classmethod
     def open(
@@ -337,20 +399,161 @@ class Vault:
         until = self.clock() + timedelta(days=settings.retention_days)
         return until.replace(microsecond=0)
 
-    # -- events ------------------------------------------------------------
+    # -- the audit log -----------------------------------------------------
 
-    def record_event(self, kind: str, artifact_id: str | None, details: dict[str, Any]) -> Event:
-        """Write an event to the audit bucket, then index and publish it."""
-        event = Event.new(kind, self.actor, artifact_id, details, now=self.clock())
+    @property
+    def tlog(self) -> TransparencyLog:
+        """The vault's transparency log (opened on first use; its keys created then)."""
+        if self._log is None:
+            try:
+                self._log = open_log(self.settings, self.store, self.keys)
+            except VaultError as exc:
+                raise AuditError(f"audit log unavailable: {exc.message}") from None
+        return self._log
+
+    def private(self, value: str) -> str:
+        """``hmac-sha256:<hex>`` of an identifier the log must not show (a path, a host)."""
+        if self._audit_key is None:
+            self._audit_key = audit_hmac_key(self.keys)
+        return audit_hash(self._audit_key, value)
+
+    def _client(self) -> dict[str, Any]:
+        return {
+            "host": self.private(socket.gethostname()),
+            "pid": os.getpid(),
+            "process": process_name(),
+            "flow_run": current_flow_run(),
+        }
+
+    def _append(self, event: Event) -> int:
+        index = self.tlog.sequence(event.to_bytes())
+        with contextlib.suppress(VaultError), self.catalog.transaction() as conn:
+            self.catalog.add_log_entry(conn, event.log_row(index))
+        return index
+
+    def begin(
+        self,
+        kind: str,
+        artifact_id: str | None = None,
+        tier: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Operation:
+        """Record the intent of an operation before it has any effect.
+
+        AuditError (exit 15) if the intent cannot be recorded, IntegrityError
+        if the log fails verification (a forged checkpoint): the caller must
+        then do nothing at all.
+        """
+        op = Operation(new_id(), kind, artifact_id, tier, dict(details or {}))
         try:
-            self.store.put_bytes(self.bucket("audit"), event.object_key, event.to_bytes())
+            event = Event.new(
+                kind,
+                phase="intent",
+                op=op.op,
+                principal={"name": self.actor},
+                client=self._client(),
+                artifact_id=artifact_id,
+                tier=tier,
+                details=op.details,
+                now=self.clock(),
+            )
+            op.intent_index = self._append(event)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"the audit log fails verification, {kind} refused before it did anything: "
+                f"{exc.message}"
+            ) from None
         except VaultError as exc:
-            raise AuditError(f"audit trail unavailable, {kind} refused: {exc.message}") from None
-        with self.catalog.transaction() as conn:
-            self.catalog.add_event(conn, event.catalog_row())
-        log.info(kind, artifact_id=artifact_id, actor=self.actor, **details)
+            raise AuditError(
+                f"audit log unavailable, {kind} refused before it did anything: {exc.message}"
+            ) from None
+        return op
+
+    def finish(self, op: Operation, error: BaseException | None = None) -> Event:
+        """Record the outcome of ``op``: ok, or failed/refused with ``error``'s one-line reason.
+
+        The outcome is integrated into a new signed checkpoint, then indexed and
+        published. AuditError if it cannot be recorded (the effect has happened;
+        the log then shows an intent without an outcome).
+        """
+        if op.outcome is not None:
+            return op.outcome
+        outcome, reason = _outcome_of(error)
+        event = Event.new(
+            op.kind,
+            phase="outcome",
+            op=op.op,
+            principal={"name": self.actor},
+            client=self._client(),
+            artifact_id=op.artifact_id,
+            tier=op.tier,
+            key_ids=tuple(op.key_ids),
+            outcome=outcome,
+            reason=reason,
+            details=op.details,
+            now=self.clock(),
+        )
+        try:
+            index = self._append(event)
+            self.tlog.integrate(until=index)
+        except VaultError as exc:
+            raise AuditError(
+                f"{op.kind} ran but its outcome is missing from the audit log "
+                f"(intent {op.intent_index}): {exc.message}"
+            ) from None
+        op.outcome = event
+        if outcome == "ok":
+            with self.catalog.transaction() as conn:
+                self.catalog.add_event(conn, event.catalog_row())
+        fields = {
+            "artifact_id": op.artifact_id,
+            "actor": self.actor,
+            "outcome": outcome,
+            "reason": reason,
+            "log_index": index,
+        }
+        extra = {k: v for k, v in op.details.items() if k not in fields and k != "event"}
+        log.info(op.kind, **fields, **extra)
         notify(event)
         return event
+
+    def record(
+        self,
+        kind: str,
+        artifact_id: str | None = None,
+        tier: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Event:
+        """Record a decision or a step already covered by an enclosing operation's intent."""
+        with self.operation(kind, artifact_id, tier, details) as op:
+            pass
+        return self.finish(op)
+
+    @contextlib.contextmanager
+    def operation(
+        self,
+        kind: str,
+        artifact_id: str | None = None,
+        tier: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Iterator[Operation]:
+        """Run the body as one logged operation: intent first, outcome after.
+
+        If the intent cannot be recorded the body never runs (AuditError). A
+        VaultError from the body is recorded as ``failed`` or ``refused`` with
+        its one-line message and re-raised; any other exception as ``failed``
+        with its class name only.
+        """
+        op = self.begin(kind, artifact_id, tier, details)
+        try:
+            yield op
+        except BaseException as exc:
+            try:
+                self.finish(op, exc)
+            except AuditError as audit:
+                log.warning("audit.outcome_missing", kind=kind, reason=audit.message)
+            raise
+        self.finish(op)
 
     # -- put -----------------------------------------------------------------
 
@@ -500,9 +703,15 @@ class Vault:
             if existing:
                 self.discard(plan.artifact_id, plan.tier)
                 original = existing[0]
-                self.record_event(
+                if plan.op is not None:
+                    plan.op.details.update(
+                        duplicate_of=original.id, content_digest=manifest.content_digest
+                    )
+                    self.finish(plan.op)
+                self.record(
                     "artifact.deduplicated",
                     original.id,
+                    original.tier,
                     {"name": plan.name, "content_digest": manifest.content_digest},
                 )
                 return PutResult(original, duplicate_of=original.id)
@@ -522,11 +731,16 @@ class Vault:
         if provenance is not None:
             details["provenance_complete"] = provenance.complete
             details["git_commit"] = provenance.git_commit
-        return Sealed(manifest, details)
+        return Sealed(manifest, details, plan.op)
 
     def publish(self, sealed: Sealed) -> PutResult:
-        """Write the manifest (the commit point), then the event and the catalog rows."""
+        """Write the manifest (the commit point), then the outcome and the catalog rows.
+
+        A sealed artifact without an operation (one sealed outside a put) gets
+        its intent recorded here, before the manifest is written.
+        """
         manifest, details = sealed.manifest, sealed.details
+        op = sealed.op or self.begin("artifact.ingested", manifest.artifact_id, manifest.tier)
         dek = self.dek(manifest.artifact_id, manifest.tier)
         body = manifest.to_bytes(manifest_mac(dek, manifest.body_bytes()))
         del dek
@@ -544,18 +758,18 @@ class Vault:
                 envelope_key(manifest.artifact_id, manifest.tier),
                 retain,
             )
-        event = self.record_event(
-            "artifact.ingested",
-            manifest.artifact_id,
-            {
-                "name": manifest.name,
-                "tier": manifest.tier,
-                "content_digest": manifest.content_digest,
-                "files": len(manifest.files),
-                "bytes": manifest.total_size,
-                **details,
-            },
+        wrapped = self.load_envelope(manifest.artifact_id, manifest.tier)
+        op.uses(f"{wrapped.kek_id}@v{wrapped.kek_version}", details.get("signed_by"))
+        op.details.update(
+            name=manifest.name,
+            tier=manifest.tier,
+            content_digest=manifest.content_digest,
+            manifest_sha256=hashlib.sha256(body).hexdigest(),
+            files=len(manifest.files),
+            bytes=manifest.total_size,
+            **details,
         )
+        event = self.finish(op)
         return PutResult(self._index(manifest, body, event.ts, details.get("signed_by")))
 
     def _index(
@@ -657,40 +871,63 @@ class Vault:
         """Decrypt one file of a catalogued artifact (see :func:`decrypt_object`)."""
         return decrypt_object(self.store, self.bucket(row.tier), row.id, entry, dek, sink, progress)
 
+    def artifact_operation(
+        self, kind: str, artifact_id: str, details: dict[str, Any] | None = None
+    ) -> contextlib.AbstractContextManager[Operation]:
+        """:meth:`operation` on an artifact, named as the catalog resolves ``artifact_id``.
+
+        An id the catalog does not know is logged as requested (and the body's
+        NotFoundError recorded as the outcome).
+        """
+        try:
+            row = self.resolve(artifact_id)
+        except (NotFoundError, InvalidInputError):
+            requested = {"requested": artifact_id[:100], **(details or {})}
+            return self.operation(kind, None, None, requested)
+        return self.operation(kind, row.id, row.tier, details)
+
     def verify(self, artifact_id: str, progress: TransferProgress | None = None) -> VerifyReport:
         """Decrypt and hash every file without writing plaintext anywhere."""
-        row, manifest, dek = self._readable(artifact_id)
-        if progress is not None:
-            progress.start(manifest.total_size)
-        total = 0
-        for entry in manifest.files:
-            _, n = self.decrypt_file(row, entry, dek, None, progress)
-            total += n
-        del dek
-        self.record_event("artifact.verified", row.id, {"files": len(manifest.files)})
+        with self.artifact_operation("artifact.verified", artifact_id) as op:
+            row, manifest, dek = self._readable(artifact_id)
+            if progress is not None:
+                progress.start(manifest.total_size)
+            total = 0
+            try:
+                for entry in manifest.files:
+                    _, n = self.decrypt_file(row, entry, dek, None, progress)
+                    total += n
+            finally:
+                del dek
+            op.details.update(files=len(manifest.files), bytes=total)
         return VerifyReport(row.id, len(manifest.files), total, manifest.content_digest)
 
     def get(
         self, artifact_id: str, out: Path, progress: TransferProgress | None = None
     ) -> Manifest:
-        """Download, decrypt and verify into ``out``, renamed into place only when all is good."""
-        row, manifest, dek = self._readable(artifact_id)
-        if progress is not None:
-            progress.start(manifest.total_size)
-        try:
-            with staged_output(out, self.staging_registry) as staging:
-                for entry in manifest.files:
-                    target = (staging / entry.path).resolve()
-                    if not target.is_relative_to(staging.resolve()):
-                        raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with target.open("wb") as fh:
-                        self.decrypt_file(row, entry, dek, fh, progress)
-        except OSError as exc:
-            raise local_write_error(exc, out) from None
-        finally:
-            del dek
-        self.record_event("artifact.read", row.id, {"files": len(manifest.files)})
+        """Download, decrypt and verify into ``out``, renamed into place only when all is good.
+
+        The read is logged before any plaintext is written: no log, no plaintext.
+        """
+        output = {"output": self.private(str(out.absolute()))}
+        with self.artifact_operation("artifact.read", artifact_id, output) as op:
+            row, manifest, dek = self._readable(artifact_id)
+            if progress is not None:
+                progress.start(manifest.total_size)
+            try:
+                with staged_output(out, self.staging_registry) as staging:
+                    for entry in manifest.files:
+                        target = (staging / entry.path).resolve()
+                        if not target.is_relative_to(staging.resolve()):
+                            raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        with target.open("wb") as fh:
+                            self.decrypt_file(row, entry, dek, fh, progress)
+            except OSError as exc:
+                raise local_write_error(exc, out) from None
+            finally:
+                del dek
+            op.details["files"] = len(manifest.files)
         return manifest
 
     def show(self, artifact_id: str) -> dict[str, Any]:
@@ -737,6 +974,14 @@ class Vault:
         left by a promotion that crashed after its catalog move are removed too.
         """
         grace = timedelta(minutes=self.settings.gc_grace_minutes) if grace is None else grace
+        if dry_run:
+            return self._gc(grace, dry_run=True)
+        with self.operation("store.gc", details={"grace_seconds": grace.total_seconds()}) as op:
+            removed = self._gc(grace, dry_run=False)
+            op.details["removed"] = len(removed)
+        return removed
+
+    def _gc(self, grace: timedelta, *, dry_run: bool) -> list[str]:
         now = self.clock()
         cutoff = now - grace
         removed: list[str] = []
@@ -769,8 +1014,6 @@ class Vault:
         removed += self._promotion_leftovers(committed, now, dry_run=dry_run)
         removed += self._gc_envelopes(committed, cutoff, keep, dry_run=dry_run)
         removed += self.sweep_staging(dry_run=dry_run)
-        if removed and not dry_run:
-            self.record_event("store.gc", None, {"removed": len(removed)})
         return removed
 
     def _locked_versions_under(self, bucket: str, prefix: str, now: datetime) -> bool:
@@ -939,6 +1182,7 @@ def file_row(artifact_id: str, idx: int, entry: FileEntry) -> dict[str, Any]:
 
 
 __all__ = [
+    "Operation",
     "PutPlan",
     "PutResult",
     "Sealed",

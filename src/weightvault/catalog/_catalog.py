@@ -106,6 +106,25 @@ events = Table(
     Column("details", Text, nullable=False),
 )
 
+# Every transparency-log entry (intents and outcomes), indexed for ``audit show|search``;
+# ``entry`` is the entry's exact bytes. The log is the truth; this is its index.
+log_entries = Table(
+    "log_entries",
+    metadata,
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("ts", String(40), nullable=False, index=True),
+    Column("kind", String(64), nullable=False, index=True),
+    Column("phase", String(16), nullable=False),
+    Column("op", String(64), nullable=False, index=True),
+    Column("principal", String(255), nullable=False, index=True),
+    Column("artifact_id", String(64), nullable=True, index=True),
+    Column("tier", String(32), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("entry", Text, nullable=False),
+)
+
 # Who holds a placement's claim (``placements.pending``) and until when: a claim
 # whose owner process is gone, or whose lease expired, may be taken over.
 claims = Table(
@@ -128,7 +147,7 @@ damage = Table(
     Column("reason", Text, nullable=False),
 )
 
-TABLES = (artifacts, files, placements, envelopes, events, claims, damage)
+TABLES = (artifacts, files, placements, envelopes, events, log_entries, claims, damage)
 
 
 @dataclass(frozen=True)
@@ -253,6 +272,60 @@ class Catalog:
         exists = conn.execute(select(events.c.id).where(events.c.id == row["id"])).first()
         if exists is None:
             conn.execute(insert(events), [row])
+
+    def add_log_entry(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Index a log entry (idempotent on its index)."""
+        exists = conn.execute(select(log_entries.c.idx).where(log_entries.c.idx == row["idx"]))
+        if exists.first() is None:
+            conn.execute(insert(log_entries), [row])
+
+    def log_search(
+        self,
+        *,
+        artifact_id: str | None = None,
+        principal: str | None = None,
+        kind: str | None = None,
+        phase: str | None = None,
+        outcome: str | None = None,
+        op: str | None = None,
+        ref: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Indexed log entries matching every given filter, in log order.
+
+        ``ref`` matches an entry's id, its operation id or its log index.
+        """
+        query = select(log_entries).order_by(log_entries.c.idx).limit(limit)
+        filters = {
+            log_entries.c.artifact_id: artifact_id,
+            log_entries.c.principal: principal,
+            log_entries.c.kind: kind,
+            log_entries.c.phase: phase,
+            log_entries.c.outcome: outcome,
+            log_entries.c.op: op,
+        }
+        for column, value in filters.items():
+            if value is not None:
+                query = query.where(column == value)
+        if ref is not None:
+            match = (log_entries.c.id == ref) | (log_entries.c.op == ref)
+            if ref.isdigit():
+                match = match | (log_entries.c.idx == int(ref))
+            query = query.where(match)
+        if since is not None:
+            query = query.where(log_entries.c.ts >= since)
+        if until is not None:
+            query = query.where(log_entries.c.ts < until)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = []
+        for r in rows:
+            row = r._asdict()
+            row["entry"] = json.loads(row["entry"])
+            out.append(row)
+        return out
 
     def set_envelope(
         self,
@@ -450,7 +523,10 @@ class Catalog:
         conn.execute(delete(artifacts).where(artifacts.c.id == artifact_id))
 
     def replace_all(
-        self, event_rows: Sequence[dict[str, Any]], indexed: Sequence[IndexedArtifact]
+        self,
+        event_rows: Sequence[dict[str, Any]],
+        indexed: Sequence[IndexedArtifact],
+        log_rows: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Swap the whole index for ``event_rows`` and ``indexed`` in one transaction.
 
@@ -462,6 +538,8 @@ class Catalog:
                 conn.execute(delete(table))
             if event_rows:
                 conn.execute(insert(events), list(event_rows))
+            if log_rows:
+                conn.execute(insert(log_entries), list(log_rows))
             for item in indexed:
                 try:
                     conn.execute(insert(artifacts), [item.artifact])

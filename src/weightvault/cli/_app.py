@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from weightvault.cli import _dr, _keys, _policy, _tiers, _trust, _witness
+from weightvault.cli import _audit, _dr, _keys, _policy, _tiers, _trust, _witness
 from weightvault.cli._common import Handler, Parser, emit, emit_table, open_vault, settings_for
 from weightvault.cli._progress import transfer
 from weightvault.config import Settings, environment
@@ -26,7 +26,7 @@ from weightvault.errors import DiskFullError, InvalidInputError, StoreCapability
 from weightvault.logs import configure_logging, scrub_text
 
 # Core command groups in their own modules; each has register(sub, common).
-COMMAND_MODULES = (_keys, _policy, _tiers, _trust, _witness, _dr)
+COMMAND_MODULES = (_audit, _keys, _policy, _tiers, _trust, _witness, _dr)
 
 
 # -- commands -----------------------------------------------------------------
@@ -212,6 +212,11 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     report = rebuild_catalog(vault)
     counts = ("artifacts", "events", "skipped", "damaged")
     lines = ["catalog rebuilt: " + ", ".join(f"{k} {report[k]}" for k in counts)]
+    if report["ignored_unsigned"]:
+        lines.append(
+            f"ignored {report['ignored_unsigned']} unsigned events/ object(s): "
+            "events are trusted only from the signed transparency log"
+        )
     lines += [f"skipped {u['object']}: {u['reason']}" for u in report["untrusted"]]
     lines += [f"damaged {d['artifact_id']}: {d['reason']}" for d in report["damaged_artifacts"]]
     emit(args, "\n".join(lines), report)

@@ -40,19 +40,21 @@ def _split_master(args: argparse.Namespace) -> int:
         if out.exists() and any(out.iterdir()):
             raise InvalidInputError(f"--out-dir {out} exists and is not empty")
     vault = open_vault(args)
-    split = dr.split_master(
-        vault.settings,
-        vault.store,
-        threshold=args.threshold,
-        shares=args.shares,
-        replace=args.replace,
-    )
-    details = {
-        "threshold": split.threshold,
-        "shares": len(split.shares),
-        "replaced": split.replaced,
-    }
-    vault.record_event("dr.master_split", None, details)
+    asked = {"threshold": args.threshold, "shares": args.shares, "replace": bool(args.replace)}
+    with vault.operation("dr.master_split", details=asked) as op:
+        split = dr.split_master(
+            vault.settings,
+            vault.store,
+            threshold=args.threshold,
+            shares=args.shares,
+            replace=args.replace,
+        )
+        details = {
+            "threshold": split.threshold,
+            "shares": len(split.shares),
+            "replaced": split.replaced,
+        }
+        op.details.update(details)
     head = (
         f"master key split: {split.threshold} of {len(split.shares)} shares recover it\n"
         + _WARNING.format(k=split.threshold)

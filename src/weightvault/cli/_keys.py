@@ -235,21 +235,21 @@ def _split(args: argparse.Namespace) -> int:
         if out.exists() and any(out.iterdir()):
             raise InvalidInputError(f"--out-dir {out} exists and is not empty")
         _check_writable(out)
-    split = split_escrow_key(
-        vault.keys, threshold=args.threshold, shares=args.shares, replace=args.replace
-    )
-    escrowed = escrow_all_cold(vault)
-    vault.record_event(
+    with vault.operation(
         "key.escrow_split",
-        None,
-        {
-            "key": split.key_ref,
-            "fingerprint": split.fingerprint,
-            "threshold": split.threshold,
-            "shares": len(split.shares),
-            "cold_escrowed": escrowed["written"],
-        },
-    )
+        details={"threshold": args.threshold, "shares": args.shares, "replace": args.replace},
+    ) as op:
+        split = split_escrow_key(
+            vault.keys, threshold=args.threshold, shares=args.shares, replace=args.replace
+        )
+        op.uses(split.key_ref)
+        escrowed = escrow_all_cold(vault)
+        op.details.update(
+            key=split.key_ref,
+            fingerprint=split.fingerprint,
+            shares=len(split.shares),
+            cold_escrowed=escrowed["written"],
+        )
     data: dict[str, Any] = {
         "key": split.key_ref,
         "fingerprint": split.fingerprint,

@@ -142,6 +142,11 @@ class Ed25519NoteSigner:
         self.key_id = key_id(name, ED25519, public)
         self.vkey = _vkey(name, ED25519, public)
 
+    @classmethod
+    def from_seed(cls, name: str, seed: bytes) -> Ed25519NoteSigner:
+        """The signer of the 32-byte Ed25519 private key ``seed``."""
+        return cls(name, ed25519.Ed25519PrivateKey.from_private_bytes(seed))
+
     def sign(self, text: str) -> bytes:
         """Ed25519 over the UTF-8 note text."""
         return self._key.sign(text.encode())
@@ -226,6 +231,11 @@ class MLDSA44Cosigner:
         public = private_key.public_key().public_bytes_raw()
         self.key_id = key_id(name, COSIGNATURE_MLDSA44, public)
         self.vkey = _vkey(name, COSIGNATURE_MLDSA44, public)
+
+    @classmethod
+    def from_seed(cls, name: str, seed: bytes, clock: Callable[[], float]) -> MLDSA44Cosigner:
+        """The cosigner of the 32-byte ML-DSA-44 key generation ``seed``."""
+        return cls(name, mldsa.MLDSA44PrivateKey.from_seed_bytes(seed), clock)
 
     def sign(self, text: str) -> bytes:
         """``u64 timestamp || ML-DSA-44(subtree/v1 message)``."""

@@ -228,6 +228,18 @@ class KeyProvider(Protocol):
         """Store a new version of a non-KEK key."""
         ...
 
+    def ensure_secret(
+        self,
+        key_id: str,
+        purpose: str,
+        algorithm: str,
+        make: Callable[[], bytes],
+        *,
+        meta: dict[str, str] | None = None,
+    ) -> KeyRecord:
+        """The active version of a non-KEK key, created with ``make()`` on first use."""
+        ...
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
@@ -673,6 +685,29 @@ class LocalKeyStore:
         """Store a new version of a non-KEK key (signing, escrow, token)."""
         with self._locked() as records:
             return self._new_record(records, key_id, purpose, algorithm, tier, material, meta)
+
+    def ensure_secret(
+        self,
+        key_id: str,
+        purpose: str,
+        algorithm: str,
+        make: Callable[[], bytes],
+        *,
+        meta: dict[str, str] | None = None,
+    ) -> KeyRecord:
+        """The active version of a non-KEK key; ``make()`` creates its material on first use.
+
+        The check and the creation happen under the keystore lock, so concurrent
+        first uses agree on one version.
+        """
+        rec = self.active(key_id)
+        if rec is not None:
+            return rec
+        with self._locked() as records:
+            for existing in records:
+                if existing.key_id == key_id and existing.state == KeyState.ACTIVE:
+                    return existing
+            return self._new_record(records, key_id, purpose, algorithm, None, make(), meta)
 
     def set_state(
         self, key_id: str, version: int, state: KeyState, *, since: datetime | None = None

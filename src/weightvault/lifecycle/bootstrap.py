@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from weightvault._fs import make_private_dir
-from weightvault.artifacts import open_keystore
+from weightvault.artifacts import audit_hmac_key, log_keys, log_origin, open_keystore
 from weightvault.config import Settings
 from weightvault.keys import create_master_key
 from weightvault.store import (
@@ -66,6 +66,9 @@ def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any
         report["buckets"] = settings.store.bucket("*")
     keystore = open_keystore(settings, store)
     keks = ", ".join(keystore.active_kek(tier).ref for tier in KEK_TIERS)
-    order = ("home", "master_key", "keks", "store", "buckets")
+    # The audit log's keys and the audit HMAC key; only the public vkey is reported.
+    report["log_key"] = log_keys(keystore, log_origin(settings)).vkeys["ed25519"]
+    audit_hmac_key(keystore)
+    order = ("home", "master_key", "keks", "log_key", "store", "buckets")
     report["keks"] = keks
     return {name: report[name] for name in order if name in report}

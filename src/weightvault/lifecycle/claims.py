@@ -95,17 +95,19 @@ def take(vault: Vault, artifact_id: str, source: str, target: str) -> Claim:
                 f"artifact {artifact_id} is claimed for {holder.source}->{holder.target} by a "
                 f"move that is no longer running ({reason}): run that move again to finish it"
             ) from None
-        generation = vault.catalog.take_over(holder, _owner(vault))
         previous = holder.owner
         details = {
             "from": source,
             "to": target,
             "reason": reason,
-            "previous_owner": f"pid {previous.pid} on {previous.host}" if previous else None,
-            "generation": generation,
+            "previous_owner": (
+                f"pid {previous.pid} on {vault.private(previous.host)}" if previous else None
+            ),
         }
-        log.warning("claim.taken_over", artifact_id=artifact_id, **details)
-        vault.record_event(TAKEN_OVER, artifact_id, details)
+        with vault.operation(TAKEN_OVER, artifact_id, source, details) as op:
+            generation = vault.catalog.take_over(holder, _owner(vault))
+            op.details["generation"] = generation
+        log.warning("claim.taken_over", artifact_id=artifact_id, **op.details)
     return Claim(artifact_id, source, target, generation)
 
 

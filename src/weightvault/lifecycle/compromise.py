@@ -176,31 +176,29 @@ def compromise_key(
     """
     keys = rotating_keys(vault)
     rec = resolve_key(vault, ref)
-    if rec.state == KeyState.DESTROYED:
-        raise KeyStateError(f"key {rec.ref} is destroyed: nothing left to compromise")
-    newly = rec.state != KeyState.COMPROMISED
-    replacement: str | None = None
-    if newly:
-        rec = keys.set_state(rec.key_id, rec.version, KeyState.COMPROMISED, since=since)
-        if rec.purpose == "kek" and rec.tier is not None:
-            replacement = keys.rotate_kek(rec.tier).ref
-        elif rec.key_id == SIGNING_KEY_ID:
-            replacement = rotate_signing(vault)
-            publish_trust_root(vault)
-    elif rec.purpose == "kek" and rec.tier is not None:
-        active = keys.active(rec.key_id)
-        replacement = active.ref if active else keys.active_kek(rec.tier).ref
-    protected = protected_by(vault, rec, since=since, exposed=exposed, all_exposed=all_exposed)
-    if newly:
-        vault.record_event(
-            "key.compromised",
-            None,
-            {
-                "key": rec.ref,
-                "replacement": replacement,
-                "protected": len(protected),
-                "re_encrypt": sum(1 for p in protected if p.action == "re-encrypt"),
-                "since": since.isoformat() if since else None,
-            },
+    details = {"key": rec.ref, "since": since.isoformat() if since else None}
+    with vault.operation("key.compromised", details=details) as op:
+        op.uses(rec.ref)
+        if rec.state == KeyState.DESTROYED:
+            raise KeyStateError(f"key {rec.ref} is destroyed: nothing left to compromise")
+        newly = rec.state != KeyState.COMPROMISED
+        replacement: str | None = None
+        if newly:
+            rec = keys.set_state(rec.key_id, rec.version, KeyState.COMPROMISED, since=since)
+            if rec.purpose == "kek" and rec.tier is not None:
+                replacement = keys.rotate_kek(rec.tier).ref
+            elif rec.key_id == SIGNING_KEY_ID:
+                replacement = rotate_signing(vault)
+                publish_trust_root(vault)
+        elif rec.purpose == "kek" and rec.tier is not None:
+            active = keys.active(rec.key_id)
+            replacement = active.ref if active else keys.active_kek(rec.tier).ref
+        op.uses(replacement)
+        protected = protected_by(vault, rec, since=since, exposed=exposed, all_exposed=all_exposed)
+        op.details.update(
+            newly_marked=newly,
+            replacement=replacement,
+            protected=len(protected),
+            re_encrypt=sum(1 for p in protected if p.action == "re-encrypt"),
         )
     return CompromiseReport(rec.ref, newly, replacement, tuple(protected), rec.purpose)

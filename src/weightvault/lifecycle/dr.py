@@ -287,10 +287,14 @@ def restore_home(
     write_home(settings, master, backup)
     catalog = rebuild(settings, actor=actor)
     vault = Vault.open(settings, actor=actor)
-    vault.record_event(
+    # The log's keys are in the keystore just restored, so this is recorded after the effect.
+    vault.record(
         "dr.home_restored",
-        None,
-        {"home": str(settings.home), "keystore_version": backup.version, **_counts(catalog)},
+        details={
+            "home": vault.private(str(settings.home)),
+            "keystore_version": backup.version,
+            **_counts(catalog),
+        },
     )
     log.info("dr.home_restored", keystore_version=backup.version)
     return {

@@ -114,61 +114,64 @@ def _write(path: Path, data: bytes) -> None:
 
 def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
     """Write the bundle of an artifact into a new directory ``out``."""
-    row = vault.resolve(artifact_id)
-    if row.tier != "cold":
-        raise PolicyError(
-            f"artifact {row.id} is in {row.tier}: only cold releases are exported; promote it first"
-        )
     out = out.absolute()
-    ensure_current_root(vault)
-    with staged_output(out) as staging:
-        manifest, dek = vault.load_manifest(row.id, row.tier)
-        vault.verify_statement(row.id, row.tier, manifest)
-        bucket = vault.bucket(row.tier)
-        _write(staging / "manifest.json", vault.store.get_bytes(bucket, manifest_key(row.id)))
-        _write(
-            staging / "statement.dsse.json", vault.store.get_bytes(bucket, statement_key(row.id))
-        )
-        for key in attestation_keys(vault.store, vault.bucket("audit"), row.id):
-            data = vault.store.get_bytes(vault.bucket("audit"), key)
-            _write(staging / "attestations" / key.rsplit("/", 1)[1], data)
-        for version in root_chain(vault):
-            _write(staging / _ROOTS_DIR / f"{version.version}.json", version.to_bytes())
-        for rel, data in _evidence(vault, row.id).items():
-            _write(staging / rel, data)
-        del dek
-        _write(staging / "escrow.json", _escrow_document(vault, row.id))
-        for entry in manifest.files:
-            target = staging / "ciphertext" / entry.object_key.rsplit("/", 1)[1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with vault.store.open(bucket, entry.object_key) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst, _CHUNK)
-        listing = []
-        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-            found = hash_file(path)
-            listing.append(
-                {
-                    "path": path.relative_to(staging).as_posix(),
-                    "sha256": found.sha256,
-                    "size": found.size,
-                }
+    with vault.artifact_operation(
+        "artifact.exported", artifact_id, {"output": vault.private(str(out))}
+    ) as op:
+        row = vault.resolve(artifact_id)
+        if row.tier != "cold":
+            raise PolicyError(
+                f"artifact {row.id} is in {row.tier}: only cold releases are exported; "
+                "promote it first"
             )
-        index = {
-            "type": BUNDLE_TYPE,
-            "artifact_id": row.id,
-            "name": row.name,
-            "content_digest": row.content_digest,
-            "tier": row.tier,
-            "exported_at": iso(vault.clock()),
-            "files": listing,
-        }
-        body = canonical_json(index)
-        _write(staging / "bundle.json", body)
-        envelope = dsse.sign_envelope(
-            body, "application/vnd.weightvault.bundle+json", signing_key(vault.keys)
-        )
-        _write(staging / "bundle.dsse.json", canonical_json(envelope))
-    vault.record_event("artifact.exported", row.id, {"files": len(manifest.files)})
+        ensure_current_root(vault)
+        with staged_output(out) as staging:
+            manifest, dek = vault.load_manifest(row.id, row.tier)
+            vault.verify_statement(row.id, row.tier, manifest)
+            bucket = vault.bucket(row.tier)
+            _write(staging / "manifest.json", vault.store.get_bytes(bucket, manifest_key(row.id)))
+            statement = vault.store.get_bytes(bucket, statement_key(row.id))
+            _write(staging / "statement.dsse.json", statement)
+            for key in attestation_keys(vault.store, vault.bucket("audit"), row.id):
+                data = vault.store.get_bytes(vault.bucket("audit"), key)
+                _write(staging / "attestations" / key.rsplit("/", 1)[1], data)
+            for version in root_chain(vault):
+                _write(staging / _ROOTS_DIR / f"{version.version}.json", version.to_bytes())
+            for rel, data in _evidence(vault, row.id).items():
+                _write(staging / rel, data)
+            del dek
+            _write(staging / "escrow.json", _escrow_document(vault, row.id))
+            for entry in manifest.files:
+                target = staging / "ciphertext" / entry.object_key.rsplit("/", 1)[1]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with vault.store.open(bucket, entry.object_key) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+            listing = []
+            for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+                found = hash_file(path)
+                listing.append(
+                    {
+                        "path": path.relative_to(staging).as_posix(),
+                        "sha256": found.sha256,
+                        "size": found.size,
+                    }
+                )
+            index = {
+                "type": BUNDLE_TYPE,
+                "artifact_id": row.id,
+                "name": row.name,
+                "content_digest": row.content_digest,
+                "tier": row.tier,
+                "exported_at": iso(vault.clock()),
+                "files": listing,
+            }
+            body = canonical_json(index)
+            _write(staging / "bundle.json", body)
+            envelope = dsse.sign_envelope(
+                body, "application/vnd.weightvault.bundle+json", signing_key(vault.keys)
+            )
+            _write(staging / "bundle.dsse.json", canonical_json(envelope))
+        op.details["files"] = len(manifest.files)
     return out
 
 

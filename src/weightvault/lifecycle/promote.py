@@ -239,9 +239,10 @@ def check_policy(vault: Vault, p: PromotionPlan, integrity: Gate) -> tuple[Gate,
 def refuse(vault: Vault, p: PromotionPlan, gates: Sequence[Gate]) -> None:
     """Record a refused promotion and raise PolicyError with every reason."""
     failed = [r for g in gates if not g.passed for r in g.reasons]
-    vault.record_event(
+    vault.record(
         "artifact.promotion_refused",
         p.artifact_id,
+        p.source,
         {"tier": p.target, "reasons": failed, "approver": p.approver},
     )
     raise PolicyError(f"promotion of {p.artifact_id} to {p.target} refused: " + "; ".join(failed))
@@ -389,9 +390,10 @@ def commit(
     retain_text: str | None = att.predicate.get("retain_until")
     since = _promoted_ts(vault, p, att)
     if since is None:
-        since = vault.record_event(
+        since = vault.record(
             PROMOTED,
             p.artifact_id,
+            p.target,
             {
                 "from": p.source,
                 "tier": p.target,
@@ -528,29 +530,38 @@ def promote(
     justification: str,
     legal_hold: bool = False,
 ) -> PromotionResult:
-    """Run every step of a promotion in this process; PolicyError lists every reason."""
-    p = plan(
-        vault,
-        artifact_id,
-        target,
-        approver=approver,
-        justification=justification,
-        legal_hold=legal_hold,
-    )
-    integrity = check_integrity(vault, p)
-    policy, digest = check_policy(vault, p, integrity)
-    gates = (integrity, policy)
-    if not all(g.passed for g in gates):
-        refuse(vault, p, gates)
-    held = claim(vault, p)
-    try:
-        copy(vault, p, held)
-        rewrap(vault, p, held)
-        return commit(vault, p, held, gates, digest)
-    except BaseException:
-        with contextlib.suppress(VaultError):
-            abandon(vault, p, held)
-        raise
+    """Run every step of a promotion in this process; PolicyError lists every reason.
+
+    The request is one logged operation (``artifact.promotion``): its intent is
+    recorded before the gates run, its outcome (ok, refused with every reason,
+    failed) after; the commit itself is the ``artifact.promoted`` record.
+    """
+    details = {"to": target, "approver": approver, "justification": justification}
+    with vault.artifact_operation("artifact.promotion", artifact_id, details) as op:
+        p = plan(
+            vault,
+            artifact_id,
+            target,
+            approver=approver,
+            justification=justification,
+            legal_hold=legal_hold,
+        )
+        integrity = check_integrity(vault, p)
+        policy, digest = check_policy(vault, p, integrity)
+        gates = (integrity, policy)
+        if not all(g.passed for g in gates):
+            refuse(vault, p, gates)
+        held = claim(vault, p)
+        try:
+            copy(vault, p, held)
+            rewrap(vault, p, held)
+            result = commit(vault, p, held, gates, digest)
+        except BaseException:
+            with contextlib.suppress(VaultError):
+                abandon(vault, p, held)
+            raise
+        op.details["policy_digest"] = digest
+    return result
 
 
 # -- delete ---------------------------------------------------------------------------
@@ -593,7 +604,7 @@ def announce_delete(vault: Vault, d: DeletePlan, removed: int) -> str:
         if event["kind"] == "artifact.deleted":
             return str(event["ts"])
     details = {"tier": d.tier, "objects": removed}
-    return vault.record_event("artifact.deleted", d.artifact_id, details).ts
+    return vault.record("artifact.deleted", d.artifact_id, d.tier, details).ts
 
 
 def unindex(vault: Vault, d: DeletePlan) -> None:
@@ -603,9 +614,15 @@ def unindex(vault: Vault, d: DeletePlan) -> None:
 
 
 def delete_artifact(vault: Vault, artifact_id: str) -> int:
-    """Delete an artifact's objects: every delete step in a row; refused under retention."""
-    d = plan_delete(vault, artifact_id)
-    removed = remove_objects(vault, d)
-    announce_delete(vault, d, removed)
+    """Delete an artifact's objects: every delete step in a row; refused under retention.
+
+    The intent is in the audit log before anything is removed; a refusal
+    (retention, legal hold) is recorded as the outcome.
+    """
+    with vault.artifact_operation("artifact.deleted", artifact_id) as op:
+        d = plan_delete(vault, artifact_id)
+        op.details["tier"] = d.tier
+        removed = remove_objects(vault, d)
+        op.details["objects"] = removed
     unindex(vault, d)
     return removed

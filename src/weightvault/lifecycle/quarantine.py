@@ -9,14 +9,13 @@ Both moves are written once, here, as named steps taking the vault and
 immutable values; :func:`quarantine` and :func:`release` run them in a row.
 
 - quarantine: :func:`plan_quarantine`, :func:`claim`, :func:`write_marker`
-  (the commit point: the store now says "quarantined"), :func:`announce_quarantine`,
-  :func:`index`.
-- release: :func:`plan_release`, :func:`claim`, :func:`announce_release`
-  (intent before effect), :func:`remove_marker` (the commit point),
-  :func:`index`.
+  (the commit point: the store now says "quarantined"), :func:`index`.
+- release: :func:`plan_release`, :func:`claim`, :func:`remove_marker` (the
+  commit point), :func:`index`.
 
-Each step is idempotent: the marker is written once and kept on a retry, an
-event already recorded for this marker is not recorded again, and indexing
+Each move is one logged operation: its intent is in the audit log before the
+claim is taken, its outcome (ok, or refused with the reason) after. Each step
+is idempotent: the marker is written once and kept on a retry, and indexing
 sets the same row. A failure before the commit point releases the claim
 (:func:`abandon`); past it the move rolls forward (re-run the rest).
 """
@@ -39,8 +38,6 @@ __all__ = [
     "QuarantinePlan",
     "ReleasePlan",
     "abandon",
-    "announce_quarantine",
-    "announce_release",
     "claim",
     "index",
     "plan_quarantine",
@@ -110,14 +107,6 @@ def read_marker(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
     return marker
 
 
-def _event_since(vault: Vault, artifact_id: str, kind: str, since: str) -> str | None:
-    """The time of a ``kind`` event of the artifact recorded at or after ``since``."""
-    for event in vault.catalog.events_of(artifact_id):
-        if event["kind"] == kind and str(event["ts"]) >= since:
-            return str(event["ts"])
-    return None
-
-
 # -- shared steps -------------------------------------------------------------------
 
 
@@ -177,26 +166,19 @@ def write_marker(vault: Vault, p: QuarantinePlan) -> dict[str, Any]:
     return marker
 
 
-def announce_quarantine(vault: Vault, p: QuarantinePlan, marker: dict[str, Any]) -> str:
-    """Record the quarantine once per marker; returns the event's time."""
-    found = _event_since(vault, p.artifact_id, QUARANTINED, str(marker["at"]))
-    if found is not None:
-        return found
-    details = {"tier": "quarantine", "origin": p.origin, "reason": str(marker["reason"])}
-    return vault.record_event(QUARANTINED, p.artifact_id, details).ts
-
-
 def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]:
     """Isolate an artifact: no reads until released. Every quarantine step in a row."""
-    p = plan_quarantine(vault, artifact_id, reason=reason)
-    held = claim(vault, p)
-    try:
-        marker = write_marker(vault, p)
-        since = announce_quarantine(vault, p, marker)
-    except BaseException:
-        abandon(vault, held)
-        raise
-    index(vault, p, since)
+    details = {"tier": "quarantine", "reason": reason}
+    with vault.artifact_operation(QUARANTINED, artifact_id, details) as op:
+        p = plan_quarantine(vault, artifact_id, reason=reason)
+        op.details["origin"] = p.origin
+        held = claim(vault, p)
+        try:
+            marker = write_marker(vault, p)
+        except BaseException:
+            abandon(vault, held)
+            raise
+    index(vault, p, op.ts)
     return marker
 
 
@@ -216,15 +198,6 @@ def plan_release(
     return ReleasePlan(row.id, str(marker["origin"]), approver, justification, str(marker["at"]))
 
 
-def announce_release(vault: Vault, p: ReleasePlan) -> str:
-    """Record the release once per quarantine (intent before effect); returns its time."""
-    found = _event_since(vault, p.artifact_id, RELEASED, p.marker_at)
-    if found is not None:
-        return found
-    details = {"tier": p.origin, "approver": p.approver, "justification": p.justification}
-    return vault.record_event(RELEASED, p.artifact_id, details).ts
-
-
 def remove_marker(vault: Vault, p: ReleasePlan) -> bool:
     """Remove the marker (the commit point); idempotent. True if it was removed now."""
     try:
@@ -236,13 +209,15 @@ def remove_marker(vault: Vault, p: ReleasePlan) -> bool:
 
 def release(vault: Vault, artifact_id: str, *, approver: str, justification: str) -> str:
     """Release an artifact back to the tier it came from. Every release step in a row."""
-    p = plan_release(vault, artifact_id, approver=approver, justification=justification)
-    held = claim(vault, p)
-    try:
-        since = announce_release(vault, p)
-        remove_marker(vault, p)
-    except BaseException:
-        abandon(vault, held)
-        raise
-    index(vault, p, since)
+    details = {"approver": approver, "justification": justification}
+    with vault.artifact_operation(RELEASED, artifact_id, details) as op:
+        p = plan_release(vault, artifact_id, approver=approver, justification=justification)
+        op.details["tier"] = p.origin
+        held = claim(vault, p)
+        try:
+            remove_marker(vault, p)
+        except BaseException:
+            abandon(vault, held)
+            raise
+    index(vault, p, op.ts)
     return p.origin

@@ -1,14 +1,21 @@
 """Rebuild the catalog from the store alone.
 
 Manifests in the tier buckets give artifacts and files; envelope objects give
-the KEK version of each envelope; the audit bucket gives events, and the
+the KEK version of each envelope; the transparency log gives events, and the
 latest placement event of an artifact gives the time its placement began.
+
+Only the log is trusted for events: its checkpoint must carry the vault's
+Ed25519 signature and ML-DSA-44 cosignature, every entry must match its leaf
+hash, and the entries must hash to the signed root. An entry or tile edited in
+the bucket fails the rebuild with IntegrityError naming the entries; the
+``events/`` objects older vaults wrote are unsigned and ignored (counted).
 
 The new catalog is built aside (every row collected first) and swapped in by
 one transaction (:meth:`weightvault.catalog.Catalog.replace_all`): a failure
 half-way leaves the old catalog whole. An object the rebuild cannot trust (a
 manifest under another artifact's id or failing its MAC, a malformed event)
-is reported and skipped, never fatal. A committed artifact whose envelope is
+is reported and skipped, never fatal (the log is the exception: it is signed,
+so damage to it is fatal). A committed artifact whose envelope is
 gone but whose signed statement verifies is kept and reported damaged (a
 retained cold artifact's keys may be restored from retained versions or
 escrow), never silently dropped.
@@ -20,12 +27,12 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from weightvault._json import parse_canonical
+from weightvault._json import canonical_json, parse_canonical
 from weightvault.artifacts import Vault, artifact_row, file_row
 from weightvault.catalog import IndexedArtifact
 from weightvault.config import TIERS
 from weightvault.crypto.binding import verify_manifest_mac
-from weightvault.errors import IntegrityError, NotFoundError, VaultError
+from weightvault.errors import AuditError, IntegrityError, NotFoundError, VaultError
 from weightvault.keys import WrappedKey
 from weightvault.lifecycle.quarantine import read_marker
 from weightvault.logs import get_logger
@@ -57,20 +64,53 @@ class _Report:
         self.untrusted.append({"object": f"{bucket}/{key}", "reason": reason})
 
 
-def _events(vault: Vault, report: _Report) -> list[Event]:
-    out = []
-    bucket = vault.bucket("audit")
-    for obj in vault.store.list(bucket, EVENTS_PREFIX):
-        try:
-            event = Event.parse(vault.store.get_bytes(obj.bucket, obj.key))
-        except IntegrityError as exc:
-            report.skip(bucket, obj.key, f"malformed event: {exc.message}")
-            continue
-        if event.object_key != obj.key:
-            report.skip(bucket, obj.key, f"event {event.id} is stored under another key")
-            continue
-        out.append(event)
-    return sorted(out, key=lambda e: (e.ts, e.id))
+def _log_events(vault: Vault) -> tuple[list[tuple[int, Event]], int]:
+    """Every event of the log (verified), and how many unsigned ``events/`` objects were ignored.
+
+    The tree of the current checkpoint is verified whole first (every entry
+    against its leaf hash, the entries against the signed root); only then are
+    the entries sequenced since integrated (this rebuild's own intent among
+    them), each checked against the tiles of the new, consistent checkpoint.
+    """
+    tlog = vault.tlog
+    current = tlog.checkpoint()
+    out: list[tuple[int, Event]] = []
+    try:
+        for index, entry in tlog.verified_entries(current):
+            out.append((index, _parse_entry(index, entry)))
+    except IntegrityError as exc:
+        raise IntegrityError(exc.message + _differs_from_index(vault, out)) from None
+    try:
+        signed = tlog.integrate()
+    except IntegrityError:
+        raise
+    except VaultError as exc:
+        raise AuditError(f"audit log unavailable, rebuild refused: {exc.message}") from None
+    start = current.checkpoint.size
+    for offset, entry in enumerate(
+        tlog.reader(signed.checkpoint.size).entries(start, signed.checkpoint.size)
+    ):
+        out.append((start + offset, _parse_entry(start + offset, entry)))
+    ignored = sum(1 for _ in vault.store.list(vault.bucket("audit"), EVENTS_PREFIX))
+    if ignored:
+        log.warning("rebuild.unsigned_events_ignored", count=ignored)
+    return out, ignored
+
+
+def _parse_entry(index: int, entry: bytes) -> Event:
+    try:
+        return Event.parse(entry)
+    except IntegrityError as exc:
+        raise IntegrityError(f"log entry {index} is not an event: {exc.message}") from None
+
+
+def _differs_from_index(vault: Vault, read: list[tuple[int, Event]]) -> str:
+    """Which entry read from the store differs from the one the catalog indexed, if any."""
+    indexed = {row["idx"]: row["entry"] for row in vault.catalog.log_search(limit=len(read) or 1)}
+    for index, event in read:
+        if index in indexed and canonical_json(indexed[index]) != event.to_bytes():
+            return f"; log entry {index} differs from the entry indexed when it was recorded"
+    return ""
 
 
 def _envelope(vault: Vault, artifact_id: str, tier: str) -> WrappedKey | None:
@@ -156,11 +196,26 @@ def _placements(events: list[Event]) -> tuple[dict[str, str], dict[str, str], di
 def rebuild_catalog(vault: Vault) -> dict[str, Any]:
     """Re-index everything the store holds, swapping the new catalog in only when complete.
 
-    Returns the counts (artifacts, events, skipped, damaged) and the lists of
-    untrusted objects skipped and damaged artifacts kept, each with a reason.
+    Returns the counts (artifacts, events, log entries, unsigned ``events/``
+    objects ignored, skipped, damaged) and the lists of untrusted objects
+    skipped and damaged artifacts kept, each with a reason. The rebuild is
+    itself a logged operation.
     """
+    with vault.operation("catalog.rebuilt") as op:
+        result = _rebuild(vault)
+        op.details.update(
+            {
+                k: result[k]
+                for k in ("artifacts", "events", "skipped", "damaged", "ignored_unsigned")
+            }
+        )
+    return result
+
+
+def _rebuild(vault: Vault) -> dict[str, Any]:
     report = _Report([], [])
-    events = _events(vault, report)
+    logged, ignored = _log_events(vault)
+    events = [ev for _, ev in logged if ev.phase == "outcome" and ev.outcome == "ok"]
     since, placed, hooks = _placements(events)
     found: dict[str, list[str]] = {}
     for tier in TIERS:
@@ -175,12 +230,18 @@ def rebuild_catalog(vault: Vault) -> dict[str, Any]:
         item = _index(vault, artifact_id, tier, since, hooks, report)
         if item is not None:
             indexed.append(item)
-    vault.catalog.replace_all([ev.catalog_row() for ev in events], indexed)
+    vault.catalog.replace_all(
+        [ev.catalog_row() for ev in events],
+        indexed,
+        [ev.log_row(index) for index, ev in logged],
+    )
     with contextlib.suppress(Exception):
         vault.catalog.engine.dispose()
     return {
         "artifacts": len(indexed),
         "events": len(events),
+        "log_entries": len(logged),
+        "ignored_unsigned": ignored,
         "skipped": len(report.untrusted),
         "damaged": len(report.damaged),
         "untrusted": report.untrusted,

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import secrets
 import tempfile
@@ -213,12 +214,28 @@ def _encrypt_files(
     return entries
 
 
+def _logged(vault: Vault, artifact_id: str, run: Callable[[], ReencryptResult]) -> ReencryptResult:
+    """Run one re-encryption as the logged ``artifact.rekeyed`` operation."""
+    with vault.artifact_operation("artifact.rekeyed", artifact_id) as op:
+        result = run()
+        op.uses(result.kek)
+        op.details.update(
+            tier=result.tier, kek=result.kek, files=result.files, resumed=result.resumed
+        )
+    return result
+
+
 def reencrypt_artifact(vault: Vault, artifact_id: str) -> ReencryptResult:
     """Re-encrypt one artifact under a fresh DEK and the tier's active KEK.
 
     Resumable: an existing journal is rolled forward; objects of an attempt
     that died before its journal are swept first. See the module docstring.
+    The intent is in the audit log before anything is written.
     """
+    return _logged(vault, artifact_id, lambda: _reencrypt_artifact(vault, artifact_id))
+
+
+def _reencrypt_artifact(vault: Vault, artifact_id: str) -> ReencryptResult:
     row = vault.resolve(artifact_id)
     tier = row.tier
     journal = _load_journal(vault, row.id, tier)
@@ -328,11 +345,6 @@ def roll_forward(vault: Vault, doc: dict[str, Any], *, resumed: bool) -> Reencry
     if placement.get("pending") == CLAIM:
         vault.catalog.release(artifact_id)
     kek = f"{wrapped.kek_id}@v{wrapped.kek_version}"
-    vault.record_event(
-        "artifact.rekeyed",
-        artifact_id,
-        {"tier": tier, "kek": kek, "files": len(manifest.files), "resumed": resumed},
-    )
     return ReencryptResult(
         artifact_id,
         tier,
@@ -361,7 +373,8 @@ def resume_journals(vault: Vault) -> tuple[ReencryptResult, ...]:
     for artifact_id, tier in pending_journals(vault):
         doc = _load_journal(vault, artifact_id, tier)
         if doc is not None:
-            results.append(roll_forward(vault, doc, resumed=True))
+            resume = functools.partial(roll_forward, vault, doc, resumed=True)
+            results.append(_logged(vault, artifact_id, resume))
     return tuple(results)
 
 

@@ -412,14 +412,14 @@ def start_rotation(vault: Vault, tier: str, *, new_version: bool = True) -> Tier
     if tier not in KEK_TIERS:
         raise InvalidInputError(f"unknown tier {tier!r}")
     keys = rotating_keys(vault)
-    target, created = keys.begin_kek_rotation(tier, new_version=new_version)
-    old = tuple(r.version for r in keys.versions(kek_id(tier)) if r.state == KeyState.DECRYPT_ONLY)
-    if created:
-        vault.record_event(
-            "key.rotated",
-            None,
-            {"key": target.ref, "tier": tier, "previous": [f"{kek_id(tier)}@v{v}" for v in old]},
+    with vault.operation("key.rotated", None, tier, {"tier": tier}) as op:
+        target, created = keys.begin_kek_rotation(tier, new_version=new_version)
+        old = tuple(
+            r.version for r in keys.versions(kek_id(tier)) if r.state == KeyState.DECRYPT_ONLY
         )
+        previous = [f"{kek_id(tier)}@v{v}" for v in old]
+        op.uses(target.ref, *previous)
+        op.details.update(key=target.ref, created=created, previous=previous)
     return TierRotation(tier, kek_id(tier), target.version, old, created)
 
 
@@ -712,6 +712,14 @@ def retire_drained(
     still referenced stays decrypt-only and is reported in ``kept``.
     """
     keys = rotating_keys(vault)
+    with vault.operation("key.retired", None, rot.tier, {"tier": rot.tier}) as op:
+        result = _retire(vault, keys, rot, workers)
+        op.uses(*result.retired)
+        op.details.update(keys=list(result.retired), kept=result.kept)
+    return result
+
+
+def _retire(vault: Vault, keys: Any, rot: TierRotation, workers: int) -> RetireResult:
     scan = scan_store(vault, rot, workers=workers)
     rewrapped = 0
     if scan.strays:
@@ -729,8 +737,6 @@ def retire_drained(
         if keys.get(rot.kek_id, version).state == KeyState.DECRYPT_ONLY:
             keys.set_state(rot.kek_id, version, KeyState.RETIRED)
             retired.append(ref)
-    if retired:
-        vault.record_event("key.retired", None, {"keys": retired, "tier": rot.tier})
     return RetireResult(tuple(retired), kept, rewrapped, scan.listed)
 
 
@@ -786,9 +792,11 @@ def rotate_signing(vault: Vault, replaces: int | None = None) -> str:
         active = keys.active(SIGNING_KEY_ID)
         if active is not None and active.version != replaces:
             return active.ref
-    key = rotate_signing_key(keys)
-    ref = f"{key.key_id}@v{key.version}"
-    vault.record_event("key.rotated", None, {"key": ref, "purpose": "signing"})
+    with vault.operation("key.rotated", details={"purpose": "signing"}) as op:
+        key = rotate_signing_key(keys)
+        ref = f"{key.key_id}@v{key.version}"
+        op.uses(ref)
+        op.details["key"] = ref
     return ref
 
 
@@ -832,18 +840,18 @@ class RunRecord:
 
 
 def record_run(vault: Vault, record: RunRecord) -> None:
-    """Step 8: the ``keys.rotation_run`` audit event."""
-    vault.record_event(
-        "keys.rotation_run",
-        None,
-        {
-            "tiers": list(record.tiers),
-            "rewrapped": record.rewrapped,
-            "retired": list(record.retired),
-            "signing": record.signing,
-            "duration_s": round(record.duration_s, 3),
-        },
-    )
+    """Step 8 of the flow: the ``keys.rotation_run`` summary (each key change has its own)."""
+    vault.record("keys.rotation_run", details=_run_details(record))
+
+
+def _run_details(record: RunRecord) -> dict[str, Any]:
+    return {
+        "tiers": list(record.tiers),
+        "rewrapped": record.rewrapped,
+        "retired": list(record.retired),
+        "signing": record.signing,
+        "duration_s": round(record.duration_s, 3),
+    }
 
 
 # -- the whole run (CLI; the Prefect flow runs the same steps as tasks) --------
@@ -966,27 +974,29 @@ def rotate(
     fails both the same way (the CLI maps the error to its exit code).
     """
     started = time.perf_counter()
-    due = find_due(vault, now, force_tiers=force_tiers, force_signing=force_signing)
-    tiers = [
-        rotate_tier(
-            vault,
-            tier,
-            batch_size=batch_size,
-            workers=workers,
-            verify=verify,
-            on_batch=on_batch,
-            on_plan=on_plan,
+    forced = {"forced_tiers": sorted(force_tiers), "forced_signing": force_signing}
+    with vault.operation("keys.rotation_run", details=forced) as op:
+        due = find_due(vault, now, force_tiers=force_tiers, force_signing=force_signing)
+        tiers = [
+            rotate_tier(
+                vault,
+                tier,
+                batch_size=batch_size,
+                workers=workers,
+                verify=verify,
+                on_batch=on_batch,
+                on_plan=on_plan,
+            )
+            for tier in tiers_due(due)
+        ]
+        replaces = signing_due(due)
+        signing = rotate_signing(vault, replaces) if replaces is not None else None
+        root = publish_trust_root(vault)
+        escrow = repair_escrow(vault)
+        report = RotationReport(
+            now.isoformat(), time.perf_counter() - started, list(due), tiers, signing, root, escrow
         )
-        for tier in tiers_due(due)
-    ]
-    replaces = signing_due(due)
-    signing = rotate_signing(vault, replaces) if replaces is not None else None
-    root = publish_trust_root(vault)
-    escrow = repair_escrow(vault)
-    report = RotationReport(
-        now.isoformat(), time.perf_counter() - started, list(due), tiers, signing, root, escrow
-    )
-    record_run(vault, report.run_record())
+        op.details.update(_run_details(report.run_record()))
     return report
 
 

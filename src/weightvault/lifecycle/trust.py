@@ -16,10 +16,11 @@ keystore's root keys and the key files it is given, and publishes only when
 the threshold of the previous version's keys and of the new version's keys
 signed.
 
-Log and witness note keys (c2sp vkeys) are carried from version to version;
-:func:`register_role_keys` lets the transparency log and the witness say which
-keys the vault requires, and the keystore is searched for records with a
-``vkey`` in their meta whose purpose names the role.
+Log and witness note keys (c2sp vkeys) are carried from version to version. A
+new version lists the vault's own transparency-log keys (Ed25519 and ML-DSA-44)
+and the witnesses its settings require, plus any :func:`register_role_keys`
+source and keystore records with a ``vkey`` in their meta whose purpose names
+the role.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from weightvault._fs import local_write_error, make_private_dir, write_private
-from weightvault.artifacts import Vault
+from weightvault.artifacts import Vault, log_keys, log_origin
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.crypto.signing import ALGORITHM, HybridSigningKey
 from weightvault.errors import (
@@ -98,9 +99,16 @@ def _keystore_vkeys(vault: Vault, role: str) -> list[str]:
     return out
 
 
+def _own_role_keys(vault: Vault, role: str) -> list[str]:
+    """The vault's own log note keys, or the witnesses its settings require."""
+    if role == "log":
+        return sorted(log_keys(vault.keys, log_origin(vault.settings)).vkeys.values())
+    return list(vault.settings.witnesses)
+
+
 def role_keys(vault: Vault, role: str) -> list[str]:
-    """Every vkey the vault itself says ``role`` needs (registered sources and keystore)."""
-    found = list(_keystore_vkeys(vault, role))
+    """Every vkey ``role`` needs: the vault's own, registered sources and the keystore."""
+    found = [*_own_role_keys(vault, role), *_keystore_vkeys(vault, role)]
     for source in _ROLE_SOURCES[role]:
         found.extend(source(vault))
     return sorted(set(found))
@@ -209,26 +217,26 @@ def root_chain(vault: Vault) -> list[Root]:
 
 
 def _publish(vault: Vault, root: Root) -> None:
-    try:
-        vault.store.put_bytes(
-            vault.bucket("audit"), trust_root_key(root.version), root.to_bytes(), if_none_match=True
-        )
-    except ConflictError:
-        raise ConflictError(
-            f"trust root v{root.version} already exists: another rotation won; run it again"
-        ) from None
-    _write_root(cache_path(vault.settings.home), root)
-    vault.record_event(
-        "trust.root_published",
-        None,
-        {
-            "version": root.version,
-            "digest": root.digest,
-            "fingerprint": root.fingerprint,
-            "threshold": root.threshold,
-            "root_keys": [k.keyid for k in root.root_keys],
-        },
-    )
+    details = {
+        "version": root.version,
+        "digest": root.digest,
+        "fingerprint": root.fingerprint,
+        "threshold": root.threshold,
+        "root_keys": [k.keyid for k in root.root_keys],
+    }
+    with vault.operation("trust.root_published", details=details):
+        try:
+            vault.store.put_bytes(
+                vault.bucket("audit"),
+                trust_root_key(root.version),
+                root.to_bytes(),
+                if_none_match=True,
+            )
+        except ConflictError:
+            raise ConflictError(
+                f"trust root v{root.version} already exists: another rotation won; run it again"
+            ) from None
+        _write_root(cache_path(vault.settings.home), root)
     log.info("trust.root_published", version=root.version, digest=root.digest)
 
 

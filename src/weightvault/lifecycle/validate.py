@@ -125,12 +125,10 @@ def record(
         "expectations": [r.to_dict() for r in done],
         "content_digest": row.content_digest,
     }
-    key, digest = store_report(vault, row.id, document)
-    vault.record_event(
-        "artifact.validated",
-        row.id,
-        {"status": status, "report_sha256": digest, "report": key, "failures": len(failures)},
-    )
+    details = {"status": status, "failures": len(failures)}
+    with vault.operation("artifact.validated", row.id, row.tier, details) as op:
+        key, digest = store_report(vault, row.id, document)
+        op.details.update(report_sha256=digest, report=key)
     vault.catalog.set_validation(row.id, status, digest)
     quarantined = False
     if unsafe and row.tier != "quarantine":

@@ -1,7 +1,17 @@
 """The vault's stored records: the manifest (an artifact's commit point), audit events, the log,
 its verification and the witness."""
 
-from weightvault.records._audit import Event, add_listener, notify
+from weightvault.records._audit import (
+    Event,
+    add_listener,
+    current_flow_run,
+    flow_run,
+    new_id,
+    notify,
+    one_line,
+    process_name,
+    set_flow_run,
+)
 from weightvault.records._manifest import (
     FileEntry,
     Manifest,
@@ -36,9 +46,15 @@ __all__ = [
     "add_listener",
     "check_artifact_id",
     "check_relpath",
+    "current_flow_run",
+    "flow_run",
+    "new_id",
     "notify",
+    "one_line",
+    "process_name",
     "prove_entry",
     "read_witnessed",
+    "set_flow_run",
     "verify_entry_proof",
     "verify_log",
     "witness_log",

@@ -1,97 +1,186 @@
-"""Events: every vault operation is a structured record in the audit bucket.
+"""Events: every vault operation, and every refusal, is two entries of the transparency log.
 
-An event is written to the store first (fail closed: if it cannot be written
-the operation is refused with AuditError), then indexed in the catalog, logged
-with structlog, and handed to listeners (the Prefect layer turns them into
-Prefect events).
+An operation appends an ``intent`` entry before it has any effect and an
+``outcome`` entry (``ok``, ``failed`` or ``refused``, with a one-line reason)
+after; both carry the operation id ``op`` that links them. An entry is the RFC
+8785 canonical JSON of the event (type ``weightvault.event/v2``). Events never
+hold secrets; identifiers that should stay private (local paths, host names)
+are HMAC'd with the vault's audit key before they get here.
+
+Outcomes are then indexed in the catalog, logged with structlog and handed to
+listeners (the Prefect layer turns them into Prefect events).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.errors import IntegrityError
-from weightvault.store.layout import event_key
 
-EVENT_TYPE = "weightvault.event/v1"
+EVENT_TYPE = "weightvault.event/v2"
+PHASES = ("intent", "outcome")
+OUTCOMES = ("ok", "failed", "refused")
+Phase = Literal["intent", "outcome"]
+
+_flow_run: ContextVar[str | None] = ContextVar("weightvault_flow_run", default=None)
+
+
+@contextmanager
+def flow_run(run_id: str | None) -> Iterator[None]:
+    """Name the Prefect flow run that the events recorded inside belong to."""
+    token = _flow_run.set(run_id)
+    try:
+        yield
+    finally:
+        _flow_run.reset(token)
+
+
+def set_flow_run(run_id: str | None) -> None:
+    """Name the current context's Prefect flow run (the tasks' adapters call this)."""
+    _flow_run.set(run_id)
+
+
+def current_flow_run() -> str | None:
+    """The flow run set by the adapters, else ``PREFECT__FLOW_RUN_ID``, else None."""
+    return _flow_run.get() or os.environ.get("PREFECT__FLOW_RUN_ID") or None
+
+
+def process_name() -> str:
+    """The entry point of this process (``weightvault``, ``pytest``, a flow's script)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else sys.executable
+    name = Path(argv0).name
+    if name in {"__main__.py", "-c", "-m", ""}:
+        name = Path(sys.executable).name
+    return name[:100]
 
 
 @dataclass(frozen=True)
 class Event:
-    """One vault operation."""
+    """One log entry: the intent or the outcome of one operation."""
 
     id: str
     ts: str
     kind: str
-    actor: str
+    phase: str
+    op: str
+    principal: dict[str, Any]
+    client: dict[str, Any]
     artifact_id: str | None = None
+    tier: str | None = None
+    key_ids: tuple[str, ...] = ()
+    outcome: str | None = None
+    reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def new(
         cls,
         kind: str,
-        actor: str,
-        artifact_id: str | None,
-        details: dict[str, Any],
+        *,
+        phase: Phase,
+        op: str,
+        principal: dict[str, Any],
+        client: dict[str, Any],
+        artifact_id: str | None = None,
+        tier: str | None = None,
+        key_ids: tuple[str, ...] = (),
+        outcome: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
         now: datetime | None = None,
     ) -> Event:
         """A fresh event with a time-ordered id."""
         moment = now or datetime.now(UTC)
         return cls(
-            id=f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}",
+            id=new_id(),
             ts=moment.isoformat(timespec="microseconds"),
             kind=kind,
-            actor=actor,
+            phase=phase,
+            op=op,
+            principal=dict(principal),
+            client=dict(client),
             artifact_id=artifact_id,
-            details=details,
+            tier=tier,
+            key_ids=tuple(sorted(set(key_ids))),
+            outcome=outcome,
+            reason=reason,
+            details=dict(details or {}),
         )
 
+    @property
+    def actor(self) -> str:
+        """The acting principal's name."""
+        return str(self.principal.get("name", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as a JSON object."""
+        doc: dict[str, Any] = {
+            "type": EVENT_TYPE,
+            "id": self.id,
+            "ts": self.ts,
+            "kind": self.kind,
+            "phase": self.phase,
+            "op": self.op,
+            "principal": self.principal,
+            "client": self.client,
+            "artifact_id": self.artifact_id,
+            "tier": self.tier,
+            "key_ids": list(self.key_ids),
+            "details": self.details,
+        }
+        if self.phase == "outcome":
+            doc["outcome"] = self.outcome
+            doc["reason"] = self.reason
+        return doc
+
     def to_bytes(self) -> bytes:
-        """Canonical stored form."""
-        return canonical_json(
-            {
-                "type": EVENT_TYPE,
-                "id": self.id,
-                "ts": self.ts,
-                "kind": self.kind,
-                "actor": self.actor,
-                "artifact_id": self.artifact_id,
-                "details": self.details,
-            }
-        )
+        """The log entry: RFC 8785 canonical JSON."""
+        return canonical_json(self.to_dict())
 
     @classmethod
     def parse(cls, data: bytes) -> Event:
-        """Parse a stored event."""
+        """Parse a log entry; IntegrityError if it is not a v2 event."""
         raw = parse_canonical(data, "event")
         if raw.get("type") != EVENT_TYPE:
             raise IntegrityError("event has an unknown type")
         try:
+            phase = raw["phase"]
+            if phase not in PHASES:
+                raise IntegrityError(f"event has an unknown phase {phase!r}")
+            outcome = raw.get("outcome") if phase == "outcome" else None
+            if phase == "outcome" and outcome not in OUTCOMES:
+                raise IntegrityError(f"event has an unknown outcome {outcome!r}")
             return cls(
-                id=raw["id"],
-                ts=raw["ts"],
-                kind=raw["kind"],
-                actor=raw["actor"],
+                id=str(raw["id"]),
+                ts=str(raw["ts"]),
+                kind=str(raw["kind"]),
+                phase=phase,
+                op=str(raw["op"]),
+                principal=dict(raw["principal"]),
+                client=dict(raw["client"]),
                 artifact_id=raw["artifact_id"],
+                tier=raw["tier"],
+                key_ids=tuple(str(k) for k in raw["key_ids"]),
+                outcome=outcome,
+                reason=raw.get("reason") if phase == "outcome" else None,
                 details=dict(raw["details"]),
             )
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             raise IntegrityError("event is missing required fields") from None
 
-    @property
-    def object_key(self) -> str:
-        """Key in the audit bucket, partitioned by day."""
-        return event_key(self.ts, self.id)
-
     def catalog_row(self) -> dict[str, Any]:
-        """Row for the catalog's events table."""
+        """Row for the catalog's events table (successful outcomes: what happened)."""
         return {
             "id": self.id,
             "ts": self.ts,
@@ -101,13 +190,41 @@ class Event:
             "details": canonical_json(self.details).decode(),
         }
 
+    def log_row(self, index: int) -> dict[str, Any]:
+        """Row for the catalog's index of log entries."""
+        return {
+            "idx": index,
+            "id": self.id,
+            "ts": self.ts,
+            "kind": self.kind,
+            "phase": self.phase,
+            "op": self.op,
+            "principal": self.actor,
+            "artifact_id": self.artifact_id,
+            "tier": self.tier,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "entry": self.to_bytes().decode(),
+        }
+
+
+def new_id() -> str:
+    """A time-ordered unique id (events and operations)."""
+    return f"{time.time_ns():020d}-{uuid.uuid4().hex[:12]}"
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` as one line of at most ``limit`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "\u2026"
+
 
 Listener = Callable[[Event], None]
 _listeners: list[Listener] = []
 
 
 def add_listener(listener: Listener) -> None:
-    """Call ``listener`` with every event recorded in this process."""
+    """Call ``listener`` with every outcome recorded in this process."""
     if listener not in _listeners:
         _listeners.append(listener)
 

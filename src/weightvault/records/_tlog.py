@@ -30,6 +30,7 @@ from weightvault.errors import ConflictError, IntegrityError, NotFoundError
 from weightvault.store import ObjectStore
 from weightvault.store.layout import log_checkpoint_key, log_sequenced_key, log_tile_key
 from weightvault.tlog import (
+    TILE_WIDTH,
     Checkpoint,
     TiledHashReader,
     TlogProof,
@@ -37,7 +38,10 @@ from weightvault.tlog import (
     consistency_proof,
     empty_root,
     inclusion_proof,
+    leaf_hash,
+    node_hash,
     open_checkpoint,
+    root_of,
     verify_consistency,
 )
 
@@ -122,6 +126,40 @@ class TransparencyLog:
         for start in range(0, size, batch):
             for offset, entry in enumerate(reader.entries(start, min(size, start + batch))):
                 yield start + offset, entry
+
+    def verified_entries(
+        self, signed: SignedCheckpoint | None = None
+    ) -> Iterator[tuple[int, bytes]]:
+        """(index, entry) for the whole tree of ``signed`` (default: the current checkpoint).
+
+        Each entry is checked against its leaf hash in the tiles as it is read;
+        after the last one the root recomputed from the entries themselves must
+        be the signed root, so an edited tile cannot hide an edited entry. Memory
+        stays O(log n); every failure is an IntegrityError naming the entries.
+        """
+        signed = signed or self.checkpoint()
+        size = signed.checkpoint.size
+        reader = self.reader(size)
+        stack: list[tuple[int, bytes]] = []
+        for start in range(0, size, TILE_WIDTH):
+            end = min(size, start + TILE_WIDTH)
+            for offset, entry in enumerate(reader.entries(start, end)):
+                _push(stack, leaf_hash(entry))
+                yield start + offset, entry
+        if _fold(stack) != signed.checkpoint.root:
+            raise IntegrityError(f"{self}: {self._first_bad_bundle(reader)}")
+
+    def _first_bad_bundle(self, reader: TiledHashReader) -> str:
+        """Which entry bundle's entries no longer hash to what the tiles above them say."""
+        for start in range(0, reader.size, TILE_WIDTH):
+            end = min(reader.size, start + TILE_WIDTH)
+            leaves = [leaf_hash(e) for e in reader.entries(start, end)]
+            if end - start == TILE_WIDTH and root_of(leaves) != reader.subtree(start, end):
+                return (
+                    f"log entries {start}..{end - 1} (with their tile) were edited: "
+                    "they no longer hash to the signed checkpoint"
+                )
+        return "the log's tiles do not hash to the signed checkpoint root (a tile was edited)"
 
     def prove(self, index: int, signed: SignedCheckpoint | None = None) -> TlogProof:
         """A c2sp tlog-proof of entry ``index`` under ``signed`` (default: the current one)."""
@@ -245,3 +283,22 @@ class TransparencyLog:
         """Sequence ``entry`` and integrate it: its index and a checkpoint that covers it."""
         index = self.sequence(entry)
         return index, self.integrate(until=index)
+
+
+def _push(stack: list[tuple[int, bytes]], leaf: bytes) -> None:
+    """Add a leaf to a compact range of perfect subtrees (height, hash), merging equal heights."""
+    height, value = 0, leaf
+    while stack and stack[-1][0] == height:
+        _, left = stack.pop()
+        height, value = height + 1, node_hash(left, value)
+    stack.append((height, value))
+
+
+def _fold(stack: list[tuple[int, bytes]]) -> bytes:
+    """The RFC 6962 root of the leaves pushed so far."""
+    if not stack:
+        return root_of([])
+    value = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        value = node_hash(left, value)
+    return value

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from weightvault.artifacts import Vault
+from weightvault.artifacts import Vault, log_keys, log_origin
 from weightvault.errors import ConflictError, NoTrustRootError, TrustRootError
 from weightvault.keys import KeyState
 from weightvault.lifecycle import trust
@@ -118,12 +118,14 @@ def test_pins_refuse_rollback_and_expired_roots(vault: Vault) -> None:
     assert pinned.digest == v2.digest
 
 
-def test_role_keys_from_a_registered_source_enter_the_next_version(vault: Vault) -> None:
+def test_the_root_lists_the_log_keys_and_registered_role_keys(vault: Vault) -> None:
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
     from weightvault.crypto.notes import Ed25519NoteSigner
 
-    trust.init_root(vault)
+    v1 = trust.init_root(vault).root
+    own = sorted(log_keys(vault.keys, log_origin(vault.settings)).vkeys.values())
+    assert sorted(v1.log) == own  # the vault's own Ed25519 and ML-DSA-44 log keys
     signer = Ed25519NoteSigner("vault.example/log", ed25519.Ed25519PrivateKey.generate())
     vkey = signer.vkey
     trust.register_role_keys("log", lambda v: [vkey] if v is vault else [])
@@ -131,7 +133,7 @@ def test_role_keys_from_a_registered_source_enter_the_next_version(vault: Vault)
         root = trust.refresh_root(vault)
         assert root is not None
         assert root.version == 2
-        assert root.log == (vkey,)
+        assert sorted(root.log) == sorted([*own, vkey])
     finally:
         trust._ROLE_SOURCES["log"].clear()  # noqa: SLF001 - the registry is process-wide
 

@@ -31,10 +31,20 @@ def test_a_manifest_with_an_unknown_version_is_refused(vault: Vault, tmp_path: P
 
 
 def test_an_event_with_an_unknown_version_is_refused() -> None:
-    event = Event.new("artifact.read", "alice", "wv-20260101-0000000000000000", {"files": 1})
+    event = Event.new(
+        "artifact.read",
+        phase="outcome",
+        op="op-1",
+        principal={"name": "alice"},
+        client={"host": "hmac-sha256:00", "pid": 1, "process": "t", "flow_run": None},
+        artifact_id="wv-20260101-0000000000000000",
+        outcome="ok",
+        details={"files": 1},
+    )
     assert Event.parse(event.to_bytes()) == event
-    with pytest.raises(IntegrityError):
-        Event.parse(_retagged(event.to_bytes(), "weightvault.event/v2"))
+    for tag in ("weightvault.event/v1", "weightvault.event/v3"):
+        with pytest.raises(IntegrityError):
+            Event.parse(_retagged(event.to_bytes(), tag))
 
 
 def test_a_quarantine_marker_with_an_unknown_tag_or_artifact_is_refused(

@@ -1,0 +1,124 @@
+"""`weightvault audit log-key|hash|show|search`: the transparency log of every operation."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from weightvault.errors import InvalidInputError, NotFoundError
+
+
+def _log_key(args: argparse.Namespace) -> int:
+    from weightvault.artifacts import log_keys, log_origin
+    from weightvault.cli._common import emit, open_vault
+
+    vault = open_vault(args)
+    origin = log_origin(vault.settings)
+    found = log_keys(vault.keys, origin)
+    data = {"origin": origin, **found.vkeys}
+    emit(args, found.vkeys["ed25519"], data)
+    return 0
+
+
+def _hash(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+
+    digest = open_vault(args).private(args.value)
+    emit(args, digest, {"hash": digest})
+    return 0
+
+
+def _filters(args: argparse.Namespace) -> dict[str, Any]:
+    if args.limit < 1:
+        raise InvalidInputError("--limit must be at least 1")
+    return {
+        "artifact_id": args.artifact,
+        "principal": args.principal,
+        "kind": args.kind,
+        "phase": args.phase,
+        "outcome": args.outcome,
+        "since": args.since,
+        "until": args.until,
+        "limit": args.limit,
+    }
+
+
+def _line(row: dict[str, Any]) -> str:
+    result = row["phase"] if row["phase"] == "intent" else f"{row['outcome']}"
+    reason = f" ({row['reason']})" if row.get("reason") else ""
+    artifact = f" {row['artifact_id']}" if row["artifact_id"] else ""
+    return (
+        f"{row['idx']:>6}  {row['ts']}  {row['kind']}{artifact}  {result}{reason}"
+        f"  by {row['principal']}  op {row['op']}"
+    )
+
+
+def _show(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+
+    vault = open_vault(args)
+    filters = _filters(args)
+    rows = vault.catalog.log_search(**filters, ref=args.event)
+    if args.event and not rows:
+        raise NotFoundError(f"no log entry or operation {args.event!r} in the index")
+    human = "\n".join(_line(r) for r in rows) or "no matching log entries"
+    emit(args, human, {"entries": rows})
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit_table, open_vault
+
+    rows = open_vault(args).catalog.log_search(**_filters(args))
+    columns = ("index", "ts", "kind", "artifact", "phase", "outcome", "principal", "reason")
+    cells = [
+        (
+            r["idx"],
+            r["ts"],
+            r["kind"],
+            r["artifact_id"] or "-",
+            r["phase"],
+            r["outcome"] or "-",
+            r["principal"],
+            r["reason"] or "",
+        )
+        for r in rows
+    ]
+    emit_table(args, columns, cells, {"entries": rows}, empty="no matching log entries")
+    return 0
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--artifact", help="artifact id")
+    p.add_argument("--principal", help="acting principal's name")
+    p.add_argument("--kind", help="event kind, e.g. artifact.read")
+    p.add_argument("--phase", choices=["intent", "outcome"])
+    p.add_argument("--outcome", choices=["ok", "failed", "refused"])
+    p.add_argument("--since", help="ISO time: entries at or after it")
+    p.add_argument("--until", help="ISO time: entries before it")
+    p.add_argument("--limit", type=int, default=1000)
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``audit`` command group."""
+    audit = sub.add_parser(
+        "audit", help="the transparency log of every operation", parents=[common]
+    )
+    asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=type(audit))
+    asub.required = True
+    p = asub.add_parser(
+        "log-key", help="the log's Ed25519 verifier key (c2sp signed-note vkey)", parents=[common]
+    )
+    p.set_defaults(func=_log_key)
+    p = asub.add_parser(
+        "hash", help="the HMAC under which the log stores a private value", parents=[common]
+    )
+    p.add_argument("value")
+    p.set_defaults(func=_hash)
+    p = asub.add_parser("show", help="log entries, or one entry or operation", parents=[common])
+    p.add_argument("event", nargs="?", help="an event id, an operation id or a log index")
+    _add_filters(p)
+    p.set_defaults(func=_show)
+    p = asub.add_parser("search", help="log entries as a table", parents=[common])
+    _add_filters(p)
+    p.set_defaults(func=_search)

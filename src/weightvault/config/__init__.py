@@ -10,6 +10,7 @@ from weightvault.config._settings import (
     find_config_dir,
     load_settings,
     packaged_config_dir,
+    prefect_flow_run_id,
     read_toml,
     resolve_config_file,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "find_config_dir",
     "load_settings",
     "packaged_config_dir",
+    "prefect_flow_run_id",
     "read_toml",
     "resolve_config_file",
 ]

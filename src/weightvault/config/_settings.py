@@ -30,6 +30,7 @@ override values of ``weightvault.toml``:
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -79,6 +80,11 @@ def environment() -> Environment:
         first = exc.errors()[0]
         name = "WEIGHTVAULT_" + str(first["loc"][0]).upper() if first["loc"] else "WEIGHTVAULT_*"
         raise ConfigError(f"{name} is invalid: {first['msg']}") from None
+
+
+def prefect_flow_run_id() -> str | None:
+    """The Prefect flow run this process runs in, as Prefect's runner exports it, or None."""
+    return os.environ.get("PREFECT__FLOW_RUN_ID") or None
 
 
 # -- weightvault.toml, validated -------------------------------------------------------------

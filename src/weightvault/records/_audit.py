@@ -13,7 +13,6 @@ listeners (the Prefect layer turns them into Prefect events).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from weightvault._json import canonical_json, parse_canonical
+from weightvault.config import prefect_flow_run_id
 from weightvault.errors import IntegrityError
 
 EVENT_TYPE = "weightvault.event/v2"
@@ -53,7 +53,7 @@ def set_flow_run(run_id: str | None) -> None:
 
 def current_flow_run() -> str | None:
     """The flow run set by the adapters, else ``PREFECT__FLOW_RUN_ID``, else None."""
-    return _flow_run.get() or os.environ.get("PREFECT__FLOW_RUN_ID") or None
+    return _flow_run.get() or prefect_flow_run_id()
 
 
 def process_name() -> str:

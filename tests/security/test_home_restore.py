@@ -153,8 +153,9 @@ def test_home_restored_from_store_and_k_shares(
     assert put.returncode == 0, put.stderr
     assert_no_share_leaked(shares, *logs, put.stdout, put.stderr, audit_text(vault))
     events = {
-        json.loads(vault.store.get_bytes(vault.bucket("audit"), o.key)).get("kind")
-        for o in vault.store.list(vault.bucket("audit"), "events/")
+        entry["kind"]
+        for entry in (json.loads(raw) for _, raw in vault.tlog.iter_entries())
+        if entry["phase"] == "outcome" and entry["outcome"] == "ok"
     }
     assert {"dr.master_split", "dr.home_restored"} <= events
 

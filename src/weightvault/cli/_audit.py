@@ -1,4 +1,4 @@
-"""`weightvault audit log-key|hash|show|search`: the transparency log of every operation."""
+"""`weightvault audit log-key|hash|show|search|verify`: the transparency log of every operation."""
 
 from __future__ import annotations
 
@@ -88,6 +88,16 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.audit import render_report, verify_audit
+
+    report, counts = verify_audit(open_vault(args))
+    emit(args, render_report(report, counts), {**report.to_dict(), "index": counts})
+    report.raise_for_problems()
+    return 0
+
+
 def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", help="artifact id")
     p.add_argument("--principal", help="acting principal's name")
@@ -122,3 +132,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = asub.add_parser("search", help="log entries as a table", parents=[common])
     _add_filters(p)
     p.set_defaults(func=_search)
+    p = asub.add_parser(
+        "verify",
+        help="check the whole log, its signatures, witnesses and the catalog's index of it",
+        parents=[common],
+    )
+    p.set_defaults(func=_verify)

@@ -8,25 +8,54 @@
    row by row (an edited row, a missing row, a row of no entry are each named);
 4. :func:`render_report`: a short human summary (the JSON is ``report.to_dict()``).
 
-:func:`verify_audit` runs them in a row. Problems are collected in the report;
+:func:`verify_audit` runs them in a row.
+
+:func:`prove_event` emits the c2sp tlog-proof of one entry (by event id, operation
+id or ``#INDEX``); :func:`check_proof` checks one offline with only the log's
+verifier keys (given, or the ``log`` keys of a trust root). Problems are collected in the report;
 ``report.raise_for_problems()`` turns them into LogVerificationError (27) or
 LogForkError (29), one line each.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from weightvault.artifacts import Vault, open_log
 from weightvault.catalog import Catalog
-from weightvault.errors import IntegrityError, NotFoundError
+from weightvault.crypto.notes import verifier_from_vkey
+from weightvault.errors import (
+    IntegrityError,
+    InvalidInputError,
+    LogVerificationError,
+    NotFoundError,
+)
 from weightvault.lifecycle.witness import check_log
-from weightvault.records import Event, LogReport, TransparencyLog
+from weightvault.records import (
+    Event,
+    LogReport,
+    TransparencyLog,
+    prove_entry,
+    verify_entry_proof,
+)
 from weightvault.store.layout import log_sequenced_key
+from weightvault.tlog import parse_tlog_proof
 
-__all__ = ["check_index", "open_readonly_log", "render_report", "verify_audit"]
+__all__ = [
+    "CheckedProof",
+    "EventProof",
+    "check_index",
+    "check_proof",
+    "open_readonly_log",
+    "prove_event",
+    "render_report",
+    "resolve_event",
+    "verify_audit",
+]
 
 _INDEX_LIMIT = 100
 # Columns of a log_entries row, compared one by one so a problem names the edited ones.
@@ -183,3 +212,126 @@ def render_report(report: LogReport, counts: dict[str, int]) -> str:
         if report.omitted:
             lines.append(f"  - and {report.omitted} more")
     return "\n".join(lines)
+
+
+# -- proofs of single entries ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventProof:
+    """A c2sp tlog-proof of one log entry, with the entry's exact bytes."""
+
+    index: int
+    size: int
+    proof: bytes
+    entry: bytes
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: the index, the checkpoint size, the proof text and the event."""
+        return {
+            "index": self.index,
+            "size": self.size,
+            "proof": self.proof.decode(),
+            "event": _event_summary(self.entry),
+        }
+
+
+def _event_summary(entry: bytes) -> dict[str, Any]:
+    event = Event.parse(entry)
+    return {
+        "id": event.id,
+        "op": event.op,
+        "kind": event.kind,
+        "phase": event.phase,
+        "outcome": event.outcome,
+        "artifact_id": event.artifact_id,
+        "ts": event.ts,
+    }
+
+
+def resolve_event(vault: Vault, ref: str) -> int:
+    """The log index ``ref`` names: ``#INDEX``, an event id, or an operation id (its
+    outcome). Found through the catalog's index; :func:`prove_event` then checks the
+    entry itself. NotFoundError if nothing matches, InvalidInputError if malformed."""
+    if ref.startswith("#"):
+        digits = ref[1:]
+        if not digits.isdigit():
+            raise InvalidInputError(f"{ref!r}: a log index is #<decimal>")
+        return int(digits)
+    rows = [r for r in vault.catalog.log_search(ref=ref, limit=4) if ref in (r["id"], r["op"])]
+    by_id = [r for r in rows if r["id"] == ref]
+    outcomes = [r for r in rows if r["op"] == ref and r["phase"] == "outcome"]
+    if by_id:
+        return int(by_id[0]["idx"])
+    if outcomes:
+        return int(outcomes[0]["idx"])
+    if rows:
+        raise NotFoundError(f"operation {ref} has no outcome in the log yet")
+    raise NotFoundError(f"no log entry or operation {ref!r} in the index")
+
+
+def prove_event(vault: Vault, ref: str) -> EventProof:
+    """The tlog-proof of the entry ``ref`` names, under the current signed checkpoint.
+
+    The entry is read from the log (checked against its tile) and must be the
+    event ``ref`` names, so an edited catalog index cannot get another entry proved.
+    """
+    index = resolve_event(vault, ref)
+    log = open_readonly_log(vault)
+    signed = log.checkpoint()
+    proof = prove_entry(log, index, signed)
+    entry = log.entries(index, index + 1)[0]
+    event = Event.parse(entry)
+    if not ref.startswith("#") and ref not in (event.id, event.op):
+        raise LogVerificationError(
+            f"log entry {index} is not {ref}: the catalog's index of the log was edited"
+        )
+    verify_entry_proof(proof, entry, log.verifiers, origin=log.origin)
+    return EventProof(index, signed.checkpoint.size, proof, entry)
+
+
+@dataclass(frozen=True)
+class CheckedProof:
+    """What :func:`check_proof` verified."""
+
+    origin: str
+    size: int
+    root: str
+    index: int
+    verifiers: tuple[str, ...]
+    event: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "ok": True,
+            "origin": self.origin,
+            "size": self.size,
+            "root": self.root,
+            "index": self.index,
+            "verifiers": list(self.verifiers),
+            "event": self.event,
+        }
+
+
+def check_proof(proof: bytes, entry: bytes, vkeys: Sequence[str]) -> CheckedProof:
+    """Check a tlog-proof of ``entry`` offline: signed by every one of ``vkeys`` (the
+    log's), the entry included under that checkpoint. LogVerificationError if not."""
+    if not vkeys:
+        raise InvalidInputError("checking a log proof needs the log's verifier keys")
+    verifiers = [verifier_from_vkey(v) for v in vkeys]
+    checkpoint = verify_entry_proof(proof, entry, verifiers)
+    index = parse_tlog_proof(proof.decode()).index
+    event: dict[str, Any] | None
+    try:
+        event = _event_summary(entry)
+    except IntegrityError:
+        event = None
+    return CheckedProof(
+        checkpoint.origin,
+        checkpoint.size,
+        base64.b64encode(checkpoint.root).decode(),
+        index,
+        tuple(v.name for v in verifiers),
+        event,
+    )

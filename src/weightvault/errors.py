@@ -8,6 +8,8 @@ contain key material or credentials.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class VaultError(Exception):
     """Base class of every error the vault raises on purpose."""
@@ -198,9 +200,14 @@ class LogVerificationError(IntegrityError):
 
     exit_code = 27
 
-    def __init__(self, message: str, *, status: int = 0) -> None:
+    def __init__(self, message: str, *, status: int = 0, problems: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.status = status
+        self.problems = tuple(" ".join(p.split()) for p in problems)
+
+    def lines(self) -> list[str]:
+        """One line per problem when the error names several, else the message."""
+        return list(self.problems) or [self.message]
 
 
 class LogForkError(LogVerificationError):

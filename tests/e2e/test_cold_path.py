@@ -78,6 +78,10 @@ def test_promote_to_cold_export_and_offline_verify(
     report = verify_bundle(bundle, pinned)
     assert report.artifact_id == artifact_id
     assert report.attestations == 2
+    # Its put and promotions are proved in the log (on SeaweedFS and on moto alike).
+    kinds = {json.loads(p.read_bytes())["kind"] for p in (bundle / "proofs").glob("*.entry")}
+    assert {"artifact.ingested", "artifact.promoted"} <= kinds
+    assert report.log_entries >= 3
 
 
 def test_cli_put_into_cold_multipart_get_and_delete_refused(

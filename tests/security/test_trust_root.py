@@ -218,23 +218,31 @@ def test_a_bundle_resigned_by_another_key_with_its_own_root_is_refused_offline(
     )
 
     # Trust on first use accepts only when asked, and says loudly what it trusts:
-    # a fingerprint that is not the vault's.
+    # a fingerprint that is not the vault's. The forged root names no transparency
+    # log, so the bundle's log proofs cannot be checked and even TOFU refuses it.
     env = {k: v for k, v in os.environ.items() if k != "WEIGHTVAULT_HOME"}
     env["WEIGHTVAULT_HOME"] = str(tmp_path / "fresh-host")
-    tofu = subprocess.run(
-        [*CLI, "offline-verify", str(swapped), "--trust-on-first-use"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
-    assert tofu.returncode == 0, tofu.stderr
+
+    def tofu_verify(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, "offline-verify", str(path), "--trust-on-first-use"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            check=False,
+        )
+
+    tofu = tofu_verify(swapped)
     assert "WARNING: trusting on first use" in tofu.stderr
     assert forged_root.fingerprint[:4] in tofu.stderr
     real_fp = json.loads(cli("trust", "show", "--json").stdout)["fingerprint"]
     assert real_fp != forged_root.fingerprint
-    assert "trusted on first use" in tofu.stdout
+    refused(tofu, TrustRootError.exit_code, "lists no log keys")
+    honest = tofu_verify(bundle)
+    assert honest.returncode == 0, honest.stderr
+    assert "WARNING: trusting on first use" in honest.stderr
+    assert "trusted on first use" in honest.stdout
 
 
 def test_a_statement_resigned_with_a_compromised_key_claiming_a_forged_commit_is_refused(

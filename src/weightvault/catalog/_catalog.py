@@ -279,6 +279,24 @@ class Catalog:
         if exists.first() is None:
             conn.execute(insert(log_entries), [row])
 
+    def iter_log_rows(self, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Every indexed log entry in index order, ``entry`` as stored (its text), a batch
+        at a time so memory does not grow with the log."""
+        after = -1
+        while True:
+            query = (
+                select(log_entries)
+                .where(log_entries.c.idx > after)
+                .order_by(log_entries.c.idx)
+                .limit(batch)
+            )
+            with self.engine.connect() as conn:
+                rows = [r._asdict() for r in conn.execute(query).all()]
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = int(rows[-1]["idx"])
+
     def log_search(
         self,
         *,

@@ -111,7 +111,8 @@ def _offline_verify(args: argparse.Namespace) -> int:
     emit(
         args,
         f"{report.artifact_id} ({report.name}): bundle OK, {report.files} files, "
-        f"{report.attestations} attestations, {report.content_digest}; trust root "
+        f"{report.attestations} attestations, {report.log_entries} log entries proved at "
+        f"size {report.log_size}, {report.content_digest}; trust root "
         f"v{report.root_version} ({via})",
         report.__dict__,
     )

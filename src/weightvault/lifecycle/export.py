@@ -25,11 +25,13 @@ attestation chain, each signature by a key the newest root lists, not
 destroyed, and (for a key the root marks compromised) dated before the
 compromise. Any changed byte anywhere fails.
 
-Hook for the transparency log: :func:`_evidence` is where the artifact's
-events and their c2sp tlog-proofs go into the bundle (``proofs/``), and
-:func:`_verify_evidence` where they are checked against the root's ``log``
-keys; until then a bundle that carries proofs is refused rather than trusted
-unchecked.
+The bundle also carries the artifact's outcome entries from the transparency
+log, each with its c2sp tlog-proof, all under one signed checkpoint
+(``proofs/<index>.entry`` and ``proofs/<index>.tlog-proof``). Offline
+verification checks every proof against the ``log`` keys of the verified
+(pinned) root, that every entry names the bundle's artifact, and that the
+put's outcome records the bundle's content digest and name: a bundle whose
+proofs are missing, tampered or signed by another log is refused.
 """
 
 from __future__ import annotations
@@ -45,15 +47,18 @@ from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, parse_iso, utcnow
 from weightvault.artifacts import Vault
 from weightvault.crypto import dsse
+from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.errors import (
     IntegrityError,
     InvalidInputError,
     KeyStateError,
+    LogVerificationError,
     NotFoundError,
     NoTrustRootError,
     PolicyError,
     TrustRootError,
 )
+from weightvault.lifecycle.audit import open_readonly_log
 from weightvault.lifecycle.trust import ensure_current_root, root_chain
 from weightvault.provenance import (
     Root,
@@ -65,8 +70,9 @@ from weightvault.provenance import (
     verify_statement,
     walk_chain,
 )
-from weightvault.records import Manifest
+from weightvault.records import Event, Manifest, prove_entry, verify_entry_proof
 from weightvault.store.layout import manifest_key, statement_key
+from weightvault.tlog import parse_tlog_proof
 
 BUNDLE_TYPE = "weightvault.bundle/v1"
 _CHUNK = 1 << 20
@@ -74,6 +80,8 @@ _CHUNK = 1 << 20
 
 _ROOTS_DIR = "roots"
 _PROOFS_DIR = "proofs"
+_PUT_KIND = "artifact.ingested"
+_MAX_PROOFS = 10_000
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,8 @@ class BundleReport:
     root_fingerprint: str = ""
     pinned_version: int = 0
     trusted_on_first_use: bool = False
+    log_entries: int = 0
+    log_size: int = 0
 
 
 def _escrow_document(vault: Vault, artifact_id: str) -> bytes:
@@ -176,25 +186,106 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
 
 
 def _evidence(vault: Vault, artifact_id: str) -> dict[str, bytes]:
-    """Bundle files proving the artifact's events are in the transparency log.
+    """The artifact's outcome entries and their c2sp tlog-proofs, under one checkpoint.
 
-    The hook for c2sp tlog-proofs (``proofs/<event>.tlog-proof``, checked
-    against the root's ``log`` keys by :func:`_verify_evidence`); empty until
-    the operations are recorded in the log.
+    Found through the catalog's index, each entry is read from the log itself
+    (checked against its tile) and must name the artifact. IntegrityError if the
+    log holds no successful put of the artifact.
     """
-    del vault, artifact_id
-    return {}
+    log = open_readonly_log(vault)
+    signed = log.checkpoint()
+    size = signed.checkpoint.size
+    rows = vault.catalog.log_search(artifact_id=artifact_id, phase="outcome", limit=_MAX_PROOFS)
+    out: dict[str, bytes] = {}
+    put = False
+    for row in rows:
+        index = int(row["idx"])
+        if index >= size:
+            continue
+        entry = log.entries(index, index + 1)[0]
+        event = Event.parse(entry)
+        if event.artifact_id != artifact_id or event.id != row["id"]:
+            raise IntegrityError(
+                f"log entry {index} is not the catalog's {row['id']}: the index was edited"
+            )
+        put = put or (event.kind == _PUT_KIND and event.outcome == "ok")
+        out[f"{_PROOFS_DIR}/{index}.entry"] = entry
+        out[f"{_PROOFS_DIR}/{index}.tlog-proof"] = prove_entry(log, index, signed)
+    if not put:
+        raise IntegrityError(f"the transparency log records no put of {artifact_id}")
+    return out
 
 
-def _verify_evidence(root: Path, trusted: Root) -> int:
-    """Check the bundle's tlog-proofs against the root's log keys; the count checked."""
-    proofs = root / _PROOFS_DIR
-    if proofs.exists():
-        raise IntegrityError(
-            f"bundle carries transparency-log proofs, which this verifier cannot check yet "
-            f"(trust root v{trusted.version}): refused rather than trusted unchecked"
+def _proof_files(root: Path) -> dict[int, tuple[bytes, bytes]]:
+    """``proofs/<index>.entry`` and ``.tlog-proof`` pairs; IntegrityError for any other file."""
+    folder = root / _PROOFS_DIR
+    if not folder.is_dir() or folder.is_symlink():
+        raise IntegrityError(f"bundle carries no transparency-log proofs ({_PROOFS_DIR}/)")
+    names: dict[int, set[str]] = {}
+    for path in folder.iterdir():
+        stem, dot, suffix = path.name.partition(".")
+        if not dot or not stem.isdigit() or str(int(stem)) != stem:
+            raise IntegrityError(f"bundle proof file {_PROOFS_DIR}/{path.name} is misnamed")
+        if suffix not in ("entry", "tlog-proof"):
+            raise IntegrityError(f"bundle proof file {_PROOFS_DIR}/{path.name} is misnamed")
+        names.setdefault(int(stem), set()).add(suffix)
+    pairs = {}
+    for index, found in sorted(names.items()):
+        if found != {"entry", "tlog-proof"}:
+            raise IntegrityError(f"bundle log entry {index} lacks its entry or its proof")
+        pairs[index] = (
+            _read(root, f"{_PROOFS_DIR}/{index}.entry"),
+            _read(root, f"{_PROOFS_DIR}/{index}.tlog-proof"),
         )
-    return 0
+    if not pairs:
+        raise IntegrityError(f"bundle carries no transparency-log proofs ({_PROOFS_DIR}/)")
+    return pairs
+
+
+def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[int, int]:
+    """Check the bundle's tlog-proofs against the root's log keys: (entries, log size).
+
+    Every proof must verify under the root's ``log`` keys, at the index its file
+    names, all under one checkpoint; every entry must name the bundle's artifact;
+    a successful put must record the bundle's content digest and name.
+    """
+    if not trusted.log:
+        raise TrustRootError(
+            f"trust root v{trusted.version} lists no log keys: the bundle's "
+            "transparency-log proofs cannot be checked"
+        )
+    verifiers = [verifier_from_vkey(v) for v in trusted.log]
+    artifact_id = index["artifact_id"]
+    under: tuple[int, bytes] | None = None
+    put = False
+    pairs = _proof_files(root)
+    for number, (entry, proof) in pairs.items():
+        where = f"bundle log entry {number}"
+        try:
+            checkpoint = verify_entry_proof(proof, entry, verifiers)
+            proved = parse_tlog_proof(proof.decode()).index
+            event = Event.parse(entry)
+        except IntegrityError as exc:
+            raise LogVerificationError(f"{where}: {exc.message}") from None
+        if proved != number:
+            raise LogVerificationError(f"{where}: its proof is of entry {proved}")
+        if under is None:
+            under = (checkpoint.size, checkpoint.root)
+        elif under != (checkpoint.size, checkpoint.root):
+            raise LogVerificationError(f"{where}: proved under another checkpoint")
+        if event.artifact_id != artifact_id:
+            raise LogVerificationError(f"{where} is not of artifact {artifact_id}")
+        if event.kind == _PUT_KIND and event.outcome == "ok":
+            if event.details.get("content_digest") != index["content_digest"] or (
+                event.details.get("name") != index["name"]
+            ):
+                raise LogVerificationError(
+                    f"{where}: the logged put of {artifact_id} is not the bundle's content"
+                )
+            put = True
+    if not put:
+        raise LogVerificationError(f"bundle carries no logged put of {artifact_id}")
+    return len(pairs), under[0] if under is not None else 0
 
 
 def _read(root: Path, rel: str) -> bytes:
@@ -318,7 +409,7 @@ def verify_bundle(
         else []
     )
     chain_docs = verify_attestations(docs, trusted.document(), manifest.content_digest)
-    _verify_evidence(root, trusted)
+    entries, log_size = _verify_evidence(root, trusted, index)
     signer = statement.get("predicate", {}).get("runDetails", {}).get("builder", {}).get("id", "")
     return BundleReport(
         manifest.artifact_id,
@@ -331,4 +422,6 @@ def verify_bundle(
         root_fingerprint=trusted.fingerprint,
         pinned_version=anchor.version,
         trusted_on_first_use=tofu,
+        log_entries=entries,
+        log_size=log_size,
     )

@@ -144,9 +144,12 @@ class LogReport:
         message = f"log {self.origin}: {first.line()}" + (
             f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
         )
+        lines = [f"log {self.origin}: {p.line()}" for p in self.problems]
+        if self.omitted:
+            lines.append(f"log {self.origin}: and {self.omitted} more problems not shown")
         if forks:
-            raise LogForkError(message)
-        raise LogVerificationError(message)
+            raise LogForkError(message, problems=lines)
+        raise LogVerificationError(message, problems=lines)
 
 
 def _short(root: bytes) -> str:

@@ -175,6 +175,10 @@ def test_export_and_offline_verify_with_store_stopped(
     report = verify_bundle(bundle, pinned)
     assert report.artifact_id == artifact_id
     assert report.attestations == 2
+    # The put and both promotions, each with its tlog-proof, checked offline.
+    proofs = sorted(p.name for p in (bundle / "proofs").iterdir())
+    assert report.log_entries == len(proofs) // 2 >= 3
+    assert report.log_size > max(int(n.split(".")[0]) for n in proofs)
     assert (report.root_version, report.trusted_on_first_use) == (1, False)
     with pytest.raises(NoTrustRootError, match="--trust-on-first-use"):
         verify_bundle(bundle)
@@ -185,6 +189,7 @@ def test_export_and_offline_verify_with_store_stopped(
         "escrow.json",
         "bundle.json",
         "roots/1.json",
+        next(f"proofs/{p.name}" for p in (bundle / "proofs").glob("*.entry")),
     ]:
         broken = tmp_path / f"broken-{rel}"
         shutil.copytree(bundle, broken)

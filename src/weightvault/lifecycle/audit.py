@@ -1,0 +1,337 @@
+"""Verifying the audit trail: the steps ``weightvault audit verify`` (and a flow) run.
+
+1. :func:`open_readonly_log`: the vault's log, opened to read and verify only;
+2. :func:`~weightvault.lifecycle.witness.check_log`: the whole log, both checkpoint
+   signatures, consistency with this host's last-seen checkpoint, every required
+   witness;
+3. :func:`check_index`: the catalog's ``log_entries`` index agrees with the log,
+   row by row (an edited row, a missing row, a row of no entry are each named);
+4. :func:`render_report`: a short human summary (the JSON is ``report.to_dict()``).
+
+:func:`verify_audit` runs them in a row.
+
+:func:`prove_event` emits the c2sp tlog-proof of one entry (by event id, operation
+id or ``#INDEX``); :func:`check_proof` checks one offline with only the log's
+verifier keys (given, or the ``log`` keys of a trust root). Problems are collected in the report;
+``report.raise_for_problems()`` turns them into LogVerificationError (27) or
+LogForkError (29), one line each.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from weightvault.artifacts import Vault, open_log
+from weightvault.catalog import Catalog
+from weightvault.crypto.notes import verifier_from_vkey
+from weightvault.errors import (
+    IntegrityError,
+    InvalidInputError,
+    LogVerificationError,
+    NotFoundError,
+)
+from weightvault.lifecycle.witness import check_log
+from weightvault.records import (
+    Event,
+    LogReport,
+    TransparencyLog,
+    prove_entry,
+    verify_entry_proof,
+)
+from weightvault.store.layout import log_sequenced_key
+from weightvault.tlog import parse_tlog_proof
+
+__all__ = [
+    "CheckedProof",
+    "EventProof",
+    "check_index",
+    "check_proof",
+    "open_readonly_log",
+    "prove_event",
+    "render_report",
+    "resolve_event",
+    "verify_audit",
+]
+
+_INDEX_LIMIT = 100
+# Columns of a log_entries row, compared one by one so a problem names the edited ones.
+_ROW_FIELDS = (
+    "id",
+    "ts",
+    "kind",
+    "phase",
+    "op",
+    "principal",
+    "artifact_id",
+    "tier",
+    "outcome",
+    "reason",
+    "entry",
+)
+
+
+def open_readonly_log(vault: Vault) -> TransparencyLog:
+    """The vault's transparency log with its verifiers and no signer."""
+    return open_log(vault.settings, vault.store, vault.keys, writable=False)
+
+
+def _expected(index: int, entry: bytes) -> dict[str, Any] | None:
+    try:
+        return Event.parse(entry).log_row(index)
+    except IntegrityError:
+        return None
+
+
+def _differs(row: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    return [f for f in _ROW_FIELDS if row.get(f) != expected.get(f)]
+
+
+def _entries(log: TransparencyLog, report: LogReport) -> Iterator[tuple[int, bytes]]:
+    """The log's entries, or none (with a problem) when they cannot be read against the tiles."""
+    try:
+        yield from log.iter_entries()
+    except IntegrityError as exc:
+        report.add(
+            "index",
+            "catalog log_entries",
+            f"cannot be compared with the log: {exc.message}",
+            _INDEX_LIMIT,
+        )
+
+
+def _pending(log: TransparencyLog, index: int) -> bytes | None:
+    """A sequenced entry not yet in a checkpoint (an operation still running, or cut short)."""
+    try:
+        return log.store.get_bytes(log.bucket, log_sequenced_key(index), limit=1 << 20)
+    except NotFoundError:
+        return None
+
+
+def _compare(row: dict[str, Any], index: int, entry: bytes, report: LogReport, label: str) -> bool:
+    """True when ``row`` is the index row of ``entry``, else a problem naming what differs."""
+    expected = _expected(index, entry)
+    if expected is None:
+        report.add("index", f"log entry {index}", "is not an audit event", _INDEX_LIMIT)
+        return False
+    edited = _differs(row, expected)
+    if edited:
+        report.add(
+            "index",
+            f"catalog log_entries row {index}",
+            f"differs from {label} in {', '.join(edited)}",
+            _INDEX_LIMIT,
+        )
+    return not edited
+
+
+def _stray(log: TransparencyLog, row: dict[str, Any], report: LogReport) -> bool:
+    """A row of no checkpointed entry: pending (True) if it is the entry sequenced there."""
+    idx = int(row["idx"])
+    sequenced = _pending(log, idx) if idx >= report.size else None
+    if sequenced is None:
+        report.add("index", f"catalog log_entries row {idx}", "indexes no log entry", _INDEX_LIMIT)
+        return False
+    return _compare(row, idx, sequenced, report, f"the entry sequenced at {idx} (not checkpointed)")
+
+
+def check_index(log: TransparencyLog, catalog: Catalog, report: LogReport) -> dict[str, int]:
+    """Add a problem to ``report`` for every ``log_entries`` row that is not the log's entry.
+
+    Rows and entries are walked side by side in index order (memory does not
+    grow with the log). A row past the checkpoint must be the entry sequenced at
+    its index (counted as pending). Returns the counts: rows, agreeing, pending.
+    """
+    counts = {"rows": 0, "agree": 0, "pending": 0}
+    rows = catalog.iter_log_rows()
+    row = next(rows, None)
+    for index, entry in _entries(log, report):
+        while row is not None and row["idx"] < index:
+            counts["rows"] += 1
+            _stray(log, row, report)
+            row = next(rows, None)
+        if row is None or row["idx"] != index:
+            report.add(
+                "index", f"log entry {index}", "is missing from the catalog's index", _INDEX_LIMIT
+            )
+            continue
+        counts["rows"] += 1
+        counts["agree"] += _compare(row, index, entry, report, f"log entry {index}")
+        row = next(rows, None)
+    while row is not None:
+        counts["rows"] += 1
+        counts["pending"] += _stray(log, row, report)
+        row = next(rows, None)
+    if not any(p.kind == "index" for p in report.problems):
+        report.checked.append(
+            f"catalog index: {counts['agree']} rows agree with the log"
+            + (f", {counts['pending']} pending" if counts["pending"] else "")
+        )
+    return counts
+
+
+def verify_audit(vault: Vault) -> tuple[LogReport, dict[str, int]]:
+    """Every step in a row: what ``weightvault audit verify`` does (nothing raised for
+    problems; see :meth:`LogReport.raise_for_problems`)."""
+    log = open_readonly_log(vault)
+    report = check_log(log, vault.settings)
+    counts = check_index(log, vault.catalog, report)
+    return report, counts
+
+
+def _when(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "unknown"
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def render_report(report: LogReport, counts: dict[str, int]) -> str:
+    """A short summary: size, root, checkpoint time, witnesses, then every problem."""
+    lines = [
+        f"log {report.origin}",
+        f"  size {report.size}, root {report.root or '-'}",
+        f"  checkpoint time {_when(report.checkpoint_time)}",
+    ]
+    if report.last_seen_size is not None:
+        lines.append(f"  last seen by this host: size {report.last_seen_size}")
+    witnesses = ", ".join(f"{w['name']} at size {w['size']}" for w in report.witnesses)
+    lines.append(f"  witnesses: {witnesses or 'none required'}")
+    lines.append(
+        f"  catalog index: {counts['rows']} rows, {counts['agree']} agree"
+        + (f", {counts['pending']} pending" if counts["pending"] else "")
+    )
+    if report.ok:
+        lines.append("ok: " + "; ".join(report.checked))
+    else:
+        total = len(report.problems) + report.omitted
+        lines.append(f"{total} problem{'s' if total != 1 else ''}:")
+        lines += [f"  - {p.line()}" for p in report.problems]
+        if report.omitted:
+            lines.append(f"  - and {report.omitted} more")
+    return "\n".join(lines)
+
+
+# -- proofs of single entries ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventProof:
+    """A c2sp tlog-proof of one log entry, with the entry's exact bytes."""
+
+    index: int
+    size: int
+    proof: bytes
+    entry: bytes
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: the index, the checkpoint size, the proof text and the event."""
+        return {
+            "index": self.index,
+            "size": self.size,
+            "proof": self.proof.decode(),
+            "event": _event_summary(self.entry),
+        }
+
+
+def _event_summary(entry: bytes) -> dict[str, Any]:
+    event = Event.parse(entry)
+    return {
+        "id": event.id,
+        "op": event.op,
+        "kind": event.kind,
+        "phase": event.phase,
+        "outcome": event.outcome,
+        "artifact_id": event.artifact_id,
+        "ts": event.ts,
+    }
+
+
+def resolve_event(vault: Vault, ref: str) -> int:
+    """The log index ``ref`` names: ``#INDEX``, an event id, or an operation id (its
+    outcome). Found through the catalog's index; :func:`prove_event` then checks the
+    entry itself. NotFoundError if nothing matches, InvalidInputError if malformed."""
+    if ref.startswith("#"):
+        digits = ref[1:]
+        if not digits.isdigit():
+            raise InvalidInputError(f"{ref!r}: a log index is #<decimal>")
+        return int(digits)
+    rows = [r for r in vault.catalog.log_search(ref=ref, limit=4) if ref in (r["id"], r["op"])]
+    by_id = [r for r in rows if r["id"] == ref]
+    outcomes = [r for r in rows if r["op"] == ref and r["phase"] == "outcome"]
+    if by_id:
+        return int(by_id[0]["idx"])
+    if outcomes:
+        return int(outcomes[0]["idx"])
+    if rows:
+        raise NotFoundError(f"operation {ref} has no outcome in the log yet")
+    raise NotFoundError(f"no log entry or operation {ref!r} in the index")
+
+
+def prove_event(vault: Vault, ref: str) -> EventProof:
+    """The tlog-proof of the entry ``ref`` names, under the current signed checkpoint.
+
+    The entry is read from the log (checked against its tile) and must be the
+    event ``ref`` names, so an edited catalog index cannot get another entry proved.
+    """
+    index = resolve_event(vault, ref)
+    log = open_readonly_log(vault)
+    signed = log.checkpoint()
+    proof = prove_entry(log, index, signed)
+    entry = log.entries(index, index + 1)[0]
+    event = Event.parse(entry)
+    if not ref.startswith("#") and ref not in (event.id, event.op):
+        raise LogVerificationError(
+            f"log entry {index} is not {ref}: the catalog's index of the log was edited"
+        )
+    verify_entry_proof(proof, entry, log.verifiers, origin=log.origin)
+    return EventProof(index, signed.checkpoint.size, proof, entry)
+
+
+@dataclass(frozen=True)
+class CheckedProof:
+    """What :func:`check_proof` verified."""
+
+    origin: str
+    size: int
+    root: str
+    index: int
+    verifiers: tuple[str, ...]
+    event: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "ok": True,
+            "origin": self.origin,
+            "size": self.size,
+            "root": self.root,
+            "index": self.index,
+            "verifiers": list(self.verifiers),
+            "event": self.event,
+        }
+
+
+def check_proof(proof: bytes, entry: bytes, vkeys: Sequence[str]) -> CheckedProof:
+    """Check a tlog-proof of ``entry`` offline: signed by every one of ``vkeys`` (the
+    log's), the entry included under that checkpoint. LogVerificationError if not."""
+    if not vkeys:
+        raise InvalidInputError("checking a log proof needs the log's verifier keys")
+    verifiers = [verifier_from_vkey(v) for v in vkeys]
+    checkpoint = verify_entry_proof(proof, entry, verifiers)
+    index = parse_tlog_proof(proof.decode()).index
+    event: dict[str, Any] | None
+    try:
+        event = _event_summary(entry)
+    except IntegrityError:
+        event = None
+    return CheckedProof(
+        checkpoint.origin,
+        checkpoint.size,
+        base64.b64encode(checkpoint.root).decode(),
+        index,
+        tuple(v.name for v in verifiers),
+        event,
+    )

@@ -23,7 +23,7 @@ from weightvault.config import load_settings
 from weightvault.errors import StoreUnavailableError
 from weightvault.lifecycle import ingest
 from weightvault.provenance import Provenance, capture_provenance
-from weightvault.records import Event, FileEntry, add_listener, set_flow_run
+from weightvault.records import Event, FileEntry, add_listener, set_flow_run_source
 
 
 def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> bool:
@@ -89,6 +89,12 @@ def emit_prefect_event(event: Event) -> None:
     )
 
 
+def _live_flow_run() -> str | None:
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
+
+
 @functools.cache
 def _vault(env_key: str) -> Vault:
     add_listener(emit_prefect_event)
@@ -96,10 +102,8 @@ def _vault(env_key: str) -> Vault:
 
 
 def vault() -> Vault:
-    """The process' vault for the current settings; its log entries name the flow run."""
-    from prefect.runtime import flow_run
-
-    set_flow_run(str(flow_run.id) if flow_run.id else None)
+    """The process' vault for the current settings; its log entries name the live flow run."""
+    set_flow_run_source(_live_flow_run)
     settings = load_settings()
     key = "|".join((str(settings.home), settings.store.endpoint, settings.store.bucket_prefix))
     return _vault(key)

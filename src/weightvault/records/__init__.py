@@ -10,7 +10,7 @@ from weightvault.records._audit import (
     notify,
     one_line,
     process_name,
-    set_flow_run,
+    set_flow_run_source,
 )
 from weightvault.records._manifest import (
     FileEntry,
@@ -54,7 +54,7 @@ __all__ = [
     "process_name",
     "prove_entry",
     "read_witnessed",
-    "set_flow_run",
+    "set_flow_run_source",
     "verify_entry_proof",
     "verify_log",
     "witness_log",

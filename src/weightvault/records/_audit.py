@@ -46,14 +46,33 @@ def flow_run(run_id: str | None) -> Iterator[None]:
         _flow_run.reset(token)
 
 
-def set_flow_run(run_id: str | None) -> None:
-    """Name the current context's Prefect flow run (the tasks' adapters call this)."""
-    _flow_run.set(run_id)
+FlowRunSource = Callable[[], "str | None"]
+_flow_run_source: list[FlowRunSource] = []
+
+
+def set_flow_run_source(source: FlowRunSource | None) -> None:
+    """Have events ask ``source`` for the live Prefect flow run (the tasks' adapters set it).
+
+    It is asked each time an event is made, so a finished run never labels
+    later events, as a value set once would.
+    """
+    _flow_run_source.clear()
+    if source is not None:
+        _flow_run_source.append(source)
+
+
+def _from_source() -> str | None:
+    for source in _flow_run_source:
+        try:
+            return source() or None
+        except Exception:
+            return None
+    return None
 
 
 def current_flow_run() -> str | None:
-    """The flow run set by the adapters, else ``PREFECT__FLOW_RUN_ID``, else None."""
-    return _flow_run.get() or prefect_flow_run_id()
+    """The run named by :func:`flow_run`, else the adapters' source, else the environment."""
+    return _flow_run.get() or _from_source() or prefect_flow_run_id()
 
 
 def process_name() -> str:

@@ -11,7 +11,13 @@ import pytest
 from weightvault._json import canonical_json
 from weightvault.artifacts import audit_hash
 from weightvault.errors import IntegrityError
-from weightvault.records import Event, current_flow_run, flow_run, one_line
+from weightvault.records import (
+    Event,
+    current_flow_run,
+    flow_run,
+    one_line,
+    set_flow_run_source,
+)
 
 CLIENT = {"host": "hmac-sha256:ab", "pid": 7, "process": "weightvault", "flow_run": None}
 
@@ -84,6 +90,31 @@ def test_the_flow_run_comes_from_the_adapters_else_the_environment(
     with flow_run("from-task"):
         assert current_flow_run() == "from-task"
     assert current_flow_run() == "from-env"
+
+
+def test_the_adapters_source_is_asked_live_and_never_leaks_a_finished_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PREFECT__FLOW_RUN_ID", raising=False)
+    live: list[str | None] = ["run-1"]
+    set_flow_run_source(lambda: live[0])
+    try:
+        assert current_flow_run() == "run-1"
+        live[0] = None  # the run ended: later events must not carry its id
+        assert current_flow_run() is None
+        live[0] = "run-2"
+        with flow_run("explicit"):
+            assert current_flow_run() == "explicit"
+        assert current_flow_run() == "run-2"
+
+        def broken() -> str | None:
+            raise RuntimeError("no Prefect context")
+
+        set_flow_run_source(broken)
+        assert current_flow_run() is None  # a label, never a reason to fail
+    finally:
+        set_flow_run_source(None)
+    assert current_flow_run() is None
 
 
 def test_audit_hash_is_hmac_sha256_under_the_vault_key() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from weightvault.errors import UsageError
+from weightvault.errors import IncompleteError, UsageError
 from weightvault.logs import register_secret
 
 if TYPE_CHECKING:  # imported when a command runs, to keep start-up fast
@@ -97,3 +97,27 @@ def open_vault(args: argparse.Namespace) -> Vault:
     vault = Vault.open(settings)
     vault.sweep_staging()
     return vault
+
+
+_CLEAR_SCREEN = "\033[2J\033[3J\033[H"  # screen and scrollback, cursor home
+
+
+def show_shares_one_at_a_time(shares: Sequence[str], *, again: str) -> None:
+    """On a terminal: each custodian presses Enter, reads their share, presses Enter to clear it.
+
+    Stopped early, the shares not shown are lost: IncompleteError says to run ``again``.
+    """
+    total = len(shares)
+    for i, mnemonic in enumerate(shares, start=1):
+        try:
+            input(f"Custodian {i} of {total} alone at the screen: press Enter to show share {i}. ")
+            print(f"share {i}: {mnemonic}", flush=True)
+            input("Write it down, then press Enter to clear the screen. ")
+        except (EOFError, KeyboardInterrupt):
+            raise IncompleteError(
+                f"share display stopped at share {i} of {total}; the shares not shown are "
+                f"lost: run `{again}` again"
+            ) from None
+        finally:
+            print(_CLEAR_SCREEN, end="", flush=True)
+    print(f"{total} shares shown once each; none is stored by the vault.")

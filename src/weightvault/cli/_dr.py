@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from weightvault.errors import ConfigError, IncompleteError, InvalidInputError, UsageError
+from weightvault.cli._common import show_shares_one_at_a_time
+from weightvault.errors import ConfigError, InvalidInputError, UsageError
 
 _WARNING = (
     "!! These shares ARE the vault's master key: any {k} of them open every hot and warm key.\n"
     "!! Each custodian keeps one, offline; the vault stores none of them and will not show "
     "them again."
 )
-_CLEAR_SCREEN = "\033[2J\033[3J\033[H"
 
 
 def _split_master(args: argparse.Namespace) -> int:
@@ -66,25 +65,8 @@ def _split_master(args: argparse.Namespace) -> int:
         emit(args, head + "\nshare files (mode 0600):\n" + "\n".join(map(str, paths)), data)
     else:
         emit(args, head, data)
-        _show_one_at_a_time(split.shares)
+        show_shares_one_at_a_time(split.shares, again="weightvault dr split-master --replace")
     return 0
-
-
-def _show_one_at_a_time(shares: Sequence[str]) -> None:
-    total = len(shares)
-    for i, mnemonic in enumerate(shares, start=1):
-        try:
-            input(f"Custodian {i} of {total} alone at the screen: press Enter to show share {i}. ")
-            print(f"share {i}: {mnemonic}", flush=True)
-            input("Write it down, then press Enter to clear the screen. ")
-        except (EOFError, KeyboardInterrupt):
-            raise IncompleteError(
-                f"share display stopped at share {i} of {total}; the shares not shown are "
-                "lost: run `weightvault dr split-master --replace` again"
-            ) from None
-        finally:
-            print(_CLEAR_SCREEN, end="", flush=True)
-    print(f"{total} shares shown once each; none is stored by the vault.")
 
 
 def _read_shares(args: argparse.Namespace) -> list[str]:

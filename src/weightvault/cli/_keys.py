@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from weightvault.errors import IncompleteError, InvalidInputError, UsageError, VaultError
+from weightvault.cli._common import show_shares_one_at_a_time
+from weightvault.errors import InvalidInputError, UsageError, VaultError
 
 
 def _now() -> datetime:
@@ -268,7 +268,7 @@ def _split(args: argparse.Namespace) -> int:
         emit(args, head + "\nshare files (mode 0600):\n" + "\n".join(map(str, paths)), data)
     else:
         emit(args, head, data)
-        _show_shares_one_at_a_time(split.shares)
+        show_shares_one_at_a_time(split.shares, again="weightvault escrow split --replace")
     return 0
 
 
@@ -284,27 +284,6 @@ def _check_writable(out: Path) -> None:
             pass
     except OSError as exc:
         raise local_write_error(exc, out) from None
-
-
-_CLEAR_SCREEN = "\033[2J\033[3J\033[H"  # screen and scrollback, cursor home
-
-
-def _show_shares_one_at_a_time(shares: Sequence[str]) -> None:
-    """On a terminal: each custodian presses Enter, reads their share, presses Enter to clear it."""
-    total = len(shares)
-    for i, mnemonic in enumerate(shares, start=1):
-        try:
-            input(f"Custodian {i} of {total} alone at the screen: press Enter to show share {i}. ")
-            print(f"share {i}: {mnemonic}", flush=True)
-            input("Write it down, then press Enter to clear the screen. ")
-        except (EOFError, KeyboardInterrupt):
-            raise IncompleteError(
-                f"share display stopped at share {i} of {total}; the shares not shown are "
-                "lost: run `weightvault escrow split --replace` again"
-            ) from None
-        finally:
-            print(_CLEAR_SCREEN, end="", flush=True)
-    print(f"{total} shares shown once each; none is stored by the vault.")
 
 
 def _shares(args: argparse.Namespace) -> list[str]:

@@ -48,6 +48,7 @@ from weightvault.errors import (
     NotFoundError,
 )
 from weightvault.keys import LocalKeyStore, load_master_key, recover_seed, split_seed
+from weightvault.lifecycle.escrow import write_mnemonic_files
 from weightvault.lifecycle.rebuild import rebuild_catalog
 from weightvault.logs import get_logger, register_secret
 from weightvault.store import ObjectStore
@@ -143,20 +144,7 @@ def split_master(
 
 def write_share_files(split: MasterSplit, out_dir: Path) -> list[Path]:
     """Write one share per custodian file (mode 0600, never overwriting) into ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    written = []
-    for number, mnemonic in enumerate(split.shares, start=1):
-        path = out_dir / f"master-share-{number}-of-{len(split.shares)}.txt"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            raise ConflictError(
-                f"share file {path} already exists; refusing to overwrite"
-            ) from None
-        with os.fdopen(fd, "w") as fh:
-            fh.write(mnemonic + "\n")
-        written.append(path)
-    return written
+    return write_mnemonic_files(split.shares, out_dir, "master-share")
 
 
 def parse_shares(text: str) -> list[str]:

@@ -140,10 +140,15 @@ def split_escrow_key(
 
 def write_share_files(split: EscrowSplit, out_dir: Path) -> list[Path]:
     """Write one share per custodian file (mode 0600) into a new or empty ``out_dir``."""
+    return write_mnemonic_files(split.shares, out_dir, "escrow-share")
+
+
+def write_mnemonic_files(shares: Sequence[str], out_dir: Path, stem: str) -> list[Path]:
+    """One ``<stem>-<n>-of-<total>.txt`` file (0600, never overwriting) per share in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     written = []
-    for number, mnemonic in enumerate(split.shares, start=1):
-        path = out_dir / f"escrow-share-{number}-of-{len(split.shares)}.txt"
+    for number, mnemonic in enumerate(shares, start=1):
+        path = out_dir / f"{stem}-{number}-of-{len(shares)}.txt"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:

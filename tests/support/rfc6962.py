@@ -17,11 +17,21 @@ def largest_power_of_two_below(n: int) -> int:
     return k
 
 
+def ref_leaf(entry: bytes) -> bytes:
+    """MTH({d}) = SHA-256(0x00 || d)."""
+    return hashlib.sha256(b"\x00" + entry).digest()
+
+
+def ref_node(left: bytes, right: bytes) -> bytes:
+    """SHA-256(0x01 || left || right)."""
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
 def ref_mth(entries: list[bytes]) -> bytes:
     """MTH(D[n]) by the RFC's recursive definition."""
     if not entries:
         return hashlib.sha256(b"").digest()
     if len(entries) == 1:
-        return hashlib.sha256(b"\x00" + entries[0]).digest()
+        return ref_leaf(entries[0])
     k = largest_power_of_two_below(len(entries))
-    return hashlib.sha256(b"\x01" + ref_mth(entries[:k]) + ref_mth(entries[k:])).digest()
+    return ref_node(ref_mth(entries[:k]), ref_mth(entries[k:]))

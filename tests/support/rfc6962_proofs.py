@@ -15,14 +15,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.support.rfc6962 import largest_power_of_two_below
-
-
-def _leaf(entry: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + entry).digest()
-
-
-def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+from tests.support.rfc6962 import ref_leaf as _leaf
+from tests.support.rfc6962 import ref_node as _node
 
 
 def ref_root_from_path(index: int, size: int, entry: bytes, path: list[bytes]) -> bytes:

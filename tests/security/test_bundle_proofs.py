@@ -18,11 +18,10 @@ import pytest
 
 from tests.conftest import REPO, make_tree
 from tests.support.artifacts import ingest_model
+from tests.support.bundles import resign_index
 from tests.support.rfc6962_proofs import ref_check_tlog_proof
-from weightvault._fs import hash_file
 from weightvault._json import canonical_json
 from weightvault.artifacts import Vault
-from weightvault.crypto import dsse
 from weightvault.crypto.notes import Ed25519NoteSigner, MLDSA44Cosigner, sign_note
 from weightvault.errors import IntegrityError, LogVerificationError
 from weightvault.lifecycle import ingest
@@ -36,7 +35,6 @@ from weightvault.records import prove_entry
 from weightvault.tlog import TlogProof, parse_checkpoint, parse_tlog_proof
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
-BUNDLE_TYPE = "application/vnd.weightvault.bundle+json"
 
 
 def _cold(vault: Vault, model_repo: Path) -> str:
@@ -49,19 +47,7 @@ def _cold(vault: Vault, model_repo: Path) -> str:
 
 def _resign(vault: Vault, bundle: Path) -> None:
     """Relist every file and re-sign bundle.json with the vault's own bundle key."""
-    index = json.loads((bundle / "bundle.json").read_bytes())
-    listing = []
-    for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
-        rel = path.relative_to(bundle).as_posix()
-        if rel in {"bundle.json", "bundle.dsse.json"}:
-            continue
-        found = hash_file(path)
-        listing.append({"path": rel, "sha256": found.sha256, "size": found.size})
-    index["files"] = listing
-    body = canonical_json(index)
-    (bundle / "bundle.json").write_bytes(body)
-    envelope = dsse.sign_envelope(body, BUNDLE_TYPE, signing_key(vault.keys))
-    (bundle / "bundle.dsse.json").write_bytes(canonical_json(envelope))
+    resign_index(bundle, signing_key(vault.keys))
 
 
 def _proofs(bundle: Path) -> dict[int, tuple[bytes, str]]:

@@ -32,7 +32,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.support.artifacts import ingest_model
-from weightvault._fs import hash_file
+from tests.support.bundles import resign_index
 from weightvault._json import canonical_json
 from weightvault.artifacts import Vault
 from weightvault.crypto import dsse
@@ -60,7 +60,6 @@ from weightvault.provenance import (
 from weightvault.store.layout import statement_key, trust_root_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
-BUNDLE_TYPE = "application/vnd.weightvault.bundle+json"
 FORGED_COMMIT = "f" * 40
 
 
@@ -131,21 +130,7 @@ def resign_bundle(
         (bundle / "roots").mkdir()
         for root in roots:
             (bundle / "roots" / f"{root.version}.json").write_bytes(root.to_bytes())
-    index = json.loads((bundle / "bundle.json").read_bytes())
-    if exported_at is not None:
-        index["exported_at"] = exported_at
-    listing = []
-    for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
-        rel = path.relative_to(bundle).as_posix()
-        if rel in {"bundle.json", "bundle.dsse.json"}:
-            continue
-        found = hash_file(path)
-        listing.append({"path": rel, "sha256": found.sha256, "size": found.size})
-    index["files"] = listing
-    body = canonical_json(index)
-    (bundle / "bundle.json").write_bytes(body)
-    envelope = dsse.sign_envelope(body, BUNDLE_TYPE, key)
-    (bundle / "bundle.dsse.json").write_bytes(canonical_json(envelope))
+    resign_index(bundle, key, exported_at=exported_at)
 
 
 def forge_commit(statement: dict[str, Any]) -> None:

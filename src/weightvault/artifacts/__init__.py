@@ -17,6 +17,7 @@ from weightvault.artifacts._keystore import (
     open_keystore,
 )
 from weightvault.artifacts._vault import (
+    LoggedEvent,
     Operation,
     PutPlan,
     PutResult,
@@ -35,6 +36,7 @@ __all__ = [
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
     "LogKeys",
+    "LoggedEvent",
     "Operation",
     "PutPlan",
     "PutResult",

@@ -18,7 +18,7 @@ import secrets
 import shutil
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,6 +196,15 @@ class Operation:
 
 
 _REFUSALS = (PolicyError, KeyStateError, ConflictError, InvalidInputError, RetentionError)
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event as the signed log holds it: its index, the event, its exact entry bytes."""
+
+    index: int
+    event: Event
+    entry: bytes
 
 
 def _outcome_of(error: BaseException | None) -> tuple[str, str | None]:
@@ -430,6 +439,52 @@ class Vault:
         with contextlib.suppress(VaultError), self.catalog.transaction() as conn:
             self.catalog.add_log_entry(conn, event.log_row(index))
         return index
+
+    def history(self, artifact_id: str, kinds: Collection[str] | None = None) -> list[LoggedEvent]:
+        """The artifact's successful operations as the signed log records them, oldest first.
+
+        The catalog's index of the log only finds them. It is first brought up to
+        the current signed checkpoint (entries another process appended and
+        nobody indexed are read from the tiles), then every entry returned is
+        proved included in that checkpoint: a forged or edited index row is an
+        IntegrityError, never a trusted event.
+        """
+        signed = self.tlog.checkpoint()
+        size = signed.checkpoint.size
+        self._catch_up_index(size)
+        rows = [(i, text.encode()) for i, text in self.catalog.log_history(artifact_id, size)]
+        out = []
+        for index, entry in rows:
+            event = Event.parse(entry)
+            if kinds is None or event.kind in kinds:
+                out.append(LoggedEvent(index, event, entry))
+        try:
+            self.tlog.check_included([(e.index, e.entry) for e in out], signed)
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"the catalog's index of the log was tampered with: {exc.message}"
+            ) from None
+        return out
+
+    def _catch_up_index(self, size: int) -> None:
+        """Index the log entries below ``size`` that the catalog lacks."""
+        count, have = self.catalog.log_indexes(size)
+        if have is None:
+            return
+        reader = self.tlog.reader(size)
+        missing = sorted(set(range(size)) - have)
+        start = 0
+        while start < len(missing):
+            first = missing[start]
+            end = start
+            while end + 1 < len(missing) and missing[end + 1] == missing[end] + 1:
+                end += 1
+            entries = reader.entries(first, missing[end] + 1)
+            with self.catalog.transaction() as conn:
+                for offset, entry in enumerate(entries):
+                    self.catalog.add_log_entry(conn, Event.parse(entry).log_row(first + offset))
+            start = end + 1
+        log.info("audit.index_caught_up", indexed=len(missing), had=count)
 
     def begin(
         self,

@@ -279,6 +279,34 @@ class Catalog:
         if exists.first() is None:
             conn.execute(insert(log_entries), [row])
 
+    def log_indexes(self, below: int) -> tuple[int, set[int] | None]:
+        """How many entries below index ``below`` are indexed, and (only when some are
+        missing) which ones are."""
+        with self.engine.connect() as conn:
+            count = conn.execute(
+                select(func.count()).select_from(log_entries).where(log_entries.c.idx < below)
+            ).scalar_one()
+            if count >= below:
+                return int(count), None
+            have = conn.execute(select(log_entries.c.idx).where(log_entries.c.idx < below))
+            return int(count), {int(r[0]) for r in have}
+
+    def log_history(self, artifact_id: str, below: int) -> list[tuple[int, str]]:
+        """(index, entry text) of every ok outcome of ``artifact_id`` below index ``below``,
+        in log order."""
+        query = (
+            select(log_entries.c.idx, log_entries.c.entry)
+            .where(
+                (log_entries.c.artifact_id == artifact_id)
+                & (log_entries.c.phase == "outcome")
+                & (log_entries.c.outcome == "ok")
+                & (log_entries.c.idx < below)
+            )
+            .order_by(log_entries.c.idx)
+        )
+        with self.engine.connect() as conn:
+            return [(int(r[0]), str(r[1])) for r in conn.execute(query).all()]
+
     def iter_log_rows(self, batch: int = 500) -> Iterator[dict[str, Any]]:
         """Every indexed log entry in index order, ``entry`` as stored (its text), a batch
         at a time so memory does not grow with the log."""

@@ -22,7 +22,7 @@ signed, and the new tree is checked consistent with the old one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from weightvault.crypto.notes import NoteSigner, NoteVerifier, sign_note
@@ -32,6 +32,7 @@ from weightvault.store.layout import log_checkpoint_key, log_sequenced_key, log_
 from weightvault.tlog import (
     TILE_WIDTH,
     Checkpoint,
+    ProofError,
     TiledHashReader,
     TlogProof,
     append_tiles,
@@ -43,6 +44,7 @@ from weightvault.tlog import (
     open_checkpoint,
     root_of,
     verify_consistency,
+    verify_inclusion,
 )
 
 _OCTETS = "application/octet-stream"
@@ -167,6 +169,35 @@ class TransparencyLog:
         size = signed.checkpoint.size
         proof = inclusion_proof(index, size, self.reader(size))
         return TlogProof(index, tuple(proof), signed.note)
+
+    def check_included(
+        self, entries: Iterable[tuple[int, bytes]], signed: SignedCheckpoint | None = None
+    ) -> SignedCheckpoint:
+        """Prove every (index, entry) is in the tree of ``signed`` (default: the current one).
+
+        Each entry's leaf hash must reach the signed root through its audit path
+        read from the tiles; IntegrityError names the first entry that does not.
+        Returns the checkpoint the entries were proved against.
+        """
+        signed = signed or self.checkpoint()
+        size = signed.checkpoint.size
+        reader = self.reader(size)
+        for index, entry in entries:
+            if not 0 <= index < size:
+                raise IntegrityError(f"{self}: entry {index} is not in the signed tree of {size}")
+            try:
+                verify_inclusion(
+                    index,
+                    size,
+                    leaf_hash(entry),
+                    inclusion_proof(index, size, reader),
+                    signed.checkpoint.root,
+                )
+            except ProofError:
+                raise IntegrityError(
+                    f"{self}: entry {index} is not the one the signed checkpoint includes"
+                ) from None
+        return signed
 
     def consistency(self, old_size: int, signed: SignedCheckpoint | None = None) -> list[bytes]:
         """The consistency proof from the tree of ``old_size`` to ``signed``'s tree."""

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from weightvault.errors import ConfigError, InvalidInputError
 
+ENVIRONMENT_LOCK = "pipeline/requirements.txt"
 PIPELINE_FILES = (
     "dvc.yaml",
     "config/params.yaml",
@@ -88,6 +89,8 @@ def build_model_repo(source_root: Path, repo: Path) -> Path:
         target = repo / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source_root / rel, target)
+    # The training environment's own lock file, where provenance capture looks for it.
+    shutil.copyfile(source_root / ENVIRONMENT_LOCK, repo / "requirements.txt")
     if not (repo / ".git").exists():
         run(repo, "git", "init", "-q", "-b", "main")
     if not (repo / ".dvc").exists():

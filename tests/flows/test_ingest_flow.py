@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def test_ingest_flow_end_to_end(flow_vault: Settings, model_repo: Path) -> None:
     assert external["trainingRunId"] == "run-42"
     deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert any(d["name"] == "data/prepared" for d in deps)
+    # The training environment is the model repo's own lock file, never the vault's uv.lock.
+    recorded = external["extra"]["provenance"]
+    lock = (model_repo / "requirements.txt").read_bytes()
+    assert recorded["environment"]["lock_file"] == "requirements.txt"
+    assert recorded["environment"]["lock_file_sha256"] == hashlib.sha256(lock).hexdigest()
+    assert {s["name"] for s in recorded["dvc_stages"]} == {"prepare", "train", "evaluate"}
     # The log's entries of this ingest name the flow run they ran in, and only those.
     entries = [json.loads(raw) for _, raw in vault.tlog.iter_entries()]
     ingested = [e for e in entries if e["kind"] == "artifact.ingested" and e["artifact_id"]]

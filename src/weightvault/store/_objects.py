@@ -37,9 +37,11 @@ from weightvault.errors import (
     RetentionError,
     StoreError,
     StoreFullError,
+    StoreRoleDeniedError,
     StoreUnavailableError,
     VaultError,
 )
+from weightvault.store._roles import ADMIN_ROLE, role_named
 
 _AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
 _MISSING_CODES = {
@@ -219,9 +221,12 @@ class ObjectStore:
         part_size: int = 16 * 1024 * 1024,
         retries: int = 2,
         local_data: Path | None = None,
+        role: str = ADMIN_ROLE,
     ) -> None:
         self.endpoint = endpoint
         self.part_size = part_size
+        # The store role the credentials are for: a denial names it (StoreRoleDeniedError).
+        self.role = role
         # The data directory of a store on this machine (the embedded one), if known.
         self.local_data = local_data
         http = urllib3.PoolManager(
@@ -285,6 +290,12 @@ class ObjectStore:
                 raise NotFoundError(f"{what}: not found in the object store") from None
             if exc.code == "AccessDenied" and "lock" in (exc.message or "").lower():
                 raise RetentionError(f"{what}: refused by object lock") from None
+            if exc.code == "AccessDenied" and self.role != ADMIN_ROLE:
+                raise StoreRoleDeniedError(
+                    f"object store at {self.endpoint} denied {what} to the {self.role} "
+                    "credential: this needs a store role that may do it "
+                    "(docs/store-credentials.md; WEIGHTVAULT_S3_ROLE)"
+                ) from None
             if exc.code == "AccessDenied":
                 raise AuthenticationError(
                     f"object store at {self.endpoint} denied access to {what}"
@@ -729,10 +740,11 @@ def connect(settings: Settings) -> ObjectStore:
     """An ObjectStore for the configured endpoint, embedded or external."""
     from weightvault.store._server import EmbeddedStore
 
+    role = role_named(settings.store.role).name
     if settings.store.embedded:
-        embedded = EmbeddedStore(settings.store_dir)
+        embedded = EmbeddedStore.of(settings)
         endpoint = embedded.endpoint()
-        creds = embedded.credentials()
+        creds = embedded.credentials(role)
         access, secret = creds.access_key, creds.secret_key
         local_data: Path | None = embedded.data_dir
     else:
@@ -750,4 +762,5 @@ def connect(settings: Settings) -> ObjectStore:
         region=settings.store.region,
         part_size=settings.store.part_size,
         local_data=local_data,
+        role=role,
     )

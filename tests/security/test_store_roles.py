@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -23,14 +24,22 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
 
+from pipeline.workspace import configure_remote, run
 from tests.conftest import REPO, make_tree
 from tests.support.durable_store import cli
 from tests.support.services import start_vault_store
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.errors import InvalidInputError, StoreRoleDeniedError, StoreRoleError
+from weightvault.errors import InvalidInputError, StoreRoleDeniedError
 from weightvault.lifecycle import ingest, quarantine
-from weightvault.store import EmbeddedStore, ObjectStore, iam_policy, role_named, store_role_names
+from weightvault.store import (
+    EmbeddedStore,
+    ObjectStore,
+    dvc_remote,
+    iam_policy,
+    role_named,
+    store_role_names,
+)
 from weightvault.store.layout import (
     envelope_key,
     keystore_version_key,
@@ -257,9 +266,33 @@ def test_store_policy_prints_what_the_embedded_store_enforces(
     again = cli("store", "credentials", "reader", "--secret-file", str(secret_file))
     assert again.returncode == InvalidInputError.exit_code
     assert creds.secret_key not in again.stdout + again.stderr
-    refused = cli("store", "credentials", "root")
-    assert refused.returncode == StoreRoleError.exit_code, refused.stderr
-    assert "unknown store role 'root'" in refused.stderr
     # The secrets never reach the server's log.
     log = roles.server.log_path.read_text()
     assert all(c.secret_key not in log for c in roles.server.role_credentials().values())
+
+
+def test_a_dvc_remote_pushes_and_pulls_with_the_dvc_credential_never_the_admin_key(
+    roles: RoleStore, tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "data").mkdir(parents=True)
+    run(repo, "dvc", "init", "-q", "--no-scm")
+    (repo / "data" / "train.bin").write_bytes(b"training data " * 512)
+    run(repo, "dvc", "add", "-q", "data/train.bin")
+    remote = dvc_remote(roles.settings)
+    configure_remote(repo, remote)
+    run(repo, "dvc", "push", "-q")
+    assert any(True for _ in roles.admin.list(roles.bucket("dvc"), "files/"))
+    shutil.rmtree(repo / ".dvc" / "cache")
+    (repo / "data" / "train.bin").unlink()
+    run(repo, "dvc", "pull", "-q")
+    assert (repo / "data" / "train.bin").read_bytes() == b"training data " * 512
+    admin = roles.server.credentials()
+    dvc = roles.server.credentials("dvc")
+    assert (remote.access_key, remote.secret_key) == (dvc.access_key, dvc.secret_key)
+    local = (repo / ".dvc" / "config.local").read_text()
+    assert dvc.access_key in local
+    for config in (repo / ".dvc" / "config", repo / ".dvc" / "config.local"):
+        text = config.read_text()
+        assert admin.access_key not in text
+        assert admin.secret_key not in text

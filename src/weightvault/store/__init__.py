@@ -4,7 +4,7 @@ The S3 client over the minio SDK, its error translation, the embedded SeaweedFS 
 and the store roles: what each S3 credential may do (``_roles``).
 """
 
-from weightvault.store._objects import ObjectStore, connect, ensure_layout
+from weightvault.store._objects import DvcRemote, ObjectStore, connect, dvc_remote, ensure_layout
 from weightvault.store._probe import Capability, probe_store, require_capabilities
 from weightvault.store._roles import (
     ADMIN_ROLE,
@@ -28,12 +28,14 @@ __all__ = [
     "STORE_ROLES",
     "Capability",
     "Credentials",
+    "DvcRemote",
     "EmbeddedStore",
     "Grant",
     "ObjectStore",
     "ServerStatus",
     "StoreRole",
     "connect",
+    "dvc_remote",
     "ensure_layout",
     "free_ports",
     "iam_policy",

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import io
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, Protocol, cast
@@ -38,6 +39,7 @@ from weightvault.errors import (
     StoreError,
     StoreFullError,
     StoreRoleDeniedError,
+    StoreRoleError,
     StoreUnavailableError,
     VaultError,
 )
@@ -734,6 +736,50 @@ def ensure_layout(store: ObjectStore, settings: Settings) -> None:
             object_lock=object_lock,
             upgrade_lock=role == "envelopes",
         )
+
+
+@dataclass(frozen=True)
+class DvcRemote:
+    """Where a DVC remote points and the credential it uses: the ``dvc`` role's, never the
+    admin's."""
+
+    url: str
+    endpoint_url: str
+    access_key: str
+    secret_key: str = field(repr=False)
+
+
+def dvc_remote(settings: Settings) -> DvcRemote:
+    """The vault's DVC bucket and the ``dvc`` role credential for a DVC remote.
+
+    The embedded store issues that credential (:meth:`EmbeddedStore.credentials`); an
+    external store's is ``WEIGHTVAULT_DVC_ACCESS_KEY``/``_SECRET_KEY``, made there with
+    the policy ``weightvault store policy dvc`` prints. Never the vault's own credential:
+    StoreRoleError when none is configured, or when it is the vault's own key.
+    """
+    from weightvault.store._server import EmbeddedStore
+
+    url = f"s3://{settings.store.bucket('dvc')}/"
+    scheme = "https" if settings.store.secure else "http"
+    if settings.store.embedded:
+        server = EmbeddedStore.of(settings)
+        creds = server.credentials("dvc")
+        return DvcRemote(url, f"{scheme}://{server.endpoint()}", creds.access_key, creds.secret_key)
+    store = settings.store
+    if not (store.dvc_access_key and store.dvc_secret_key):
+        raise StoreRoleError(
+            "a DVC remote on an external store needs its own credential: create one with the "
+            "policy `weightvault store policy dvc` prints and set WEIGHTVAULT_DVC_ACCESS_KEY and "
+            "WEIGHTVAULT_DVC_SECRET_KEY"
+        )
+    if hmac.compare_digest(store.dvc_access_key, store.access_key):
+        raise StoreRoleError(
+            "WEIGHTVAULT_DVC_ACCESS_KEY is the vault's own store credential; a DVC remote gets "
+            "the dvc role's credential only"
+        )
+    return DvcRemote(
+        url, f"{scheme}://{store.endpoint}", store.dvc_access_key, store.dvc_secret_key
+    )
 
 
 def connect(settings: Settings) -> ObjectStore:

@@ -17,7 +17,14 @@ import pytest
 from tests.conftest import REPO
 from weightvault.config import Settings, load_settings
 from weightvault.errors import StoreRoleError
-from weightvault.store import ADMIN_ROLE, STORE_ROLES, iam_policy, role_named, store_role_names
+from weightvault.store import (
+    ADMIN_ROLE,
+    STORE_ROLES,
+    dvc_remote,
+    iam_policy,
+    role_named,
+    store_role_names,
+)
 from weightvault.store.layout import (
     envelope_key,
     file_key,
@@ -215,3 +222,33 @@ def test_a_grant_with_an_unknown_verb_cannot_be_written(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="unknown verbs"):
         Grant("hot", frozenset({"get", "chmod"}))
+
+
+def test_an_external_dvc_remote_needs_its_own_credential_never_the_vaults(
+    settings: Settings,
+) -> None:
+    external = replace(
+        settings,
+        store=replace(
+            settings.store, endpoint="s3.example:443", access_key="AKVAULT", secret_key="vault-s"
+        ),
+    )
+    with pytest.raises(StoreRoleError, match="WEIGHTVAULT_DVC_ACCESS_KEY") as err:
+        dvc_remote(external)
+    assert err.value.exit_code == 38
+    same = replace(
+        external, store=replace(external.store, dvc_access_key="AKVAULT", dvc_secret_key="x")
+    )
+    with pytest.raises(StoreRoleError, match="the vault's own store credential"):
+        dvc_remote(same)
+    own = replace(
+        external, store=replace(external.store, dvc_access_key="AKDVC", dvc_secret_key="dvc-s")
+    )
+    remote = dvc_remote(own)
+    assert (remote.url, remote.access_key, remote.secret_key) == (
+        "s3://weightvault-dvc/",
+        "AKDVC",
+        "dvc-s",
+    )
+    assert remote.endpoint_url == "http://s3.example:443"
+    assert "dvc-s" not in repr(remote)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from weightvault.errors import ConfigError, InvalidInputError
-from weightvault.store import DvcRemote
+from weightvault.store import DvcRemote, configure_dvc_remote
 
 PIPELINE_FILES = (
     "dvc.yaml",
@@ -62,22 +62,10 @@ def configure_remote(repo: Path, remote: DvcRemote) -> None:
     """Point the repo's default DVC remote at the vault's DVC bucket (credentials local only).
 
     ``remote`` is :func:`weightvault.store.dvc_remote`: the dvc role's credential,
-    which reaches the DVC bucket only. It goes to ``.dvc/config.local``, which is
-    made 0600 before the secret is written and stays so (DVC runs with umask 077).
+    which reaches the DVC bucket only (:func:`weightvault.store.configure_dvc_remote`
+    writes it to the 0600 ``.dvc/config.local``).
     """
-    local = repo / ".dvc" / "config.local"
-    local.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)
-    os.close(fd)
-    for setting in (
-        ("add", "--local", "--force", "--default", "vault", remote.url),
-        ("modify", "--local", "vault", "endpointurl", remote.endpoint_url),
-        ("modify", "--local", "vault", "access_key_id", "--", remote.access_key),
-        ("modify", "--local", "vault", "secret_access_key", "--", remote.secret_key),
-    ):
-        run(repo, "dvc", "remote", *setting, umask=0o077)
-    local.chmod(0o600)
+    configure_dvc_remote(repo, remote)
 
 
 def build_model_repo(source_root: Path, repo: Path) -> Path:

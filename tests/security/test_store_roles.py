@@ -11,9 +11,9 @@ table row for row.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
-import shutil
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -24,14 +24,18 @@ from minio import Minio
 from minio.commonconfig import CopySource
 from minio.error import S3Error
 
-from pipeline.workspace import configure_remote, run
+from pipeline.workspace import run
 from tests.conftest import REPO, make_tree
+from tests.support.artifacts import ingest_model
 from tests.support.durable_store import cli
 from tests.support.services import start_vault_store
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
 from weightvault.errors import InvalidInputError, StoreRoleDeniedError
 from weightvault.lifecycle import ingest, quarantine
+from weightvault.lifecycle.audit import verify_audit
+from weightvault.lifecycle.promote import promote
+from weightvault.lifecycle.validate import validate_artifact
 from weightvault.store import (
     EmbeddedStore,
     ObjectStore,
@@ -189,6 +193,10 @@ def test_the_auditor_reads_the_log_and_writes_nothing(roles: RoleStore) -> None:
         lambda: auditor.get_object(roles.bucket("hot"), manifest_key(roles.put_id)).read()
     )
     assert roles.admin.get_bytes(audit, log_checkpoint_key()) == checkpoint
+    # Its one job: `audit verify` of the whole log, with nothing but read access.
+    report, _ = verify_audit(Vault.open(roles.as_role("auditor")))
+    assert report.problems == []
+    assert report.size > 0
 
 
 def test_the_dvc_credential_reaches_only_the_dvc_bucket(roles: RoleStore) -> None:
@@ -271,22 +279,27 @@ def test_store_policy_prints_what_the_embedded_store_enforces(
     assert all(c.secret_key not in log for c in roles.server.role_credentials().values())
 
 
-def test_a_dvc_remote_pushes_and_pulls_with_the_dvc_credential_never_the_admin_key(
-    roles: RoleStore, tmp_path: Path
+def test_a_dvc_remote_pushes_with_the_dvc_credential_never_the_admin_key(
+    roles: RoleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = tmp_path / "repo"
     (repo / "data").mkdir(parents=True)
     run(repo, "dvc", "init", "-q", "--no-scm")
     (repo / "data" / "train.bin").write_bytes(b"training data " * 512)
     run(repo, "dvc", "add", "-q", "data/train.bin")
+    # `weightvault dvc-remote` (the demo's configure_remote writes the same).
+    monkeypatch.setenv("WEIGHTVAULT_HOME", str(roles.settings.home))
+    configured = cli("dvc-remote", str(repo))
+    assert configured.returncode == 0, configured.stderr
     remote = dvc_remote(roles.settings)
-    configure_remote(repo, remote)
+    assert json.loads(configured.stdout)["access_key"] == remote.access_key
+    assert remote.secret_key not in configured.stdout + configured.stderr
+    assert stat.S_IMODE((repo / ".dvc" / "config.local").stat().st_mode) == 0o600
     run(repo, "dvc", "push", "-q")
-    assert any(True for _ in roles.admin.list(roles.bucket("dvc"), "files/"))
-    shutil.rmtree(repo / ".dvc" / "cache")
-    (repo / "data" / "train.bin").unlink()
-    run(repo, "dvc", "pull", "-q")
-    assert (repo / "data" / "train.bin").read_bytes() == b"training data " * 512
+    # What DVC stored (md5-addressed) is the file: the dvc credential wrote the DVC bucket.
+    data = (repo / "data" / "train.bin").read_bytes()
+    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert roles.admin.get_bytes(roles.bucket("dvc"), f"files/md5/{md5[:2]}/{md5[2:]}") == data
     admin = roles.server.credentials()
     dvc = roles.server.credentials("dvc")
     assert (remote.access_key, remote.secret_key) == (dvc.access_key, dvc.secret_key)
@@ -296,3 +309,21 @@ def test_a_dvc_remote_pushes_and_pulls_with_the_dvc_credential_never_the_admin_k
         text = config.read_text()
         assert admin.access_key not in text
         assert admin.secret_key not in text
+
+
+def test_the_validator_validates_and_the_promoter_promotes_with_their_own_credentials(
+    roles: RoleStore, model_repo: Path
+) -> None:
+    ingester = Vault.open(roles.as_role("ingester"))
+    artifact_id = ingest_model(ingester, model_repo)
+    checked = validate_artifact(Vault.open(roles.as_role("validator")), artifact_id, model_repo)
+    assert checked.status == "passed", checked.failures
+    promoter = Vault.open(roles.as_role("promoter"))
+    done = promote(promoter, artifact_id, "warm", approver="bob", justification="staging")
+    assert (done.source, done.target) == ("hot", "warm")
+    assert roles.admin.exists(roles.bucket("warm"), manifest_key(artifact_id))
+    assert not roles.admin.exists(roles.bucket("hot"), manifest_key(artifact_id))
+    Vault.open(roles.as_role("reader")).verify(artifact_id)
+    # The validator's credential alone could not have moved it.
+    validator = roles.client("validator")
+    assert _denied(lambda: validator.put_object(roles.bucket("warm"), manifest_key("x"), *_body()))

@@ -32,7 +32,7 @@ from weightvault.errors import (
 from weightvault.logs import configure_logging, scrub_text
 
 # Core command groups in their own modules; each has register(sub, common).
-COMMAND_MODULES = (_audit, _keys, _policy, _tiers, _trust, _witness, _dr)
+COMMAND_MODULES = (_audit, _keys, _policy, _tiers, _trust, _witness, _dr, _store)
 
 
 # -- commands -----------------------------------------------------------------

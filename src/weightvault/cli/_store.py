@@ -1,5 +1,6 @@
 """`weightvault store credentials|policy ROLE`: hand out a store role's credential, print
-its IAM policy (docs/store-credentials.md)."""
+its IAM policy; `weightvault dvc-remote REPO`: a DVC remote with the dvc credential
+(docs/store-credentials.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from weightvault.cli._common import emit
 from weightvault.config import Settings
@@ -60,7 +62,8 @@ def _credentials(args: argparse.Namespace, settings: Settings, role: str) -> int
     server = EmbeddedStore.of(settings)
     creds = server.credentials(role)
     register_secret(creds.secret_key)
-    endpoint = server.endpoint()
+    status = server.status()
+    endpoint = status.endpoint if status.running else "(store not running)"
     data: dict[str, object] = {"role": role, "endpoint": endpoint, "access_key": creds.access_key}
     lines = [f"role        {role}", f"endpoint    {endpoint}", f"access key  {creds.access_key}"]
     if args.secret_file is not None:
@@ -89,3 +92,38 @@ def _write_new_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as fh:
         os.fchmod(fh.fileno(), 0o600)
         fh.write(data)
+
+
+def _dvc_remote(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import settings_for
+    from weightvault.logs import register_secret
+    from weightvault.store import configure_dvc_remote, dvc_remote
+
+    remote = dvc_remote(settings_for(args))
+    register_secret(remote.secret_key)
+    written = configure_dvc_remote(Path(args.repo), remote, name=args.name)
+    emit(
+        args,
+        f"DVC remote {args.name!r} -> {remote.url} at {remote.endpoint_url} with the dvc "
+        f"credential {remote.access_key} (secret in {written}, 0600)",
+        {
+            "remote": args.name,
+            "url": remote.url,
+            "endpoint": remote.endpoint_url,
+            "access_key": remote.access_key,
+            "config": str(written),
+        },
+    )
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``dvc-remote``."""
+    p = sub.add_parser(
+        "dvc-remote",
+        parents=[common],
+        help="point a DVC repo's default remote at the vault's DVC bucket (dvc credential)",
+    )
+    p.add_argument("repo", help="the DVC repository (a folder with .dvc/)")
+    p.add_argument("--name", default="vault", help="remote name (default: vault)")
+    p.set_defaults(func=_dvc_remote)

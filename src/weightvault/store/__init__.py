@@ -4,6 +4,7 @@ The S3 client over the minio SDK, its error translation, the embedded SeaweedFS 
 and the store roles: what each S3 credential may do (``_roles``).
 """
 
+from weightvault.store._dvc import configure_dvc_remote
 from weightvault.store._objects import DvcRemote, ObjectStore, connect, dvc_remote, ensure_layout
 from weightvault.store._probe import Capability, probe_store, require_capabilities
 from weightvault.store._roles import (
@@ -34,6 +35,7 @@ __all__ = [
     "ObjectStore",
     "ServerStatus",
     "StoreRole",
+    "configure_dvc_remote",
     "connect",
     "dvc_remote",
     "ensure_layout",

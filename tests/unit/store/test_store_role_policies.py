@@ -252,3 +252,24 @@ def test_an_external_dvc_remote_needs_its_own_credential_never_the_vaults(
     )
     assert remote.endpoint_url == "http://s3.example:443"
     assert "dvc-s" not in repr(remote)
+
+
+def test_weightvault_s3_role_picks_the_credential_and_an_unknown_one_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from weightvault.store import connect
+
+    monkeypatch.setenv("WEIGHTVAULT_S3_ROLE", "reader")
+    monkeypatch.setenv("WEIGHTVAULT_DVC_ACCESS_KEY", "AKDVC")
+    monkeypatch.setenv("WEIGHTVAULT_DVC_SECRET_KEY", "dvc-secret")
+    settings = load_settings(REPO / "config", home=tmp_path / "home")
+    assert settings.store.role == "reader"
+    assert (settings.store.dvc_access_key, settings.store.dvc_secret_key) == ("AKDVC", "dvc-secret")
+    assert "dvc-secret" not in repr(settings)
+    monkeypatch.setenv("WEIGHTVAULT_S3_ROLE", "root")
+    unknown = load_settings(REPO / "config", home=tmp_path / "home")
+    # Refused before any store is reached (none runs here).
+    with pytest.raises(StoreRoleError, match="unknown store role 'root'"):
+        connect(unknown)
+    monkeypatch.delenv("WEIGHTVAULT_S3_ROLE")
+    assert load_settings(REPO / "config", home=tmp_path / "home").store.role == "admin"

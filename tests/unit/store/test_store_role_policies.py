@@ -273,3 +273,48 @@ def test_weightvault_s3_role_picks_the_credential_and_an_unknown_one_is_refused(
         connect(unknown)
     monkeypatch.delenv("WEIGHTVAULT_S3_ROLE")
     assert load_settings(REPO / "config", home=tmp_path / "home").store.role == "admin"
+
+
+def test_a_secret_file_is_only_ever_a_new_file(tmp_path: Path) -> None:
+    from weightvault.cli._store import _write_new_private
+    from weightvault.errors import InvalidInputError
+
+    fresh = tmp_path / "creds.json"
+    _write_new_private(fresh, b"secret")
+    assert fresh.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(InvalidInputError, match="exists") as err:
+        _write_new_private(fresh, b"other")
+    assert err.value.exit_code == 14
+    assert fresh.read_bytes() == b"secret"
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"keep")
+    (tmp_path / "link.json").symlink_to(target)
+    with pytest.raises(InvalidInputError):
+        _write_new_private(tmp_path / "link.json", b"secret")
+    assert target.read_bytes() == b"keep"
+
+
+def test_the_dvc_remote_goes_to_a_private_config_local_only(tmp_path: Path) -> None:
+    from weightvault.errors import InvalidInputError
+    from weightvault.store import DvcRemote, configure_dvc_remote
+
+    remote = DvcRemote("s3://wv-dvc/", "http://127.0.0.1:9", "AKDVC", "dvc-secret-key")
+    with pytest.raises(InvalidInputError, match="not a DVC repository"):
+        configure_dvc_remote(tmp_path, remote)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    autostage = true\n")
+    written = configure_dvc_remote(tmp_path, remote)
+    assert written == tmp_path / ".dvc" / "config.local"
+    assert written.stat().st_mode & 0o777 == 0o600
+    text = written.read_text()
+    assert "dvc-secret-key" in text
+    assert "s3://wv-dvc/" in text
+    assert "dvc-secret-key" not in (tmp_path / ".dvc" / "config").read_text()
+    # A config.local planted as a link elsewhere is never written through.
+    written.unlink()
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    written.symlink_to(target)
+    with pytest.raises(InvalidInputError):
+        configure_dvc_remote(tmp_path, remote)
+    assert target.read_text() == ""

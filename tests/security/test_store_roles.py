@@ -326,3 +326,19 @@ def test_the_validator_validates_and_the_promoter_promotes_with_their_own_creden
     # The validator's credential alone could not have moved it.
     validator = roles.client("validator")
     assert _denied(lambda: validator.put_object(roles.bucket("warm"), manifest_key("x"), *_body()))
+
+
+def test_a_put_the_ingester_may_not_make_fails_logged_and_stores_nothing(
+    roles: RoleStore, tmp_path: Path
+) -> None:
+    ingester = Vault.open(roles.as_role("ingester"))
+    src = make_tree(tmp_path / "m", {"w.bin": b"c" * 1024})
+    # Straight into warm would skip the gates: the ingester's credential cannot write there.
+    with pytest.raises(StoreRoleDeniedError, match="ingester credential") as err:
+        ingest.put(ingester, src, "skip-the-gates", "warm")
+    assert err.value.exit_code == 39
+    (failed,) = ingester.catalog.log_search(kind="artifact.ingested", outcome="failed")
+    assert "ingester credential" in failed["entry"]["reason"]
+    artifact_id = failed["artifact_id"]
+    assert not roles.admin.exists(roles.bucket("envelopes"), envelope_key(artifact_id, "warm"))
+    assert list(roles.admin.list(roles.bucket("warm"), f"artifacts/{artifact_id}/")) == []

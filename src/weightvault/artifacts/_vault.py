@@ -871,7 +871,11 @@ class Vault:
         A store credential that may not delete (the ingester's) leaves them to ``gc``.
         """
         removed = 0
-        for obj in list(self.store.list(self.bucket(tier), artifact_prefix(artifact_id))):
+        try:
+            objects = list(self.store.list(self.bucket(tier), artifact_prefix(artifact_id)))
+        except StoreRoleDeniedError:
+            objects = []
+        for obj in objects:
             with contextlib.suppress(RetentionError, NotFoundError, StoreRoleDeniedError):
                 self.store.remove(obj.bucket, obj.key)
                 removed += 1

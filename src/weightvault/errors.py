@@ -247,3 +247,19 @@ class KeystoreBackupError(IntegrityError):
     version, or an older backup than the newest keystore version recorded (a rollback)."""
 
     exit_code = 33
+
+
+# -- least-privilege store credentials (issue 12, "storecreds") ---------------------
+
+
+class StoreRoleError(ConfigError):
+    """An unknown store role, or a role credential that is not there to hand out or use."""
+
+    exit_code = 38
+
+
+class StoreRoleDeniedError(AuthenticationError):
+    """The object store refused an action to the vault's role credential: the operation
+    needs a role that may do it (docs/store-credentials.md)."""
+
+    exit_code = 39

@@ -14,6 +14,7 @@ from flows.ingest import IngestParams, ingest
 from pipeline.workspace import configure_remote, run
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
+from weightvault.store import DvcRemote
 
 
 @pytest.fixture
@@ -133,15 +134,16 @@ def test_deployment_parameter_schema() -> None:
 def test_dvc_push_and_pull_against_the_vault(
     flow_vault: Settings, model_repo: Path, s3_server
 ) -> None:
+    # The session server has no role identities: its admin key stands in for the DVC
+    # credential here (tests/security/test_store_roles.py pushes with the real one).
     creds = s3_server.credentials()
-    configure_remote(
-        model_repo,
-        flow_vault.store.bucket("dvc"),
-        s3_server.endpoint(),
+    remote = DvcRemote(
+        f"s3://{flow_vault.store.bucket('dvc')}/",
+        f"http://{s3_server.endpoint()}",
         creds.access_key,
         creds.secret_key,
-        secure=False,
     )
+    configure_remote(model_repo, remote)
     run(model_repo, "dvc", "push", "-q")
     cache = model_repo / ".dvc" / "cache"
     import shutil

@@ -51,6 +51,7 @@ from weightvault.errors import (
     PolicyError,
     QuarantinedError,
     RetentionError,
+    StoreRoleDeniedError,
     VaultError,
 )
 from weightvault.keys import KeyProvider, WrappedKey
@@ -865,13 +866,20 @@ class Vault:
         return iso_seconds(found[1]) if found else None
 
     def discard(self, artifact_id: str, tier: str) -> int:
-        """Remove the uncommitted objects of an artifact; returns how many."""
+        """Remove the uncommitted objects of an artifact; returns how many.
+
+        A store credential that may not delete (the ingester's) leaves them to ``gc``.
+        """
         removed = 0
-        for obj in list(self.store.list(self.bucket(tier), artifact_prefix(artifact_id))):
-            with contextlib.suppress(RetentionError, NotFoundError):
+        try:
+            objects = list(self.store.list(self.bucket(tier), artifact_prefix(artifact_id)))
+        except StoreRoleDeniedError:
+            objects = []
+        for obj in objects:
+            with contextlib.suppress(RetentionError, NotFoundError, StoreRoleDeniedError):
                 self.store.remove(obj.bucket, obj.key)
                 removed += 1
-        with contextlib.suppress(NotFoundError):
+        with contextlib.suppress(NotFoundError, StoreRoleDeniedError):
             self.store.remove(self.bucket("envelopes"), envelope_key(artifact_id, tier))
             removed += 1
         return removed

@@ -52,7 +52,7 @@ def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any
     }
     store: ObjectStore | None = None
     if settings.store.embedded:
-        server = EmbeddedStore(settings.store_dir)
+        server = EmbeddedStore.of(settings)
         if start_store:
             status = server.up()
             report["store"] = f"http://{status.endpoint}"

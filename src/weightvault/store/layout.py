@@ -4,16 +4,17 @@ Buckets are ``<prefix>-<role>`` (:meth:`weightvault.config.StoreSettings.bucket`
 Inside them:
 
 ==============================  ==================================================
-tier buckets (hot/warm/cold,    ``artifacts/<id>/files/NNNNNN.c2sp`` ciphertext,
-quarantine)                     ``artifacts/<id>/statement.dsse.json``,
+tier buckets (hot/warm/cold)    ``artifacts/<id>/files/NNNNNN.c2sp`` ciphertext,
+                                ``artifacts/<id>/statement.dsse.json``,
                                 ``artifacts/<id>/manifest.json`` (the commit point)
+quarantine                      ``quarantine/<id>.json`` markers (a quarantined
+                                artifact's objects never move)
 envelopes (versioned, object   ``envelopes/<id>/<tier>.json`` wrapped DEKs,
 lock: cold ones retained)       ``envelopes/<id>/escrow.json``,
                                 ``envelopes/<id>/rekey-<tier>.json`` re-key journals
 audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
                                 ``validations/<id>/NNNNNN.json``,
-                                ``quarantine/<id>.json`` markers,
                                 ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
                                 and ``log/seq/<index>`` sequenced entries,
                                 ``log/witness/<witness name>`` checkpoints a
@@ -40,13 +41,17 @@ from dataclasses import dataclass
 
 __all__ = [
     "ARTIFACTS_PREFIX",
+    "ATTESTATIONS_PREFIX",
     "ENVELOPES_PREFIX",
     "ESCROW_NAME",
     "EVENTS_PREFIX",
     "KEYSTORE_BACKUPS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
+    "LOG_PREFIX",
     "MASTER_SHARES_KEY",
+    "QUARANTINE_MARKERS_PREFIX",
     "TRUST_ROOT_PREFIX",
+    "VALIDATIONS_PREFIX",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -83,6 +88,9 @@ __all__ = [
 ARTIFACTS_PREFIX = "artifacts/"
 ENVELOPES_PREFIX = "envelopes/"
 EVENTS_PREFIX = "events/"
+ATTESTATIONS_PREFIX = "attestations/"
+VALIDATIONS_PREFIX = "validations/"
+QUARANTINE_MARKERS_PREFIX = "quarantine/"
 KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
 _KEYSTORE_VERSION = re.compile(r"^keystore/versions/(?P<v>[0-9]{20})\.json$")
 KEYSTORE_BACKUPS_PREFIX = "keystore/backups/"
@@ -150,7 +158,7 @@ def event_key(ts: str, event_id: str) -> str:
 
 def attestation_prefix(artifact_id: str) -> str:
     """Prefix of an artifact's attestation chain."""
-    return f"attestations/{artifact_id}/"
+    return f"{ATTESTATIONS_PREFIX}{artifact_id}/"
 
 
 def attestation_key(artifact_id: str, sequence: int, kind: str) -> str:
@@ -160,7 +168,7 @@ def attestation_key(artifact_id: str, sequence: int, kind: str) -> str:
 
 def validation_prefix(artifact_id: str) -> str:
     """Prefix of an artifact's validation reports."""
-    return f"validations/{artifact_id}/"
+    return f"{VALIDATIONS_PREFIX}{artifact_id}/"
 
 
 def validation_key(artifact_id: str, sequence: int) -> str:
@@ -170,7 +178,7 @@ def validation_key(artifact_id: str, sequence: int) -> str:
 
 def quarantine_marker_key(artifact_id: str) -> str:
     """The marker of a quarantined artifact."""
-    return f"quarantine/{artifact_id}.json"
+    return f"{QUARANTINE_MARKERS_PREFIX}{artifact_id}.json"
 
 
 @dataclass(frozen=True)

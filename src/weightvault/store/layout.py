@@ -12,7 +12,10 @@ lock: cold ones retained)       ``envelopes/<id>/escrow.json``,
                                 ``envelopes/<id>/rekey-<tier>.json`` re-key journals
 audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
-                                ``validations/<id>/NNNNNN.json``,
+                                ``statements/<sha256>.dsse.json`` signed
+                                statements (content-addressed, written once),
+                                ``validations/<id>/NNNNNN.json`` (old unsigned
+                                reports, never trusted),
                                 ``quarantine/<id>.json`` markers,
                                 ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
                                 and ``log/seq/<index>`` sequenced entries,
@@ -46,7 +49,9 @@ __all__ = [
     "KEYSTORE_BACKUPS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
     "MASTER_SHARES_KEY",
+    "STATEMENTS_PREFIX",
     "TRUST_ROOT_PREFIX",
+    "VALIDATIONS_PREFIX",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -74,6 +79,7 @@ __all__ = [
     "parse_trust_root_key",
     "quarantine_marker_key",
     "rekey_journal_key",
+    "signed_statement_key",
     "statement_key",
     "trust_root_key",
     "validation_key",
@@ -83,6 +89,8 @@ __all__ = [
 ARTIFACTS_PREFIX = "artifacts/"
 ENVELOPES_PREFIX = "envelopes/"
 EVENTS_PREFIX = "events/"
+STATEMENTS_PREFIX = "statements/"
+VALIDATIONS_PREFIX = "validations/"
 KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
 _KEYSTORE_VERSION = re.compile(r"^keystore/versions/(?P<v>[0-9]{20})\.json$")
 KEYSTORE_BACKUPS_PREFIX = "keystore/backups/"
@@ -158,9 +166,14 @@ def attestation_key(artifact_id: str, sequence: int, kind: str) -> str:
     return f"{attestation_prefix(artifact_id)}{sequence:06d}-{kind}.json"
 
 
+def signed_statement_key(sha256: str) -> str:
+    """A signed statement, named by the sha256 of its bytes (its log entry names both)."""
+    return f"{STATEMENTS_PREFIX}{sha256}.dsse.json"
+
+
 def validation_prefix(artifact_id: str) -> str:
     """Prefix of an artifact's validation reports."""
-    return f"validations/{artifact_id}/"
+    return f"{VALIDATIONS_PREFIX}{artifact_id}/"
 
 
 def validation_key(artifact_id: str, sequence: int) -> str:

@@ -381,7 +381,12 @@ def _attestation(vault: Vault, p: PromotionPlan) -> Attestation | None:
 def _promoted_ts(vault: Vault, p: PromotionPlan, att: Attestation) -> str | None:
     """When the signed log recorded the promotion naming ``att``, if it did."""
     for logged in vault.history(p.artifact_id, {PROMOTED}):
-        if logged.event.details.get("statement") == _bound(att).to_dict():
+        details = logged.event.details
+        # Entries recorded before promotions named their statement carry only the key.
+        if details.get("statement", {"key": details.get("attestation")}) in (
+            _bound(att).to_dict(),
+            {"key": att.key},
+        ):
             return logged.event.ts
     return None
 

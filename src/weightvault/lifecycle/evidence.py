@@ -24,7 +24,7 @@ from weightvault.artifacts import (
     StatementRef,
     TrustedStatement,
     Vault,
-    latest_statement,
+    trusted_statement,
     write_statement,
 )
 from weightvault.errors import StatementError
@@ -53,6 +53,8 @@ class LoggedReport:
     sha256: str
     key: str
     index: int
+    #: the sha256 of every report the log records for the artifact (earlier ones too)
+    logged: frozenset[str] = frozenset()
 
 
 def sign_report(
@@ -98,11 +100,11 @@ def sign_record(
     )
 
 
-def _checked(found: TrustedStatement, artifact_id: str) -> LoggedReport:
+def _checked(found: TrustedStatement, artifact_id: str, logged: frozenset[str]) -> LoggedReport:
     report = found.predicate
     if report.get("type") != REPORT_TYPE or report.get("artifact_id") != artifact_id:
         raise StatementError(f"validation report {found.ref.key} is about another artifact")
-    return LoggedReport(report, found.ref.sha256, found.ref.key, found.index)
+    return LoggedReport(report, found.ref.sha256, found.ref.key, found.index, logged)
 
 
 def latest_report(vault: Vault, artifact_id: str, content_digest: str) -> LoggedReport | None:
@@ -112,22 +114,25 @@ def latest_report(vault: Vault, artifact_id: str, content_digest: str) -> Logged
     statement's subject is checked against it). StatementError names a report
     that is missing, edited, or not signed by a trusted key.
     """
-    found = latest_statement(
+    found = vault.history(artifact_id, {VALIDATED})
+    if not found:
+        return None
+    latest = trusted_statement(
         vault,
-        artifact_id,
-        {VALIDATED},
+        found[-1],
         kind=VALIDATION,
         what="validation report",
         subject_sha256=content_digest,
     )
-    return None if found is None else _checked(found, artifact_id)
+    logged = frozenset(str(e.event.details.get("report_sha256")) for e in found)
+    return _checked(latest, artifact_id, logged)
 
 
 def catalog_disagrees(catalog_sha256: str | None, logged: LoggedReport | None) -> str | None:
-    """Why the catalog's validation record is not the log's, if it names another (named).
+    """Why the catalog's validation record is not backed by the log, if it is not (named).
 
-    A catalog that names none (another host's validation, not yet indexed
-    here) is not a disagreement: the log decides either way.
+    A catalog that names none, or an earlier report the log does record
+    (another host validated since), is no disagreement: the log decides.
     """
     if catalog_sha256 is None:
         return None
@@ -135,7 +140,7 @@ def catalog_disagrees(catalog_sha256: str | None, logged: LoggedReport | None) -
         return (
             f"the catalog names validation report {catalog_sha256} but no validation is in the log"
         )
-    if catalog_sha256 != logged.sha256:
+    if catalog_sha256 != logged.sha256 and catalog_sha256 not in logged.logged:
         return (
             f"the catalog's validation report {catalog_sha256} is not the one log entry "
             f"{logged.index} recorded ({logged.sha256})"

@@ -47,7 +47,7 @@ from weightvault.lifecycle.compromise import compromise_key
 from weightvault.lifecycle.evidence import REPORT_TYPE, latest_report
 from weightvault.lifecycle.quarantine import quarantine, read_marker, release
 from weightvault.lifecycle.rebuild import rebuild_catalog
-from weightvault.lifecycle.rotation import rotate_signing
+from weightvault.lifecycle.rotation import retire_drained, rotate_signing, start_rotation
 from weightvault.lifecycle.validate import validate_artifact
 from weightvault.provenance import SIGNING_KEY_ID, predicate_type
 from weightvault.records import Event
@@ -281,6 +281,11 @@ def test_a_report_signed_after_its_key_was_compromised_is_refused(
     compromise_key(vault, f"{SIGNING_KEY_ID}@v1", since=logged_at - timedelta(minutes=5))
     with pytest.raises(StatementError, match=r"not signed by a trusted key.*compromised since"):
         latest_report(vault, artifact_id, row.content_digest)
+    # The compromise record itself is signed by the replacement key, and bound to the log.
+    (compromised,) = vault.catalog.log_search(kind="key.compromised", phase="outcome")
+    record = _trusted(vault, compromised, "key-compromise")
+    assert (record["key"], record["state"]) == (f"{SIGNING_KEY_ID}@v1", "compromised")
+    assert record["replacement"] == f"{SIGNING_KEY_ID}@v2"
 
 
 def test_a_marker_the_log_does_not_back_keeps_reads_refused(vault: Vault, tmp_path: Path) -> None:
@@ -335,3 +340,18 @@ def test_quarantine_release_and_key_records_are_signed_statements_in_the_log(
     record = _trusted(vault, rotated, "key-rotation")
     assert (record["key"], record["state"], record["subject"]) == (ref, "active", ref)
     assert ref in rotated["entry"]["key_ids"]
+
+    rot = start_rotation(vault, "hot")
+    retire_drained(vault, rot)
+    (kek,) = [
+        row
+        for row in vault.catalog.log_search(kind="key.rotated", phase="outcome")
+        if row["tier"] == "hot"
+    ]
+    record = _trusted(vault, kek, "key-rotation")
+    assert record["key"] == f"kek-hot@v{rot.target_version}"
+    assert record["previous"] == [f"kek-hot@v{v}" for v in rot.old_versions]
+    (retired,) = vault.catalog.log_search(kind="key.retired", phase="outcome")
+    record = _trusted(vault, retired, "key-retirement")
+    assert record["subject"] == "kek-hot"
+    assert record["retired"] + list(record["kept"]) == [f"kek-hot@v{v}" for v in rot.old_versions]

@@ -44,6 +44,7 @@ from weightvault.errors import (
     AuditError,
     ConflictError,
     DiskFullError,
+    EvidenceMismatchError,
     IntegrityError,
     InvalidInputError,
     KeyStateError,
@@ -197,6 +198,7 @@ class Operation:
 
 
 _REFUSALS = (PolicyError, KeyStateError, ConflictError, InvalidInputError, RetentionError)
+_QUARANTINE_KINDS = frozenset({"artifact.quarantined", "artifact.released"})
 
 
 @dataclass(frozen=True)
@@ -900,10 +902,28 @@ class Vault:
         verify_manifest_mac(dek, manifest.body_bytes(), mac)
         return manifest, dek
 
+    def logged_quarantine(self, artifact_id: str) -> LoggedEvent | None:
+        """The log entry that quarantined the artifact, when the signed log's latest
+        quarantine or release of it is a quarantine; None when it is not quarantined."""
+        found = self.history(artifact_id, _QUARANTINE_KINDS)
+        if found and found[-1].event.kind == "artifact.quarantined":
+            return found[-1]
+        return None
+
+    def _refuse_if_logged_quarantined(self, row: ArtifactRow) -> None:
+        """The log, not the catalog row, says whether reads are allowed."""
+        logged = self.logged_quarantine(row.id)
+        if logged is not None:
+            raise EvidenceMismatchError(
+                f"artifact {row.id} is quarantined (log entry {logged.index}) although the "
+                "catalog says otherwise: no reads until released"
+            )
+
     def _readable(self, artifact_id: str) -> tuple[ArtifactRow, Manifest, bytes]:
         row = self.resolve(artifact_id)
         if row.tier == "quarantine":
             raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
+        self._refuse_if_logged_quarantined(row)
         try:
             manifest, dek = self.load_manifest(row.id, row.tier)
         except IntegrityError as exc:

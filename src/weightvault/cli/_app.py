@@ -229,6 +229,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         )
     lines += [f"skipped {u['object']}: {u['reason']}" for u in report["untrusted"]]
     lines += [f"damaged {d['artifact_id']}: {d['reason']}" for d in report["damaged_artifacts"]]
+    lines += [f"evidence: {e['problem']}" for e in report["evidence"]]
     emit(args, "\n".join(lines), report)
     return 0
 

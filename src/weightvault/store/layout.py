@@ -14,7 +14,10 @@ lock: cold ones retained)       ``envelopes/<id>/escrow.json``,
                                 ``envelopes/<id>/rekey-<tier>.json`` re-key journals
 audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
-                                ``validations/<id>/NNNNNN.json``,
+                                ``statements/<sha256>.dsse.json`` signed
+                                statements (content-addressed, written once),
+                                ``validations/<id>/NNNNNN.json`` (old unsigned
+                                reports, never trusted),
                                 ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
                                 and ``log/seq/<index>`` sequenced entries,
                                 ``log/witness/<witness name>`` checkpoints a
@@ -50,6 +53,7 @@ __all__ = [
     "LOG_PREFIX",
     "MASTER_SHARES_KEY",
     "QUARANTINE_MARKERS_PREFIX",
+    "STATEMENTS_PREFIX",
     "TRUST_ROOT_PREFIX",
     "VALIDATIONS_PREFIX",
     "ArtifactObject",
@@ -79,6 +83,7 @@ __all__ = [
     "parse_trust_root_key",
     "quarantine_marker_key",
     "rekey_journal_key",
+    "signed_statement_key",
     "statement_key",
     "trust_root_key",
     "validation_key",
@@ -91,6 +96,7 @@ EVENTS_PREFIX = "events/"
 ATTESTATIONS_PREFIX = "attestations/"
 VALIDATIONS_PREFIX = "validations/"
 QUARANTINE_MARKERS_PREFIX = "quarantine/"
+STATEMENTS_PREFIX = "statements/"
 KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
 _KEYSTORE_VERSION = re.compile(r"^keystore/versions/(?P<v>[0-9]{20})\.json$")
 KEYSTORE_BACKUPS_PREFIX = "keystore/backups/"
@@ -164,6 +170,11 @@ def attestation_prefix(artifact_id: str) -> str:
 def attestation_key(artifact_id: str, sequence: int, kind: str) -> str:
     """The ``sequence``-th attestation (1-based) of an artifact's chain."""
     return f"{attestation_prefix(artifact_id)}{sequence:06d}-{kind}.json"
+
+
+def signed_statement_key(sha256: str) -> str:
+    """A signed statement, named by the sha256 of its bytes (its log entry names both)."""
+    return f"{STATEMENTS_PREFIX}{sha256}.dsse.json"
 
 
 def validation_prefix(artifact_id: str) -> str:

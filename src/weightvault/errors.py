@@ -263,13 +263,19 @@ class StoreRoleDeniedError(AuthenticationError):
     needs a role that may do it (docs/store-credentials.md)."""
 
     exit_code = 39
+
+
 # -- signed statements bound to the log (issue 11, "statements") --------------------
 class StatementError(IntegrityError):
     """A signed statement (validation report, quarantine, release, key record, recovery
     certificate, promotion attestation) cannot be trusted: missing, not the one the log
     recorded, not signed by a trusted key, or about something else."""
+
     exit_code = 36
+
+
 class EvidenceMismatchError(QuarantinedError):
     """The log records the artifact quarantined while the catalog says otherwise: reads
     stay refused (the catalog is an index, the log is the evidence)."""
+
     exit_code = 37

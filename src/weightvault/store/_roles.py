@@ -40,6 +40,7 @@ from weightvault.store.layout import (
     KEYSTORE_VERSIONS_PREFIX,
     LOG_PREFIX,
     QUARANTINE_MARKERS_PREFIX,
+    STATEMENTS_PREFIX,
     VALIDATIONS_PREFIX,
     envelope_key,
 )
@@ -178,15 +179,15 @@ STORE_ROLES: dict[str, StoreRole] = {
         ),
         StoreRole(
             "validator",
-            "validate artifacts: reads every tier, writes validation reports and "
-            "attestations, appends to the log",
+            "validate artifacts: reads every tier, writes signed validation statements "
+            "and attestations, appends to the log",
             (
                 *_READS_TIERS,
                 _g("quarantine", "get list", QUARANTINE_MARKERS_PREFIX),
                 _g("envelopes", "get list", ENVELOPES_PREFIX),
                 _READS_AUDIT,
                 _LOGS,
-                _g("audit", "put", VALIDATIONS_PREFIX, ATTESTATIONS_PREFIX),
+                _g("audit", "put", STATEMENTS_PREFIX, VALIDATIONS_PREFIX, ATTESTATIONS_PREFIX),
             ),
         ),
         StoreRole(
@@ -200,7 +201,7 @@ STORE_ROLES: dict[str, StoreRole] = {
                 _READS_AUDIT,
                 _LOGS,
                 _SAVES_KEYSTORE,
-                _g("audit", "put", ATTESTATIONS_PREFIX, VALIDATIONS_PREFIX),
+                _g("audit", "put", STATEMENTS_PREFIX, ATTESTATIONS_PREFIX, VALIDATIONS_PREFIX),
             ),
         ),
         StoreRole(

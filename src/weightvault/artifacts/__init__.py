@@ -16,6 +16,7 @@ from weightvault.artifacts._keystore import (
     StoreKeystoreVersions,
     open_keystore,
 )
+from weightvault.artifacts._state import STATE_KINDS, LoggedState, RecordedState, object_state
 from weightvault.artifacts._vault import (
     LoggedEvent,
     Operation,
@@ -35,11 +36,14 @@ __all__ = [
     "AUDIT_HMAC_KEY_ID",
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
+    "STATE_KINDS",
     "LogKeys",
     "LoggedEvent",
+    "LoggedState",
     "Operation",
     "PutPlan",
     "PutResult",
+    "RecordedState",
     "Sealed",
     "SourceFile",
     "StoreKeystoreBackups",
@@ -54,6 +58,7 @@ __all__ = [
     "file_row",
     "log_keys",
     "log_origin",
+    "object_state",
     "open_keystore",
     "open_log",
 ]

@@ -36,6 +36,7 @@ from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, utcnow
 from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, open_log
 from weightvault.artifacts._keystore import open_keystore
+from weightvault.artifacts._state import STATE_KINDS, LoggedState, object_state
 from weightvault.catalog import ArtifactRow, Catalog
 from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
@@ -51,6 +52,7 @@ from weightvault.errors import (
     PolicyError,
     QuarantinedError,
     RetentionError,
+    RollbackError,
     VaultError,
 )
 from weightvault.keys import KeyProvider, WrappedKey
@@ -466,6 +468,24 @@ class Vault:
             ) from None
         return out
 
+    def logged_state(self, artifact_id: str) -> LoggedState:
+        """Every state of the artifact's objects the signed log records (one history lookup)."""
+        events = self.history(artifact_id, STATE_KINDS)
+        return LoggedState.from_events(artifact_id, ((e.index, e.event) for e in events))
+
+    def object_state(self, artifact_id: str, tier: str) -> dict[str, Any]:
+        """The state of the artifact's objects in ``tier`` as stored now, for a log entry."""
+        bucket = self.bucket(tier)
+        envelope = self._envelope_bytes(artifact_id, tier)
+        wrapped = self._parse_envelope(artifact_id, tier, envelope)
+        return object_state(
+            tier,
+            manifest=self.store.get_bytes(bucket, manifest_key(artifact_id)),
+            statement=self.store.get_bytes(bucket, statement_key(artifact_id)),
+            envelope=envelope,
+            kek=f"{wrapped.kek_id}@v{wrapped.kek_version}",
+        )
+
     def _catch_up_index(self, size: int) -> None:
         """Index the log entries below ``size`` that the catalog lacks."""
         count, have = self.catalog.log_indexes(size)
@@ -524,12 +544,15 @@ class Vault:
             ) from None
         return op
 
-    def finish(self, op: Operation, error: BaseException | None = None) -> Event:
+    def finish(
+        self, op: Operation, error: BaseException | None = None, *, integrate: bool = True
+    ) -> Event:
         """Record the outcome of ``op``: ok, or failed/refused with ``error``'s one-line reason.
 
-        The outcome is integrated into a new signed checkpoint, then indexed and
-        published. AuditError if it cannot be recorded (the effect has happened;
-        the log then shows an intent without an outcome).
+        The outcome is integrated into a new signed checkpoint (``integrate=False``:
+        only sequenced, for a batch that integrates once after its last outcome),
+        then indexed and published. AuditError if it cannot be recorded (the
+        effect has happened; the log then shows an intent without an outcome).
         """
         if op.outcome is not None:
             return op.outcome
@@ -550,7 +573,8 @@ class Vault:
         )
         try:
             index = self._append(event)
-            self.tlog.integrate(until=index)
+            if integrate:
+                self.tlog.integrate(until=index)
         except VaultError as exc:
             raise AuditError(
                 f"{op.kind} ran but its outcome is missing from the audit log "
@@ -571,6 +595,24 @@ class Vault:
         log.info(op.kind, **fields, **extra)
         notify(event)
         return event
+
+    def record_batch(
+        self, kind: str, items: Collection[tuple[str, str, dict[str, Any]]]
+    ) -> list[Event]:
+        """:meth:`record` of one decision per (artifact id, tier, details), integrated once."""
+        events = []
+        for artifact_id, tier, details in items:
+            op = self.begin(kind, artifact_id, tier, details)
+            events.append(self.finish(op, integrate=False))
+        if events:
+            try:
+                self.tlog.integrate()
+            except VaultError as exc:
+                raise AuditError(
+                    f"{len(events)} {kind} outcome(s) were sequenced but not integrated "
+                    f"into a signed checkpoint: {exc.message}"
+                ) from None
+        return events
 
     def record(
         self,
@@ -682,19 +724,28 @@ class Vault:
             retain_until=self.envelope_retain_until(artifact_id, tier),
         )
 
-    def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
-        """Fetch and parse the envelope of an artifact for a tier."""
-        data = self.store.get_bytes(
+    def _envelope_bytes(self, artifact_id: str, tier: str) -> bytes:
+        return self.store.get_bytes(
             self.bucket("envelopes"), envelope_key(artifact_id, tier), limit=64 * 1024
         )
+
+    @staticmethod
+    def _parse_envelope(artifact_id: str, tier: str, data: bytes) -> WrappedKey:
         wrapped = WrappedKey.from_dict(parse_canonical(data, "envelope"))
         if wrapped.artifact_id != artifact_id or wrapped.tier != tier:
             raise IntegrityError(f"envelope of artifact {artifact_id} names another artifact")
         return wrapped
 
+    def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
+        """Fetch and parse the envelope of an artifact for a tier."""
+        return self._parse_envelope(artifact_id, tier, self._envelope_bytes(artifact_id, tier))
+
     def dek(self, artifact_id: str, tier: str) -> bytes:
         """Unwrap an artifact's DEK for ``tier``; the caller drops it as soon as it is used."""
-        wrapped = self.load_envelope(artifact_id, tier)
+        return self._unwrap(self.load_envelope(artifact_id, tier))
+
+    def _unwrap(self, wrapped: WrappedKey) -> bytes:
+        artifact_id = wrapped.artifact_id
         try:
             return self.keys.unwrap_dek(wrapped)
         except NotFoundError:
@@ -813,8 +864,16 @@ class Vault:
                 envelope_key(manifest.artifact_id, manifest.tier),
                 retain,
             )
-        wrapped = self.load_envelope(manifest.artifact_id, manifest.tier)
-        op.uses(f"{wrapped.kek_id}@v{wrapped.kek_version}", details.get("signed_by"))
+        envelope = self._envelope_bytes(manifest.artifact_id, manifest.tier)
+        wrapped = self._parse_envelope(manifest.artifact_id, manifest.tier, envelope)
+        kek = f"{wrapped.kek_id}@v{wrapped.kek_version}"
+        op.uses(kek, details.get("signed_by"))
+        statement = self.store.get_bytes(
+            self.bucket(manifest.tier), statement_key(manifest.artifact_id)
+        )
+        state = object_state(
+            manifest.tier, manifest=body, statement=statement, envelope=envelope, kek=kek
+        )
         op.details.update(
             name=manifest.name,
             tier=manifest.tier,
@@ -823,6 +882,7 @@ class Vault:
             files=len(manifest.files),
             bytes=manifest.total_size,
             **details,
+            state=state,
         )
         event = self.finish(op)
         return PutResult(self._index(manifest, body, event.ts, details.get("signed_by")))
@@ -882,13 +942,23 @@ class Vault:
         """An artifact by id or unique prefix."""
         return self.catalog.artifact(artifact_id.strip())
 
-    def load_manifest(self, artifact_id: str, tier: str) -> tuple[Manifest, bytes]:
-        """Fetch and authenticate a manifest; returns it and the DEK."""
+    def load_manifest(
+        self, artifact_id: str, tier: str, state: LoggedState | None = None
+    ) -> tuple[Manifest, bytes]:
+        """Fetch and authenticate a manifest; returns it and the DEK.
+
+        The manifest and envelope bytes must be the latest state the log records
+        (``state``, else looked up): an older or other object is a RollbackError.
+        """
         data = self.store.get_bytes(self.bucket(tier), manifest_key(artifact_id))
+        envelope = self._envelope_bytes(artifact_id, tier)
+        if state is None:
+            state = self.logged_state(artifact_id)
+        state.check(tier, manifest=data, envelope=envelope)
         manifest, mac = Manifest.parse(data)
         if manifest.artifact_id != artifact_id:
             raise IntegrityError(f"manifest at {artifact_id} belongs to {manifest.artifact_id}")
-        dek = self.dek(artifact_id, tier)
+        dek = self._unwrap(self._parse_envelope(artifact_id, tier, envelope))
         verify_manifest_mac(dek, manifest.body_bytes(), mac)
         return manifest, dek
 
@@ -896,24 +966,48 @@ class Vault:
         row = self.resolve(artifact_id)
         if row.tier == "quarantine":
             raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
+        state = self.logged_state(row.id)
         try:
-            manifest, dek = self.load_manifest(row.id, row.tier)
+            manifest, dek = self.load_manifest(row.id, row.tier, state)
+        except RollbackError:
+            raise
         except IntegrityError as exc:
             raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
         except NotFoundError:
             raise IntegrityError(f"artifact {row.id}: manifest or envelope is missing") from None
         try:
-            self.verify_statement(row.id, row.tier, manifest)
+            self.verify_statement(row.id, row.tier, manifest, state)
+        except RollbackError:
+            del dek
+            raise
         except IntegrityError as exc:
+            del dek
             raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
         except NotFoundError:
             raise IntegrityError(f"artifact {row.id}: signed statement is missing") from None
         return row, manifest, dek
 
-    def verify_statement(self, artifact_id: str, tier: str, manifest: Manifest) -> dict[str, Any]:
-        """Verify the artifact's signed in-toto statement against its manifest."""
+    def verify_statement(
+        self,
+        artifact_id: str,
+        tier: str,
+        manifest: Manifest,
+        state: LoggedState | None = None,
+    ) -> dict[str, Any]:
+        """Verify the artifact's signed in-toto statement against its manifest.
+
+        The statement must be the one the log's latest state records, and a
+        compromised signer is judged at the time the log first recorded it, never
+        at the time the statement claims.
+        """
         data = self.store.get_bytes(self.bucket(tier), statement_key(artifact_id))
-        return verify_statement(data, manifest, trusted_keys(trust_root(self.keys)))
+        if state is None:
+            state = self.logged_state(artifact_id)
+        state.check(tier, statement=data)
+        signed_at = state.statement_logged_at(data)
+        return verify_statement(
+            data, manifest, trusted_keys(trust_root(self.keys)), signed_at=signed_at
+        )
 
     def decrypt_file(
         self,

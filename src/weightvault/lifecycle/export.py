@@ -45,7 +45,7 @@ from typing import Any
 from weightvault._fs import hash_file, staged_output
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, parse_iso, utcnow
-from weightvault.artifacts import Vault
+from weightvault.artifacts import LoggedState, Vault
 from weightvault.crypto import dsse
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.errors import (
@@ -242,8 +242,10 @@ def _proof_files(root: Path) -> dict[int, tuple[bytes, bytes]]:
     return pairs
 
 
-def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[int, int]:
-    """Check the bundle's tlog-proofs against the root's log keys: (entries, log size).
+def _verify_evidence(
+    root: Path, trusted: Root, index: dict[str, Any]
+) -> tuple[int, int, list[tuple[int, Event]]]:
+    """Check the bundle's tlog-proofs against the root's log keys: (entries, log size, events).
 
     Every proof must verify under the root's ``log`` keys, at the index its file
     names, all under one checkpoint; every entry must name the bundle's artifact;
@@ -258,6 +260,7 @@ def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[
     artifact_id = index["artifact_id"]
     under: tuple[int, bytes] | None = None
     put = False
+    proved_events: list[tuple[int, Event]] = []
     pairs = _proof_files(root)
     for number, (entry, proof) in pairs.items():
         where = f"bundle log entry {number}"
@@ -275,6 +278,7 @@ def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[
             raise LogVerificationError(f"{where}: proved under another checkpoint")
         if event.artifact_id != artifact_id:
             raise LogVerificationError(f"{where} is not of artifact {artifact_id}")
+        proved_events.append((number, event))
         if event.kind == _PUT_KIND and event.outcome == "ok":
             if event.details.get("content_digest") != index["content_digest"] or (
                 event.details.get("name") != index["name"]
@@ -285,7 +289,7 @@ def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[
             put = True
     if not put:
         raise LogVerificationError(f"bundle carries no logged put of {artifact_id}")
-    return len(pairs), under[0] if under is not None else 0
+    return len(pairs), under[0] if under is not None else 0, proved_events
 
 
 def _read(root: Path, rel: str) -> bytes:
@@ -393,9 +397,18 @@ def verify_bundle(
         or manifest.content_digest != index["content_digest"]
     ):
         raise IntegrityError("bundle manifest is not the indexed artifact")
-    # The statement's and attestations' signers are checked against the root's key
-    # states (compromise times) inside verify_statement and verify_attestations.
-    statement = verify_statement(_read(root, "statement.dsse.json"), manifest, keys)
+    entries, log_size, events = _verify_evidence(root, trusted, index)
+    # The manifest and statement must be the latest state the proven entries record,
+    # and the statement's signer is judged at the time the log recorded it, never at
+    # the time it claims (the attestations' signers inside verify_attestations).
+    statement_bytes = _read(root, "statement.dsse.json")
+    state = LoggedState.from_events(manifest.artifact_id, events)
+    state.check(
+        str(index.get("tier")), manifest=_read(root, "manifest.json"), statement=statement_bytes
+    )
+    statement = verify_statement(
+        statement_bytes, manifest, keys, signed_at=state.statement_logged_at(statement_bytes)
+    )
     for entry in manifest.files:
         rel = "ciphertext/" + entry.object_key.rsplit("/", 1)[1]
         if listed.get(rel, {}).get("size") != entry.ciphertext_size:
@@ -409,7 +422,6 @@ def verify_bundle(
         else []
     )
     chain_docs = verify_attestations(docs, trusted.document(), manifest.content_digest)
-    entries, log_size = _verify_evidence(root, trusted, index)
     signer = statement.get("predicate", {}).get("runDetails", {}).get("builder", {}).get("id", "")
     return BundleReport(
         manifest.artifact_id,

@@ -401,6 +401,7 @@ def commit(
                 "attestation": att.key,
                 "attestation_sha256": att.sha256,
                 "policy_digest": policy_digest,
+                "state": vault.object_state(p.artifact_id, p.target),
             },
         ).ts
     wrapped = vault.load_envelope(p.artifact_id, p.target)

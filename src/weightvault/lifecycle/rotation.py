@@ -99,6 +99,7 @@ _T = TypeVar("_T")
 KEK_TIERS: tuple[str, ...] = tuple(TIERS)
 TRUST_ROOT_KEY = "trust/root.json"
 DEFAULT_BATCH = 500
+REWRAPPED = "artifact.rewrapped"
 DEFAULT_WORKERS = 16
 _KEY_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[0-9]{1,9}))?$")
 # Purposes the lifetime policy knows, by keystore purpose.
@@ -547,16 +548,29 @@ def rewrap_batch(
     # Counted before any wrap is done (an envelope found already rewrapped over-counts).
     keys.reserve_wraps(target, len(refs))
 
-    def one(ref: EnvelopeRef) -> str:
-        return rewrap_envelope(vault, keys, target, ref, drain)
+    def one(ref: EnvelopeRef) -> tuple[str, dict[str, Any] | None]:
+        outcome = rewrap_envelope(vault, keys, target, ref, drain)
+        if outcome not in {"rewrapped", "already"}:
+            return outcome, None
+        return outcome, vault.object_state(ref.artifact_id, ref.tier)
 
     if pool is not None:
-        outcomes = list(pool.map(one, refs))
+        done = list(pool.map(one, refs))
     elif workers <= 1 or len(refs) <= 1:
-        outcomes = [one(r) for r in refs]
+        done = [one(r) for r in refs]
     else:
         with ThreadPoolExecutor(max_workers=workers) as own:
-            outcomes = list(own.map(one, refs))
+            done = list(own.map(one, refs))
+    outcomes = [outcome for outcome, _ in done]
+    # The state each envelope is in now goes to the log (the rollback check reads it).
+    vault.record_batch(
+        REWRAPPED,
+        [
+            (ref.artifact_id, ref.tier, {"kek": target.ref, "state": state})
+            for ref, (_, state) in zip(refs, done, strict=True)
+            if state is not None
+        ],
+    )
     counts = Counter(outcomes)
     stats = RewrapStats(
         counts["rewrapped"], counts["already"], counts["missing"], counts["skipped"]

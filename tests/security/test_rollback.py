@@ -132,8 +132,9 @@ def test_an_envelope_from_before_a_rotation_or_of_another_artifact_is_refused(
     assert stats.rewrapped == 2
     for artifact_id in (a, b):
         latest = vault.logged_state(artifact_id).require()
-        assert latest.kind == "artifact.rewrapped"
+        assert latest.kind == "envelopes.rewrapped"
         assert latest.state["envelope"]["kek"] == f"kek-hot@v{rot.target_version}"
+        assert latest.state["envelope"]["sha256"] == vault.envelope_sha256(artifact_id, "hot")
         vault.verify(artifact_id)
 
     restore_old()  # the envelope from before the rotation, under the old KEK version

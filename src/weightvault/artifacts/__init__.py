@@ -16,7 +16,14 @@ from weightvault.artifacts._keystore import (
     StoreKeystoreVersions,
     open_keystore,
 )
-from weightvault.artifacts._state import STATE_KINDS, LoggedState, RecordedState, object_state
+from weightvault.artifacts._state import (
+    REWRAP_KIND,
+    STATE_KINDS,
+    LoggedState,
+    RecordedState,
+    object_state,
+    sha256_hex,
+)
 from weightvault.artifacts._vault import (
     LoggedEvent,
     Operation,
@@ -36,6 +43,7 @@ __all__ = [
     "AUDIT_HMAC_KEY_ID",
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
+    "REWRAP_KIND",
     "STATE_KINDS",
     "LogKeys",
     "LoggedEvent",
@@ -61,4 +69,5 @@ __all__ = [
     "object_state",
     "open_keystore",
     "open_log",
+    "sha256_hex",
 ]

@@ -26,10 +26,12 @@ from weightvault._time import parse_iso
 from weightvault.errors import RollbackError, UnloggedSignatureError
 from weightvault.records import Event
 
-STATE_KINDS = frozenset(
-    {"artifact.ingested", "artifact.promoted", "artifact.rekeyed", "artifact.rewrapped"}
-)
+STATE_KINDS = frozenset({"artifact.ingested", "artifact.promoted", "artifact.rekeyed"})
 """Kinds whose ok outcome records the state of the artifact's objects."""
+
+REWRAP_KIND = "envelopes.rewrapped"
+"""A rotation's record of a batch of envelopes it moved: ``details["envelopes"]`` maps
+artifact ids to the sha256 of their new envelope, ``details["kek"]`` names the KEK."""
 
 _OBJECTS = ("manifest", "statement", "envelope")
 
@@ -78,6 +80,25 @@ class RecordedState:
         return _digest(self.state, what)
 
 
+def _rewrapped(
+    artifact_id: str, index: int, event: Event, before: list[RecordedState]
+) -> RecordedState | None:
+    """The state a rotation entry leaves the artifact in: the one before, a new envelope."""
+    envelopes = event.details.get("envelopes")
+    digest = envelopes.get(artifact_id) if isinstance(envelopes, dict) else None
+    if (
+        not isinstance(digest, str)
+        or not before
+        or event.phase != "outcome"
+        or event.outcome != "ok"
+        or event.tier != before[-1].tier
+    ):
+        return None
+    state = dict(before[-1].state)
+    state["envelope"] = {"kek": str(event.details.get("kek")), "sha256": digest}
+    return RecordedState(index, event.kind, event.ts, state)
+
+
 @dataclass(frozen=True)
 class LoggedState:
     """Every state of one artifact's objects the signed log records, oldest first."""
@@ -88,8 +109,13 @@ class LoggedState:
     @classmethod
     def from_events(cls, artifact_id: str, events: Iterable[tuple[int, Event]]) -> LoggedState:
         """The states among ``events`` (index, event), which the caller took from the log."""
-        found = []
+        found: list[RecordedState] = []
         for index, event in sorted(events, key=lambda pair: pair[0]):
+            if event.kind == REWRAP_KIND:
+                rewrapped = _rewrapped(artifact_id, index, event, found)
+                if rewrapped is not None:
+                    found.append(rewrapped)
+                continue
             state = event.details.get("state")
             if (
                 event.artifact_id == artifact_id
@@ -139,7 +165,7 @@ class LoggedState:
 
     def _mismatch(self, what: str, found: str, latest: RecordedState) -> str:
         head = (
-            f"artifact {self.artifact_id}: its {what} in the store (sha256 {found[:16]}) is not "
+            f"artifact {self.artifact_id}: its {what} (sha256 {found[:16]}) is not "
             f"the one the log recorded at entry {latest.index} ({latest.kind}, "
             f"sha256 {str(latest.digest(what))[:16]})"
         )
@@ -168,6 +194,7 @@ class LoggedState:
 
 
 __all__ = [
+    "REWRAP_KIND",
     "STATE_KINDS",
     "LoggedState",
     "RecordedState",

@@ -36,7 +36,13 @@ from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, utcnow
 from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, open_log
 from weightvault.artifacts._keystore import open_keystore
-from weightvault.artifacts._state import STATE_KINDS, LoggedState, object_state
+from weightvault.artifacts._state import (
+    REWRAP_KIND,
+    STATE_KINDS,
+    LoggedState,
+    object_state,
+    sha256_hex,
+)
 from weightvault.catalog import ArtifactRow, Catalog
 from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
@@ -469,9 +475,32 @@ class Vault:
         return out
 
     def logged_state(self, artifact_id: str) -> LoggedState:
-        """Every state of the artifact's objects the signed log records (one history lookup)."""
-        events = self.history(artifact_id, STATE_KINDS)
-        return LoggedState.from_events(artifact_id, ((e.index, e.event) for e in events))
+        """Every state of the artifact's objects the signed log records.
+
+        One history lookup, plus the newest rotation entry (``envelopes.rewrapped``,
+        one per batch of envelopes) after the artifact's own latest state that names
+        it: found through the catalog's index, proved included in the checkpoint.
+        """
+        events = [(e.index, e.event) for e in self.history(artifact_id, STATE_KINDS)]
+        after = events[-1][0] if events else None
+        if after is not None:
+            signed = self.tlog.checkpoint()
+            size = signed.checkpoint.size
+            for index, text in self.catalog.log_mentions(REWRAP_KIND, artifact_id, after, size):
+                entry = text.encode()
+                event = Event.parse(entry)
+                envelopes = event.details.get("envelopes")
+                if not isinstance(envelopes, dict) or artifact_id not in envelopes:
+                    continue
+                try:
+                    self.tlog.check_included([(index, entry)], signed)
+                except IntegrityError as exc:
+                    raise IntegrityError(
+                        f"the catalog's index of the log was tampered with: {exc.message}"
+                    ) from None
+                events.append((index, event))
+                break
+        return LoggedState.from_events(artifact_id, events)
 
     def object_state(self, artifact_id: str, tier: str) -> dict[str, Any]:
         """The state of the artifact's objects in ``tier`` as stored now, for a log entry."""
@@ -485,6 +514,10 @@ class Vault:
             envelope=envelope,
             kek=f"{wrapped.kek_id}@v{wrapped.kek_version}",
         )
+
+    def envelope_sha256(self, artifact_id: str, tier: str) -> str:
+        """sha256 of the exact bytes of the artifact's envelope for ``tier``."""
+        return sha256_hex(self._envelope_bytes(artifact_id, tier))
 
     def _catch_up_index(self, size: int) -> None:
         """Index the log entries below ``size`` that the catalog lacks."""
@@ -544,15 +577,12 @@ class Vault:
             ) from None
         return op
 
-    def finish(
-        self, op: Operation, error: BaseException | None = None, *, integrate: bool = True
-    ) -> Event:
+    def finish(self, op: Operation, error: BaseException | None = None) -> Event:
         """Record the outcome of ``op``: ok, or failed/refused with ``error``'s one-line reason.
 
-        The outcome is integrated into a new signed checkpoint (``integrate=False``:
-        only sequenced, for a batch that integrates once after its last outcome),
-        then indexed and published. AuditError if it cannot be recorded (the
-        effect has happened; the log then shows an intent without an outcome).
+        The outcome is integrated into a new signed checkpoint, then indexed and
+        published. AuditError if it cannot be recorded (the effect has happened;
+        the log then shows an intent without an outcome).
         """
         if op.outcome is not None:
             return op.outcome
@@ -573,8 +603,7 @@ class Vault:
         )
         try:
             index = self._append(event)
-            if integrate:
-                self.tlog.integrate(until=index)
+            self.tlog.integrate(until=index)
         except VaultError as exc:
             raise AuditError(
                 f"{op.kind} ran but its outcome is missing from the audit log "
@@ -595,24 +624,6 @@ class Vault:
         log.info(op.kind, **fields, **extra)
         notify(event)
         return event
-
-    def record_batch(
-        self, kind: str, items: Collection[tuple[str, str, dict[str, Any]]]
-    ) -> list[Event]:
-        """:meth:`record` of one decision per (artifact id, tier, details), integrated once."""
-        events = []
-        for artifact_id, tier, details in items:
-            op = self.begin(kind, artifact_id, tier, details)
-            events.append(self.finish(op, integrate=False))
-        if events:
-            try:
-                self.tlog.integrate()
-            except VaultError as exc:
-                raise AuditError(
-                    f"{len(events)} {kind} outcome(s) were sequenced but not integrated "
-                    f"into a signed checkpoint: {exc.message}"
-                ) from None
-        return events
 
     def record(
         self,

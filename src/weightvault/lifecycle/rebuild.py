@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts import LoggedState, Vault, artifact_row, file_row
+from weightvault.artifacts import REWRAP_KIND, LoggedState, Vault, artifact_row, file_row
 from weightvault.catalog import IndexedArtifact
 from weightvault.config import TIERS
 from weightvault.crypto.binding import verify_manifest_mac
@@ -250,11 +250,13 @@ def _rebuild(vault: Vault) -> dict[str, Any]:
             found.setdefault(artifact_id, []).append(tier)
     indexed: list[IndexedArtifact] = []
     by_artifact: dict[str, list[tuple[int, Event]]] = {}
+    rewraps = [(index, ev) for index, ev in logged if ev.kind == REWRAP_KIND]
     for index, ev in logged:
         if ev.artifact_id:
             by_artifact.setdefault(ev.artifact_id, []).append((index, ev))
     for artifact_id, tiers in sorted(found.items()):
-        state = LoggedState.from_events(artifact_id, by_artifact.get(artifact_id, []))
+        own = by_artifact.get(artifact_id, [])
+        state = LoggedState.from_events(artifact_id, own + rewraps)
         # A crash between a promotion's commit and its clean-up leaves two copies:
         # the tier of the latest logged state says which one is current.
         latest = state.latest

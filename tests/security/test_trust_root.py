@@ -43,6 +43,7 @@ from weightvault.errors import (
     NoTrustRootError,
     RollbackError,
     TrustRootError,
+    UnloggedSignatureError,
 )
 from weightvault.lifecycle.compromise import compromise_key
 from weightvault.lifecycle.escrow import split_escrow_key
@@ -112,16 +113,20 @@ def resign_bundle(
     attestations: bool = True,
     roots: list[Root] | None = None,
     exported_at: str | None = None,
+    edit_attestation: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    """What an attacker holding ``key`` does: re-sign everything, relist, re-sign the index."""
-    statement = _payload((bundle / "statement.dsse.json").read_bytes())
+    """What an attacker holding ``key`` does: re-sign what it edits (the statement, the
+    attestations), relist, re-sign the index."""
     if edit_statement is not None:
+        statement = _payload((bundle / "statement.dsse.json").read_bytes())
         edit_statement(statement)
-    (bundle / "statement.dsse.json").write_bytes(_sign(statement, key))
+        (bundle / "statement.dsse.json").write_bytes(_sign(statement, key))
     if attestations:
         previous = None
         for path in sorted((bundle / "attestations").glob("*.json")):
             att = _payload(path.read_bytes())
+            if edit_attestation is not None:
+                edit_attestation(att["predicate"])
             att["predicate"]["previous"] = previous
             data = _sign(att, key)
             path.write_bytes(data)
@@ -295,6 +300,24 @@ def test_a_statement_resigned_with_a_compromised_key_claiming_a_forged_commit_is
         RollbackError.exit_code,
         "its statement (sha256",
         "another statement was put in its place",
+    )
+    # The attestations re-signed with another approver, backdated with the bundle index:
+    # judged at the time the log recorded them, and the log records only the genuine ones.
+    approved = tmp_path / "approved"
+    shutil.copytree(bundle, approved)
+
+    def forge_approval(predicate: dict[str, Any]) -> None:
+        predicate["approver"] = "mallory"
+        predicate["at"] = before.isoformat()
+
+    resign_bundle(
+        approved, compromised, edit_attestation=forge_approval, exported_at=before.isoformat()
+    )
+    refused(
+        cli("offline-verify", str(approved), "--trust-root", str(old_root)),
+        UnloggedSignatureError.exit_code,
+        "attestation",
+        "is not recorded by the log",
     )
     # Dropping the root that records the compromise is a rollback for a host that saw it.
     stripped = tmp_path / "stripped"

@@ -81,6 +81,7 @@ _CHUNK = 1 << 20
 _ROOTS_DIR = "roots"
 _PROOFS_DIR = "proofs"
 _PUT_KIND = "artifact.ingested"
+_PROMOTED_KIND = "artifact.promoted"
 _MAX_PROOFS = 10_000
 
 
@@ -292,6 +293,16 @@ def _verify_evidence(
     return len(pairs), under[0] if under is not None else 0, proved_events
 
 
+def _attested_at(events: list[tuple[int, Event]]) -> dict[str, datetime]:
+    """sha256 of each attestation a proven promotion entry names -> the time it was logged."""
+    out: dict[str, datetime] = {}
+    for _, event in sorted(events, key=lambda pair: pair[0]):
+        digest = event.details.get("attestation_sha256")
+        if event.kind == _PROMOTED_KIND and event.outcome == "ok" and isinstance(digest, str):
+            out.setdefault(digest, parse_iso(event.ts))
+    return out
+
+
 def _read(root: Path, rel: str) -> bytes:
     path = root / rel
     if not path.is_file() or path.is_symlink():
@@ -421,7 +432,9 @@ def verify_bundle(
         if (root / "attestations").is_dir()
         else []
     )
-    chain_docs = verify_attestations(docs, trusted.document(), manifest.content_digest)
+    chain_docs = verify_attestations(
+        docs, trusted.document(), manifest.content_digest, logged_at=_attested_at(events)
+    )
     signer = statement.get("predicate", {}).get("runDetails", {}).get("builder", {}).get("id", "")
     return BundleReport(
         manifest.artifact_id,

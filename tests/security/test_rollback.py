@@ -9,13 +9,17 @@ The attacks, against the real SeaweedFS store:
   refusals; ``catalog rebuild`` indexes the artifact damaged, never healthy;
 - an envelope put back from before a rotation, or another artifact's envelope;
 - a compromised signer judged at the time its statement claims, which the
-  signer controls; now at the time the log recorded the statement.
+  signer controls; now at the time the log recorded the statement;
+- an older sealed keystore put back under the home, with the store's version
+  records (and backups) deleted: every log entry records the keystore version,
+  and the newest one refuses the older file.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,12 +32,18 @@ from tests.support.durable_store import cli
 from weightvault._time import parse_iso, utcnow
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
-from weightvault.errors import KeyStateError, RollbackError
+from weightvault.errors import KeyStateError, KeystoreRollbackError, RollbackError
 from weightvault.lifecycle import ingest, rebuild, rekey, rotation
 from weightvault.lifecycle.compromise import compromise_key
 from weightvault.provenance import SIGNING_KEY_ID
 from weightvault.store import ObjectStore
-from weightvault.store.layout import envelope_key, manifest_key, statement_key
+from weightvault.store.layout import (
+    KEYSTORE_BACKUPS_PREFIX,
+    KEYSTORE_VERSIONS_PREFIX,
+    envelope_key,
+    manifest_key,
+    statement_key,
+)
 
 
 def _version(store: ObjectStore, bucket: str, key: str) -> Callable[[], None]:
@@ -174,3 +184,27 @@ def test_a_compromised_signer_is_judged_at_the_time_the_log_recorded_the_stateme
     compromise_key(later, f"{SIGNING_KEY_ID}@v{signer.version}", since=since)
     with pytest.raises(KeyStateError, match=f"dated {logged.ts[:10]}.*marks compromised since"):
         later.verify(artifact_id)
+
+
+def test_an_older_keystore_is_refused_by_the_log_even_without_the_stores_version_records(
+    vault: Vault, vault_settings: Settings, tmp_path: Path
+) -> None:
+    ingest.put(vault, make_tree(tmp_path / "a", {"a.bin": b"a" * 1024}), "a")
+    old = tmp_path / "keystore.copy"
+    shutil.copy2(vault_settings.keystore_path, old)
+    compromise_key(vault, "kek-hot@v1")  # a key change: a newer keystore, logged
+    newest, _ = vault.keys.sealed_version()  # type: ignore[attr-defined]
+    envelopes = sorted(o.key for o in vault.store.list(vault.bucket("envelopes"), ""))
+
+    # The attack: the bucket's version records and backups deleted, the old file put back.
+    audit = vault.bucket("audit")
+    for prefix in (KEYSTORE_VERSIONS_PREFIX, KEYSTORE_BACKUPS_PREFIX):
+        for obj in list(vault.store.list(audit, prefix)):
+            vault.store.remove(audit, obj.key)
+    shutil.copy2(old, vault_settings.keystore_path)
+    put = cli("put", str(make_tree(tmp_path / "b", {"b.bin": b"b" * 1024})), "--name", "b")
+    assert put.returncode == KeystoreRollbackError.exit_code, put.stderr
+    (line,) = [x for x in put.stderr.splitlines() if "error:" in x]
+    assert f"the transparency log records version {newest}" in line
+    assert "older copy" in line
+    assert sorted(o.key for o in vault.store.list(vault.bucket("envelopes"), "")) == envelopes

@@ -54,6 +54,7 @@ from weightvault.errors import (
     IntegrityError,
     InvalidInputError,
     KeyStateError,
+    KeystoreRollbackError,
     NotFoundError,
     PolicyError,
     QuarantinedError,
@@ -61,7 +62,7 @@ from weightvault.errors import (
     RollbackError,
     VaultError,
 )
-from weightvault.keys import KeyProvider, WrappedKey
+from weightvault.keys import KeyProvider, LocalKeyStore, WrappedKey
 from weightvault.logs import get_logger
 from weightvault.provenance import (
     Provenance,
@@ -423,10 +424,49 @@ class Vault:
         """The vault's transparency log (opened on first use; its keys created then)."""
         if self._log is None:
             try:
-                self._log = open_log(self.settings, self.store, self.keys)
+                opened = open_log(self.settings, self.store, self.keys)
             except VaultError as exc:
                 raise AuditError(f"audit log unavailable: {exc.message}") from None
+            self._check_keystore_version(opened)
+            self._log = opened
         return self._log
+
+    def _keystore_version(self) -> dict[str, Any] | None:
+        """The local keystore's version and sealed sha256, which every entry records."""
+        if not isinstance(self.keys, LocalKeyStore):
+            return None
+        version, sealed = self.keys.sealed_version()
+        return {"version": version, "sealed_sha256": sealed}
+
+    def _check_keystore_version(self, tlog: TransparencyLog) -> None:
+        """KeystoreRollbackError if the log's newest entry records a newer keystore.
+
+        The log is opened with the log keys of the local keystore, possibly an old
+        copy: they only verify (an older copy holds the same log keys, a forged one
+        cannot sign a checkpoint). The bucket's version records, which an attacker
+        can delete, are not involved: the newest entry is proved in the checkpoint.
+        """
+        local = self._keystore_version()
+        try:
+            signed = tlog.checkpoint()
+            size = signed.checkpoint.size
+            if local is None or size == 0:
+                return
+            (entry,) = tlog.reader(size).entries(size - 1, size)
+            tlog.check_included([(size - 1, entry)], signed)
+            event = Event.parse(entry)
+        except IntegrityError:
+            raise  # a log that fails verification is named as such by the caller
+        except VaultError as exc:
+            raise AuditError(f"audit log unavailable: {exc.message}") from None
+        logged = event.client.get("keystore")
+        version = logged.get("version") if isinstance(logged, dict) else None
+        if isinstance(version, int) and version > local["version"]:
+            raise KeystoreRollbackError(
+                f"keystore {self.settings.keystore_path} is version {local['version']} but "
+                f"the transparency log records version {version} at entry {size - 1}: this "
+                "is an older copy (restored or rolled back); restore the newest keystore file"
+            )
 
     def private(self, value: str) -> str:
         """``hmac-sha256:<hex>`` of an identifier the log must not show (a path, a host)."""
@@ -440,6 +480,7 @@ class Vault:
             "pid": os.getpid(),
             "process": process_name(),
             "flow_run": current_flow_run(),
+            "keystore": self._keystore_version(),
         }
 
     def _append(self, event: Event) -> int:
@@ -566,6 +607,8 @@ class Vault:
                 now=self.clock(),
             )
             op.intent_index = self._append(event)
+        except KeystoreRollbackError:
+            raise
         except IntegrityError as exc:
             raise IntegrityError(
                 f"the audit log fails verification, {kind} refused before it did anything: "

@@ -524,10 +524,13 @@ class Vault:
         """
         events = [(e.index, e.event) for e in self.history(artifact_id, STATE_KINDS)]
         after = events[-1][0] if events else None
-        if after is not None:
+        rows = [] if after is None else self.catalog.log_mentions(REWRAP_KIND, artifact_id, after)
+        if rows:
             signed = self.tlog.checkpoint()
             size = signed.checkpoint.size
-            for index, text in self.catalog.log_mentions(REWRAP_KIND, artifact_id, after, size):
+            for index, text in rows:
+                if index >= size:
+                    continue  # sequenced, not yet in a signed checkpoint
                 entry = text.encode()
                 event = Event.parse(entry)
                 envelopes = event.details.get("envelopes")

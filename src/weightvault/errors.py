@@ -279,3 +279,18 @@ class EvidenceMismatchError(QuarantinedError):
     stay refused (the catalog is an index, the log is the evidence)."""
 
     exit_code = 37
+
+
+# -- rollback and key compromise against the log (issue 11, "rollback") -------------
+class RollbackError(IntegrityError):
+    """An artifact's objects in the store are not the latest state the log records
+    (an older version restored, another artifact's envelope, or no logged state at all)."""
+
+    exit_code = 34
+
+
+class UnloggedSignatureError(IntegrityError):
+    """A signed document the log does not record: without a logged time, a signature by a
+    compromised key cannot be dated (the document's own claimed time is not trusted)."""
+
+    exit_code = 35

@@ -351,4 +351,8 @@ def test_complete_rekey_reports_the_same_on_both_paths(
     assert len(cli_summary["reencrypted"]) == 1
     assert key_states(cli_side.vault) == key_states(flow_side.vault)
     assert envelopes(cli_side) == envelopes(flow_side)
+    # A rewrap logs one envelopes.rewrapped entry per batch: the CLI's one batch (of up
+    # to 500), the flow's two batches of 2.
+    assert cli_events.pop("envelopes.rewrapped") == 1
+    assert flow_events.pop("envelopes.rewrapped") == 2
     assert cli_events == flow_events

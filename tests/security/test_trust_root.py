@@ -41,7 +41,9 @@ from weightvault.errors import (
     IntegrityError,
     KeyStateError,
     NoTrustRootError,
+    RollbackError,
     TrustRootError,
+    UnloggedSignatureError,
 )
 from weightvault.lifecycle.compromise import compromise_key
 from weightvault.lifecycle.escrow import split_escrow_key
@@ -111,16 +113,20 @@ def resign_bundle(
     attestations: bool = True,
     roots: list[Root] | None = None,
     exported_at: str | None = None,
+    edit_attestation: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
-    """What an attacker holding ``key`` does: re-sign everything, relist, re-sign the index."""
-    statement = _payload((bundle / "statement.dsse.json").read_bytes())
+    """What an attacker holding ``key`` does: re-sign what it edits (the statement, the
+    attestations), relist, re-sign the index."""
     if edit_statement is not None:
+        statement = _payload((bundle / "statement.dsse.json").read_bytes())
         edit_statement(statement)
-    (bundle / "statement.dsse.json").write_bytes(_sign(statement, key))
+        (bundle / "statement.dsse.json").write_bytes(_sign(statement, key))
     if attestations:
         previous = None
         for path in sorted((bundle / "attestations").glob("*.json")):
             att = _payload(path.read_bytes())
+            if edit_attestation is not None:
+                edit_attestation(att["predicate"])
             att["predicate"]["previous"] = previous
             data = _sign(att, key)
             path.write_bytes(data)
@@ -142,6 +148,17 @@ def forge_commit(statement: dict[str, Any]) -> None:
             dep["digest"]["gitCommit"] = FORGED_COMMIT
     metadata = statement["predicate"]["runDetails"]["metadata"]
     metadata["finishedOn"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def backdated(when: datetime) -> Callable[[dict[str, Any]], None]:
+    """:func:`forge_commit`, claiming to have finished at ``when`` (before a compromise)."""
+
+    def edit(statement: dict[str, Any]) -> None:
+        forge_commit(statement)
+        metadata = statement["predicate"]["runDetails"]["metadata"]
+        metadata["finishedOn"] = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return edit
 
 
 def attacker_root(key: HybridSigningKey) -> Root:
@@ -265,19 +282,43 @@ def test_a_statement_resigned_with_a_compromised_key_claiming_a_forged_commit_is
         f"{SIGNING_KEY_ID}@v{stolen.version}",
         "marks compromised since",
     )
-    # The bundle index backdated to before the compromise: the statement still says when.
-    backdated = tmp_path / "backdated"
-    shutil.copytree(bundle, backdated)
-    before = (entry.compromised_at - timedelta(days=1)).isoformat()
+    # The bundle index and the statement backdated to before the compromise: the times
+    # they claim are never trusted, and the log's proven entries record the genuine
+    # statement, not this one.
+    older = tmp_path / "backdated"
+    shutil.copytree(bundle, older)
+    before = entry.compromised_at - timedelta(days=1)
     resign_bundle(
-        backdated, compromised, edit_statement=forge_commit, attestations=False, exported_at=before
+        older,
+        compromised,
+        edit_statement=backdated(before),
+        attestations=False,
+        exported_at=before.isoformat(),
     )
-    line = refused(
-        cli("offline-verify", str(backdated), "--trust-root", str(old_root)),
-        KeyStateError.exit_code,
-        "marks compromised since",
+    refused(
+        cli("offline-verify", str(older), "--trust-root", str(old_root)),
+        RollbackError.exit_code,
+        "its statement (sha256",
+        "another statement was put in its place",
     )
-    assert "dated" in line
+    # The attestations re-signed with another approver, backdated with the bundle index:
+    # judged at the time the log recorded them, and the log records only the genuine ones.
+    approved = tmp_path / "approved"
+    shutil.copytree(bundle, approved)
+
+    def forge_approval(predicate: dict[str, Any]) -> None:
+        predicate["approver"] = "mallory"
+        predicate["at"] = before.isoformat()
+
+    resign_bundle(
+        approved, compromised, edit_attestation=forge_approval, exported_at=before.isoformat()
+    )
+    refused(
+        cli("offline-verify", str(approved), "--trust-root", str(old_root)),
+        UnloggedSignatureError.exit_code,
+        "attestation",
+        "is not recorded by the log",
+    )
     # Dropping the root that records the compromise is a rollback for a host that saw it.
     stripped = tmp_path / "stripped"
     shutil.copytree(forged, stripped)
@@ -411,14 +452,16 @@ def test_a_stored_statement_resigned_with_a_compromised_key_is_refused_by_verify
     bucket = vault.bucket("hot")
     genuine = vault.store.get_bytes(bucket, statement_key(artifact_id))
     statement = _payload(genuine)
-    forge_commit(statement)
+    # Re-signed and backdated to a day before the compromise (marked just now).
+    backdated(datetime.now(UTC) - timedelta(days=1))(statement)
     vault.store.put_bytes(bucket, statement_key(artifact_id), _sign(statement, key))
+    # The time it claims is never trusted: the log recorded another statement at the put.
     refused(
         cli("verify", artifact_id),
-        KeyStateError.exit_code,
-        f"{SIGNING_KEY_ID}@v{stolen.version}",
-        "marks compromised since",
+        RollbackError.exit_code,
+        "its statement (sha256",
+        "another statement was put in its place",
     )
     out = tmp_path / "out"
-    refused(cli("get", artifact_id, "--out", str(out)), KeyStateError.exit_code, "compromised")
+    refused(cli("get", artifact_id, "--out", str(out)), RollbackError.exit_code, "statement")
     assert not out.exists()

@@ -16,6 +16,14 @@ from weightvault.artifacts._keystore import (
     StoreKeystoreVersions,
     open_keystore,
 )
+from weightvault.artifacts._state import (
+    REWRAP_KIND,
+    STATE_KINDS,
+    LoggedState,
+    RecordedState,
+    object_state,
+    sha256_hex,
+)
 from weightvault.artifacts._statements import (
     StatementRef,
     TrustedStatement,
@@ -43,11 +51,15 @@ __all__ = [
     "AUDIT_HMAC_KEY_ID",
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
+    "REWRAP_KIND",
+    "STATE_KINDS",
     "LogKeys",
     "LoggedEvent",
+    "LoggedState",
     "Operation",
     "PutPlan",
     "PutResult",
+    "RecordedState",
     "Sealed",
     "SourceFile",
     "StatementRef",
@@ -66,8 +78,10 @@ __all__ = [
     "latest_statement",
     "log_keys",
     "log_origin",
+    "object_state",
     "open_keystore",
     "open_log",
+    "sha256_hex",
     "trusted_statement",
     "write_statement",
 ]

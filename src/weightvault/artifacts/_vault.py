@@ -36,6 +36,13 @@ from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, utcnow
 from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, open_log
 from weightvault.artifacts._keystore import open_keystore
+from weightvault.artifacts._state import (
+    REWRAP_KIND,
+    STATE_KINDS,
+    LoggedState,
+    object_state,
+    sha256_hex,
+)
 from weightvault.catalog import ArtifactRow, Catalog
 from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
@@ -48,14 +55,16 @@ from weightvault.errors import (
     IntegrityError,
     InvalidInputError,
     KeyStateError,
+    KeystoreRollbackError,
     NotFoundError,
     PolicyError,
     QuarantinedError,
     RetentionError,
+    RollbackError,
     StoreRoleDeniedError,
     VaultError,
 )
-from weightvault.keys import KeyProvider, WrappedKey
+from weightvault.keys import KeyProvider, LocalKeyStore, WrappedKey
 from weightvault.logs import get_logger
 from weightvault.provenance import (
     Provenance,
@@ -418,10 +427,49 @@ class Vault:
         """The vault's transparency log (opened on first use; its keys created then)."""
         if self._log is None:
             try:
-                self._log = open_log(self.settings, self.store, self.keys)
+                opened = open_log(self.settings, self.store, self.keys)
             except VaultError as exc:
                 raise AuditError(f"audit log unavailable: {exc.message}") from None
+            self._check_keystore_version(opened)
+            self._log = opened
         return self._log
+
+    def _keystore_version(self) -> dict[str, Any] | None:
+        """The local keystore's version and sealed sha256, which every entry records."""
+        if not isinstance(self.keys, LocalKeyStore):
+            return None
+        version, sealed = self.keys.sealed_version()
+        return {"version": version, "sealed_sha256": sealed}
+
+    def _check_keystore_version(self, tlog: TransparencyLog) -> None:
+        """KeystoreRollbackError if the log's newest entry records a newer keystore.
+
+        The log is opened with the log keys of the local keystore, possibly an old
+        copy: they only verify (an older copy holds the same log keys, a forged one
+        cannot sign a checkpoint). The bucket's version records, which an attacker
+        can delete, are not involved: the newest entry is proved in the checkpoint.
+        """
+        local = self._keystore_version()
+        try:
+            signed = tlog.checkpoint()
+            size = signed.checkpoint.size
+            if local is None or size == 0:
+                return
+            (entry,) = tlog.reader(size).entries(size - 1, size)
+            tlog.check_included([(size - 1, entry)], signed)
+            event = Event.parse(entry)
+        except IntegrityError:
+            raise  # a log that fails verification is named as such by the caller
+        except VaultError as exc:
+            raise AuditError(f"audit log unavailable: {exc.message}") from None
+        logged = event.client.get("keystore")
+        version = logged.get("version") if isinstance(logged, dict) else None
+        if isinstance(version, int) and version > local["version"]:
+            raise KeystoreRollbackError(
+                f"keystore {self.settings.keystore_path} is version {local['version']} but "
+                f"the transparency log records version {version} at entry {size - 1}: this "
+                "is an older copy (restored or rolled back); restore the newest keystore file"
+            )
 
     def private(self, value: str) -> str:
         """``hmac-sha256:<hex>`` of an identifier the log must not show (a path, a host)."""
@@ -435,6 +483,7 @@ class Vault:
             "pid": os.getpid(),
             "process": process_name(),
             "flow_run": current_flow_run(),
+            "keystore": self._keystore_version(),
         }
 
     def _append(self, event: Event) -> int:
@@ -468,6 +517,54 @@ class Vault:
                 f"the catalog's index of the log was tampered with: {exc.message}"
             ) from None
         return out
+
+    def logged_state(self, artifact_id: str) -> LoggedState:
+        """Every state of the artifact's objects the signed log records.
+
+        One history lookup, plus the newest rotation entry (``envelopes.rewrapped``,
+        one per batch of envelopes) after the artifact's own latest state that names
+        it: found through the catalog's index, proved included in the checkpoint.
+        """
+        events = [(e.index, e.event) for e in self.history(artifact_id, STATE_KINDS)]
+        after = events[-1][0] if events else None
+        rows = [] if after is None else self.catalog.log_mentions(REWRAP_KIND, artifact_id, after)
+        if rows:
+            signed = self.tlog.checkpoint()
+            size = signed.checkpoint.size
+            for index, text in rows:
+                if index >= size:
+                    continue  # sequenced, not yet in a signed checkpoint
+                entry = text.encode()
+                event = Event.parse(entry)
+                envelopes = event.details.get("envelopes")
+                if not isinstance(envelopes, dict) or artifact_id not in envelopes:
+                    continue
+                try:
+                    self.tlog.check_included([(index, entry)], signed)
+                except IntegrityError as exc:
+                    raise IntegrityError(
+                        f"the catalog's index of the log was tampered with: {exc.message}"
+                    ) from None
+                events.append((index, event))
+                break
+        return LoggedState.from_events(artifact_id, events)
+
+    def object_state(self, artifact_id: str, tier: str) -> dict[str, Any]:
+        """The state of the artifact's objects in ``tier`` as stored now, for a log entry."""
+        bucket = self.bucket(tier)
+        envelope = self._envelope_bytes(artifact_id, tier)
+        wrapped = self._parse_envelope(artifact_id, tier, envelope)
+        return object_state(
+            tier,
+            manifest=self.store.get_bytes(bucket, manifest_key(artifact_id)),
+            statement=self.store.get_bytes(bucket, statement_key(artifact_id)),
+            envelope=envelope,
+            kek=f"{wrapped.kek_id}@v{wrapped.kek_version}",
+        )
+
+    def envelope_sha256(self, artifact_id: str, tier: str) -> str:
+        """sha256 of the exact bytes of the artifact's envelope for ``tier``."""
+        return sha256_hex(self._envelope_bytes(artifact_id, tier))
 
     def _catch_up_index(self, size: int) -> None:
         """Index the log entries below ``size`` that the catalog lacks."""
@@ -516,6 +613,8 @@ class Vault:
                 now=self.clock(),
             )
             op.intent_index = self._append(event)
+        except KeystoreRollbackError:
+            raise
         except IntegrityError as exc:
             raise IntegrityError(
                 f"the audit log fails verification, {kind} refused before it did anything: "
@@ -685,19 +784,28 @@ class Vault:
             retain_until=self.envelope_retain_until(artifact_id, tier),
         )
 
-    def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
-        """Fetch and parse the envelope of an artifact for a tier."""
-        data = self.store.get_bytes(
+    def _envelope_bytes(self, artifact_id: str, tier: str) -> bytes:
+        return self.store.get_bytes(
             self.bucket("envelopes"), envelope_key(artifact_id, tier), limit=64 * 1024
         )
+
+    @staticmethod
+    def _parse_envelope(artifact_id: str, tier: str, data: bytes) -> WrappedKey:
         wrapped = WrappedKey.from_dict(parse_canonical(data, "envelope"))
         if wrapped.artifact_id != artifact_id or wrapped.tier != tier:
             raise IntegrityError(f"envelope of artifact {artifact_id} names another artifact")
         return wrapped
 
+    def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
+        """Fetch and parse the envelope of an artifact for a tier."""
+        return self._parse_envelope(artifact_id, tier, self._envelope_bytes(artifact_id, tier))
+
     def dek(self, artifact_id: str, tier: str) -> bytes:
         """Unwrap an artifact's DEK for ``tier``; the caller drops it as soon as it is used."""
-        wrapped = self.load_envelope(artifact_id, tier)
+        return self._unwrap(self.load_envelope(artifact_id, tier))
+
+    def _unwrap(self, wrapped: WrappedKey) -> bytes:
+        artifact_id = wrapped.artifact_id
         try:
             return self.keys.unwrap_dek(wrapped)
         except NotFoundError:
@@ -816,8 +924,16 @@ class Vault:
                 envelope_key(manifest.artifact_id, manifest.tier),
                 retain,
             )
-        wrapped = self.load_envelope(manifest.artifact_id, manifest.tier)
-        op.uses(f"{wrapped.kek_id}@v{wrapped.kek_version}", details.get("signed_by"))
+        envelope = self._envelope_bytes(manifest.artifact_id, manifest.tier)
+        wrapped = self._parse_envelope(manifest.artifact_id, manifest.tier, envelope)
+        kek = f"{wrapped.kek_id}@v{wrapped.kek_version}"
+        op.uses(kek, details.get("signed_by"))
+        statement = self.store.get_bytes(
+            self.bucket(manifest.tier), statement_key(manifest.artifact_id)
+        )
+        state = object_state(
+            manifest.tier, manifest=body, statement=statement, envelope=envelope, kek=kek
+        )
         op.details.update(
             name=manifest.name,
             tier=manifest.tier,
@@ -826,6 +942,7 @@ class Vault:
             files=len(manifest.files),
             bytes=manifest.total_size,
             **details,
+            state=state,
         )
         event = self.finish(op)
         return PutResult(self._index(manifest, body, event.ts, details.get("signed_by")))
@@ -892,13 +1009,23 @@ class Vault:
         """An artifact by id or unique prefix."""
         return self.catalog.artifact(artifact_id.strip())
 
-    def load_manifest(self, artifact_id: str, tier: str) -> tuple[Manifest, bytes]:
-        """Fetch and authenticate a manifest; returns it and the DEK."""
+    def load_manifest(
+        self, artifact_id: str, tier: str, state: LoggedState | None = None
+    ) -> tuple[Manifest, bytes]:
+        """Fetch and authenticate a manifest; returns it and the DEK.
+
+        The manifest and envelope bytes must be the latest state the log records
+        (``state``, else looked up): an older or other object is a RollbackError.
+        """
         data = self.store.get_bytes(self.bucket(tier), manifest_key(artifact_id))
+        envelope = self._envelope_bytes(artifact_id, tier)
+        if state is None:
+            state = self.logged_state(artifact_id)
+        state.check(tier, manifest=data, envelope=envelope)
         manifest, mac = Manifest.parse(data)
         if manifest.artifact_id != artifact_id:
             raise IntegrityError(f"manifest at {artifact_id} belongs to {manifest.artifact_id}")
-        dek = self.dek(artifact_id, tier)
+        dek = self._unwrap(self._parse_envelope(artifact_id, tier, envelope))
         verify_manifest_mac(dek, manifest.body_bytes(), mac)
         return manifest, dek
 
@@ -924,24 +1051,48 @@ class Vault:
         if row.tier == "quarantine":
             raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
         self._refuse_if_logged_quarantined(row)
+        state = self.logged_state(row.id)
         try:
-            manifest, dek = self.load_manifest(row.id, row.tier)
+            manifest, dek = self.load_manifest(row.id, row.tier, state)
+        except RollbackError:
+            raise
         except IntegrityError as exc:
             raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
         except NotFoundError:
             raise IntegrityError(f"artifact {row.id}: manifest or envelope is missing") from None
         try:
-            self.verify_statement(row.id, row.tier, manifest)
+            self.verify_statement(row.id, row.tier, manifest, state)
+        except RollbackError:
+            del dek
+            raise
         except IntegrityError as exc:
+            del dek
             raise IntegrityError(f"artifact {row.id}: {exc.message}") from None
         except NotFoundError:
             raise IntegrityError(f"artifact {row.id}: signed statement is missing") from None
         return row, manifest, dek
 
-    def verify_statement(self, artifact_id: str, tier: str, manifest: Manifest) -> dict[str, Any]:
-        """Verify the artifact's signed in-toto statement against its manifest."""
+    def verify_statement(
+        self,
+        artifact_id: str,
+        tier: str,
+        manifest: Manifest,
+        state: LoggedState | None = None,
+    ) -> dict[str, Any]:
+        """Verify the artifact's signed in-toto statement against its manifest.
+
+        The statement must be the one the log's latest state records, and a
+        compromised signer is judged at the time the log first recorded it, never
+        at the time the statement claims.
+        """
         data = self.store.get_bytes(self.bucket(tier), statement_key(artifact_id))
-        return verify_statement(data, manifest, trusted_keys(trust_root(self.keys)))
+        if state is None:
+            state = self.logged_state(artifact_id)
+        state.check(tier, statement=data)
+        signed_at = state.statement_logged_at(data)
+        return verify_statement(
+            data, manifest, trusted_keys(trust_root(self.keys)), signed_at=signed_at
+        )
 
     def decrypt_file(
         self,

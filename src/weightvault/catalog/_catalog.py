@@ -307,6 +307,24 @@ class Catalog:
         with self.engine.connect() as conn:
             return [(int(r[0]), str(r[1])) for r in conn.execute(query).all()]
 
+    def log_mentions(self, kind: str, text: str, after: int) -> list[tuple[int, str]]:
+        """(index, entry text) of the ok outcomes of ``kind`` after index ``after`` whose
+        entry contains ``text``, newest first (a locator only: the caller parses and
+        proves what it uses)."""
+        query = (
+            select(log_entries.c.idx, log_entries.c.entry)
+            .where(
+                (log_entries.c.kind == kind)
+                & (log_entries.c.phase == "outcome")
+                & (log_entries.c.outcome == "ok")
+                & (log_entries.c.idx > after)
+                & log_entries.c.entry.contains(text, autoescape=True)
+            )
+            .order_by(log_entries.c.idx.desc())
+        )
+        with self.engine.connect() as conn:
+            return [(int(r[0]), str(r[1])) for r in conn.execute(query).all()]
+
     def iter_log_rows(self, batch: int = 500) -> Iterator[dict[str, Any]]:
         """Every indexed log entry in index order, ``entry`` as stored (its text), a batch
         at a time so memory does not grow with the log."""

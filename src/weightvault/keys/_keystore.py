@@ -489,6 +489,17 @@ class LocalKeyStore:
     def _open(self) -> list[KeyRecord]:
         return list(self._load().records)
 
+    def sealed_version(self) -> tuple[int, str]:
+        """The sealed file's version and the sha256 of its bytes, as the file is now.
+
+        Not checked against the version records (the caller compares it with
+        the transparency log's); 0 for a keystore not written yet.
+        """
+        blob = self._read()
+        cache = self._cache
+        state = cache[1] if cache is not None and cache[0] == blob else self._unseal(blob)
+        return state.version, hashlib.sha256(blob or b"").hexdigest()
+
     def _version_record(self, version: int, blob: bytes | None) -> bytes:
         doc: dict[str, Any] = {
             "type": VERSION_RECORD_TYPE,

@@ -45,7 +45,7 @@ from typing import Any
 from weightvault._fs import hash_file, staged_output
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, parse_iso, utcnow
-from weightvault.artifacts import Vault
+from weightvault.artifacts import LoggedState, Vault
 from weightvault.crypto import dsse
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.errors import (
@@ -81,6 +81,7 @@ _CHUNK = 1 << 20
 _ROOTS_DIR = "roots"
 _PROOFS_DIR = "proofs"
 _PUT_KIND = "artifact.ingested"
+_PROMOTED_KIND = "artifact.promoted"
 _MAX_PROOFS = 10_000
 
 
@@ -242,8 +243,10 @@ def _proof_files(root: Path) -> dict[int, tuple[bytes, bytes]]:
     return pairs
 
 
-def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[int, int]:
-    """Check the bundle's tlog-proofs against the root's log keys: (entries, log size).
+def _verify_evidence(
+    root: Path, trusted: Root, index: dict[str, Any]
+) -> tuple[int, int, list[tuple[int, Event]]]:
+    """Check the bundle's tlog-proofs against the root's log keys: (entries, log size, events).
 
     Every proof must verify under the root's ``log`` keys, at the index its file
     names, all under one checkpoint; every entry must name the bundle's artifact;
@@ -258,6 +261,7 @@ def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[
     artifact_id = index["artifact_id"]
     under: tuple[int, bytes] | None = None
     put = False
+    proved_events: list[tuple[int, Event]] = []
     pairs = _proof_files(root)
     for number, (entry, proof) in pairs.items():
         where = f"bundle log entry {number}"
@@ -275,6 +279,7 @@ def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[
             raise LogVerificationError(f"{where}: proved under another checkpoint")
         if event.artifact_id != artifact_id:
             raise LogVerificationError(f"{where} is not of artifact {artifact_id}")
+        proved_events.append((number, event))
         if event.kind == _PUT_KIND and event.outcome == "ok":
             if event.details.get("content_digest") != index["content_digest"] or (
                 event.details.get("name") != index["name"]
@@ -285,7 +290,17 @@ def _verify_evidence(root: Path, trusted: Root, index: dict[str, Any]) -> tuple[
             put = True
     if not put:
         raise LogVerificationError(f"bundle carries no logged put of {artifact_id}")
-    return len(pairs), under[0] if under is not None else 0
+    return len(pairs), under[0] if under is not None else 0, proved_events
+
+
+def _attested_at(events: list[tuple[int, Event]]) -> dict[str, datetime]:
+    """sha256 of each attestation a proven promotion entry names -> the time it was logged."""
+    out: dict[str, datetime] = {}
+    for _, event in sorted(events, key=lambda pair: pair[0]):
+        digest = event.details.get("attestation_sha256")
+        if event.kind == _PROMOTED_KIND and event.outcome == "ok" and isinstance(digest, str):
+            out.setdefault(digest, parse_iso(event.ts))
+    return out
 
 
 def _read(root: Path, rel: str) -> bytes:
@@ -393,9 +408,18 @@ def verify_bundle(
         or manifest.content_digest != index["content_digest"]
     ):
         raise IntegrityError("bundle manifest is not the indexed artifact")
-    # The statement's and attestations' signers are checked against the root's key
-    # states (compromise times) inside verify_statement and verify_attestations.
-    statement = verify_statement(_read(root, "statement.dsse.json"), manifest, keys)
+    entries, log_size, events = _verify_evidence(root, trusted, index)
+    # The manifest and statement must be the latest state the proven entries record,
+    # and the statement's signer is judged at the time the log recorded it, never at
+    # the time it claims (the attestations' signers inside verify_attestations).
+    statement_bytes = _read(root, "statement.dsse.json")
+    state = LoggedState.from_events(manifest.artifact_id, events)
+    state.check(
+        str(index.get("tier")), manifest=_read(root, "manifest.json"), statement=statement_bytes
+    )
+    statement = verify_statement(
+        statement_bytes, manifest, keys, signed_at=state.statement_logged_at(statement_bytes)
+    )
     for entry in manifest.files:
         rel = "ciphertext/" + entry.object_key.rsplit("/", 1)[1]
         if listed.get(rel, {}).get("size") != entry.ciphertext_size:
@@ -408,8 +432,9 @@ def verify_bundle(
         if (root / "attestations").is_dir()
         else []
     )
-    chain_docs = verify_attestations(docs, trusted.document(), manifest.content_digest)
-    entries, log_size = _verify_evidence(root, trusted, index)
+    chain_docs = verify_attestations(
+        docs, trusted.document(), manifest.content_digest, logged_at=_attested_at(events)
+    )
     signer = statement.get("predicate", {}).get("runDetails", {}).get("builder", {}).get("id", "")
     return BundleReport(
         manifest.artifact_id,

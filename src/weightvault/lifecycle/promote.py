@@ -451,6 +451,7 @@ def commit(
                 "attestation_sha256": att.sha256,
                 "statement": _bound(att).to_dict(),
                 "policy_digest": policy_digest,
+                "state": vault.object_state(p.artifact_id, p.target),
             },
         ).ts
     wrapped = vault.load_envelope(p.artifact_id, p.target)

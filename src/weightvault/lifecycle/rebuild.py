@@ -37,11 +37,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts import LoggedEvent, Vault, artifact_row, file_row, trusted_statement
+from weightvault.artifacts import (
+    REWRAP_KIND,
+    LoggedEvent,
+    LoggedState,
+    Vault,
+    artifact_row,
+    file_row,
+    trusted_statement,
+)
 from weightvault.catalog import IndexedArtifact
 from weightvault.config import TIERS
 from weightvault.crypto.binding import verify_manifest_mac
-from weightvault.errors import AuditError, IntegrityError, NotFoundError, StatementError, VaultError
+from weightvault.errors import (
+    AuditError,
+    IntegrityError,
+    NotFoundError,
+    RollbackError,
+    StatementError,
+    VaultError,
+)
 from weightvault.keys import WrappedKey
 from weightvault.lifecycle.quarantine import MARKER_TYPE, read_marker
 from weightvault.logs import get_logger
@@ -54,6 +69,7 @@ from weightvault.store.layout import (
     escrow_envelope_key,
     manifest_key,
     quarantine_marker_key,
+    statement_key,
 )
 
 __all__ = ["PLACEMENT_EVENTS", "legal_hold", "rebuild_catalog"]
@@ -176,7 +192,7 @@ def _envelope(vault: Vault, artifact_id: str, tier: str) -> WrappedKey | None:
 
 
 def _trusted_manifest(
-    vault: Vault, artifact_id: str, tier: str, report: _Report
+    vault: Vault, artifact_id: str, tier: str, report: _Report, state: LoggedState
 ) -> tuple[Manifest, bytes, WrappedKey | None] | None:
     """The manifest at ``artifact_id`` in ``tier`` if it can be trusted, else None (reported).
 
@@ -197,7 +213,7 @@ def _trusted_manifest(
             return None
         wrapped = _envelope(vault, artifact_id, tier)
         if wrapped is None:
-            vault.verify_statement(artifact_id, tier, manifest)
+            vault.verify_statement(artifact_id, tier, manifest, state)
             return manifest, body, None
         dek = vault.keys.unwrap_dek(wrapped)
         try:
@@ -208,6 +224,26 @@ def _trusted_manifest(
         report.skip(bucket, key, f"cannot be trusted: {exc.message}")
         return None
     return manifest, body, wrapped
+
+
+def _rolled_back(
+    vault: Vault, artifact_id: str, tier: str, body: bytes, state: LoggedState
+) -> str | None:
+    """Why the artifact's objects are not the latest state the log records, if they are not."""
+    try:
+        state.check(
+            tier,
+            manifest=body,
+            statement=vault.store.get_bytes(vault.bucket(tier), statement_key(artifact_id)),
+            envelope=vault.store.get_bytes(
+                vault.bucket("envelopes"), envelope_key(artifact_id, tier)
+            ),
+        )
+    except RollbackError as exc:
+        return exc.message
+    except NotFoundError:
+        return None  # a missing object is reported as such below
+    return None
 
 
 def _escrow_row(vault: Vault, artifact_id: str) -> dict[str, Any] | None:
@@ -356,12 +392,21 @@ def _rebuild(vault: Vault) -> dict[str, Any]:
         for artifact_id in vault.committed_ids(tier):
             found.setdefault(artifact_id, []).append(tier)
     indexed: list[IndexedArtifact] = []
+    by_artifact: dict[str, list[tuple[int, Event]]] = {}
+    rewraps = [(index, ev) for index, ev in logged if ev.kind == REWRAP_KIND]
+    for index, ev in logged:
+        if ev.artifact_id:
+            by_artifact.setdefault(ev.artifact_id, []).append((index, ev))
     for artifact_id, tiers in sorted(found.items()):
+        own = by_artifact.get(artifact_id, [])
+        state = LoggedState.from_events(artifact_id, own + rewraps)
         # A crash between a promotion's commit and its clean-up leaves two copies:
-        # the latest placement event says which one is current.
-        chosen = placed.get(artifact_id) if len(tiers) > 1 else tiers[0]
+        # the tier of the latest logged state says which one is current.
+        latest = state.latest
+        chosen = latest.tier if latest else placed.get(artifact_id)
+        chosen = chosen if len(tiers) > 1 else tiers[0]
         tier = chosen if chosen in tiers else tiers[-1]
-        item = _index(vault, artifact_id, tier, since, hooks, evidence, report)
+        item = _index(vault, artifact_id, tier, since, hooks, evidence, report, state)
         if item is not None:
             indexed.append(item)
     vault.catalog.replace_all(
@@ -393,9 +438,14 @@ def _index(
     hooks: dict[str, Any],
     logged: _Logged,
     report: _Report,
+    state: LoggedState,
 ) -> IndexedArtifact | None:
-    """Every catalog row of one artifact, or None when it cannot be trusted (reported)."""
-    trusted = _trusted_manifest(vault, artifact_id, tier, report)
+    """Every catalog row of one artifact, or None when it cannot be trusted (reported).
+
+    Objects that are not the latest state the log records are indexed damaged
+    (rolled back), never healthy.
+    """
+    trusted = _trusted_manifest(vault, artifact_id, tier, report, state)
     if trusted is None:
         return None
     manifest, body, wrapped = trusted
@@ -423,6 +473,10 @@ def _index(
         damage = f"envelope {envelope_key(artifact_id, tier)} is missing"
         if retain is not None:
             damage += f" (the ciphertext is retained until {retain})"
+    rolled_back = _rolled_back(vault, artifact_id, tier, body, state)
+    if rolled_back is not None:
+        damage = rolled_back if damage is None else f"{damage}; {rolled_back}"
+    if damage is not None:
         log.warning("rebuild.damaged", artifact_id=artifact_id, tier=tier, reason=damage)
         report.damaged.append({"artifact_id": artifact_id, "tier": tier, "reason": damage})
     escrow = _escrow_row(vault, artifact_id)

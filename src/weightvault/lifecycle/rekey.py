@@ -220,7 +220,17 @@ def _logged(vault: Vault, artifact_id: str, run: Callable[[], ReencryptResult]) 
         result = run()
         op.uses(result.kek)
         op.details.update(
-            tier=result.tier, kek=result.kek, files=result.files, resumed=result.resumed
+            tier=result.tier,
+            kek=result.kek,
+            files=result.files,
+            resumed=result.resumed,
+            state=vault.object_state(result.artifact_id, result.tier),
+        )
+    # Only once the log records the new state: a crash before this leaves the journal,
+    # and the next run rolls forward and records the state again.
+    with contextlib.suppress(NotFoundError):
+        vault.store.remove(
+            vault.bucket("envelopes"), rekey_journal_key(result.artifact_id, result.tier)
         )
     return result
 
@@ -339,8 +349,6 @@ def roll_forward(vault: Vault, doc: dict[str, Any], *, resumed: bool) -> Reencry
             continue
         except RetentionError:
             retained += 1
-    with contextlib.suppress(NotFoundError):
-        vault.store.remove(vault.bucket("envelopes"), rekey_journal_key(artifact_id, tier))
     placement = vault.catalog.placement(artifact_id)
     if placement.get("pending") == CLAIM:
         vault.catalog.release(artifact_id)

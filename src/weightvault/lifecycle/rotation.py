@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from weightvault._json import canonical_json
-from weightvault.artifacts import Vault
+from weightvault.artifacts import REWRAP_KIND, Vault, sha256_hex
 from weightvault.config import TIERS
 from weightvault.errors import (
     ConfigError,
@@ -100,6 +100,9 @@ _T = TypeVar("_T")
 KEK_TIERS: tuple[str, ...] = tuple(TIERS)
 TRUST_ROOT_KEY = "trust/root.json"
 DEFAULT_BATCH = 500
+REWRAPPED = REWRAP_KIND
+# Envelope digests per log entry: c2sp entry bundles hold entries of at most 64 KiB.
+REWRAP_ENTRY_SIZE = 256
 DEFAULT_WORKERS = 16
 _KEY_REF = re.compile(r"^(?P<id>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[0-9]{1,9}))?$")
 # Purposes the lifetime policy knows, by keystore purpose.
@@ -501,18 +504,29 @@ def rewrap_envelope(
     ``skipped``: it is on a version that is not being drained (for example a
     compromised one, which :mod:`weightvault.lifecycle.rekey` handles).
     """
+    return _rewrap(vault, keys, target, ref, drain)[0]
+
+
+def _rewrap(
+    vault: Vault,
+    keys: RotatingKeys,
+    target: KeyRecord,
+    ref: EnvelopeRef,
+    drain: frozenset[int],
+) -> tuple[str, bytes | None]:
+    """:func:`rewrap_envelope`, and the exact bytes of the envelope it wrote (rewrapped)."""
     try:
         wrapped = vault.load_envelope(ref.artifact_id, ref.tier)
     except NotFoundError:
-        return "missing"
+        return "missing", None
     if wrapped.kek_id != target.key_id:
         raise IntegrityError(
             f"envelope of artifact {ref.artifact_id} names {wrapped.kek_id}, not {target.key_id}"
         )
     if wrapped.kek_version == target.version:
-        return "already"
+        return "already", None
     if wrapped.kek_version not in drain:
-        return "skipped"
+        return "skipped", None
     dek = keys.unwrap_dek(wrapped)
     try:
         new = keys.wrap_with(target, ref.tier, ref.artifact_id, dek)
@@ -521,7 +535,7 @@ def rewrap_envelope(
     vault.put_envelope(
         ref.artifact_id, ref.tier, envelope_key(ref.artifact_id, ref.tier), new.to_dict()
     )
-    return "rewrapped"
+    return "rewrapped", canonical_json(new.to_dict())
 
 
 BatchCallback = Callable[[RewrapStats], None]
@@ -550,16 +564,30 @@ def rewrap_batch(
     # Counted before any wrap is done (an envelope found already rewrapped over-counts).
     keys.reserve_wraps(target, len(refs))
 
-    def one(ref: EnvelopeRef) -> str:
-        return rewrap_envelope(vault, keys, target, ref, drain)
+    def one(ref: EnvelopeRef) -> tuple[str, str | None]:
+        outcome, written = _rewrap(vault, keys, target, ref, drain)
+        if written is not None:
+            return outcome, sha256_hex(written)
+        if outcome != "already":
+            return outcome, None
+        try:  # a resumed run: the envelope an earlier attempt wrote
+            return outcome, vault.envelope_sha256(ref.artifact_id, ref.tier)
+        except NotFoundError:
+            return outcome, None
 
     if pool is not None:
-        outcomes = list(pool.map(one, refs))
+        done = list(pool.map(one, refs))
     elif workers <= 1 or len(refs) <= 1:
-        outcomes = [one(r) for r in refs]
+        done = [one(r) for r in refs]
     else:
         with ThreadPoolExecutor(max_workers=workers) as own:
-            outcomes = list(own.map(one, refs))
+            done = list(own.map(one, refs))
+    outcomes = [outcome for outcome, _ in done]
+    # The envelopes as they are now go to the log, which the rollback check reads.
+    digests = [(r.artifact_id, d) for r, (_, d) in zip(refs, done, strict=True) if d is not None]
+    for start in range(0, len(digests), REWRAP_ENTRY_SIZE):
+        chunk = dict(digests[start : start + REWRAP_ENTRY_SIZE])
+        vault.record(REWRAPPED, None, rot.tier, {"kek": target.ref, "envelopes": chunk})
     counts = Counter(outcomes)
     stats = RewrapStats(
         counts["rewrapped"], counts["already"], counts["missing"], counts["skipped"]

@@ -19,7 +19,7 @@ from typing import Any
 from weightvault._json import parse_canonical
 from weightvault._time import parse_iso
 from weightvault.crypto import dsse
-from weightvault.errors import IntegrityError
+from weightvault.errors import IntegrityError, UnloggedSignatureError
 from weightvault.provenance._signed import PREDICATE_PREFIX, build_signed_statement
 from weightvault.provenance._statements import SecretStore, trusted_keys
 from weightvault.provenance._trust_root import check_signed_at
@@ -77,9 +77,19 @@ def _dated(value: object) -> datetime | None:
 
 
 def verify_attestations(
-    documents: list[tuple[str, bytes]], root: Mapping[str, Any], content_digest: str
+    documents: list[tuple[str, bytes]],
+    root: Mapping[str, Any],
+    content_digest: str,
+    *,
+    logged_at: Mapping[str, datetime] | None = None,
 ) -> list[Attestation]:
-    """Verify an ordered chain of (key, bytes): signatures, subject, links."""
+    """Verify an ordered chain of (key, bytes): signatures, subject, links.
+
+    ``logged_at`` maps an attestation's sha256 to the time the log recorded it:
+    given, a compromised signer is judged at that time and an attestation the log
+    does not record is refused (UnloggedSignatureError); without it, at the
+    ``at`` the attestation claims.
+    """
     trusted = trusted_keys(root)
     out: list[Attestation] = []
     previous: str | None = None
@@ -97,8 +107,16 @@ def verify_attestations(
             raise IntegrityError(f"attestation {key} is about another artifact")
         if predicate.get("previous") != previous or predicate.get("sequence") != i:
             raise IntegrityError(f"attestation chain is broken at {key}")
-        check_signed_at(trusted, envelope, _dated(predicate.get("at")), f"attestation {key}")
         digest = hashlib.sha256(data).hexdigest()
+        when = _dated(predicate.get("at"))
+        if logged_at is not None:
+            if digest not in logged_at:
+                raise UnloggedSignatureError(
+                    f"attestation {key} (sha256 {digest[:16]}) is not recorded by the log: "
+                    "not trusted"
+                )
+            when = logged_at[digest]
+        check_signed_at(trusted, envelope, when, f"attestation {key}")
         out.append(Attestation(key, digest, kind, predicate))
         previous = digest
     return out

@@ -173,16 +173,25 @@ def sign_manifest(
 
 
 def verify_statement(
-    data: bytes, manifest: Manifest, trusted: Mapping[str, HybridVerifyKey]
+    data: bytes,
+    manifest: Manifest,
+    trusted: Mapping[str, HybridVerifyKey],
+    *,
+    signed_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Check signature, subject digest and file list against the manifest."""
+    """Check signature, subject digest and file list against the manifest.
+
+    ``signed_at`` is when the log recorded the statement: a compromised signer
+    is judged at that time. Without it, at the ``finishedOn`` the statement
+    claims (which a holder of the stolen key can backdate).
+    """
     envelope = parse_canonical(data, "statement envelope")
     payload = dsse.verify_envelope(envelope, trusted)
     statement = parse_statement(payload)
-    finished = statement["predicate"]["runDetails"].get("metadata", {}).get("finishedOn")
-    check_signed_at(
-        trusted, envelope, parse_iso(finished) if isinstance(finished, str) else None, "statement"
-    )
+    if signed_at is None:
+        finished = statement["predicate"]["runDetails"].get("metadata", {}).get("finishedOn")
+        signed_at = parse_iso(finished) if isinstance(finished, str) else None
+    check_signed_at(trusted, envelope, signed_at, "statement")
     subjects = statement["subject"]
     if (
         len(subjects) != 1

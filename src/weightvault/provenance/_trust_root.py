@@ -138,8 +138,10 @@ def check_signed_at(
 ) -> None:
     """Refuse a verified DSSE envelope signed by a compromised key at or after its compromise.
 
-    ``when`` is the time the signed document claims (None: undated, refused
-    for a compromised key). KeyStateError names the key and both times.
+    ``when`` is the time the log recorded the document where the caller knows
+    it (statements, bundles' attestations), else the time the document claims
+    (None: undated, refused for a compromised key). KeyStateError names the key
+    and both times.
     """
     if not isinstance(trusted, TrustedKeys) or not trusted.compromised:
         return

@@ -39,6 +39,8 @@ _VAULT_ENV = (
     "WEIGHTVAULT_MASTER_KEY",
     "WEIGHTVAULT_CONFIG",
     "WEIGHTVAULT_CATALOG_URL",
+    "WEIGHTVAULT_IDENTITY_PASSPHRASE_FILE",
+    "WEIGHTVAULT_ACTOR",
 )
 
 
@@ -52,9 +54,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_vault_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_vault_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in _VAULT_ENV:
         monkeypatch.delenv(name, raising=False)
+    # Every test acts as the identity "alice", kept in a directory of its own (never the
+    # user's config dir); `init_vault` makes it and enrols it as the vault's first principal.
+    monkeypatch.setenv("WEIGHTVAULT_IDENTITY_DIR", str(tmp_path / "identities"))
+    monkeypatch.setenv("WEIGHTVAULT_IDENTITY", "alice")
 
 
 @pytest.fixture(scope="session")
@@ -116,13 +122,13 @@ def peer_settings(s3_peer: S3Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def peer_vault(peer_settings: Settings) -> Vault:
     """An open vault on each S3 implementation."""
-    return Vault.open(peer_settings, actor="alice")
+    return Vault.open(peer_settings)
 
 
 @pytest.fixture
 def vault(vault_settings: Settings) -> Vault:
     """An open vault."""
-    return Vault.open(vault_settings, actor="alice")
+    return Vault.open(vault_settings)
 
 
 @pytest.fixture

@@ -247,3 +247,20 @@ class KeystoreBackupError(IntegrityError):
     version, or an older backup than the newest keystore version recorded (a rollback)."""
 
     exit_code = 33
+
+
+# -- principals proved by a key (issue 12, "principals") -------------------------------
+
+
+class PrincipalError(VaultError):
+    """The acting key is not an enrolled principal of the vault: never enrolled, revoked, or
+    not the key enrolled under that name. The operation is refused before any effect."""
+
+    exit_code = 40
+
+
+class IdentityError(InvalidInputError):
+    """An identity (a principal's key file) is missing, malformed, of another name, or its
+    passphrase is wrong or cannot be asked for."""
+
+    exit_code = 41

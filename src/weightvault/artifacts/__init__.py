@@ -16,6 +16,17 @@ from weightvault.artifacts._keystore import (
     StoreKeystoreVersions,
     open_keystore,
 )
+from weightvault.artifacts._principals import (
+    BOOTSTRAP_PURPOSE,
+    bootstrap_principals,
+    cache_path,
+    current_root,
+    enrol_bootstrap,
+    enrolled,
+    read_root_file,
+    stored_roots,
+    write_root,
+)
 from weightvault.artifacts._vault import (
     LoggedEvent,
     Operation,
@@ -33,6 +44,7 @@ from weightvault.artifacts._vault import (
 
 __all__ = [
     "AUDIT_HMAC_KEY_ID",
+    "BOOTSTRAP_PURPOSE",
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
     "LogKeys",
@@ -50,10 +62,18 @@ __all__ = [
     "artifact_row",
     "audit_hash",
     "audit_hmac_key",
+    "bootstrap_principals",
+    "cache_path",
+    "current_root",
     "decrypt_object",
+    "enrol_bootstrap",
+    "enrolled",
     "file_row",
     "log_keys",
     "log_origin",
     "open_keystore",
     "open_log",
+    "read_root_file",
+    "stored_roots",
+    "write_root",
 ]

@@ -25,12 +25,16 @@ from weightvault.provenance._statements import (
     verify_statement,
 )
 from weightvault.provenance._trust_root import (
+    PRINCIPAL_TYPE,
+    ROLES,
     ROOT_KEY_PURPOSE,
     ROOT_TYPE,
+    Principal,
     Root,
     SigningEntry,
     TrustedKeys,
     build_root,
+    check_roles,
     check_signed_at,
     generate_root_key,
     load_root_key_file,
@@ -47,10 +51,13 @@ from weightvault.provenance._trust_root import (
 )
 
 __all__ = [
+    "PRINCIPAL_TYPE",
+    "ROLES",
     "ROOT_KEY_PURPOSE",
     "ROOT_TYPE",
     "SIGNING_KEY_ID",
     "Attestation",
+    "Principal",
     "Provenance",
     "Root",
     "SigningEntry",
@@ -59,6 +66,7 @@ __all__ = [
     "attestation_keys",
     "build_root",
     "capture_provenance",
+    "check_roles",
     "check_signed_at",
     "find_attestation",
     "generate_root_key",

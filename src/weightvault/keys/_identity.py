@@ -141,7 +141,7 @@ def parse_public_key(data: bytes, name: str) -> HybridVerifyKey:
             if doc.get("type") == IDENTITY_TYPE:
                 doc = doc.get("public_key")
             return HybridVerifyKey.from_dict(doc)
-        parts = text.split("+")
+        parts = text.split("+", 2)
         if len(parts) != 3:
             raise IdentityError(f"public key {name} is not an exported weightvault identity")
         raw = base64.b64decode(parts[2], validate=True)

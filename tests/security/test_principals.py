@@ -1,0 +1,154 @@
+"""Every operation is performed as a principal proved by its key, on the real store and CLI.
+
+The attacks: claiming to be someone else through ``WEIGHTVAULT_ACTOR``; acting with a
+key nobody enrolled, or one that was revoked; a log entry written by someone who holds
+the vault's own keys (master key, log keys) but not the principal's, naming that
+principal. Each is refused before any effect, or named by ``audit verify``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_tree
+from tests.support.durable_store import cli
+from weightvault.artifacts import Vault, log_origin
+from weightvault.errors import IdentityError, PrincipalError
+from weightvault.keys import create_identity, identity_path, load_identity
+from weightvault.lifecycle import ingest
+from weightvault.lifecycle.audit import verify_audit
+from weightvault.lifecycle.trust import enrol_principal, init_root, revoke_principal
+from weightvault.records import Event
+
+
+def _entries(vault: Vault) -> list[Event]:
+    return [Event.parse(entry) for _, entry in vault.tlog.iter_entries()]
+
+
+def test_the_log_names_the_enrolled_key_whatever_weightvault_actor_says(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_tree(tmp_path / "m", {"w.bin": b"w" * 4096})
+    monkeypatch.setenv("WEIGHTVAULT_ACTOR", "mallory")  # the old way to name the actor
+    put = cli("put", str(src), "--name", "m")
+    assert put.returncode == 0, put.stderr
+    artifact_id = json.loads(put.stdout)["artifact_id"]
+    alice = load_identity(identity_path("alice"))
+    (ingested,) = vault.history(artifact_id, {"artifact.ingested"})
+    entries = [e for e in _entries(vault) if e.op == ingested.event.op]
+    assert [e.phase for e in entries] == ["intent", "outcome"]
+    for event in entries:
+        assert event.principal["name"] == "alice"
+        assert event.keyid == alice.keyid
+        assert event.signature_valid(log_origin(vault.settings), alice.public_key())
+    assert vault.show(artifact_id)["events"][0]["actor"] == "alice"
+    report, counts = verify_audit(vault)
+    assert report.ok, report.problems
+    assert counts["principals_signed"] == len(_entries(vault))
+
+
+def test_a_key_nobody_enrolled_is_refused_before_any_effect(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_identity("mallory")
+    src = make_tree(tmp_path / "m", {"w.bin": b"m" * 4096})
+    monkeypatch.setenv("WEIGHTVAULT_IDENTITY", "mallory")
+    put = cli("put", str(src), "--name", "m")
+    assert put.returncode == 40, put.stderr
+    assert put.stderr.count("\n") == 1
+    assert "not enrolled" in put.stderr
+    assert "Traceback" not in put.stderr
+    assert not list(vault.store.list(vault.bucket("hot"), ""))
+    assert not list(vault.store.list(vault.bucket("envelopes"), "envelopes/"))
+    intent, outcome = _entries(vault)[-2:]
+    assert intent.principal["name"] is None
+    assert outcome.principal["name"] is None
+    assert outcome.outcome == "refused"
+    assert "mallory" in (outcome.reason or "")
+    # The refused attempt is in the log and audit verify accepts it as a refusal.
+    report, counts = verify_audit(vault)
+    assert report.ok, report.problems
+    assert counts["principals_unenrolled"] == 2
+
+
+def test_an_enrolled_principal_acts_until_revoked_and_a_forged_entry_is_named(
+    vault: Vault, tmp_path: Path
+) -> None:
+    init_root(vault, keys=1, threshold=1)
+    bob_id = create_identity("bob")
+    enrol_principal(vault, "bob", bob_id.public_key, ["ingester"])
+    bob = Vault.open(vault.settings, identity="bob")
+    src = make_tree(tmp_path / "m", {"w.bin": b"b" * 4096})
+    artifact_id = ingest.put(bob, src, "by-bob").artifact_id
+    assert vault.show(artifact_id)["events"][0]["actor"] == "bob"
+    assert bob.principal() is not None
+    assert bob.principal().roles == ("ingester",)
+
+    revoke_principal(vault, "bob")
+    again = Vault.open(vault.settings, identity="bob")
+    with pytest.raises(PrincipalError, match=r"bob .* not enrolled in trust root v3") as refused:
+        ingest.put(again, src, "after-revocation")
+    assert refused.value.exit_code == 40
+    assert len(vault.catalog.list_artifacts()) == 1
+
+    # Someone with the vault's own keys but not alice's writes an entry naming alice:
+    # signed by bob's key (re-signed), and one claiming alice's keyid with bob's signature.
+    alice = load_identity(identity_path("alice"))
+    bob_key = load_identity(identity_path("bob"))
+    origin = log_origin(vault.settings)
+    for keyid in (bob_key.keyid, alice.keyid):
+        forged = Event.new(
+            "artifact.deleted",
+            phase="intent",
+            op=f"forged-{keyid[:8]}",
+            principal={"name": "alice", "keyid": keyid},
+            client={"pid": 1},
+            artifact_id=artifact_id,
+            now=vault.clock(),
+        )
+        entry = forged.with_signature(bob_key.sign(forged.signed_message(origin)))
+        vault.tlog.sequence(entry.to_bytes())
+    vault.tlog.integrate()
+    size = vault.tlog.checkpoint().checkpoint.size
+    proc = cli("audit", "verify")
+    assert proc.returncode == 27, proc.stderr
+    problems = {p["where"]: p["detail"] for p in json.loads(proc.stdout)["problems"]}
+    assert f"log entry {size - 2}" in problems
+    assert f"log entry {size - 1}" in problems
+    assert "does not enrol key" in problems[f"log entry {size - 2}"]
+    assert "valid signature by alice" in problems[f"log entry {size - 1}"]
+    assert len(problems) == 2, problems
+
+
+def test_a_passphrase_protected_identity_acts_only_with_its_passphrase(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "pass"
+    secret.write_text("tr0ub4dor and more\n")
+    made = cli("identity", "create", "carol", "--passphrase-file", str(secret))
+    assert made.returncode == 0, made.stderr
+    shown = json.loads(made.stdout)
+    assert shown["protection"] == "scrypt+aes-256-gcm"
+    path = Path(shown["path"])
+    raw = load_identity(path, lambda _n: b"tr0ub4dor and more").key.private_bytes()
+    assert raw not in path.read_bytes()
+    assert raw[6:38] not in path.read_bytes()
+
+    init_root(vault, keys=1, threshold=1)
+    exported = tmp_path / "carol.pub"
+    out = cli("identity", "export", "carol", "--out", str(exported))
+    assert out.returncode == 0, out.stderr
+    from weightvault.keys import parse_public_key
+
+    enrol_principal(
+        vault, "carol", parse_public_key(exported.read_bytes(), "carol.pub"), ["auditor"]
+    )
+    with pytest.raises(IdentityError, match="passphrase-protected"):
+        Vault.open(vault.settings, identity="carol").record("audit.drill")
+    monkeypatch.setenv("WEIGHTVAULT_IDENTITY_PASSPHRASE_FILE", str(secret))
+    event = Vault.open(vault.settings, identity="carol").record("audit.drill")
+    assert event.actor == "carol"
+    assert event.keyid == shown["keyid"]

@@ -16,11 +16,12 @@ import pytest
 from tests.conftest import make_tree
 from tests.support.durable_store import cli
 from weightvault.artifacts import Vault, log_origin
-from weightvault.errors import IdentityError, PrincipalError
+from weightvault.errors import ConflictError, IdentityError, PrincipalError
 from weightvault.keys import create_identity, identity_path, load_identity
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.audit import check_principals, open_readonly_log, verify_audit
-from weightvault.lifecycle.trust import enrol_principal, init_root, revoke_principal
+from weightvault.lifecycle.trust import enrol_principal, init_root
+from weightvault.provenance import ROLES
 from weightvault.records import Event
 
 
@@ -80,16 +81,26 @@ def test_an_enrolled_principal_acts_until_revoked_and_a_forged_entry_is_named(
     vault: Vault, tmp_path: Path
 ) -> None:
     init_root(vault, keys=1, threshold=1)
-    bob_id = create_identity("bob")
-    enrol_principal(vault, "bob", bob_id.public_key, ["ingester"])
+    create_identity("bob")
+    pub = tmp_path / "bob.pub"
+    assert cli("identity", "export", "bob", "--out", str(pub)).returncode == 0
+    enrolled = cli("trust", "enrol", "bob", "--key", str(pub), "--role", "ingester,reader")
+    assert enrolled.returncode == 0, enrolled.stderr
+    shown = json.loads(cli("trust", "show").stdout)
+    assert {p["name"]: p["roles"] for p in shown["principals"]} == {
+        "alice": sorted(ROLES),
+        "bob": ["ingester", "reader"],
+    }
+    mallory = create_identity("mallory")
+    with pytest.raises(ConflictError, match="enrolled with another key"):
+        enrol_principal(vault, "bob", mallory.public_key, ["reader"])
     bob = Vault.open(vault.settings, identity="bob")
     src = make_tree(tmp_path / "m", {"w.bin": b"b" * 4096})
     artifact_id = ingest.put(bob, src, "by-bob").artifact_id
     assert vault.show(artifact_id)["events"][0]["actor"] == "bob"
-    assert bob.principal() is not None
-    assert bob.principal().roles == ("ingester",)
 
-    revoke_principal(vault, "bob")
+    revoked = cli("trust", "revoke-principal", "bob")
+    assert revoked.returncode == 0, revoked.stderr
     again = Vault.open(vault.settings, identity="bob")
     with pytest.raises(PrincipalError, match=r"bob .* not enrolled in trust root v3") as refused:
         ingest.put(again, src, "after-revocation")

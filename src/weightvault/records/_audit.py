@@ -152,8 +152,9 @@ class Event:
 
     @property
     def actor(self) -> str:
-        """The acting principal's name."""
-        return str(self.principal.get("name", ""))
+        """The acting principal's name ("" for a key nobody enrolled)."""
+        name = self.principal.get("name")
+        return name if isinstance(name, str) else ""
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as a JSON object."""

@@ -107,33 +107,45 @@ def test_an_enrolled_principal_acts_until_revoked_and_a_forged_entry_is_named(
     assert refused.value.exit_code == 40
     assert len(vault.catalog.list_artifacts()) == 1
 
-    # Someone with the vault's own keys but not alice's writes an entry naming alice:
-    # signed by bob's key (re-signed), and one claiming alice's keyid with bob's signature.
+    # Someone with the vault's own keys (log keys, catalog) but not alice's appends and
+    # indexes entries: naming alice, signed by bob's key; claiming alice's keyid with
+    # bob's signature; an unenrolled key's "ok" outcome; an unsigned entry naming alice.
     alice = load_identity(identity_path("alice"))
     bob_key = load_identity(identity_path("bob"))
     origin = log_origin(vault.settings)
-    for keyid in (bob_key.keyid, alice.keyid):
+    forgeries = [
+        ("alice", bob_key.keyid, "intent", "does not enrol key"),
+        ("alice", alice.keyid, "intent", "valid signature by alice"),
+        (None, bob_key.keyid, "outcome", "enrolled by nobody, is not a refusal"),
+        ("alice", None, "intent", "is not signed by a principal"),
+    ]
+    for name, keyid, phase, _ in forgeries:
         forged = Event.new(
             "artifact.deleted",
-            phase="intent",
-            op=f"forged-{keyid[:8]}",
-            principal={"name": "alice", "keyid": keyid},
+            phase="intent" if phase == "intent" else "outcome",
+            op=f"forged-{len(phase)}-{(keyid or 'none')[:8]}",
+            principal={"name": name, "keyid": keyid} if keyid else {"name": name},
             client={"pid": 1},
             artifact_id=artifact_id,
+            outcome="ok" if phase == "outcome" else None,
             now=vault.clock(),
         )
-        entry = forged.with_signature(bob_key.sign(forged.signed_message(origin)))
-        vault.tlog.sequence(entry.to_bytes())
+        if keyid is not None:
+            forged = forged.with_signature(bob_key.sign(forged.signed_message(origin)))
+        index = vault.tlog.sequence(forged.to_bytes())
+        with vault.catalog.transaction() as conn:
+            vault.catalog.add_log_entry(conn, forged.log_row(index))
     vault.tlog.integrate()
     size = vault.tlog.checkpoint().checkpoint.size
     proc = cli("audit", "verify")
     assert proc.returncode == 27, proc.stderr
-    problems = {p["where"]: p["detail"] for p in json.loads(proc.stdout)["problems"]}
-    assert f"log entry {size - 2}" in problems
-    assert f"log entry {size - 1}" in problems
-    assert "does not enrol key" in problems[f"log entry {size - 2}"]
-    assert "valid signature by alice" in problems[f"log entry {size - 1}"]
-    assert len(problems) == 2, problems
+    found = json.loads(proc.stdout)["problems"]
+    assert {p["kind"] for p in found} == {"principal"}, found
+    problems = {p["where"]: p["detail"] for p in found}
+    first = size - len(forgeries)
+    assert len(problems) == len(forgeries), problems
+    for offset, (_, _, _, says) in enumerate(forgeries):
+        assert says in problems[f"log entry {first + offset}"]
 
 
 def test_a_passphrase_protected_identity_acts_only_with_its_passphrase(

@@ -23,7 +23,7 @@ from pipeline.workspace import build_model_repo, configure_remote, run
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.lifecycle.bootstrap import init_vault
-from weightvault.store import EmbeddedStore
+from weightvault.store import dvc_remote
 
 
 @contextlib.contextmanager
@@ -84,16 +84,8 @@ def _lifecycle(settings: Settings) -> dict[str, Any]:
     """Reproduce the pipeline, ingest, validate and promote through the flows; get and verify."""
     source = settings.config_dir.parent
     repo = build_model_repo(source, settings.home / "demo-model-repo")
-    if settings.store.embedded:
-        server = EmbeddedStore(settings.store_dir)
-        creds = server.credentials()
-        endpoint, access, secret = server.endpoint(), creds.access_key, creds.secret_key
-    else:
-        endpoint = settings.store.endpoint
-        access, secret = settings.store.access_key, settings.store.secret_key
-    configure_remote(
-        repo, settings.store.bucket("dvc"), endpoint, access, secret, secure=settings.store.secure
-    )
+    # The DVC remote gets the dvc role's credential, which reaches the DVC bucket only.
+    configure_remote(repo, dvc_remote(settings))
     run(repo, "dvc", "push", "-q")
     commit = run(repo, "git", "rev-parse", "HEAD").strip()
     state = ingest(

@@ -198,7 +198,7 @@ def start_embedded_store(store: EmbeddedStore, *, timeout: float = DEFAULT_TIMEO
 def start_store(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Start the embedded store (if the vault uses it) and create what the vault needs."""
     if settings.store.embedded:
-        start_embedded_store(EmbeddedStore(settings.store_dir), timeout=timeout)
+        start_embedded_store(EmbeddedStore.of(settings), timeout=timeout)
     init_vault(settings, start_store=True)
 
 

@@ -15,7 +15,9 @@ import sys
 from pathlib import Path
 
 from weightvault.errors import ConfigError, InvalidInputError
+from weightvault.store import DvcRemote, configure_dvc_remote
 
+ENVIRONMENT_LOCK = "pipeline/requirements.txt"
 PIPELINE_FILES = (
     "dvc.yaml",
     "config/params.yaml",
@@ -57,28 +59,14 @@ def run(repo: Path, *args: str, umask: int = -1) -> str:
     return proc.stdout
 
 
-def configure_remote(
-    repo: Path, bucket: str, endpoint: str, access_key: str, secret_key: str, *, secure: bool
-) -> None:
+def configure_remote(repo: Path, remote: DvcRemote) -> None:
     """Point the repo's default DVC remote at the vault's DVC bucket (credentials local only).
 
-    The credentials go to ``.dvc/config.local``, which is made 0600 before the
-    secret is written and stays so (DVC runs with umask 077).
+    ``remote`` is :func:`weightvault.store.dvc_remote`: the dvc role's credential,
+    which reaches the DVC bucket only (:func:`weightvault.store.configure_dvc_remote`
+    writes it to the 0600 ``.dvc/config.local``).
     """
-    url = f"{'https' if secure else 'http'}://{endpoint}"
-    local = repo / ".dvc" / "config.local"
-    local.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)
-    os.close(fd)
-    for setting in (
-        ("add", "--local", "--force", "--default", "vault", f"s3://{bucket}/"),
-        ("modify", "--local", "vault", "endpointurl", url),
-        ("modify", "--local", "vault", "access_key_id", "--", access_key),
-        ("modify", "--local", "vault", "secret_access_key", "--", secret_key),
-    ):
-        run(repo, "dvc", "remote", *setting, umask=0o077)
-    local.chmod(0o600)
+    configure_dvc_remote(repo, remote)
 
 
 def build_model_repo(source_root: Path, repo: Path) -> Path:
@@ -88,6 +76,8 @@ def build_model_repo(source_root: Path, repo: Path) -> Path:
         target = repo / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source_root / rel, target)
+    # The training environment's own lock file, where provenance capture looks for it.
+    shutil.copyfile(source_root / ENVIRONMENT_LOCK, repo / "requirements.txt")
     if not (repo / ".git").exists():
         run(repo, "git", "init", "-q", "-b", "main")
     if not (repo / ".dvc").exists():

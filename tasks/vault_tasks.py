@@ -117,14 +117,13 @@ def capture(
     parent: str | None,
     allow_incomplete: bool,
 ) -> Provenance:
-    """Record git, datasets, run and environment of the model repo."""
+    """Record git, datasets, stages, run and training environment of the model repo."""
     root = Path(repo) if repo else Path.cwd()
-    lock = Path(__file__).resolve().parents[1] / "uv.lock"
     return capture_provenance(
         root,
         run_id=run_id,
         creator=creator,
-        lock_file=lock if lock.is_file() else None,
+        lock_file=None,
         parent=parent,
         allow_incomplete=allow_incomplete,
     )

@@ -249,6 +249,38 @@ class KeystoreBackupError(IntegrityError):
     exit_code = 33
 
 
+# -- least-privilege store credentials (issue 12, "storecreds") ---------------------
+
+
+class StoreRoleError(ConfigError):
+    """An unknown store role, or a role credential that is not there to hand out or use."""
+
+    exit_code = 38
+
+
+class StoreRoleDeniedError(AuthenticationError):
+    """The object store refused an action to the vault's role credential: the operation
+    needs a role that may do it (docs/store-credentials.md)."""
+
+    exit_code = 39
+
+
+# -- signed statements bound to the log (issue 11, "statements") --------------------
+class StatementError(IntegrityError):
+    """A signed statement (validation report, quarantine, release, key record, recovery
+    certificate, promotion attestation) cannot be trusted: missing, not the one the log
+    recorded, not signed by a trusted key, or about something else."""
+
+    exit_code = 36
+
+
+class EvidenceMismatchError(QuarantinedError):
+    """The log records the artifact quarantined while the catalog says otherwise: reads
+    stay refused (the catalog is an index, the log is the evidence)."""
+
+    exit_code = 37
+
+
 # -- principals proved by a key (issue 12, "principals") -------------------------------
 
 

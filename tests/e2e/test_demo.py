@@ -82,6 +82,14 @@ def test_demo_runs_are_on_the_prefect_server_it_leaves_running(tmp_path: Path) -
             assert found["state_type"] == "COMPLETED", found["state"]
             flow = api(f"{ui_url}/api", f"/flows/{found['flow_id']}")
             assert flow["name"] == name
+        # The model repo's DVC remote pushed with the dvc role's credential, never the admin's.
+        admin = json.loads((home / "store" / "credentials.json").read_text())
+        dvc = json.loads((home / "store" / "role-credentials.json").read_text())["dvc"]
+        dvc_dir = home / "demo-model-repo" / ".dvc"
+        assert dvc["access_key"] in (dvc_dir / "config.local").read_text()
+        for config in (dvc_dir / "config", dvc_dir / "config.local"):
+            assert admin["access_key"] not in config.read_text()
+            assert admin["secret_key"] not in config.read_text()
 
         # Again: the running server is reused, and the new runs are on it too.
         again_url, again = demo(home)

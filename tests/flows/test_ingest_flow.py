@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from flows.ingest import IngestParams, ingest
 from pipeline.workspace import configure_remote, run
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
+from weightvault.store import DvcRemote
 
 
 @pytest.fixture
@@ -47,6 +49,12 @@ def test_ingest_flow_end_to_end(flow_vault: Settings, model_repo: Path) -> None:
     assert external["trainingRunId"] == "run-42"
     deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert any(d["name"] == "data/prepared" for d in deps)
+    # The training environment is the model repo's own lock file, never the vault's uv.lock.
+    recorded = external["extra"]["provenance"]
+    lock = (model_repo / "requirements.txt").read_bytes()
+    assert recorded["environment"]["lock_file"] == "requirements.txt"
+    assert recorded["environment"]["lock_file_sha256"] == hashlib.sha256(lock).hexdigest()
+    assert {s["name"] for s in recorded["dvc_stages"]} == {"prepare", "train", "evaluate"}
     # The log's entries of this ingest name the flow run they ran in, and only those.
     entries = [json.loads(raw) for _, raw in vault.tlog.iter_entries()]
     ingested = [e for e in entries if e["kind"] == "artifact.ingested" and e["artifact_id"]]
@@ -126,15 +134,16 @@ def test_deployment_parameter_schema() -> None:
 def test_dvc_push_and_pull_against_the_vault(
     flow_vault: Settings, model_repo: Path, s3_server
 ) -> None:
+    # The session server has no role identities: its admin key stands in for the DVC
+    # credential here (tests/security/test_store_roles.py pushes with the real one).
     creds = s3_server.credentials()
-    configure_remote(
-        model_repo,
-        flow_vault.store.bucket("dvc"),
-        s3_server.endpoint(),
+    remote = DvcRemote(
+        f"s3://{flow_vault.store.bucket('dvc')}/",
+        f"http://{s3_server.endpoint()}",
         creds.access_key,
         creds.secret_key,
-        secure=False,
     )
+    configure_remote(model_repo, remote)
     run(model_repo, "dvc", "push", "-q")
     cache = model_repo / ".dvc" / "cache"
     import shutil

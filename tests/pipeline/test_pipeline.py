@@ -208,6 +208,25 @@ def test_dvc_repro_in_a_temp_repo(tmp_path: Path, outputs: dict[str, bytes]) -> 
     assert prepared.path == "data/prepared"
     assert prepared.dvc_md5 == lock["stages"]["prepare"]["outs"][0]["md5"]
     assert [f.relpath for f in prepared.files] == ["test.csv", "train.csv"]
+    assert [st.name for st in prov.dvc_stages] == ["evaluate", "prepare", "train"]
+    train = {st.name: st for st in prov.dvc_stages}["train"]
+    assert dict(train.outs) == {o["path"]: o["md5"] for o in lock["stages"]["train"]["outs"]}
+    assert train.cmd.startswith("python -m pipeline.train")
+    assert train.params_sha256 is not None
+
+
+def test_the_reference_lock_file_pins_the_environment_that_trains() -> None:
+    """pipeline/requirements.txt (the model repo's lock file) names the versions installed here."""
+    import importlib.metadata
+
+    pins = [
+        line.split("==")
+        for line in (ROOT / "pipeline" / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert {name for name, _ in pins} >= {"numpy", "pyyaml", "safetensors", "threadpoolctl"}
+    for name, version in pins:
+        assert importlib.metadata.version(name) == version, f"{name} is pinned to {version}"
 
 
 def _code_deps() -> list[str]:

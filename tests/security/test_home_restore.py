@@ -26,11 +26,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
-from weightvault.artifacts import StoreKeystoreBackups, Vault
-from weightvault.config import Settings
+from weightvault.artifacts import LoggedEvent, StoreKeystoreBackups, Vault, trusted_statement
+from weightvault.config import Settings, load_settings
 from weightvault.errors import ConflictError
 from weightvault.keys import LocalKeyStore, split_seed
 from weightvault.lifecycle import ingest
+from weightvault.records import Event
 from weightvault.store.layout import keystore_backup_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
@@ -158,6 +159,17 @@ def test_home_restored_from_store_and_k_shares(
         if entry["phase"] == "outcome" and entry["outcome"] == "ok"
     }
     assert {"dr.master_split", "dr.home_restored"} <= events
+    # The recovery certificate: a signed statement the restore's outcome names.
+    again = Vault.open(load_settings(REPO / "config", home=new_home))
+    (restored,) = [
+        LoggedEvent(index, event, raw)
+        for index, raw in again.tlog.iter_entries()
+        if (event := Event.parse(raw)).kind == "dr.home_restored" and event.phase == "outcome"
+    ]
+    certificate = trusted_statement(again, restored, kind="recovery", what="certificate")
+    assert certificate.predicate["backup_version"] == report["keystore_version"]
+    assert certificate.predicate["shares_checked"] is True
+    assert certificate.predicate["catalog_rebuilt"]["artifacts"] == 2
 
 
 def test_share_file_input_and_split_refused_twice(

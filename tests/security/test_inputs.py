@@ -459,11 +459,14 @@ def test_the_demo_keeps_the_store_secret_in_a_0600_dvc_config(tmp_path: Path) ->
     repo.mkdir()
     run(repo, "git", "init", "-q", "-b", "main")
     run(repo, "dvc", "init", "-q")
-    configure_remote(repo, "b-dvc", "127.0.0.1:9", "WVACCESS", "s3cr3t-admin-key", secure=False)
+    from weightvault.store import DvcRemote
+
+    remote = DvcRemote("s3://b-dvc/", "http://127.0.0.1:9", "WVACCESS", "s3cr3t-dvc-key")
+    configure_remote(repo, remote)
     local = repo / ".dvc" / "config.local"
-    assert "s3cr3t-admin-key" in local.read_text()
+    assert "s3cr3t-dvc-key" in local.read_text()
     assert stat.S_IMODE(local.stat().st_mode) == 0o600
-    assert "s3cr3t-admin-key" not in (repo / ".dvc" / "config").read_text()
+    assert "s3cr3t-dvc-key" not in (repo / ".dvc" / "config").read_text()
 
 
 def test_escrow_split_refuses_to_print_every_share_to_a_pipe(

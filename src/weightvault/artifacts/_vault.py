@@ -44,6 +44,7 @@ from weightvault.errors import (
     AuditError,
     ConflictError,
     DiskFullError,
+    EvidenceMismatchError,
     IntegrityError,
     InvalidInputError,
     KeyStateError,
@@ -52,6 +53,7 @@ from weightvault.errors import (
     PrincipalError,
     QuarantinedError,
     RetentionError,
+    StoreRoleDeniedError,
     VaultError,
 )
 from weightvault.keys import (
@@ -203,6 +205,7 @@ _REFUSALS = (
     RetentionError,
     PrincipalError,
 )
+_QUARANTINE_KINDS = frozenset({"artifact.quarantined", "artifact.released"})
 
 
 @dataclass(frozen=True)
@@ -963,13 +966,20 @@ class Vault:
         return iso_seconds(found[1]) if found else None
 
     def discard(self, artifact_id: str, tier: str) -> int:
-        """Remove the uncommitted objects of an artifact; returns how many."""
+        """Remove the uncommitted objects of an artifact; returns how many.
+
+        A store credential that may not delete (the ingester's) leaves them to ``gc``.
+        """
         removed = 0
-        for obj in list(self.store.list(self.bucket(tier), artifact_prefix(artifact_id))):
-            with contextlib.suppress(RetentionError, NotFoundError):
+        try:
+            objects = list(self.store.list(self.bucket(tier), artifact_prefix(artifact_id)))
+        except StoreRoleDeniedError:
+            objects = []
+        for obj in objects:
+            with contextlib.suppress(RetentionError, NotFoundError, StoreRoleDeniedError):
                 self.store.remove(obj.bucket, obj.key)
                 removed += 1
-        with contextlib.suppress(NotFoundError):
+        with contextlib.suppress(NotFoundError, StoreRoleDeniedError):
             self.store.remove(self.bucket("envelopes"), envelope_key(artifact_id, tier))
             removed += 1
         return removed
@@ -990,10 +1000,28 @@ class Vault:
         verify_manifest_mac(dek, manifest.body_bytes(), mac)
         return manifest, dek
 
+    def logged_quarantine(self, artifact_id: str) -> LoggedEvent | None:
+        """The log entry that quarantined the artifact, when the signed log's latest
+        quarantine or release of it is a quarantine; None when it is not quarantined."""
+        found = self.history(artifact_id, _QUARANTINE_KINDS)
+        if found and found[-1].event.kind == "artifact.quarantined":
+            return found[-1]
+        return None
+
+    def _refuse_if_logged_quarantined(self, row: ArtifactRow) -> None:
+        """The log, not the catalog row, says whether reads are allowed."""
+        logged = self.logged_quarantine(row.id)
+        if logged is not None:
+            raise EvidenceMismatchError(
+                f"artifact {row.id} is quarantined (log entry {logged.index}) although the "
+                "catalog says otherwise: no reads until released"
+            )
+
     def _readable(self, artifact_id: str) -> tuple[ArtifactRow, Manifest, bytes]:
         row = self.resolve(artifact_id)
         if row.tier == "quarantine":
             raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
+        self._refuse_if_logged_quarantined(row)
         try:
             manifest, dek = self.load_manifest(row.id, row.tier)
         except IntegrityError as exc:

@@ -18,15 +18,21 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from weightvault.cli import _audit, _dr, _identity, _keys, _policy, _tiers, _trust, _witness
+from weightvault.cli import _audit, _dr, _identity, _keys, _policy, _store, _tiers, _trust, _witness
 from weightvault.cli._common import Handler, Parser, emit, emit_table, open_vault, settings_for
 from weightvault.cli._progress import transfer
 from weightvault.config import Settings, environment
-from weightvault.errors import DiskFullError, InvalidInputError, StoreCapabilityError, VaultError
+from weightvault.errors import (
+    DiskFullError,
+    InvalidInputError,
+    StoreCapabilityError,
+    UsageError,
+    VaultError,
+)
 from weightvault.logs import configure_logging, scrub_text
 
 # Core command groups in their own modules; each has register(sub, common).
-COMMAND_MODULES = (_audit, _keys, _policy, _tiers, _trust, _witness, _dr, _identity)
+COMMAND_MODULES = (_audit, _keys, _policy, _tiers, _trust, _witness, _dr, _store, _identity)
 
 
 # -- commands -----------------------------------------------------------------
@@ -59,16 +65,20 @@ def _store_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    """store up | down | status | check."""
+    """store up | down | status | check | credentials ROLE | policy ROLE."""
     from weightvault.store import EmbeddedStore
 
     settings = settings_for(args)
+    if args.action in {"credentials", "policy"}:
+        return _store.run(args, settings)
+    if args.role:
+        raise UsageError(f"store {args.action} takes no ROLE")
     if args.action == "check":
         return _store_check(args, settings)
     if not settings.store.embedded:
         emit(args, f"external store: {settings.store.endpoint}", {"external": True})
         return 0
-    server = EmbeddedStore(settings.store_dir)
+    server = EmbeddedStore.of(settings)
     if args.action == "up":
         status = server.up()
         from weightvault.lifecycle.bootstrap import ensure_buckets
@@ -219,6 +229,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
         )
     lines += [f"skipped {u['object']}: {u['reason']}" for u in report["untrusted"]]
     lines += [f"damaged {d['artifact_id']}: {d['reason']}" for d in report["damaged_artifacts"]]
+    lines += [f"evidence: {e['problem']}" for e in report["evidence"]]
     emit(args, "\n".join(lines), report)
     return 0
 
@@ -242,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("init", cmd_init, "create the master key, keystore, tier keys and buckets")
     p.add_argument("--no-store", action="store_true", help="do not start the embedded store")
-    p = add("store", cmd_store, "run the embedded S3 server (SeaweedFS)")
-    p.add_argument("action", choices=["up", "down", "status", "check"])
+    p = add("store", cmd_store, "run the embedded S3 server (SeaweedFS); role credentials")
+    p.add_argument("action", choices=["up", "down", "status", "check", "credentials", "policy"])
+    _store.add_arguments(p)
     p = add("put", cmd_put, "encrypt and store a file or directory")
     p.add_argument("path")
     p.add_argument("--name", required=True)

@@ -89,9 +89,11 @@ def open_vault(args: argparse.Namespace) -> Vault:
 
     settings = settings_for(args)
     if settings.store.embedded:
-        server = EmbeddedStore(settings.store_dir)
+        server = EmbeddedStore.of(settings)
         if server.credentials_path.is_file():
             register_secret(server.credentials().secret_key)
+        for creds in server.role_credentials().values():
+            register_secret(creds.secret_key)
     elif settings.store.secret_key:
         register_secret(settings.store.secret_key)
     vault = Vault.open(settings)

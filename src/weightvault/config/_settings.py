@@ -15,6 +15,10 @@ override values of ``weightvault.toml``:
 ``WEIGHTVAULT_S3_ENDPOINT``     host:port of an external S3 endpoint
 ``WEIGHTVAULT_S3_ACCESS_KEY``   access key for it
 ``WEIGHTVAULT_S3_SECRET_KEY``   secret key for it
+``WEIGHTVAULT_S3_ROLE``         the store role whose credential the vault uses (default admin;
+                                the embedded store's own, else the role the keys above are for)
+``WEIGHTVAULT_DVC_ACCESS_KEY``  the DVC credential of an external store (its ``dvc`` role)
+``WEIGHTVAULT_DVC_SECRET_KEY``  its secret key
 ``WEIGHTVAULT_S3_SECURE``       "1"/"true" for HTTPS
 ``WEIGHTVAULT_S3_REGION``       region name
 ``WEIGHTVAULT_BUCKET_PREFIX``   prefix of every bucket name
@@ -65,6 +69,9 @@ class Environment(BaseSettings):
     s3_endpoint: str | None = None
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None
+    s3_role: str | None = None
+    dvc_access_key: SecretStr | None = None
+    dvc_secret_key: SecretStr | None = None
     s3_secure: bool | None = None
     s3_region: str | None = None
     bucket_prefix: str | None = None
@@ -201,6 +208,11 @@ class StoreSettings:
     part_size: int
     access_key: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)
+    # The store role (weightvault.store's role table) the vault's credential is for.
+    role: str = "admin"
+    # The DVC remote's own credential on an external store (the embedded one issues it).
+    dvc_access_key: str = field(default="", repr=False)
+    dvc_secret_key: str = field(default="", repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -345,6 +357,9 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         part_size=raw.store.part_size_mib * 1024 * 1024,
         access_key=env.s3_access_key.get_secret_value() if env.s3_access_key else "",
         secret_key=env.s3_secret_key.get_secret_value() if env.s3_secret_key else "",
+        role=env.s3_role or "admin",
+        dvc_access_key=env.dvc_access_key.get_secret_value() if env.dvc_access_key else "",
+        dvc_secret_key=env.dvc_secret_key.get_secret_value() if env.dvc_secret_key else "",
     )
     if store.endpoint and not (store.access_key and store.secret_key):
         raise ConfigError(

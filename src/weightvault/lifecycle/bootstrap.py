@@ -86,7 +86,7 @@ def init_vault(
     }
     store: ObjectStore | None = None
     if settings.store.embedded:
-        server = EmbeddedStore(settings.store_dir)
+        server = EmbeddedStore.of(settings)
         if start_store:
             status = server.up()
             report["store"] = f"http://{status.endpoint}"

@@ -23,6 +23,7 @@ from weightvault.keys import (
     KeyRecord,
     KeyState,
 )
+from weightvault.lifecycle.evidence import sign_record
 from weightvault.lifecycle.rotation import (
     parse_key_ref,
     publish_trust_root,
@@ -201,4 +202,13 @@ def compromise_key(
             protected=len(protected),
             re_encrypt=sum(1 for p in protected if p.action == "re-encrypt"),
         )
+        record = {
+            "key": rec.ref,
+            "state": str(rec.state),
+            "since": details["since"],
+            "replacement": replacement,
+            "newly_marked": newly,
+            "protected": len(protected),
+        }
+        sign_record(vault, op, "key-compromise", rec.ref, record)
     return CompromiseReport(rec.ref, newly, replacement, tuple(protected), rec.purpose)

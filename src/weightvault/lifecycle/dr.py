@@ -49,6 +49,7 @@ from weightvault.errors import (
 )
 from weightvault.keys import LocalKeyStore, load_master_key, recover_seed, split_seed
 from weightvault.lifecycle.escrow import write_mnemonic_files
+from weightvault.lifecycle.evidence import sign_record
 from weightvault.lifecycle.rebuild import rebuild_catalog
 from weightvault.logs import get_logger, register_secret
 from weightvault.store import ObjectStore
@@ -276,14 +277,22 @@ def restore_home(
     catalog = rebuild(settings, identity=identity)
     vault = Vault.open(settings, identity=identity)
     # The log's keys are in the keystore just restored, so this is recorded after the effect.
-    vault.record(
-        "dr.home_restored",
-        details={
-            "home": vault.private(str(settings.home)),
-            "keystore_version": backup.version,
-            **_counts(catalog),
-        },
-    )
+    details = {
+        "home": vault.private(str(settings.home)),
+        "keystore_version": backup.version,
+        **_counts(catalog),
+    }
+    with vault.operation("dr.home_restored", details=details) as op:
+        # The recovery certificate: which backup, that the shares recovered the master key
+        # that opens it, and the catalog rebuilt from the log.
+        certificate = {
+            "backup_version": backup.version,
+            "backup_sha256": hashlib.sha256(backup.blob).hexdigest(),
+            "shares_checked": True,
+            "home": details["home"],
+            "catalog_rebuilt": _counts(catalog),
+        }
+        sign_record(vault, op, "recovery", f"keystore-backup@{backup.version}", certificate)
     log.info("dr.home_restored", keystore_version=backup.version)
     return {
         "home": str(settings.home),

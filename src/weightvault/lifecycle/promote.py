@@ -9,7 +9,9 @@ hooks call the same compensation steps.
 
 1. :func:`plan` resolves the artifact and checks the move is allowed (read-only);
 2. :func:`check_integrity` decrypts and hashes everything, verifies the statement;
-3. :func:`check_policy` runs the Rego policy with the validation result;
+3. :func:`check_policy` runs the Rego policy with the validation result the
+   signed log backs (:func:`weightvault.lifecycle.evidence.latest_report`; a
+   catalog record that disagrees, or a report that does not verify, is named);
    :func:`refuse` records a refusal and raises PolicyError with every reason;
 4. :func:`claim` takes the artifact (of two concurrent moves exactly one wins);
 5. :func:`copy` copies ciphertext and statement server-side;
@@ -44,19 +46,20 @@ from datetime import datetime
 from typing import Any
 
 from weightvault._time import iso_seconds
-from weightvault.artifacts import Vault
+from weightvault.artifacts import StatementRef, Vault
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
     NotFoundError,
     PolicyError,
     RetentionError,
+    StatementError,
     VaultError,
 )
 from weightvault.gates import evaluate
 from weightvault.lifecycle import claims
 from weightvault.lifecycle.claims import Claim
-from weightvault.lifecycle.evidence import latest_report
+from weightvault.lifecycle.evidence import LoggedReport, catalog_disagrees, latest_report
 from weightvault.provenance import Attestation, append_attestation, find_attestation, trust_root
 from weightvault.store.layout import envelope_key, manifest_key, statement_key
 
@@ -185,22 +188,51 @@ def check_integrity(vault: Vault, p: PromotionPlan) -> Gate:
     return Gate("integrity", True)
 
 
+def _validation(
+    vault: Vault, p: PromotionPlan, content_digest: str
+) -> tuple[LoggedReport | None, str, list[str]]:
+    """The logged report, the status the gate sees, and what is wrong with the evidence.
+
+    The catalog's validation record is never trusted: only compared, and a
+    disagreement is named. A report that does not verify is ``untrusted``.
+    """
+    try:
+        logged = latest_report(vault, p.artifact_id, content_digest)
+    except StatementError as exc:
+        return None, "untrusted", [f"evidence: {exc.message}"]
+    problems = []
+    try:
+        catalog_sha256 = vault.resolve(p.artifact_id).validation_sha256
+    except NotFoundError:
+        catalog_sha256 = None
+    disagree = catalog_disagrees(catalog_sha256, logged)
+    if disagree is not None:
+        problems.append(f"evidence: {disagree}")
+    return logged, (str(logged.report.get("status")) if logged else "missing"), problems
+
+
 def policy_input(vault: Vault, p: PromotionPlan, integrity: Gate) -> dict[str, Any]:
     """The Rego input document for this promotion."""
+    return _policy_input(vault, p, integrity)[0]
+
+
+def _policy_input(
+    vault: Vault, p: PromotionPlan, integrity: Gate
+) -> tuple[dict[str, Any], list[str]]:
     manifest, dek = vault.load_manifest(p.artifact_id, p.source)
     del dek
     statement = vault.verify_statement(p.artifact_id, p.source, manifest)
     build = statement["predicate"]["buildDefinition"]
     source = build["externalParameters"].get("source", {})
     extra = build["externalParameters"].get("extra", {})
-    report = latest_report(vault, vault.resolve(p.artifact_id))
-    formats = {f["path"]: f["format"] for f in report.get("files", [])} if report else {}
-    status = report["status"] if report else "missing"
+    logged, status, problems = _validation(vault, p, manifest.content_digest)
+    report = logged.report if logged else {}
+    formats = {f["path"]: f["format"] for f in report.get("files", [])}
     git: dict[str, Any] = {}
     if "commit" in source:
         git = {"commit": source["commit"], "dirty": source["dirty"]}
     missing = list(extra.get("missing", []))
-    return {
+    document = {
         "artifact": {
             "id": p.artifact_id,
             "name": manifest.name,
@@ -228,12 +260,19 @@ def policy_input(vault: Vault, p: PromotionPlan, integrity: Gate) -> dict[str, A
         },
         "request": {"approver": p.approver, "justification": p.justification},
     }
+    return document, problems
 
 
 def check_policy(vault: Vault, p: PromotionPlan, integrity: Gate) -> tuple[Gate, str]:
-    """Run the policy; returns the policy gate and the policy bundle digest."""
-    decision = evaluate(policy_input(vault, p, integrity), vault.settings.policy_dir)
-    return Gate("policy", decision.allow, tuple(decision.reasons)), decision.policy_digest
+    """Run the policy; returns the policy gate and the policy bundle digest.
+
+    Evidence the log does not back (a forged or edited report, a catalog
+    record that disagrees with the log) fails the gate with its own reason.
+    """
+    document, problems = _policy_input(vault, p, integrity)
+    decision = evaluate(document, vault.settings.policy_dir)
+    reasons = (*decision.reasons, *problems)
+    return Gate("policy", decision.allow and not problems, reasons), decision.policy_digest
 
 
 def refuse(vault: Vault, p: PromotionPlan, gates: Sequence[Gate]) -> None:
@@ -340,11 +379,21 @@ def _attestation(vault: Vault, p: PromotionPlan) -> Attestation | None:
 
 
 def _promoted_ts(vault: Vault, p: PromotionPlan, att: Attestation) -> str | None:
-    """When the promotion event naming ``att`` was recorded, if it was."""
-    for event in vault.catalog.events_of(p.artifact_id):
-        if event["kind"] == PROMOTED and event["details"].get("attestation") == att.key:
-            return str(event["ts"])
+    """When the signed log recorded the promotion naming ``att``, if it did."""
+    for logged in vault.history(p.artifact_id, {PROMOTED}):
+        details = logged.event.details
+        # Entries recorded before promotions named their statement carry only the key.
+        if details.get("statement", {"key": details.get("attestation")}) in (
+            _bound(att).to_dict(),
+            {"key": att.key},
+        ):
+            return logged.event.ts
     return None
+
+
+def _bound(att: Attestation) -> StatementRef:
+    """How the ``artifact.promoted`` outcome names its attestation."""
+    return StatementRef("promotion", att.key, att.sha256)
 
 
 def commit(
@@ -400,6 +449,7 @@ def commit(
                 "approver": p.approver,
                 "attestation": att.key,
                 "attestation_sha256": att.sha256,
+                "statement": _bound(att).to_dict(),
                 "policy_digest": policy_digest,
             },
         ).ts

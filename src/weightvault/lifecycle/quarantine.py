@@ -2,16 +2,24 @@
 
 Objects stay where they are (cold objects cannot move under object lock); a
 marker in the quarantine bucket, the catalog and every read path refuse reads
-until :func:`release`. Markers are part of the store, so a catalog rebuild
-keeps the quarantine.
+until :func:`release`.
+
+The truth is the log: each move signs a statement (``quarantine``: origin,
+reason, by; ``release``: origin, approver, justification, by) bound to its ok
+outcome, and the latest quarantined/released entry of the signed log decides
+(:meth:`weightvault.artifacts.Vault.logged_quarantine`): reads are refused
+when it is a quarantine whatever the catalog says, and ``catalog rebuild``
+sets the state from it, re-creating a missing marker. The marker is only the
+store-side read barrier (an unbacked one still keeps reads refused).
 
 Both moves are written once, here, as named steps taking the vault and
 immutable values; :func:`quarantine` and :func:`release` run them in a row.
 
-- quarantine: :func:`plan_quarantine`, :func:`claim`, :func:`write_marker`
-  (the commit point: the store now says "quarantined"), :func:`index`.
-- release: :func:`plan_release`, :func:`claim`, :func:`remove_marker` (the
-  commit point), :func:`index`.
+- quarantine: :func:`plan_quarantine`, :func:`claim`, :func:`sign` (the
+  statement), :func:`write_marker` (the commit point: the store now says
+  "quarantined"), :func:`index`.
+- release: :func:`plan_release`, :func:`claim`, :func:`sign`,
+  :func:`remove_marker` (the commit point), :func:`index`.
 
 Each move is one logged operation: its intent is in the audit log before the
 claim is taken, its outcome (ok, or refused with the reason) after. Each step
@@ -27,7 +35,7 @@ from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso
-from weightvault.artifacts import Vault
+from weightvault.artifacts import Operation, StatementRef, Vault, write_statement
 from weightvault.errors import ConflictError, IntegrityError, NotFoundError, PolicyError
 from weightvault.lifecycle import claims
 from weightvault.lifecycle.claims import Claim
@@ -46,6 +54,7 @@ __all__ = [
     "read_marker",
     "release",
     "remove_marker",
+    "sign",
     "write_marker",
 ]
 
@@ -61,6 +70,8 @@ class QuarantinePlan:
     artifact_id: str
     origin: str
     reason: str
+    name: str = ""
+    content_digest: str = ""
 
     @property
     def source(self) -> str:
@@ -83,6 +94,8 @@ class ReleasePlan:
     justification: str
     #: when the marker being removed was written (names this quarantine)
     marker_at: str
+    name: str = ""
+    content_digest: str = ""
 
     @property
     def source(self) -> str:
@@ -131,6 +144,25 @@ def index(vault: Vault, p: QuarantinePlan | ReleasePlan, since: str) -> None:
         )
 
 
+def sign(vault: Vault, op: Operation, p: QuarantinePlan | ReleasePlan) -> StatementRef:
+    """Sign the move as a statement about the artifact and bind it to ``op``'s outcome."""
+    predicate: dict[str, Any] = {
+        "artifact_id": p.artifact_id,
+        "origin": p.origin,
+        "by": vault.actor,
+        "at": iso(vault.clock()),
+    }
+    if isinstance(p, QuarantinePlan):
+        kind = "quarantine"
+        predicate["reason"] = p.reason
+    else:
+        kind = "release"
+        predicate.update(approver=p.approver, justification=p.justification)
+    return write_statement(
+        vault, op, kind, predicate, subject_name=p.name, subject_sha256=p.content_digest
+    )
+
+
 def abandon(vault: Vault, held: Claim) -> bool:
     """Compensation before the commit point: drop the claim; idempotent."""
     return claims.release(vault, held)
@@ -144,7 +176,7 @@ def plan_quarantine(vault: Vault, artifact_id: str, *, reason: str) -> Quarantin
     row = vault.resolve(artifact_id)
     if row.tier == "quarantine":
         raise ConflictError(f"artifact {row.id} is already quarantined")
-    return QuarantinePlan(row.id, row.tier, reason)
+    return QuarantinePlan(row.id, row.tier, reason, row.name, row.content_digest)
 
 
 def write_marker(vault: Vault, p: QuarantinePlan) -> dict[str, Any]:
@@ -174,6 +206,7 @@ def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]
         op.details["origin"] = p.origin
         held = claim(vault, p)
         try:
+            sign(vault, op, p)
             marker = write_marker(vault, p)
         except BaseException:
             abandon(vault, held)
@@ -188,14 +221,28 @@ def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]
 def plan_release(
     vault: Vault, artifact_id: str, *, approver: str, justification: str
 ) -> ReleasePlan:
-    """Check the artifact is quarantined and the approver is someone else."""
+    """Check the artifact is quarantined and the approver is someone else.
+
+    The origin is the one the log's quarantine entry records (the marker is
+    unsigned); only a marker the log does not back falls back to its own.
+    """
     row = vault.resolve(artifact_id)
     marker = read_marker(vault, row.id)
     if row.tier != "quarantine" or marker is None:
         raise PolicyError(f"artifact {row.id} is not quarantined")
     if not approver.strip() or approver.strip() == vault.actor:
         raise PolicyError("release needs an approver other than the person releasing")
-    return ReleasePlan(row.id, str(marker["origin"]), approver, justification, str(marker["at"]))
+    logged = vault.logged_quarantine(row.id)
+    origin = str(logged.event.details.get("origin")) if logged else str(marker["origin"])
+    return ReleasePlan(
+        row.id,
+        origin,
+        approver,
+        justification,
+        str(marker["at"]),
+        row.name,
+        row.content_digest,
+    )
 
 
 def remove_marker(vault: Vault, p: ReleasePlan) -> bool:
@@ -215,6 +262,7 @@ def release(vault: Vault, artifact_id: str, *, approver: str, justification: str
         op.details["tier"] = p.origin
         held = claim(vault, p)
         try:
+            sign(vault, op, p)
             remove_marker(vault, p)
         except BaseException:
             abandon(vault, held)

@@ -19,6 +19,15 @@ so damage to it is fatal). A committed artifact whose envelope is
 gone but whose signed statement verifies is kept and reported damaged (a
 retained cold artifact's keys may be restored from retained versions or
 escrow), never silently dropped.
+
+Evidence comes from the log too (``evidence`` in the result, each problem
+named): an artifact's validation status is its latest logged validation, whose
+signed report must verify (else ``untrusted``); it is quarantined when its
+latest logged quarantine/release is a quarantine, whatever the markers say (a
+missing marker is re-created from the log entry and reported); a marker the log
+does not back still keeps reads refused and is reported; unsigned report
+objects under ``validations/`` and statements no log entry names are reported
+and never read.
 """
 
 from __future__ import annotations
@@ -28,17 +37,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
-from weightvault.artifacts import Vault, artifact_row, file_row
+from weightvault.artifacts import LoggedEvent, Vault, artifact_row, file_row, trusted_statement
 from weightvault.catalog import IndexedArtifact
 from weightvault.config import TIERS
 from weightvault.crypto.binding import verify_manifest_mac
-from weightvault.errors import AuditError, IntegrityError, NotFoundError, VaultError
+from weightvault.errors import AuditError, IntegrityError, NotFoundError, StatementError, VaultError
 from weightvault.keys import WrappedKey
-from weightvault.lifecycle.quarantine import read_marker
+from weightvault.lifecycle.quarantine import MARKER_TYPE, read_marker
 from weightvault.logs import get_logger
 from weightvault.records import Event, Manifest
 from weightvault.store.layout import (
     EVENTS_PREFIX,
+    STATEMENTS_PREFIX,
+    VALIDATIONS_PREFIX,
     envelope_key,
     escrow_envelope_key,
     manifest_key,
@@ -58,10 +69,53 @@ PLACEMENT_EVENTS = frozenset(
 class _Report:
     untrusted: list[dict[str, str]]
     damaged: list[dict[str, str]]
+    evidence: list[dict[str, str | None]]
 
     def skip(self, bucket: str, key: str, reason: str) -> None:
         log.warning("rebuild.untrusted", object=f"{bucket}/{key}", reason=reason)
         self.untrusted.append({"object": f"{bucket}/{key}", "reason": reason})
+
+    def problem(self, artifact_id: str | None, problem: str) -> None:
+        log.warning("rebuild.evidence", artifact_id=artifact_id, problem=problem)
+        self.evidence.append({"artifact_id": artifact_id, "problem": problem})
+
+
+@dataclass
+class _Logged:
+    """What the log says of each artifact: its latest validation and quarantine/release."""
+
+    validated: dict[str, LoggedEvent]
+    moved: dict[str, LoggedEvent]
+    named: set[str]
+
+
+def _from_log(logged: list[tuple[int, Event]]) -> _Logged:
+    out = _Logged({}, {}, set())
+    for index, ev in logged:
+        if ev.phase != "outcome" or ev.outcome != "ok":
+            continue
+        ref = ev.details.get("statement")
+        if isinstance(ref, dict) and isinstance(ref.get("key"), str):
+            out.named.add(ref["key"])
+        if not ev.artifact_id:
+            continue
+        if ev.kind == "artifact.validated":
+            out.validated[ev.artifact_id] = LoggedEvent(index, ev, ev.to_bytes())
+        elif ev.kind in {"artifact.quarantined", "artifact.released"}:
+            out.moved[ev.artifact_id] = LoggedEvent(index, ev, ev.to_bytes())
+    return out
+
+
+def _unbound_objects(vault: Vault, logged: _Logged, report: _Report) -> None:
+    """Name report and statement objects that no log entry binds: they are never read."""
+    bucket = vault.bucket("audit")
+    for obj in vault.store.list(bucket, VALIDATIONS_PREFIX):
+        report.problem(
+            None, f"validation report {obj.key} is not a signed statement in the log; ignored"
+        )
+    for obj in vault.store.list(bucket, STATEMENTS_PREFIX):
+        if obj.key not in logged.named:
+            report.problem(None, f"statement {obj.key} is named by no log entry; not trusted")
 
 
 def _log_events(vault: Vault) -> tuple[list[tuple[int, Event]], int]:
@@ -185,12 +239,83 @@ def _placements(events: list[Event]) -> tuple[dict[str, str], dict[str, str], di
             placed[ev.artifact_id] = str(ev.details.get("tier", ""))
         if ev.artifact_id and ev.kind == "artifact.ingested" and "signed_by" in ev.details:
             hooks.setdefault(ev.artifact_id, {})["signed_by"] = ev.details["signed_by"]
-        if ev.artifact_id and ev.kind == "artifact.validated":
-            hooks.setdefault(ev.artifact_id, {}).update(
-                validation_status=ev.details.get("status"),
-                validation_sha256=ev.details.get("report_sha256"),
-            )
     return since, placed, hooks
+
+
+def _validation(
+    vault: Vault, artifact_id: str, content_digest: str, logged: _Logged, report: _Report
+) -> tuple[str | None, str | None]:
+    """(status, report sha256) of the latest logged validation whose signed report verifies."""
+    entry = logged.validated.get(artifact_id)
+    if entry is None:
+        return None, None
+    try:
+        found = trusted_statement(
+            vault,
+            entry,
+            kind="validation",
+            what="validation report",
+            subject_sha256=content_digest,
+        )
+    except StatementError as exc:
+        report.problem(artifact_id, exc.message)
+        return "untrusted", None
+    return str(found.predicate.get("status")), found.ref.sha256
+
+
+def _quarantined(vault: Vault, artifact_id: str, logged: _Logged, report: _Report) -> bool:
+    """Whether the artifact is quarantined: by the log, or (fail closed) by a marker alone.
+
+    A marker the log's quarantine lacks is re-created from the log entry.
+    """
+    entry = logged.moved.get(artifact_id)
+    in_log = entry is not None and entry.event.kind == "artifact.quarantined"
+    marker_key = quarantine_marker_key(artifact_id)
+    try:
+        marker = read_marker(vault, artifact_id)
+    except IntegrityError as exc:
+        # Fail closed: a marker that does not parse still keeps reads refused.
+        report.skip(vault.bucket("quarantine"), marker_key, exc.message)
+        marker = {}
+    if entry is not None and in_log:
+        if marker is None:
+            _recreate_marker(vault, artifact_id, entry)
+            report.problem(
+                artifact_id,
+                f"quarantine marker of {artifact_id} is missing; log entry {entry.index} "
+                "quarantined it (marker re-created)",
+            )
+        return True
+    if marker is not None:
+        backed = (
+            f"log entry {entry.index} released it"
+            if entry is not None
+            else "the log never quarantined it"
+        )
+        report.problem(
+            artifact_id,
+            f"quarantine marker of {artifact_id} is not backed by the log ({backed}); "
+            "reads stay refused until it is released",
+        )
+        return True
+    return False
+
+
+def _recreate_marker(vault: Vault, artifact_id: str, entry: LoggedEvent) -> None:
+    """The read barrier again, from what the log entry records."""
+    ev = entry.event
+    marker = {
+        "type": MARKER_TYPE,
+        "artifact_id": artifact_id,
+        "origin": str(ev.details.get("origin") or ev.tier or ""),
+        "reason": str(ev.details.get("reason", "")),
+        "at": ev.ts,
+        "by": str(ev.principal.get("name", "")),
+        "log_index": entry.index,
+    }
+    vault.store.put_bytes(
+        vault.bucket("quarantine"), quarantine_marker_key(artifact_id), canonical_json(marker)
+    )
 
 
 def rebuild_catalog(vault: Vault) -> dict[str, Any]:
@@ -206,17 +331,26 @@ def rebuild_catalog(vault: Vault) -> dict[str, Any]:
         op.details.update(
             {
                 k: result[k]
-                for k in ("artifacts", "events", "skipped", "damaged", "ignored_unsigned")
+                for k in (
+                    "artifacts",
+                    "events",
+                    "skipped",
+                    "damaged",
+                    "ignored_unsigned",
+                    "evidence_problems",
+                )
             }
         )
     return result
 
 
 def _rebuild(vault: Vault) -> dict[str, Any]:
-    report = _Report([], [])
+    report = _Report([], [], [])
     logged, ignored = _log_events(vault)
     events = [ev for _, ev in logged if ev.phase == "outcome" and ev.outcome == "ok"]
     since, placed, hooks = _placements(events)
+    evidence = _from_log(logged)
+    _unbound_objects(vault, evidence, report)
     found: dict[str, list[str]] = {}
     for tier in TIERS:
         for artifact_id in vault.committed_ids(tier):
@@ -227,7 +361,7 @@ def _rebuild(vault: Vault) -> dict[str, Any]:
         # the latest placement event says which one is current.
         chosen = placed.get(artifact_id) if len(tiers) > 1 else tiers[0]
         tier = chosen if chosen in tiers else tiers[-1]
-        item = _index(vault, artifact_id, tier, since, hooks, report)
+        item = _index(vault, artifact_id, tier, since, hooks, evidence, report)
         if item is not None:
             indexed.append(item)
     vault.catalog.replace_all(
@@ -244,8 +378,10 @@ def _rebuild(vault: Vault) -> dict[str, Any]:
         "ignored_unsigned": ignored,
         "skipped": len(report.untrusted),
         "damaged": len(report.damaged),
+        "evidence_problems": len(report.evidence),
         "untrusted": report.untrusted,
         "damaged_artifacts": report.damaged,
+        "evidence": report.evidence,
     }
 
 
@@ -255,6 +391,7 @@ def _index(
     tier: str,
     since: dict[str, str],
     hooks: dict[str, Any],
+    logged: _Logged,
     report: _Report,
 ) -> IndexedArtifact | None:
     """Every catalog row of one artifact, or None when it cannot be trusted (reported)."""
@@ -264,16 +401,11 @@ def _index(
     manifest, body, wrapped = trusted
     extra = hooks.get(artifact_id, {})
     row = artifact_row(manifest, body, extra.get("signed_by"))
-    try:
-        marker = read_marker(vault, artifact_id)
-    except IntegrityError as exc:
-        # Fail closed: a marker that does not parse still keeps reads refused.
-        report.skip(vault.bucket("quarantine"), quarantine_marker_key(artifact_id), exc.message)
-        marker = {}
-    current = "quarantine" if marker is not None else tier
+    current = "quarantine" if _quarantined(vault, artifact_id, logged, report) else tier
     row["tier"] = current
-    row["validation_status"] = extra.get("validation_status")
-    row["validation_sha256"] = extra.get("validation_sha256")
+    status, report_sha256 = _validation(vault, artifact_id, manifest.content_digest, logged, report)
+    row["validation_status"] = status
+    row["validation_sha256"] = report_sha256
     retain = vault.retain_until_of(tier, artifact_id)
     envelopes: list[dict[str, Any]] = []
     damage = None

@@ -84,6 +84,7 @@ from weightvault.keys import (
     plan_key,
 )
 from weightvault.lifecycle.escrow import escrow_all_cold
+from weightvault.lifecycle.evidence import sign_record
 from weightvault.lifecycle.trust import refresh_root
 from weightvault.logs import get_logger
 from weightvault.provenance import SIGNING_KEY_ID, rotate_signing_key, trust_root
@@ -420,6 +421,8 @@ def start_rotation(vault: Vault, tier: str, *, new_version: bool = True) -> Tier
         previous = [f"{kek_id(tier)}@v{v}" for v in old]
         op.uses(target.ref, *previous)
         op.details.update(key=target.ref, created=created, previous=previous)
+        record = {"key": target.ref, "state": str(target.state), "created": created}
+        sign_record(vault, op, "key-rotation", target.ref, {**record, "previous": previous})
     return TierRotation(tier, kek_id(tier), target.version, old, created)
 
 
@@ -716,6 +719,8 @@ def retire_drained(
         result = _retire(vault, keys, rot, workers)
         op.uses(*result.retired)
         op.details.update(keys=list(result.retired), kept=result.kept)
+        record = {"retired": list(result.retired), "state": "retired", "kept": result.kept}
+        sign_record(vault, op, "key-retirement", rot.kek_id, record)
     return result
 
 
@@ -797,6 +802,7 @@ def rotate_signing(vault: Vault, replaces: int | None = None) -> str:
         ref = f"{key.key_id}@v{key.version}"
         op.uses(ref)
         op.details["key"] = ref
+        sign_record(vault, op, "key-rotation", ref, {"key": ref, "state": "active"})
     return ref
 
 

@@ -6,9 +6,10 @@ The validate flow runs these steps as tasks:
 2. :func:`scan` decides each file's type by content (pickle is never loaded);
 3. :func:`check_record`, :func:`check_dataset`, :func:`check_metrics` run the
    Great Expectations suites;
-4. :func:`record` stores the combined report with the artifact's evidence,
-   records its hash in the catalog, and quarantines the artifact if any file
-   is unsafe. A failed validation keeps its evidence and blocks promotion.
+4. :func:`record` signs the combined report as a statement bound to the
+   ``artifact.validated`` log entry, indexes its hash in the catalog, and
+   quarantines the artifact if any file is unsafe. A failed validation keeps
+   its evidence and blocks promotion.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from weightvault.gates import (
     validate_metrics,
     validate_record,
 )
-from weightvault.lifecycle.evidence import store_report
+from weightvault.lifecycle.evidence import VALIDATED, sign_report
 from weightvault.lifecycle.quarantine import quarantine
 
 
@@ -109,7 +110,7 @@ def record(
     scans: list[ScanResult],
     reports: list[ValidationReport | None],
 ) -> ValidationOutcome:
-    """Store the report, index its hash, emit the event, quarantine if unsafe."""
+    """Sign the report into the log's outcome, index its hash, quarantine if unsafe."""
     row = vault.resolve(artifact_id)
     done = [r for r in reports if r is not None]
     unsafe = [s.path for s in scans if s.verdict != "clean"]
@@ -126,8 +127,16 @@ def record(
         "content_digest": row.content_digest,
     }
     details = {"status": status, "failures": len(failures)}
-    with vault.operation("artifact.validated", row.id, row.tier, details) as op:
-        key, digest = store_report(vault, row.id, document)
+    with vault.operation(VALIDATED, row.id, row.tier, details) as op:
+        ref = sign_report(
+            vault,
+            op,
+            artifact_id=row.id,
+            name=row.name,
+            content_digest=row.content_digest,
+            report=document,
+        )
+        key, digest = ref.key, ref.sha256
         op.details.update(report_sha256=digest, report=key)
     vault.catalog.set_validation(row.id, status, digest)
     quarantined = False

@@ -14,6 +14,11 @@ from weightvault.provenance._chain import (
     verify_chain,
 )
 from weightvault.provenance._intoto import parse_statement
+from weightvault.provenance._signed import (
+    build_signed_statement,
+    open_signed_statement,
+    predicate_type,
+)
 from weightvault.provenance._statements import (
     SIGNING_KEY_ID,
     provenance_document,
@@ -65,14 +70,17 @@ __all__ = [
     "append_attestation",
     "attestation_keys",
     "build_root",
+    "build_signed_statement",
     "capture_provenance",
     "check_roles",
     "check_signed_at",
     "find_attestation",
     "generate_root_key",
     "load_root_key_file",
+    "open_signed_statement",
     "parse_root",
     "parse_statement",
+    "predicate_type",
     "provenance_document",
     "root_key_file",
     "root_key_from_record",

@@ -11,6 +11,17 @@ field is an error; ``allow_incomplete=True`` records it instead. A dataset
 whose bytes do not match the md5 in ``dvc.lock`` is never recorded: the
 workspace changed since DVC hashed it, so the cross-walk would be a lie.
 
+Enough to rebuild (schema v2): the model repository's remote URL (credentials
+stripped), the DVC stages that produced the outputs (command, deps and outs
+with their md5s, a digest of their params, from ``dvc.lock``), the DVC remote
+they were pushed to (from ``.dvc/config``, never ``config.local``), and the
+training environment's own lock files found in the model repository
+(``uv.lock``, ``poetry.lock``, ``requirements*.txt``, a conda environment, ...),
+each hashed. ``environment`` describes that training environment (its primary
+lock file and Python requirement); the ingesting process's own interpreter and
+packages are recorded apart, as ``ingest_host``, because they are not how the
+model was made. v1 documents (before these fields) still parse.
+
 Directory digest: for a directory dataset, ``sha256`` is the sha256 of the
 ``sha256sum``-style listing of its files, ``"<sha256>  <relpath>\\n"`` per file
 sorted by relpath (byte order), so a shell can check it with
@@ -19,6 +30,7 @@ sorted by relpath (byte order), so a shell can check it with
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import importlib.metadata
 import json
@@ -27,31 +39,55 @@ import platform
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
 from weightvault._fs import hash_file, walk_tree
+from weightvault._json import canonical_json
 from weightvault.errors import IntegrityError, InvalidInputError
 
 __all__ = [
+    "LOCK_FILE_NAMES",
     "MISSABLE_FIELDS",
     "SCHEMA",
     "DatasetDigest",
+    "DvcStage",
     "FileDigest",
+    "LockFile",
     "Provenance",
     "capture_provenance",
     "dataset_digests",
+    "dvc_remote",
+    "dvc_stages",
     "environment_fingerprint",
+    "git_remote",
     "git_state",
     "installed_packages",
+    "lock_files",
+    "public_url",
 ]
 
-SCHEMA = "weightvault.provenance/v1"
+SCHEMA = "weightvault.provenance/v2"
+SCHEMAS = ("weightvault.provenance/v1", SCHEMA)
+LOCK_FILE_NAMES: tuple[str, ...] = (
+    "uv.lock",
+    "poetry.lock",
+    "pdm.lock",
+    "Pipfile.lock",
+    "conda-lock.yml",
+    "environment.yml",
+    "environment.yaml",
+    "requirements.lock",
+)
+"""Training-environment lock files looked for in the model repository, primary first;
+``requirements*.txt`` files come after them, sorted."""
 DEFAULT_DATASET_DIRS: tuple[str, ...] = ("data",)
 MISSABLE_FIELDS = ("git_commit", "git_dirty", "datasets", "run_id", "lock_file", "creator")
 """Fields that can be missing; ``lock_file`` stands for the environment's lock-file hash."""
@@ -129,6 +165,69 @@ class DatasetDigest:
 
 
 @dataclass(frozen=True)
+class DvcStage:
+    """One stage of ``dvc.lock``: how an output was made, as DVC recorded it."""
+
+    name: str
+    cmd: str
+    deps: tuple[tuple[str, str], ...]
+    outs: tuple[tuple[str, str], ...]
+    #: sha256 of the RFC 8785 JSON of the stage's recorded params (None without params)
+    params_sha256: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: name, cmd, deps and outs as ``{path, md5}`` lists, params_sha256."""
+        return {
+            "name": self.name,
+            "cmd": self.cmd,
+            "deps": [{"path": p, "md5": m} for p, m in self.deps],
+            "outs": [{"path": p, "md5": m} for p, m in self.outs],
+            "params_sha256": self.params_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DvcStage:
+        """Parse :meth:`to_dict` output; raise :class:`InvalidInputError` if malformed."""
+        doc = _mapping(data, "dvc stage")
+
+        def pairs(key: str) -> tuple[tuple[str, str], ...]:
+            items = [_mapping(i, f"dvc stage {key}") for i in _list(doc.get(key), key)]
+            return tuple(
+                (_text(i.get("path"), "path"), _match(i.get("md5"), _MD5_RE, "md5")) for i in items
+            )
+
+        return cls(
+            name=_text(doc.get("name"), "dvc stage name"),
+            cmd=_text(doc.get("cmd"), "dvc stage cmd"),
+            deps=pairs("deps"),
+            outs=pairs("outs"),
+            params_sha256=_optional(
+                doc.get("params_sha256"), lambda v: _match(v, _HEX_RE, "params_sha256")
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class LockFile:
+    """One lock file of the training environment, by its path in the model repository."""
+
+    path: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-safe dict with keys path and sha256."""
+        return {"path": self.path, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> LockFile:
+        """Parse :meth:`to_dict` output; raise :class:`InvalidInputError` if malformed."""
+        doc = _mapping(data, "lock file")
+        return cls(
+            _text(doc.get("path"), "lock file path"), _match(doc.get("sha256"), _HEX_RE, "sha256")
+        )
+
+
+@dataclass(frozen=True)
 class Provenance:
     """How an artifact was made. ``None`` fields (except ``parent``) are in ``missing``."""
 
@@ -142,6 +241,11 @@ class Provenance:
     finished_at: datetime
     parent: str | None = None
     missing: tuple[str, ...] = ()
+    git_remote: str | None = None
+    dvc_stages: tuple[DvcStage, ...] = ()
+    dvc_remote: str | None = None
+    lock_files: tuple[LockFile, ...] = ()
+    ingest_host: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def complete(self) -> bool:
@@ -162,14 +266,19 @@ class Provenance:
             "finished_at": _iso(self.finished_at),
             "parent": self.parent,
             "missing": list(self.missing),
+            "git_remote": self.git_remote,
+            "dvc_stages": [stage.to_dict() for stage in self.dvc_stages],
+            "dvc_remote": self.dvc_remote,
+            "lock_files": [lock.to_dict() for lock in self.lock_files],
+            "ingest_host": dict(sorted(self.ingest_host.items())),
         }
 
     @classmethod
     def from_dict(cls, data: Any) -> Provenance:
         """Parse :meth:`to_dict` output; raise :class:`InvalidInputError` if malformed."""
         doc = _mapping(data, "provenance")
-        if doc.get("schema") != SCHEMA:
-            raise InvalidInputError(f"provenance schema is not {SCHEMA}")
+        if doc.get("schema") not in SCHEMAS:
+            raise InvalidInputError(f"provenance schema is not one of {', '.join(SCHEMAS)}")
         unknown = set(doc) - {"schema", *cls.__dataclass_fields__}
         if unknown:
             raise InvalidInputError(f"provenance has unknown keys {sorted(unknown)}")
@@ -181,6 +290,7 @@ class Provenance:
         if dirty is not None and not isinstance(dirty, bool):
             raise InvalidInputError("provenance git_dirty is not a boolean")
         datasets = doc.get("datasets")
+        host = _mapping(doc.get("ingest_host", {}), "ingest_host")
         prov = cls(
             git_commit=_optional(doc.get("git_commit"), lambda v: _match(v, _SHA_RE, "commit")),
             git_dirty=dirty,
@@ -194,6 +304,15 @@ class Provenance:
             finished_at=_parse_time(doc.get("finished_at"), "finished_at"),
             parent=_optional(doc.get("parent"), lambda v: _text(v, "parent")),
             missing=missing,
+            git_remote=_optional(doc.get("git_remote"), lambda v: _text(v, "git_remote")),
+            dvc_stages=tuple(
+                DvcStage.from_dict(d) for d in _list(doc.get("dvc_stages", []), "dvc_stages")
+            ),
+            dvc_remote=_optional(doc.get("dvc_remote"), lambda v: _text(v, "dvc_remote")),
+            lock_files=tuple(
+                LockFile.from_dict(d) for d in _list(doc.get("lock_files", []), "lock_files")
+            ),
+            ingest_host={_text(k, "key"): _text(v, "ingest_host") for k, v in host.items()},
         )
         absent = {
             name for name in MISSABLE_FIELDS if name != "lock_file" and getattr(prov, name) is None
@@ -220,7 +339,8 @@ def capture_provenance(
 ) -> Provenance:
     """Capture the provenance of an artifact built from the model repository ``repo``.
 
-    ``lock_file`` defaults to ``repo/uv.lock``; ``creator`` to ``$USER``, then
+    ``lock_file`` defaults to the first of :data:`LOCK_FILE_NAMES` (then
+    ``requirements*.txt``) in ``repo``, never the vault's own; ``creator`` to ``$USER``, then
     ``git config user.email``. ``started_at``/``finished_at`` are the training
     run's times (timezone-aware); they default to the start and end of this
     capture. Datasets are the ``dvc.lock`` entries under ``dataset_dirs``.
@@ -250,11 +370,17 @@ def capture_provenance(
     if run is None:
         gaps.append(_MissingFieldError("run_id", "no training run id was given"))
 
-    environment = environment_fingerprint(None)
+    locks = lock_files(repo)
+    environment: dict[str, str] = {}
     try:
-        environment |= _lock_fingerprint(lock_file or repo / "uv.lock")
+        primary = lock_file or (repo / locks[0].path if locks else None)
+        if primary is None:
+            names = ", ".join((*LOCK_FILE_NAMES, "requirements*.txt"))
+            raise _MissingFieldError("lock_file", f"the model repository has none of {names}")
+        environment |= _lock_fingerprint(primary)
     except _MissingFieldError as exc:
         gaps.append(exc)
+    environment |= _python_requirement(repo)
 
     who = _label(creator, "creator") or _label(os.environ.get("USER"), "USER")
     who = who or _git_config_email(repo)
@@ -278,6 +404,11 @@ def capture_provenance(
         finished_at=end,
         parent=_label(parent, "parent"),
         missing=tuple(sorted({gap.name for gap in gaps}, key=MISSABLE_FIELDS.index)),
+        git_remote=git_remote(repo) if commit is not None else None,
+        dvc_stages=dvc_stages(repo),
+        dvc_remote=dvc_remote(repo),
+        lock_files=locks,
+        ingest_host=environment_fingerprint(None),
     )
 
 
@@ -329,8 +460,115 @@ def dataset_digests(
     return tuple(_crosswalk(root, path, md5) for path, md5 in sorted(selected.items()))
 
 
+def git_remote(repo: Path) -> str | None:
+    """The URL of the remote HEAD's branch tracks, else ``origin``, else the only remote.
+
+    Credentials in the URL (``https://user:token@host/...``) are removed.
+    """
+    remote = None
+    upstream = _git(repo, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+    if upstream.returncode == 0 and "/" in upstream.stdout:
+        remote = upstream.stdout.strip().split("/", 1)[0]
+    names = _git(repo, "remote")
+    known = names.stdout.split() if names.returncode == 0 else []
+    if remote not in known:
+        remote = "origin" if "origin" in known else (known[0] if len(known) == 1 else None)
+    if remote is None:
+        return None
+    url = _git(repo, "remote", "get-url", remote)
+    return public_url(url.stdout.strip()) if url.returncode == 0 and url.stdout.strip() else None
+
+
+def public_url(url: str) -> str:
+    """``url`` without a password or token in its user part (scp-style git URLs are kept)."""
+    parts = urlsplit(url)
+    if not parts.scheme or parts.netloc == "" or "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def dvc_stages(repo: Path) -> tuple[DvcStage, ...]:
+    """The stages ``dvc.lock`` records (command, deps and outs with md5s), sorted by name.
+
+    Empty without a ``dvc.lock``; :class:`InvalidInputError` if it is malformed.
+    """
+    lock_path = repo / "dvc.lock"
+    if not lock_path.is_file():
+        return ()
+    stages = _lock_stages(lock_path)
+    out = []
+    for name, stage in sorted(stages.items()):
+        cmd = stage.get("cmd")
+        if isinstance(cmd, list) and all(isinstance(c, str) for c in cmd):
+            cmd = " && ".join(cmd)
+        if not isinstance(cmd, str) or not cmd:
+            raise InvalidInputError(f"{lock_path} stage {name} has no command")
+        params = stage.get("params")
+        digest = hashlib.sha256(canonical_json(params)).hexdigest() if params else None
+        out.append(
+            DvcStage(
+                name=str(name),
+                cmd=cmd,
+                deps=_md5_pairs(stage.get("deps") or []),
+                outs=_md5_pairs(stage.get("outs") or []),
+                params_sha256=digest,
+            )
+        )
+    return tuple(out)
+
+
+def dvc_remote(repo: Path) -> str | None:
+    """The URL of the DVC default remote from ``.dvc/config`` (credentials stripped).
+
+    ``.dvc/config.local`` is never read: it is where credentials live.
+    """
+    config = configparser.ConfigParser(interpolation=None)
+    try:
+        config.read_string((repo / ".dvc" / "config").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return None
+    name = config.get("core", "remote", fallback=None)
+    if not name:
+        return None
+    for section in (f'remote "{name}"', f"'remote \"{name}\"'"):
+        if config.has_option(section, "url"):
+            return public_url(config.get(section, "url").strip())
+    return None
+
+
+def lock_files(repo: Path) -> tuple[LockFile, ...]:
+    """Every training-environment lock file at the top of ``repo``, primary first, hashed."""
+    found = [repo / name for name in LOCK_FILE_NAMES]
+    found += sorted(repo.glob("requirements*.txt"))
+    out = []
+    for path in found:
+        if path.is_file() and not path.is_symlink():
+            out.append(LockFile(path.name, hash_file(path).sha256))
+    return tuple(out)
+
+
+def _python_requirement(repo: Path) -> dict[str, str]:
+    """The training environment's Python requirement: ``.python-version``, else pyproject's."""
+    pinned = repo / ".python-version"
+    if pinned.is_file():
+        lines = pinned.read_text(encoding="utf-8", errors="replace").split()
+        value = _label(lines[0], "python version") if lines else None
+        if value:
+            return {"python_requires": value}
+    try:
+        project = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    requires = project.get("project", {}).get("requires-python")
+    return {"python_requires": requires} if isinstance(requires, str) and requires else {}
+
+
 def environment_fingerprint(lock_file: Path | None) -> dict[str, str]:
-    """Python version and implementation, platform, installed-package-set hash, lock hash.
+    """This process's Python, platform and installed-package-set hash (+ a lock file's hash).
+
+    This describes the ingesting host (``Provenance.ingest_host``), not the
+    training environment.
 
     ``lock_file_sha256`` is present only when ``lock_file`` is given. Raises
     :class:`InvalidInputError` if the given lock file cannot be read.
@@ -368,8 +606,8 @@ def _lock_fingerprint(lock_file: Path) -> dict[str, str]:
     return {"lock_file": lock_file.name, "lock_file_sha256": digest}
 
 
-def _lock_entries(lock_path: Path) -> dict[str, str]:
-    """Map each deps/outs path with an md5 in ``dvc.lock`` to that md5."""
+def _lock_stages(lock_path: Path) -> dict[str, Any]:
+    """The ``stages`` mapping of ``dvc.lock``."""
     try:
         doc = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -377,6 +615,25 @@ def _lock_entries(lock_path: Path) -> dict[str, str]:
     stages = doc.get("stages") if isinstance(doc, dict) else None
     if not isinstance(stages, dict):
         raise InvalidInputError(f"{lock_path} has no stages mapping")
+    return stages
+
+
+def _md5_pairs(items: Any) -> tuple[tuple[str, str], ...]:
+    """(path, md5) of each dvc.lock deps/outs entry that has an md5."""
+    if not isinstance(items, list):
+        raise InvalidInputError("dvc.lock has malformed deps/outs")
+    out = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("path"), str):
+            md5 = item.get("md5")
+            if isinstance(md5, str) and _MD5_RE.fullmatch(md5):
+                out.append((item["path"], md5))
+    return tuple(out)
+
+
+def _lock_entries(lock_path: Path) -> dict[str, str]:
+    """Map each deps/outs path with an md5 in ``dvc.lock`` to that md5."""
+    stages = _lock_stages(lock_path)
     entries: dict[str, str] = {}
     for stage_name, stage in stages.items():
         if not isinstance(stage, dict):

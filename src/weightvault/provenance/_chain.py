@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from weightvault._json import canonical_json, parse_canonical
+from weightvault._json import parse_canonical
 from weightvault._time import parse_iso
 from weightvault.crypto import dsse
 from weightvault.errors import IntegrityError
-from weightvault.provenance._statements import SecretStore, signing_key, trusted_keys
+from weightvault.provenance._signed import PREDICATE_PREFIX, build_signed_statement
+from weightvault.provenance._statements import SecretStore, trusted_keys
 from weightvault.provenance._trust_root import check_signed_at
 from weightvault.store import ObjectStore
 from weightvault.store.layout import attestation_key, attestation_prefix
-
-PREDICATE_PREFIX = "https://weightvault.dev/attestations/"
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 
 
 @dataclass(frozen=True)
@@ -61,16 +59,9 @@ def append_attestation(
     if existing:
         previous = hashlib.sha256(store.get_bytes(bucket, existing[-1])).hexdigest()
     body = {**dict(predicate), "previous": previous, "sequence": len(existing) + 1}
-    statement = {
-        "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": {"sha256": content_digest.removeprefix("sha256:")}}],
-        "predicateType": PREDICATE_PREFIX + kind + "/v1",
-        "predicate": body,
-    }
-    envelope = dsse.sign_envelope(
-        canonical_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, signing_key(keys)
+    data, _ = build_signed_statement(
+        keys, kind=kind, subject_name=name, subject_sha256=content_digest, predicate=body
     )
-    data = canonical_json(envelope)
     key = attestation_key(artifact_id, len(existing) + 1, kind)
     store.put_bytes(bucket, key, data)
     return Attestation(key, hashlib.sha256(data).hexdigest(), kind, body)

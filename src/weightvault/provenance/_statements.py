@@ -136,9 +136,13 @@ def provenance_document(
     }
     if provenance.git_commit is not None and provenance.git_dirty is not None:
         doc["git"] = {"commit": provenance.git_commit, "dirty": provenance.git_dirty}
+        if provenance.git_remote:
+            doc["git"]["repository"] = provenance.git_remote
     if provenance.datasets:
         doc["datasets"] = [
-            {"name": d.path, "sha256": d.sha256, "md5": d.dvc_md5} for d in provenance.datasets
+            {"name": d.path, "sha256": d.sha256, "md5": d.dvc_md5}
+            | ({"uri": provenance.dvc_remote} if provenance.dvc_remote else {})
+            for d in provenance.datasets
         ]
     if provenance.run_id:
         doc["training_run_id"] = provenance.run_id

@@ -12,10 +12,11 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import hmac
 import io
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn, Protocol, cast
@@ -37,9 +38,12 @@ from weightvault.errors import (
     RetentionError,
     StoreError,
     StoreFullError,
+    StoreRoleDeniedError,
+    StoreRoleError,
     StoreUnavailableError,
     VaultError,
 )
+from weightvault.store._roles import ADMIN_ROLE, role_named
 
 _AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
 _MISSING_CODES = {
@@ -219,9 +223,12 @@ class ObjectStore:
         part_size: int = 16 * 1024 * 1024,
         retries: int = 2,
         local_data: Path | None = None,
+        role: str = ADMIN_ROLE,
     ) -> None:
         self.endpoint = endpoint
         self.part_size = part_size
+        # The store role the credentials are for: a denial names it (StoreRoleDeniedError).
+        self.role = role
         # The data directory of a store on this machine (the embedded one), if known.
         self.local_data = local_data
         http = urllib3.PoolManager(
@@ -285,6 +292,12 @@ class ObjectStore:
                 raise NotFoundError(f"{what}: not found in the object store") from None
             if exc.code == "AccessDenied" and "lock" in (exc.message or "").lower():
                 raise RetentionError(f"{what}: refused by object lock") from None
+            if exc.code == "AccessDenied" and self.role != ADMIN_ROLE:
+                raise StoreRoleDeniedError(
+                    f"object store at {self.endpoint} denied {what} to the {self.role} "
+                    "credential: this needs a store role that may do it "
+                    "(docs/store-credentials.md; WEIGHTVAULT_S3_ROLE)"
+                ) from None
             if exc.code == "AccessDenied":
                 raise AuthenticationError(
                     f"object store at {self.endpoint} denied access to {what}"
@@ -725,14 +738,59 @@ def ensure_layout(store: ObjectStore, settings: Settings) -> None:
         )
 
 
+@dataclass(frozen=True)
+class DvcRemote:
+    """Where a DVC remote points and the credential it uses: the ``dvc`` role's, never the
+    admin's."""
+
+    url: str
+    endpoint_url: str
+    access_key: str
+    secret_key: str = field(repr=False)
+
+
+def dvc_remote(settings: Settings) -> DvcRemote:
+    """The vault's DVC bucket and the ``dvc`` role credential for a DVC remote.
+
+    The embedded store issues that credential (:meth:`EmbeddedStore.credentials`); an
+    external store's is ``WEIGHTVAULT_DVC_ACCESS_KEY``/``_SECRET_KEY``, made there with
+    the policy ``weightvault store policy dvc`` prints. Never the vault's own credential:
+    StoreRoleError when none is configured, or when it is the vault's own key.
+    """
+    from weightvault.store._server import EmbeddedStore
+
+    url = f"s3://{settings.store.bucket('dvc')}/"
+    scheme = "https" if settings.store.secure else "http"
+    if settings.store.embedded:
+        server = EmbeddedStore.of(settings)
+        creds = server.credentials("dvc")
+        return DvcRemote(url, f"{scheme}://{server.endpoint()}", creds.access_key, creds.secret_key)
+    store = settings.store
+    if not (store.dvc_access_key and store.dvc_secret_key):
+        raise StoreRoleError(
+            "a DVC remote on an external store needs its own credential: create one with the "
+            "policy `weightvault store policy dvc` prints and set WEIGHTVAULT_DVC_ACCESS_KEY and "
+            "WEIGHTVAULT_DVC_SECRET_KEY"
+        )
+    if hmac.compare_digest(store.dvc_access_key, store.access_key):
+        raise StoreRoleError(
+            "WEIGHTVAULT_DVC_ACCESS_KEY is the vault's own store credential; a DVC remote gets "
+            "the dvc role's credential only"
+        )
+    return DvcRemote(
+        url, f"{scheme}://{store.endpoint}", store.dvc_access_key, store.dvc_secret_key
+    )
+
+
 def connect(settings: Settings) -> ObjectStore:
     """An ObjectStore for the configured endpoint, embedded or external."""
     from weightvault.store._server import EmbeddedStore
 
+    role = role_named(settings.store.role).name
     if settings.store.embedded:
-        embedded = EmbeddedStore(settings.store_dir)
+        embedded = EmbeddedStore.of(settings)
         endpoint = embedded.endpoint()
-        creds = embedded.credentials()
+        creds = embedded.credentials(role)
         access, secret = creds.access_key, creds.secret_key
         local_data: Path | None = embedded.data_dir
     else:
@@ -750,4 +808,5 @@ def connect(settings: Settings) -> ObjectStore:
         region=settings.store.region,
         part_size=settings.store.part_size,
         local_data=local_data,
+        role=role,
     )

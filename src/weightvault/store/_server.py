@@ -1,11 +1,15 @@
 """The embedded S3 server: SeaweedFS ``weed mini`` bound to 127.0.0.1.
 
 The server keeps its data under ``<home>/store`` (0700). Credentials are
-generated on first start and saved with mode 0600; the S3 identity file that
-``weed`` reads is 0600 too. Every other port (master, volume, filer, admin and
-all gRPC ports) takes only mutual TLS with a certificate of this store's own CA,
-and the volume server and filer want signed tokens as well (see ``_security``):
-only the S3 gateway, with the credentials, reaches the data. A server started
+generated on first start and saved with mode 0600: the admin's in
+``credentials.json``, one per store role (``_roles``) in
+``role-credentials.json``; the S3 identity file that ``weed`` reads is 0600 too.
+Each role's identity carries the IAM policy :func:`weightvault.store.iam_policy`
+makes for it, which SeaweedFS enforces (``docs/store-credentials.md``).
+Every other port (master, volume, filer, admin and all gRPC ports) takes only
+mutual TLS with a certificate of this store's own CA, and the volume server and
+filer want signed tokens as well (see ``_security``): only the S3 gateway, with
+the credentials, reaches the data. A server started
 before that lockdown is restarted with it by the next :meth:`EmbeddedStore.up`.
 Any other S3 endpoint can be configured instead, in which case this module is
 not used (docs/production-s3.md says what it must enforce).
@@ -30,8 +34,10 @@ from typing import Any
 import psutil
 
 from weightvault._fs import write_private
-from weightvault.errors import ConfigError, StoreUnavailableError
+from weightvault.config import Settings
+from weightvault.errors import ConfigError, StoreRoleError, StoreUnavailableError
 from weightvault.processes import ProcessRef, is_running, stop
+from weightvault.store._roles import ADMIN_ROLE, STORE_ROLES, iam_policy, role_named
 from weightvault.store._security import SECURITY_FILE, write_security_config
 
 HOST = "127.0.0.1"
@@ -165,20 +171,41 @@ def _server_ref(state: dict[str, Any]) -> ProcessRef | None:
         return None
 
 
-class EmbeddedStore:
-    """Start, stop and describe the embedded SeaweedFS server of one vault home."""
+def _new_credentials() -> Credentials:
+    return Credentials("WV" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
 
-    def __init__(self, store_dir: Path) -> None:
+
+class EmbeddedStore:
+    """Start, stop and describe the embedded SeaweedFS server of one vault home.
+
+    With ``settings`` the server also gets an identity per store role, scoped to the
+    buckets those settings name (:meth:`of`); without, only the admin identity.
+    """
+
+    def __init__(self, store_dir: Path, settings: Settings | None = None) -> None:
         self.dir = store_dir
+        self.settings = settings
         self.data_dir = store_dir / "data"
         self.state_path = store_dir / "state.json"
         self.credentials_path = store_dir / "credentials.json"
+        self.role_credentials_path = store_dir / "role-credentials.json"
         self.identity_path = store_dir / "s3-identities.json"
         self.log_path = store_dir / "weed.log"
         self.security_dir = store_dir / "security"
 
-    def credentials(self) -> Credentials:
-        """The generated credentials, created on first use (mode 0600)."""
+    @classmethod
+    def of(cls, settings: Settings) -> EmbeddedStore:
+        """The embedded store of ``settings``' home, with its role identities."""
+        return cls(settings.store_dir, settings)
+
+    def credentials(self, role: str = ADMIN_ROLE) -> Credentials:
+        """The generated credentials of a store role (the admin's by default).
+
+        Created on first use (mode 0600); a role's credential exists once the store
+        was started with role identities (:meth:`of`), StoreRoleError before.
+        """
+        if role != ADMIN_ROLE:
+            return self._role_credentials(role_named(role).name)
         if self.credentials_path.is_file():
             try:
                 raw = json.loads(self.credentials_path.read_bytes())
@@ -194,10 +221,87 @@ class EmbeddedStore:
                     "restore it from a backup (it must hold access_key and secret_key)"
                 )
             return Credentials(access, secret)
-        creds = Credentials("WV" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
+        creds = _new_credentials()
         body = {"access_key": creds.access_key, "secret_key": creds.secret_key}
         write_private(self.credentials_path, json.dumps(body).encode())
         return creds
+
+    def _read_role_credentials(self) -> dict[str, Credentials]:
+        try:
+            raw = json.loads(self.role_credentials_path.read_bytes())
+            found = {
+                role: Credentials(body["access_key"], body["secret_key"])
+                for role, body in raw.items()
+            }
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            raise ConfigError(
+                f"store role credentials file {self.role_credentials_path} is unreadable or "
+                "damaged; remove it and restart the store to issue new ones"
+            ) from None
+        if not all(isinstance(c.access_key, str) and c.access_key for c in found.values()):
+            raise ConfigError(
+                f"store role credentials file {self.role_credentials_path} is damaged"
+            )
+        return found
+
+    def role_credentials(self) -> dict[str, Credentials]:
+        """The role credentials issued so far, by role (none before a start with roles)."""
+        return self._read_role_credentials()
+
+    def _role_credentials(self, role: str) -> Credentials:
+        found = self._read_role_credentials().get(role)
+        if found is None:
+            raise StoreRoleError(
+                f"the embedded store under {self.dir} has no {role} credential yet: "
+                "run `weightvault store up` (or `weightvault init`) to issue the role credentials"
+            )
+        return found
+
+    def issue_role_credentials(self) -> dict[str, Credentials]:
+        """Every non-admin role's credentials, the missing ones made now (file 0600)."""
+        found = self._read_role_credentials()
+        missing = [role for role in STORE_ROLES if role != ADMIN_ROLE and role not in found]
+        if missing:
+            found.update({role: _new_credentials() for role in missing})
+            body = {
+                role: {"access_key": c.access_key, "secret_key": c.secret_key}
+                for role, c in found.items()
+            }
+            write_private(self.role_credentials_path, json.dumps(body).encode())
+        return found
+
+    def identities(self) -> dict[str, Any]:
+        """The ``-s3.config`` document: the admin, and each role with its IAM policy."""
+        admin = self.credentials()
+        identities: list[dict[str, Any]] = [
+            {
+                "name": "weightvault",
+                "credentials": [{"accessKey": admin.access_key, "secretKey": admin.secret_key}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+            }
+        ]
+        policies: list[dict[str, str]] = []
+        if self.settings is not None:
+            for role, creds in self.issue_role_credentials().items():
+                name = f"weightvault-{role}"
+                policy = iam_policy(role, self.settings)
+                policies.append({"name": name, "content": json.dumps(policy)})
+                identities.append(
+                    {
+                        "name": name,
+                        "credentials": [
+                            {"accessKey": creds.access_key, "secretKey": creds.secret_key}
+                        ],
+                        "policyNames": [name],
+                    }
+                )
+        return {"identities": identities, "policies": policies}
+
+    def _roles_tag(self) -> str | None:
+        """What state.json records of the role identities: their buckets' prefix, if any."""
+        return self.settings.store.bucket_prefix if self.settings is not None else None
 
     def _state(self) -> dict[str, Any] | None:
         try:
@@ -236,22 +340,12 @@ class EmbeddedStore:
         """Start the server unless it already runs; return its status."""
         current = self.status()
         state = self._state()
-        if current.running and state is not None and self._locked_down(state):
+        if current.running and state is not None and self._current(state):
             return current
         if state is not None and self._serves(state):
             self.down()
         self._make_private()
-        creds = self.credentials()
-        identities = {
-            "identities": [
-                {
-                    "name": "weightvault",
-                    "credentials": [{"accessKey": creds.access_key, "secretKey": creds.secret_key}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
-        write_private(self.identity_path, json.dumps(identities).encode())
+        write_private(self.identity_path, json.dumps(self.identities()).encode())
         ports = _choose_ports()
         _remove_own_sockets(ports.values())
         write_security_config(self.security_dir)
@@ -302,6 +396,7 @@ class EmbeddedStore:
             "ports": ports,
             "started": time.time(),
             "lockdown": LOCKDOWN,
+            "roles": self._roles_tag(),
         }
         write_private(self.state_path, json.dumps(state).encode())
         deadline = time.monotonic() + timeout
@@ -320,12 +415,29 @@ class EmbeddedStore:
         """Whether the server state.json names was started with this store's security config."""
         return state.get("lockdown") == LOCKDOWN and (self.security_dir / SECURITY_FILE).is_file()
 
+    def _current(self, state: dict[str, Any]) -> bool:
+        """Whether the running server is locked down and has the role identities asked for.
+
+        A caller without settings takes the server as it runs; one with settings wants
+        the identities of their bucket prefix (a server started without them, or for
+        another prefix, is restarted).
+        """
+        if not self._locked_down(state):
+            return False
+        return self.settings is None or state.get("roles") == self._roles_tag()
+
     def _make_private(self) -> None:
         """The store directory and its data directory: 0700, even when made by an older vault."""
         for directory in (self.dir, self.data_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             directory.chmod(0o700)
-        for path in (self.log_path, self.state_path, self.credentials_path, self.identity_path):
+        for path in (
+            self.log_path,
+            self.state_path,
+            self.credentials_path,
+            self.role_credentials_path,
+            self.identity_path,
+        ):
             with contextlib.suppress(FileNotFoundError):
                 path.chmod(0o600)
 

@@ -4,16 +4,20 @@ Buckets are ``<prefix>-<role>`` (:meth:`weightvault.config.StoreSettings.bucket`
 Inside them:
 
 ==============================  ==================================================
-tier buckets (hot/warm/cold,    ``artifacts/<id>/files/NNNNNN.c2sp`` ciphertext,
-quarantine)                     ``artifacts/<id>/statement.dsse.json``,
+tier buckets (hot/warm/cold)    ``artifacts/<id>/files/NNNNNN.c2sp`` ciphertext,
+                                ``artifacts/<id>/statement.dsse.json``,
                                 ``artifacts/<id>/manifest.json`` (the commit point)
+quarantine                      ``quarantine/<id>.json`` markers (a quarantined
+                                artifact's objects never move)
 envelopes (versioned, object   ``envelopes/<id>/<tier>.json`` wrapped DEKs,
 lock: cold ones retained)       ``envelopes/<id>/escrow.json``,
                                 ``envelopes/<id>/rekey-<tier>.json`` re-key journals
 audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 ``attestations/<id>/NNNNNN-<kind>.json``,
-                                ``validations/<id>/NNNNNN.json``,
-                                ``quarantine/<id>.json`` markers,
+                                ``statements/<sha256>.dsse.json`` signed
+                                statements (content-addressed, written once),
+                                ``validations/<id>/NNNNNN.json`` (old unsigned
+                                reports, never trusted),
                                 ``log/checkpoint``, ``log/tile/…`` (c2sp tlog-tiles)
                                 and ``log/seq/<index>`` sequenced entries,
                                 ``log/witness/<witness name>`` checkpoints a
@@ -40,13 +44,18 @@ from dataclasses import dataclass
 
 __all__ = [
     "ARTIFACTS_PREFIX",
+    "ATTESTATIONS_PREFIX",
     "ENVELOPES_PREFIX",
     "ESCROW_NAME",
     "EVENTS_PREFIX",
     "KEYSTORE_BACKUPS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
+    "LOG_PREFIX",
     "MASTER_SHARES_KEY",
+    "QUARANTINE_MARKERS_PREFIX",
+    "STATEMENTS_PREFIX",
     "TRUST_ROOT_PREFIX",
+    "VALIDATIONS_PREFIX",
     "ArtifactObject",
     "EnvelopeObject",
     "artifact_prefix",
@@ -74,6 +83,7 @@ __all__ = [
     "parse_trust_root_key",
     "quarantine_marker_key",
     "rekey_journal_key",
+    "signed_statement_key",
     "statement_key",
     "trust_root_key",
     "validation_key",
@@ -83,6 +93,10 @@ __all__ = [
 ARTIFACTS_PREFIX = "artifacts/"
 ENVELOPES_PREFIX = "envelopes/"
 EVENTS_PREFIX = "events/"
+ATTESTATIONS_PREFIX = "attestations/"
+VALIDATIONS_PREFIX = "validations/"
+QUARANTINE_MARKERS_PREFIX = "quarantine/"
+STATEMENTS_PREFIX = "statements/"
 KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
 _KEYSTORE_VERSION = re.compile(r"^keystore/versions/(?P<v>[0-9]{20})\.json$")
 KEYSTORE_BACKUPS_PREFIX = "keystore/backups/"
@@ -150,7 +164,7 @@ def event_key(ts: str, event_id: str) -> str:
 
 def attestation_prefix(artifact_id: str) -> str:
     """Prefix of an artifact's attestation chain."""
-    return f"attestations/{artifact_id}/"
+    return f"{ATTESTATIONS_PREFIX}{artifact_id}/"
 
 
 def attestation_key(artifact_id: str, sequence: int, kind: str) -> str:
@@ -158,9 +172,14 @@ def attestation_key(artifact_id: str, sequence: int, kind: str) -> str:
     return f"{attestation_prefix(artifact_id)}{sequence:06d}-{kind}.json"
 
 
+def signed_statement_key(sha256: str) -> str:
+    """A signed statement, named by the sha256 of its bytes (its log entry names both)."""
+    return f"{STATEMENTS_PREFIX}{sha256}.dsse.json"
+
+
 def validation_prefix(artifact_id: str) -> str:
     """Prefix of an artifact's validation reports."""
-    return f"validations/{artifact_id}/"
+    return f"{VALIDATIONS_PREFIX}{artifact_id}/"
 
 
 def validation_key(artifact_id: str, sequence: int) -> str:
@@ -170,7 +189,7 @@ def validation_key(artifact_id: str, sequence: int) -> str:
 
 def quarantine_marker_key(artifact_id: str) -> str:
     """The marker of a quarantined artifact."""
-    return f"quarantine/{artifact_id}.json"
+    return f"{QUARANTINE_MARKERS_PREFIX}{artifact_id}.json"
 
 
 @dataclass(frozen=True)

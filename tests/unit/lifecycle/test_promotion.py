@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.artifacts import ingest_model, rebuildable_rows
-from weightvault.artifacts import Vault
+from weightvault.artifacts import Vault, trusted_statement
 from weightvault.errors import (
     ConflictError,
     IntegrityError,
@@ -72,6 +72,10 @@ def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
         vault.store, vault.bucket("audit"), validated, trust_root(vault.keys), row.content_digest
     )
     assert [a.predicate["to"] for a in chain] == ["warm", "cold"]
+    # Each promotion's outcome in the signed log names its attestation, which verifies.
+    promoted = vault.history(validated, {"artifact.promoted"})
+    bound = [trusted_statement(vault, e, kind="promotion", what="promotion") for e in promoted]
+    assert [(b.ref.key, b.ref.sha256) for b in bound] == [(a.key, a.sha256) for a in chain]
     before = rebuildable_rows(vault)
     rebuild_catalog(vault)
     assert rebuildable_rows(vault) == before

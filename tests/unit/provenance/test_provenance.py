@@ -15,13 +15,16 @@ import pytest
 import yaml
 
 from weightvault.errors import IntegrityError, InvalidInputError
-from weightvault.provenance import Provenance, capture_provenance
+from weightvault.provenance import Provenance, capture_provenance, provenance_document
 from weightvault.provenance._capture import (
     dataset_digests,
+    dvc_remote,
     environment_fingerprint,
     git_state,
     installed_packages,
+    public_url,
 )
+from weightvault.provenance._intoto import build_statement
 
 VENV_BIN = Path(sys.executable).parent
 DVC = str(VENV_BIN / "dvc")
@@ -223,7 +226,14 @@ def test_allow_incomplete_records_every_missing_field(tmp_path: Path) -> None:
     assert prov.datasets is None
     assert prov.run_id is None
     assert "lock_file_sha256" not in prov.environment
-    assert "python_version" in prov.environment
+    assert "python_version" not in prov.environment  # the ingest host is not the training env
+    assert "python_version" in prov.ingest_host
+    assert (prov.git_remote, prov.dvc_stages, prov.dvc_remote, prov.lock_files) == (
+        None,
+        (),
+        None,
+        (),
+    )
     assert set(prov.missing) >= {"git_commit", "git_dirty", "datasets", "run_id", "lock_file"}
     assert not prov.complete
 
@@ -348,8 +358,13 @@ def test_to_dict_has_stable_keys(repo: Path) -> None:
         "finished_at",
         "parent",
         "missing",
+        "git_remote",
+        "dvc_stages",
+        "dvc_remote",
+        "lock_files",
+        "ingest_host",
     ]
-    assert document["schema"] == "weightvault.provenance/v1"
+    assert document["schema"] == "weightvault.provenance/v2"
     assert list(document["datasets"][0]) == ["path", "dvc_md5", "sha256", "size", "files"]
 
 
@@ -398,3 +413,120 @@ def test_project_lock_file_is_the_default(repo: Path) -> None:
     prov = capture(repo)
     expected = hashlib.sha256((repo / "uv.lock").read_bytes()).hexdigest()
     assert prov.environment["lock_file_sha256"] == expected
+
+
+# -- enough to rebuild (schema v2) -------------------------------------------------
+
+
+def test_dvc_stages_are_recorded_as_dvc_lock_has_them(repo: Path) -> None:
+    prov = capture(repo)
+    (stage,) = prov.dvc_stages
+    md5s = lock_md5s(repo)
+    assert stage.name == "features"
+    assert stage.cmd == "python make_features.py"
+    assert dict(stage.deps) == {k: md5s[k] for k in ("data/raw", "make_features.py")}
+    assert dict(stage.outs) == {"data/features.csv": md5s["data/features.csv"]}
+    assert stage.params_sha256 is None
+
+
+def test_the_git_remote_is_recorded_without_credentials(repo: Path, env: dict[str, str]) -> None:
+    git(
+        repo,
+        env,
+        "remote",
+        "add",
+        "origin",
+        "https://ci-bot:ghp_SECRETTOKEN@git.example.com/ml/model.git",
+    )
+    prov = capture(repo)
+    assert prov.git_remote == "https://git.example.com/ml/model.git"
+    assert "SECRETTOKEN" not in json.dumps(prov.to_dict())
+    git(repo, env, "remote", "set-url", "origin", "git@git.example.com:ml/model.git")
+    assert capture(repo).git_remote == "git@git.example.com:ml/model.git"
+    assert public_url("https://host/x.git") == "https://host/x.git"
+
+
+def test_the_dvc_remote_comes_from_config_never_config_local(
+    repo: Path, env: dict[str, str]
+) -> None:
+    assert capture(repo).dvc_remote is None
+    run([DVC, "remote", "add", "-d", "vault", "s3://weightvault-dvc/store"], repo, env)
+    run(
+        [DVC, "remote", "modify", "--local", "vault", "secret_access_key", "LOCALSECRET"], repo, env
+    )
+    run([DVC, "remote", "modify", "--local", "vault", "url", "s3://elsewhere/x"], repo, env)
+    assert dvc_remote(repo) == "s3://weightvault-dvc/store"
+    prov = capture(repo, allow_incomplete=True)
+    assert prov.dvc_remote == "s3://weightvault-dvc/store"
+    assert "LOCALSECRET" not in json.dumps(prov.to_dict())
+
+
+def test_the_training_lock_files_are_the_model_repos_own(repo: Path) -> None:
+    (repo / "uv.lock").unlink()
+    (repo / "poetry.lock").write_text("[[package]]\nname = 'torch'\n")
+    (repo / "requirements-dev.txt").write_text("pytest==8\n")
+    (repo / "requirements.txt").write_text("torch==2.5.1\n")
+    (repo / ".python-version").write_text("3.11.9\n")
+    prov = capture(repo, allow_incomplete=True)
+    digest = {
+        p: hashlib.sha256((repo / p).read_bytes()).hexdigest()
+        for p in ("poetry.lock", "requirements-dev.txt", "requirements.txt")
+    }
+    assert [(lf.path, lf.sha256) for lf in prov.lock_files] == [
+        ("poetry.lock", digest["poetry.lock"]),
+        ("requirements-dev.txt", digest["requirements-dev.txt"]),
+        ("requirements.txt", digest["requirements.txt"]),
+    ]
+    assert prov.environment == {
+        "lock_file": "poetry.lock",
+        "lock_file_sha256": digest["poetry.lock"],
+        "python_requires": "3.11.9",
+    }
+    own = hashlib.sha256((Path(__file__).resolve().parents[3] / "uv.lock").read_bytes()).hexdigest()
+    assert own not in json.dumps(prov.to_dict())
+
+
+def test_a_repo_without_any_lock_file_names_what_was_looked_for(repo: Path) -> None:
+    (repo / "uv.lock").unlink()
+    with pytest.raises(
+        InvalidInputError, match=r"lock_file \(the model repository has none of uv.lock"
+    ):
+        capture(repo)
+
+
+def test_v2_round_trips_and_v1_documents_still_parse(repo: Path, env: dict[str, str]) -> None:
+    git(repo, env, "remote", "add", "origin", "https://git.example.com/ml/model.git")
+    prov = capture(repo)
+    document = prov.to_dict()
+    assert document["schema"] == "weightvault.provenance/v2"
+    assert Provenance.from_dict(json.loads(json.dumps(document))) == prov
+    v1 = {
+        k: v
+        for k, v in document.items()
+        if k not in {"git_remote", "dvc_stages", "dvc_remote", "lock_files", "ingest_host"}
+    }
+    v1["schema"] = "weightvault.provenance/v1"
+    old = Provenance.from_dict(v1)
+    assert old.git_commit == prov.git_commit
+    assert (old.dvc_stages, old.lock_files, old.git_remote) == ((), (), None)
+    document["dvc_stages"][0]["outs"][0]["md5"] = "not-an-md5"
+    with pytest.raises(InvalidInputError, match="md5"):
+        Provenance.from_dict(document)
+
+
+def test_the_signed_statement_names_the_git_and_dvc_remotes(
+    repo: Path, env: dict[str, str]
+) -> None:
+    git(repo, env, "remote", "add", "origin", "https://git.example.com/ml/model.git")
+    run([DVC, "remote", "add", "-d", "vault", "s3://weightvault-dvc/store"], repo, env)
+    prov = capture(repo, allow_incomplete=True)
+    statement = build_statement("m", "a" * 64, {"files": []}, provenance_document(prov, "a1"))
+    build = statement["predicate"]["buildDefinition"]
+    assert build["externalParameters"]["source"]["repository"] == (
+        "https://git.example.com/ml/model.git"
+    )
+    deps = {d["name"]: d for d in build["resolvedDependencies"]}
+    assert deps["source"]["uri"] == f"git+https://git.example.com/ml/model.git@{prov.git_commit}"
+    assert {deps[d.path]["uri"] for d in prov.datasets or ()} == {"s3://weightvault-dvc/store"}
+    stages = build["externalParameters"]["extra"]["provenance"]["dvc_stages"]
+    assert [s["name"] for s in stages] == ["features"]

@@ -1,0 +1,129 @@
+"""`weightvault store credentials|policy ROLE`: hand out a store role's credential, print
+its IAM policy; `weightvault dvc-remote REPO`: a DVC remote with the dvc credential
+(docs/store-credentials.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from weightvault.cli._common import emit
+from weightvault.config import Settings
+from weightvault.errors import InvalidInputError, StoreRoleError, UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The role argument and the secret's destinations of ``store credentials``."""
+    parser.add_argument(
+        "role", nargs="?", help="store role (credentials, policy): admin, ingester, reader, ..."
+    )
+    parser.add_argument(
+        "--secret-file",
+        type=Path,
+        help="credentials: write the role's endpoint, access key and secret key to this new "
+        "file (0600)",
+    )
+    parser.add_argument(
+        "--show-secret",
+        action="store_true",
+        help="credentials: print the secret key on the terminal (never with --json)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """``store credentials ROLE`` or ``store policy ROLE``."""
+    from weightvault.store import role_named
+
+    if not args.role:
+        raise UsageError(f"store {args.action} needs a ROLE")
+    role = role_named(args.role)
+    if args.action == "policy":
+        from weightvault.store import iam_policy
+
+        print(json.dumps(iam_policy(role, settings), indent=2))
+        return 0
+    return _credentials(args, settings, role.name)
+
+
+def _credentials(args: argparse.Namespace, settings: Settings, role: str) -> int:
+    from weightvault.logs import register_secret
+    from weightvault.store import EmbeddedStore
+
+    if args.show_secret and args.json:
+        raise UsageError("--show-secret prints the secret for a person, never into --json output")
+    if not settings.store.embedded:
+        raise StoreRoleError(
+            "an external store's credentials are made in that store: create a user with the "
+            f"policy `weightvault store policy {role}` prints"
+        )
+    server = EmbeddedStore.of(settings)
+    creds = server.credentials(role)
+    register_secret(creds.secret_key)
+    status = server.status()
+    endpoint = status.endpoint if status.running else "(store not running)"
+    data: dict[str, object] = {"role": role, "endpoint": endpoint, "access_key": creds.access_key}
+    lines = [f"role        {role}", f"endpoint    {endpoint}", f"access key  {creds.access_key}"]
+    if args.secret_file is not None:
+        _write_new_private(
+            args.secret_file,
+            json.dumps({**data, "secret_key": creds.secret_key}, indent=2).encode() + b"\n",
+        )
+        data["secret_file"] = str(args.secret_file)
+        lines.append(f"secret key  written to {args.secret_file} (0600)")
+    elif args.show_secret:
+        lines.append(f"secret key  {creds.secret_key}")
+    else:
+        lines.append("secret key  not shown: --secret-file PATH writes it (0600), --show-secret")
+    emit(args, "\n".join(lines), data)
+    return 0
+
+
+def _write_new_private(path: Path, data: bytes) -> None:
+    """Create ``path`` 0600 with ``data``; an existing file or link is never written through."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise InvalidInputError(f"{path} exists: the secret goes only to a new file") from None
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
+
+
+def _dvc_remote(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import settings_for
+    from weightvault.logs import register_secret
+    from weightvault.store import configure_dvc_remote, dvc_remote
+
+    remote = dvc_remote(settings_for(args))
+    register_secret(remote.secret_key)
+    written = configure_dvc_remote(Path(args.repo), remote, name=args.name)
+    emit(
+        args,
+        f"DVC remote {args.name!r} -> {remote.url} at {remote.endpoint_url} with the dvc "
+        f"credential {remote.access_key} (secret in {written}, 0600)",
+        {
+            "remote": args.name,
+            "url": remote.url,
+            "endpoint": remote.endpoint_url,
+            "access_key": remote.access_key,
+            "config": str(written),
+        },
+    )
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``dvc-remote``."""
+    p = sub.add_parser(
+        "dvc-remote",
+        parents=[common],
+        help="point a DVC repo's default remote at the vault's DVC bucket (dvc credential)",
+    )
+    p.add_argument("repo", help="the DVC repository (a folder with .dvc/)")
+    p.add_argument("--name", default="vault", help="remote name (default: vault)")
+    p.set_defaults(func=_dvc_remote)

@@ -20,7 +20,7 @@ def test_init_enrols_the_first_identity_with_every_role_and_no_later_one(
     monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "home"))
     settings = load_settings(REPO / "config")
     report = init_vault(settings, start_store=False)
-    assert "alice (created" in report["identity"]
+    assert "alice (present" in report["identity"]  # the session's alice, see conftest
     assert "enrolled as the first principal" in report["identity"]
     alice = read_public(identity_path("alice"))
 

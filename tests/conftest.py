@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
+from weightvault.keys import create_identity
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.store import EmbeddedStore
 
@@ -42,6 +44,8 @@ _VAULT_ENV = (
     "WEIGHTVAULT_MASTER_KEY",
     "WEIGHTVAULT_CONFIG",
     "WEIGHTVAULT_CATALOG_URL",
+    "WEIGHTVAULT_IDENTITY_PASSPHRASE_FILE",
+    "WEIGHTVAULT_ACTOR",
 )
 
 
@@ -54,10 +58,43 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.fast)
 
 
+_IDENTITY_ENV = ("WEIGHTVAULT_IDENTITY_DIR", "WEIGHTVAULT_IDENTITY")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The identity "alice" every test acts as, made once; never the user's config dir.
+
+    Set for the whole session so that module- and session-scoped fixtures (which run
+    before a test's own fixtures) act as the same alice too.
+    """
+    where = tmp_path_factory.mktemp("identities")
+    create_identity("alice", directory=where)
+    saved = {name: os.environ.get(name) for name in _IDENTITY_ENV}
+    os.environ.update({"WEIGHTVAULT_IDENTITY_DIR": str(where), "WEIGHTVAULT_IDENTITY": "alice"})
+    try:
+        yield where / "alice.key"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
-def _clean_vault_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_vault_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _session_identity: Path
+) -> None:
     for name in _VAULT_ENV:
         monkeypatch.delenv(name, raising=False)
+    # Each test has an identity directory of its own holding the session's alice (so the
+    # identities a test makes stay its own); `init_vault` enrols alice as the first principal.
+    own = tmp_path / "identities"
+    own.mkdir(mode=0o700)
+    shutil.copy2(_session_identity, own / "alice.key")
+    monkeypatch.setenv("WEIGHTVAULT_IDENTITY_DIR", str(own))
+    monkeypatch.setenv("WEIGHTVAULT_IDENTITY", "alice")
 
 
 @pytest.fixture(scope="session")
@@ -119,13 +156,13 @@ def peer_settings(s3_peer: S3Peer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 @pytest.fixture
 def peer_vault(peer_settings: Settings) -> Vault:
     """An open vault on each S3 implementation."""
-    return Vault.open(peer_settings, actor="alice")
+    return Vault.open(peer_settings)
 
 
 @pytest.fixture
 def vault(vault_settings: Settings) -> Vault:
     """An open vault."""
-    return Vault.open(vault_settings, actor="alice")
+    return Vault.open(vault_settings)
 
 
 @pytest.fixture

@@ -294,3 +294,18 @@ class UnloggedSignatureError(IntegrityError):
     compromised key cannot be dated (the document's own claimed time is not trusted)."""
 
     exit_code = 35
+
+
+# -- principals proved by a key (issue 12, "principals") -------------------------------
+class PrincipalError(VaultError):
+    """The acting key is not an enrolled principal of the vault: never enrolled, revoked, or
+    not the key enrolled under that name. The operation is refused before any effect."""
+
+    exit_code = 40
+
+
+class IdentityError(InvalidInputError):
+    """An identity (a principal's key file) is missing, malformed, of another name, or its
+    passphrase is wrong or cannot be asked for."""
+
+    exit_code = 41

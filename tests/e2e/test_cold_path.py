@@ -92,7 +92,7 @@ def test_cli_put_into_cold_multipart_get_and_delete_refused(
     put = _cli("put", str(source), "--name", "cold-direct", "--tier", "cold", "--json")
     assert put.returncode == 0, put.stderr
     artifact_id = json.loads(put.stdout)["artifact_id"]
-    vault = Vault.open(peer_settings, actor="alice")
+    vault = Vault.open(peer_settings, identity="alice")
     _assert_every_object_retained(vault, artifact_id)
     out = tmp_path / "back"
     got = _cli("get", artifact_id, "--out", str(out))

@@ -20,7 +20,7 @@ from weightvault.lifecycle import ingest
 
 @pytest.fixture
 def flow_vault(vault_settings: Settings, prefect_api: None) -> Vault:
-    return Vault.open(vault_settings, actor="alice")
+    return Vault.open(vault_settings, identity="alice")
 
 
 class _Marker:

@@ -74,7 +74,7 @@ def two_vaults(
             monkeypatch.setenv(name, value)
         settings = load_settings(REPO / "config")
         init_vault(settings)
-        return Side(env, settings, Vault.open(settings, actor="rotator"))
+        return Side(env, settings, Vault.open(settings))
 
     return make
 

@@ -30,7 +30,7 @@ CLI = [sys.executable, "-m", "weightvault.cli"]
 
 @pytest.fixture
 def flow_vault(vault_settings: Settings, prefect_api: None) -> Vault:
-    return Vault.open(vault_settings, actor="rotator")
+    return Vault.open(vault_settings)
 
 
 async def artifact_data(key: str, flow_run_id: object) -> list[str]:

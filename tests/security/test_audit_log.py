@@ -236,10 +236,11 @@ def test_a_forged_checkpoint_is_refused(vault: Vault, tmp_path: Path) -> None:
 def test_every_operation_has_an_intent_and_an_outcome_and_no_secret(
     vault: Vault, vault_settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("WEIGHTVAULT_ACTOR", "alice")  # the CLI runs below act as alice too
-    from weightvault.keys import load_master_key
+    from weightvault.artifacts import log_origin
+    from weightvault.keys import identity_path, load_identity, load_master_key
     from weightvault.lifecycle.compromise import compromise_key
     from weightvault.lifecycle.rotation import rotate
+    from weightvault.records import Event
     from weightvault.store.layout import envelope_key
 
     kept = _put(vault, tmp_path, "kept")
@@ -288,8 +289,12 @@ def test_every_operation_has_an_intent_and_an_outcome_and_no_secret(
         ("catalog.rebuilt", "ok"),
     ]:
         assert expected in kinds, expected
+    alice = load_identity(identity_path("alice"))
     for e in entries:
-        assert e["principal"] == {"name": "alice"}
+        assert e["principal"]["name"] == "alice"
+        assert e["principal"]["keyid"] == alice.keyid
+        signed = Event.parse(canonical_json(e))
+        assert signed.signature_valid(log_origin(vault.settings), alice.public_key())
         assert e["client"]["pid"] > 0
         assert e["client"]["host"].startswith("hmac-sha256:")
     ingested = next(

@@ -95,7 +95,7 @@ def test_init_makes_an_old_envelopes_bucket_versioned_and_lockable(
     init_vault(settings)
     assert store.object_lock_enabled(envelopes)
     assert store.client.get_bucket_versioning(envelopes).status == "Enabled"
-    vault = Vault.open(settings, actor="alice")
+    vault = Vault.open(settings, identity="alice")
     artifact_id, _src = _cold_artifact(vault, tmp_path)
     assert vault.store.retention(envelopes, envelope_key(artifact_id, "cold")) is not None
 
@@ -287,7 +287,7 @@ def test_promotion_killed_mid_copy_is_resumed_by_the_next_run(
     vault_settings: Settings, tmp_path: Path, source: str, target: str
 ) -> None:
     settings = allow_all_promotions(vault_settings)
-    vault = Vault.open(settings, actor="alice")
+    vault = Vault.open(settings, identity="alice")
     src = big_tree(tmp_path / "model", files=24, mib=4)
     artifact_id = ingest.put(vault, src, "big", source).artifact_id
 
@@ -344,7 +344,7 @@ def _later(vault: Vault, *, hours: int) -> Vault:
         vault.store,
         vault.keys,
         vault.catalog,
-        actor=vault.actor,
+        identity=vault.identity,
         clock=lambda: utcnow() + timedelta(hours=hours),
     )
 
@@ -355,7 +355,7 @@ from pathlib import Path
 from weightvault.artifacts import Vault
 from weightvault.config import load_settings
 from weightvault.lifecycle import claims
-vault = Vault.open(load_settings(Path(sys.argv[1])), actor="carol")
+vault = Vault.open(load_settings(Path(sys.argv[1])))
 claims.take(vault, sys.argv[2], "hot", "warm")
 print("held", flush=True)
 time.sleep(600)
@@ -366,7 +366,7 @@ def test_a_live_claim_is_respected_and_taken_over_once_its_owner_is_gone(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     settings = allow_all_promotions(vault_settings)
-    vault = Vault.open(settings, actor="alice")
+    vault = Vault.open(settings, identity="alice")
     src = make_tree(tmp_path / "m", {"w.safetensors": os.urandom(4000)})
     artifact_id = ingest.put(vault, src, "small").artifact_id
     holder = subprocess.Popen(
@@ -434,7 +434,7 @@ from weightvault.artifacts import Vault
 from weightvault.config import load_settings
 from weightvault.lifecycle import promote as promotion
 from weightvault.store.layout import manifest_key
-vault = Vault.open(load_settings(Path(sys.argv[1])), actor="alice")
+vault = Vault.open(load_settings(Path(sys.argv[1])), identity="alice")
 p = promotion.plan(vault, sys.argv[2], sys.argv[3], approver="bob", justification="go")
 held = promotion.claim(vault, p)
 promotion.copy(vault, p, held)
@@ -451,7 +451,7 @@ def test_promotion_killed_past_its_commit_point_rolls_forward(
     vault_settings: Settings, tmp_path: Path, source: str, target: str
 ) -> None:
     settings = allow_all_promotions(vault_settings)
-    vault = Vault.open(settings, actor="alice")
+    vault = Vault.open(settings, identity="alice")
     src = make_tree(tmp_path / "m", {"a.safetensors": os.urandom(5000), "b.json": b"{}"})
     artifact_id = ingest.put(vault, src, "small", source).artifact_id
     proc = subprocess.run(
@@ -484,7 +484,7 @@ def test_gc_removes_the_source_copy_a_promotion_left_after_its_move(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     settings = allow_all_promotions(vault_settings)
-    vault = Vault.open(settings, actor="alice")
+    vault = Vault.open(settings, identity="alice")
     src = make_tree(tmp_path / "m", {"a.safetensors": os.urandom(5000)})
     artifact_id = ingest.put(vault, src, "small").artifact_id
     hot_keys = _objects(vault, "hot", artifact_id)
@@ -522,7 +522,7 @@ def test_the_promote_flow_resumes_a_killed_cli_promotion(
     from flows.promote import promote as promote_flow
 
     settings = allow_all_promotions(vault_settings)
-    vault = Vault.open(settings, actor="alice")
+    vault = Vault.open(settings, identity="alice")
     src = big_tree(tmp_path / "model", files=24, mib=4)
     artifact_id = ingest.put(vault, src, "big").artifact_id
     proc = start_cli(*_promote_args(artifact_id, "warm"))

@@ -28,7 +28,7 @@ import pytest
 
 from flows.rotate_keys import RotationParams, rotate_keys
 from tests.conftest import REPO, make_tree
-from weightvault.artifacts import StoreKeystoreVersions, Vault, open_keystore
+from weightvault.artifacts import BOOTSTRAP_PURPOSE, StoreKeystoreVersions, Vault, open_keystore
 from weightvault.config import Settings, load_settings
 from weightvault.errors import (
     IntegrityError,
@@ -115,9 +115,11 @@ def test_keys_made_later_and_keys_made_without_expiry_have_lifetimes(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     """The signing key a first put makes expires too; a key from before expiries gets one."""
-    vault = Vault.open(vault_settings, actor="alice")
+    vault = Vault.open(vault_settings, identity="alice")
     ingest.put(vault, a_model(tmp_path, "s"), "s")
     for rec in vault.keys.records():
+        if rec.purpose == BOOTSTRAP_PURPOSE:
+            continue  # the first principal's enrolment: a public key, not a key the vault uses
         assert rec.expires_at is not None, rec.ref
 
     # A keystore written before every key had an expiry (as `init` used to write it).
@@ -133,7 +135,7 @@ def test_keys_made_later_and_keys_made_without_expiry_have_lifetimes(
 def test_expired_kek_refuses_a_put_until_rotated(vault_settings: Settings, tmp_path: Path) -> None:
     """A put 31 days on (hot KEKs live 30) is refused, nothing stored; rotation fixes it."""
     later = moved(timedelta(days=31))
-    vault = Vault.open(vault_settings, actor="alice", clock=later)
+    vault = Vault.open(vault_settings, identity="alice", clock=later)
     before_envelopes = envelope_keys(vault)
     before_wraps = kek_versions(vault_settings)[1]
 
@@ -230,7 +232,7 @@ def test_a_long_running_vault_refuses_a_copy_it_has_seen_before(
     """A process that cached version N must not take a copy of N restored after N+1."""
     backup = tmp_path / "keystore.copy"
     shutil.copy2(vault_settings.keystore_path, backup)
-    server = Vault.open(vault_settings, actor="flows")  # e.g. the process `up` serves
+    server = Vault.open(vault_settings)  # e.g. the process `up` serves
     assert server.keys.active_kek("hot").version == 1  # caches the very bytes of the copy
 
     compromised = cli("keys", "compromise", "kek-hot@v1")
@@ -269,7 +271,7 @@ def test_every_change_is_recorded_and_a_vault_without_records_catches_up(
 
     for obj in list(vault.store.list(audit, KEYSTORE_VERSIONS_PREFIX)):
         vault.store.remove(audit, obj.key)
-    reopened = Vault.open(vault_settings, actor="alice")
+    reopened = Vault.open(vault_settings, identity="alice")
     stored = ingest.put(reopened, a_model(tmp_path, "x"), "x")
     reopened.verify(stored.artifact_id)
     after = Vault.open(vault_settings).keys
@@ -310,7 +312,7 @@ def test_wrap_count_caps_a_kek_and_shows_in_the_inventory(
 ) -> None:
     """Past the configured limit (tiny here, 2^31 by default) a KEK wraps nothing more."""
     settings = limit_wraps(vault_settings, 10)
-    vault = Vault.open(settings, actor="alice")
+    vault = Vault.open(settings, identity="alice")
     ids = [ingest.put(vault, a_model(tmp_path, f"m{i}"), f"m{i}").artifact_id for i in range(2)]
     keys = vault.keys
     assert isinstance(keys, LocalKeyStore)
@@ -389,7 +391,7 @@ def test_rotation_sample_skips_quarantined_artifacts(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     """Quarantine one of two artifacts, rotate with a sample of all: it succeeds, keys whole."""
-    vault = Vault.open(vault_settings, actor="alice")
+    vault = Vault.open(vault_settings, identity="alice")
     keep = ingest.put(vault, a_model(tmp_path, "keep"), "keep").artifact_id
     bad = ingest.put(vault, a_model(tmp_path, "bad"), "bad").artifact_id
     quarantined = cli("quarantine", bad, "--reason", "failed scan")
@@ -406,7 +408,7 @@ def test_rotation_sample_skips_quarantined_artifacts(
     assert states[1][0] == KeyState.RETIRED
     assert states[2][0] == KeyState.ACTIVE
     assert not [v for v, (s, _) in states.items() if s == KeyState.DECRYPT_ONLY]
-    vault = Vault.open(vault_settings, actor="alice")
+    vault = Vault.open(vault_settings, identity="alice")
     assert vault.resolve(bad).tier == "quarantine"
     with pytest.raises(QuarantinedError):
         vault.verify(bad)
@@ -421,7 +423,7 @@ def test_a_failing_sample_never_leaves_the_tier_half_rotated(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     """A damaged artifact in the sample fails the run, after the keys reached their end state."""
-    vault = Vault.open(vault_settings, actor="alice")
+    vault = Vault.open(vault_settings, identity="alice")
     damaged = ingest.put(vault, a_model(tmp_path, "d"), "d").artifact_id
     key = vault.catalog.files_of(damaged)[0]["object_key"]
     data = bytearray(vault.store.get_bytes(vault.bucket("hot"), key))
@@ -442,7 +444,7 @@ def test_rotation_flow_sample_skips_quarantined_artifacts(
     vault_settings: Settings, prefect_api: None, tmp_path: Path
 ) -> None:
     """The scheduled rotate-keys flow runs the same steps: it completes, keys whole."""
-    vault = Vault.open(vault_settings, actor="alice")
+    vault = Vault.open(vault_settings, identity="alice")
     keep = ingest.put(vault, a_model(tmp_path, "keep"), "keep").artifact_id
     bad = ingest.put(vault, a_model(tmp_path, "bad"), "bad").artifact_id
     quarantine(vault, bad, reason="failed scan")

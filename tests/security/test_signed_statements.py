@@ -162,7 +162,7 @@ def test_the_forged_gate_attack_is_detected_and_refused(vault: Vault, tmp_path: 
     ) in problems
     assert report["ignored_unsigned"] >= 1
 
-    vault = Vault.open(vault.settings, actor="alice")
+    vault = Vault.open(vault.settings, identity="alice")
     row = vault.resolve(artifact_id)
     assert row.tier == "quarantine"
     assert row.validation_status == "failed"

@@ -136,7 +136,7 @@ def target() -> Iterator[Target]:
     """A vault on a locked-down store with a retained cold artifact and a hot one."""
     with _vault_home() as (base, settings):
         start_vault_store(settings)
-        vault = Vault.open(settings, actor="alice")
+        vault = Vault.open(settings, identity="alice")
         cold_id = _put(vault, base, "release", "cold")
         hot_id = _put(vault, base, "checkpoint", "hot")
         yield _target(settings, vault, cold_id, hot_id)
@@ -269,7 +269,7 @@ def test_a_store_started_before_the_lockdown_is_locked_by_the_next_up() -> None:
         # init without `up`, which would already lock the store (as checked below).
         init_vault(settings, start_store=False)
         ensure_buckets(settings)
-        vault = Vault.open(settings, actor="alice")
+        vault = Vault.open(settings, identity="alice")
         victim = _put(vault, base, "victim", "cold")
         grpc_victim = _put(vault, base, "grpc-victim", "cold")
         cold_id = _put(vault, base, "release", "cold")
@@ -298,7 +298,7 @@ def test_a_store_started_before_the_lockdown_is_locked_by_the_next_up() -> None:
         status = store.up()
         assert status.pid != old_pid
         assert json.loads(store.state_path.read_text())["lockdown"] == 1
-        target.vault = Vault.open(settings, actor="alice")
+        target.vault = Vault.open(settings, identity="alice")
         after = attack(
             target.spec(),
             "filer_list_envelopes",
@@ -337,7 +337,7 @@ def test_ports_whose_weed_sockets_another_user_made_first_are_not_used(
             assert set(ports(store).values()).isdisjoint(squatted)
             for path in paths:
                 assert Path(path).lstat().st_uid == NOBODY
-            vault = Vault.open(settings, actor="alice")
+            vault = Vault.open(settings, identity="alice")
             vault.verify(_put(vault, base, "after-squat", "hot"))
         finally:
             for path in paths:

@@ -32,7 +32,7 @@ from weightvault.store.layout import envelope_key, manifest_key
 
 @pytest.fixture
 def flow_vault(vault_settings: Settings, prefect_api: None) -> Vault:
-    return Vault.open(vault_settings, actor="alice")
+    return Vault.open(vault_settings, identity="alice")
 
 
 def ready_artifact(vault: Vault, model_repo: Path) -> str:
@@ -255,7 +255,7 @@ def test_cli_and_flow_reach_the_same_outcome(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The CLI path: the core's steps in a row, through `weightvault promote`.
-    by_cli = Vault.open(vault_settings, actor="alice")
+    by_cli = Vault.open(vault_settings, identity="alice")
     cli_id = ready_artifact(by_cli, model_repo)
     monkeypatch.setenv("WEIGHTVAULT_ACTOR", "alice")
     for tier, why in (("warm", "staging"), ("cold", "release 1.0")):
@@ -268,7 +268,7 @@ def test_cli_and_flow_reach_the_same_outcome(
     monkeypatch.setenv("WEIGHTVAULT_BUCKET_PREFIX", f"t{uuid.uuid4().hex[:10]}")
     flow_settings = load_settings(REPO / "config")
     init_vault(flow_settings)
-    by_flow = Vault.open(flow_settings, actor="alice")
+    by_flow = Vault.open(flow_settings, identity="alice")
     flow_id = ready_artifact(by_flow, model_repo)
     for tier, why in (("warm", "staging"), ("cold", "release 1.0")):
         params = PromoteParams(

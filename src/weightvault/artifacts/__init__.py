@@ -16,6 +16,17 @@ from weightvault.artifacts._keystore import (
     StoreKeystoreVersions,
     open_keystore,
 )
+from weightvault.artifacts._principals import (
+    BOOTSTRAP_PURPOSE,
+    bootstrap_principals,
+    cache_path,
+    current_root,
+    enrol_bootstrap,
+    enrolled,
+    read_root_file,
+    stored_roots,
+    write_root,
+)
 from weightvault.artifacts._state import (
     REWRAP_KIND,
     STATE_KINDS,
@@ -49,6 +60,7 @@ from weightvault.artifacts._vault import (
 
 __all__ = [
     "AUDIT_HMAC_KEY_ID",
+    "BOOTSTRAP_PURPOSE",
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
     "REWRAP_KIND",
@@ -73,7 +85,12 @@ __all__ = [
     "audit_hash",
     "audit_hmac_key",
     "bind_statement",
+    "bootstrap_principals",
+    "cache_path",
+    "current_root",
     "decrypt_object",
+    "enrol_bootstrap",
+    "enrolled",
     "file_row",
     "latest_statement",
     "log_keys",
@@ -81,7 +98,10 @@ __all__ = [
     "object_state",
     "open_keystore",
     "open_log",
+    "read_root_file",
     "sha256_hex",
+    "stored_roots",
     "trusted_statement",
+    "write_root",
     "write_statement",
 ]

@@ -10,7 +10,6 @@ and offers the engines that the lifecycle operations are built from
 from __future__ import annotations
 
 import contextlib
-import getpass
 import hashlib
 import os
 import queue
@@ -34,8 +33,9 @@ from weightvault._fs import (
 )
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, utcnow
-from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, open_log
+from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, log_origin, open_log
 from weightvault.artifacts._keystore import open_keystore
+from weightvault.artifacts._principals import current_root, enrolled
 from weightvault.artifacts._state import (
     REWRAP_KIND,
     STATE_KINDS,
@@ -44,7 +44,7 @@ from weightvault.artifacts._state import (
     sha256_hex,
 )
 from weightvault.catalog import ArtifactRow, Catalog
-from weightvault.config import TIERS, Settings, environment
+from weightvault.config import TIERS, Settings
 from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
@@ -58,15 +58,26 @@ from weightvault.errors import (
     KeystoreRollbackError,
     NotFoundError,
     PolicyError,
+    PrincipalError,
     QuarantinedError,
     RetentionError,
     RollbackError,
     StoreRoleDeniedError,
     VaultError,
 )
-from weightvault.keys import KeyProvider, LocalKeyStore, WrappedKey
+from weightvault.keys import (
+    Identity,
+    KeyProvider,
+    LocalKeyStore,
+    WrappedKey,
+    default_identity,
+    default_passphrase,
+    identity_path,
+    load_identity,
+)
 from weightvault.logs import get_logger
 from weightvault.provenance import (
+    Principal,
     Provenance,
     provenance_document,
     sign_manifest,
@@ -105,17 +116,6 @@ log = get_logger("weightvault.artifacts._vault")
 _READ_BLOCK = 1 << 20
 # What a put writes to the home (catalog rows, WAL growth, a keystore rewrite) fits here.
 _HOME_RESERVE = 4 << 20
-
-
-def default_actor() -> str:
-    """Who is acting: WEIGHTVAULT_ACTOR, else the login name."""
-    actor = environment().actor
-    if actor:
-        return actor
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,7 @@ class Operation:
     key_ids: set[str] = field(default_factory=set)
     intent_index: int = -1
     outcome: Event | None = None
+    principal: dict[str, Any] = field(default_factory=dict)
 
     def uses(self, *refs: str | None) -> None:
         """Name keys (``key@vN``) the operation used."""
@@ -206,7 +207,14 @@ class Operation:
         return self.outcome.ts
 
 
-_REFUSALS = (PolicyError, KeyStateError, ConflictError, InvalidInputError, RetentionError)
+_REFUSALS = (
+    PolicyError,
+    KeyStateError,
+    ConflictError,
+    InvalidInputError,
+    RetentionError,
+    PrincipalError,
+)
 _QUARANTINE_KINDS = frozenset({"artifact.quarantined", "artifact.released"})
 
 
@@ -365,15 +373,17 @@ class Vault:
         keys: KeyProvider,
         catalog: Catalog,
         *,
-        actor: str | None = None,
+        identity: Identity | str | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.settings = settings
         self.store = store
         self.keys = keys
         self.catalog = catalog
-        self.actor = actor or default_actor()
         self.clock = clock
+        self._identity_name = identity if isinstance(identity, str) else None
+        self._identity = identity if isinstance(identity, Identity) else None
+        self._principal: tuple[Principal | None, str] | None = None
         self._envelopes_locked: bool | None = None
         self._log: TransparencyLog | None = None
         self._audit_key: bytes | None = None
@@ -383,20 +393,28 @@ class Vault:
         cls,
         settings: Settings,
         *,
-        actor: str | None = None,
+        identity: Identity | str | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> Vault:
         """Open the configured vault (store must be reachable).
 
-        ``clock`` is the vault's and its keystore's time (key expiry, retention).
-        Its home is made 0700.
+        ``identity`` is who acts: a loaded identity, the name or path of an
+        identity file, else :func:`~weightvault.keys.default_identity`. It is
+        loaded at the first operation, and proved by the signature every log
+        entry carries. ``clock`` is the vault's and its keystore's time (key
+        expiry, retention). Its home is made 0700.
         """
         if settings.home.is_dir():
             make_private_dir(settings.home)
         store = connect(settings)
         keystore = open_keystore(settings, store, clock=clock)
         return cls(
-            settings, store, keystore, Catalog(settings.catalog_url), actor=actor, clock=clock
+            settings,
+            store,
+            keystore,
+            Catalog(settings.catalog_url),
+            identity=identity,
+            clock=clock,
         )
 
     def ensure_layout(self) -> None:
@@ -419,6 +437,64 @@ class Vault:
             return None
         until = self.clock() + timedelta(days=settings.retention_days)
         return until.replace(microsecond=0)
+
+    # -- who acts ----------------------------------------------------------
+
+    @property
+    def identity(self) -> Identity:
+        """The acting identity (its key file loaded on first use; IdentityError if it cannot be)."""
+        if self._identity is None:
+            spec = self._identity_name or default_identity()
+            self._identity = load_identity(identity_path(spec), default_passphrase())
+        return self._identity
+
+    def principal(self) -> Principal | None:
+        """The principal the enrolment in force names for the acting key, or None.
+
+        The enrolment is the signed trust root's (verified from this host's
+        cache), else the keystore's bootstrap enrolment; it is read once per
+        Vault and again after :meth:`forget_principal`.
+        """
+        return self._resolve()[0]
+
+    def _resolve(self) -> tuple[Principal | None, str]:
+        if self._principal is None:
+            identity = self.identity
+            root = current_root(self.settings, self.store, None)
+            where = f"trust root v{root.version}" if root is not None else "the bootstrap enrolment"
+            found = enrolled(root, self.keys)
+            match = next((p for p in found if p.keyid == identity.keyid), None)
+            if match is not None:
+                self._principal = (match, where)
+                return self._principal
+            if any(p.name == identity.name for p in found):
+                why = (
+                    f"identity {identity.name} (key {identity.keyid[:16]}) is not the key "
+                    f"{where} enrols as {identity.name}"
+                )
+            else:
+                why = (
+                    f"identity {identity.name} (key {identity.keyid[:16]}) is not enrolled in "
+                    f"{where}: a key-admin enrols it with `weightvault trust enrol`"
+                )
+            self._principal = (None, why)
+        return self._principal
+
+    def forget_principal(self) -> None:
+        """Read the enrolment again at the next operation (a new trust root was published)."""
+        self._principal = None
+
+    @property
+    def actor(self) -> str:
+        """The enrolled name of the acting principal; PrincipalError if it is not enrolled."""
+        principal, why = self._resolve()
+        if principal is None:
+            raise PrincipalError(why)
+        return principal.name
+
+    def _signed(self, event: Event) -> Event:
+        message = event.signed_message(log_origin(self.settings))
+        return event.with_signature(self.identity.sign(message))
 
     # -- the audit log -----------------------------------------------------
 
@@ -597,22 +673,29 @@ class Vault:
 
         AuditError (exit 15) if the intent cannot be recorded, IntegrityError
         if the log fails verification (a forged checkpoint): the caller must
-        then do nothing at all.
+        then do nothing at all. The intent is signed by the acting identity; a
+        key the enrolment does not name is recorded (name null) and refused
+        with PrincipalError (exit 40) before any effect.
         """
+        principal, why = self._resolve()
         op = Operation(new_id(), kind, artifact_id, tier, dict(details or {}))
+        op.principal = {
+            "name": principal.name if principal else None,
+            "keyid": self.identity.keyid,
+        }
         try:
             event = Event.new(
                 kind,
                 phase="intent",
                 op=op.op,
-                principal={"name": self.actor},
+                principal=op.principal,
                 client=self._client(),
                 artifact_id=artifact_id,
                 tier=tier,
                 details=op.details,
                 now=self.clock(),
             )
-            op.intent_index = self._append(event)
+            op.intent_index = self._append(self._signed(event))
         except KeystoreRollbackError:
             raise
         except IntegrityError as exc:
@@ -624,6 +707,10 @@ class Vault:
             raise AuditError(
                 f"audit log unavailable, {kind} refused before it did anything: {exc.message}"
             ) from None
+        if principal is None:
+            refusal = PrincipalError(f"{kind} refused: {why}")
+            self.finish(op, refusal)
+            raise refusal
         return op
 
     def finish(self, op: Operation, error: BaseException | None = None) -> Event:
@@ -636,11 +723,22 @@ class Vault:
         if op.outcome is not None:
             return op.outcome
         outcome, reason = _outcome_of(error)
+        if not op.principal:
+            principal = self.principal()
+            op.principal = {
+                "name": principal.name if principal else None,
+                "keyid": self.identity.keyid,
+            }
+        if op.principal.get("keyid") != self.identity.keyid:
+            raise PrincipalError(
+                f"{op.kind} was begun by another key than this vault's identity "
+                f"{self.identity.name}: it cannot record its outcome"
+            )
         event = Event.new(
             op.kind,
             phase="outcome",
             op=op.op,
-            principal={"name": self.actor},
+            principal=op.principal,
             client=self._client(),
             artifact_id=op.artifact_id,
             tier=op.tier,
@@ -650,6 +748,7 @@ class Vault:
             details=op.details,
             now=self.clock(),
         )
+        event = self._signed(event)
         try:
             index = self._append(event)
             self.tlog.integrate(until=index)
@@ -664,7 +763,7 @@ class Vault:
                 self.catalog.add_event(conn, event.catalog_row())
         fields = {
             "artifact_id": op.artifact_id,
-            "actor": self.actor,
+            "actor": event.actor,
             "outcome": outcome,
             "reason": reason,
             "log_index": index,
@@ -1423,5 +1522,4 @@ __all__ = [
     "SourceFile",
     "Vault",
     "VerifyReport",
-    "default_actor",
 ]

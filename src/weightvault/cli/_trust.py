@@ -1,4 +1,4 @@
-"""`weightvault trust init|show|rotate|pin|export`: the signed trust root."""
+"""`weightvault trust init|show|rotate|enrol|revoke-principal|pin|export`: the signed trust root."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ def _show_lines(root: Root, custody: dict[str, str]) -> list[str]:
     for role in ("log", "witness"):
         keys = summary[role]
         lines.append(f"  {role} keys: " + (", ".join(k.split("+", 2)[0] for k in keys) or "none"))
+    lines.append("  principals:" if root.principals else "  principals: none (bootstrap enrolment)")
+    lines += [
+        f"    {p['name']}  {p['keyid'][:16]}  {','.join(p['roles'])}" for p in summary["principals"]
+    ]
     return lines
 
 
@@ -121,6 +125,44 @@ def _rotate(args: argparse.Namespace) -> int:
         f"after v{previous}",
         change.to_dict(),
     )
+    return 0
+
+
+def _enrol(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.keys import parse_public_key
+    from weightvault.lifecycle.trust import enrol_principal
+
+    path = Path(args.key)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read public key {path} ({exc.strerror})") from None
+    key = parse_public_key(data, str(path))
+    change = enrol_principal(
+        open_vault(args),
+        args.name,
+        key,
+        args.role.split(","),
+        key_files=[Path(p) for p in args.root_key],
+    )
+    emit(
+        args,
+        f"enrolled {args.name} (key {key.keyid[:16]}) as {args.role}: "
+        f"published {describe(change.root)}",
+        change.to_dict(),
+    )
+    return 0
+
+
+def _revoke_principal(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.trust import revoke_principal
+
+    change = revoke_principal(
+        open_vault(args), args.name, key_files=[Path(p) for p in args.root_key]
+    )
+    emit(args, f"revoked {args.name}: published {describe(change.root)}", change.to_dict())
     return 0
 
 
@@ -210,6 +252,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--export", metavar="DIR", help="write new root keys to 0600 files")
     roles(p)
     p.set_defaults(func=_rotate)
+    from weightvault.provenance import ROLES
+
+    p = actions.add_parser(
+        "enrol", help="enrol a principal's public key with roles (a new version)", parents=[common]
+    )
+    p.add_argument("name")
+    p.add_argument("--key", required=True, metavar="PUBFILE", help="`identity export` output")
+    p.add_argument("--role", required=True, metavar="ROLE[,ROLE]", help=", ".join(ROLES))
+    p.add_argument("--root-key", action="append", default=[], metavar="FILE")
+    p.set_defaults(func=_enrol)
+    p = actions.add_parser(
+        "revoke-principal", help="remove a principal (a new version)", parents=[common]
+    )
+    p.add_argument("name")
+    p.add_argument("--root-key", action="append", default=[], metavar="FILE")
+    p.set_defaults(func=_revoke_principal)
     p = actions.add_parser(
         "pin", help="pin the root this host trusts for offline verification", parents=[common]
     )

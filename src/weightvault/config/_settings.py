@@ -24,7 +24,12 @@ override values of ``weightvault.toml``:
 ``WEIGHTVAULT_BUCKET_PREFIX``   prefix of every bucket name
 ``WEIGHTVAULT_CATALOG_URL``     SQLAlchemy URL of the catalog
 ``WEIGHTVAULT_MASTER_KEY``      base64 master key sealing the keystore
-``WEIGHTVAULT_ACTOR``           who is acting (until principals prove it with a key)
+``WEIGHTVAULT_IDENTITY``        the identity to act as: a name under the identity directory,
+                                or a path to an identity file (default: the login name)
+``WEIGHTVAULT_IDENTITY_DIR``    where identities live (default
+                                ``$XDG_CONFIG_HOME/weightvault/identities``)
+``WEIGHTVAULT_IDENTITY_PASSPHRASE_FILE`` a file whose first line unlocks a protected identity
+                                (the passphrase itself is never read from the environment)
 ``WEIGHTVAULT_LOG_LEVEL``       log level of every entry point
 ``WEIGHTVAULT_DEBUG``           "1": tracebacks instead of one-line errors
 ``WEIGHTVAULT_WITNESSES``       verifier keys of the witnesses the log needs, comma-separated
@@ -72,7 +77,9 @@ class Environment(BaseSettings):
     bucket_prefix: str | None = None
     catalog_url: str | None = None
     master_key: SecretStr | None = None
-    actor: str | None = None
+    identity: str | None = None
+    identity_dir: Path | None = None
+    identity_passphrase_file: Path | None = None
     log_level: str | None = None
     debug: bool = False
     witnesses: str | None = None
@@ -87,6 +94,15 @@ def environment() -> Environment:
         first = exc.errors()[0]
         name = "WEIGHTVAULT_" + str(first["loc"][0]).upper() if first["loc"] else "WEIGHTVAULT_*"
         raise ConfigError(f"{name} is invalid: {first['msg']}") from None
+
+
+def identity_dir() -> Path:
+    """Where this user's identities live: ``WEIGHTVAULT_IDENTITY_DIR``, else the config dir."""
+    env = environment()
+    if env.identity_dir is not None:
+        return env.identity_dir
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "weightvault" / "identities"
 
 
 def prefect_flow_run_id() -> str | None:

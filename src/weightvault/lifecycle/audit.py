@@ -6,7 +6,9 @@
    witness;
 3. :func:`check_index`: the catalog's ``log_entries`` index agrees with the log,
    row by row (an edited row, a missing row, a row of no entry are each named);
-4. :func:`render_report`: a short human summary (the JSON is ``report.to_dict()``).
+4. :func:`check_principals`: every entry is signed by the principal it names, with
+   the key the trust root in force at that point of the log enrols under that name;
+5. :func:`render_report`: a short human summary (the JSON is ``report.to_dict()``).
 
 :func:`verify_audit` runs them in a row.
 
@@ -25,7 +27,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from weightvault.artifacts import Vault, open_log
+from weightvault.artifacts import (
+    Vault,
+    bootstrap_principals,
+    log_origin,
+    open_log,
+    stored_roots,
+)
 from weightvault.catalog import Catalog
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.errors import (
@@ -33,8 +41,10 @@ from weightvault.errors import (
     InvalidInputError,
     LogVerificationError,
     NotFoundError,
+    TrustRootError,
 )
 from weightvault.lifecycle.witness import check_log
+from weightvault.provenance import Principal, Root, verify_root, verify_successor
 from weightvault.records import (
     Event,
     LogReport,
@@ -49,6 +59,7 @@ __all__ = [
     "CheckedProof",
     "EventProof",
     "check_index",
+    "check_principals",
     "check_proof",
     "open_readonly_log",
     "prove_event",
@@ -173,12 +184,143 @@ def check_index(log: TransparencyLog, catalog: Catalog, report: LogReport) -> di
     return counts
 
 
+def _verified_chain(vault: Vault) -> list[Root]:
+    """The stored roots, each verified as the successor of the one before (v1 by itself)."""
+    chain = stored_roots(vault.settings, vault.store)
+    previous: Root | None = None
+    for root in chain:
+        if previous is None:
+            if root.version != 1:
+                raise TrustRootError(f"the trust root chain starts at v{root.version}, not v1")
+            verify_root(root)
+        else:
+            verify_successor(previous, root)
+        previous = root
+    return chain
+
+
+def _by_key(principals: tuple[Principal, ...]) -> dict[str, Principal]:
+    return {p.keyid: p for p in principals}
+
+
+class _PrincipalCheck:
+    """The walk of :func:`check_principals`: the enrolment in force and open operations."""
+
+    def __init__(self, vault: Vault, chain: dict[int, Root], report: LogReport) -> None:
+        self.chain = chain
+        self.report = report
+        self.bootstrap = bootstrap_principals(vault.keys)
+        first = chain.get(1)
+        self.in_force = _by_key(self.bootstrap + (first.principals if first else ()))
+        self.where = "the bootstrap enrolment"
+        self.origin = log_origin(vault.settings)
+        self.intents: dict[str, Principal | None] = {}
+        self.seen_signed = False
+        self.counts = {"signed": 0, "legacy": 0, "unenrolled": 0}
+
+    def problem(self, index: int, event: Event, detail: str) -> None:
+        self.report.add(
+            "principal", f"log entry {index}", f"({event.kind} {event.phase}) {detail}", 100
+        )
+
+    def entry(self, index: int, event: Event) -> None:
+        keyid, name = event.keyid, event.principal.get("name")
+        if keyid is None:
+            if self.seen_signed:
+                self.problem(index, event, "is not signed by a principal")
+            else:
+                self.counts["legacy"] += 1
+            return
+        self.seen_signed = True
+        enrolled = self.in_force.get(keyid)
+        if event.phase == "outcome" and event.op in self.intents:
+            enrolled = self.intents.pop(event.op)
+        if name is None:
+            self.unenrolled(index, event, keyid)
+            return
+        if enrolled is None or enrolled.keyid != keyid:
+            detail = f"names {name!r:.70} but {self.where} does not enrol key {keyid[:16]}"
+            self.problem(index, event, detail)
+            enrolled = None
+        elif enrolled.name != name:
+            self.problem(
+                index, event, f"names {name!r:.70} but its key is enrolled as {enrolled.name}"
+            )
+        elif not event.signature_valid(self.origin, enrolled.public_key):
+            self.problem(index, event, f"does not carry a valid signature by {name}")
+        else:
+            self.counts["signed"] += 1
+        if event.phase == "intent":
+            self.intents[event.op] = enrolled
+        if event.kind == "trust.root_published" and event.outcome == "ok":
+            self.published(index, event)
+
+    def unenrolled(self, index: int, event: Event, keyid: str) -> None:
+        self.counts["unenrolled"] += 1
+        if event.phase == "intent":
+            self.intents[event.op] = None
+        elif event.outcome != "refused":
+            self.problem(index, event, f"by key {keyid[:16]}, enrolled by nobody, is not a refusal")
+
+    def published(self, index: int, event: Event) -> None:
+        version = event.details.get("version")
+        root = self.chain.get(version) if isinstance(version, int) else None
+        if root is None:
+            self.problem(index, event, f"records trust root v{version}, which the store lacks")
+            return
+        self.in_force = _by_key(root.principals or self.bootstrap)
+        self.where = f"trust root v{root.version}"
+
+
+def check_principals(vault: Vault, log: TransparencyLog, report: LogReport) -> dict[str, int]:
+    """Add a problem for every entry not signed by the principal it names.
+
+    The enrolment in force changes where the log records a trust root published
+    (the ok outcome of ``trust.root_published``): before the first one it is the
+    bootstrap enrolment (the keystore's, and version 1's); after version N it is
+    N's principals (or the bootstrap enrolment if N lists none). An outcome is
+    checked against the enrolment of its intent. An entry by a key nobody
+    enrolled (name null) may only be a refused attempt. Unsigned entries are
+    accepted only before the log's first signed one (a log begun before
+    principals existed). Returns the counts: signed, legacy, unenrolled attempts.
+    """
+    try:
+        chain = {r.version: r for r in _verified_chain(vault)}
+    except TrustRootError as exc:
+        report.add("principal", "trust root", f"cannot name the principals: {exc.message}", 100)
+        return {"signed": 0, "legacy": 0, "unenrolled": 0}
+    check = _PrincipalCheck(vault, chain, report)
+    before = len(report.problems) + report.omitted
+    try:
+        for index, entry in log.iter_entries():
+            try:
+                event = Event.parse(entry)
+            except IntegrityError:
+                continue  # named by the index check
+            check.entry(index, event)
+    except IntegrityError as exc:
+        report.add("principal", "log entries", f"cannot be read: {exc.message}", 100)
+    counts = check.counts
+    if len(report.problems) + report.omitted == before:
+        report.checked.append(
+            f"principals: {counts['signed']} entries signed by enrolled keys"
+            + (
+                f", {counts['unenrolled']} refused unenrolled attempts"
+                if counts["unenrolled"]
+                else ""
+            )
+            + (f", {counts['legacy']} unsigned from before principals" if counts["legacy"] else "")
+        )
+    return counts
+
+
 def verify_audit(vault: Vault) -> tuple[LogReport, dict[str, int]]:
     """Every step in a row: what ``weightvault audit verify`` does (nothing raised for
     problems; see :meth:`LogReport.raise_for_problems`)."""
     log = open_readonly_log(vault)
     report = check_log(log, vault.settings)
     counts = check_index(log, vault.catalog, report)
+    check_principals(vault, log, report)
     return report, counts
 
 

@@ -5,9 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from weightvault._fs import make_private_dir
-from weightvault.artifacts import audit_hmac_key, log_keys, log_origin, open_keystore
+from weightvault.artifacts import (
+    audit_hmac_key,
+    bootstrap_principals,
+    enrol_bootstrap,
+    log_keys,
+    log_origin,
+    open_keystore,
+)
 from weightvault.config import Settings
-from weightvault.keys import create_master_key
+from weightvault.keys import (
+    KeyProvider,
+    create_identity,
+    create_master_key,
+    default_identity,
+    identity_path,
+    read_public,
+)
+from weightvault.provenance import ROLES
 from weightvault.store import (
     Capability,
     EmbeddedStore,
@@ -37,8 +52,27 @@ def check_store(settings: Settings) -> list[Capability]:
     return probe_store(connect(settings), settings)
 
 
-def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any]:
-    """Create home, master key, buckets and tier KEKs; safe to run again.
+def first_principal(keys: KeyProvider, identity: str | None = None) -> str:
+    """The acting identity, made if it does not exist, enrolled if nobody is yet.
+
+    The bootstrap enrolment (in the sealed keystore) names the vault's first
+    principal with every role, so a fresh vault works; ``trust init`` copies it
+    into the signed root, and from then on only ``trust enrol`` adds principals.
+    """
+    path = identity_path(identity or default_identity())
+    created = not path.exists()
+    public = create_identity(path.stem, directory=path.parent) if created else read_public(path)
+    made = "created" if created else "present"
+    if enrol_bootstrap(keys, public.name, public.public_key, ROLES):
+        return f"{public.name} ({made}, key {public.keyid[:16]}), enrolled as the first principal"
+    first = ", ".join(p.name for p in bootstrap_principals(keys))
+    return f"{public.name} ({made}, key {public.keyid[:16]}); first principal: {first}"
+
+
+def init_vault(
+    settings: Settings, *, start_store: bool = True, identity: str | None = None
+) -> dict[str, Any]:
+    """Create home, master key, buckets, tier KEKs and the first principal; safe to run again.
 
     The store comes first when it runs, so the keystore's first versions are
     recorded there (:class:`weightvault.artifacts.StoreKeystoreVersions`).
@@ -69,6 +103,7 @@ def init_vault(settings: Settings, *, start_store: bool = True) -> dict[str, Any
     # The audit log's keys and the audit HMAC key; only the public vkey is reported.
     report["log_key"] = log_keys(keystore, log_origin(settings)).vkeys["ed25519"]
     audit_hmac_key(keystore)
-    order = ("home", "master_key", "keks", "log_key", "store", "buckets")
+    report["identity"] = first_principal(keystore, identity)
+    order = ("home", "master_key", "keks", "log_key", "store", "buckets", "identity")
     report["keks"] = keks
     return {name: report[name] for name in order if name in report}

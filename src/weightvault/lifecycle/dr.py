@@ -256,9 +256,9 @@ def write_home(settings: Settings, master: bytes, backup: KeystoreBackup) -> Non
         fh.write(base64.b64encode(master) + b"\n")
 
 
-def rebuild(settings: Settings, *, actor: str | None = None) -> dict[str, Any]:
+def rebuild(settings: Settings, *, identity: str | None = None) -> dict[str, Any]:
     """Open the restored vault and rebuild its catalog from the store."""
-    vault = Vault.open(settings, actor=actor)
+    vault = Vault.open(settings, identity=identity)
     return rebuild_catalog(vault)
 
 
@@ -267,15 +267,15 @@ def restore_home(
     store: ObjectStore,
     mnemonics: Sequence[str],
     *,
-    actor: str | None = None,
+    identity: str | None = None,
 ) -> dict[str, Any]:
     """Every step in a row; nothing is written before the shares and the backup checked out."""
     check_new_home(settings)
     master = recover_master(settings, store, mnemonics)
     backup = fetch_keystore(settings, store, master)
     write_home(settings, master, backup)
-    catalog = rebuild(settings, actor=actor)
-    vault = Vault.open(settings, actor=actor)
+    catalog = rebuild(settings, identity=identity)
+    vault = Vault.open(settings, identity=identity)
     # The log's keys are in the keystore just restored, so this is recorded after the effect.
     details = {
         "home": vault.private(str(settings.home)),

@@ -61,7 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from weightvault._json import canonical_json
-from weightvault.artifacts import REWRAP_KIND, Vault, sha256_hex
+from weightvault.artifacts import BOOTSTRAP_PURPOSE, REWRAP_KIND, Vault, sha256_hex
 from weightvault.config import TIERS
 from weightvault.errors import (
     ConfigError,
@@ -1066,6 +1066,8 @@ def inventory_rows(vault: Vault, now: datetime) -> list[KeyInventoryRow]:
     signed = vault.catalog.signed_counts()
     rows = []
     for rec in rotating_keys(vault).records():
+        if rec.purpose == BOOTSTRAP_PURPOSE:
+            continue  # an enrolled principal's public key: the vault holds no secret of it
         key_type = KEY_TYPES.get(rec.purpose)
         status = "unknown"
         if key_type is not None:

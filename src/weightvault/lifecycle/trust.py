@@ -32,10 +32,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from weightvault._fs import local_write_error, make_private_dir, write_private
-from weightvault.artifacts import Vault, log_keys, log_origin
+from weightvault._fs import local_write_error, make_private_dir
+from weightvault.artifacts import (
+    Vault,
+    bootstrap_principals,
+    log_keys,
+    log_origin,
+    read_root_file,
+    write_root,
+)
+from weightvault.artifacts import cache_path as _cache_path
+from weightvault.artifacts import current_root as _current_root
+from weightvault.artifacts import stored_roots as _stored_roots
 from weightvault.crypto.notes import verifier_from_vkey
-from weightvault.crypto.signing import ALGORITHM, HybridSigningKey
+from weightvault.crypto.signing import ALGORITHM, HybridSigningKey, HybridVerifyKey
 from weightvault.errors import (
     ConflictError,
     InvalidInputError,
@@ -43,16 +53,17 @@ from weightvault.errors import (
     TrustRootError,
     UsageError,
 )
-from weightvault.keys import KeyRecord, KeyState
+from weightvault.keys import KeyRecord, KeyState, check_name
 from weightvault.logs import get_logger
 from weightvault.provenance import (
     ROOT_KEY_PURPOSE,
     SIGNING_KEY_ID,
+    Principal,
     Root,
     build_root,
+    check_roles,
     generate_root_key,
     load_root_key_file,
-    parse_root,
     root_key_file,
     root_key_from_record,
     same_content,
@@ -61,16 +72,14 @@ from weightvault.provenance import (
     signing_key,
     verify_root,
     verify_successor,
-    walk_chain,
 )
-from weightvault.store.layout import TRUST_ROOT_PREFIX, parse_trust_root_key, trust_root_key
+from weightvault.store.layout import trust_root_key
 
 log = get_logger("weightvault.lifecycle.trust")
 
 DEFAULT_ROOT_KEYS = 3
 DEFAULT_THRESHOLD = 2
 DEFAULT_EXPIRES_DAYS = 365
-_MAX_ROOT_BYTES = 4 * 1024 * 1024
 
 RoleKeys = Callable[[Vault], Iterable[str]]
 _ROLE_SOURCES: dict[str, list[RoleKeys]] = {"log": [], "witness": []}
@@ -119,7 +128,7 @@ def role_keys(vault: Vault, role: str) -> list[str]:
 
 def cache_path(home: Path) -> Path:
     """The newest root this host verified from the store."""
-    return home / "trust" / "root.json"
+    return _cache_path(home)
 
 
 def pin_path(home: Path) -> Path:
@@ -127,16 +136,7 @@ def pin_path(home: Path) -> Path:
     return home / "trust" / "pinned.json"
 
 
-def _read_root_file(path: Path) -> Root | None:
-    try:
-        if path.stat().st_size > _MAX_ROOT_BYTES:
-            raise InvalidInputError(f"trust root file {path} is too large")
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read trust root file {path} ({exc.strerror})") from None
-    return parse_root(data)
+_read_root_file = read_root_file
 
 
 def load_root_file(path: Path) -> Root:
@@ -153,9 +153,7 @@ def read_pinned(home: Path) -> Root | None:
     return _read_root_file(pin_path(home))
 
 
-def _write_root(path: Path, root: Root) -> None:
-    make_private_dir(path.parent)
-    write_private(path, root.to_bytes())
+_write_root = write_root
 
 
 # -- the store's chain ----------------------------------------------------------------
@@ -163,19 +161,7 @@ def _write_root(path: Path, root: Root) -> None:
 
 def stored_roots(vault: Vault) -> list[Root]:
     """Every root version in the store, oldest first (parsed, not yet verified)."""
-    bucket = vault.bucket("audit")
-    out = []
-    for obj in vault.store.list(bucket, TRUST_ROOT_PREFIX):
-        version = parse_trust_root_key(obj.key)
-        if version is None:
-            continue
-        root = parse_root(vault.store.get_bytes(bucket, obj.key, limit=_MAX_ROOT_BYTES))
-        if root.version != version:
-            raise TrustRootError(
-                f"{obj.key} holds trust root v{root.version}: a version was moved or replaced"
-            )
-        out.append(root)
-    return sorted(out, key=lambda r: r.version)
+    return _stored_roots(vault.settings, vault.store)
 
 
 def current_root(vault: Vault, *, check_expiry: bool = True) -> Root | None:
@@ -185,27 +171,7 @@ def current_root(vault: Vault, *, check_expiry: bool = True) -> Root | None:
     store offers less than this host already saw (rollback, deletion) or
     another chain (fork), or a version that does not verify.
     """
-    chain = stored_roots(vault)
-    home = vault.settings.home
-    cached = _read_root_file(cache_path(home))
-    if not chain:
-        if cached is not None:
-            raise TrustRootError(
-                f"the store holds no trust root but this host verified v{cached.version}: "
-                "the roots were deleted, or this is another store"
-            )
-        return None
-    first = chain[0]
-    if first.version != 1:
-        raise TrustRootError(f"the store's trust root chain starts at v{first.version}, not v1")
-    anchor = cached
-    if anchor is None:
-        verify_root(first)
-        anchor = first
-    final = walk_chain(anchor, chain, vault.clock() if check_expiry else None)
-    if cached is None or final.version > cached.version:
-        _write_root(cache_path(home), final)
-    return final
+    return _current_root(vault.settings, vault.store, vault.clock() if check_expiry else None)
 
 
 def root_chain(vault: Vault) -> list[Root]:
@@ -237,6 +203,7 @@ def _publish(vault: Vault, root: Root) -> None:
                 f"trust root v{root.version} already exists: another rotation won; run it again"
             ) from None
         _write_root(cache_path(vault.settings.home), root)
+    vault.forget_principal()
     log.info("trust.root_published", version=root.version, digest=root.digest)
 
 
@@ -404,6 +371,7 @@ def init_root(
         expires_days=expires_days,
         log_keys=sorted({*role_keys(vault, "log"), *_vkeys(log_keys, "log")}),
         witness_keys=sorted({*role_keys(vault, "witness"), *_vkeys(witness_keys, "witness")}),
+        operators=_operators(bootstrap_principals(vault.keys)),
     )
     root = sign_root(body, root_keys)
     verify_root(root)
@@ -416,6 +384,65 @@ def init_root(
         tuple(k.keyid for k in root_keys),
         tuple(k for k, _ in root.signatures),
     )
+
+
+def _operators(principals: Iterable[Principal]) -> list[dict[str, Any]]:
+    """The root's ``operators``: principal entries, by name."""
+    return [p.to_dict() for p in sorted(principals, key=lambda p: p.name)]
+
+
+def _in_force(vault: Vault, root: Root) -> tuple[Principal, ...]:
+    """The principals a new version carries: the root's, else the bootstrap enrolment."""
+    return root.principals or bootstrap_principals(vault.keys)
+
+
+def enrol_principal(
+    vault: Vault,
+    name: str,
+    key: HybridVerifyKey,
+    roles: Iterable[str],
+    *,
+    key_files: Sequence[Path] = (),
+) -> RootChange:
+    """Publish the next root version enrolling ``name`` with ``key`` and ``roles``.
+
+    Re-enrolling a name with its own key replaces its roles; a name enrolled
+    with another key, or a key enrolled under another name, is refused (revoke
+    first). Signed like :func:`rotate_root`, by the root keys at hand.
+    """
+    check_name(name)
+    wanted = check_roles(roles)
+    previous = current_root(vault, check_expiry=False)
+    if previous is None:
+        raise NoTrustRootError("the vault has no signed trust root: run `weightvault trust init`")
+    now = list(_in_force(vault, previous))
+    for principal in now:
+        if principal.name == name and principal.keyid != key.keyid:
+            raise ConflictError(
+                f"{name} is enrolled with another key ({principal.keyid[:16]}): "
+                f"run `weightvault trust revoke-principal {name}` first"
+            )
+        if principal.keyid == key.keyid and principal.name != name:
+            raise ConflictError(f"that key is already enrolled as {principal.name}")
+    enrolled = Principal(
+        name, HybridVerifyKey.from_public_bytes(name, 1, key.public_bytes()), wanted
+    )
+    kept = [p for p in now if p.name != name]
+    return rotate_root(vault, key_files=key_files, principals=[*kept, enrolled])
+
+
+def revoke_principal(vault: Vault, name: str, *, key_files: Sequence[Path] = ()) -> RootChange:
+    """Publish the next root version without the principal ``name``: it can no longer act."""
+    previous = current_root(vault, check_expiry=False)
+    if previous is None:
+        raise NoTrustRootError("the vault has no signed trust root: run `weightvault trust init`")
+    now = list(_in_force(vault, previous))
+    if not any(p.name == name for p in now):
+        raise InvalidInputError(f"{name!r:.70} is not an enrolled principal of v{previous.version}")
+    kept = [p for p in now if p.name != name]
+    if not kept:
+        raise UsageError("the last principal cannot be revoked: nobody could act on the vault")
+    return rotate_root(vault, key_files=key_files, principals=kept)
 
 
 def _select(root: Root, refs: Iterable[str]) -> set[str]:
@@ -445,6 +472,7 @@ def rotate_root(
     remove_vkeys: Iterable[str] = (),
     expires_days: int = DEFAULT_EXPIRES_DAYS,
     export: Path | None = None,
+    principals: Sequence[Principal] | None = None,
 ) -> RootChange:
     """Publish the next root version, listing the keystore's signing keys as they are now.
 
@@ -452,6 +480,8 @@ def rotate_root(
     ones) and published only if the threshold of the previous version's root
     keys and the threshold of its own signed: otherwise TrustRootError, and
     nothing is written. New root keys are kept only once the version verifies.
+    ``principals`` replaces the enrolled principals (default: carried over, or
+    the bootstrap enrolment when the previous version lists none).
     """
     previous = current_root(vault, check_expiry=False)
     if previous is None:
@@ -481,7 +511,7 @@ def rotate_root(
         expires_days=expires_days,
         log_keys=_carry(previous.log, "log", log_keys),
         witness_keys=_carry(previous.witness, "witness", witness_keys),
-        operators=previous.operators,
+        operators=_operators(principals if principals is not None else _in_force(vault, previous)),
     )
     body["root_keys"] = [k.to_dict() for k in sorted(verify_keys, key=lambda k: k.keyid)]
     if not 1 <= wanted <= len(verify_keys):
@@ -514,7 +544,7 @@ def stale(vault: Vault, root: Root) -> bool:
         expires_days=1,
         log_keys=sorted({*root.log, *role_keys(vault, "log")}),
         witness_keys=sorted({*root.witness, *role_keys(vault, "witness")}),
-        operators=root.operators,
+        operators=_operators(_in_force(vault, root)),
     )
     body["root_keys"] = root.signed["root_keys"]
     return not same_content(root, body)

@@ -30,12 +30,16 @@ from weightvault.provenance._statements import (
     verify_statement,
 )
 from weightvault.provenance._trust_root import (
+    PRINCIPAL_TYPE,
+    ROLES,
     ROOT_KEY_PURPOSE,
     ROOT_TYPE,
+    Principal,
     Root,
     SigningEntry,
     TrustedKeys,
     build_root,
+    check_roles,
     check_signed_at,
     generate_root_key,
     load_root_key_file,
@@ -52,10 +56,13 @@ from weightvault.provenance._trust_root import (
 )
 
 __all__ = [
+    "PRINCIPAL_TYPE",
+    "ROLES",
     "ROOT_KEY_PURPOSE",
     "ROOT_TYPE",
     "SIGNING_KEY_ID",
     "Attestation",
+    "Principal",
     "Provenance",
     "Root",
     "SigningEntry",
@@ -65,6 +72,7 @@ __all__ = [
     "build_root",
     "build_signed_statement",
     "capture_provenance",
+    "check_roles",
     "check_signed_at",
     "find_attestation",
     "generate_root_key",

@@ -14,7 +14,9 @@ A root document is canonical JSON (RFC 8785)::
                      "public_key": <hybrid verify key> | null}, ...],
         "log": ["<note vkey>", ...],
         "witness": ["<note vkey>", ...],
-        "operators": []},
+        "operators": [{"type": "weightvault.principal/v1", "name": "alice",
+                       "roles": ["approver", "reader"],
+                       "public_key": <hybrid verify key>}, ...]},
      "signatures": [{"keyid": "<hex>", "sig": "<base64 hybrid signature>"}, ...]}
 
 Root keys are hybrid Ed25519 + ML-DSA-65 keys (:mod:`weightvault.crypto.signing`);
@@ -30,6 +32,13 @@ twice counts once; a key listed twice, or two keys sharing a half, is refused),
 and an expired newest root. Signing keys carry their state: a statement by a
 destroyed or unlisted key is refused, and one by a compromised key is refused
 unless it is dated before the compromise.
+
+``operators`` lists the vault's principals (issue 12): people and services, each
+enrolled by name with its hybrid public key and its roles (:data:`ROLES`).
+Every entry is typed (``weightvault.principal/v1``) so the list can grow other
+entry types; a root made before principals existed lists none and parses as
+before. An entry of an unknown type, a name or key listed twice, or an unknown
+role is refused.
 """
 
 from __future__ import annotations
@@ -82,6 +91,19 @@ _ENTRY_FIELDS: Final = frozenset(
     {"key_id", "version", "keyid", "state", "compromised_at", "public_key"}
 )
 _STATES: Final = frozenset(str(s) for s in KeyState)
+PRINCIPAL_TYPE: Final = "weightvault.principal/v1"
+ROLES: Final = (
+    "reader",
+    "ingester",
+    "validator",
+    "promoter",
+    "approver",
+    "key-admin",
+    "auditor",
+    "incident-responder",
+)
+_PRINCIPAL_FIELDS: Final = frozenset({"type", "name", "roles", "public_key"})
+_MAX_PRINCIPALS: Final = 4096
 _MAX_ROOT_KEYS: Final = 64
 _MAX_SIGNATURES: Final = 64
 
@@ -112,6 +134,71 @@ class SigningEntry:
             "compromised_at": iso(self.compromised_at) if self.compromised_at else None,
             "public_key": self.public_key.to_dict() if self.public_key else None,
         }
+
+
+@dataclass(frozen=True)
+class Principal:
+    """One enrolled principal: its name, public key and roles."""
+
+    name: str
+    public_key: HybridVerifyKey
+    roles: tuple[str, ...]
+
+    @property
+    def keyid(self) -> str:
+        """Hex SHA-256 of the principal's canonical public key."""
+        return self.public_key.keyid
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as the root document holds it."""
+        return {
+            "type": PRINCIPAL_TYPE,
+            "name": self.name,
+            "roles": sorted(set(self.roles)),
+            "public_key": self.public_key.to_dict(),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Public facts: name, keyid, roles."""
+        return {"name": self.name, "keyid": self.keyid, "roles": sorted(set(self.roles))}
+
+
+def check_roles(roles: Iterable[str]) -> tuple[str, ...]:
+    """``roles`` sorted and deduplicated; InvalidInputError naming an unknown one."""
+    out = sorted({r.strip() for r in roles if r.strip()})
+    unknown = [r for r in out if r not in ROLES]
+    if unknown:
+        raise InvalidInputError(f"unknown role {unknown[0]!r}: the roles are {', '.join(ROLES)}")
+    if not out:
+        raise InvalidInputError(f"give at least one role of {', '.join(ROLES)}")
+    return tuple(out)
+
+
+def _principal(doc: Any, index: int) -> Principal:
+    if not isinstance(doc, dict) or doc.get("type") != PRINCIPAL_TYPE:
+        raise _fail(f"trust root operator entry {index} is not a {PRINCIPAL_TYPE} entry")
+    if set(doc) != _PRINCIPAL_FIELDS or not isinstance(doc["name"], str):
+        raise _fail(f"trust root principal entry {index} is malformed")
+    roles = doc["roles"]
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise _fail(f"trust root principal {doc['name']!r:.70} has malformed roles")
+    try:
+        checked = check_roles(roles)
+    except InvalidInputError as exc:
+        raise _fail(f"trust root principal {doc['name']!r:.70}: {exc.message}") from None
+    key = _verify_key(doc["public_key"], f"principal {doc['name']!r:.70}")
+    return Principal(doc["name"], key, checked)
+
+
+def _principals(raw: Any, version: int) -> tuple[Principal, ...]:
+    if not isinstance(raw, list) or len(raw) > _MAX_PRINCIPALS:
+        raise _fail("trust root operators are not a list")
+    principals = tuple(_principal(e, i) for i, e in enumerate(raw))
+    if len({p.name for p in principals}) != len(principals):
+        raise _fail(f"trust root v{version} enrols one principal name twice")
+    if len({p.keyid for p in principals}) != len(principals):
+        raise _fail(f"trust root v{version} enrols one key under two names")
+    return principals
 
 
 class TrustedKeys(dict[str, HybridVerifyKey]):
@@ -251,6 +338,7 @@ class Root:
     witness: tuple[str, ...]
     operators: tuple[Any, ...]
     vault: str
+    principals: tuple[Principal, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -309,6 +397,10 @@ class Root:
             )
         return entry
 
+    def principal(self, keyid: str) -> Principal | None:
+        """The principal enrolled with the key ``keyid``, if any."""
+        return next((p for p in self.principals if p.keyid == keyid), None)
+
     def summary(self) -> dict[str, Any]:
         """Public facts only: version, expiry, thresholds, key ids and states."""
         return {
@@ -332,7 +424,7 @@ class Root:
             ],
             "log": list(self.log),
             "witness": list(self.witness),
-            "operators": list(self.operators),
+            "principals": [p.summary() for p in self.principals],
         }
 
 
@@ -417,6 +509,7 @@ def parse_root(data: bytes | Mapping[str, Any]) -> Root:
     operators = signed["operators"]
     if not isinstance(operators, list) or not isinstance(signed["vault"], str):
         raise _fail("trust root operators or vault name are malformed")
+    principals = _principals(operators, version)
     return Root(
         signed=dict(signed),
         signatures=_signatures(doc["signatures"]),
@@ -429,6 +522,7 @@ def parse_root(data: bytes | Mapping[str, Any]) -> Root:
         witness=_check_vkeys(_str_list(signed["witness"], "witness keys"), "witness"),
         operators=tuple(operators),
         vault=signed["vault"],
+        principals=principals,
     )
 
 

@@ -7,12 +7,23 @@ after; both carry the operation id ``op`` that links them. An entry is the RFC
 hold secrets; identifiers that should stay private (local paths, host names)
 are HMAC'd with the vault's audit key before they get here.
 
+Every entry is signed by the acting principal's key (hybrid Ed25519 + ML-DSA-65):
+``principal`` is ``{"name", "keyid", "sig"}``, where ``sig`` signs
+``b"weightvault/v1/event\x00" || origin || b"\x00" || canonical_json(entry
+without principal.sig)`` (:meth:`Event.signed_message`), so an entry cannot be
+edited, moved to another log, or claimed by another key. ``name`` is the name
+the trust root enrols that key under, or null for a key it does not enrol (such
+an operation is refused before any effect).
+
 Outcomes are then indexed in the catalog, logged with structlog and handed to
 listeners (the Prefect layer turns them into Prefect events).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import sys
 import time
 import uuid
@@ -26,10 +37,12 @@ from typing import Any, Literal
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.config import prefect_flow_run_id
+from weightvault.crypto.signing import HybridSignature, HybridVerifyKey
 from weightvault.errors import IntegrityError
 
 EVENT_TYPE = "weightvault.event/v2"
 PHASES = ("intent", "outcome")
+_SIGNATURE_CONTEXT = b"weightvault/v1/event\x00"
 OUTCOMES = ("ok", "failed", "refused")
 Phase = Literal["intent", "outcome"]
 
@@ -139,8 +152,9 @@ class Event:
 
     @property
     def actor(self) -> str:
-        """The acting principal's name."""
-        return str(self.principal.get("name", ""))
+        """The acting principal's name ("" for a key nobody enrolled)."""
+        name = self.principal.get("name")
+        return name if isinstance(name, str) else ""
 
     def to_dict(self) -> dict[str, Any]:
         """The entry as a JSON object."""
@@ -166,6 +180,34 @@ class Event:
     def to_bytes(self) -> bytes:
         """The log entry: RFC 8785 canonical JSON."""
         return canonical_json(self.to_dict())
+
+    @property
+    def keyid(self) -> str | None:
+        """The keyid of the principal that signed the entry (None: an unsigned entry)."""
+        keyid = self.principal.get("keyid")
+        return keyid if isinstance(keyid, str) else None
+
+    def signed_message(self, origin: str) -> bytes:
+        """What the principal's key signs: the entry without ``principal.sig``, in ``origin``."""
+        doc = self.to_dict()
+        doc["principal"] = {k: v for k, v in self.principal.items() if k != "sig"}
+        return _SIGNATURE_CONTEXT + origin.encode() + b"\x00" + canonical_json(doc)
+
+    def with_signature(self, sig: bytes) -> Event:
+        """This event with ``principal.sig`` set to ``sig`` (a hybrid signature's bytes)."""
+        principal = {**self.principal, "sig": base64.b64encode(sig).decode("ascii")}
+        return dataclasses.replace(self, principal=principal)
+
+    def signature_valid(self, origin: str, key: HybridVerifyKey) -> bool:
+        """Whether ``principal.sig`` is ``key``'s signature of :meth:`signed_message`."""
+        sig, keyid = self.principal.get("sig"), self.keyid
+        if not isinstance(sig, str) or keyid != key.keyid:
+            return False
+        try:
+            signature = HybridSignature.from_bytes(keyid, base64.b64decode(sig, validate=True))
+        except (binascii.Error, ValueError, IntegrityError):
+            return False
+        return key.is_valid(self.signed_message(origin), signature)
 
     @classmethod
     def parse(cls, data: bytes) -> Event:

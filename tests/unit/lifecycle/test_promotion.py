@@ -110,7 +110,7 @@ def test_concurrent_promotions_exactly_one_wins(vault: Vault, validated: str) ->
     barrier = threading.Barrier(2)
 
     def attempt() -> None:
-        other = Vault.open(vault.settings, actor="alice")
+        other = Vault.open(vault.settings, identity="alice")
         barrier.wait()
         try:
             outcomes.append(promote(other, validated, "warm", approver="bob", justification="c"))
@@ -164,7 +164,7 @@ def test_quarantine_blocks_reads_until_released(
 def test_export_and_offline_verify_with_store_stopped(
     own_store, model_repo: Path, tmp_path: Path
 ) -> None:
-    vault = Vault.open(own_store, actor="alice")
+    vault = Vault.open(own_store, identity="alice")
     add_escrow_key(vault)
     artifact_id = ingest_model(vault, model_repo)
     validate_artifact(vault, artifact_id, model_repo)

@@ -84,14 +84,17 @@ def _session_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path
 
 @pytest.fixture(autouse=True)
 def _clean_vault_env(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _session_identity: Path
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    _session_identity: Path,
 ) -> None:
     for name in _VAULT_ENV:
         monkeypatch.delenv(name, raising=False)
     # Each test has an identity directory of its own holding the session's alice (so the
-    # identities a test makes stay its own); `init_vault` enrols alice as the first principal.
-    own = tmp_path / "identities"
-    own.mkdir(mode=0o700)
+    # identities a test makes stay its own), outside the test's tmp_path, which stays the
+    # test's alone; `init_vault` enrols alice as the first principal.
+    own = tmp_path_factory.mktemp("identities")
+    own.chmod(0o700)
     shutil.copy2(_session_identity, own / "alice.key")
     monkeypatch.setenv("WEIGHTVAULT_IDENTITY_DIR", str(own))
     monkeypatch.setenv("WEIGHTVAULT_IDENTITY", "alice")

@@ -15,8 +15,15 @@ from tests.support.durable_store import CLI, cli
 from weightvault.artifacts import Vault
 from weightvault.catalog._catalog import log_entries
 from weightvault.errors import LogForkError, LogVerificationError
-from weightvault.lifecycle import ingest
-from weightvault.store.layout import log_checkpoint_key, log_tile_key
+from weightvault.lifecycle import ingest, quarantine
+from weightvault.lifecycle.audit import verify_audit
+from weightvault.store.layout import (
+    STATEMENTS_PREFIX,
+    envelope_key,
+    log_checkpoint_key,
+    log_tile_key,
+    manifest_key,
+)
 from weightvault.tlog import entries_path
 
 
@@ -105,3 +112,29 @@ def test_a_rolled_back_checkpoint_is_a_fork_error(vault: Vault, tmp_path: Path) 
     assert any("the log was rolled back" in ln for ln in lines), lines
     # The host's last-seen checkpoint is kept, so the rollback stays detected.
     assert _errors(cli("audit", "verify"), LogForkError.exit_code)
+
+
+def test_the_store_is_checked_against_the_log(vault: Vault, tmp_path: Path) -> None:
+    """An envelope swapped for another artifact's, a signed statement deleted, and an
+    artifact the log never recorded: each named by `audit verify`, nothing else."""
+    first = _lifecycle(vault, tmp_path)
+    src = make_tree(tmp_path / "second", {"w.bin": b"s" * 2048})
+    second = ingest.put(vault, src, "second").artifact_id
+    quarantine.quarantine(vault, second, reason="drill")
+    assert "store: 2 artifacts hold the objects" in " ".join(verify_audit(vault)[0].checked)
+
+    envelopes, audit, hot = vault.bucket("envelopes"), vault.bucket("audit"), vault.bucket("hot")
+    other = vault.store.get_bytes(envelopes, envelope_key(second, "hot"))
+    vault.store.put_bytes(envelopes, envelope_key(first, "hot"), other)
+    (statement,) = [o.key for o in vault.store.list(audit, STATEMENTS_PREFIX)]
+    vault.store.remove(audit, statement)
+    stray = "0" * 8 + first[8:]
+    manifest = vault.store.get_bytes(hot, manifest_key(first))
+    vault.store.put_bytes(hot, manifest_key(stray), manifest)
+
+    lines = _errors(cli("audit", "verify"), LogVerificationError.exit_code)
+    joined = "\n".join(lines)
+    assert f"artifact {first}: its envelope in hot is not the one log entry" in joined
+    assert f"names signed statement {statement}, which is missing from the store" in joined
+    assert f"artifact {stray}: committed in hot but the log records no state of it" in joined
+    assert len(lines) == 3

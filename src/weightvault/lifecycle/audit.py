@@ -8,7 +8,13 @@
    row by row (an edited row, a missing row, a row of no entry are each named);
 4. :func:`check_principals`: every entry is signed by the principal it names, with
    the key the trust root in force at that point of the log enrols under that name;
-5. :func:`render_report`: a short human summary (the JSON is ``report.to_dict()``).
+5. :func:`check_store`: the store agrees with the log: every artifact the log records
+   (and has not deleted) holds, in the tier of its latest logged state, the manifest,
+   statement and envelope bytes that state names (a restored older version, a swapped
+   or missing object is named); every committed artifact in the store is one the log
+   records; every signed statement the log names is in the audit bucket with the bytes
+   it recorded;
+6. :func:`render_report`: a short human summary (the JSON is ``report.to_dict()``).
 
 :func:`verify_audit` runs them in a row.
 
@@ -28,20 +34,27 @@ from datetime import UTC, datetime
 from typing import Any
 
 from weightvault.artifacts import (
+    REWRAP_KIND,
+    STATE_KINDS,
+    LoggedState,
     Vault,
     bootstrap_principals,
     log_origin,
     open_log,
+    sha256_hex,
     stored_roots,
 )
 from weightvault.catalog import Catalog
+from weightvault.config import TIERS
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.errors import (
     IntegrityError,
     InvalidInputError,
     LogVerificationError,
     NotFoundError,
+    StoreRoleDeniedError,
     TrustRootError,
+    VaultError,
 )
 from weightvault.lifecycle.witness import check_log
 from weightvault.provenance import Principal, Root, verify_root, verify_successor
@@ -52,7 +65,12 @@ from weightvault.records import (
     prove_entry,
     verify_entry_proof,
 )
-from weightvault.store.layout import log_sequenced_key
+from weightvault.store.layout import (
+    envelope_key,
+    log_sequenced_key,
+    manifest_key,
+    statement_key,
+)
 from weightvault.tlog import parse_tlog_proof
 
 __all__ = [
@@ -61,6 +79,7 @@ __all__ = [
     "check_index",
     "check_principals",
     "check_proof",
+    "check_store",
     "open_readonly_log",
     "prove_event",
     "render_report",
@@ -314,6 +333,130 @@ def check_principals(vault: Vault, log: TransparencyLog, report: LogReport) -> d
     return counts
 
 
+_STORE_LIMIT = 100
+
+
+@dataclass
+class _Objects:
+    """What the log says of one artifact: its latest state entry, the latest rotation
+    entry naming it since, and whether it was deleted after."""
+
+    state: tuple[int, Event] | None = None
+    rewrap: tuple[int, Event] | None = None
+    deleted: bool = False
+
+
+def _logged_objects(
+    log: TransparencyLog, report: LogReport
+) -> tuple[dict[str, _Objects], list[tuple[int, dict[str, str]]]]:
+    """Per artifact, the entries its current objects must match; every statement named."""
+    found: dict[str, _Objects] = {}
+    statements: list[tuple[int, dict[str, str]]] = []
+    for index, entry in log.verified_entries():
+        event = Event.parse(entry)
+        if event.phase != "outcome" or event.outcome != "ok":
+            continue
+        ref = event.details.get("statement")
+        if isinstance(ref, dict) and all(isinstance(ref.get(k), str) for k in ("key", "sha256")):
+            statements.append((index, {"key": ref["key"], "sha256": ref["sha256"]}))
+        if event.kind == REWRAP_KIND:
+            envelopes = event.details.get("envelopes")
+            for artifact_id in envelopes if isinstance(envelopes, dict) else ():
+                objects = found.get(str(artifact_id))
+                if objects is not None and objects.state is not None:
+                    objects.rewrap = (index, event)
+        elif event.artifact_id and event.kind in STATE_KINDS:
+            found[event.artifact_id] = _Objects(state=(index, event))
+        elif event.artifact_id and event.kind == "artifact.deleted":
+            found.setdefault(event.artifact_id, _Objects()).deleted = True
+    return found, statements
+
+
+def _stored(vault: Vault, bucket: str, key: str) -> bytes | None:
+    try:
+        return vault.store.get_bytes(bucket, key, limit=1 << 24)
+    except NotFoundError:
+        return None
+
+
+def check_store(vault: Vault, log: TransparencyLog, report: LogReport) -> dict[str, int]:
+    """The store agrees with the log (see the module docstring, step 5); problems named."""
+    before = len(report.problems) + report.omitted
+    try:
+        logged, statements = _logged_objects(log, report)
+        counts = _check_objects(vault, logged, report)
+        counts["statements"] = _check_statements(vault, statements, report)
+    except StoreRoleDeniedError as exc:
+        report.checked.append(f"store: not checked, this credential may not read it ({exc})")
+        return {}
+    except IntegrityError as exc:
+        report.add("store", "log entries", f"cannot be read: {exc.message}", _STORE_LIMIT)
+        return {}
+    if len(report.problems) + report.omitted == before:
+        report.checked.append(
+            f"store: {counts['artifacts']} artifacts hold the objects their latest logged "
+            f"state names, {counts['statements']} signed statements as logged"
+        )
+    return counts
+
+
+def _check_objects(vault: Vault, logged: dict[str, _Objects], report: LogReport) -> dict[str, int]:
+    checked = 0
+    for artifact_id, objects in sorted(logged.items()):
+        if objects.state is None or objects.deleted:
+            continue
+        events = [objects.state] + ([objects.rewrap] if objects.rewrap else [])
+        latest = LoggedState.from_events(artifact_id, events).latest
+        if latest is None:
+            continue
+        bucket = vault.bucket(latest.tier)
+        stored = {
+            "manifest": _stored(vault, bucket, manifest_key(artifact_id)),
+            "statement": _stored(vault, bucket, statement_key(artifact_id)),
+            "envelope": _stored(
+                vault, vault.bucket("envelopes"), envelope_key(artifact_id, latest.tier)
+            ),
+        }
+        checked += 1
+        for what, data in stored.items():
+            where = f"artifact {artifact_id}"
+            if data is None:
+                detail = (
+                    f"its {what} is missing from {latest.tier}, where log entry "
+                    f"{latest.index} ({latest.kind}) recorded it"
+                )
+                report.add("store", where, detail, _STORE_LIMIT)
+            elif sha256_hex(data) != latest.digest(what):
+                detail = (
+                    f"its {what} in {latest.tier} is not the one log entry {latest.index} "
+                    f"({latest.kind}) recorded (an older version restored, or another "
+                    "object put in its place)"
+                )
+                report.add("store", where, detail, _STORE_LIMIT)
+    for tier in TIERS:
+        for artifact_id in sorted(vault.committed_ids(tier)):
+            known = logged.get(artifact_id)
+            if known is None or known.state is None:
+                detail = f"committed in {tier} but the log records no state of it"
+                report.add("store", f"artifact {artifact_id}", detail, _STORE_LIMIT)
+    return {"artifacts": checked}
+
+
+def _check_statements(
+    vault: Vault, statements: list[tuple[int, dict[str, str]]], report: LogReport
+) -> int:
+    bucket = vault.bucket("audit")
+    for index, ref in statements:
+        data = _stored(vault, bucket, ref["key"])
+        if data is None:
+            detail = f"names signed statement {ref['key']}, which is missing from the store"
+            report.add("store", f"entry {index}", detail, _STORE_LIMIT)
+        elif sha256_hex(data) != ref["sha256"]:
+            detail = f"names signed statement {ref['key']}, whose bytes were changed"
+            report.add("store", f"entry {index}", detail, _STORE_LIMIT)
+    return len(statements)
+
+
 def verify_audit(vault: Vault) -> tuple[LogReport, dict[str, int]]:
     """Every step in a row: what ``weightvault audit verify`` does (nothing raised for
     problems; see :meth:`LogReport.raise_for_problems`)."""
@@ -321,6 +464,10 @@ def verify_audit(vault: Vault) -> tuple[LogReport, dict[str, int]]:
     report = check_log(log, vault.settings)
     counts = check_index(log, vault.catalog, report)
     check_principals(vault, log, report)
+    try:
+        check_store(vault, log, report)
+    except VaultError as exc:
+        report.add("store", "the store", f"cannot be read: {exc.message}", _STORE_LIMIT)
     return report, counts
 
 

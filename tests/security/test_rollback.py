@@ -167,7 +167,7 @@ def test_a_compromised_signer_is_judged_at_the_time_the_log_recorded_the_stateme
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     """The statement claims a time before the compromise; the log recorded it after."""
-    later = Vault.open(vault_settings, actor="alice", clock=lambda: utcnow() + timedelta(days=2))
+    later = Vault.open(vault_settings, clock=lambda: utcnow() + timedelta(days=2))
     artifact_id = ingest.put(
         later, make_tree(tmp_path / "m", {"m.bin": b"m" * 1024}), "m"
     ).artifact_id

@@ -321,9 +321,14 @@ def test_ports_whose_weed_sockets_another_user_made_first_are_not_used(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with _vault_home() as (base, settings):
-        squatted = free_ports(10)
         names = ("s3", "s3-grpc", "master", "master-grpc", "volume-grpc", "filer", "filer-grpc")
-        paths = [f"/tmp/seaweedfs-{n}-{p}.sock" for n, p in zip(names, squatted, strict=False)]
+        # Free ports whose socket paths no earlier weed left behind in /tmp (a stale one
+        # would make the squat itself fail, not the store).
+        while True:
+            squatted = free_ports(10)
+            paths = [f"/tmp/seaweedfs-{n}-{p}.sock" for n, p in zip(names, squatted, strict=False)]
+            if not any(Path(path).exists() for path in paths):
+                break
         # nobody binds (and so creates) unix sockets where weed would put its own.
         made = attack({"sockets": paths}, "squat_sockets")["squat_sockets"]
         assert made["harm"], made["detail"]

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from tests.conftest import REPO, make_tree
+from tests.support.approvals import APPROVERS, approved
 from tests.support.audit_helpers import log_entries, outcomes, read_only_bucket
 from tests.support.durable_store import CLI, cli, cli_json
 from tests.support.rfc6962 import ref_mth
@@ -251,9 +252,10 @@ def test_every_operation_has_an_intent_and_an_outcome_and_no_secret(
     quarantine(vault, kept, reason="incident 1")
     with pytest.raises(Exception, match="quarantined"):
         vault.verify(kept)
-    with pytest.raises(Exception, match="approver"):
-        release(vault, kept, approver="alice", justification="self")
-    release(vault, kept, approver="bob", justification="resolved")
+    with pytest.raises(Exception, match="approvals"):
+        release(vault, kept, justification="self")
+    approved(vault, kept, "release")
+    release(vault, kept, justification="resolved")
     deks = [vault.dek(a, "hot") for a in (kept, gone)]
     delete_artifact(vault, gone)
     vault.gc()
@@ -289,12 +291,15 @@ def test_every_operation_has_an_intent_and_an_outcome_and_no_secret(
         ("catalog.rebuilt", "ok"),
     ]:
         assert expected in kinds, expected
-    alice = load_identity(identity_path("alice"))
+    signers = {n: load_identity(identity_path(n)) for n in ("alice", *APPROVERS)}
     for e in entries:
-        assert e["principal"]["name"] == "alice"
-        assert e["principal"]["keyid"] == alice.keyid
+        # Only the approvals are signed by the approvers; everything else by alice.
+        expected = e["principal"]["name"] if e["kind"] == "artifact.approved" else "alice"
+        assert e["principal"]["name"] == expected
+        signer = signers[expected]
+        assert e["principal"]["keyid"] == signer.keyid
         signed = Event.parse(canonical_json(e))
-        assert signed.signature_valid(log_origin(vault.settings), alice.public_key())
+        assert signed.signature_valid(log_origin(vault.settings), signer.public_key())
         assert e["client"]["pid"] > 0
         assert e["client"]["host"].startswith("hmac-sha256:")
     ingested = next(

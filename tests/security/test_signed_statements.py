@@ -28,6 +28,7 @@ import pytest
 from sqlalchemy import update
 
 from tests.conftest import make_tree
+from tests.support.approvals import approved
 from tests.support.durable_store import cli
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, parse_iso
@@ -323,11 +324,16 @@ def test_quarantine_release_and_key_records_are_signed_statements_in_the_log(
 ) -> None:
     artifact_id = _put(vault, tmp_path, {"weights.bin": os.urandom(128)})
     quarantine(vault, artifact_id, reason="incident 12")
-    release(vault, artifact_id, approver="bob", justification="false alarm")
+    approved(vault, artifact_id, "release")
+    release(vault, artifact_id, justification="false alarm")
     q = _trusted(vault, _outcome_row(vault, artifact_id, "artifact.quarantined"), "quarantine")
     assert (q["reason"], q["origin"], q["by"]) == ("incident 12", "hot", "alice")
     r = _trusted(vault, _outcome_row(vault, artifact_id, "artifact.released"), "release")
-    assert (r["approver"], r["justification"], r["origin"]) == ("bob", "false alarm", "hot")
+    assert (r["approvers"], r["justification"], r["origin"]) == (
+        ["approver-1", "approver-2"],
+        "false alarm",
+        "hot",
+    )
     assert vault.logged_quarantine(artifact_id) is None
     vault.verify(artifact_id)
 

@@ -18,7 +18,18 @@ from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from weightvault.cli import _audit, _dr, _identity, _keys, _policy, _store, _tiers, _trust, _witness
+from weightvault.cli import (
+    _approvals,
+    _audit,
+    _dr,
+    _identity,
+    _keys,
+    _policy,
+    _store,
+    _tiers,
+    _trust,
+    _witness,
+)
 from weightvault.cli._common import Handler, Parser, emit, emit_table, open_vault, settings_for
 from weightvault.cli._progress import transfer
 from weightvault.config import Settings, environment
@@ -32,7 +43,18 @@ from weightvault.errors import (
 from weightvault.logs import configure_logging, scrub_text
 
 # Core command groups in their own modules; each has register(sub, common).
-COMMAND_MODULES = (_audit, _keys, _policy, _tiers, _trust, _witness, _dr, _store, _identity)
+COMMAND_MODULES = (
+    _approvals,
+    _audit,
+    _keys,
+    _policy,
+    _tiers,
+    _trust,
+    _witness,
+    _dr,
+    _store,
+    _identity,
+)
 
 
 # -- commands -----------------------------------------------------------------

@@ -43,9 +43,7 @@ def _release(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
     from weightvault.lifecycle.quarantine import release
 
-    tier = release(
-        open_vault(args), args.id, approver=args.approver, justification=args.justification
-    )
+    tier = release(open_vault(args), args.id, justification=args.justification)
     emit(args, f"{args.id} released to {tier}", {"tier": tier})
     return 0
 
@@ -134,9 +132,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("id")
     p.add_argument("--reason", required=True)
     p.set_defaults(func=_quarantine)
-    p = sub.add_parser("release", help="release a quarantined artifact", parents=[common])
+    p = sub.add_parser(
+        "release",
+        help="release a quarantined artifact (needs signed approvals: `approve ID --to release`)",
+        parents=[common],
+    )
     p.add_argument("id")
-    p.add_argument("--approver", required=True)
     p.add_argument("--justification", required=True)
     p.set_defaults(func=_release)
     p = sub.add_parser(

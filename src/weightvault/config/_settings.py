@@ -162,6 +162,12 @@ class _ValidationFile(_Strict):
 _VKEY = r"^[^\s+]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+={0,2}$"
 
 
+class _ApprovalsFile(_Strict):
+    window_hours: int = Field(default=72, ge=1, le=24 * 90)
+    required: int = Field(default=2, ge=1, le=10)
+    creator_may_approve: bool = False
+
+
 class _WitnessesFile(_Strict):
     required: list[str] = Field(default_factory=list)
 
@@ -185,6 +191,7 @@ class _SettingsFile(_Strict):
     gc: _GcFile
     validation: _ValidationFile
     witnesses: _WitnessesFile = _WitnessesFile()
+    approvals: _ApprovalsFile = _ApprovalsFile()
 
 
 @dataclass(frozen=True)
@@ -244,6 +251,9 @@ class Settings:
     master_key: str | None = field(default=None, repr=False)
     max_kek_wraps: int = 2**31
     witnesses: tuple[str, ...] = ()
+    approval_window_hours: int = 72
+    approvals_required: int = 2
+    creator_may_approve: bool = False
 
     @property
     def last_checkpoint_path(self) -> Path:
@@ -392,4 +402,7 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         master_key=env.master_key.get_secret_value() if env.master_key else None,
         max_kek_wraps=raw.keys.max_kek_wraps,
         witnesses=witnesses,
+        approval_window_hours=raw.approvals.window_hours,
+        approvals_required=raw.approvals.required,
+        creator_may_approve=raw.approvals.creator_may_approve,
     )

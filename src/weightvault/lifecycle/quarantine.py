@@ -38,6 +38,7 @@ from weightvault._time import iso
 from weightvault.artifacts import Operation, StatementRef, Vault, write_statement
 from weightvault.errors import ConflictError, IntegrityError, NotFoundError, PolicyError
 from weightvault.lifecycle import claims
+from weightvault.lifecycle.approvals import check_approvals
 from weightvault.lifecycle.claims import Claim
 from weightvault.store.layout import quarantine_marker_key
 
@@ -90,7 +91,8 @@ class ReleasePlan:
 
     artifact_id: str
     origin: str
-    approver: str
+    #: the distinct principals whose signed approvals the log backs
+    approvers: tuple[str, ...]
     justification: str
     #: when the marker being removed was written (names this quarantine)
     marker_at: str
@@ -157,7 +159,7 @@ def sign(vault: Vault, op: Operation, p: QuarantinePlan | ReleasePlan) -> Statem
         predicate["reason"] = p.reason
     else:
         kind = "release"
-        predicate.update(approver=p.approver, justification=p.justification)
+        predicate.update(approvers=list(p.approvers), justification=p.justification)
     return write_statement(
         vault, op, kind, predicate, subject_name=p.name, subject_sha256=p.content_digest
     )
@@ -218,26 +220,29 @@ def quarantine(vault: Vault, artifact_id: str, *, reason: str) -> dict[str, Any]
 # -- release ------------------------------------------------------------------------
 
 
-def plan_release(
-    vault: Vault, artifact_id: str, *, approver: str, justification: str
-) -> ReleasePlan:
-    """Check the artifact is quarantined and the approver is someone else.
+def plan_release(vault: Vault, artifact_id: str, *, justification: str) -> ReleasePlan:
+    """Check the artifact is quarantined and enough signed approvals release it.
 
-    The origin is the one the log's quarantine entry records (the marker is
-    unsigned); only a marker the log does not back falls back to its own.
+    The approvals are ``weightvault approve ID --to release`` statements the
+    log records after the quarantine being ended
+    (:func:`weightvault.lifecycle.approvals.check_approvals`); nobody can name
+    an approver here. The origin is the one the log's quarantine entry records
+    (the marker is unsigned); only a marker the log does not back falls back
+    to its own.
     """
     row = vault.resolve(artifact_id)
     marker = read_marker(vault, row.id)
     if row.tier != "quarantine" or marker is None:
         raise PolicyError(f"artifact {row.id} is not quarantined")
-    if not approver.strip() or approver.strip() == vault.actor:
-        raise PolicyError("release needs an approver other than the person releasing")
     logged = vault.logged_quarantine(row.id)
+    check = check_approvals(vault, row.id, "release", after_index=logged.index if logged else -1)
+    if not check.satisfied:
+        raise PolicyError(f"release of {row.id} refused: " + "; ".join(check.reasons()))
     origin = str(logged.event.details.get("origin")) if logged else str(marker["origin"])
     return ReleasePlan(
         row.id,
         origin,
-        approver,
+        check.approvers,
         justification,
         str(marker["at"]),
         row.name,
@@ -254,12 +259,13 @@ def remove_marker(vault: Vault, p: ReleasePlan) -> bool:
     return True
 
 
-def release(vault: Vault, artifact_id: str, *, approver: str, justification: str) -> str:
+def release(vault: Vault, artifact_id: str, *, justification: str) -> str:
     """Release an artifact back to the tier it came from. Every release step in a row."""
-    details = {"approver": approver, "justification": justification}
+    details = {"justification": justification}
     with vault.artifact_operation(RELEASED, artifact_id, details) as op:
-        p = plan_release(vault, artifact_id, approver=approver, justification=justification)
+        p = plan_release(vault, artifact_id, justification=justification)
         op.details["tier"] = p.origin
+        op.details["approvers"] = list(p.approvers)
         held = claim(vault, p)
         try:
             sign(vault, op, p)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.approvals import approved
 from tests.support.artifacts import ingest_model, rebuildable_rows
 from weightvault.artifacts import Vault, trusted_statement
 from weightvault.errors import (
@@ -155,9 +156,13 @@ def test_quarantine_blocks_reads_until_released(
     before = rebuildable_rows(vault)
     rebuild_catalog(vault)
     assert rebuildable_rows(vault) == before
-    with pytest.raises(PolicyError):
-        release(vault, validated, approver=vault.actor, justification="self")
-    assert release(vault, validated, approver="bob", justification="resolved") == "hot"
+    with pytest.raises(PolicyError, match="the log backs 0"):
+        release(vault, validated, justification="self")
+    approved(vault, validated, "release", names=("approver-1",))
+    with pytest.raises(PolicyError, match=r"the log backs 1 \(approver-1\)"):
+        release(vault, validated, justification="one approval")
+    approved(vault, validated, "release", names=("approver-2",))
+    assert release(vault, validated, justification="resolved") == "hot"
     vault.verify(validated)
 
 

@@ -1,0 +1,57 @@
+"""`weightvault approve|approvals`: signed approvals and what the log backs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _approve(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.approvals import approve
+
+    approval = approve(open_vault(args), args.id, purpose=args.to, justification=args.justification)
+    emit(
+        args,
+        f"{args.id}: {approval.approver} approved {approval.purpose}, valid until "
+        f"{approval.expires_at} (statement {approval.statement})",
+        approval.to_dict(),
+    )
+    return 0
+
+
+def _approvals(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.approvals import check_approvals
+
+    check = check_approvals(open_vault(args), args.id, args.purpose)
+    lines = [
+        f"{check.artifact_id} {check.purpose}: {len(check.approvers)} of {check.required} "
+        f"approvals ({'met' if check.satisfied else 'not met'})"
+    ]
+    lines += [
+        f"  ok       {a.approver} (log entry {a.index}, until {a.expires_at}): {a.justification}"
+        for a in check.accepted
+    ]
+    lines += [f"  refused  log entry {i}: {why}" for i, why in check.rejected]
+    emit(args, "\n".join(lines), check.to_dict())
+    return 0
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the approval commands."""
+    p = sub.add_parser(
+        "approve",
+        help="sign an approval of an artifact (cold promotion, release) with your key",
+        parents=[common],
+    )
+    p.add_argument("id")
+    p.add_argument("--to", required=True, choices=["cold", "release"])
+    p.add_argument("--justification", required=True)
+    p.set_defaults(func=_approve)
+    p = sub.add_parser(
+        "approvals", help="the approvals of an artifact the signed log backs", parents=[common]
+    )
+    p.add_argument("id")
+    p.add_argument("--for", dest="purpose", default="cold", choices=["cold", "release"])
+    p.set_defaults(func=_approvals)

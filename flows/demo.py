@@ -112,7 +112,6 @@ def _lifecycle(settings: Settings) -> dict[str, Any]:
             PromoteParams(
                 artifact_id=artifact_id,
                 target_tier="warm",
-                approver="demo-approver",
                 justification="weightvault demo: validated reference model to staging",
             ),
             return_state=True,

@@ -29,7 +29,6 @@ class PromoteParams(BaseModel):
     target_tier: Literal["warm", "cold"] = Field(
         description="warm from hot (staging inference), cold from warm (archived release)"
     )
-    approver: str = Field(description="Who approves; for cold, not the artifact's creator")
     justification: str = Field(description="Why this artifact should move")
     legal_hold: bool = Field(default=False, description="Cold only: place a legal hold")
 
@@ -43,7 +42,6 @@ def promote(params: PromoteParams) -> dict[str, Any]:
     """
     details = {
         "to": params.target_tier,
-        "approver": params.approver,
         "justification": params.justification,
     }
     vault = vault_tasks.vault()
@@ -51,7 +49,6 @@ def promote(params: PromoteParams) -> dict[str, Any]:
         plan = gate_tasks.plan(
             params.artifact_id,
             params.target_tier,
-            params.approver,
             params.justification,
             params.legal_hold,
         )

@@ -121,15 +121,12 @@ def _compensate(step: Callable[[], object], what: str) -> None:
 
 
 @vault_task("plan-promotion")
-def plan(
-    artifact_id: str, target: str, approver: str, justification: str, legal_hold: bool
-) -> PromotionPlan:
+def plan(artifact_id: str, target: str, justification: str, legal_hold: bool) -> PromotionPlan:
     """Resolve the artifact and check the move is allowed."""
     return promotion.plan(
         vault(),
         artifact_id,
         target,
-        approver=approver,
         justification=justification,
         legal_hold=legal_hold,
     )

@@ -26,7 +26,7 @@ rules := {
 	"signature": "a valid hybrid Ed25519 + ML-DSA-65 signature",
 	"validation": "Great Expectations validation passed",
 	"license": "cold needs a license",
-	"two_person": "cold needs an approver who is not the creator",
+	"two_person": "cold needs signed approvals, in the log, from enough distinct principals other than the creator",
 }
 
 tiers := {"hot", "warm", "cold"}
@@ -206,10 +206,34 @@ deny contains "license: cold needs a license" if {
 }
 
 # --------------------------------------------------------------------- two-person rule
+#
+# request.approvals is what the vault's approval check found in the signed log
+# (weightvault.lifecycle.approvals.check_approvals): statements signed by enrolled
+# approvers' own keys, within their window. Nothing typed into a form reaches it.
 
-deny contains "two_person: cold needs an approver" if {
-	is_cold
-	not non_empty_string(get(request, "approver"))
+approvals := get(request, "approvals")
+
+approvers := get(approvals, "approvers")
+
+required_approvals := get(approvals, "required")
+
+creator_name := lower(trim_space(get(artifact, "creator")))
+
+independent_approvers contains lower(trim_space(name)) if {
+	some name in approvers
+	is_string(name)
+	counts_as_independent(name)
+}
+
+# [approvals] creator_may_approve = true lets the creator's own approval count.
+counts_as_independent(_) if get(approvals, "creator_may_approve") == true
+
+counts_as_independent(name) if lower(trim_space(name)) != creator_name
+
+enough_approvers if {
+	is_number(required_approvals)
+	required_approvals >= 1
+	count(independent_approvers) >= required_approvals
 }
 
 deny contains "two_person: cold needs a known creator" if {
@@ -219,7 +243,13 @@ deny contains "two_person: cold needs a known creator" if {
 
 deny contains msg if {
 	is_cold
-	approver := lower(trim_space(get(request, "approver")))
-	approver == lower(trim_space(get(artifact, "creator")))
-	msg := sprintf("two_person: approver %v is the creator; cold needs a second person", [get(request, "approver")])
+	not get(approvals, "satisfied") == true
+	msg := sprintf("two_person: cold needs signed approvals from %v distinct principals; the log backs %v (not counted: %v)", [required_approvals, approvers, get(approvals, "not_counted")])
+}
+
+deny contains msg if {
+	is_cold
+	get(approvals, "satisfied") == true
+	not enough_approvers
+	msg := sprintf("two_person: cold needs %v approvers other than the creator %v; the approvals name %v", [required_approvals, get(artifact, "creator"), approvers])
 }

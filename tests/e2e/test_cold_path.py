@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.approvals import self_approved
 from tests.support.artifacts import ingest_model
 from tests.support.s3_peers import S3Peer
 from weightvault.artifacts import Vault
@@ -65,8 +66,9 @@ def test_promote_to_cold_export_and_offline_verify(
     split_escrow_key(peer_vault.keys)
     artifact_id = ingest_model(peer_vault, model_repo)
     assert validate_artifact(peer_vault, artifact_id, model_repo).status == "passed"
-    promote(peer_vault, artifact_id, "warm", approver="bob", justification="staging")
-    cold = promote(peer_vault, artifact_id, "cold", approver="bob", justification="release 1.0")
+    promote(peer_vault, artifact_id, "warm", justification="staging")
+    solo = self_approved(peer_vault, artifact_id)
+    cold = promote(solo, artifact_id, "cold", justification="release 1.0")
     assert cold.retain_until is not None
     assert peer_vault.catalog.artifact(artifact_id).tier == "cold"
     assert _assert_every_object_retained(peer_vault, artifact_id) >= 3

@@ -68,7 +68,6 @@ def test_promote_deployment_via_api(
     params = {
         "artifact_id": ready,
         "target_tier": "warm",
-        "approver": "bob",
         "justification": "staging, triggered through the API",
     }
     with temporary_settings(updates={PREFECT_API_URL: services["api_url"]}):
@@ -109,7 +108,6 @@ def test_promote_form_in_browser(
             page,
             texts={
                 "Artifact Id": ready,
-                "Approver": "bob",
                 "Justification": "staging, from the UI form",
             },
             choices={"Target Tier": "warm"},
@@ -123,7 +121,6 @@ def test_promote_form_in_browser(
             "params": {
                 "artifact_id": ready,
                 "target_tier": "warm",
-                "approver": "bob",
                 "justification": "staging, from the UI form",
                 "legal_hold": False,
             }

@@ -41,9 +41,7 @@ def test_validate_then_promote_flows(flow_vault: Vault, model_repo: Path) -> Non
     assert state.is_completed(), state.message
     assert state.result()["status"] == "passed"
     state = promote(
-        PromoteParams(
-            artifact_id=artifact_id, target_tier="warm", approver="bob", justification="staging"
-        ),
+        PromoteParams(artifact_id=artifact_id, target_tier="warm", justification="staging"),
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -56,9 +54,7 @@ async def test_refused_promotion_fails_the_run_with_reasons(
 ) -> None:
     artifact_id = ingest_model(flow_vault, model_repo)
     state = promote(
-        PromoteParams(
-            artifact_id=artifact_id, target_tier="warm", approver="bob", justification="x"
-        ),
+        PromoteParams(artifact_id=artifact_id, target_tier="warm", justification="x"),
         return_state=True,
     )
     assert state.is_failed()

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.approvals import self_approved
 from tests.support.artifacts import ingest_model
 from tests.support.bundles import resign_index
 from tests.support.rfc6962_proofs import ref_check_tlog_proof
@@ -40,8 +41,8 @@ CLI = [sys.executable, "-m", "weightvault.cli"]
 def _cold(vault: Vault, model_repo: Path) -> str:
     artifact_id = ingest_model(vault, model_repo)
     assert validate_artifact(vault, artifact_id, model_repo).status == "passed"
-    promote(vault, artifact_id, "warm", approver="bob", justification="staging")
-    promote(vault, artifact_id, "cold", approver="bob", justification="release")
+    promote(vault, artifact_id, "warm", justification="staging")
+    promote(self_approved(vault, artifact_id), artifact_id, "cold", justification="release")
     return artifact_id
 
 

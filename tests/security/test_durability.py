@@ -279,7 +279,7 @@ def _events(vault: Vault, artifact_id: str, kind: str) -> list[dict[str, object]
 
 
 def _promote_args(artifact_id: str, target: str) -> list[str]:
-    return ["promote", artifact_id, "--to", target, "--approver", "bob", "--justification", "go"]
+    return ["promote", artifact_id, "--to", target, "--justification", "go"]
 
 
 @pytest.mark.parametrize(("source", "target"), [("hot", "warm"), ("warm", "cold")])
@@ -435,7 +435,7 @@ from weightvault.config import load_settings
 from weightvault.lifecycle import promote as promotion
 from weightvault.store.layout import manifest_key
 vault = Vault.open(load_settings(Path(sys.argv[1])), identity="alice")
-p = promotion.plan(vault, sys.argv[2], sys.argv[3], approver="bob", justification="go")
+p = promotion.plan(vault, sys.argv[2], sys.argv[3], justification="go")
 held = promotion.claim(vault, p)
 promotion.copy(vault, p, held)
 promotion.rewrap(vault, p, held)
@@ -529,9 +529,7 @@ def test_the_promote_flow_resumes_a_killed_cli_promotion(
     kill_when(proc, "the first object in warm", lambda: _objects(vault, "warm", artifact_id))
     assert vault.catalog.placement(artifact_id)["pending"] == "warm"
 
-    params = PromoteParams(
-        artifact_id=artifact_id, target_tier="warm", approver="bob", justification="resume"
-    )
+    params = PromoteParams(artifact_id=artifact_id, target_tier="warm", justification="resume")
     state = promote_flow(params, return_state=True)
     assert state.is_completed(), state.message
     [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)

@@ -176,11 +176,11 @@ def test_the_forged_gate_attack_is_detected_and_refused(vault: Vault, tmp_path: 
     assert logged.report["status"] == "failed"
 
     # Promotion to warm and cold is refused, naming why; reads stay refused.
-    proc = cli("promote", artifact_id, "--to", "warm", "--approver", "bob", "--justification", "x")
+    proc = cli("promote", artifact_id, "--to", "warm", "--justification", "x")
     assert proc.returncode == PolicyError.exit_code
     assert "from quarantine to warm is not allowed" in proc.stderr
     with pytest.raises(PolicyError, match="from quarantine to cold is not allowed"):
-        promotion.promote(vault, artifact_id, "cold", approver="bob", justification="x")
+        promotion.promote(vault, artifact_id, "cold", justification="x")
     with pytest.raises(QuarantinedError):
         vault.get(artifact_id, tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -190,7 +190,7 @@ def test_the_forged_gate_attack_is_detected_and_refused(vault: Vault, tmp_path: 
     with pytest.raises(EvidenceMismatchError, match=f"log entry {quarantined_at}"):
         vault.verify(artifact_id)
     with pytest.raises(EvidenceMismatchError):
-        promotion.promote(vault, artifact_id, "warm", approver="bob", justification="x")
+        promotion.promote(vault, artifact_id, "warm", justification="x")
     assert vault.committed_ids("warm") == set()
     assert vault.committed_ids("cold") == set()
 
@@ -216,7 +216,7 @@ def _set_validation(vault: Vault, artifact_id: str, status: str, sha: str | None
 
 
 def _policy(vault: Vault, artifact_id: str) -> promotion.Gate:
-    p = promotion.plan(vault, artifact_id, "warm", approver="bob", justification="x")
+    p = promotion.plan(vault, artifact_id, "warm", justification="x")
     gate, _ = promotion.check_policy(vault, p, promotion.Gate("integrity", True))
     return gate
 

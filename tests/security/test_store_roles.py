@@ -318,7 +318,7 @@ def test_the_validator_validates_and_the_promoter_promotes_with_their_own_creden
     checked = validate_artifact(Vault.open(roles.as_role("validator")), artifact_id, model_repo)
     assert checked.status == "passed", checked.failures
     promoter = Vault.open(roles.as_role("promoter"))
-    done = promote(promoter, artifact_id, "warm", approver="bob", justification="staging")
+    done = promote(promoter, artifact_id, "warm", justification="staging")
     assert (done.source, done.target) == ("hot", "warm")
     assert roles.admin.exists(roles.bucket("warm"), manifest_key(artifact_id))
     assert not roles.admin.exists(roles.bucket("hot"), manifest_key(artifact_id))

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
+from tests.support.approvals import self_approved
 from tests.support.artifacts import ingest_model
 from tests.support.bundles import resign_index
 from weightvault._json import canonical_json
@@ -88,8 +89,8 @@ def cold_artifact(vault: Vault, model_repo: Path) -> str:
     split_escrow_key(vault.keys)
     artifact_id = ingest_model(vault, model_repo)
     assert validate_artifact(vault, artifact_id, model_repo).status == "passed"
-    promote(vault, artifact_id, "warm", approver="bob", justification="staging")
-    promote(vault, artifact_id, "cold", approver="bob", justification="release")
+    promote(vault, artifact_id, "warm", justification="staging")
+    promote(self_approved(vault, artifact_id), artifact_id, "cold", justification="release")
     return artifact_id
 
 

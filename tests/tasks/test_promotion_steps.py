@@ -17,6 +17,7 @@ from flows.promote import PromoteParams
 from flows.promote import promote as promote_flow
 from tasks import gate_tasks
 from tests.conftest import REPO
+from tests.support.approvals import approved
 from tests.support.artifacts import ingest_model
 from weightvault import cli
 from weightvault.artifacts import Vault
@@ -106,7 +107,7 @@ def test_commit_retried_after_a_failure_past_the_attestation_appends_it_once(
     vault: Vault, model_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     artifact_id = ready_artifact(vault, model_repo)
-    p = promotion.plan(vault, artifact_id, "warm", approver="bob", justification="staging")
+    p = promotion.plan(vault, artifact_id, "warm", justification="staging")
     integrity = promotion.check_integrity(vault, p)
     policy, digest = promotion.check_policy(vault, p, integrity)
     held = promotion.claim(vault, p)
@@ -157,9 +158,7 @@ def test_failure_after_copy_in_the_flow_is_rolled_back_by_the_hooks(
         copied.append(real_copy(vault, p, held))
         return copied[-1]
 
-    params = PromoteParams(
-        artifact_id=ready, target_tier="warm", approver="bob", justification="staging"
-    )
+    params = PromoteParams(artifact_id=ready, target_tier="warm", justification="staging")
     with monkeypatch.context() as patch:
         patch.setattr(promotion, "copy", copy_and_count)
         patch.setattr(promotion, "rewrap", broken)
@@ -196,9 +195,7 @@ def test_transient_failure_inside_the_transaction_is_retried_not_rolled_back(
             raise StoreUnavailableError("injected: store unavailable once")
         return real_copy(vault, p, held)
 
-    params = PromoteParams(
-        artifact_id=ready, target_tier="warm", approver="bob", justification="staging"
-    )
+    params = PromoteParams(artifact_id=ready, target_tier="warm", justification="staging")
     with monkeypatch.context() as patch:
         patch.setattr(promotion, "copy", flaky)
         state = promote_flow(params, return_state=True)
@@ -223,7 +220,7 @@ def outcome(vault: Vault, artifact_id: str) -> dict[str, Any]:
         "tier": row.tier,
         "chain": [(a.kind, a.predicate.get("from"), a.predicate.get("to")) for a in chain],
         "promotions": [
-            {k: a.predicate[k] for k in ("approver", "justification", "legal_hold")}
+            {k: a.predicate[k] for k in ("approvers", "justification", "legal_hold")}
             | {"retained": a.predicate["retain_until"] is not None}
             for a in chain
             if a.kind == "promotion"
@@ -259,9 +256,9 @@ def test_cli_and_flow_reach_the_same_outcome(
     cli_id = ready_artifact(by_cli, model_repo)
     monkeypatch.setenv("WEIGHTVAULT_ACTOR", "alice")
     for tier, why in (("warm", "staging"), ("cold", "release 1.0")):
-        code = cli.main(
-            ["promote", cli_id, "--to", tier, "--approver", "bob", "--justification", why]
-        )
+        if tier == "cold":
+            approved(by_cli, cli_id, "cold")
+        code = cli.main(["promote", cli_id, "--to", tier, "--justification", why])
         assert code == 0, capsys.readouterr().err
     # The same starting state in a second vault; the flow path.
     monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "home-flow"))
@@ -271,9 +268,9 @@ def test_cli_and_flow_reach_the_same_outcome(
     by_flow = Vault.open(flow_settings, identity="alice")
     flow_id = ready_artifact(by_flow, model_repo)
     for tier, why in (("warm", "staging"), ("cold", "release 1.0")):
-        params = PromoteParams(
-            artifact_id=flow_id, target_tier=tier, approver="bob", justification=why
-        )
+        if tier == "cold":
+            approved(by_flow, flow_id, "cold")
+        params = PromoteParams(artifact_id=flow_id, target_tier=tier, justification=why)
         state = promote_flow(params, return_state=True)
         assert state.is_completed(), state.message
     cli_outcome, flow_outcome = outcome(by_cli, cli_id), outcome(by_flow, flow_id)

@@ -16,7 +16,6 @@ def _promote(args: argparse.Namespace) -> int:
         open_vault(args),
         args.id,
         args.to,
-        approver=args.approver,
         justification=args.justification,
         legal_hold=args.legal_hold,
     )
@@ -124,7 +123,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("id")
     p.add_argument("--to", required=True, choices=["warm", "cold"])
-    p.add_argument("--approver", required=True)
     p.add_argument("--justification", required=True)
     p.add_argument("--legal-hold", action="store_true", help="cold only: place a legal hold")
     p.set_defaults(func=_promote)

@@ -25,7 +25,8 @@ Input document
         "provenance": {"complete": bool, "missing": [str],
                        "git": {"commit": str (40 hex), "dirty": bool}}
       },
-      "request": {"approver": str, "justification": str}
+      "request": {"justification": str,
+                  "approvals": {"required": int, "satisfied": bool, "approvers": [str]} | null}
     }
 
 ``format`` is a :class:`weightvault.gates._formats.FileFormat` value as detected from

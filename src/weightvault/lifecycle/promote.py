@@ -58,6 +58,7 @@ from weightvault.errors import (
 )
 from weightvault.gates import evaluate
 from weightvault.lifecycle import claims
+from weightvault.lifecycle.approvals import check_approvals
 from weightvault.lifecycle.claims import Claim
 from weightvault.lifecycle.evidence import LoggedReport, catalog_disagrees, latest_report
 from weightvault.provenance import Attestation, append_attestation, find_attestation, trust_root
@@ -129,7 +130,6 @@ class PromotionPlan:
     content_digest: str
     source: str
     target: str
-    approver: str
     justification: str
     legal_hold: bool
     #: ciphertext and statement keys (the manifest is copied last, by :func:`commit`)
@@ -158,7 +158,6 @@ def plan(
     artifact_id: str,
     target: str,
     *,
-    approver: str,
     justification: str,
     legal_hold: bool = False,
 ) -> PromotionPlan:
@@ -172,7 +171,6 @@ def plan(
         content_digest=row.content_digest,
         source=row.tier,
         target=target,
-        approver=approver.strip(),
         justification=justification.strip(),
         legal_hold=legal_hold,
         object_keys=(*files, statement_key(row.id)),
@@ -232,6 +230,16 @@ def _policy_input(
     if "commit" in source:
         git = {"commit": source["commit"], "dirty": source["dirty"]}
     missing = list(extra.get("missing", []))
+    approvals: dict[str, Any] | None = None
+    if p.target == "cold":
+        check = check_approvals(vault, p.artifact_id, "cold")
+        approvals = {
+            "required": check.required,
+            "satisfied": check.satisfied,
+            "approvers": list(check.approvers),
+            "not_counted": [f"log entry {i}: {why}" for i, why in check.rejected],
+            "creator_may_approve": vault.settings.creator_may_approve,
+        }
     document = {
         "artifact": {
             "id": p.artifact_id,
@@ -258,9 +266,16 @@ def _policy_input(
                 "git": git,
             },
         },
-        "request": {"approver": p.approver, "justification": p.justification},
+        "request": {"justification": p.justification, "approvals": approvals},
     }
     return document, problems
+
+
+def _approvers(vault: Vault, p: PromotionPlan) -> list[str]:
+    """The approvers the log backs for a cold promotion (none needed for warm)."""
+    if p.target != "cold":
+        return []
+    return list(check_approvals(vault, p.artifact_id, "cold").approvers)
 
 
 def check_policy(vault: Vault, p: PromotionPlan, integrity: Gate) -> tuple[Gate, str]:
@@ -282,7 +297,7 @@ def refuse(vault: Vault, p: PromotionPlan, gates: Sequence[Gate]) -> None:
         "artifact.promotion_refused",
         p.artifact_id,
         p.source,
-        {"tier": p.target, "reasons": failed, "approver": p.approver},
+        {"tier": p.target, "reasons": failed},
     )
     raise PolicyError(f"promotion of {p.artifact_id} to {p.target} refused: " + "; ".join(failed))
 
@@ -426,7 +441,7 @@ def commit(
             predicate={
                 "from": p.source,
                 "to": p.target,
-                "approver": p.approver,
+                "approvers": _approvers(vault, p),
                 "justification": p.justification,
                 "requested_by": vault.actor,
                 "at": iso_seconds(vault.clock()),
@@ -446,7 +461,6 @@ def commit(
             {
                 "from": p.source,
                 "tier": p.target,
-                "approver": p.approver,
                 "attestation": att.key,
                 "attestation_sha256": att.sha256,
                 "statement": _bound(att).to_dict(),
@@ -577,7 +591,6 @@ def promote(
     artifact_id: str,
     target: str,
     *,
-    approver: str,
     justification: str,
     legal_hold: bool = False,
 ) -> PromotionResult:
@@ -587,13 +600,12 @@ def promote(
     recorded before the gates run, its outcome (ok, refused with every reason,
     failed) after; the commit itself is the ``artifact.promoted`` record.
     """
-    details = {"to": target, "approver": approver, "justification": justification}
+    details = {"to": target, "justification": justification}
     with vault.artifact_operation("artifact.promotion", artifact_id, details) as op:
         p = plan(
             vault,
             artifact_id,
             target,
-            approver=approver,
             justification=justification,
             legal_hold=legal_hold,
         )

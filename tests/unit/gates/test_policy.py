@@ -77,7 +77,7 @@ def test_all_reasons_are_collected_and_enforce_raises() -> None:
                 "signature": {"valid": False},
                 "validation": {"status": "failed"},
             },
-            "request": {"approver": "alice"},
+            "request": {"approvals": {"required": 2, "satisfied": True, "approvers": ["alice"]}},
         },
     )
     decision = evaluate(bad, POLICY_DIR)
@@ -120,7 +120,9 @@ def test_empty_input_fails_closed() -> None:
         {"artifact": {"signature": {"valid": "yes"}}},
         {"artifact": {"encryption": {"kek_bits": "256"}}},
         {"artifact": {"provenance": {"git": {"dirty": "false"}}}},
-        {"request": {"approver": ["bob"]}},
+        {"request": {"approvals": {"satisfied": "true", "approvers": ["bob", "carol"]}}},
+        {"request": {"approvals": {"required": "2", "approvers": ["bob", "carol"]}}},
+        {"request": {"approvals": {"approvers": "bob, carol"}}},
     ],
 )
 def test_mistyped_fields_deny(patch: dict[str, Any]) -> None:
@@ -136,13 +138,17 @@ def test_quotes_backslashes_and_control_characters_in_strings() -> None:
                 "creator": 'al"ice',
                 "files": [{"path": 'a\\b"\n.pkl', "format": "json", "size": 1, "sha256": ""}],
             },
-            "request": {"approver": 'Al"ice', "justification": 'see "ticket"\n\tline 2'},
+            "request": {
+                "approvals": {"required": 2, "satisfied": True, "approvers": ['Al"ice', "bob"]},
+                "justification": 'see "ticket"\n\tline 2',
+            },
         },
     )
     decision = evaluate(weird, POLICY_DIR)
     assert decision.reasons == [
         "extension: a\ufffdb\ufffd\ufffd.pkl ends in .pkl, an extension of pickle-based formats",
-        "two_person: approver Al\ufffdice is the creator; cold needs a second person",
+        "two_person: cold needs 2 approvers other than the creator al\ufffdice; "
+        'the approvals name ["Al\ufffdice", "bob"]',
     ]
     fine = merge_patch(BASE, {"request": {"justification": 'quote " and \\ and \n'}})
     assert evaluate(fine, POLICY_DIR).allow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.approvals import approved
+from tests.support.approvals import approved, self_approved
 from tests.support.artifacts import ingest_model, rebuildable_rows
 from weightvault.artifacts import Vault, trusted_statement
 from weightvault.errors import (
@@ -46,12 +46,13 @@ def validated(vault: Vault, model_repo: Path) -> str:
 
 def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
     add_escrow_key(vault)
-    warm = promote(vault, validated, "warm", approver="bob", justification="staging")
+    warm = promote(vault, validated, "warm", justification="staging")
     assert warm.source == "hot"
     assert vault.catalog.artifact(validated).tier == "warm"
     assert vault.committed_ids("hot") == set()
     vault.verify(validated)
-    cold = promote(vault, validated, "cold", approver="bob", justification="release 1.0")
+    approved(vault, validated, "cold")
+    cold = promote(vault, validated, "cold", justification="release 1.0")
     assert cold.retain_until is not None
     row = vault.catalog.artifact(validated)
     assert row.tier == "cold"
@@ -85,13 +86,13 @@ def test_full_promotion_hot_warm_cold(vault: Vault, validated: str) -> None:
 def test_failed_gate_keeps_source_tier_and_reports_reasons(vault: Vault, model_repo: Path) -> None:
     artifact_id = ingest_model(vault, model_repo, license_=None)
     with pytest.raises(PolicyError) as err:
-        promote(vault, artifact_id, "warm", approver="bob", justification="x")
+        promote(vault, artifact_id, "warm", justification="x")
     assert "validation" in str(err.value)
     assert vault.catalog.artifact(artifact_id).tier == "hot"
     validate_artifact(vault, artifact_id, model_repo)
-    promote(vault, artifact_id, "warm", approver="bob", justification="x")
+    promote(vault, artifact_id, "warm", justification="x")
     with pytest.raises(PolicyError) as err:
-        promote(vault, artifact_id, "cold", approver=vault.actor, justification="self")
+        promote(vault, artifact_id, "cold", justification="self")
     message = str(err.value)
     assert "two_person" in message
     assert "license" in message
@@ -103,7 +104,7 @@ def test_failed_gate_keeps_source_tier_and_reports_reasons(vault: Vault, model_r
 
 def test_disallowed_moves(vault: Vault, validated: str) -> None:
     with pytest.raises(PolicyError, match="not allowed"):
-        promote(vault, validated, "cold", approver="bob", justification="skip warm")
+        promote(vault, validated, "cold", justification="skip warm")
 
 
 def test_concurrent_promotions_exactly_one_wins(vault: Vault, validated: str) -> None:
@@ -114,7 +115,7 @@ def test_concurrent_promotions_exactly_one_wins(vault: Vault, validated: str) ->
         other = Vault.open(vault.settings, identity="alice")
         barrier.wait()
         try:
-            outcomes.append(promote(other, validated, "warm", approver="bob", justification="c"))
+            outcomes.append(promote(other, validated, "warm", justification="c"))
         except (ConflictError, PolicyError) as exc:
             outcomes.append(exc)
 
@@ -137,11 +138,11 @@ def test_failure_after_copy_is_compensated(
 
     monkeypatch.setattr(promotion, "rewrap", broken)
     with pytest.raises(StoreUnavailableError):
-        promote(vault, validated, "warm", approver="bob", justification="x")
+        promote(vault, validated, "warm", justification="x")
     assert vault.catalog.artifact(validated).tier == "hot"
     assert list(vault.store.list(vault.bucket("warm"), f"artifacts/{validated}/")) == []
     monkeypatch.undo()
-    promote(vault, validated, "warm", approver="bob", justification="x")
+    promote(vault, validated, "warm", justification="x")
     assert vault.catalog.artifact(validated).tier == "warm"
 
 
@@ -152,7 +153,7 @@ def test_quarantine_blocks_reads_until_released(
     with pytest.raises(QuarantinedError):
         vault.get(validated, tmp_path / "o")
     with pytest.raises(PolicyError):
-        promote(vault, validated, "warm", approver="bob", justification="x")
+        promote(vault, validated, "warm", justification="x")
     before = rebuildable_rows(vault)
     rebuild_catalog(vault)
     assert rebuildable_rows(vault) == before
@@ -173,8 +174,8 @@ def test_export_and_offline_verify_with_store_stopped(
     add_escrow_key(vault)
     artifact_id = ingest_model(vault, model_repo)
     validate_artifact(vault, artifact_id, model_repo)
-    promote(vault, artifact_id, "warm", approver="bob", justification="s")
-    promote(vault, artifact_id, "cold", approver="bob", justification="r")
+    promote(vault, artifact_id, "warm", justification="s")
+    promote(self_approved(vault, artifact_id), artifact_id, "cold", justification="r")
     with pytest.raises(NoTrustRootError, match="trust init"):
         export_bundle(vault, artifact_id, tmp_path / "unsigned")
     assert not (tmp_path / "unsigned").exists()

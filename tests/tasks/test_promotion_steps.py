@@ -79,7 +79,7 @@ def catalog_state(vault: Vault, artifact_id: str) -> dict[str, Any]:
 def test_retried_copy_and_commit_tasks_leave_one_copy_and_one_attestation(
     flow_vault: Vault, ready: str
 ) -> None:
-    p = gate_tasks.plan(ready, "warm", "bob", "staging", False)
+    p = gate_tasks.plan(ready, "warm", "staging", False)
     integrity = gate_tasks.integrity(p)
     policy, digest = gate_tasks.policy(p, integrity)
     gates = (integrity, policy)

@@ -5,7 +5,7 @@ marker in the quarantine bucket, the catalog and every read path refuse reads
 until :func:`release`.
 
 The truth is the log: each move signs a statement (``quarantine``: origin,
-reason, by; ``release``: origin, approver, justification, by) bound to its ok
+reason, by; ``release``: origin, approvers, justification, by) bound to its ok
 outcome, and the latest quarantined/released entry of the signed log decides
 (:meth:`weightvault.artifacts.Vault.logged_quarantine`): reads are refused
 when it is a quarantine whatever the catalog says, and ``catalog rebuild``

@@ -23,6 +23,7 @@ from typing import Any
 
 from weightvault._time import parse_iso
 from weightvault.artifacts._vault import LoggedEvent, Operation, Vault
+from weightvault.crypto.signing import HybridSigningKey
 from weightvault.errors import ConflictError, NotFoundError, StatementError
 from weightvault.provenance import (
     build_signed_statement,
@@ -102,14 +103,20 @@ def write_statement(
     *,
     subject_name: str,
     subject_sha256: str,
+    signer: HybridSigningKey | None = None,
 ) -> StatementRef:
-    """Sign a statement, store it once and bind it to ``op``'s outcome."""
-    data, signer = build_signed_statement(
+    """Sign a statement, store it once and bind it to ``op``'s outcome.
+
+    Signed with the vault's signing key (named among the operation's keys), or
+    with ``signer``, a principal's own key (the entry already names its keyid).
+    """
+    data, signed_by = build_signed_statement(
         vault.keys,
         kind=kind,
         subject_name=subject_name,
         subject_sha256=subject_sha256,
         predicate=predicate,
+        signer=signer,
     )
     digest = hashlib.sha256(data).hexdigest()
     key = signed_statement_key(digest)
@@ -120,7 +127,7 @@ def write_statement(
         if hashlib.sha256(vault.store.get_bytes(bucket, key)).hexdigest() != digest:
             raise StatementError(f"{bucket}/{key} holds other bytes than its name says") from None
     ref = StatementRef(kind, key, digest)
-    bind_statement(op, ref, signer)
+    bind_statement(op, ref, signed_by if signer is None else None)
     return ref
 
 

@@ -24,34 +24,31 @@ form or a flag can add an approval: only a statement in the log can.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from weightvault._json import canonical_json, parse_canonical
+from weightvault._json import parse_canonical
 from weightvault._time import iso_seconds, parse_iso
 from weightvault.artifacts import (
     LoggedEvent,
     StatementRef,
     Vault,
-    bind_statement,
     current_root,
     enrolled,
     log_origin,
+    write_statement,
 )
 from weightvault.crypto import dsse
 from weightvault.errors import (
-    ConflictError,
     IntegrityError,
     InvalidInputError,
     NotFoundError,
     PolicyError,
     StatementError,
 )
-from weightvault.provenance import Principal
-from weightvault.store.layout import signed_statement_key
+from weightvault.provenance import Principal, predicate_type
 
 __all__ = [
     "APPROVAL_KIND",
@@ -67,8 +64,7 @@ APPROVED = "artifact.approved"
 APPROVAL_KIND = "approval"
 PURPOSES = ("cold", "release")
 _INGESTED = "artifact.ingested"
-_STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-_PREDICATE_TYPE = f"https://weightvault.dev/attestations/{APPROVAL_KIND}/v1"
+_PREDICATE_TYPE = predicate_type(APPROVAL_KIND)
 _LIMIT = 1 << 20
 
 
@@ -205,27 +201,15 @@ def approve(vault: Vault, artifact_id: str, *, purpose: str, justification: str)
             "approved_at": approved_at,
             "not_after": not_after,
         }
-        statement = {
-            "_type": _STATEMENT_TYPE,
-            "subject": [
-                {
-                    "name": op.artifact_id,
-                    "digest": {"sha256": ingest.content_digest.removeprefix("sha256:")},
-                }
-            ],
-            "predicateType": _PREDICATE_TYPE,
-            "predicate": predicate,
-        }
-        envelope = dsse.sign_envelope(
-            canonical_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, vault.identity.key
+        ref = write_statement(
+            vault,
+            op,
+            APPROVAL_KIND,
+            predicate,
+            subject_name=op.artifact_id,
+            subject_sha256=ingest.content_digest,
+            signer=vault.identity.key,
         )
-        data = canonical_json(envelope)
-        digest = hashlib.sha256(data).hexdigest()
-        key = signed_statement_key(digest)
-        # An existing object under this content address is checked by every reader.
-        with contextlib.suppress(ConflictError):
-            vault.store.put_bytes(vault.bucket("audit"), key, data, if_none_match=True)
-        bind_statement(op, StatementRef(APPROVAL_KIND, key, digest))
     logged = vault.history(op.artifact_id, {APPROVED})
     return Approval(
         index=logged[-1].index if logged else -1,
@@ -235,7 +219,7 @@ def approve(vault: Vault, artifact_id: str, *, purpose: str, justification: str)
         justification=text,
         logged_at=op.outcome.ts if op.outcome else approved_at,
         expires_at=not_after,
-        statement=key,
+        statement=ref.key,
     )
 
 

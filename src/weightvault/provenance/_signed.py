@@ -19,6 +19,7 @@ from typing import Any
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.crypto import dsse
+from weightvault.crypto.signing import HybridSigningKey
 from weightvault.errors import IntegrityError, KeyStateError, StatementError
 from weightvault.provenance._statements import SecretStore, signing_key
 from weightvault.provenance._trust_root import TrustedKeys, check_signed_at
@@ -39,8 +40,12 @@ def build_signed_statement(
     subject_name: str,
     subject_sha256: str,
     predicate: Mapping[str, Any],
+    signer: HybridSigningKey | None = None,
 ) -> tuple[bytes, str]:
-    """The canonical DSSE envelope bytes of a new statement, and its signer's ``key@vN``."""
+    """The canonical DSSE envelope bytes of a new statement, and its signer's ``key@vN``.
+
+    Signed with the vault's signing key, or with ``signer`` (a principal's own key).
+    """
     statement = {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -49,7 +54,7 @@ def build_signed_statement(
         "predicateType": predicate_type(kind),
         "predicate": dict(predicate),
     }
-    key = signing_key(keys)
+    key = signer if signer is not None else signing_key(keys)
     envelope = dsse.sign_envelope(canonical_json(statement), dsse.IN_TOTO_PAYLOAD_TYPE, key)
     return canonical_json(envelope), f"{key.key_id}@v{key.version}"
 

@@ -99,11 +99,14 @@ def _export(args: argparse.Namespace) -> int:
     from weightvault.keys import public_line
 
     found = _find(args)
-    text = (
-        public_line(found.name, found.public_key)
-        if args.line
-        else canonical_json(found.public_key.to_dict()).decode()
-    )
+    if args.line and args.recipient:
+        raise UsageError("give one of --line, --recipient")
+    if args.recipient:
+        text = canonical_json(found.recipient()).decode()
+    elif args.line:
+        text = public_line(found.name, found.public_key)
+    else:
+        text = canonical_json(found.public_key.to_dict()).decode()
     if args.out:
         Path(args.out).write_text(text + "\n")
         print(f"wrote the public key of {found.name} to {args.out}")
@@ -140,6 +143,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         if name == "export":
             p.add_argument("--out", metavar="FILE", help="write it to FILE")
             p.add_argument("--line", action="store_true", help="the one-line form")
+            p.add_argument(
+                "--recipient",
+                action="store_true",
+                help="signing and KEM public keys: what `weightvault grant --to` takes",
+            )
         p.set_defaults(func=func)
     p = actions.add_parser("list", help="your identities", parents=[common])
     where(p)

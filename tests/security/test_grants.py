@@ -45,6 +45,7 @@ from weightvault.lifecycle.grants import (
     REKEY_NEEDED,
     REVOKED,
     access_grant,
+    gc_grants,
     issue_grant,
     list_grants,
     revoke_grant,
@@ -248,7 +249,13 @@ def test_an_expired_grant_is_refused_by_the_store_and_the_client(granted: Grante
     with pytest.raises(GrantExpiredError, match="the store refused"):
         access_grant(grant.read_bytes(), load_root_file(g.root), g.collab, out, now=past)
     assert not out.exists()
-    assert not g.vault.store.exists(g.settings.store.bucket("grants"), grant_receipt_key(grant_id))
+    bucket = g.settings.store.bucket("grants")
+    assert not g.vault.store.exists(bucket, grant_receipt_key(grant_id))
+    # gc deletes the copies of expired grants only, in one logged operation.
+    assert gc_grants(g.vault) == [grant_id]
+    assert not list(g.vault.store.list(bucket, grant_files_prefix(grant_id)))
+    assert gc_grants(g.vault) == []
+    assert {s.grant_id: s.state for s in list_grants(g.vault)}[grant_id] == "expired"
 
 
 def test_a_revoked_grant_is_refused_at_the_store(granted: Granted) -> None:
@@ -273,8 +280,10 @@ def test_a_revoked_grant_is_refused_at_the_store(granted: Granted) -> None:
         for e in g.vault.history(g.artifact_id, {REKEY_NEEDED})
         if e.event.details["grant_id"] == grant_id
     ]
-    states = {s.grant_id: s.state for s in list_grants(g.vault)}
-    assert states[grant_id] == "revoked"
+    shown = _run(g.vault_env, "grants", "show", grant_id)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["state"] == "revoked"
+    assert "http" not in shown.stdout  # no presigned URL in the output
 
 
 def _edited(grant: Path, change: Any, signer: Any = None) -> bytes:
@@ -350,6 +359,16 @@ def test_a_single_use_grant_is_refused_on_replay(granted: Granted) -> None:
     # gets nothing from the store either.
     url = _payload(grant)["files"][0]["url"]
     assert _get(url).status == 200
+    # The receipt object is written once: a second conditional PUT is refused.
+    second = urllib3.request(
+        "PUT",
+        _payload(grant)["receipt"]["put"],
+        body=b"{}",
+        headers={"If-None-Match": "*"},
+        timeout=30.0,
+        retries=False,
+    )
+    assert second.status == 412
     assert any(r["grant_id"] == grant_id for r in sync_grants(g.vault))
     assert _get(url).status == 404
     assert {s.grant_id: s.state for s in list_grants(g.vault)}[grant_id] == "used"

@@ -1,4 +1,5 @@
-"""`weightvault identity create|show|list|export`: a principal's own key, kept by that person.
+"""`weightvault identity create|show|list|export|add-kem`: a principal's own key, kept by
+that person.
 
 Identities live under ``WEIGHTVAULT_IDENTITY_DIR`` (default
 ``$XDG_CONFIG_HOME/weightvault/identities``), one 0600 file each; ``--dir``
@@ -115,6 +116,31 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_kem(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit
+    from weightvault.keys import (
+        add_kem_key,
+        default_identity,
+        default_passphrase,
+        identity_path,
+        read_passphrase_file,
+    )
+
+    path = identity_path(args.name or default_identity(), _dir(args))
+    passphrase = default_passphrase()
+    if args.passphrase_file:
+        secret = read_passphrase_file(Path(args.passphrase_file))
+        passphrase = lambda _name: secret  # noqa: E731 - the Passphrase callable
+    made = add_kem_key(path, passphrase)
+    data = made.to_dict()
+    emit(
+        args,
+        f"identity {made.name} can now receive grants (KEM key {data['kem_fingerprint'][:16]})",
+        data,
+    )
+    return 0
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``identity`` command group."""
     identity = sub.add_parser("identity", help="your own signing identity", parents=[common])
@@ -149,6 +175,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                 help="signing and KEM public keys: what `weightvault grant --to` takes",
             )
         p.set_defaults(func=func)
+    p = actions.add_parser(
+        "add-kem", help="give an older identity the KEM key grants need", parents=[common]
+    )
+    p.add_argument("name", nargs="?", help="default: the identity you act as")
+    p.add_argument("--passphrase-file", metavar="FILE", help="its passphrase: first line of FILE")
+    where(p)
+    p.set_defaults(func=_add_kem)
     p = actions.add_parser("list", help="your identities", parents=[common])
     where(p)
     p.set_defaults(func=_list)

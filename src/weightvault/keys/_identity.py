@@ -435,6 +435,33 @@ def load_identity(path: Path, passphrase: Passphrase | None = None) -> Identity:
     return Identity(public.name, path, key, public.protection != PROTECTION_NONE, kem)
 
 
+def add_kem_key(path: Path, passphrase: Passphrase | None = None) -> PublicIdentity:
+    """Give an identity made before grants its KEM key (same signing key, same protection,
+    the same passphrase); IdentityError if it has one already. The file is replaced
+    atomically."""
+    from weightvault._fs import write_private
+
+    public = read_public(path)
+    if public.kem_public is not None:
+        raise IdentityError(f"identity {public.name} has a KEM key already")
+    secret: bytes | None = None
+    if public.protection != PROTECTION_NONE:
+        if passphrase is None:
+            raise IdentityError(
+                f"identity {public.name} is passphrase-protected: run on a terminal or set "
+                "WEIGHTVAULT_IDENTITY_PASSPHRASE_FILE"
+            )
+        secret = passphrase(public.name)
+        given = secret
+        loaded = load_identity(path, lambda _name: given)
+    else:
+        loaded = load_identity(path)
+    write_private(
+        path, identity_file(loaded.key, public.name, secret, secrets.token_bytes(hpke.SEED_SIZE))
+    )
+    return read_public(path)
+
+
 def list_identities(directory: Path | None = None) -> list[PublicIdentity]:
     """Every identity file under the identity directory, by name."""
     where = directory or identity_dir()

@@ -17,6 +17,7 @@ from weightvault.crypto import hpke
 from weightvault.crypto.signing import HybridSigningKey
 from weightvault.errors import GrantScopeError, IdentityError, InvalidInputError
 from weightvault.keys import (
+    add_kem_key,
     create_identity,
     identity_path,
     load_identity,
@@ -136,3 +137,21 @@ def test_an_identity_file_from_before_grants_loads_but_cannot_receive(tmp_path: 
         public.recipient()
     with pytest.raises(IdentityError, match="not a recipient key"):
         parse_recipient(canonical_json(public.public_key.to_dict()), "frank.pub")
+
+
+def test_an_older_identity_gets_a_kem_key_keeping_its_signing_key(tmp_path: Path) -> None:
+    key = HybridSigningKey.generate("gina", 1)
+    path = identity_path("gina", tmp_path)
+    path.write_bytes(identity_file(key, "gina", b"pass phrase"))
+    with pytest.raises(IdentityError, match="wrong passphrase"):
+        add_kem_key(path, lambda _n: b"nope")
+    assert read_public(path).kem_public is None
+    added = add_kem_key(path, lambda _n: b"pass phrase")
+    assert added.kem_public is not None
+    loaded = load_identity(path, lambda _n: b"pass phrase")
+    assert loaded.keyid == key.keyid
+    assert loaded.protected
+    assert loaded.kem is not None
+    assert loaded.kem.public_key() == added.kem_public
+    with pytest.raises(IdentityError, match="has a KEM key already"):
+        add_kem_key(path, lambda _n: b"pass phrase")

@@ -34,6 +34,7 @@ from weightvault.errors import (
     GrantReplayError,
     GrantRevokedError,
     GrantScopeError,
+    InvalidInputError,
 )
 from weightvault.keys import Identity, create_identity, load_identity, parse_recipient
 from weightvault.lifecycle import ingest
@@ -349,6 +350,10 @@ def test_a_single_use_grant_is_refused_on_replay(granted: Granted) -> None:
     g = granted
     grant_id, grant = _grant(g, single_use=True)
     root = load_root_file(g.root)
+    busy = make_tree(g.work / "busy-out", {"x": b"x"})
+    with pytest.raises(InvalidInputError, match="not an empty directory"):
+        access_grant(grant.read_bytes(), root, g.collab, busy)
+    # That refusal did not spend the single use.
     first = access_grant(grant.read_bytes(), root, g.collab, g.work / "once-out")
     assert first.files == 2
     again = g.work / "twice-out"

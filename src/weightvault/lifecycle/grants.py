@@ -591,6 +591,9 @@ def access_grant(
         [str(f["path"]) for f in files],
         str(doc["expires_at"]),
     )
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        # Checked before the receipt, so a single-use grant is not spent on a bad DIR.
+        raise InvalidInputError(f"output {out} exists and is not an empty directory")
     sealed = base64.b64decode(str(doc["sealed_dek"]))
     dek = open_dek(identity.kem, sealed, binding)
     kept = receipt_out or out.with_name(out.name + ".receipt.json")

@@ -285,6 +285,14 @@ def test_a_revoked_grant_is_refused_at_the_store(granted: Granted) -> None:
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["state"] == "revoked"
     assert "http" not in shown.stdout  # no presigned URL in the output
+    # A recipient not trusted to put its receipt: --rekey marks the artifact regardless.
+    distrusted, _ = _grant(g)
+    assert revoke_grant(g.vault, distrusted, rekey=True)["used"] is False
+    assert [
+        e
+        for e in g.vault.history(g.artifact_id, {REKEY_NEEDED})
+        if e.event.details["grant_id"] == distrusted
+    ]
 
 
 def _edited(grant: Path, change: Any, signer: Any = None) -> bytes:

@@ -81,13 +81,13 @@ def _revoke(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
     from weightvault.lifecycle.grants import revoke_grant
 
-    done = revoke_grant(open_vault(args), args.grant)
+    done = revoke_grant(open_vault(args), args.grant, rekey=args.rekey)
     emit(
         args,
         f"grant {args.grant} revoked ({done['removed']} copies deleted)"
         + (
             f"; it was used: artifact {done['artifact_id']} is marked for rekey"
-            if done["used"]
+            if done["used"] or args.rekey
             else ""
         ),
         done,
@@ -155,6 +155,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_access)
     p = sub.add_parser("revoke", help="stop future use of a grant", parents=[common])
     p.add_argument("grant", metavar="GRANT", help="the grant id")
+    p.add_argument(
+        "--rekey", action="store_true", help="mark the artifact for rekey even if no receipt"
+    )
     p.set_defaults(func=_revoke)
     p = sub.add_parser("grants", help="list, show, sync receipts, gc", parents=[common])
     p.add_argument("grants_action", choices=["list", "show", "sync", "gc"], metavar="ACTION")

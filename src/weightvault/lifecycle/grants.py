@@ -801,10 +801,11 @@ def sync_grants(vault: Vault) -> list[dict[str, Any]]:
     return recorded
 
 
-def revoke_grant(vault: Vault, grant_id: str) -> dict[str, Any]:
+def revoke_grant(vault: Vault, grant_id: str, *, rekey: bool = False) -> dict[str, Any]:
     """Stop future use of a grant: its copies are deleted (its URLs then fail at the
     store). A grant that was used handed out the DEK for good: the artifact is then
-    marked for rekey (``artifact.rekey_needed`` in the log)."""
+    marked for rekey (``artifact.rekey_needed`` in the log); ``rekey`` marks it even
+    without a receipt (a client that skipped its receipt may have read it)."""
     grant = _load_stored(vault, check_grant_id(grant_id))
     tier = _tier(vault, grant.artifact_id)
     with vault.operation(REVOKED, grant.artifact_id, tier, {"grant_id": grant_id}) as op:
@@ -812,14 +813,15 @@ def revoke_grant(vault: Vault, grant_id: str) -> dict[str, Any]:
         op.details["removed"] = _remove_copies(vault, grant_id)
         used = vault.store.exists(_grants_bucket(vault), grant_receipt_key(grant_id))
         op.details["used"] = used
-        if used:
+        if used or rekey:
+            why = "was used" if used else "is revoked as possibly used"
             vault.record(
                 REKEY_NEEDED,
                 grant.artifact_id,
                 tier,
                 {
                     "grant_id": grant_id,
-                    "reason": f"grant {grant_id} was used: its recipient holds the DEK",
+                    "reason": f"grant {grant_id} {why}: its recipient holds the DEK",
                 },
             )
     return {"artifact_id": grant.artifact_id, **op.details}

@@ -348,6 +348,12 @@ def test_a_grant_edited_or_pointed_outside_its_scope_is_refused(granted: Granted
     ):
         assert outside != url
         assert _get(outside).status == 403
+    # A file the artifact does not have: refused, logged refused, nothing copied.
+    before = {o.key for o in g.vault.store.list(bucket, "grants/")}
+    with pytest.raises(InvalidInputError, match=r"no file 'nope\.bin'"):
+        _grant(g, files=["nope.bin"])
+    assert {o.key for o in g.vault.store.list(bucket, "grants/")} == before
+    assert g.vault.catalog.log_search(artifact_id=g.artifact_id, kind=ISSUED, outcome="refused")
     # Another identity holding the grant file cannot use it (made to collab).
     stranger = load_identity(create_identity("stranger", directory=g.work / "s-ids").path)
     with pytest.raises(GrantScopeError, match="not to identity stranger"):

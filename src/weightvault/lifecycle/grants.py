@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import re
 import secrets
@@ -263,70 +264,80 @@ def issue_grant(
         "single_use": single_use,
     }
     with vault.artifact_operation(ISSUED, artifact_id, details) as op:
-        _require_role(vault, ISSUED, ISSUER_ROLES)
-        row = vault.resolve(artifact_id)
-        if row.tier == "quarantine" or vault.logged_quarantine(row.id) is not None:
-            raise QuarantinedError(f"artifact {row.id} is quarantined: no grants")
-        manifest, dek = vault.load_manifest(row.id, row.tier)
         try:
-            vault.verify_statement(row.id, row.tier, manifest)
-            chosen = _select(manifest.files, files)
-            issued = _whole_seconds(now or vault.clock())
-            expires_at = iso_seconds(issued + ttl)
-            paths = [e.path for _, e in chosen]
-            bucket = vault.settings.store.bucket("grants")
-            store = vault.store
-            listed = []
-            for idx, entry in chosen:
-                key = grant_file_key(grant_id, idx)
-                store.copy(vault.bucket(row.tier), entry.object_key, bucket, key)
-                listed.append(
+            _require_role(vault, ISSUED, ISSUER_ROLES)
+            row = vault.resolve(artifact_id)
+            if row.tier == "quarantine" or vault.logged_quarantine(row.id) is not None:
+                raise QuarantinedError(f"artifact {row.id} is quarantined: no grants")
+            manifest, dek = vault.load_manifest(row.id, row.tier)
+            try:
+                vault.verify_statement(row.id, row.tier, manifest)
+                chosen = _select(manifest.files, files)
+                issued = _whole_seconds(now or vault.clock())
+                expires_at = iso_seconds(issued + ttl)
+                paths = [e.path for _, e in chosen]
+                bucket = vault.settings.store.bucket("grants")
+                store = vault.store
+                listed = []
+                for idx, entry in chosen:
+                    key = grant_file_key(grant_id, idx)
+                    store.copy(vault.bucket(row.tier), entry.object_key, bucket, key)
+                    listed.append(
+                        {
+                            "path": entry.path,
+                            "size": entry.size,
+                            "sha256": entry.sha256,
+                            "ciphertext_size": entry.ciphertext_size,
+                            "url": store.presigned_get(bucket, key, ttl, request_date=issued),
+                        }
+                    )
+                receipt = grant_receipt_key(grant_id)
+                binding = dek_binding(grant_id, row.id, manifest.content_digest, paths, expires_at)
+                payload = canonical_json(
                     {
-                        "path": entry.path,
-                        "size": entry.size,
-                        "sha256": entry.sha256,
-                        "ciphertext_size": entry.ciphertext_size,
-                        "url": store.presigned_get(bucket, key, ttl, request_date=issued),
+                        "type": GRANT_TYPE,
+                        "grant_id": grant_id,
+                        "vault": vault.settings.store.bucket_prefix,
+                        "artifact_id": row.id,
+                        "name": manifest.name,
+                        "content_digest": manifest.content_digest,
+                        "issuer": op.principal.get("name"),
+                        "issued_at": iso_seconds(issued),
+                        "expires_at": expires_at,
+                        "single_use": single_use,
+                        "recipient": {
+                            "name": recipient.name,
+                            "keyid": recipient.keyid,
+                            "public_key": recipient.public_key.to_dict(),
+                            "kem_fingerprint": recipient.kem_public.fingerprint,
+                        },
+                        "files": listed,
+                        "receipt": {
+                            "put": store.presigned(
+                                "PUT", bucket, receipt, ttl, request_date=issued
+                            ),
+                            "get": store.presigned(
+                                "GET", bucket, receipt, ttl, request_date=issued
+                            ),
+                        },
+                        "sealed_dek": _b64(seal_dek(recipient.kem_public, dek, binding)),
                     }
                 )
-            receipt = grant_receipt_key(grant_id)
-            binding = dek_binding(grant_id, row.id, manifest.content_digest, paths, expires_at)
-            payload = canonical_json(
-                {
-                    "type": GRANT_TYPE,
-                    "grant_id": grant_id,
-                    "vault": vault.settings.store.bucket_prefix,
-                    "artifact_id": row.id,
-                    "name": manifest.name,
-                    "content_digest": manifest.content_digest,
-                    "issuer": op.principal.get("name"),
-                    "issued_at": iso_seconds(issued),
-                    "expires_at": expires_at,
-                    "single_use": single_use,
-                    "recipient": {
-                        "name": recipient.name,
-                        "keyid": recipient.keyid,
-                        "public_key": recipient.public_key.to_dict(),
-                        "kem_fingerprint": recipient.kem_public.fingerprint,
-                    },
-                    "files": listed,
-                    "receipt": {
-                        "put": store.presigned("PUT", bucket, receipt, ttl, request_date=issued),
-                        "get": store.presigned("GET", bucket, receipt, ttl, request_date=issued),
-                    },
-                    "sealed_dek": _b64(seal_dek(recipient.kem_public, dek, binding)),
-                }
+            finally:
+                del dek
+            envelope = dsse.sign_envelope(payload, GRANT_PAYLOAD_TYPE, signing_key(vault.keys))
+            store.put_bytes(bucket, grant_document_key(grant_id), canonical_json(envelope))
+            op.details.update(
+                grant_sha256=hashlib.sha256(payload).hexdigest(),
+                files=paths,
+                expires_at=expires_at,
+                content_digest=manifest.content_digest,
             )
-        finally:
-            del dek
-        envelope = dsse.sign_envelope(payload, GRANT_PAYLOAD_TYPE, signing_key(vault.keys))
-        store.put_bytes(bucket, grant_document_key(grant_id), canonical_json(envelope))
-        op.details.update(
-            grant_sha256=hashlib.sha256(payload).hexdigest(),
-            files=paths,
-            expires_at=expires_at,
-            content_digest=manifest.content_digest,
-        )
+        except BaseException:
+            # Nothing half-made stays servable: the copies of a failed grant go.
+            with contextlib.suppress(VaultError):
+                _remove_copies(vault, grant_id)
+            raise
     logged = next(e for e in reversed(vault.history(row.id, {ISSUED})) if e.event.op == op.op)
     proof = prove_entry(vault.tlog, logged.index)
     grant_file = canonical_json(

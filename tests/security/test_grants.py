@@ -269,6 +269,8 @@ def test_a_revoked_grant_is_refused_at_the_store(granted: Granted) -> None:
     assert _get(url).status == 404
     out = g.work / "revoked-out"
     _refused(_access(g, grant, out), GrantRevokedError.exit_code, out)
+    # The refused access claimed nothing: no receipt was put for it.
+    assert not g.vault.store.exists(g.settings.store.bucket("grants"), grant_receipt_key(grant_id))
     revoked = [
         e
         for e in g.vault.history(g.artifact_id, {REVOKED})

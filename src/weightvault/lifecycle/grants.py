@@ -531,9 +531,19 @@ def _fetch(
 def _claim(
     http: urllib3.PoolManager, grant: VerifiedGrant, identity: Identity, now: datetime
 ) -> dict[str, Any]:
-    """Refuse a used single-use grant, then put this access's signed receipt."""
+    """Refuse a revoked, expired or used single-use grant, then put this access's signed
+    receipt."""
     urls = grant.doc["receipt"]
     single = bool(grant.doc.get("single_use"))
+    if grant.doc["files"]:
+        # One byte of the first file: a revoked or expired grant is refused by the store
+        # before a receipt claims an access that cannot happen.
+        first = grant.doc["files"][0]
+        probe = _request(
+            http, "GET", str(first["url"]), f"file {first['path']}", headers={"Range": "bytes=0-0"}
+        )
+        if probe.status not in {200, 206}:
+            raise _refusal(probe.status, probe.data, f"file {first['path']}")
     if single:
         seen = _request(http, "GET", str(urls["get"]), "the grant's receipt")
         if seen.status == 200:

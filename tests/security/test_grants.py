@@ -38,6 +38,7 @@ from weightvault.errors import (
 )
 from weightvault.keys import Identity, create_identity, load_identity, parse_recipient
 from weightvault.lifecycle import ingest
+from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.grants import (
     ACCESSED,
@@ -413,3 +414,6 @@ def test_revoking_a_used_grant_marks_the_artifact_for_rekey(
     assert REKEY_NEEDED in {e["kind"] for e in g.vault.show(g.artifact_id)["events"]}
     out = g.work / "after-revoke-out"
     _refused(_access(g, grant, out), GrantRevokedError.exit_code, out)
+    # Every grant operation of this module left a log that verifies, index included.
+    report, _ = verify_audit(g.vault)
+    assert not report.problems, report.problems

@@ -309,3 +309,12 @@ class IdentityError(InvalidInputError):
     passphrase is wrong or cannot be asked for."""
 
     exit_code = 41
+
+
+# -- approval UI and break-glass reads (issue 12 item 3, "approvalui") ---------------
+class BreakGlassError(PolicyError):
+    """A break-glass read of a quarantined artifact is refused: it is not quarantined in the
+    log, or the signed approvals the log records since its quarantine do not meet the
+    two-person rule (``weightvault approve ID --to break-glass``)."""
+
+    exit_code = 48

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_tree
+import weightvault
+from tests.conftest import REPO, make_tree
 from tests.support.durable_store import cli
 from weightvault.artifacts import BREAK_GLASS_READ, Vault
 from weightvault.errors import BreakGlassError, QuarantinedError
@@ -98,6 +99,17 @@ def test_break_glass_reads_need_two_approvals_logged_after_the_quarantine(
     assert all(i > quarantined.index for i in ok.details["approvals"])
     assert len(ok.details["approvals"]) == 2
 
+    # The library API reads it the same way, logged as another break-glass read.
+    again = weightvault.open(config_dir=REPO / "config").pull(
+        artifact_id, tmp_path / "api", break_glass="incident 12: second look"
+    )
+    assert all((again / rel).read_bytes() == data for rel, data in FILES.items())
+    assert _outcomes(vault, BREAK_GLASS_READ)[-1].details["approvers"] == ["bob", "carol"]
+
     # The artifact stays quarantined: a plain read is still refused.
     with pytest.raises(QuarantinedError):
         vault.get(artifact_id, tmp_path / "after")
+    # Break-glass is for quarantined artifacts only.
+    other = ingest.put(vault, make_tree(tmp_path / "o", {"w.bin": b"o" * 64}), "other")
+    with pytest.raises(BreakGlassError, match="not quarantined in the log"):
+        break_glass_get(vault, other.artifact_id, tmp_path / "other", justification="why not")

@@ -3,12 +3,12 @@
 The tests run the real services of `weightvault up` (`prefect server start` and
 the runner serving the deployments) against the real store; nothing is mocked.
 The first creates the flow run through the API exactly as the UI's Run button
-does; the second fills the deployment's form in headless Chromium. The third is
-the two-person rule as the UI offers it: a cold promotion pauses for review with
-a form that lists the approvals the signed log backs and has no field to name an
-approver; one approval, free text typed into the form, the creator's approval, an
-expired one and one by a principal who lost the approver role are refused; two
-valid ones promote.
+does; the second fills the deployment's form in headless Chromium, then goes on,
+on the same deployment and artifact, with the two-person rule as the UI offers
+it: a cold promotion pauses for review with a form that lists the approvals the
+signed log backs and has no field to name an approver; one approval, free text
+typed into the form, the creator's approval, an expired one and one by a
+principal who lost the approver role are refused; two valid ones promote.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.keys import create_identity
 from weightvault.lifecycle.approvals import approve, check_approvals
-from weightvault.lifecycle.promote import promote
 from weightvault.lifecycle.trust import enrol_principal
 from weightvault.lifecycle.validate import validate_artifact
 from weightvault.records import Event
@@ -114,8 +113,9 @@ def test_promote_deployment_via_api(
     reason=f"{CHROMIUM} is not installed (run .ci/install-browser)",
 )
 def test_promote_form_in_browser(
-    vault_settings: Settings, ready: str, services: dict[str, Any], tmp_path: Path
+    vault_settings: Settings, vault: Vault, ready: str, services: dict[str, Any], tmp_path: Path
 ) -> None:
+    """Warm from the form; then, on the same deployment and artifact, the cold review."""
     from playwright.sync_api import expect
 
     api_url = services["api_url"]
@@ -149,6 +149,7 @@ def test_promote_form_in_browser(
         page.screenshot(path=str(shots / "completed.png"), full_page=True)
     assert tier_of(vault_settings, ready) == "warm"
     Vault.open(vault_settings).verify(ready)
+    cold_review_cases(vault_settings, vault, ready, services, tmp_path / "cold-review")
 
 
 def paused_review(api_url: str, flow_run_id: str, *, timeout: float = RUN_TIMEOUT) -> str:
@@ -226,23 +227,23 @@ def refused_for(settings: Settings, run: dict[str, Any]) -> str:
     return outcomes[-1].reason or ""
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"{CHROMIUM} is not installed (run .ci/install-browser)",
-)
-def test_cold_review_form_lists_approvals_and_only_signed_ones_count(
-    vault_settings: Settings, vault: Vault, ready: str, services: dict[str, Any], tmp_path: Path
+def cold_review_cases(
+    vault_settings: Settings, vault: Vault, ready: str, services: dict[str, Any], shots: Path
 ) -> None:
+    """The two-person rule through the UI, on ``ready`` in warm (one served deployment).
+
+    The paused cold promotion's form lists the approvals and has no approver field;
+    one approval (submitted in the browser), the creator's, an expired one, one by a
+    principal who lost the role, approvers typed into the justification and into the
+    input: refused; two valid approvals: promoted.
+    """
     from playwright.sync_api import expect
 
     api_url, deployment_id = services["api_url"], services["deployment"]["id"]
-    promote(vault, ready, "warm", justification="staging")
     approved(vault, ready, "cold", names=("approver-1",))  # publishes a trust root
     assert check_approvals(vault, ready, "cold").approvers == ("approver-1",)
 
     # One approval, promoted from the deployment's form in the browser.
-    shots = tmp_path / "screenshots"
     with chromium_page(shots) as page:
         open_custom_run(page, services["ui_url"], "promote")
         fill_form(

@@ -9,6 +9,15 @@ tasks' ``on_rollback`` hooks discard the envelope and copies and release the
 claim, so the artifact stays in its source tier with nothing half-promoted
 visible. Past the commit point those hooks leave the target alone (the move
 rolls forward; the commit step converges when run again).
+
+A cold promotion started from the deployment (the UI's Run button, or the
+API) pauses after the plan for review: the run waits for input whose form
+lists the approvals the signed log backs (``check_approvals``: who, key, when,
+until when, what does not count and why, how many are still needed) and
+offers only a promote / cancel choice, so nothing typed into it can stand in
+for an approval. The same listing is the run's ``approvals`` artifact. After
+the resume the policy gate checks the log again. A ``promote(params)`` call
+outside a deployment (tests, the demo, the CLI's steps) does not pause.
 """
 
 from __future__ import annotations
@@ -16,10 +25,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from prefect import flow
+from prefect.context import FlowRunContext
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
 from prefect.transactions import transaction
 from pydantic import BaseModel, Field
 
 from tasks import gate_tasks, reports, vault_tasks
+from weightvault.errors import PolicyError
+from weightvault.lifecycle.promote import PromotionPlan
+
+#: how long a paused cold promotion waits for its review (then the run fails)
+REVIEW_TIMEOUT_S = 3600
+REVIEW_POLL_S = 2
 
 
 class PromoteParams(BaseModel):
@@ -31,6 +49,38 @@ class PromoteParams(BaseModel):
     )
     justification: str = Field(description="Why this artifact should move")
     legal_hold: bool = Field(default=False, description="Cold only: place a legal hold")
+
+
+class PromotionReview(RunInput):
+    """The review form of a paused cold promotion: a decision, and nothing that approves."""
+
+    decision: Literal["promote", "cancel"] = Field(
+        description="promote: run the gates (they check the signed approvals again)"
+    )
+
+
+def _from_deployment() -> bool:
+    context = FlowRunContext.get()
+    run = context.flow_run if context is not None else None
+    return run is not None and run.deployment_id is not None
+
+
+def review(plan: PromotionPlan) -> None:
+    """Pause a cold promotion started from the deployment until someone reviews it.
+
+    The form's description lists the approvals the log backs; cancelling
+    refuses the promotion (PolicyError, logged as refused).
+    """
+    if plan.target != "cold" or not _from_deployment():
+        return
+    markdown = reports.publish_approvals(gate_tasks.approvals(plan))
+    answer = pause_flow_run(
+        wait_for_input=PromotionReview.with_initial_data(description=markdown),
+        timeout=REVIEW_TIMEOUT_S,
+        poll_interval=REVIEW_POLL_S,
+    )
+    if answer.decision != "promote":
+        raise PolicyError(f"promotion of {plan.artifact_id} to cold cancelled at review")
 
 
 @flow(name="promote", description="Gated tier promotion.", persist_result=False)
@@ -52,6 +102,7 @@ def promote(params: PromoteParams) -> dict[str, Any]:
             params.justification,
             params.legal_hold,
         )
+        review(plan)
         integrity = gate_tasks.integrity(plan)
         policy, digest = gate_tasks.policy(plan, integrity)
         gates = (integrity, policy)

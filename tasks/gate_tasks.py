@@ -29,6 +29,7 @@ from weightvault.errors import StoreUnavailableError, VaultError
 from weightvault.gates import ScanResult, ValidationReport
 from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle import validate as admission
+from weightvault.lifecycle.approvals import ApprovalCheck, check_approvals
 from weightvault.lifecycle.promote import Claim, Gate, PromotionPlan, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
 
@@ -130,6 +131,12 @@ def plan(artifact_id: str, target: str, justification: str, legal_hold: bool) ->
         justification=justification,
         legal_hold=legal_hold,
     )
+
+
+@vault_task("list-approvals")
+def approvals(p: PromotionPlan) -> ApprovalCheck:
+    """The approvals the signed log backs for this move (what the review form lists)."""
+    return check_approvals(vault(), p.artifact_id, p.target)
 
 
 @vault_task("gate-integrity-signature")

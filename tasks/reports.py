@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.vault_tasks import vault_task
 from weightvault.artifacts import PutResult
+from weightvault.lifecycle.approvals import ApprovalCheck
 from weightvault.lifecycle.promote import Gate, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
 from weightvault.provenance import Provenance
@@ -142,3 +143,55 @@ def publish_validation_report(outcome: ValidationOutcome) -> None:
         key="validation-report",
         description=f"weightvault validation of {outcome.artifact_id}",
     )
+
+
+def approvals_markdown(check: ApprovalCheck) -> str:
+    """The approvals the signed log backs for one purpose: who, until when, what is missing.
+
+    Shown on the promote run's review form and published as its ``approvals``
+    artifact; names and public keyid prefixes only.
+    """
+    have, need = len(check.approvers), check.required
+    state = "met" if check.satisfied else f"{need - have} more needed"
+    what = {"cold": "cold promotion", "release": "release", "break-glass": "break-glass read"}
+    lines = [
+        f"# Approvals for the {what.get(check.purpose, check.purpose)} of `{check.artifact_id}`",
+        "",
+        f"**needs {need}, has {have}** ({state}): distinct enrolled approvers, "
+        "not the creator, within the approval window, as the signed log records them.",
+        "",
+    ]
+    if check.accepted:
+        lines += [
+            "| approver | key | approved (log time) | expires | log entry |",
+            "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {a.approver} | `{a.keyid[:16]}` | {a.logged_at} | {a.expires_at} | {a.index} |"
+            for a in check.accepted
+        ]
+    else:
+        lines.append("No approval the log backs yet.")
+    if check.rejected:
+        lines += ["", "## Not counted", "", "| log entry | why |", "|---|---|"]
+        lines += [f"| {i} | {why.replace('|', '/')} |" for i, why in check.rejected]
+    lines += [
+        "",
+        f"Each approver gives theirs with their own key: `weightvault approve "
+        f"{check.artifact_id} --to {check.purpose} --justification TEXT`. Nothing "
+        "typed into this form counts as an approval: on submit the gates check the "
+        "signed log again.",
+    ]
+    return "\n".join(lines)
+
+
+@vault_task("publish-approvals", retry=False)
+def publish_approvals(check: ApprovalCheck) -> str:
+    """Publish the approvals listing as a markdown artifact; returns the markdown."""
+    markdown = approvals_markdown(check)
+    create_markdown_artifact(
+        markdown=markdown,
+        key="approvals",
+        description=f"weightvault approvals for {check.purpose} of {check.artifact_id}",
+    )
+    return markdown

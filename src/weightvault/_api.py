@@ -15,6 +15,7 @@ from weightvault.artifacts import VerifyReport
 from weightvault.catalog import ArtifactRow
 from weightvault.config import load_settings
 from weightvault.lifecycle import ingest
+from weightvault.lifecycle.break_glass import break_glass_get
 from weightvault.provenance import capture_provenance
 
 __all__ = ["Artifact", "Vault", "VerifyReport", "open_vault"]
@@ -91,10 +92,17 @@ class Vault:
         )
         return _artifact(result.artifact, result.duplicate_of)
 
-    def pull(self, artifact_id: str, out: str | Path) -> Path:
-        """Decrypt and verify into ``out`` (created; it appears only when all is good)."""
+    def pull(self, artifact_id: str, out: str | Path, *, break_glass: str | None = None) -> Path:
+        """Decrypt and verify into ``out`` (created; it appears only when all is good).
+
+        ``break_glass`` (the justification) reads a quarantined artifact when the log
+        records the approvals for it (``weightvault approve ID --to break-glass``).
+        """
         target = Path(out)
-        self._engine.get(artifact_id, target)
+        if break_glass is None:
+            self._engine.get(artifact_id, target)
+        else:
+            break_glass_get(self._engine, artifact_id, target, justification=break_glass)
         return target.absolute()
 
     def verify(self, artifact_id: str) -> VerifyReport:

@@ -337,3 +337,12 @@ class GrantReplayError(PolicyError):
     """A single-use grant used again: its receipt is already in the store."""
 
     exit_code = 47
+
+
+# -- approval UI and break-glass reads (issue 12 item 3, "approvalui") ---------------
+class BreakGlassError(PolicyError):
+    """A break-glass read of a quarantined artifact is refused: it is not quarantined in the
+    log, or the signed approvals the log records since its quarantine do not meet the
+    two-person rule (``weightvault approve ID --to break-glass``)."""
+
+    exit_code = 48

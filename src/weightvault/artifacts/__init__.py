@@ -44,6 +44,7 @@ from weightvault.artifacts._statements import (
     write_statement,
 )
 from weightvault.artifacts._vault import (
+    BREAK_GLASS_READ,
     LoggedEvent,
     Operation,
     PutPlan,
@@ -61,6 +62,7 @@ from weightvault.artifacts._vault import (
 __all__ = [
     "AUDIT_HMAC_KEY_ID",
     "BOOTSTRAP_PURPOSE",
+    "BREAK_GLASS_READ",
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
     "REWRAP_KIND",

@@ -18,7 +18,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -49,6 +49,7 @@ from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
     AuditError,
+    BreakGlassError,
     ConflictError,
     DiskFullError,
     EvidenceMismatchError,
@@ -216,6 +217,7 @@ _REFUSALS = (
     PrincipalError,
 )
 _QUARANTINE_KINDS = frozenset({"artifact.quarantined", "artifact.released"})
+BREAK_GLASS_READ = "artifact.break_glass_read"
 
 
 @dataclass(frozen=True)
@@ -1145,12 +1147,29 @@ class Vault:
                 "catalog says otherwise: no reads until released"
             )
 
-    def _readable(self, artifact_id: str) -> tuple[ArtifactRow, Manifest, bytes]:
+    def _readable(
+        self, artifact_id: str, break_glass: LoggedEvent | None = None
+    ) -> tuple[ArtifactRow, Manifest, bytes]:
+        """Row (its tier: where the objects are), manifest and DEK of a readable artifact.
+
+        ``break_glass`` is the quarantine entry a caller authorized reading
+        through; it must still be the log's latest quarantine of the artifact.
+        """
         row = self.resolve(artifact_id)
-        if row.tier == "quarantine":
-            raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
-        self._refuse_if_logged_quarantined(row)
+        if break_glass is None:
+            if row.tier == "quarantine":
+                raise QuarantinedError(f"artifact {row.id} is quarantined: no reads until released")
+            self._refuse_if_logged_quarantined(row)
         state = self.logged_state(row.id)
+        if break_glass is not None:
+            current = self.logged_quarantine(row.id)
+            if current is None or current.index != break_glass.index:
+                raise BreakGlassError(
+                    f"artifact {row.id}: the quarantine at log entry {break_glass.index} "
+                    "is no longer the one in force"
+                )
+            # Quarantine leaves the objects in the tier the log last recorded them in.
+            row = replace(row, tier=state.require().tier)
         try:
             manifest, dek = self.load_manifest(row.id, row.tier, state)
         except RollbackError:
@@ -1245,23 +1264,65 @@ class Vault:
         output = {"output": self.private(str(out.absolute()))}
         with self.artifact_operation("artifact.read", artifact_id, output) as op:
             row, manifest, dek = self._readable(artifact_id)
-            if progress is not None:
-                progress.start(manifest.total_size)
-            try:
-                with staged_output(out, self.staging_registry) as staging:
-                    for entry in manifest.files:
-                        target = (staging / entry.path).resolve()
-                        if not target.is_relative_to(staging.resolve()):
-                            raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        with target.open("wb") as fh:
-                            self.decrypt_file(row, entry, dek, fh, progress)
-            except OSError as exc:
-                raise local_write_error(exc, out) from None
-            finally:
-                del dek
+            self._write_out(row, manifest, dek, out, progress)
             op.details["files"] = len(manifest.files)
         return manifest
+
+    def get_quarantined(
+        self,
+        artifact_id: str,
+        out: Path,
+        authorize: Callable[[LoggedEvent], dict[str, Any]],
+        details: dict[str, Any],
+        progress: TransferProgress | None = None,
+    ) -> Manifest:
+        """A break-glass read of a quarantined artifact, logged as ``artifact.break_glass_read``.
+
+        ``authorize`` gets the log's quarantine entry, raises to refuse
+        (BreakGlassError) and returns what the outcome records (who allowed
+        it). The intent is logged before it runs; no plaintext before both.
+        """
+        logged = {"output": self.private(str(out.absolute())), **details}
+        with self.artifact_operation(BREAK_GLASS_READ, artifact_id, logged) as op:
+            quarantine = (
+                self.logged_quarantine(op.artifact_id) if op.artifact_id is not None else None
+            )
+            if quarantine is None:
+                raise BreakGlassError(
+                    f"artifact {self.resolve(artifact_id).id} is not quarantined in the log: "
+                    "read it with get, break-glass is for quarantined artifacts"
+                )
+            op.details["quarantine_index"] = quarantine.index
+            op.details.update(authorize(quarantine))
+            row, manifest, dek = self._readable(quarantine.event.artifact_id or "", quarantine)
+            self._write_out(row, manifest, dek, out, progress)
+            op.details["files"] = len(manifest.files)
+        return manifest
+
+    def _write_out(
+        self,
+        row: ArtifactRow,
+        manifest: Manifest,
+        dek: bytes,
+        out: Path,
+        progress: TransferProgress | None,
+    ) -> None:
+        """Decrypt every file into a staging directory renamed to ``out`` when all is good."""
+        if progress is not None:
+            progress.start(manifest.total_size)
+        try:
+            with staged_output(out, self.staging_registry) as staging:
+                for entry in manifest.files:
+                    target = (staging / entry.path).resolve()
+                    if not target.is_relative_to(staging.resolve()):
+                        raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with target.open("wb") as fh:
+                        self.decrypt_file(row, entry, dek, fh, progress)
+        except OSError as exc:
+            raise local_write_error(exc, out) from None
+        finally:
+            del dek
 
     def show(self, artifact_id: str) -> dict[str, Any]:
         """Everything the catalog knows of an artifact (no key material)."""

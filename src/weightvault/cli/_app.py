@@ -172,8 +172,19 @@ def cmd_put(args: argparse.Namespace) -> int:
 def cmd_get(args: argparse.Namespace) -> int:
     """Download, decrypt and verify an artifact."""
     vault = open_vault(args)
+    if args.break_glass and not args.justification:
+        raise InvalidInputError("get --break-glass needs --justification")
+    if args.justification and not args.break_glass:
+        raise InvalidInputError("get --justification is for --break-glass reads")
     with transfer(args, f"get {args.id}") as progress:
-        manifest = vault.get(args.id, Path(args.out), progress)
+        if args.break_glass:
+            from weightvault.lifecycle.break_glass import break_glass_get
+
+            manifest = break_glass_get(
+                vault, args.id, Path(args.out), justification=args.justification, progress=progress
+            )
+        else:
+            manifest = vault.get(args.id, Path(args.out), progress)
     emit(
         args,
         f"{manifest.artifact_id}: {len(manifest.files)} files verified and written to {args.out}",
@@ -288,6 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("get", cmd_get, "download, decrypt and verify an artifact")
     p.add_argument("id")
     p.add_argument("--out", required=True, help="directory to create (must not hold files)")
+    p.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="read a quarantined artifact; needs `approve ID --to break-glass` approvals",
+    )
+    p.add_argument("--justification", help="why (required with --break-glass; logged)")
     p = add("verify", cmd_verify, "check an artifact without writing plaintext")
     p.add_argument("id")
     p = add("ls", cmd_ls, "list artifacts")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+# lifecycle.approvals.PURPOSES (not imported: the CLI imports engines lazily)
+_PURPOSES = ["cold", "release", "break-glass"]
+
 
 def _approve(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
@@ -42,16 +45,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the approval commands."""
     p = sub.add_parser(
         "approve",
-        help="sign an approval of an artifact (cold promotion, release) with your key",
+        help="sign, with your key, an approval (cold promotion, release, break-glass read)",
         parents=[common],
     )
     p.add_argument("id")
-    p.add_argument("--to", required=True, choices=["cold", "release"])
+    p.add_argument("--to", required=True, choices=_PURPOSES)
     p.add_argument("--justification", required=True)
     p.set_defaults(func=_approve)
     p = sub.add_parser(
         "approvals", help="the approvals of an artifact the signed log backs", parents=[common]
     )
     p.add_argument("id")
-    p.add_argument("--for", dest="purpose", default="cold", choices=["cold", "release"])
+    p.add_argument("--for", dest="purpose", default="cold", choices=_PURPOSES)
     p.set_defaults(func=_approvals)

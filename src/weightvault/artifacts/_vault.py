@@ -126,6 +126,8 @@ class SourceFile:
     path: str
     source: Path
     size: int
+    #: None for a model file; ``records.REBUILD_KIT`` for a file of the rebuild kit
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -935,7 +937,7 @@ class Vault:
             raise source_read_error(exc, src.source) from None
         if reader.plaintext_len != src.size:
             raise InvalidInputError(f"{src.source} changed size while it was being read")
-        return FileEntry(src.path, src.size, reader.hexdigest, length, key)
+        return FileEntry(src.path, src.size, reader.hexdigest, length, key, src.role)
 
     def seal(
         self,
@@ -1249,7 +1251,7 @@ class Vault:
                 progress.start(manifest.total_size)
             try:
                 with staged_output(out, self.staging_registry) as staging:
-                    for entry in manifest.files:
+                    for entry in manifest.model_files:
                         target = (staging / entry.path).resolve()
                         if not target.is_relative_to(staging.resolve()):
                             raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")
@@ -1260,7 +1262,7 @@ class Vault:
                 raise local_write_error(exc, out) from None
             finally:
                 del dek
-            op.details["files"] = len(manifest.files)
+            op.details["files"] = len(manifest.model_files)
         return manifest
 
     def show(self, artifact_id: str) -> dict[str, Any]:

@@ -166,7 +166,7 @@ def put(
     """
     put_plan = plan(vault, source, name, tier, labels)
     try:
-        if model_repo is not None and provenance is not None:
+        if model_repo is not None and provenance is not None and provenance.git_commit:
             try:
                 put_plan = rebuild_kit(vault, put_plan, model_repo, provenance, source)
             except BaseException as exc:

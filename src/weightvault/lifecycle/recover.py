@@ -84,6 +84,7 @@ from weightvault.lifecycle.rekey import (
     JOURNAL_TYPE,
     resign_statement,
     roll_forward,
+    sweep_unreferenced,
 )
 from weightvault.lifecycle.rotation import rotating_keys
 from weightvault.records import REBUILD_KIT, FileEntry, Manifest
@@ -666,30 +667,46 @@ def restore(
             raise RebuildKitError(f"{entry.path} of the rebuild kit is lost: cannot restore it")
         sources.append((entry, plain))
     vault.catalog.claim(p.artifact_id, p.tier, CLAIM)
+    try:
+        doc = _prepare_restore(vault, p, sources)
+        # The commit point, as for a re-encryption: from here on it is rolled forward.
+        vault.store.put_bytes(
+            vault.bucket("envelopes"),
+            rekey_journal_key(p.artifact_id, p.tier),
+            canonical_json(doc),
+        )
+    except BaseException:
+        # New objects of the attempt go (the manifest still names the old ones).
+        with contextlib.suppress(VaultError):
+            sweep_unreferenced(vault, p.artifact_id, p.tier, p.manifest)
+        vault.catalog.release(p.artifact_id)
+        raise
+    result = roll_forward(vault, doc, resumed=False)
+    if p.op is not None:
+        p.op.uses(result.kek, str(doc["signed_by"]))
+        p.op.details["state"] = vault.object_state(p.artifact_id, p.tier)
+    return len(sources)
+
+
+def _prepare_restore(
+    vault: Vault, p: RecoverPlan, sources: list[tuple[FileEntry, Path]]
+) -> dict[str, Any]:
+    """Encrypt every file under a fresh DEK to new objects; the journal document."""
     generation = secrets.token_hex(4)
+    prefix = files_prefix(p.artifact_id)
     new_dek = secrets.token_bytes(32)
     try:
         wrapped = rotating_keys(vault).wrap_dek(p.tier, p.artifact_id, new_dek)
         entries = [
-            _encrypt(
-                vault,
-                p,
-                entry,
-                plain,
-                new_dek,
-                f"{files_prefix(p.artifact_id)}r{generation}-{i:06d}.c2sp",
-            )
+            _encrypt(vault, p, entry, plain, new_dek, f"{prefix}r{generation}-{i:06d}.c2sp")
             for i, (entry, plain) in enumerate(sources)
         ]
         new_manifest = replace(p.manifest, files=tuple(entries))
         body = new_manifest.to_bytes(manifest_mac(new_dek, new_manifest.body_bytes()))
-    except BaseException:
-        vault.catalog.release(p.artifact_id)
-        raise
     finally:
         del new_dek
     statement, signed_by = resign_statement(vault, p.tier, p.manifest, new_manifest)
-    doc = {
+    return {
         "type": JOURNAL_TYPE,
         "artifact_id": p.artifact_id,
         "tier": p.tier,
@@ -699,15 +716,6 @@ def restore(
         "signed_by": signed_by,
         "old_objects": [f.object_key for f in p.manifest.files],
     }
-    # The commit point, as for a re-encryption: from here on it is rolled forward.
-    vault.store.put_bytes(
-        vault.bucket("envelopes"), rekey_journal_key(p.artifact_id, p.tier), canonical_json(doc)
-    )
-    result = roll_forward(vault, doc, resumed=False)
-    if p.op is not None:
-        p.op.uses(result.kek, signed_by)
-        p.op.details["state"] = vault.object_state(p.artifact_id, p.tier)
-    return len(entries)
 
 
 # -- the outcome ---------------------------------------------------------------

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from weightvault.errors import EnvironmentLockError, IntegrityError, RebuildKitError
-from weightvault.lifecycle.kit import KitDocument, lock_path
-from weightvault.lifecycle.recover import RecoverPlan, environment
+from weightvault.lifecycle.kit import BUNDLE_PATH, KitDocument, lock_path
+from weightvault.lifecycle.recover import RecoverPlan, environment, source
 from weightvault.records import REBUILD_KIT, FileEntry, Manifest
 
 REPO = Path(__file__).resolve().parents[3]
@@ -92,3 +93,44 @@ def test_a_malformed_kit_document_is_refused() -> None:
         KitDocument.parse(b'{"type":"weightvault.rebuild-kit/v9"}')
     doc = KitDocument("1" * 40, None, "model", False, (("requirements.txt", "2" * 64),))
     assert KitDocument.parse(doc.to_bytes()) == doc
+
+
+def _git_repo(root: Path) -> tuple[Path, str]:
+    repo = root / "origin"
+    repo.mkdir()
+    (repo / "train.py").write_text("print('train')\n")
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@localhost",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@localhost",
+    }
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    )
+    return repo, head.stdout.strip()
+
+
+def test_the_source_comes_from_the_bundle_else_the_recorded_remote(tmp_path: Path) -> None:
+    repo, commit = _git_repo(tmp_path)
+    ws = tmp_path / "ws"
+    bundle = ws / "kit" / BUNDLE_PATH
+    bundle.parent.mkdir(parents=True)
+    subprocess.run(["git", "bundle", "create", "-q", str(bundle), "HEAD"], cwd=repo, check=True)
+    kit = KitDocument(commit, str(repo), "", False, ())
+    src, origin = source(ws, kit)
+    assert origin == "bundle"
+    assert (src / "train.py").read_text() == "print('train')\n"
+    # The bundle lost: the recorded remote, at the same commit.
+    bundle.unlink()
+    src, origin = source(ws, kit)
+    assert origin == "remote"
+    assert (src / "train.py").is_file()
+    # Neither: refused, naming both reasons; a commit the remote lacks is refused too.
+    with pytest.raises(RebuildKitError, match="bundle is lost; remote"):
+        source(ws, KitDocument("f" * 40, str(repo), "", False, ()))
+    with pytest.raises(RebuildKitError, match="bundle is lost"):
+        source(ws, KitDocument(commit, None, "", False, ()))

@@ -25,6 +25,7 @@ from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
 from weightvault.errors import DatasetMismatchError, ReproducibilityError
 from weightvault.lifecycle import ingest
+from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.kit import BUNDLE_PATH, KIT_DOC_PATH
 from weightvault.lifecycle.recover import certificates, recover
 from weightvault.provenance import capture_provenance
@@ -301,3 +302,7 @@ def test_the_recover_flow_certifies_under_prefect(env_home: Kit, prefect_api: No
     assert listed[-1]["verified"] is True
     entries = vault.history(kit.digits, {"artifact.recovered"})
     assert entries[-1].event.client["flow_run"] == str(state.state_details.flow_run_id)
+    # The log, the catalog's index of it and the store agree after every kind of recovery
+    # (restored, refused, certified without a restore).
+    report, _counts = verify_audit(vault)
+    assert report.ok, [p.__dict__ for p in report.problems]

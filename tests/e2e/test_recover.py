@@ -23,7 +23,7 @@ from support.services import start_vault_store
 from pipeline.workspace import build_model_repo, commit_all, configure_remote, run
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.errors import DatasetMismatchError, ReproducibilityError
+from weightvault.errors import DatasetMismatchError, ReproducibilityError, RetentionError
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.kit import BUNDLE_PATH, KIT_DOC_PATH
@@ -306,3 +306,30 @@ def test_the_recover_flow_certifies_under_prefect(env_home: Kit, prefect_api: No
     # (restored, refused, certified without a restore).
     report, _counts = verify_audit(vault)
     assert report.ok, [p.__dict__ for p in report.problems]
+
+
+def test_restore_of_a_cold_artifact_is_refused_before_anything_runs(kit: Kit) -> None:
+    vault = Vault.open(kit.settings)
+    # Another training run of the noisy model (new weights, so no dedup), stored cold.
+    run(kit.noisy_repo, "dvc", "repro", "-q", "--force")
+    provenance = capture_provenance(
+        kit.noisy_repo,
+        run_id="run-cold",
+        creator="alice",
+        lock_file=None,
+        parent=None,
+        allow_incomplete=False,
+    )
+    cold = ingest.put(
+        vault,
+        kit.noisy_repo / "model",
+        "noisy-cold",
+        "cold",
+        provenance=provenance,
+        model_repo=kit.noisy_repo,
+    ).artifact_id
+    before = sorted(o.key for o in vault.store.list(vault.bucket("cold"), ""))
+    with pytest.raises(RetentionError, match=r"object-locked.*escrow decrypt"):
+        recover(vault, cold, restore_files=True)
+    assert sorted(o.key for o in vault.store.list(vault.bucket("cold"), "")) == before
+    assert _last_outcome(vault, cold)["outcome"] == "refused"

@@ -9,6 +9,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.ingest import ingest
 from flows.promote import promote
+from flows.recover import recover
 from flows.rekey import rekey
 from flows.rotate_keys import rotate_keys, schedule
 from flows.validate import validate
@@ -59,6 +60,11 @@ def deployments() -> list[RunnerDeployment]:
                     "verify_sample": rotation.verify_sample,
                 }
             },
+        ),
+        recover.to_deployment(
+            name="recover",
+            description="Rebuild an artifact from its rebuild kit, certify it; --restore.",
+            tags=["weightvault"],
         ),
         rekey.to_deployment(
             name="rekey",

@@ -53,6 +53,12 @@ def ingest(params: IngestParams) -> reports.IngestSummary:
     if params.version:
         labels["version"] = params.version
     plan = vault_tasks.plan(params.path, params.name, params.tier, labels)
+    try:
+        if provenance.git_commit is not None:
+            plan = vault_tasks.rebuild_kit(plan, params.model_repo, provenance, params.path)
+    except BaseException:
+        vault_tasks.discard(plan)
+        raise
     envelope = vault_tasks.write_envelope(plan)
     try:
         futures = [vault_tasks.upload.submit(plan, f, envelope) for f in plan.files]
@@ -62,4 +68,6 @@ def ingest(params: IngestParams) -> reports.IngestSummary:
     except BaseException:
         vault_tasks.discard(plan)
         raise
+    finally:
+        vault_tasks.drop_kit(plan)
     return reports.publish_ingest_report(result, provenance)

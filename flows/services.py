@@ -49,6 +49,7 @@ SERVED = (
     "validate/validate",
     "promote/promote",
     "rotate-keys/rotate-keys",
+    "recover/recover",
     "rekey/rekey",
 )
 """``flow/deployment`` names the runner serves (`flows.deployments.deployments`)."""

@@ -135,6 +135,19 @@ def plan(path: str, name: str, tier: str, labels: dict[str, str]) -> PutPlan:
     return ingest.plan(vault(), Path(path), name, tier, labels)
 
 
+@vault_task("rebuild-kit")
+def rebuild_kit(p: PutPlan, repo: str | None, provenance: Provenance, path: str) -> PutPlan:
+    """Add the rebuild kit (git bundle, lock files) to the plan's files."""
+    root = Path(repo) if repo else Path.cwd()
+    return ingest.rebuild_kit(vault(), p, root, provenance, Path(path))
+
+
+@vault_task("drop-kit", retry=False)
+def drop_kit(p: PutPlan) -> None:
+    """Remove the rebuild kit's private working files."""
+    ingest.drop_kit(p)
+
+
 @vault_task("write-envelope")
 def write_envelope(p: PutPlan) -> ingest.KekRef:
     """Draw and wrap the DEK; returns only the KEK reference."""

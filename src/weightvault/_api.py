@@ -88,7 +88,13 @@ class Vault:
                 allow_incomplete=allow_incomplete,
             )
         result = ingest.put(
-            self._engine, Path(path), name, tier, labels=labels, provenance=provenance
+            self._engine,
+            Path(path),
+            name,
+            tier,
+            labels=labels,
+            provenance=provenance,
+            model_repo=None if model_repo is None else Path(model_repo),
         )
         return _artifact(result.artifact, result.duplicate_of)
 

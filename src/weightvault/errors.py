@@ -346,3 +346,32 @@ class BreakGlassError(PolicyError):
     two-person rule (``weightvault approve ID --to break-glass``)."""
 
     exit_code = 48
+
+
+# -- rebuild kit and recover (issue 13, "recover") -------------------------------------
+class RebuildKitError(IntegrityError):
+    """An artifact has no usable rebuild kit: none stored, malformed, not the one its signed
+    statement names, or the source cannot be restored from it nor from the recorded remote."""
+
+    exit_code = 50
+
+
+class EnvironmentLockError(InvalidInputError):
+    """The recorded training environment's lock file cannot be satisfied offline (or is
+    not a format the rebuild can install)."""
+
+    exit_code = 51
+
+
+class DatasetMismatchError(IntegrityError):
+    """A dataset pulled from the DVC remote is not the one the signed statement records
+    (its md5 or sha256 differ), or it cannot be pulled."""
+
+    exit_code = 52
+
+
+class ReproducibilityError(IntegrityError):
+    """A rebuild did not reproduce the artifact: a stage failed, or an output file differs
+    from the manifest (which files, and for safetensors which tensors, are named)."""
+
+    exit_code = 53

@@ -42,6 +42,8 @@ def test_ingest_flow_end_to_end(flow_vault: Settings, model_repo: Path) -> None:
     assert row.signed_by == "vault-signing@v1"
     paths = {f["path"] for f in vault.catalog.files_of(row.id)}
     assert {"model.safetensors", "config.json"} <= paths
+    # The flow stores the rebuild kit beside the model files (docs/disaster-recovery.md).
+    assert {".weightvault/rebuild-kit/source.bundle", ".weightvault/rebuild-kit/kit.json"} <= paths
     report = vault.verify(row.id)
     assert report.files == row.file_count
     statement = vault.verify_statement(row.id, "hot", vault.load_manifest(row.id, "hot")[0])

@@ -26,7 +26,9 @@ from weightvault._time import parse_iso
 from weightvault.errors import RollbackError, UnloggedSignatureError
 from weightvault.records import Event
 
-STATE_KINDS = frozenset({"artifact.ingested", "artifact.promoted", "artifact.rekeyed"})
+STATE_KINDS = frozenset(
+    {"artifact.ingested", "artifact.promoted", "artifact.rekeyed", "artifact.recovered"}
+)
 """Kinds whose ok outcome records the state of the artifact's objects."""
 
 REWRAP_KIND = "envelopes.rewrapped"

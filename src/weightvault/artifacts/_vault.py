@@ -127,6 +127,8 @@ class SourceFile:
     path: str
     source: Path
     size: int
+    #: None for a model file; ``records.REBUILD_KIT`` for a file of the rebuild kit
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -937,7 +939,7 @@ class Vault:
             raise source_read_error(exc, src.source) from None
         if reader.plaintext_len != src.size:
             raise InvalidInputError(f"{src.source} changed size while it was being read")
-        return FileEntry(src.path, src.size, reader.hexdigest, length, key)
+        return FileEntry(src.path, src.size, reader.hexdigest, length, key, src.role)
 
     def seal(
         self,
@@ -1265,7 +1267,7 @@ class Vault:
         with self.artifact_operation("artifact.read", artifact_id, output) as op:
             row, manifest, dek = self._readable(artifact_id)
             self._write_out(row, manifest, dek, out, progress)
-            op.details["files"] = len(manifest.files)
+            op.details["files"] = len(manifest.model_files)
         return manifest
 
     def get_quarantined(
@@ -1296,7 +1298,7 @@ class Vault:
             op.details.update(authorize(quarantine))
             row, manifest, dek = self._readable(quarantine.event.artifact_id or "", quarantine)
             self._write_out(row, manifest, dek, out, progress)
-            op.details["files"] = len(manifest.files)
+            op.details["files"] = len(manifest.model_files)
         return manifest
 
     def _write_out(
@@ -1312,7 +1314,7 @@ class Vault:
             progress.start(manifest.total_size)
         try:
             with staged_output(out, self.staging_registry) as staging:
-                for entry in manifest.files:
+                for entry in manifest.model_files:
                     target = (staging / entry.path).resolve()
                     if not target.is_relative_to(staging.resolve()):
                         raise IntegrityError(f"artifact {row.id}: unsafe path {entry.path!r}")

@@ -26,6 +26,7 @@ from weightvault.cli import (
     _identity,
     _keys,
     _policy,
+    _recover,
     _store,
     _tiers,
     _trust,
@@ -56,6 +57,7 @@ COMMAND_MODULES = (
     _store,
     _identity,
     _grants,
+    _recover,
 )
 
 
@@ -185,10 +187,11 @@ def cmd_get(args: argparse.Namespace) -> int:
             )
         else:
             manifest = vault.get(args.id, Path(args.out), progress)
+    count = len(manifest.model_files)
     emit(
         args,
-        f"{manifest.artifact_id}: {len(manifest.files)} files verified and written to {args.out}",
-        {"artifact_id": manifest.artifact_id, "out": args.out, "files": len(manifest.files)},
+        f"{manifest.artifact_id}: {count} files verified and written to {args.out}",
+        {"artifact_id": manifest.artifact_id, "out": args.out, "files": count},
     )
     return 0
 
@@ -224,7 +227,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     """Show one artifact."""
     vault = open_vault(args)
+    from weightvault.lifecycle.recover import certificates
+
     info = vault.show(args.id)
+    info["certificates"] = certificates(vault, info["artifact"]["id"])
     a = info["artifact"]
     lines = [f"{k}: {v}" for k, v in a.items()]
     lines.append(f"placement: {info['placement']['tier']} since {info['placement']['since']}")
@@ -233,6 +239,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     lines += [f"envelope: {e['tier']} {e['kek_id']}@v{e['kek_version']}" for e in info["envelopes"]]
     lines += [f"file: {f['path']} {f['size']} {f['sha256']}" for f in info["files"]]
     lines += [f"event: {e['ts']} {e['kind']} by {e['actor']}" for e in info["events"]]
+    lines += [
+        f"reproducibility certificate: log entry {c['index']} "
+        + (f"{c['at']} {c['statement']['key']}" if c["verified"] else f"NOT VERIFIED {c['reason']}")
+        for c in info["certificates"]
+    ]
     emit(args, "\n".join(lines), info)
     return 0
 

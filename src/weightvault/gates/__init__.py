@@ -15,11 +15,14 @@ from weightvault.gates._policy import (
     policy_rules,
     run_policy_tests,
 )
+from weightvault.gates._tensordiff import TensorDiff, diff_safetensors
 
 __all__ = [
     "ScanResult",
+    "TensorDiff",
     "ValidationReport",
     "coverage_gaps",
+    "diff_safetensors",
     "evaluate",
     "explain",
     "policy_rules",

@@ -365,7 +365,12 @@ def _logged_objects(
                 objects = found.get(str(artifact_id))
                 if objects is not None and objects.state is not None:
                     objects.rewrap = (index, event)
-        elif event.artifact_id and event.kind in STATE_KINDS:
+        elif (
+            event.artifact_id
+            and event.kind in STATE_KINDS
+            # A recovery without --restore records no state (it changes no object).
+            and isinstance(event.details.get("state"), dict)
+        ):
             found[event.artifact_id] = _Objects(state=(index, event))
         elif event.artifact_id and event.kind == "artifact.deleted":
             found.setdefault(event.artifact_id, _Objects()).deleted = True

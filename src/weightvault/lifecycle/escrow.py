@@ -339,7 +339,9 @@ def escrow_decrypt(
         raise local_write_error(exc, out) from None
     finally:
         del dek
-    return EscrowRestore(artifact_id, len(manifest.files), total, manifest.content_digest, str(out))
+    return EscrowRestore(
+        artifact_id, len(manifest.model_files), total, manifest.content_digest, str(out)
+    )
 
 
 def _write_files(
@@ -352,7 +354,7 @@ def _write_files(
 ) -> int:
     total = 0
     with staged_output(out, registry) as staging:
-        for entry in manifest.files:
+        for entry in manifest.model_files:
             target = (staging / entry.path).resolve()
             if not target.is_relative_to(staging.resolve()):
                 raise IntegrityError(f"artifact {manifest.artifact_id}: unsafe path {entry.path!r}")

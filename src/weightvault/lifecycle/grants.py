@@ -272,7 +272,8 @@ def issue_grant(
             manifest, dek = vault.load_manifest(row.id, row.tier)
             try:
                 vault.verify_statement(row.id, row.tier, manifest)
-                chosen = _select(manifest.files, files)
+                # The model files only: the rebuild kit (source bundle, locks) is not shared.
+                chosen = _select(manifest.model_files, files)
                 issued = _whole_seconds(now or vault.clock())
                 expires_at = iso_seconds(issued + ttl)
                 paths = [e.path for _, e in chosen]

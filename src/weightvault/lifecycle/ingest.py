@@ -19,6 +19,7 @@ without an outcome in the log).
 from __future__ import annotations
 
 import contextlib
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,15 +27,18 @@ from pathlib import Path
 from weightvault.artifacts import PutPlan, PutResult, Sealed, SourceFile, TransferProgress, Vault
 from weightvault.errors import AuditError, IncompleteError, VaultError
 from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
+from weightvault.lifecycle.kit import build_kit, check_no_kit_paths
 from weightvault.provenance import Provenance
-from weightvault.records import FileEntry
+from weightvault.records import REBUILD_KIT, FileEntry
 
 __all__ = [
     "KekRef",
     "commit",
     "discard",
+    "drop_kit",
     "plan",
     "put",
+    "rebuild_kit",
     "seal",
     "upload",
     "write_envelope",
@@ -72,6 +76,33 @@ def plan(
         },
     )
     return replace(put_plan, op=op)
+
+
+def rebuild_kit(
+    vault: Vault, put_plan: PutPlan, repo: Path, provenance: Provenance, source: Path
+) -> PutPlan:
+    """Add the rebuild kit (``lifecycle.kit``) to the plan: its files join the upload.
+
+    ``source`` is what the put stores; its place in ``repo`` is recorded. The
+    kit's files are written to a private directory that :func:`drop_kit` removes.
+    """
+    del vault
+    check_no_kit_paths([f.path for f in put_plan.files])
+    _work, kit_files = build_kit(repo, provenance, source, source.is_file())
+    start = len(put_plan.files)
+    extra = tuple(
+        SourceFile(start + i, rel, path, path.stat().st_size, REBUILD_KIT)
+        for i, (rel, path) in enumerate(kit_files)
+    )
+    return replace(put_plan, files=put_plan.files + extra)
+
+
+def drop_kit(put_plan: PutPlan) -> None:
+    """Remove the private directory the plan's rebuild kit files were written to."""
+    for src in put_plan.files:
+        if src.role == REBUILD_KIT:
+            shutil.rmtree(src.source.parent, ignore_errors=True)
+            return
 
 
 def write_envelope(vault: Vault, put_plan: PutPlan) -> KekRef:
@@ -125,11 +156,35 @@ def put(
     *,
     labels: dict[str, str] | None = None,
     provenance: Provenance | None = None,
+    model_repo: Path | None = None,
     workers: int = 2,
     progress: TransferProgress | None = None,
 ) -> PutResult:
-    """Ingest a file or directory: every step above, in a row."""
+    """Ingest a file or directory: every step above, in a row.
+
+    With ``model_repo`` (and its captured ``provenance``) the rebuild kit is stored too.
+    """
     put_plan = plan(vault, source, name, tier, labels)
+    try:
+        if model_repo is not None and provenance is not None and provenance.git_commit:
+            try:
+                put_plan = rebuild_kit(vault, put_plan, model_repo, provenance, source)
+            except BaseException as exc:
+                with contextlib.suppress(Exception):
+                    discard(vault, put_plan, exc)
+                raise
+        return _put(vault, put_plan, provenance, workers, progress)
+    finally:
+        drop_kit(put_plan)
+
+
+def _put(
+    vault: Vault,
+    put_plan: PutPlan,
+    provenance: Provenance | None,
+    workers: int,
+    progress: TransferProgress | None,
+) -> PutResult:
     if progress is not None:
         progress.start(put_plan.total_size)
     try:

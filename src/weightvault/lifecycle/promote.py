@@ -255,7 +255,7 @@ def _policy_input(
                     "size": f.size,
                     "sha256": f.sha256,
                 }
-                for f in manifest.files
+                for f in manifest.model_files
             ],
             "encryption": {"payload": PAYLOAD, "dek_wrap": "A256GCM", "kek_bits": 256},
             "signature": {"valid": integrity.passed, "algorithms": ["Ed25519", "ML-DSA-65"]},

@@ -72,7 +72,7 @@ def check_record(vault: Vault, artifact_id: str) -> ValidationReport:
     statement = vault.verify_statement(row.id, row.tier, manifest)
     extra = statement["predicate"]["buildDefinition"]["externalParameters"].get("extra", {})
     provenance = dict(extra.get("provenance") or {})
-    files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in manifest.files]
+    files = [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in manifest.model_files]
     return validate_record(
         provenance_record(provenance, files, row.id),
         expectations_dir=vault.settings.expectations_dir,

@@ -13,6 +13,7 @@ from weightvault.records._audit import (
     set_flow_run_source,
 )
 from weightvault.records._manifest import (
+    REBUILD_KIT,
     FileEntry,
     Manifest,
     check_artifact_id,
@@ -32,6 +33,7 @@ from weightvault.records._witness import Witness, WitnessRound, witness_log
 from weightvault.records._witness_http import WitnessServer
 
 __all__ = [
+    "REBUILD_KIT",
     "Event",
     "FileEntry",
     "LogProblem",

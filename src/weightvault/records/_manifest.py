@@ -20,6 +20,9 @@ MANIFEST_TYPE = "weightvault.manifest/v1"
 PAYLOAD_SCHEME = "c2sp.org/chunked-encryption@v1 Cobblestone-256"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _ID = re.compile(r"[0-9a-z][0-9a-z-]{7,63}")
+REBUILD_KIT = "rebuild-kit"
+"""The role of a file kept beside the model files to rebuild them (docs/disaster-recovery.md)."""
+FILE_ROLES = frozenset({REBUILD_KIT})
 
 
 def check_relpath(path: str) -> str:
@@ -52,16 +55,21 @@ class FileEntry:
     sha256: str
     ciphertext_size: int
     object_key: str
+    #: None for a model file; a role in :data:`FILE_ROLES` for a file kept beside them
+    role: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return {
+        """JSON form (``role`` only when set, so model-only manifests are unchanged)."""
+        doc: dict[str, Any] = {
             "path": self.path,
             "size": self.size,
             "sha256": self.sha256,
             "ciphertext_size": self.ciphertext_size,
             "object": self.object_key,
         }
+        if self.role is not None:
+            doc["role"] = self.role
+        return doc
 
     @classmethod
     def from_dict(cls, raw: Any) -> FileEntry:
@@ -73,19 +81,24 @@ class FileEntry:
                 sha256=str(raw["sha256"]),
                 ciphertext_size=int(raw["ciphertext_size"]),
                 object_key=str(raw["object"]),
+                role=None if raw.get("role") is None else str(raw["role"]),
             )
         except (KeyError, TypeError, ValueError, InvalidInputError) as exc:
             raise IntegrityError(f"manifest file entry is malformed ({exc})") from None
+        if entry.role is not None and entry.role not in FILE_ROLES:
+            raise IntegrityError(f"manifest entry for {entry.path!r} has an unknown role")
         if not _HEX64.fullmatch(entry.sha256) or entry.size < 0:
             raise IntegrityError(f"manifest entry for {entry.path!r} is malformed")
         return entry
 
 
 def content_digest(entries: tuple[FileEntry, ...] | list[FileEntry]) -> str:
-    """sha256 over the canonical (path, size, sha256) list: same content, same digest."""
+    """sha256 over the canonical (path, size, sha256) list of the model files: same
+    content, same digest (files kept beside them, such as a rebuild kit, are not content)."""
     body = [
         {"path": e.path, "sha256": e.sha256, "size": e.size}
         for e in sorted(entries, key=lambda e: e.path)
+        if e.role is None
     ]
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 
@@ -111,6 +124,15 @@ class Manifest:
     def total_size(self) -> int:
         """Sum of the plaintext sizes."""
         return sum(f.size for f in self.files)
+
+    @property
+    def model_files(self) -> tuple[FileEntry, ...]:
+        """The artifact's own files (what ``get`` writes and the content digest covers)."""
+        return tuple(f for f in self.files if f.role is None)
+
+    def files_with_role(self, role: str) -> tuple[FileEntry, ...]:
+        """The files kept beside the model files in ``role`` (e.g. the rebuild kit)."""
+        return tuple(f for f in self.files if f.role == role)
 
     def body(self) -> dict[str, Any]:
         """The authenticated part of the manifest."""

@@ -309,3 +309,12 @@ class IdentityError(InvalidInputError):
     passphrase is wrong or cannot be asked for."""
 
     exit_code = 41
+
+
+# -- authorization as policy (issue 12, "authz") -----------------------------------------
+class AuthorizationError(VaultError):
+    """The authorization policy (config/policies/authz.rego) does not let the acting principal
+    perform this operation on this tier, or cannot be evaluated. The message names the rule;
+    the operation is refused before any effect."""
+
+    exit_code = 42

@@ -35,6 +35,7 @@ from tests.support.durable_store import (
     remove_delete_markers,
     start_cli,
 )
+from tests.support.tiers import stored_in
 from weightvault._time import iso_seconds, utcnow
 from weightvault.artifacts import Vault
 from weightvault.catalog import ClaimOwner, IndexedArtifact
@@ -60,7 +61,7 @@ def _cold_artifact(vault: Vault, tmp_path: Path) -> tuple[str, Path]:
         tmp_path / "release",
         {"model.safetensors": os.urandom(90_000), "config.json": b'{"layers": 2}'},
     )
-    return ingest.put(vault, src, "release", "cold").artifact_id, src
+    return stored_in(vault, src, "release", "cold"), src
 
 
 def test_cold_envelopes_are_retained_like_their_ciphertext(vault: Vault, tmp_path: Path) -> None:

@@ -41,31 +41,29 @@ rules := {
 
 any_tier := ["hot", "warm", "cold", "quarantine", null]
 
-stored_tiers := ["hot", "warm", "cold", "quarantine"]
-
 operations := {
 	# reading an artifact
-	"artifact.read": {"roles": ["reader", "validator"], "tiers": stored_tiers},
-	"artifact.verified": {"roles": ["reader", "promoter", "key-admin"], "tiers": stored_tiers},
-	"artifact.exported": {"roles": ["reader"], "tiers": stored_tiers},
+	"artifact.read": {"roles": ["reader", "validator"], "tiers": any_tier},
+	"artifact.verified": {"roles": ["reader", "promoter", "key-admin"], "tiers": any_tier},
+	"artifact.exported": {"roles": ["reader"], "tiers": any_tier},
 	# putting one in (hot only: put_tier)
 	"artifact.ingested": {"roles": ["ingester"], "tiers": ["hot", null]},
-	"artifact.deduplicated": {"roles": ["ingester"], "tiers": stored_tiers},
+	"artifact.deduplicated": {"roles": ["ingester"], "tiers": any_tier},
 	# validation
-	"artifact.validated": {"roles": ["validator"], "tiers": stored_tiers},
+	"artifact.validated": {"roles": ["validator"], "tiers": any_tier},
 	# promotion between tiers, and deletion
-	"artifact.promotion": {"roles": ["promoter"], "tiers": stored_tiers},
+	"artifact.promotion": {"roles": ["promoter"], "tiers": any_tier},
 	"artifact.promoted": {"roles": ["promoter"], "tiers": ["warm", "cold"]},
-	"artifact.promotion_refused": {"roles": ["promoter"], "tiers": stored_tiers},
-	"artifact.claim_taken_over": {"roles": ["promoter", "key-admin", "incident-responder"], "tiers": stored_tiers},
-	"artifact.deleted": {"roles": ["promoter"], "tiers": stored_tiers},
+	"artifact.promotion_refused": {"roles": ["promoter"], "tiers": any_tier},
+	"artifact.claim_taken_over": {"roles": ["promoter", "key-admin", "incident-responder"], "tiers": any_tier},
+	"artifact.deleted": {"roles": ["promoter"], "tiers": any_tier},
 	# approvals (signed by the approver's own key)
-	"artifact.approved": {"roles": ["approver"], "tiers": stored_tiers},
+	"artifact.approved": {"roles": ["approver"], "tiers": any_tier},
 	# incidents
-	"artifact.quarantined": {"roles": ["incident-responder", "validator"], "tiers": stored_tiers},
-	"artifact.released": {"roles": ["incident-responder"], "tiers": stored_tiers},
+	"artifact.quarantined": {"roles": ["incident-responder", "validator"], "tiers": any_tier},
+	"artifact.released": {"roles": ["incident-responder"], "tiers": any_tier},
 	"key.compromised": {"roles": ["incident-responder", "key-admin"], "tiers": any_tier},
-	"artifact.rekeyed": {"roles": ["incident-responder", "key-admin"], "tiers": stored_tiers},
+	"artifact.rekeyed": {"roles": ["incident-responder", "key-admin"], "tiers": any_tier},
 	# keys, escrow, trust root, disaster recovery
 	"key.rotated": {"roles": ["key-admin"], "tiers": any_tier},
 	"key.retired": {"roles": ["key-admin"], "tiers": any_tier},

@@ -24,6 +24,7 @@ from weightvault.lifecycle import ingest
 from weightvault.lifecycle.promote import promote as promote_now
 from weightvault.lifecycle.trust import enrol_principal, init_root
 from weightvault.records import Event
+from weightvault.store.layout import ARTIFACTS_PREFIX, envelope_key
 
 
 def _outcomes(vault: Vault, kind: str) -> list[Event]:
@@ -101,7 +102,11 @@ def test_an_ingester_puts_into_hot_only(vault: Vault, enrolled: str, tmp_path: P
     assert refused.tier == "cold"
     assert refused.reason is not None
     assert "put_tier" in refused.reason
-    assert list(vault.store.list(vault.bucket("cold"))) == []
+    assert list(vault.store.list(vault.bucket("cold"), ARTIFACTS_PREFIX)) == []
+    assert refused.artifact_id is not None
+    assert not vault.store.exists(
+        vault.bucket("envelopes"), envelope_key(refused.artifact_id, "cold")
+    )
     # The same principal may put into hot, and may not promote what it put.
     put = ingest.put(ingo, src, "into-hot")
     assert vault.catalog.artifact(put.artifact_id).tier == "hot"

@@ -105,7 +105,7 @@ def test_older_object_versions_restored_after_a_rekey_are_refused(
         cli("verify", artifact_id),
         f"artifact {artifact_id}: its manifest",
         f"recorded at entry {rekeyed.index} (artifact.rekeyed",
-        f"older manifest of entry {ingested.index} (artifact.ingested), restored",
+        f"older manifest of entry {ingested.index} ({ingested.kind}), restored",
         "rollback refused",
     )
     out = tmp_path / "out"

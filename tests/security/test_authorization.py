@@ -10,6 +10,8 @@ store nothing; what the role does allow still works.
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,19 @@ def test_an_ingester_puts_into_hot_only(vault: Vault, enrolled: str, tmp_path: P
     with pytest.raises(AuthorizationError, match=r"role: artifact\.promotion needs one of"):
         promote_now(ingo, put.artifact_id, "warm", justification="mine")
     assert vault.catalog.artifact(put.artifact_id).tier == "hot"
+
+    # Fail closed: a policy directory without the authorization policy refuses everything.
+    bare = tmp_path / "policies-without-authz"
+    bare.mkdir()
+    shutil.copyfile(vault.settings.policy_dir / "weightvault.rego", bare / "weightvault.rego")
+    unguarded = Vault.open(replace(vault.settings, policy_dir=bare), identity="ingo")
+    with pytest.raises(AuthorizationError, match="policy_error: authorization policy"):
+        ingest.put(unguarded, src, "while-the-policy-is-gone")
+    refusals = [e for e in _outcomes(vault, "artifact.ingested") if e.outcome == "refused"]
+    assert len(refusals) == 2
+    assert refusals[-1].reason is not None
+    assert "authz.rego does not exist" in refusals[-1].reason
+    assert sorted(r.name for r in vault.catalog.list_artifacts()) == ["guarded", "into-hot"]
 
 
 def test_a_flow_run_as_a_reader_is_refused_the_same_way(

@@ -282,6 +282,12 @@ def _events(vault: Vault, artifact_id: str, kind: str) -> list[dict[str, object]
     return [e for e in vault.catalog.events_of(artifact_id) if e["kind"] == kind]
 
 
+def _promotions_into(vault: Vault, artifact_id: str, target: str) -> list[dict[str, object]]:
+    """The artifact's promotions into ``target`` (a warm one was promoted from hot first)."""
+    events = _events(vault, artifact_id, "artifact.promoted")
+    return [e for e in events if e["details"]["tier"] == target]  # type: ignore[index]
+
+
 def _promote_args(artifact_id: str, target: str) -> list[str]:
     return ["promote", artifact_id, "--to", target, "--justification", "go"]
 
@@ -314,7 +320,7 @@ def test_promotion_killed_mid_copy_is_resumed_by_the_next_run(
     [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)
     assert "is gone" in str(takeover["details"]["reason"])  # type: ignore[index]
     assert takeover["details"]["previous_owner"].startswith(f"pid {proc.pid} ")  # type: ignore[index]
-    assert len(_events(vault, artifact_id, "artifact.promoted")) == 1
+    assert len(_promotions_into(vault, artifact_id, target)) == 1
 
     # Consistent: one tier, the catalog agrees, no claim, no leftovers, reads verify.
     assert _tiers_holding(vault, artifact_id) == [target]
@@ -476,7 +482,7 @@ def test_promotion_killed_past_its_commit_point_rolls_forward(
     assert _objects(vault, source, artifact_id) == []
     assert vault.catalog.artifact(artifact_id).tier == target
     assert vault.catalog.claim_holder(artifact_id) is None
-    assert len(_events(vault, artifact_id, "artifact.promoted")) == 1
+    assert len(_promotions_into(vault, artifact_id, target)) == 1
     assert len(_events(vault, artifact_id, claims.TAKEN_OVER)) == 1
     if target == "cold":
         for key in _objects(vault, "cold", artifact_id):

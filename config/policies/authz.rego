@@ -37,7 +37,8 @@ rules := {
 # `artifact.claim_taken_over` (a promotion), `envelopes.rewrapped` (a key
 # rotation), `artifact.read` (validation decrypts what it scans),
 # `artifact.quarantined` (validation quarantines unsafe content),
-# `artifact.verified` (promotion and rotation verify what they moved).
+# `artifact.verified` (promotion and rotation verify what they moved),
+# `artifact.rekey_needed` (revoking a grant that was used).
 
 any_tier := ["hot", "warm", "cold", "quarantine", null]
 
@@ -73,6 +74,12 @@ operations := {
 	"trust.root_published": {"roles": ["key-admin"], "tiers": [null]},
 	"dr.master_split": {"roles": ["key-admin"], "tiers": [null]},
 	"dr.home_restored": {"roles": ["key-admin"], "tiers": [null]},
+	# grants to collaborators (docs/grants.md)
+	"grant.issued": {"roles": ["key-admin"], "tiers": any_tier},
+	"grant.revoked": {"roles": ["key-admin", "incident-responder"], "tiers": any_tier},
+	"artifact.rekey_needed": {"roles": ["key-admin", "incident-responder"], "tiers": any_tier},
+	"grant.accessed": {"roles": ["key-admin", "auditor"], "tiers": any_tier},
+	"grant.collected": {"roles": ["key-admin"], "tiers": [null]},
 	# maintenance of the derived state (the catalog, orphaned objects)
 	"catalog.rebuilt": {"roles": ["key-admin"], "tiers": [null]},
 	"store.gc": {"roles": ["key-admin"], "tiers": [null]},

@@ -311,6 +311,34 @@ class IdentityError(InvalidInputError):
     exit_code = 41
 
 
+# -- grants for collaborators (issue 12, "grants") -------------------------------------
+class GrantExpiredError(PolicyError):
+    """A grant is used after its expiry: the collaborator's client refuses it, and the
+    store refuses its presigned URLs."""
+
+    exit_code = 44
+
+
+class GrantRevokedError(PolicyError):
+    """A grant was revoked (its copies are gone: the store answers 403/404), or the store
+    refused one of its URLs for another reason."""
+
+    exit_code = 45
+
+
+class GrantScopeError(IntegrityError):
+    """A grant that does not verify: edited, signed by a key the pinned root does not
+    trust, not in the log, for another recipient, or naming objects outside its scope."""
+
+    exit_code = 46
+
+
+class GrantReplayError(PolicyError):
+    """A single-use grant used again: its receipt is already in the store."""
+
+    exit_code = 47
+
+
 # -- authorization as policy (issue 12, "authz") -----------------------------------------
 class AuthorizationError(VaultError):
     """The authorization policy (config/policies/authz.rego) does not let the acting principal

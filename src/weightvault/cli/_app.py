@@ -22,6 +22,7 @@ from weightvault.cli import (
     _approvals,
     _audit,
     _dr,
+    _grants,
     _identity,
     _keys,
     _policy,
@@ -54,6 +55,7 @@ COMMAND_MODULES = (
     _dr,
     _store,
     _identity,
+    _grants,
 )
 
 

@@ -1,4 +1,5 @@
-"""`weightvault identity create|show|list|export`: a principal's own key, kept by that person.
+"""`weightvault identity create|show|list|export|add-kem`: a principal's own key, kept by
+that person.
 
 Identities live under ``WEIGHTVAULT_IDENTITY_DIR`` (default
 ``$XDG_CONFIG_HOME/weightvault/identities``), one 0600 file each; ``--dir``
@@ -99,16 +100,44 @@ def _export(args: argparse.Namespace) -> int:
     from weightvault.keys import public_line
 
     found = _find(args)
-    text = (
-        public_line(found.name, found.public_key)
-        if args.line
-        else canonical_json(found.public_key.to_dict()).decode()
-    )
+    if args.line and args.recipient:
+        raise UsageError("give one of --line, --recipient")
+    if args.recipient:
+        text = canonical_json(found.recipient()).decode()
+    elif args.line:
+        text = public_line(found.name, found.public_key)
+    else:
+        text = canonical_json(found.public_key.to_dict()).decode()
     if args.out:
         Path(args.out).write_text(text + "\n")
         print(f"wrote the public key of {found.name} to {args.out}")
     else:
         print(text)
+    return 0
+
+
+def _add_kem(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit
+    from weightvault.keys import (
+        add_kem_key,
+        default_identity,
+        default_passphrase,
+        identity_path,
+        read_passphrase_file,
+    )
+
+    path = identity_path(args.name or default_identity(), _dir(args))
+    passphrase = default_passphrase()
+    if args.passphrase_file:
+        secret = read_passphrase_file(Path(args.passphrase_file))
+        passphrase = lambda _name: secret  # noqa: E731 - the Passphrase callable
+    made = add_kem_key(path, passphrase)
+    data = made.to_dict()
+    emit(
+        args,
+        f"identity {made.name} can now receive grants (KEM key {data['kem_fingerprint'][:16]})",
+        data,
+    )
     return 0
 
 
@@ -140,7 +169,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         if name == "export":
             p.add_argument("--out", metavar="FILE", help="write it to FILE")
             p.add_argument("--line", action="store_true", help="the one-line form")
+            p.add_argument(
+                "--recipient",
+                action="store_true",
+                help="signing and KEM public keys: what `weightvault grant --to` takes",
+            )
         p.set_defaults(func=func)
+    p = actions.add_parser(
+        "add-kem", help="give an older identity the KEM key grants need", parents=[common]
+    )
+    p.add_argument("name", nargs="?", help="default: the identity you act as")
+    p.add_argument("--passphrase-file", metavar="FILE", help="its passphrase: first line of FILE")
+    where(p)
+    p.set_defaults(func=_add_kem)
     p = actions.add_parser("list", help="your identities", parents=[common])
     where(p)
     p.set_defaults(func=_list)

@@ -12,6 +12,13 @@ An identity file (``weightvault.identity/v1``, RFC 8785 JSON, written 0600 in a
                      "salt": "<base64>", "nonce": "<base64>",
                      "ciphertext": "<base64>"}}                      (protected)
 
+An identity made since grants (``docs/grants.md``) also holds an HPKE
+ML-KEM-768 + X25519 key, to receive secrets (a grant's DEK): the file then has
+``"kem_public_key": "<base64 of the 1216-byte X-Wing public key>"`` and the
+private bytes (plain or sealed) are the signing key's 70 bytes followed by the
+KEM key's 32-byte seed. A file without ``kem_public_key`` loads as before; it
+just cannot receive grants.
+
 A protected file never holds the raw key: it is AES-256-GCM under a key
 derived by scrypt from the passphrase, the additional data being the
 canonical JSON of the file's type, name and keyid (so a ciphertext moved into
@@ -41,6 +48,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from weightvault._fs import make_private_dir
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.config import environment, identity_dir
+from weightvault.crypto import hpke
 from weightvault.crypto.signing import ALGORITHM, HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IdentityError, IntegrityError, VaultError
 
@@ -56,6 +64,8 @@ _MAX_FILE: Final = 64 * 1024
 _FIELDS: Final = frozenset(
     {"type", "name", "keyid", "algorithm", "public_key", "protection", "private_key"}
 )
+KEM_FIELD: Final = "kem_public_key"
+RECIPIENT_TYPE: Final = "weightvault.recipient/v1"
 
 Passphrase = Callable[[str], bytes]
 
@@ -77,6 +87,7 @@ class Identity:
     path: Path
     key: HybridSigningKey
     protected: bool
+    kem: hpke.HpkePrivateKey | None = None
 
     @property
     def keyid(self) -> str:
@@ -103,6 +114,7 @@ class PublicIdentity:
     path: Path
     public_key: HybridVerifyKey
     protection: str
+    kem_public: hpke.HpkePublicKey | None = None
 
     @property
     def keyid(self) -> str:
@@ -118,7 +130,60 @@ class PublicIdentity:
             "protection": self.protection,
             "path": str(self.path),
             "public_key": self.public_key.to_dict(),
+            "kem_fingerprint": self.kem_public.fingerprint if self.kem_public else None,
         }
+
+    def recipient(self) -> dict[str, Any]:
+        """The public form a grant is made to (``identity export --recipient``)."""
+        if self.kem_public is None:
+            raise IdentityError(
+                f"identity {self.name} has no KEM key and cannot receive grants: "
+                "create a new identity"
+            )
+        return {
+            "type": RECIPIENT_TYPE,
+            "name": self.name,
+            "keyid": self.keyid,
+            "public_key": self.public_key.to_dict(),
+            KEM_FIELD: _b64(self.kem_public.to_bytes()),
+        }
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """Whom a grant is made to: a name, the signing key its receipts verify against, and
+    the KEM key the DEK is sealed to."""
+
+    name: str
+    public_key: HybridVerifyKey
+    kem_public: hpke.HpkePublicKey
+
+    @property
+    def keyid(self) -> str:
+        """Hex SHA-256 of the canonical signing public key."""
+        return self.public_key.keyid
+
+
+def parse_recipient(data: bytes, what: str) -> Recipient:
+    """A recipient from ``identity export --recipient`` (its JSON), else IdentityError."""
+    try:
+        doc: Any = parse_canonical(data.strip(), f"recipient {what}")
+    except IntegrityError:
+        raise IdentityError(f"{what} is not an exported recipient key") from None
+    if not isinstance(doc, dict) or doc.get("type") != RECIPIENT_TYPE:
+        raise IdentityError(
+            f"{what} is not a recipient key: use `weightvault identity export --recipient`"
+        )
+    if set(doc) != {"type", "name", "keyid", "public_key", KEM_FIELD}:
+        raise IdentityError(f"{what} is a malformed recipient key")
+    try:
+        public = HybridVerifyKey.from_dict(doc["public_key"])
+        kem = hpke.load_public(base64.b64decode(str(doc[KEM_FIELD]), validate=True))
+    except (binascii.Error, ValueError, VaultError):
+        raise IdentityError(f"{what} is a malformed recipient key") from None
+    if public.keyid != doc["keyid"]:
+        raise IdentityError(f"{what} does not match its keyid")
+    return Recipient(check_name(str(doc["name"])), public, kem)
 
 
 def fingerprint(key: HybridVerifyKey) -> str:
@@ -138,7 +203,7 @@ def parse_public_key(data: bytes, name: str) -> HybridVerifyKey:
     try:
         if text.startswith("{"):
             doc: Any = parse_canonical(text.encode(), f"public key {name}")
-            if doc.get("type") == IDENTITY_TYPE:
+            if doc.get("type") in {IDENTITY_TYPE, RECIPIENT_TYPE}:
                 doc = doc.get("public_key")
             return HybridVerifyKey.from_dict(doc)
         parts = text.split("+", 2)
@@ -183,8 +248,11 @@ def default_identity() -> str:
     return login
 
 
-def _aad(name: str, keyid: str) -> bytes:
-    return canonical_json({"type": IDENTITY_TYPE, "name": name, "keyid": keyid})
+def _aad(name: str, keyid: str, kem: str | None = None) -> bytes:
+    fields = {"type": IDENTITY_TYPE, "name": name, "keyid": keyid}
+    if kem is not None:
+        fields[KEM_FIELD] = kem
+    return canonical_json(fields)
 
 
 def _derive(passphrase: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -195,18 +263,29 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def identity_file(key: HybridSigningKey, name: str, passphrase: bytes | None = None) -> bytes:
-    """The bytes of an identity file for ``key`` (protected when ``passphrase`` is given)."""
+def identity_file(
+    key: HybridSigningKey,
+    name: str,
+    passphrase: bytes | None = None,
+    kem_seed: bytes | None = None,
+) -> bytes:
+    """The bytes of an identity file for ``key`` (protected when ``passphrase`` is given),
+    with the KEM key of ``kem_seed`` when given."""
     public = key.public_key()
     private: Any
+    raw = key.private_bytes()
+    kem: str | None = None
+    if kem_seed is not None:
+        kem = _b64(hpke.generate_keypair_from_seed(kem_seed)[1].to_bytes())
+        raw += kem_seed
     if passphrase is None:
-        protection, private = PROTECTION_NONE, _b64(key.private_bytes())
+        protection, private = PROTECTION_NONE, _b64(raw)
     else:
         if not passphrase:
             raise IdentityError("an empty passphrase protects nothing")
         salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
         kek = _derive(passphrase, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
-        sealed = AESGCM(kek).encrypt(nonce, key.private_bytes(), _aad(name, key.keyid))
+        sealed = AESGCM(kek).encrypt(nonce, raw, _aad(name, key.keyid, kem))
         protection = PROTECTION_SCRYPT
         private = {
             "kdf": "scrypt",
@@ -217,17 +296,18 @@ def identity_file(key: HybridSigningKey, name: str, passphrase: bytes | None = N
             "nonce": _b64(nonce),
             "ciphertext": _b64(sealed),
         }
-    return canonical_json(
-        {
-            "type": IDENTITY_TYPE,
-            "name": name,
-            "keyid": key.keyid,
-            "algorithm": ALGORITHM,
-            "public_key": public.to_dict(),
-            "protection": protection,
-            "private_key": private,
-        }
-    )
+    doc = {
+        "type": IDENTITY_TYPE,
+        "name": name,
+        "keyid": key.keyid,
+        "algorithm": ALGORITHM,
+        "public_key": public.to_dict(),
+        "protection": protection,
+        "private_key": private,
+    }
+    if kem is not None:
+        doc[KEM_FIELD] = kem
+    return canonical_json(doc)
 
 
 def create_identity(
@@ -237,7 +317,7 @@ def create_identity(
     check_name(name)
     path = identity_path(name, directory)
     key = HybridSigningKey.generate(name, 1)
-    data = identity_file(key, name, passphrase)
+    data = identity_file(key, name, passphrase, secrets.token_bytes(hpke.SEED_SIZE))
     make_private_dir(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -249,7 +329,8 @@ def create_identity(
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    return PublicIdentity(name, path, key.public_key(), read_public(path).protection)
+    made = read_public(path)
+    return PublicIdentity(name, path, key.public_key(), made.protection, made.kem_public)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -269,7 +350,7 @@ def _read(path: Path) -> dict[str, Any]:
         doc = parse_canonical(data, f"identity file {path}")
     except IntegrityError:
         raise IdentityError(f"{path} is not a weightvault identity file") from None
-    if doc.get("type") != IDENTITY_TYPE or set(doc) != _FIELDS:
+    if doc.get("type") != IDENTITY_TYPE or set(doc) - {KEM_FIELD} != _FIELDS:
         raise IdentityError(f"{path} is not a weightvault.identity/v1 file")
     return doc
 
@@ -284,7 +365,13 @@ def _public(doc: dict[str, Any], path: Path) -> PublicIdentity:
         raise IdentityError(f"identity file {path} does not match its keyid")
     if doc["protection"] not in {PROTECTION_NONE, PROTECTION_SCRYPT}:
         raise IdentityError(f"identity file {path} has an unknown protection")
-    return PublicIdentity(name, path, public, str(doc["protection"]))
+    kem: hpke.HpkePublicKey | None = None
+    if KEM_FIELD in doc:
+        try:
+            kem = hpke.load_public(base64.b64decode(str(doc[KEM_FIELD]), validate=True))
+        except (binascii.Error, ValueError, VaultError):
+            raise IdentityError(f"identity file {path} has a malformed KEM key") from None
+    return PublicIdentity(name, path, public, str(doc["protection"]), kem)
 
 
 def read_public(path: Path) -> PublicIdentity:
@@ -313,8 +400,9 @@ def _unseal(doc: dict[str, Any], public: PublicIdentity, passphrase: Passphrase 
     nonce = base64.b64decode(str(sealed.get("nonce", "")), validate=True)
     body = base64.b64decode(str(sealed.get("ciphertext", "")), validate=True)
     kek = _derive(passphrase(public.name), salt, n, r, p)
+    kem = _b64(public.kem_public.to_bytes()) if public.kem_public is not None else None
     try:
-        return AESGCM(kek).decrypt(nonce, body, _aad(public.name, public.keyid))
+        return AESGCM(kek).decrypt(nonce, body, _aad(public.name, public.keyid, kem))
     except InvalidTag:
         raise IdentityError(f"wrong passphrase for identity {public.name}") from None
 
@@ -323,8 +411,18 @@ def load_identity(path: Path, passphrase: Passphrase | None = None) -> Identity:
     """Load an identity; ``passphrase(name)`` is asked only for a protected file."""
     doc = _read(path)
     public = _public(doc, path)
+    kem: hpke.HpkePrivateKey | None = None
     try:
         raw = _unseal(doc, public, passphrase)
+        if public.kem_public is not None:
+            if len(raw) <= hpke.SEED_SIZE:
+                raise IdentityError(f"identity file {path} is malformed")
+            raw, seed = raw[: -hpke.SEED_SIZE], raw[-hpke.SEED_SIZE :]
+            kem, kem_public = hpke.generate_keypair_from_seed(seed)
+            if kem_public != public.kem_public:
+                raise IdentityError(
+                    f"identity file {path}: its KEM private key is not the key it names"
+                )
         key = HybridSigningKey.from_private_bytes(public.name, 1, raw)
     except (binascii.Error, ValueError):
         raise IdentityError(f"identity file {path} is malformed") from None
@@ -334,7 +432,34 @@ def load_identity(path: Path, passphrase: Passphrase | None = None) -> Identity:
         raise IdentityError(f"identity file {path} holds no usable key") from None
     if key.keyid != public.keyid:
         raise IdentityError(f"identity file {path}: its private key is not the key it names")
-    return Identity(public.name, path, key, public.protection != PROTECTION_NONE)
+    return Identity(public.name, path, key, public.protection != PROTECTION_NONE, kem)
+
+
+def add_kem_key(path: Path, passphrase: Passphrase | None = None) -> PublicIdentity:
+    """Give an identity made before grants its KEM key (same signing key, same protection,
+    the same passphrase); IdentityError if it has one already. The file is replaced
+    atomically."""
+    from weightvault._fs import write_private
+
+    public = read_public(path)
+    if public.kem_public is not None:
+        raise IdentityError(f"identity {public.name} has a KEM key already")
+    secret: bytes | None = None
+    if public.protection != PROTECTION_NONE:
+        if passphrase is None:
+            raise IdentityError(
+                f"identity {public.name} is passphrase-protected: run on a terminal or set "
+                "WEIGHTVAULT_IDENTITY_PASSPHRASE_FILE"
+            )
+        secret = passphrase(public.name)
+        given = secret
+        loaded = load_identity(path, lambda _name: given)
+    else:
+        loaded = load_identity(path)
+    write_private(
+        path, identity_file(loaded.key, public.name, secret, secrets.token_bytes(hpke.SEED_SIZE))
+    )
+    return read_public(path)
 
 
 def list_identities(directory: Path | None = None) -> list[PublicIdentity]:

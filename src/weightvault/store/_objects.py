@@ -369,10 +369,30 @@ class ObjectStore:
                 raise
         return True
 
-    def presigned_get(self, bucket: str, key: str, expires: timedelta) -> str:
-        """A URL that reads one object without credentials until ``expires`` from now."""
+    def presigned_get(
+        self, bucket: str, key: str, expires: timedelta, *, request_date: datetime | None = None
+    ) -> str:
+        """A URL that reads one object without credentials until ``expires`` from now (or
+        from ``request_date``, the signing time)."""
+        return self.presigned("GET", bucket, key, expires, request_date=request_date)
+
+    def presigned(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        expires: timedelta,
+        *,
+        request_date: datetime | None = None,
+    ) -> str:
+        """A URL for one ``method`` (GET, PUT, HEAD) on one object, signed by this store's
+        credential, valid until ``request_date`` (default now) plus ``expires``."""
         with self._translate(f"presign {bucket}/{key}"):
-            return str(self.client.presigned_get_object(bucket, key, expires=expires))
+            return str(
+                self.client.get_presigned_url(
+                    method, bucket, key, expires=expires, request_date=request_date
+                )
+            )
 
     def ping(self) -> None:
         """Raise unless the endpoint answers and accepts the credentials."""
@@ -700,7 +720,7 @@ class _GuardedStream(io.RawIOBase):
 
 def bucket_roles() -> tuple[str, ...]:
     """Every bucket the vault uses, by role."""
-    return ("hot", "warm", "cold", "quarantine", "envelopes", "audit", "dvc")
+    return ("hot", "warm", "cold", "quarantine", "envelopes", "audit", "dvc", "grants")
 
 
 def bucket_needs(settings: Settings) -> dict[str, tuple[bool, bool]]:

@@ -36,6 +36,7 @@ from weightvault.store.layout import (
     ARTIFACTS_PREFIX,
     ATTESTATIONS_PREFIX,
     ENVELOPES_PREFIX,
+    GRANTS_PREFIX,
     KEYSTORE_BACKUPS_PREFIX,
     KEYSTORE_VERSIONS_PREFIX,
     LOG_PREFIX,
@@ -193,7 +194,7 @@ STORE_ROLES: dict[str, StoreRole] = {
         StoreRole(
             "promoter",
             "promote, quarantine and release: copy between tiers, retention and legal "
-            "holds, remove the source copy; attestations and the log",
+            "holds, remove the source copy; attestations and the log; grants",
             (
                 *(_g(tier, "get put delete lock list", ARTIFACTS_PREFIX) for tier in TIER_BUCKETS),
                 _g("quarantine", "get put delete list", QUARANTINE_MARKERS_PREFIX),
@@ -202,6 +203,8 @@ STORE_ROLES: dict[str, StoreRole] = {
                 _LOGS,
                 _SAVES_KEYSTORE,
                 _g("audit", "put", STATEMENTS_PREFIX, ATTESTATIONS_PREFIX, VALIDATIONS_PREFIX),
+                # Grants (docs/grants.md): copies, presigned URLs, receipts, revocation.
+                _g("grants", "get put delete list", GRANTS_PREFIX),
             ),
         ),
         StoreRole(

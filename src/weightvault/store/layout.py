@@ -30,6 +30,11 @@ audit                           ``events/YYYY/MM/DD/<event id>.json``,
                                 keystore backups (written once, never replaced),
                                 ``dr/master-shares.json`` the record that the
                                 master key was split (no share in it)
+grants (unversioned, unlocked)  ``grants/<grant id>/files/NNNNNN.c2sp`` copies of
+                                the granted ciphertext (what its presigned URLs
+                                read), ``grants/<grant id>/grant.json`` the signed
+                                grant, ``grants/<grant id>/receipt.json`` the
+                                collaborator's signed receipt (``docs/grants.md``)
 any bucket                      ``probe/…`` objects of the capability probe
                                 (``weightvault store check``), never artifacts
 ==============================  ==================================================
@@ -48,6 +53,7 @@ __all__ = [
     "ENVELOPES_PREFIX",
     "ESCROW_NAME",
     "EVENTS_PREFIX",
+    "GRANTS_PREFIX",
     "KEYSTORE_BACKUPS_PREFIX",
     "KEYSTORE_VERSIONS_PREFIX",
     "LOG_PREFIX",
@@ -68,6 +74,11 @@ __all__ = [
     "event_key",
     "file_key",
     "files_prefix",
+    "grant_document_key",
+    "grant_file_key",
+    "grant_files_prefix",
+    "grant_prefix",
+    "grant_receipt_key",
     "keystore_backup_key",
     "keystore_version_key",
     "lock_probe_key",
@@ -103,6 +114,7 @@ KEYSTORE_BACKUPS_PREFIX = "keystore/backups/"
 _KEYSTORE_BACKUP = re.compile(r"^keystore/backups/(?P<v>[0-9]{20})\.sealed$")
 MASTER_SHARES_KEY = "dr/master-shares.json"
 ESCROW_NAME = "escrow"
+GRANTS_PREFIX = "grants/"
 _REKEY = "rekey-"
 
 _ARTIFACT_OBJECT = re.compile(
@@ -313,3 +325,28 @@ def parse_trust_root_key(key: str) -> int | None:
     """The trust root version a key names, or None."""
     match = _TRUST_ROOT.fullmatch(key)
     return int(match.group("v")) if match else None
+
+
+def grant_prefix(grant_id: str) -> str:
+    """Every object of one grant, in the grants bucket."""
+    return f"{GRANTS_PREFIX}{grant_id}/"
+
+
+def grant_files_prefix(grant_id: str) -> str:
+    """The granted ciphertext copies of one grant."""
+    return f"{grant_prefix(grant_id)}files/"
+
+
+def grant_file_key(grant_id: str, idx: int) -> str:
+    """The copy of the artifact's file ``idx`` that a grant's presigned URL reads."""
+    return f"{grant_files_prefix(grant_id)}{idx:06d}.c2sp"
+
+
+def grant_document_key(grant_id: str) -> str:
+    """The signed grant document (DSSE), as issued."""
+    return f"{grant_prefix(grant_id)}grant.json"
+
+
+def grant_receipt_key(grant_id: str) -> str:
+    """The collaborator's signed receipt, written once through a presigned PUT."""
+    return f"{grant_prefix(grant_id)}receipt.json"

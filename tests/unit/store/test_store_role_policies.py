@@ -28,6 +28,8 @@ from weightvault.store import (
 from weightvault.store.layout import (
     envelope_key,
     file_key,
+    grant_file_key,
+    grant_receipt_key,
     keystore_version_key,
     log_checkpoint_key,
     log_sequenced_key,
@@ -37,7 +39,7 @@ from weightvault.store.layout import (
     validation_key,
 )
 
-BUCKETS = ("hot", "warm", "cold", "quarantine", "envelopes", "audit", "dvc")
+BUCKETS = ("hot", "warm", "cold", "quarantine", "envelopes", "audit", "dvc", "grants")
 ROLES = ("admin", "ingester", "reader", "validator", "promoter", "auditor", "dvc")
 OBJECT_ACTIONS = {
     "s3:GetObject",
@@ -76,6 +78,7 @@ SAMPLE_KEYS = {
         "attestations/a1/000001-promotion.json",
     ],
     "dvc": ["files/md5/ab/cdef"],
+    "grants": [grant_file_key("g-" + "0" * 24, 0), grant_receipt_key("g-" + "0" * 24)],
 }
 
 

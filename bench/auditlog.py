@@ -40,18 +40,18 @@ def main() -> None:
     parser.add_argument("--ops", type=int, default=50)
     args = parser.parse_args()
     with bench_vault() as vault:
-        vault.record("bench.warmup")  # opens the log, creates its keys
+        vault.record("store.gc")  # opens the log, creates its keys
         begins, finishes, whole = [], [], []
         for _ in range(args.ops):
             t0 = time.perf_counter()
-            op = vault.begin("bench.op", details={"n": 1})
+            op = vault.begin("store.gc", details={"n": 1})
             t1 = time.perf_counter()
             vault.finish(op)
             t2 = time.perf_counter()
             begins.append(t1 - t0)
             finishes.append(t2 - t1)
             t3 = time.perf_counter()
-            with vault.operation("bench.op"):
+            with vault.operation("store.gc"):
                 pass
             whole.append(time.perf_counter() - t3)
         size = vault.tlog.checkpoint().checkpoint.size

@@ -27,7 +27,10 @@ class IngestParams(BaseModel):
     )
     run_id: str | None = Field(default=None, description="Training run id")
     labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels")
-    tier: Literal["hot", "warm", "cold"] = Field(default="hot", description="Target tier")
+    tier: Literal["hot", "warm", "cold"] = Field(
+        default="hot",
+        description="Target tier: hot (warm and cold are refused: reach them by promote)",
+    )
     parent: str | None = Field(default=None, description="Parent artifact id, for fine-tunes")
     creator: str | None = Field(default=None, description="Who made the model")
     allow_incomplete: bool = Field(

@@ -9,6 +9,7 @@ upload task unwraps it for itself.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -105,7 +106,10 @@ def vault() -> Vault:
     """The process' vault for the current settings; its log entries name the live flow run."""
     set_flow_run_source(_live_flow_run)
     settings = load_settings()
-    key = "|".join((str(settings.home), settings.store.endpoint, settings.store.bucket_prefix))
+    identity = os.environ.get("WEIGHTVAULT_IDENTITY", "")
+    key = "|".join(
+        (str(settings.home), settings.store.endpoint, settings.store.bucket_prefix, identity)
+    )
     return _vault(key)
 
 

@@ -375,3 +375,12 @@ class ReproducibilityError(IntegrityError):
     from the manifest (which files, and for safetensors which tensors, are named)."""
 
     exit_code = 53
+
+
+# -- authorization as policy (issue 12, "authz") -----------------------------------------
+class AuthorizationError(VaultError):
+    """The authorization policy (config/policies/authz.rego) does not let the acting principal
+    perform this operation on this tier, or cannot be evaluated. The message names the rule;
+    the operation is refused before any effect."""
+
+    exit_code = 42

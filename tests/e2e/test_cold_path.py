@@ -18,9 +18,10 @@ import pytest
 from tests.support.approvals import self_approved
 from tests.support.artifacts import ingest_model
 from tests.support.s3_peers import S3Peer
+from tests.support.tiers import promote_into
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
-from weightvault.errors import RetentionError, StoreCapabilityError
+from weightvault.errors import AuthorizationError, RetentionError, StoreCapabilityError
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.export import export_bundle, verify_bundle
@@ -86,15 +87,21 @@ def test_promote_to_cold_export_and_offline_verify(
     assert report.log_entries >= 3
 
 
-def test_cli_put_into_cold_multipart_get_and_delete_refused(
+def test_cli_put_into_cold_refused_multipart_promoted_get_and_delete_refused(
     peer_settings: Settings, tmp_path: Path
 ) -> None:
     source = tmp_path / "weights.bin"
     source.write_bytes(os.urandom(int(2.5 * peer_settings.store.part_size)))
-    put = _cli("put", str(source), "--name", "cold-direct", "--tier", "cold", "--json")
+    # Straight into cold would skip the gates: refused before anything is stored.
+    direct = _cli("put", str(source), "--name", "cold-direct", "--tier", "cold", "--json")
+    assert direct.returncode == AuthorizationError.exit_code, direct.stderr
+    assert "put_tier" in direct.stderr
+    vault = Vault.open(peer_settings, identity="alice")
+    assert list(vault.store.list(vault.bucket("cold"), ARTIFACTS_PREFIX)) == []
+    put = _cli("put", str(source), "--name", "cold-promoted", "--json")
     assert put.returncode == 0, put.stderr
     artifact_id = json.loads(put.stdout)["artifact_id"]
-    vault = Vault.open(peer_settings, identity="alice")
+    promote_into(vault, artifact_id, "cold")
     _assert_every_object_retained(vault, artifact_id)
     out = tmp_path / "back"
     got = _cli("get", artifact_id, "--out", str(out))

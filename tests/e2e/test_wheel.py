@@ -83,6 +83,8 @@ def test_wheel_holds_only_the_core_and_its_defaults(wheel: Path) -> None:
         "lifetimes.toml",
         "rotation.toml",
         "policies/weightvault.rego",
+        "policies/authz.rego",
+        "policies/tests/authz_cases.json",
     ):
         assert f"weightvault/_defaults/{default}" in names
 

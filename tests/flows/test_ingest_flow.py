@@ -62,7 +62,7 @@ def test_ingest_flow_end_to_end(flow_vault: Settings, model_repo: Path) -> None:
     ingested = [e for e in entries if e["kind"] == "artifact.ingested" and e["artifact_id"]]
     assert ingested
     assert all(e["client"]["flow_run"] == str(state.state_details.flow_run_id) for e in ingested)
-    assert vault.record("test.after_the_flow").client["flow_run"] is None
+    assert vault.record("store.gc").client["flow_run"] is None
     # No key material in the summary the flow returns.
     text = json.dumps(summary)
     for rec in vault.keys.records():

@@ -25,10 +25,11 @@ import pytest
 from flows.rekey import RekeyParams, rekey
 from flows.rotate_keys import RotationParams, rotate_keys
 from tests.conftest import REPO, make_tree
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
 from weightvault.errors import IncompleteError, IntegrityError, StoreUnavailableError
-from weightvault.lifecycle import escrow, ingest
+from weightvault.lifecycle import escrow
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.escrow import ESCROW_KEY_ID, ESCROW_TIER, split_escrow_key
 from weightvault.lifecycle.rotation import rotating_keys
@@ -105,7 +106,7 @@ def by_name(value: Any, names: dict[str, str]) -> Any:
 
 def put_named(vault: Vault, root: Path, name: str, tier: str = "hot") -> str:
     src = make_tree(root / name, {"w.bin": name.encode() * 100, "c.json": b"{}"})
-    return ingest.put(vault, src, name, tier).artifact_id
+    return stored_in(vault, src, name, tier)
 
 
 def key_states(vault: Vault) -> list[tuple[str, int, str]]:

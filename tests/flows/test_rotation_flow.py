@@ -17,11 +17,12 @@ from flows.rekey import RekeyParams, rekey
 from flows.rotate_keys import RotationParams, rotate_keys
 from tests.conftest import REPO, make_tree
 from tests.support.artifacts import envelope_versions, put_many, stored_objects
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.errors import ConfigError, KeyStateError
 from weightvault.keys import KeyState
-from weightvault.lifecycle import ingest, rotation
+from weightvault.lifecycle import rotation
 from weightvault.lifecycle.escrow import escrow_decrypt, split_escrow_key
 from weightvault.lifecycle.rotation import load_schedule, rotating_keys
 
@@ -212,7 +213,7 @@ def test_cold_artifact_re_encrypted_under_object_lock_stays_escrowed(
 
     split = split_escrow_key(vault.keys)
     src = make_tree(tmp_path / "c", {"w.bin": os.urandom(50_000), "cfg.json": b"{}"})
-    artifact_id = ingest.put(vault, src, "release", "cold").artifact_id
+    artifact_id = stored_in(vault, src, "release", "cold")
     old_files = [f["object_key"] for f in vault.catalog.files_of(artifact_id)]
     report = respond(vault, "kek-cold", all_exposed=True)
     assert [r.artifact_id for r in report.reencrypted] == [artifact_id]

@@ -35,6 +35,7 @@ from tests.support.durable_store import (
     remove_delete_markers,
     start_cli,
 )
+from tests.support.tiers import stored_in
 from weightvault._time import iso_seconds, utcnow
 from weightvault.artifacts import Vault
 from weightvault.catalog import ClaimOwner, IndexedArtifact
@@ -60,7 +61,7 @@ def _cold_artifact(vault: Vault, tmp_path: Path) -> tuple[str, Path]:
         tmp_path / "release",
         {"model.safetensors": os.urandom(90_000), "config.json": b'{"layers": 2}'},
     )
-    return ingest.put(vault, src, "release", "cold").artifact_id, src
+    return stored_in(vault, src, "release", "cold"), src
 
 
 def test_cold_envelopes_are_retained_like_their_ciphertext(vault: Vault, tmp_path: Path) -> None:
@@ -108,6 +109,8 @@ def test_plain_delete_then_gc_keeps_cold_keys_and_the_artifact_restorable(
     cold, envelopes = vault.bucket("cold"), vault.bucket("envelopes")
     cold_keys = sorted(o.key for o in vault.store.list(cold, artifact_prefix(artifact_id)))
     envelope_keys = [envelope_key(artifact_id, "cold"), escrow_envelope_key(artifact_id)]
+    # The promotion through hot and warm removed the envelopes it left behind.
+    promoted = set(delete_markers(vault.store, envelopes, envelope_prefix(artifact_id)))
 
     # The attack: plain DELETEs (no version id), allowed under COMPLIANCE, hide the
     # manifest and both envelopes behind delete markers; then gc with no grace.
@@ -129,19 +132,20 @@ def test_plain_delete_then_gc_keeps_cold_keys_and_the_artifact_restorable(
     assert set(delete_markers(vault.store, cold, artifact_prefix(artifact_id))) == {
         manifest_key(artifact_id)
     }
-    assert set(delete_markers(vault.store, envelopes, envelope_prefix(artifact_id))) == set(
-        envelope_keys
+    assert set(delete_markers(vault.store, envelopes, envelope_prefix(artifact_id))) == (
+        promoted | set(envelope_keys)
     )
     # The retained versions of the envelopes are still there and still locked.
     for version in vault.store.list(envelopes, envelope_prefix(artifact_id), versions=True):
-        if not version.delete_marker:
+        if not version.delete_marker and version.key in envelope_keys:
             with pytest.raises(RetentionError):
                 vault.store.remove(envelopes, version.key, version_id=version.version_id)
 
     # Restoration: drop the delete markers; the artifact verifies and decrypts again,
     # through the tier key and through the escrow shares.
     assert remove_delete_markers(vault.store, cold, artifact_prefix(artifact_id)) == 1
-    assert remove_delete_markers(vault.store, envelopes, envelope_prefix(artifact_id)) == 2
+    # The attacker's markers only (the promotion's stay).
+    assert sum(remove_delete_markers(vault.store, envelopes, k) for k in envelope_keys) == 2
     assert cli_json("verify", artifact_id)["files"] == 2
     out = tmp_path / "out"
     proc = cli("get", artifact_id, "--out", str(out))
@@ -240,7 +244,7 @@ def test_a_retained_cold_artifact_without_its_envelope_is_kept_as_damaged(
     assert vault.catalog.artifact(cold_id).tier == "cold"
     assert vault.catalog.placement(cold_id)["retain_until"] is not None
     # Restored from its retained version, the next rebuild finds it whole and readable.
-    assert remove_delete_markers(vault.store, envelopes, envelope_prefix(cold_id)) == 1
+    assert remove_delete_markers(vault.store, envelopes, envelope_key(cold_id, "cold")) == 1
     report = cli_json("catalog", "rebuild")
     assert (report["artifacts"], report["damaged"]) == (6, 0)
     assert vault.catalog.damaged() == {}
@@ -278,6 +282,12 @@ def _events(vault: Vault, artifact_id: str, kind: str) -> list[dict[str, object]
     return [e for e in vault.catalog.events_of(artifact_id) if e["kind"] == kind]
 
 
+def _promotions_into(vault: Vault, artifact_id: str, target: str) -> list[dict[str, object]]:
+    """The artifact's promotions into ``target`` (a warm one was promoted from hot first)."""
+    events = _events(vault, artifact_id, "artifact.promoted")
+    return [e for e in events if e["details"]["tier"] == target]  # type: ignore[index]
+
+
 def _promote_args(artifact_id: str, target: str) -> list[str]:
     return ["promote", artifact_id, "--to", target, "--justification", "go"]
 
@@ -289,7 +299,7 @@ def test_promotion_killed_mid_copy_is_resumed_by_the_next_run(
     settings = allow_all_promotions(vault_settings)
     vault = Vault.open(settings, identity="alice")
     src = big_tree(tmp_path / "model", files=24, mib=4)
-    artifact_id = ingest.put(vault, src, "big", source).artifact_id
+    artifact_id = stored_in(vault, src, "big", source)
 
     # The crash: the real CLI promotion, SIGKILLed once its first copy is in the target.
     proc = start_cli(*_promote_args(artifact_id, target))
@@ -310,7 +320,7 @@ def test_promotion_killed_mid_copy_is_resumed_by_the_next_run(
     [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)
     assert "is gone" in str(takeover["details"]["reason"])  # type: ignore[index]
     assert takeover["details"]["previous_owner"].startswith(f"pid {proc.pid} ")  # type: ignore[index]
-    assert len(_events(vault, artifact_id, "artifact.promoted")) == 1
+    assert len(_promotions_into(vault, artifact_id, target)) == 1
 
     # Consistent: one tier, the catalog agrees, no claim, no leftovers, reads verify.
     assert _tiers_holding(vault, artifact_id) == [target]
@@ -453,7 +463,7 @@ def test_promotion_killed_past_its_commit_point_rolls_forward(
     settings = allow_all_promotions(vault_settings)
     vault = Vault.open(settings, identity="alice")
     src = make_tree(tmp_path / "m", {"a.safetensors": os.urandom(5000), "b.json": b"{}"})
-    artifact_id = ingest.put(vault, src, "small", source).artifact_id
+    artifact_id = stored_in(vault, src, "small", source)
     proc = subprocess.run(
         [CLI[0], "-c", _DIE_AFTER_COMMIT_POINT, str(REPO / "config"), artifact_id, target],
         cwd=REPO,
@@ -472,7 +482,7 @@ def test_promotion_killed_past_its_commit_point_rolls_forward(
     assert _objects(vault, source, artifact_id) == []
     assert vault.catalog.artifact(artifact_id).tier == target
     assert vault.catalog.claim_holder(artifact_id) is None
-    assert len(_events(vault, artifact_id, "artifact.promoted")) == 1
+    assert len(_promotions_into(vault, artifact_id, target)) == 1
     assert len(_events(vault, artifact_id, claims.TAKEN_OVER)) == 1
     if target == "cold":
         for key in _objects(vault, "cold", artifact_id):

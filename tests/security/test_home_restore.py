@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.tiers import stored_in
 from weightvault.artifacts import LoggedEvent, StoreKeystoreBackups, Vault, trusted_statement
 from weightvault.config import Settings, load_settings
 from weightvault.errors import ConflictError
 from weightvault.keys import LocalKeyStore, split_seed
-from weightvault.lifecycle import ingest
 from weightvault.records import Event
 from weightvault.store.layout import keystore_backup_key
 
@@ -105,7 +105,7 @@ def artifacts(vault: Vault, tmp_path: Path) -> dict[str, dict[str, bytes]]:
     for tier in ("hot", "warm"):
         files = {"model.bin": os.urandom(70_000) + tier.encode(), "sub/config.json": b"{}"}
         src = make_tree(tmp_path / f"src-{tier}", files)
-        out[ingest.put(vault, src, f"model-{tier}", tier).artifact_id] = files
+        out[stored_in(vault, src, f"model-{tier}", tier)] = files
     return out
 
 

@@ -24,6 +24,9 @@ from weightvault.lifecycle.trust import enrol_principal, init_root
 from weightvault.provenance import ROLES
 from weightvault.records import Event
 
+# Any operation a reader may log: what these tests check is who signed it.
+DRILL = "artifact.verified"
+
 
 def _entries(vault: Vault) -> list[Event]:
     return [Event.parse(entry) for _, entry in vault.tlog.iter_entries()]
@@ -169,11 +172,11 @@ def test_a_passphrase_protected_identity_acts_only_with_its_passphrase(
     from weightvault.keys import parse_public_key
 
     enrol_principal(
-        vault, "carol", parse_public_key(exported.read_bytes(), "carol.pub"), ["auditor"]
+        vault, "carol", parse_public_key(exported.read_bytes(), "carol.pub"), ["auditor", "reader"]
     )
     with pytest.raises(IdentityError, match="passphrase-protected"):
-        Vault.open(vault.settings, identity="carol").record("audit.drill")
+        Vault.open(vault.settings, identity="carol").record(DRILL, "wv-20260101-drill", "hot")
     monkeypatch.setenv("WEIGHTVAULT_IDENTITY_PASSPHRASE_FILE", str(secret))
-    event = Vault.open(vault.settings, identity="carol").record("audit.drill")
+    event = Vault.open(vault.settings, identity="carol").record(DRILL, "wv-20260101-drill", "hot")
     assert event.actor == "carol"
     assert event.keyid == shown["keyid"]

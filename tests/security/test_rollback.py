@@ -29,6 +29,7 @@ import pytest
 
 from tests.conftest import make_tree
 from tests.support.durable_store import cli
+from tests.support.tiers import stored_in
 from weightvault._time import parse_iso, utcnow
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
@@ -73,7 +74,7 @@ def test_older_object_versions_restored_after_a_rekey_are_refused(
     vault: Vault, tmp_path: Path
 ) -> None:
     src = make_tree(tmp_path / "m", {"model.bin": b"w" * 4096, "config.json": b"{}"})
-    artifact_id = ingest.put(vault, src, "m", "warm").artifact_id
+    artifact_id = stored_in(vault, src, "m", "warm")
     warm, envelopes = vault.bucket("warm"), vault.bucket("envelopes")
     manifest, _dek = vault.load_manifest(artifact_id, "warm")
     del _dek
@@ -104,7 +105,7 @@ def test_older_object_versions_restored_after_a_rekey_are_refused(
         cli("verify", artifact_id),
         f"artifact {artifact_id}: its manifest",
         f"recorded at entry {rekeyed.index} (artifact.rekeyed",
-        f"older manifest of entry {ingested.index} (artifact.ingested), restored",
+        f"older manifest of entry {ingested.index} ({ingested.kind}), restored",
         "rollback refused",
     )
     out = tmp_path / "out"

@@ -40,10 +40,10 @@ from tests.support.storelock_store import (
     start_unlocked_store,
     weed_sockets,
 )
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
 from weightvault.errors import NotFoundError
-from weightvault.lifecycle import ingest
 from weightvault.lifecycle.bootstrap import ensure_buckets, init_vault
 from weightvault.store import EmbeddedStore, free_ports
 from weightvault.store import _server as server_module
@@ -119,7 +119,7 @@ def _vault_home() -> Iterator[tuple[Path, Settings]]:
 
 def _put(vault: Vault, base: Path, name: str, tier: str) -> str:
     src = make_tree(base / f"src-{name}", {"w.bin": os.urandom(40_000), "c.json": b"{}"})
-    return ingest.put(vault, src, name, tier).artifact_id
+    return stored_in(vault, src, name, tier)
 
 
 def _target(settings: Settings, vault: Vault, cold_id: str, hot_id: str) -> Target:

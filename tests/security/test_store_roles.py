@@ -31,7 +31,7 @@ from tests.support.durable_store import cli
 from tests.support.services import start_vault_store
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.errors import StoreRoleDeniedError
+from weightvault.errors import AuthorizationError, StoreRoleDeniedError
 from weightvault.lifecycle import ingest, quarantine
 from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.promote import promote
@@ -328,17 +328,20 @@ def test_the_validator_validates_and_the_promoter_promotes_with_their_own_creden
     assert _denied(lambda: validator.put_object(roles.bucket("warm"), manifest_key("x"), *_body()))
 
 
-def test_a_put_the_ingester_may_not_make_fails_logged_and_stores_nothing(
+def test_a_put_the_ingester_may_not_make_is_refused_logged_and_stores_nothing(
     roles: RoleStore, tmp_path: Path
 ) -> None:
     ingester = Vault.open(roles.as_role("ingester"))
     src = make_tree(tmp_path / "m", {"w.bin": b"c" * 1024})
-    # Straight into warm would skip the gates: the ingester's credential cannot write there.
-    with pytest.raises(StoreRoleDeniedError, match="ingester credential") as err:
+    # Straight into warm would skip the gates: the authorization policy refuses it first...
+    with pytest.raises(AuthorizationError, match="put_tier") as err:
         ingest.put(ingester, src, "skip-the-gates", "warm")
-    assert err.value.exit_code == 39
-    (failed,) = ingester.catalog.log_search(kind="artifact.ingested", outcome="failed")
-    assert "ingester credential" in failed["entry"]["reason"]
-    artifact_id = failed["artifact_id"]
+    assert err.value.exit_code == 42
+    (refused,) = ingester.catalog.log_search(kind="artifact.ingested", outcome="refused")
+    assert "put_tier" in refused["entry"]["reason"]
+    artifact_id = refused["artifact_id"]
+    # ... and the ingester's credential could not have written there anyway.
+    client = roles.client("ingester")
+    assert _denied(lambda: client.put_object(roles.bucket("warm"), manifest_key("x"), *_body()))
     assert not roles.admin.exists(roles.bucket("envelopes"), envelope_key(artifact_id, "warm"))
     assert list(roles.admin.list(roles.bucket("warm"), f"artifacts/{artifact_id}/")) == []

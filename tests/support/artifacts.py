@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from tests.conftest import REPO, make_tree
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.lifecycle import ingest
 from weightvault.provenance import capture_provenance
@@ -32,7 +33,7 @@ def put_many(vault: Vault, tmp_path: Path, count: int, tier: str = "hot") -> lis
     ids = []
     for i in range(count):
         src = make_tree(tmp_path / f"a{i}", {"w.bin": os.urandom(64) + bytes([i]), "c.json": b"{}"})
-        ids.append(ingest.put(vault, src, f"model-{i}", tier).artifact_id)
+        ids.append(stored_in(vault, src, f"model-{i}", tier))
     return ids
 
 

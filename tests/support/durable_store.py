@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,6 +81,8 @@ def allow_all_promotions(settings: Settings) -> Settings:
     policies = settings.home / "policies"
     policies.mkdir(parents=True, exist_ok=True)
     (policies / "weightvault.rego").write_text(ALLOW_ALL_POLICY)
+    # Authorization is not what these tests loosen: the real authz policy stays.
+    shutil.copyfile(settings.policy_dir / "authz.rego", policies / "authz.rego")
     reloaded = load_settings(REPO / "config")
     assert reloaded.policy_dir == policies
     return reloaded

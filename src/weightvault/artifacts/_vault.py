@@ -49,7 +49,9 @@ from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
     AuditError,
+    AuthorizationError,
     BreakGlassError,
+    ConfigError,
     ConflictError,
     DiskFullError,
     EvidenceMismatchError,
@@ -66,6 +68,7 @@ from weightvault.errors import (
     StoreRoleDeniedError,
     VaultError,
 )
+from weightvault.gates import authorize
 from weightvault.keys import (
     Identity,
     KeyProvider,
@@ -217,6 +220,7 @@ _REFUSALS = (
     InvalidInputError,
     RetentionError,
     PrincipalError,
+    AuthorizationError,
 )
 _QUARANTINE_KINDS = frozenset({"artifact.quarantined", "artifact.released"})
 BREAK_GLASS_READ = "artifact.break_glass_read"
@@ -679,7 +683,9 @@ class Vault:
         if the log fails verification (a forged checkpoint): the caller must
         then do nothing at all. The intent is signed by the acting identity; a
         key the enrolment does not name is recorded (name null) and refused
-        with PrincipalError (exit 40) before any effect.
+        with PrincipalError (exit 40) before any effect; an operation the
+        authorization policy (``authz.rego``) refuses the principal is recorded
+        and refused with AuthorizationError (exit 42), naming the rule.
         """
         principal, why = self._resolve()
         op = Operation(new_id(), kind, artifact_id, tier, dict(details or {}))
@@ -712,10 +718,40 @@ class Vault:
                 f"audit log unavailable, {kind} refused before it did anything: {exc.message}"
             ) from None
         if principal is None:
-            refusal = PrincipalError(f"{kind} refused: {why}")
+            refusal: VaultError | None = PrincipalError(f"{kind} refused: {why}")
+        else:
+            refusal = self._authorization_refusal(principal, kind, artifact_id, tier)
+        if refusal is not None:
             self.finish(op, refusal)
             raise refusal
         return op
+
+    def _authorization_refusal(
+        self, principal: Principal, kind: str, artifact_id: str | None, tier: str | None
+    ) -> AuthorizationError | None:
+        """Why the authorization policy refuses ``principal`` this operation, or None.
+
+        Fails closed: a policy that is missing or cannot be evaluated refuses.
+        """
+        request = {
+            "principal": {
+                "name": principal.name,
+                "keyid": principal.keyid,
+                "roles": sorted(principal.roles),
+            },
+            "operation": kind,
+            "tier": tier,
+            "artifact_id": artifact_id,
+        }
+        try:
+            decision = authorize(request, self.settings.policy_dir)
+        except (ConfigError, InvalidInputError) as exc:
+            return AuthorizationError(f"{kind} refused: policy_error: {exc.message}")
+        if decision.allow:
+            return None
+        return AuthorizationError(
+            f"{kind} refused for {principal.name}: " + "; ".join(decision.reasons)
+        )
 
     def finish(self, op: Operation, error: BaseException | None = None) -> Event:
         """Record the outcome of ``op``: ok, or failed/refused with ``error``'s one-line reason.

@@ -305,7 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("put", cmd_put, "encrypt and store a file or directory")
     p.add_argument("path")
     p.add_argument("--name", required=True)
-    p.add_argument("--tier", default="hot", choices=["hot", "warm", "cold"])
+    p.add_argument(
+        "--tier",
+        default="hot",
+        choices=["hot", "warm", "cold"],
+        help="hot; warm and cold are refused (exit 42): put, validate, then promote",
+    )
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     p = add("get", cmd_get, "download, decrypt and verify an artifact")
     p.add_argument("id")

@@ -12,13 +12,27 @@ from weightvault.errors import InvalidInputError, PolicyError
 
 def _policy_test(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, settings_for
-    from weightvault.gates import coverage_gaps, policy_rules, run_policy_tests
+    from weightvault.gates import (
+        MATRIX_PREFIX,
+        authz_rules,
+        coverage_gaps,
+        policy_rules,
+        run_authz_tests,
+        run_policy_tests,
+    )
 
     policy_dir = settings_for(args).policy_dir
-    results = run_policy_tests(policy_dir)
-    gaps = coverage_gaps(results, policy_rules(policy_dir))
+    admission = run_policy_tests(policy_dir)
+    authz = run_authz_tests(policy_dir)
+    results = admission + authz
+    gaps = coverage_gaps(admission, policy_rules(policy_dir))
+    gaps += [f"authz {g}" for g in coverage_gaps(authz, authz_rules(policy_dir))]
     failed = [r for r in results if not r.passed]
-    lines = [r.describe() for r in results]
+    # The authorization matrix is hundreds of cases: its passing ones are only counted.
+    lines = [r.describe() for r in admission]
+    matrix = [r for r in authz if r.name.startswith(MATRIX_PREFIX)]
+    lines += [r.describe() for r in authz if not r.passed or r not in matrix]
+    lines.append(f"authorization matrix (role x operation x tier): {len(matrix)} cases")
     lines += [f"GAP {g}" for g in gaps]
     lines.append(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     emit(

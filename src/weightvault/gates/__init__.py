@@ -1,5 +1,14 @@
-"""Gates: format detection and safetensors checks, Great Expectations suites, Rego policy."""
+"""Gates: format detection and safetensors checks, Great Expectations suites, Rego policy
+(admission, and authorization of every operation)."""
 
+from weightvault.gates._authz import (
+    AUTHZ_PACKAGE,
+    MATRIX_PREFIX,
+    authorize,
+    authz_rules,
+    authz_table,
+    run_authz_tests,
+)
 from weightvault.gates._expectations import (
     ValidationReport,
     provenance_record,
@@ -18,15 +27,21 @@ from weightvault.gates._policy import (
 from weightvault.gates._tensordiff import TensorDiff, diff_safetensors
 
 __all__ = [
+    "AUTHZ_PACKAGE",
+    "MATRIX_PREFIX",
     "ScanResult",
     "TensorDiff",
     "ValidationReport",
+    "authorize",
+    "authz_rules",
+    "authz_table",
     "coverage_gaps",
     "diff_safetensors",
     "evaluate",
     "explain",
     "policy_rules",
     "provenance_record",
+    "run_authz_tests",
     "run_policy_tests",
     "scan_artifact",
     "validate_dataset",

@@ -72,7 +72,7 @@ DEFAULT_POLICY_DIR = packaged_config_dir() / "policies"
 CASES_FILE = Path("tests") / "cases.json"
 """Where :func:`run_policy_tests` looks for cases, relative to the policy directory."""
 
-_BINDING = "x"
+BINDING = "x"
 _UNSAFE_FOR_REGO = dict.fromkeys([*range(0x20), 0x7F, ord('"'), ord("\\")], "\ufffd")
 
 
@@ -138,10 +138,15 @@ def _load(policy_dir: Path) -> _Policy:
 
 
 def _interpreter(policy: _Policy) -> Any:
+    return compile_modules(policy.modules)
+
+
+def compile_modules(modules: Sequence[tuple[str, str]]) -> Any:
+    """A regopy interpreter holding ``modules`` (name, source); ConfigError if one fails."""
     import regopy
 
     interpreter = regopy.Interpreter()
-    for name, source in policy.modules:
+    for name, source in modules:
         with _captured_stdout() as printed:
             try:
                 interpreter.add_module(name, source)
@@ -149,7 +154,7 @@ def _interpreter(policy: _Policy) -> Any:
             except regopy.RegoError as exc:
                 error = exc
         if error is not None:
-            detail = _one_line(printed.getvalue() or error)
+            detail = one_line(printed.getvalue() or error)
             raise ConfigError(f"policy file {name} does not compile: {detail}")
     return interpreter
 
@@ -180,26 +185,32 @@ def _query(interpreter: Any, expression: str) -> Any:
     import regopy
 
     try:
-        output = interpreter.query(f"{_BINDING} := {expression}")
+        output = interpreter.query(f"{BINDING} := {expression}")
     except regopy.RegoError as exc:
-        raise ConfigError(f"policy evaluation failed: {_one_line(exc)}") from None
+        raise ConfigError(f"policy evaluation failed: {one_line(exc)}") from None
     except ValueError:  # regopy could not parse the engine's output as JSON
         raise ConfigError(f"policy output for {expression} is unreadable") from None
+    return read_output(output, expression)
+
+
+def read_output(output: Any, expression: str) -> Any:
+    """The value bound to the query variable in a regopy ``output``, as plain JSON."""
     text = str(output)
     if not output.ok():
-        raise ConfigError(f"policy evaluation failed: {_one_line(text)}")
+        raise ConfigError(f"policy evaluation failed: {one_line(text)}")
     try:
         document = json.loads(text)
-        return document["bindings"][_BINDING]
+        return document["bindings"][BINDING]
     except (ValueError, KeyError, TypeError):
         raise ConfigError(f"policy defines no {expression}") from None
 
 
-def _one_line(obj: object) -> str:
+def one_line(obj: object) -> str:
+    """``obj`` as one line of at most 500 characters."""
     return " ".join(str(obj).split())[:500]
 
 
-def _plain_json(document: Mapping[str, Any]) -> Any:
+def plain_json(document: Mapping[str, Any]) -> Any:
     """The input as plain JSON values; InvalidInputError if it is not JSON."""
     if not isinstance(document, Mapping):
         raise InvalidInputError("policy input must be a JSON object")
@@ -236,7 +247,7 @@ def evaluate(input: Mapping[str, Any], policy_dir: Path = DEFAULT_POLICY_DIR) ->
     is not a JSON object and :class:`ConfigError` if the policy is missing or
     broken.
     """
-    document = _plain_json(input)
+    document = plain_json(input)
     policy = _load(policy_dir)
     interpreter = _interpreter(policy)
     interpreter.set_input_term(json.dumps(document, ensure_ascii=False))

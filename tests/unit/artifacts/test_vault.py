@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_tree
 from tests.support.artifacts import rebuildable_rows
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError
 from weightvault.lifecycle import ingest
@@ -208,7 +209,7 @@ def test_any_single_byte_change_of_stored_objects_fails(
 
 def test_catalog_rebuild_yields_the_same_rows(vault: Vault, tmp_path: Path) -> None:
     first, _ = _put(vault, tmp_path, "a")
-    ingest.put(vault, make_tree(tmp_path / "b", {"x.bin": b"xyz"}), "b", "warm")
+    stored_in(vault, make_tree(tmp_path / "b", {"x.bin": b"xyz"}), "b", "warm")
     vault.verify(first)
     before = rebuildable_rows(vault)
     assert before["artifacts"]
@@ -228,9 +229,9 @@ def test_catalog_rebuild_from_an_empty_catalog(vault: Vault, tmp_path: Path) -> 
     fresh.verify(first)
 
 
-def test_cold_put_is_retained(vault: Vault, tmp_path: Path) -> None:
+def test_a_cold_artifact_is_retained(vault: Vault, tmp_path: Path) -> None:
     src = make_tree(tmp_path / "c", {"w.bin": b"cold" * 100})
-    artifact_id = ingest.put(vault, src, "c", "cold").artifact_id
+    artifact_id = stored_in(vault, src, "c", "cold")
     placement = vault.catalog.placement(artifact_id)
     assert placement["retain_until"] is not None
     retention = vault.store.retention(vault.bucket("cold"), manifest_key(artifact_id))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.crypto import hpke as hpke_wrap
@@ -46,7 +47,7 @@ def cold_artifact(vault: Vault, tmp_path: Path, name: str = "release") -> tuple[
         tmp_path / name,
         {"model.safetensors": os.urandom(70_000), "config.json": b'{"layers": 2}'},
     )
-    return ingest.put(vault, src, name, "cold").artifact_id, src
+    return stored_in(vault, src, name, "cold"), src
 
 
 def test_split_keeps_only_the_public_key(vault: Vault) -> None:

@@ -15,10 +15,10 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from tests.conftest import REPO, make_tree
 from tests.support.artifacts import put_many
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.keys._cbom import algorithm_ref, key_ref
-from weightvault.lifecycle import ingest
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.rotation import inventory_rows, rotate_tier, rotating_keys
 
@@ -34,7 +34,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_inventory_counts_what_each_version_protects(vault: Vault, tmp_path: Path) -> None:
     put_many(vault, tmp_path, 3)
     split_escrow_key(vault.keys)
-    ingest.put(vault, make_tree(tmp_path / "c", {"w": b"cold"}), "archived", "cold")
+    stored_in(vault, make_tree(tmp_path / "c", {"w": b"cold"}), "archived", "cold")
     rotate_tier(vault, "hot", verify=0)
     rows = {(r.key_id, r.version): r for r in inventory_rows(vault, datetime.now(UTC))}
     assert rows[("kek-hot", 1)].state == "retired"

@@ -7,6 +7,8 @@ from typing import Any
 
 from prefect.deployments.runner import RunnerDeployment
 
+from flows.drill import DEFAULT_CRON as DRILL_CRON
+from flows.drill import dr_drill
 from flows.ingest import ingest
 from flows.promote import promote
 from flows.recover import recover
@@ -70,6 +72,12 @@ def deployments() -> list[RunnerDeployment]:
             name="rekey",
             description="Compromise response: re-encrypt exposed artifacts, rewrap the rest.",
             tags=["weightvault", "keys"],
+        ),
+        dr_drill.to_deployment(
+            name="dr-drill",
+            description="Weekly DR drill on a scratch vault: copy, destroy, restore, report.",
+            tags=["weightvault", "dr"],
+            schedule=Cron(DRILL_CRON, timezone="UTC"),
         ),
     ]
     witness_home = environment().witness_home

@@ -51,6 +51,7 @@ SERVED = (
     "rotate-keys/rotate-keys",
     "recover/recover",
     "rekey/rekey",
+    "dr-drill/dr-drill",
 )
 """``flow/deployment`` names the runner serves (`flows.deployments.deployments`)."""
 

@@ -74,6 +74,7 @@ operations := {
 	"trust.root_published": {"roles": ["key-admin"], "tiers": [null]},
 	"dr.master_split": {"roles": ["key-admin"], "tiers": [null]},
 	"dr.home_restored": {"roles": ["key-admin"], "tiers": [null]},
+	"dr.drill_run": {"roles": ["key-admin"], "tiers": [null]},
 	# grants to collaborators (docs/grants.md)
 	"grant.issued": {"roles": ["key-admin"], "tiers": any_tier},
 	"grant.revoked": {"roles": ["key-admin", "incident-responder"], "tiers": any_tier},

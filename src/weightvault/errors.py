@@ -384,3 +384,18 @@ class AuthorizationError(VaultError):
     the operation is refused before any effect."""
 
     exit_code = 42
+
+
+# -- the DR drill (issue 13 item 4, "drill") ---------------------------------------------
+class DrillError(VaultError):
+    """A DR drill cannot run safely: its scratch bucket prefix would reach live buckets, or
+    the sample names no artifact it can rehearse. Nothing live was touched."""
+
+    exit_code = 54
+
+
+class DrillVerifyError(IntegrityError):
+    """An artifact the drill restored does not verify, or differs from the live artifact it
+    was copied from (content digest)."""
+
+    exit_code = 55

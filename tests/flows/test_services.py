@@ -19,8 +19,15 @@ from weightvault.processes import ProcessRef, is_running
 def test_served_names_every_deployment() -> None:
     from flows.deployments import deployments
 
-    served = {f"{d.flow_name}/{d.name}" for d in deployments()}
-    assert served == set(services.SERVED)
+    served = {f"{d.flow_name}/{d.name}": d for d in deployments()}
+    assert set(served) == set(services.SERVED)
+    # The DR drill is served on its weekly schedule (docs/disaster-recovery.md "DR drill").
+    from flows.drill import DEFAULT_CRON
+
+    drill = served["dr-drill/dr-drill"]
+    assert [s.schedule.cron for s in drill.schedules] == [DEFAULT_CRON]  # type: ignore[union-attr]
+    assert DEFAULT_CRON.split()[2:] == ["*", "*", "0"]  # weekly: every Sunday
+    assert [s.schedule.timezone for s in drill.schedules] == ["UTC"]  # type: ignore[union-attr]
 
 
 def test_service_timeout_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,10 +1,11 @@
-"""`weightvault dr split-master|restore-home`: rebuild a lost vault home from the store.
+"""`weightvault dr split-master|restore-home|drill`: rebuild a lost vault home; rehearse DR.
 
 ``split-master`` splits the master key into k-of-n SLIP-39 shares, shown once
 (one at a time on a terminal, or one 0600 file per custodian with
 ``--out-dir``) and never stored. ``restore-home --home NEW_HOME`` rebuilds the
 home from the store (found through weightvault.toml / ``WEIGHTVAULT_*``) and k
-shares read from stdin, one per line, or from ``--share-file`` files.
+shares read from stdin, one per line, or from ``--share-file`` files. ``drill``
+rehearses on a scratch vault (:mod:`weightvault.lifecycle.drill`) and prints its report.
 """
 
 from __future__ import annotations
@@ -117,9 +118,22 @@ def _restore_home(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drill(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit_report, open_vault
+    from weightvault.lifecycle import drill
+
+    report = drill.run_drill(
+        open_vault(args), sample=args.sample, artifact_ids=tuple(args.artifacts or ())
+    )
+    emit_report(args, str(report["markdown"]), report)
+    return 0
+
+
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``dr`` command group."""
-    dr = sub.add_parser("dr", help="disaster recovery: split the master key, restore the home")
+    dr = sub.add_parser(
+        "dr", help="disaster recovery: split the master key, restore the home, drill"
+    )
     dsub = dr.add_subparsers(dest="dr_command", metavar="ACTION", parser_class=type(dr))
     dsub.required = True
     p = dsub.add_parser(
@@ -143,3 +157,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="a file holding one share (repeatable); else shares are read from stdin",
     )
     p.set_defaults(func=_restore_home)
+    p = dsub.add_parser(
+        "drill",
+        help="rehearse disaster recovery on a scratch vault (never on live data); report",
+        parents=[common],
+    )
+    p.add_argument("--sample", type=int, default=2, help="newest hot/warm artifacts to rehearse")
+    p.add_argument("--artifacts", nargs="+", metavar="ID", help="rehearse these artifacts")
+    p.set_defaults(func=_drill)

@@ -70,9 +70,16 @@ def first_principal(keys: KeyProvider, identity: str | None = None) -> str:
 
 
 def init_vault(
-    settings: Settings, *, start_store: bool = True, identity: str | None = None
+    settings: Settings,
+    *,
+    start_store: bool = True,
+    identity: str | None = None,
+    probe: bool = True,
 ) -> dict[str, Any]:
     """Create home, master key, buckets, tier KEKs and the first principal; safe to run again.
+
+    ``probe=False`` skips the capability probe (its object-lock probe objects are
+    retained a day): for a scratch vault on an endpoint the live vault has proved.
 
     The store comes first when it runs, so the keystore's first versions are
     recorded there (:class:`weightvault.artifacts.StoreKeystoreVersions`).
@@ -95,8 +102,12 @@ def init_vault(
     else:
         report["store"] = settings.store.endpoint
     if start_store or not settings.store.embedded:
-        ensure_buckets(settings)
-        store = connect(settings)
+        if probe:
+            ensure_buckets(settings)
+            store = connect(settings)
+        else:
+            store = connect(settings)
+            ensure_layout(store, settings)
         report["buckets"] = settings.store.bucket("*")
     keystore = open_keystore(settings, store)
     keks = ", ".join(keystore.active_kek(tier).ref for tier in KEK_TIERS)

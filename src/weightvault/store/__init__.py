@@ -5,7 +5,14 @@ and the store roles: what each S3 credential may do (``_roles``).
 """
 
 from weightvault.store._dvc import configure_dvc_remote
-from weightvault.store._objects import DvcRemote, ObjectStore, connect, dvc_remote, ensure_layout
+from weightvault.store._objects import (
+    DvcRemote,
+    ObjectStore,
+    bucket_roles,
+    connect,
+    dvc_remote,
+    ensure_layout,
+)
 from weightvault.store._probe import Capability, probe_store, require_capabilities
 from weightvault.store._roles import (
     ADMIN_ROLE,
@@ -35,6 +42,7 @@ __all__ = [
     "ObjectStore",
     "ServerStatus",
     "StoreRole",
+    "bucket_roles",
     "configure_dvc_remote",
     "connect",
     "dvc_remote",

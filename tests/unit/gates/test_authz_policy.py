@@ -50,6 +50,7 @@ EXPECTED: dict[str, tuple[set[str], set[str | None]]] = {
     "trust.root_published": ({"key-admin"}, {None}),
     "dr.master_split": ({"key-admin"}, {None}),
     "dr.home_restored": ({"key-admin"}, {None}),
+    "dr.drill_run": ({"key-admin"}, {None}),
     "grant.issued": ({"key-admin"}, ANY),
     "artifact.break_glass_read": ({"incident-responder"}, ANY),
     "artifact.recovered": ({"key-admin"}, ANY),

@@ -1,0 +1,64 @@
+"""The DR drill's scratch vault never shares a bucket, home or catalog with the live one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from weightvault.config import load_settings
+from weightvault.errors import DrillError
+from weightvault.lifecycle.drill import check_scratch, markdown, scratch_settings
+from weightvault.store import bucket_roles
+
+
+def test_scratch_prefix_home_and_catalog_are_its_own(tmp_path: Path) -> None:
+    live = load_settings(REPO / "config", home=tmp_path / "live")
+    live = replace(live, store=replace(live.store, endpoint="127.0.0.1:9", bucket_prefix="live"))
+    scratch = scratch_settings(live, "abc123", tmp_path / "scratch")
+    assert scratch.store.bucket_prefix == "live-drill-abc123"
+    assert scratch.store.endpoint == live.store.endpoint
+    assert scratch.home == tmp_path / "scratch"
+    assert str(tmp_path / "scratch") in scratch.catalog_url
+    live_buckets = {live.store.bucket(r) for r in bucket_roles()}
+    assert not live_buckets & {scratch.store.bucket(r) for r in bucket_roles()}
+
+
+@pytest.mark.parametrize("what", ["prefix", "home"])
+def test_a_scratch_vault_reaching_live_data_is_refused(tmp_path: Path, what: str) -> None:
+    live = load_settings(REPO / "config", home=tmp_path / "live")
+    live = replace(live, store=replace(live.store, endpoint="127.0.0.1:9", bucket_prefix="live"))
+    if what == "prefix":
+        scratch = replace(live, home=tmp_path / "s", catalog_url="sqlite:///s.db")
+    else:
+        scratch = replace(live, store=replace(live.store, bucket_prefix="live-drill-x"))
+    with pytest.raises(DrillError) as caught:
+        check_scratch(live, scratch)
+    assert caught.value.exit_code == 54
+    assert "refusing to run" in caught.value.message
+
+
+def test_report_markdown_names_each_outcome() -> None:
+    report = {
+        "drill_id": "d1",
+        "started": "2026-12-02T00:00:00Z",
+        "scratch_prefix": "live-drill-d1",
+        "summary": {"rehearsed": 1, "seconds": 2.0, "seconds_per_artifact": 2.0},
+        "artifacts": [
+            {
+                "artifact_id": "wv-1",
+                "name": "m",
+                "tier": "hot",
+                "catalog_loss": {"how": "store", "seconds": 1.0},
+                "object_loss": {"how": "lost", "seconds": 0.1, "reason": "not rebuildable: a|b"},
+            }
+        ],
+        "not_rehearsed": [{"artifact_id": "wv-2", "tier": "cold", "reason": "cold: escrow"}],
+        "cleanup": {"objects_removed": 3, "left": {"live-drill-d1-cold": "kept"}},
+    }
+    text = markdown(report)
+    assert "| wv-1 (m) | hot | store | 1.0 | lost | 0.1 | not rebuildable: a/b |" in text
+    assert "| wv-2 | cold | not rehearsed |" in text
+    assert "live-drill-d1-cold (kept)" in text

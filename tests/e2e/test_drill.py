@@ -97,3 +97,37 @@ def test_drill_end_to_end_touches_no_live_data(
     ]
     # The drill leaves the live catalog as it was: still the two artifacts.
     assert {a.id for a in vault.catalog.list_artifacts()} == {hot, warm}
+
+
+def test_the_drill_flow_publishes_its_report_under_prefect(
+    vault: Vault, tmp_path: Path, prefect_api: None
+) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.drill import DrillParams, dr_drill
+
+    artifact_id = stored_in(
+        vault, make_tree(tmp_path / "c", {"w.bin": b"gamma" * 200}), "model-c", "hot"
+    )
+    state = dr_drill(DrillParams(sample=1), return_state=True)
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert [r["artifact_id"] for r in report["artifacts"]] == [artifact_id]
+    assert report["artifacts"][0]["catalog_loss"]["how"] == "store"
+    run_id = state.state_details.flow_run_id
+
+    async def reports() -> list[str]:
+        async with get_client() as client:
+            found = await client.read_artifacts()
+        return [
+            str(a.data) for a in found if a.key == "dr-drill-report" and a.flow_run_id == run_id
+        ]
+
+    published = asyncio.run(reports())
+    assert len(published) == 1
+    assert f"| {artifact_id} (model-c) | hot | store |" in published[0]
+    # The drill run is recorded in the live log, and succeeded.
+    runs = [r for r in vault.catalog.log_search(kind="dr.drill_run") if r["phase"] == "outcome"]
+    assert [r["outcome"] for r in runs] == ["ok"]

@@ -21,6 +21,7 @@ from support.durable_store import cli
 from support.services import start_vault_store
 
 from pipeline.workspace import build_model_repo, commit_all, configure_remote, run
+from tests.support.tiers import promote_into
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
 from weightvault.errors import DatasetMismatchError, ReproducibilityError, RetentionError
@@ -310,7 +311,8 @@ def test_the_recover_flow_certifies_under_prefect(env_home: Kit, prefect_api: No
 
 def test_restore_of_a_cold_artifact_is_refused_before_anything_runs(kit: Kit) -> None:
     vault = Vault.open(kit.settings)
-    # Another training run of the noisy model (new weights, so no dedup), stored cold.
+    # Another training run of the noisy model (new weights, so no dedup), promoted to cold
+    # (its rebuild kit travels with it).
     run(kit.noisy_repo, "dvc", "repro", "-q", "--force")
     provenance = capture_provenance(
         kit.noisy_repo,
@@ -324,10 +326,10 @@ def test_restore_of_a_cold_artifact_is_refused_before_anything_runs(kit: Kit) ->
         vault,
         kit.noisy_repo / "model",
         "noisy-cold",
-        "cold",
         provenance=provenance,
         model_repo=kit.noisy_repo,
     ).artifact_id
+    promote_into(vault, cold, "cold")
     before = sorted(o.key for o in vault.store.list(vault.bucket("cold"), ""))
     with pytest.raises(RetentionError, match=r"object-locked.*escrow decrypt"):
         recover(vault, cold, restore_files=True)

@@ -105,6 +105,18 @@ def identity_dir() -> Path:
     return Path(base) / "weightvault" / "identities"
 
 
+def child_environment(**extra: str) -> dict[str, str]:
+    """This process's environment for a child it runs, without any ``WEIGHTVAULT_*`` variable.
+
+    A child (git, DVC, a model repository's own training code during a rebuild)
+    never sees the vault's settings or secrets (master key, store credentials);
+    ``extra`` is added on top.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("WEIGHTVAULT_")}
+    env.update(extra)
+    return env
+
+
 def prefect_flow_run_id() -> str | None:
     """The Prefect flow run this process runs in, as Prefect's runner exports it, or None."""
     return os.environ.get("PREFECT__FLOW_RUN_ID") or None

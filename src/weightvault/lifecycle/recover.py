@@ -62,6 +62,7 @@ from weightvault.artifacts import (
     trusted_statement,
     write_statement,
 )
+from weightvault.config import child_environment
 from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac
 from weightvault.errors import (
@@ -321,7 +322,7 @@ def _last_line(proc: subprocess.CompletedProcess[str]) -> str:
 def _clone(git: str, origin: str, target: Path, commit: str) -> str | None:
     """Clone ``origin`` into ``target`` at ``commit``; None on success, else why not."""
     shutil.rmtree(target, ignore_errors=True)
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    env = child_environment(GIT_TERMINAL_PROMPT="0")
     cloned = _run([git, "clone", "-q", "--no-checkout", origin, str(target)], target.parent, env)
     if cloned.returncode != 0:
         return _last_line(cloned)
@@ -440,7 +441,7 @@ def environment(p: RecoverPlan, ws: Path, src: Path, mode: str = "auto") -> Envi
 
 
 def _dvc_env(bin_dir: str | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+    env = child_environment()
     path = env.get("PATH", "")
     if bin_dir is not None:
         path = f"{bin_dir}{os.pathsep}{path}"

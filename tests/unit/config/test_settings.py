@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from weightvault.config import environment, load_settings, packaged_config_dir
+from weightvault.config import child_environment, environment, load_settings, packaged_config_dir
 from weightvault.errors import ConfigError
 
 SRC = REPO / "src" / "weightvault"
@@ -138,3 +138,13 @@ def test_no_weightvault_variable_is_read_outside_the_config_package() -> None:
         text = (SRC / name).read_text()
         assert 'environ.get("WEIGHTVAULT' not in text
         assert 'environ["WEIGHTVAULT' not in text
+
+
+def test_a_child_process_gets_no_vault_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEIGHTVAULT_MASTER_KEY", "00" * 32)
+    monkeypatch.setenv("weightvault_s3_secret_key", "lower-case too")
+    monkeypatch.setenv("PATH", "/usr/bin")
+    env = child_environment(DVC_NO_ANALYTICS="1")
+    assert not [k for k in env if k.upper().startswith("WEIGHTVAULT_")]
+    assert env["PATH"] == "/usr/bin"
+    assert env["DVC_NO_ANALYTICS"] == "1"

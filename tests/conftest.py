@@ -175,6 +175,7 @@ def vault(vault_settings: Settings) -> Vault:
 def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A vault with its own embedded server, for tests that stop or kill it."""
     monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "own"))
+    monkeypatch.setenv("WEIGHTVAULT_CERTIFICATE_TIERS", "none")  # as in _vault_on
     settings = load_settings(REPO / "config")
     start_vault_store(settings)
     try:

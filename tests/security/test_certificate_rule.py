@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, update
 from support.durable_store import cli
 from support.services import start_vault_store
 
 from pipeline.workspace import build_model_repo, configure_remote, run
 from tasks.reports import promotion_markdown
 from tests.support.approvals import approved
+from weightvault._json import canonical_json
 from weightvault.artifacts import Vault, write_statement
+from weightvault.catalog._catalog import log_entries
 from weightvault.config import Settings, load_settings
-from weightvault.errors import PolicyError
+from weightvault.errors import IntegrityError, PolicyError
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.certificate import check_certificate
 from weightvault.lifecycle.promote import PromotionResult, promote
@@ -135,10 +138,44 @@ def test_a_certificate_in_the_store_but_not_in_the_log_does_not_count(warm: Warm
         subject_sha256=manifest.content_digest,
         predicate=predicate,
     )
-    key = signed_statement_key(hashlib.sha256(data).hexdigest())
+    digest = hashlib.sha256(data).hexdigest()
+    key = signed_statement_key(digest)
     vault.store.put_bytes(vault.bucket("audit"), key, data)
     message = _refused(vault, warm.artifact_id)
     assert "reproducible: cold needs a reproducibility certificate in the log" in message
+
+    # The catalog's index forged to show a recovery naming it: the log does not back it.
+    (row,) = [
+        r
+        for r in vault.catalog.log_search(
+            artifact_id=warm.artifact_id, kind="artifact.promotion", phase="outcome"
+        )
+        if r["entry"]["outcome"] == "ok"
+    ]
+    forged = row["entry"]
+    forged["kind"] = KIND
+    forged["details"] = {"statement": {"kind": CERTIFICATE_KIND, "key": key, "sha256": digest}}
+    where = log_entries.c.idx == row["idx"]
+    with vault.catalog.engine.begin() as conn:
+        original = conn.execute(select(log_entries.c.kind, log_entries.c.entry).where(where)).one()
+        conn.execute(
+            update(log_entries)
+            .where(where)
+            .values(kind=KIND, entry=canonical_json(forged).decode())
+        )
+    try:
+        check = check_certificate(vault, warm.artifact_id, manifest, required=True)
+        assert not check.present
+        assert "index of the log was tampered with" in check.reason
+        # Fails closed before any gate admits it: the move is stopped, nothing moves.
+        with pytest.raises(IntegrityError, match="index of the log was tampered with"):
+            promote(vault, warm.artifact_id, "cold", justification="release 1.0")
+    finally:
+        with vault.catalog.engine.begin() as conn:
+            conn.execute(
+                update(log_entries).where(where).values(kind=original.kind, entry=original.entry)
+            )
+    assert vault.resolve(warm.artifact_id).tier == "warm"
 
 
 def test_a_logged_certificate_about_other_content_is_refused(warm: Warm) -> None:

@@ -107,6 +107,8 @@ def promotion_markdown(
             f"- policy bundle `{result.policy_digest}`",
             f"- retained until {result.retain_until or '-'}; legal hold: {result.legal_hold}",
         ]
+        if (line := result.certificate_line()) is not None:
+            lines.append(f"- {line}")
     return "\n".join(lines)
 
 

@@ -135,6 +135,9 @@ def _vault_on(peer: S3Peer, home: Path, monkeypatch: pytest.MonkeyPatch) -> Sett
     monkeypatch.setenv("WEIGHTVAULT_S3_ACCESS_KEY", peer.access_key)
     monkeypatch.setenv("WEIGHTVAULT_S3_SECRET_KEY", peer.secret_key)
     monkeypatch.setenv("WEIGHTVAULT_BUCKET_PREFIX", f"t{uuid.uuid4().hex[:10]}")
+    # Cold promotions in tests not about it need no reproducibility certificate (the
+    # packaged default requires one: tests/security/test_certificate_rule.py).
+    monkeypatch.setenv("WEIGHTVAULT_CERTIFICATE_TIERS", "none")
     settings = load_settings(REPO / "config")
     init_vault(settings)
     return settings
@@ -172,6 +175,7 @@ def vault(vault_settings: Settings) -> Vault:
 def own_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A vault with its own embedded server, for tests that stop or kill it."""
     monkeypatch.setenv("WEIGHTVAULT_HOME", str(tmp_path / "own"))
+    monkeypatch.setenv("WEIGHTVAULT_CERTIFICATE_TIERS", "none")  # as in _vault_on
     settings = load_settings(REPO / "config")
     start_vault_store(settings)
     try:

@@ -27,6 +27,7 @@ rules := {
 	"validation": "Great Expectations validation passed",
 	"license": "cold needs a license",
 	"two_person": "cold needs signed approvals, in the log, from enough distinct principals other than the creator",
+	"reproducible": "where required (cold by default), a valid reproducibility certificate in the log",
 }
 
 tiers := {"hot", "warm", "cold"}
@@ -252,4 +253,40 @@ deny contains msg if {
 	get(approvals, "satisfied") == true
 	not enough_approvers
 	msg := sprintf("two_person: cold needs %v approvers other than the creator %v; the approvals name %v", [required_approvals, get(artifact, "creator"), approvers])
+}
+
+# --------------------------------------------------------------------- reproducible
+#
+# request.certificate is what weightvault.lifecycle.certificate found in the
+# signed log: the latest `artifact.recovered` outcome naming a reproducibility
+# certificate, its statement signed by a trusted vault key and about this
+# artifact's content and files. `required` comes from the settings ([policy]
+# cold_requires_certificate, warm_requires_certificate). A cold promotion with no
+# certificate document at all is treated as required (fail closed).
+
+certificate := get(request, "certificate")
+
+certificate_required if get(certificate, "required") == true
+
+certificate_required if {
+	is_cold
+	not is_object(certificate)
+}
+
+certificate_required if {
+	is_cold
+	not is_boolean(get(certificate, "required"))
+}
+
+deny contains msg if {
+	certificate_required
+	not get(certificate, "present") == true
+	msg := sprintf("reproducible: %v needs a reproducibility certificate in the log; %v", [target, get(certificate, "reason")])
+}
+
+deny contains msg if {
+	certificate_required
+	get(certificate, "present") == true
+	not get(certificate, "valid") == true
+	msg := sprintf("reproducible: %v needs a valid reproducibility certificate; the one at log entry %v is not: %v", [target, get(certificate, "log_index"), get(certificate, "reason")])
 }

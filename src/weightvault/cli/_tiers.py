@@ -23,7 +23,8 @@ def _promote(args: argparse.Namespace) -> int:
         args,
         f"{result.artifact_id}: {result.source} -> {result.target}, "
         f"attestation {result.attestation}"
-        + (f", retained until {result.retain_until}" if result.retain_until else ""),
+        + (f", retained until {result.retain_until}" if result.retain_until else "")
+        + (f"; {line}" if (line := result.certificate_line()) else ""),
         {**result.__dict__, "gates": [g.to_dict() for g in result.gates]},
     )
     return 0

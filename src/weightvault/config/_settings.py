@@ -35,6 +35,9 @@ override values of ``weightvault.toml``:
 ``WEIGHTVAULT_WITNESSES``       verifier keys of the witnesses the log needs, comma-separated
                                 (replaces ``[witnesses] required``; empty: none)
 ``WEIGHTVAULT_WITNESS_HOME``    home of the witness this host runs (``weightvault witness``)
+``WEIGHTVAULT_CERTIFICATE_TIERS`` tiers whose promotion needs a reproducibility certificate,
+                                comma-separated ``warm``/``cold``, or ``none`` (replaces the
+                                ``[policy] *_requires_certificate`` settings)
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class Environment(BaseSettings):
     debug: bool = False
     witnesses: str | None = None
     witness_home: Path | None = None
+    certificate_tiers: str | None = None
 
 
 def environment() -> Environment:
@@ -180,6 +184,11 @@ class _ApprovalsFile(_Strict):
     creator_may_approve: bool = False
 
 
+class _PolicyFile(_Strict):
+    cold_requires_certificate: bool = True
+    warm_requires_certificate: bool = False
+
+
 class _WitnessesFile(_Strict):
     required: list[str] = Field(default_factory=list)
 
@@ -204,6 +213,7 @@ class _SettingsFile(_Strict):
     validation: _ValidationFile
     witnesses: _WitnessesFile = _WitnessesFile()
     approvals: _ApprovalsFile = _ApprovalsFile()
+    policy: _PolicyFile = _PolicyFile()
 
 
 @dataclass(frozen=True)
@@ -266,6 +276,8 @@ class Settings:
     approval_window_hours: int = 72
     approvals_required: int = 2
     creator_may_approve: bool = False
+    #: tiers a promotion into needs a valid reproducibility certificate (Rego ``reproducible``)
+    certificate_tiers: tuple[str, ...] = ("cold",)
 
     @property
     def last_checkpoint_path(self) -> Path:
@@ -417,4 +429,20 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         approval_window_hours=raw.approvals.window_hours,
         approvals_required=raw.approvals.required,
         creator_may_approve=raw.approvals.creator_may_approve,
+        certificate_tiers=_certificate_tiers(raw.policy, env.certificate_tiers),
     )
+
+
+def _certificate_tiers(policy: _PolicyFile, override: str | None) -> tuple[str, ...]:
+    """The tiers whose promotion needs a certificate: the ``[policy]`` table, or the variable."""
+    if override is None:
+        flags = {"warm": policy.warm_requires_certificate, "cold": policy.cold_requires_certificate}
+        return tuple(tier for tier, on in flags.items() if on)
+    named = {t.strip().lower() for t in override.split(",") if t.strip()}
+    if named == {"none"}:
+        return ()
+    if not named or not named <= {"warm", "cold"}:
+        raise ConfigError(
+            "WEIGHTVAULT_CERTIFICATE_TIERS is invalid: name warm and/or cold, or none"
+        )
+    return tuple(t for t in ("warm", "cold") if t in named)

@@ -59,6 +59,7 @@ from weightvault.errors import (
 from weightvault.gates import evaluate
 from weightvault.lifecycle import claims
 from weightvault.lifecycle.approvals import check_approvals
+from weightvault.lifecycle.certificate import check_certificate, required_for
 from weightvault.lifecycle.claims import Claim
 from weightvault.lifecycle.evidence import LoggedReport, catalog_disagrees, latest_report
 from weightvault.provenance import Attestation, append_attestation, find_attestation, trust_root
@@ -73,6 +74,7 @@ __all__ = [
     "PromotionResult",
     "abandon",
     "announce_delete",
+    "certificate_line",
     "check_integrity",
     "check_move",
     "check_policy",
@@ -148,6 +150,28 @@ class PromotionResult:
     gates: tuple[Gate, ...]
     retain_until: str | None
     legal_hold: bool
+    #: the attestation's ``certificate``: required, and which one satisfied it (cold, or required)
+    certificate: dict[str, Any] | None = None
+
+    def certificate_line(self) -> str | None:
+        """One line on the reproducibility certificate, for reports (None: not checked)."""
+        return certificate_line(self.certificate)
+
+
+def certificate_line(doc: dict[str, Any] | None) -> str | None:
+    """How a report names an attestation's ``certificate`` (None when it has none)."""
+    if not doc:
+        return None
+    statement = doc.get("statement") or {}
+    if doc.get("valid") and statement:
+        return (
+            f"reproducibility certificate {'required' if doc.get('required') else 'not required'}; "
+            f"satisfied by {statement.get('key')} (log entry {doc.get('log_index')}, "
+            f"issued {doc.get('issued_at')})"
+        )
+    if doc.get("required"):
+        return "reproducibility certificate required; none valid"
+    return "reproducibility certificate not required; none recorded"
 
 
 # -- plan and gates -------------------------------------------------------------------
@@ -240,6 +264,12 @@ def _policy_input(
             "not_counted": [f"log entry {i}: {why}" for i, why in check.rejected],
             "creator_may_approve": vault.settings.creator_may_approve,
         }
+    certificate: dict[str, Any] | None = None
+    required = required_for(vault, p.target)
+    if required or p.target == "cold":
+        certificate = check_certificate(
+            vault, p.artifact_id, manifest, required=required
+        ).to_input()
     document = {
         "artifact": {
             "id": p.artifact_id,
@@ -266,7 +296,11 @@ def _policy_input(
                 "git": git,
             },
         },
-        "request": {"justification": p.justification, "approvals": approvals},
+        "request": {
+            "justification": p.justification,
+            "approvals": approvals,
+            "certificate": certificate,
+        },
     }
     return document, problems
 
@@ -276,6 +310,28 @@ def _approvers(vault: Vault, p: PromotionPlan) -> list[str]:
     if p.target != "cold":
         return []
     return list(check_approvals(vault, p.artifact_id, "cold").approvers)
+
+
+def _certificate(vault: Vault, p: PromotionPlan) -> dict[str, Any] | None:
+    """What the attestation says of the reproducibility certificate (cold, or required).
+
+    ``required``, and when a valid one satisfied the rule: which (its statement
+    and the log entry naming it).
+    """
+    required = required_for(vault, p.target)
+    if not required and p.target != "cold":
+        return None
+    # Called before the source is removed: its manifest is still the one the log names.
+    manifest, dek = vault.load_manifest(p.artifact_id, p.source)
+    del dek
+    check = check_certificate(vault, p.artifact_id, manifest, required=required)
+    return {
+        "required": check.required,
+        "valid": check.valid,
+        "statement": check.statement if check.valid else None,
+        "log_index": check.index if check.valid else None,
+        "issued_at": check.issued_at if check.valid else None,
+    }
 
 
 def check_policy(vault: Vault, p: PromotionPlan, integrity: Gate) -> tuple[Gate, str]:
@@ -442,6 +498,7 @@ def commit(
                 "from": p.source,
                 "to": p.target,
                 "approvers": _approvers(vault, p),
+                "certificate": _certificate(vault, p),
                 "justification": p.justification,
                 "requested_by": vault.actor,
                 "at": iso_seconds(vault.clock()),
@@ -503,6 +560,7 @@ def commit(
         tuple(gates),
         retain_text,
         p.legal_hold,
+        att.predicate.get("certificate"),
     )
 
 

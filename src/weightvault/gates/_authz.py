@@ -29,11 +29,11 @@ from weightvault.gates._policy import (
     BINDING,
     CaseResult,
     Decision,
-    compile_modules,
+    _compile_modules,
+    _plain_json,
+    _read_output,
     load_cases,
     one_line,
-    plain_json,
-    read_output,
 )
 
 __all__ = [
@@ -82,7 +82,7 @@ class _Compiled:
 
 @functools.lru_cache(maxsize=8)
 def _compiled(path: Path, digest: str, source: str) -> _Compiled:
-    interpreter = compile_modules(((path.name, source),))
+    interpreter = _compile_modules(((path.name, source),))
     import regopy
 
     try:
@@ -114,7 +114,7 @@ def authorize(input: Mapping[str, Any], policy_dir: Path) -> Decision:
     artifact_id}``. Never raises on a denial; ConfigError if the policy is
     missing or broken (the caller refuses: fail closed).
     """
-    document = json.dumps(plain_json(input), ensure_ascii=False)
+    document = json.dumps(_plain_json(input), ensure_ascii=False)
     compiled = _policy(policy_dir)
     with compiled.lock:
         compiled.interpreter.set_input_term(document)
@@ -122,7 +122,7 @@ def authorize(input: Mapping[str, Any], policy_dir: Path) -> Decision:
             output = compiled.interpreter.query_bundle(compiled.bundle)
         except Exception as exc:  # regopy raises RegoError, or ValueError on bad output
             raise ConfigError(f"authorization policy evaluation failed: {one_line(exc)}") from None
-    result = read_output(output, f"data.{AUTHZ_PACKAGE}.decision")
+    result = _read_output(output, f"data.{AUTHZ_PACKAGE}.decision")
     if not isinstance(result, dict):
         raise ConfigError(f"data.{AUTHZ_PACKAGE}.decision is not an object")
     reasons = sorted(str(r) for r in result.get("deny", []))
@@ -138,7 +138,7 @@ def _constant(policy_dir: Path, name: str) -> Any:
             output = compiled.interpreter.query(f"{BINDING} := data.{AUTHZ_PACKAGE}.{name}")
         except Exception as exc:
             raise ConfigError(f"authorization policy evaluation failed: {one_line(exc)}") from None
-    return read_output(output, f"data.{AUTHZ_PACKAGE}.{name}")
+    return _read_output(output, f"data.{AUTHZ_PACKAGE}.{name}")
 
 
 def authz_rules(policy_dir: Path) -> dict[str, str]:

@@ -138,10 +138,10 @@ def _load(policy_dir: Path) -> _Policy:
 
 
 def _interpreter(policy: _Policy) -> Any:
-    return compile_modules(policy.modules)
+    return _compile_modules(policy.modules)
 
 
-def compile_modules(modules: Sequence[tuple[str, str]]) -> Any:
+def _compile_modules(modules: Sequence[tuple[str, str]]) -> Any:
     """A regopy interpreter holding ``modules`` (name, source); ConfigError if one fails."""
     import regopy
 
@@ -190,10 +190,10 @@ def _query(interpreter: Any, expression: str) -> Any:
         raise ConfigError(f"policy evaluation failed: {one_line(exc)}") from None
     except ValueError:  # regopy could not parse the engine's output as JSON
         raise ConfigError(f"policy output for {expression} is unreadable") from None
-    return read_output(output, expression)
+    return _read_output(output, expression)
 
 
-def read_output(output: Any, expression: str) -> Any:
+def _read_output(output: Any, expression: str) -> Any:
     """The value bound to the query variable in a regopy ``output``, as plain JSON."""
     text = str(output)
     if not output.ok():
@@ -210,7 +210,7 @@ def one_line(obj: object) -> str:
     return " ".join(str(obj).split())[:500]
 
 
-def plain_json(document: Mapping[str, Any]) -> Any:
+def _plain_json(document: Mapping[str, Any]) -> Any:
     """The input as plain JSON values; InvalidInputError if it is not JSON."""
     if not isinstance(document, Mapping):
         raise InvalidInputError("policy input must be a JSON object")
@@ -247,7 +247,7 @@ def evaluate(input: Mapping[str, Any], policy_dir: Path = DEFAULT_POLICY_DIR) ->
     is not a JSON object and :class:`ConfigError` if the policy is missing or
     broken.
     """
-    document = plain_json(input)
+    document = _plain_json(input)
     policy = _load(policy_dir)
     interpreter = _interpreter(policy)
     interpreter.set_input_term(json.dumps(document, ensure_ascii=False))

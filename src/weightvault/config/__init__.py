@@ -1,6 +1,7 @@
 """Settings: weightvault.toml, the tiers and the store connection."""
 
 from weightvault.config._settings import (
+    ROLES,
     TIERS,
     Environment,
     Settings,
@@ -18,6 +19,7 @@ from weightvault.config._settings import (
 )
 
 __all__ = [
+    "ROLES",
     "TIERS",
     "Environment",
     "Settings",

@@ -55,6 +55,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from weightvault.errors import ConfigError
 
 TIERS = ("hot", "warm", "cold", "quarantine")
+ROLES = (
+    "reader",
+    "ingester",
+    "validator",
+    "promoter",
+    "approver",
+    "key-admin",
+    "auditor",
+    "incident-responder",
+)
+"""The principals' roles (docs/identity.md): the trust root enrols them, the
+authorization policy gives each its operations."""
 CONFIG_NAME = "weightvault.toml"
 LIFETIMES_NAME = "lifetimes.toml"
 ROTATION_NAME = "rotation.toml"

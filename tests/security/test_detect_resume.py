@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
-from tests.support.durable_store import cli_json
+from tests.support.durable_store import cli, cli_json
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.errors import AuthorizationError
+from weightvault.errors import AuthorizationError, IncidentError
 from weightvault.lifecycle import ingest
+from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.incidents import list_incidents
 
 _DETECT = "[detect]\nread_spike_artifact = 3\nread_spike_principal = 100\ndenied_burst = 3\n"
@@ -68,3 +69,19 @@ def test_a_killed_detect_run_resumes_without_duplicates(
     assert {i.rule for i in incidents} == {"read_spike_artifact", "denied_burst"}
     # Nothing left to find: a third run opens nothing.
     assert cli_json("detect")["opened"] == []
+
+    # The CLI shows an incident with each evidence proof checked, and resolves it once.
+    shown = cli_json("incident", "show", first.id)
+    assert shown["rule"] == first.rule
+    assert [p["verifies"] for p in shown["proofs"]] == [True] * len(first.evidence)
+    assert cli_json("incident", "resolve", first.id, "--justification", "drill")["status"] == (
+        "resolved"
+    )
+    again = cli("incident", "resolve", first.id, "--justification", "drill")
+    assert again.returncode == IncidentError.exit_code, again.stderr
+    assert "Traceback" not in again.stderr
+    still_open = cli_json("incident", "ls", "--status", "open")
+    assert [i["id"] for i in still_open] == [i.id for i in incidents if i.id != first.id]
+    # The killed run's intent has no outcome; the log still verifies.
+    report, _ = verify_audit(vault)
+    assert report.ok, [p.line() for p in report.problems]

@@ -18,6 +18,7 @@ from weightvault.errors import (
     AuthorizationError,
     IncidentError,
     IntegrityError,
+    StatementError,
     VaultError,
 )
 from weightvault.lifecycle import ingest
@@ -28,6 +29,7 @@ from weightvault.lifecycle.incidents import (
     load_incident,
     resolve_incident,
 )
+from weightvault.records import Event
 
 THRESHOLDS = {"read_spike_artifact": 3, "read_spike_principal": 100, "denied_burst": 3}
 
@@ -116,3 +118,26 @@ def test_an_incident_document_edited_in_the_store_does_not_load(
     vault.store.put_bytes(bucket, key, data.replace(b'"payload"', b'"payload" '))
     with pytest.raises(VaultError, match="not the one log entry"):
         load_incident(vault, incident.id)
+
+
+def test_a_detector_state_edited_in_the_store_stops_the_next_run(
+    vault: Vault, tmp_path: Path
+) -> None:
+    # An attacker who can write the audit bucket rewrites the detector's state (say, to
+    # mark every principal's hosts as seen): the next run refuses to resume from it.
+    assert detect(vault, thresholds=THRESHOLDS).opened == ()
+    (row,) = vault.catalog.log_search(kind="detect.run", phase="outcome", outcome="ok")
+    key = row["entry"]["details"]["statement"]["key"]
+    bucket = vault.bucket("audit")
+    data = vault.store.get_bytes(bucket, key)
+    vault.store.put_bytes(bucket, key, data.replace(b'"payload"', b'"payload" '))
+    with pytest.raises(StatementError, match="detector state"):
+        detect(vault, thresholds=THRESHOLDS)
+    # The refused resume is itself in the signed log, with its reason.
+    runs = [
+        event
+        for _, entry in vault.tlog.verified_entries()
+        if (event := Event.parse(entry)).kind == "detect.run" and event.phase == "outcome"
+    ]
+    assert [r.outcome for r in runs] == ["ok", "failed"]
+    assert "detector state" in (runs[-1].reason or "")

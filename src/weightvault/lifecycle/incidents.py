@@ -278,9 +278,11 @@ def detect(vault: Vault, *, thresholds: Mapping[str, float] | None = None) -> De
     detector's state (a signed statement).
     """
     merged = {**vault.settings.detect_thresholds, **(thresholds or {})}
-    state, _ = last_run(vault)
-    start = state.cursor
-    with vault.operation(DETECT_RUN, None, None, {"from": start}) as op:
+    with vault.operation(DETECT_RUN, None, None, {}) as op:
+        # Inside the operation: a state that does not verify is a failed run in the log.
+        state, _ = last_run(vault)
+        start = state.cursor
+        op.details["from"] = start
         end = vault.tlog.checkpoint().checkpoint.size
         if end < start:
             raise IntegrityError(f"the log has {end} entries, the last detect run saw {start}")

@@ -34,7 +34,7 @@ package weightvault.detect
 rules := {
 	"read_spike_artifact": "at most read_spike_artifact reads of one artifact in window_seconds",
 	"read_spike_principal": "at most read_spike_principal reads by one principal in window_seconds",
-	"new_client": "a principal reads only from clients (hosts) it was seen on before",
+	"new_client": "a principal reads only from clients (hosts) it read from before",
 	"grant_misuse": "a grant receipt is of a grant the log issued, in scope, not revoked or expired",
 	"integrity_failures": "fewer than integrity_failures integrity failures on one artifact in window_seconds",
 	"denied_burst": "fewer than denied_burst refused operations by one principal in window_seconds",
@@ -195,15 +195,17 @@ finding(rule, key, evidence, keys) := {
 
 seen_clients := get(state, "seen_clients", {})
 
-# The first index in this batch of each principal (with a host), and of each
-# principal and host.
-first_of_principal[p] := min({x.index | some x in events; x.principal == p; is_string(host(x))}) if {
-	some y in events
+# A host is seen for a principal once it read from it (an ok read): anything else
+# from a new host (a verify, a refused attempt) does not make it familiar. The
+# first read of a principal ever is learned, not flagged. First indexes in this
+# batch of each principal's reads, and of each principal and host.
+first_of_principal[p] := min({x.index | some x in reads; x.principal == p; is_string(host(x))}) if {
+	some y in reads
 	p := y.principal
 }
 
-first_on_host[k] := min({x.index | some x in events; concat("|", [x.principal, host(x)]) == k}) if {
-	some y in events
+first_on_host[k] := min({x.index | some x in reads; concat("|", [x.principal, host(x)]) == k}) if {
+	some y in reads
 	is_string(host(y))
 	k := concat("|", [y.principal, host(y)])
 }

@@ -35,6 +35,7 @@ __all__ = [
     "DETECT_RUN",
     "INCIDENT_OPENED",
     "INCIDENT_RESOLVED",
+    "READ_KINDS",
     "STATE_KIND",
     "DetectorState",
     "Pending",
@@ -49,6 +50,8 @@ INCIDENT_OPENED: Final = "incident.opened"
 INCIDENT_RESOLVED: Final = "incident.resolved"
 STATE_KIND: Final = "detect-state"
 STATE_TYPE: Final = "weightvault.detect-state/v1"
+READ_KINDS: Final = frozenset({"artifact.read", "artifact.exported", "artifact.break_glass_read"})
+"""The reads of the rules (``read_kinds`` in detect.rego): what makes a client familiar."""
 BATCH: Final = 64
 """Outcome entries per evaluation of the rules."""
 _READ: Final = 256
@@ -173,13 +176,13 @@ class DetectorState:
 
     def learn(self, e: Mapping[str, Any], window: float, approval_window: float) -> None:
         """Fold one normalised event into the state (after the rules saw its batch)."""
+        if e["outcome"] != "ok":
+            return
         host = e["client"].get("host")
-        if isinstance(host, str):
+        if isinstance(host, str) and e["kind"] in READ_KINDS:
             hosts = self.seen_clients.setdefault(e["principal"], [])
             if host not in hosts:
                 hosts.append(host)
-        if e["outcome"] != "ok":
-            return
         kind = e["kind"]
         if kind == "key.compromised" and e["key"]:
             since = e["since_t"] if e["since_t"] is not None else e["t"]

@@ -92,8 +92,15 @@ def test_the_state_learns_forgets_and_round_trips() -> None:
     assert approved is not None
     state.counters["denied_burst|bob"] = [[t - 400, "e0", 0], [t - 10, "e1", 1]]
     state.fired["denied_burst|bob"] = t - 400
+    refused = normalise(3, _event(outcome="refused", client={"host": "hmac-sha256:22"}))
+    read = normalise(4, _event())
+    assert refused is not None
+    assert read is not None
     state.learn(compromised, 300, 3600)
     state.learn(approved, 300, 3600)
+    assert state.seen_clients == {}  # only reads make a client familiar
+    state.learn(refused, 300, 3600)
+    state.learn(read, 300, 3600)
     assert state.seen_clients == {"bob": ["hmac-sha256:11"]}
     assert state.compromised == {"kek-hot@v1": t}
     assert state.releases == {"wv-1": [{"t": t, "principal": "bob"}]}

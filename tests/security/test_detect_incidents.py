@@ -8,11 +8,13 @@ incident per finding, never twice, and `audit verify` stays clean.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_tree
+from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.errors import (
     AuthorizationError,
@@ -100,6 +102,28 @@ def test_real_operations_open_incidents_with_verifying_proofs(vault: Vault, tmp_
 
     log_report, _ = verify_audit(vault)
     assert log_report.ok, [p.line() for p in log_report.problems]
+
+
+def test_reads_of_cold_and_from_a_new_site_open_incidents(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_tree(tmp_path / "c", {"model.bin": b"c" * 1024})
+    artifact_id = stored_in(vault, src, "c", "cold")
+    vault.get(artifact_id, tmp_path / "here")  # alice's usual host: learned
+    # The same principal's key used from another machine (the log HMACs the host name).
+    monkeypatch.setattr(socket, "gethostname", lambda: "attacker-laptop")
+    vault.get(artifact_id, tmp_path / "there")
+    opened = {i.rule: i for i in detect(vault).opened}
+    assert set(opened) == {"cold_read_unapproved", "new_client"}
+    # Cold read with no approved release: the first read; the second is the same burst.
+    cold = opened["cold_read_unapproved"]
+    assert (cold.artifacts, cold.tiers, cold.principals) == ((artifact_id,), ("cold",), ("alice",))
+    assert "isolate_tier" in cold.actions
+    new = opened["new_client"]
+    assert new.principals == ("alice",)
+    assert len(new.evidence) == 1
+    assert new.evidence != cold.evidence  # the second read, from the new host
+    assert vault.private("attacker-laptop") in load_incident(vault, new.id).incident.summary
 
 
 def test_an_incident_document_edited_in_the_store_does_not_load(

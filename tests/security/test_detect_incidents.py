@@ -82,6 +82,7 @@ def test_real_operations_open_incidents_with_verifying_proofs(vault: Vault, tmp_
     # Each incident is in the log, its signed document verifies, every proof verifies.
     listed = list_incidents(vault)
     assert sorted(i.id for i in listed) == sorted(i.id for i in report.opened)
+    assert sorted(i.log_index for i in listed) == sorted(i.log_index for i in report.opened)
     for incident in listed:
         detail = load_incident(vault, incident.id)
         assert [ok for _, ok, _ in detail.proofs] == [True] * len(incident.evidence)

@@ -267,7 +267,19 @@ def open_incident(vault: Vault, pending: Pending, summary: str) -> Incident:
             subject_sha256=hashlib.sha256(pending.id.encode()).hexdigest(),
         )
     event = vault.finish(op)
-    return Incident.from_event(-1, event)
+    return Incident.from_event(_outcome_index(vault, op.intent_index, event), event)
+
+
+def _outcome_index(vault: Vault, after: int, event: Event) -> int:
+    """The log index of ``event`` (an outcome integrated after entry ``after``), read
+    from the log itself."""
+    size = vault.tlog.checkpoint().checkpoint.size
+    for start in range(after + 1, size, 64):
+        entries = vault.tlog.entries(start, min(size, start + 64))
+        for index, entry in enumerate(entries, start):
+            if b'"incident.opened"' in entry and Event.parse(entry).id == event.id:
+                return index
+    raise IntegrityError(f"incident.opened outcome {event.id} is not in the signed log")
 
 
 def detect(vault: Vault, *, thresholds: Mapping[str, float] | None = None) -> DetectReport:

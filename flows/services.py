@@ -52,6 +52,7 @@ SERVED = (
     "recover/recover",
     "rekey/rekey",
     "dr-drill/dr-drill",
+    "detect/detect",
 )
 """``flow/deployment`` names the runner serves (`flows.deployments.deployments`)."""
 

@@ -399,3 +399,10 @@ class DrillVerifyError(IntegrityError):
     was copied from (content digest)."""
 
     exit_code = 55
+
+
+# -- detection and incidents (issue 14 item 2, "detect") ---------------------------------
+class IncidentError(VaultError):
+    """An incident cannot change that way: it is resolved already."""
+
+    exit_code = 63

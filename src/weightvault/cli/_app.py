@@ -24,6 +24,7 @@ from weightvault.cli import (
     _dr,
     _grants,
     _identity,
+    _incidents,
     _keys,
     _policy,
     _recover,
@@ -58,6 +59,7 @@ COMMAND_MODULES = (
     _identity,
     _grants,
     _recover,
+    _incidents,
 )
 
 

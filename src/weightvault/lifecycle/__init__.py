@@ -18,5 +18,7 @@ retried task converges.
 - :mod:`~weightvault.lifecycle.escrow`: escrow envelopes, share ceremonies, escrow decrypt;
 - :mod:`~weightvault.lifecycle.export`: air-gapped bundles and offline verification;
 - :mod:`~weightvault.lifecycle.rebuild`: the catalog rebuilt from the store;
-- :mod:`~weightvault.lifecycle.witness`: a witness's round over the vault's log.
+- :mod:`~weightvault.lifecycle.witness`: a witness's round over the vault's log;
+- :mod:`~weightvault.lifecycle.incidents` (with :mod:`~weightvault.lifecycle.detection`):
+  detection rules over the signed log, incidents opened, listed and resolved.
 """

@@ -45,20 +45,43 @@ def test_report_markdown_names_each_outcome() -> None:
         "drill_id": "d1",
         "started": "2026-12-02T00:00:00Z",
         "scratch_prefix": "live-drill-d1",
-        "summary": {"rehearsed": 1, "seconds": 2.0, "seconds_per_artifact": 2.0},
+        "summary": {
+            "rehearsed": 2,
+            "seconds": 2.0,
+            "seconds_per_artifact": 1.0,
+            "recovered": {"rebuild": 0, "escrow": 1},
+            "lost": 1,
+        },
         "artifacts": [
             {
                 "artifact_id": "wv-1",
                 "name": "m",
                 "tier": "hot",
                 "catalog_loss": {"how": "store", "seconds": 1.0},
-                "object_loss": {"how": "lost", "seconds": 0.1, "reason": "not rebuildable: a|b"},
-            }
+                "tier_loss": {"destroyed": "model objects", "how": "lost", "seconds": 0.1},
+                "came_back": "lost",
+                "verify": "not run",
+                "reason": "not rebuildable: a|b",
+            },
+            {
+                "artifact_id": "wv-3",
+                "name": "c",
+                "tier": "cold",
+                "catalog_loss": {"how": "store", "seconds": 1.0},
+                "tier_loss": {"destroyed": "keystore", "how": "escrow", "seconds": 0.2},
+                "came_back": "escrow",
+                "verify": "ok: 1 file(s)",
+                "reason": None,
+            },
         ],
-        "not_rehearsed": [{"artifact_id": "wv-2", "tier": "cold", "reason": "cold: escrow"}],
+        "not_rehearsed": [{"artifact_id": "wv-2", "tier": "quarantine", "reason": "no reads"}],
         "cleanup": {"objects_removed": 3, "left": {"live-drill-d1-cold": "kept"}},
     }
     text = markdown(report)
-    assert "| wv-1 (m) | hot | store | 1.0 | lost | 0.1 | not rebuildable: a/b |" in text
-    assert "| wv-2 | cold | not rehearsed |" in text
+    assert (
+        "| wv-1 (m) | hot | store | 1.0 | model objects | lost | 0.1 | not run | "
+        "not rebuildable: a/b |" in text
+    )
+    assert "| wv-3 (c) | cold | store | 1.0 | keystore | escrow | 0.2 | ok: 1 file(s) |  |" in text
+    assert "| wv-2 | quarantine | not rehearsed |" in text
     assert "live-drill-d1-cold (kept)" in text

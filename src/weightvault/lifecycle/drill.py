@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import secrets
 import shutil
 import tempfile
@@ -73,6 +74,7 @@ LIVE_ADMISSION = "live-admission"
 ESCROW_THRESHOLD = 2
 ESCROW_SHARES = 3
 _DIR_LIMIT = 64 * 1024 * 1024
+_MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
 @dataclass
@@ -428,8 +430,15 @@ def restore_catalog(run: DrillRun) -> Vault:
 # -- 5. lose the tier's objects and rebuild them ------------------------------------------
 
 
-def _dvc_key(md5: str) -> str:
-    """Where a DVC 3 remote keeps the object of ``md5`` (``files/md5/ab/cdef...``)."""
+def dvc_object_key(md5: str) -> str | None:
+    """Where a DVC 3 remote keeps the object of ``md5`` (``files/md5/ab/cdef...``).
+
+    None for anything but 32 hex digits (and ``.dir``): a ``.dir`` listing read
+    from the store names the keys copied, so it cannot name a path outside the
+    scratch remote.
+    """
+    if _MD5.fullmatch(md5) is None:
+        return None
     return f"files/md5/{md5[:2]}/{md5[2:]}"
 
 
@@ -459,7 +468,8 @@ def dataset_remote(live: Vault, items: list[ArtifactDrill], root: Path) -> DvcRe
     make_private_dir(root)
     for item in items:
         for _path, md5 in item.datasets:
-            listing = _fetch(live, _dvc_key(md5), root)
+            key = dvc_object_key(md5)
+            listing = _fetch(live, key, root) if key else None
             if listing is None or not md5.endswith(".dir"):
                 continue
             if listing.stat().st_size > _DIR_LIMIT:
@@ -469,8 +479,9 @@ def dataset_remote(live: Vault, items: list[ArtifactDrill], root: Path) -> DvcRe
             except ValueError:
                 continue  # DVC's own check fails it at pull, named
             for entry in entries if isinstance(entries, list) else []:
-                if isinstance(entry, dict) and isinstance(entry.get("md5"), str):
-                    _fetch(live, _dvc_key(entry["md5"]), root)
+                key = dvc_object_key(str(entry.get("md5"))) if isinstance(entry, dict) else None
+                if key is not None:
+                    _fetch(live, key, root)
     return DvcRemote(str(root), "", "", "")
 
 

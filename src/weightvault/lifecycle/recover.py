@@ -13,10 +13,11 @@ effect), written as named steps that ``weightvault recover ID`` runs in a row
 4. :func:`source`: a clone of the stored ``git bundle`` (else of the recorded
    remote), checked out at the recorded commit;
 5. :func:`environment`: the recorded lock file (its sha256 checked against the
-   statement) made into an environment: ``current`` when the running
-   interpreter already has every pin, else an ``isolated`` venv (``uv venv`` +
-   ``uv pip install --offline``); EnvironmentLockError when it cannot be
-   satisfied offline;
+   statement; any format :mod:`weightvault.lifecycle.locks` turns into exact
+   pins: requirements, uv, poetry, pdm, Pipfile) made into an environment:
+   ``current`` when the running interpreter already has every pin, else an
+   ``isolated`` venv (``uv venv`` + ``uv pip install --offline``);
+   EnvironmentLockError when it cannot be satisfied offline;
 6. :func:`datasets`: ``dvc pull`` of the recorded datasets from the vault's DVC
    remote, each checked by md5 and sha256 (DatasetMismatchError names the
    dataset and both digests);
@@ -41,7 +42,6 @@ import base64
 import contextlib
 import importlib.metadata
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from weightvault._fs import hash_file
@@ -80,6 +80,8 @@ from weightvault.errors import (
 )
 from weightvault.gates import TensorDiff, diff_safetensors
 from weightvault.lifecycle.kit import BUNDLE_PATH, KIT_DOC_PATH, KitDocument, lock_path
+from weightvault.lifecycle.locks import pins as lock_pins
+from weightvault.lifecycle.locks import requirements_for
 from weightvault.lifecycle.rekey import (
     CLAIM,
     JOURNAL_TYPE,
@@ -120,7 +122,6 @@ KIND = "artifact.recovered"
 CERTIFICATE_KIND = "reproducibility"
 ENVIRONMENT_MODES = ("auto", "current", "isolated")
 _TIMEOUT = 3600.0
-_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9][A-Za-z0-9.+!_-]*)")
 
 
 @dataclass(frozen=True)
@@ -361,25 +362,6 @@ def source(ws: Path, kit: KitDocument) -> tuple[Path, str]:
 # -- 5. environment ------------------------------------------------------------
 
 
-def _pins(lock: Path, name: str) -> dict[str, str]:
-    """``name==version`` pins of a requirements-style lock; EnvironmentLockError otherwise."""
-    if not PurePosixPath(name).name.startswith("requirements"):
-        raise EnvironmentLockError(
-            f"the recorded lock {name} is not a requirements file: the rebuild installs only "
-            "pinned requirements (name==version)"
-        )
-    pins: dict[str, str] = {}
-    for raw in lock.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].split(";", 1)[0].strip()
-        if not line or line.startswith("--hash"):
-            continue
-        match = _PIN.fullmatch(line.split(" --hash", 1)[0].strip().rstrip("\\").strip())
-        if match is None:
-            raise EnvironmentLockError(f"the recorded lock {name}: {line[:80]!r} is not a pin")
-        pins[match.group(1).lower().replace("_", "-")] = match.group(2)
-    return pins
-
-
 def _current_satisfies(pins: dict[str, str]) -> bool:
     for dist, version in pins.items():
         try:
@@ -412,7 +394,8 @@ def environment(p: RecoverPlan, ws: Path, src: Path, mode: str = "auto") -> Envi
         raise InvalidInputError(f"environment mode must be one of {', '.join(ENVIRONMENT_MODES)}")
     start = time.monotonic()
     lock, rel, digest = _lock_bytes(p, ws, src)
-    pins = _pins(lock, rel)
+    requirements = requirements_for(lock, rel, src, ws / "lock")
+    pins = lock_pins(requirements, rel)
     if mode in {"auto", "current"} and _current_satisfies(pins):
         bin_dir = str(Path(sys.executable).parent)
         return EnvironmentInfo("current", bin_dir, rel, digest, time.monotonic() - start)
@@ -429,7 +412,7 @@ def environment(p: RecoverPlan, ws: Path, src: Path, mode: str = "auto") -> Envi
     if made.returncode == 0:
         interpreter = str(venv / "bin" / "python")
         install = [uv, "pip", "install", "-q", "--offline", "--python", interpreter]
-        made = _run([*install, "-r", str(lock)], ws)
+        made = _run([*install, "-r", str(requirements)], ws)
     if made.returncode != 0:
         raise EnvironmentLockError(
             f"the recorded lock {rel} cannot be satisfied offline: {_last_line(made)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -66,11 +67,81 @@ def test_a_lock_whose_bytes_are_not_the_recorded_ones_is_refused(tmp_path: Path)
         environment(_plan(b"numpy==2.0\n"), ws, src, "auto")
 
 
-def test_a_lock_format_the_rebuild_cannot_install_is_named(tmp_path: Path) -> None:
-    lock = b"version = 1\n"
+def _numpy() -> str:
+    return importlib.metadata.version("numpy")
+
+
+def test_a_uv_lock_is_exported_frozen_and_reused_when_the_interpreter_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{REPO / '.tools' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    lock = (REPO / "uv.lock").read_bytes()
     ws, src = _workspace(tmp_path, lock, "uv.lock")
-    with pytest.raises(EnvironmentLockError, match=r"uv\.lock is not a requirements file"):
+    (src / "pyproject.toml").write_bytes((REPO / "pyproject.toml").read_bytes())
+    env = environment(_plan(lock, "uv.lock"), ws, src, "auto")
+    assert env.mode == "current"
+    exported = (ws / "lock" / "requirements-from-uv.txt").read_text()
+    assert f"numpy=={_numpy()}" in exported
+    assert "weightvault" not in exported.split("# via")[0]
+
+
+def test_a_uv_lock_without_its_pyproject_is_refused_naming_it(tmp_path: Path) -> None:
+    lock = (REPO / "uv.lock").read_bytes()
+    ws, src = _workspace(tmp_path, lock, "uv.lock")
+    with pytest.raises(EnvironmentLockError, match=r"uv\.lock needs the source's pyproject"):
         environment(_plan(lock, "uv.lock"), ws, src, "auto")
+
+
+@pytest.mark.parametrize("name", ["poetry.lock", "pdm.lock"])
+def test_a_toml_lock_becomes_pins(tmp_path: Path, name: str) -> None:
+    lock = f'[[package]]\nname = "numpy"\nversion = "{_numpy()}"\n'.encode()
+    ws, src = _workspace(tmp_path, lock, name)
+    env = environment(_plan(lock, name), ws, src, "auto")
+    assert env.mode == "current"
+    assert env.lock_file == name
+
+
+def test_a_lock_taking_a_package_from_git_is_refused_naming_it(tmp_path: Path) -> None:
+    lock = (
+        b'[[package]]\nname = "evil"\nversion = "1.0"\n'
+        b'[package.source]\ntype = "git"\nurl = "https://example.invalid/evil.git"\n'
+    )
+    ws, src = _workspace(tmp_path, lock, "poetry.lock")
+    with pytest.raises(EnvironmentLockError, match=r"poetry\.lock takes evil from outside"):
+        environment(_plan(lock, "poetry.lock"), ws, src, "auto")
+
+
+def test_a_pipfile_lock_applies_its_markers(tmp_path: Path) -> None:
+    doc = {
+        "default": {
+            "numpy": {"version": f"=={_numpy()}"},
+            "not-on-this-python": {"version": "==1.0", "markers": "python_version < '3'"},
+        },
+        "develop": {"pytest": {"version": "==0.0.1"}},
+    }
+    lock = json.dumps(doc).encode()
+    ws, src = _workspace(tmp_path, lock, "Pipfile.lock")
+    assert environment(_plan(lock, "Pipfile.lock"), ws, src, "auto").mode == "current"
+
+
+def test_requirements_markers_are_evaluated(tmp_path: Path) -> None:
+    lock = f"numpy=={_numpy()}\nnot-here==1.0 ; python_version < '3'\n".encode()
+    ws, src = _workspace(tmp_path, lock)
+    assert environment(_plan(lock), ws, src, "auto").mode == "current"
+
+
+def test_a_requirement_that_is_not_an_exact_pin_is_refused(tmp_path: Path) -> None:
+    lock = b"numpy>=1\n"
+    ws, src = _workspace(tmp_path, lock)
+    with pytest.raises(EnvironmentLockError, match="is not a pin"):
+        environment(_plan(lock), ws, src, "auto")
+
+
+def test_a_conda_environment_is_named_as_not_satisfiable_offline(tmp_path: Path) -> None:
+    lock = b"name: train\ndependencies:\n  - numpy\n"
+    ws, src = _workspace(tmp_path, lock, "environment.yml")
+    with pytest.raises(EnvironmentLockError, match=r"environment\.yml is a conda environment"):
+        environment(_plan(lock, "environment.yml"), ws, src, "auto")
 
 
 def test_kit_entries_are_outside_the_content_digest_and_round_trip() -> None:

@@ -100,6 +100,7 @@ class Environment(BaseSettings):
     witnesses: str | None = None
     witness_home: Path | None = None
     certificate_tiers: str | None = None
+    training_run_id: str | None = None
 
 
 def environment() -> Environment:
@@ -201,6 +202,15 @@ class _PolicyFile(_Strict):
     warm_requires_certificate: bool = False
 
 
+class _EventsFile(_Strict):
+    enabled: bool = True
+    prefect_api_url: str | None = None
+
+
+class _TelemetryFile(_Strict):
+    otlp_endpoint: str | None = None
+
+
 class _WitnessesFile(_Strict):
     required: list[str] = Field(default_factory=list)
 
@@ -226,6 +236,8 @@ class _SettingsFile(_Strict):
     witnesses: _WitnessesFile = _WitnessesFile()
     approvals: _ApprovalsFile = _ApprovalsFile()
     policy: _PolicyFile = _PolicyFile()
+    events: _EventsFile = _EventsFile()
+    telemetry: _TelemetryFile = _TelemetryFile()
 
 
 @dataclass(frozen=True)
@@ -290,6 +302,11 @@ class Settings:
     creator_may_approve: bool = False
     #: tiers a promotion into needs a valid reproducibility certificate (Rego ``reproducible``)
     certificate_tiers: tuple[str, ...] = ("cold",)
+    #: Prefect events of every outcome (``[events]``; the URL else from Prefect's own settings)
+    events_enabled: bool = True
+    events_api_url: str | None = None
+    #: the OTLP/HTTP endpoint (``[telemetry]``; else ``OTEL_EXPORTER_OTLP_ENDPOINT``)
+    otlp_endpoint: str | None = None
 
     @property
     def last_checkpoint_path(self) -> Path:
@@ -442,6 +459,9 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         approvals_required=raw.approvals.required,
         creator_may_approve=raw.approvals.creator_may_approve,
         certificate_tiers=_certificate_tiers(raw.policy, env.certificate_tiers),
+        events_enabled=raw.events.enabled,
+        events_api_url=raw.events.prefect_api_url,
+        otlp_endpoint=raw.telemetry.otlp_endpoint,
     )
 
 

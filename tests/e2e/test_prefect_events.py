@@ -76,11 +76,16 @@ def test_cli_operations_refusals_and_a_flipped_bit_reach_the_prefect_server(
     vault.store.put_bytes(bucket, key, bytes(blob))
     verify = cli("verify", artifact)
     assert verify.returncode == 5, verify.stderr
+    got = cli("get", artifact, "--out", str(tmp_path / "out-corrupt"))
+    assert got.returncode == 5, got.stderr
 
     # The log records the failure class (the contract detection rules count on).
     log = _logged(vault_settings)
-    failed = [e for e in log if e.kind == "artifact.verified" and e.outcome == "failed"]
-    assert [e.details.get("error") for e in failed] == ["IntegrityError"]
+    failed = [e for e in log if e.outcome == "failed"]
+    assert [(e.kind, e.details.get("error")) for e in failed] == [
+        ("artifact.verified", "IntegrityError"),
+        ("artifact.read", "IntegrityError"),
+    ]
     denied_op = next(e.op for e in log if e.outcome == "refused")
     assert (
         next(e for e in log if e.op == denied_op and e.phase == "outcome").details["error"]
@@ -90,7 +95,7 @@ def test_cli_operations_refusals_and_a_flipped_bit_reach_the_prefect_server(
     def arrived() -> list[dict[str, Any]] | None:
         found = _events(prefect_api, since)
         ops = {e["payload"]["op"] for e in found}
-        return found if failed[0].op in ops and denied_op in ops else None
+        return found if {failed[1].op, denied_op} <= ops else None
 
     events = wait_for("the CLI's events on the Prefect server", arrived, timeout=60)
     mine = [
@@ -98,14 +103,20 @@ def test_cli_operations_refusals_and_a_flipped_bit_reach_the_prefect_server(
         for e in events
         if e["resource"]["prefect.resource.id"] == f"weightvault.artifact.{artifact}"
     ]
-    names = [e["event"] for e in sorted(mine, key=lambda e: e["payload"]["log_index"])]
+    mine.sort(key=lambda e: e["payload"]["log_index"])
+    names = [e["event"] for e in mine]
     assert names == [
         "weightvault.artifact.ingested",
         "weightvault.artifact.read",
         "weightvault.artifact.integrity_failed",
+        "weightvault.artifact.integrity_failed",
+    ]
+    assert [e["payload"]["operation"] for e in mine if e["event"].endswith("integrity_failed")] == [
+        "artifact.verified",
+        "artifact.read",
     ]
     by_name = {e["event"]: e for e in mine}
-    broken = by_name["weightvault.artifact.integrity_failed"]
+    broken = next(e for e in mine if e["event"].endswith("integrity_failed"))
     assert broken["payload"]["operation"] == "artifact.verified"
     assert broken["payload"]["error"] == "IntegrityError"
     assert broken["payload"]["op"] == failed[0].op

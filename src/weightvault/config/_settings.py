@@ -139,6 +139,14 @@ def prefect_flow_run_id() -> str | None:
     return os.environ.get("PREFECT__FLOW_RUN_ID") or None
 
 
+def other_variable(name: str) -> str | None:
+    """A non-vault variable the telemetry reads (``PREFECT_API_URL``, ``PREFECT_PROFILE``,
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` ...), or None when unset or empty."""
+    if name.upper().startswith("WEIGHTVAULT_"):
+        raise ValueError(f"{name} is a vault setting: read it through environment()")
+    return os.environ.get(name) or None
+
+
 # -- weightvault.toml, validated -------------------------------------------------------------
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import atexit
 import base64
 import contextlib
-import os
 import queue
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any
 import urllib3
 
 from weightvault._json import canonical_json
+from weightvault.config import other_variable
 
 _NAMESPACE = uuid.UUID("5b1f5d0e-8f0c-4c55-9c7a-1f1c8b1e0a61")
 _RENAMED = {"grant.accessed": "grant.used"}
@@ -46,14 +46,14 @@ def set_api_url_source(source: ApiUrlSource | None) -> None:
 
 def _profile_api_url() -> str | None:
     """``PREFECT_API_URL`` of the active Prefect profile (``profiles.toml``), if any."""
-    path = os.environ.get("PREFECT_PROFILES_PATH")
-    home = os.environ.get("PREFECT_HOME") or str(Path.home() / ".prefect")
+    path = other_variable("PREFECT_PROFILES_PATH")
+    home = other_variable("PREFECT_HOME") or str(Path.home() / ".prefect")
     file = Path(path) if path else Path(home) / "profiles.toml"
     try:
         doc = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    active = os.environ.get("PREFECT_PROFILE") or doc.get("active")
+    active = other_variable("PREFECT_PROFILE") or doc.get("active")
     profiles = doc.get("profiles")
     if not isinstance(active, str) or not isinstance(profiles, dict):
         return None
@@ -72,7 +72,7 @@ def prefect_api_url(configured: str | None = None) -> str | None:
             url = source()
             if url:
                 return url
-    return os.environ.get("PREFECT_API_URL") or _profile_api_url()
+    return other_variable("PREFECT_API_URL") or _profile_api_url()
 
 
 def event_name(kind: str, outcome: str | None, *, integrity: bool) -> str:
@@ -222,9 +222,9 @@ class Emitter:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        if key := os.environ.get("PREFECT_API_KEY"):
+        if key := other_variable("PREFECT_API_KEY"):
             headers["Authorization"] = f"Bearer {key}"
-        elif auth := os.environ.get("PREFECT_API_AUTH_STRING"):
+        elif auth := other_variable("PREFECT_API_AUTH_STRING"):
             headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
         return headers
 

@@ -11,7 +11,6 @@ and object keys, never key material or credentials.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +21,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.metrics import Counter, Histogram, Meter, NoOpMeter
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+from weightvault.config import other_variable
 
 _SCOPE = "weightvault"
 _MAX_OPEN = 1000
@@ -80,7 +81,7 @@ _state = _State()
 
 def otlp_endpoint(configured: str | None = None) -> str | None:
     """The OTLP/HTTP base URL: the ``[telemetry]`` setting, else ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
-    return configured or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    return configured or other_variable("OTEL_EXPORTER_OTLP_ENDPOINT") or None
 
 
 def configure_telemetry(configured: str | None = None) -> bool:

@@ -16,8 +16,10 @@ from tests.conftest import make_tree
 from tests.support.durable_store import cli, cli_json, wait_for
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
+from weightvault.errors import IntegrityError
 from weightvault.records import Event
 from weightvault.store.layout import file_key
+from weightvault.telemetry import flush_events
 
 SECRET_WEIGHTS = b"top-secret-weights-" + bytes(range(40)) * 50
 
@@ -163,3 +165,37 @@ def test_a_prefect_server_that_is_down_neither_fails_nor_holds_up_the_cli(
     assert time.monotonic() - started < 60  # a sanity bound, not a benchmark
     artifact = json.loads(put.stdout)["artifact_id"]
     assert any(e.artifact_id == artifact and e.outcome == "ok" for e in _logged(vault_settings))
+
+
+def test_an_operation_the_log_cannot_record_is_still_an_event(
+    vault_settings: Settings, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    vault = Vault.open(vault_settings)
+    vault.record("store.gc")
+    since = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 5))
+    # The attack: the log's signed checkpoint is forged straight in the store.
+    bucket = vault.bucket("audit")
+    lines = vault.store.get_bytes(bucket, "log/checkpoint").split(b"\n")
+    lines[1] = str(int(lines[1]) + 1).encode()  # the size, under the old signatures
+    forged = b"\n".join(lines)
+    vault.store.put_bytes(bucket, "log/checkpoint", forged)
+    again = Vault.open(vault_settings)
+    with pytest.raises(IntegrityError) as refused:
+        again.record("store.gc")
+    flush_events()
+
+    def arrived() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in _events(prefect_api, since)
+            if e["resource"]["prefect.resource.id"]
+            == f"weightvault.vault.{vault_settings.store.bucket_prefix}"
+            and e["payload"]["outcome"] != "ok"
+        ]
+
+    (event,) = wait_for("the unrecorded operation's event", arrived, timeout=60)
+    assert event["payload"]["log_index"] is None
+    assert event["payload"]["operation"] == "store.gc"
+    assert event["payload"]["error"] == type(refused.value).__name__
+    assert event["event"] == "weightvault.store.integrity_failed"

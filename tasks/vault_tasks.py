@@ -24,7 +24,8 @@ from weightvault.config import load_settings
 from weightvault.errors import StoreUnavailableError
 from weightvault.lifecycle import ingest
 from weightvault.provenance import Provenance, capture_provenance
-from weightvault.records import Event, FileEntry, add_listener, set_flow_run_source
+from weightvault.records import FileEntry, set_flow_run_source
+from weightvault.telemetry import set_api_url_source
 
 
 def only_transient(_task: Task[Any, Any], _run: TaskRun, state: State[Any]) -> bool:
@@ -67,27 +68,12 @@ def vault_task(
     return task(name=name, task_run_name=task_run_name, persist_result=False, cache_policy=NO_CACHE)
 
 
-def emit_prefect_event(event: Event) -> None:
-    """Mirror a vault event as a Prefect event on the artifact resource."""
-    from prefect.events import emit_event
+def _live_api_url() -> str | None:
+    """The Prefect API this process' flows report to (its settings, not only the environment)."""
+    from prefect.settings import PREFECT_API_URL
 
-    resource = {
-        "prefect.resource.id": f"weightvault.artifact.{event.artifact_id or 'vault'}",
-        "prefect.resource.name": event.artifact_id or "vault",
-    }
-    name = event.kind if event.outcome == "ok" else f"{event.kind}.{event.outcome}"
-    emit_event(
-        event=f"weightvault.{name}",
-        resource=resource,
-        payload={
-            "actor": event.actor,
-            "event_id": event.id,
-            "op": event.op,
-            "outcome": event.outcome,
-            "reason": event.reason,
-            **event.details,
-        },
-    )
+    url = PREFECT_API_URL.value()
+    return str(url) if url else None
 
 
 def _live_flow_run() -> str | None:
@@ -98,13 +84,13 @@ def _live_flow_run() -> str | None:
 
 @functools.cache
 def _vault(env_key: str) -> Vault:
-    add_listener(emit_prefect_event)
     return Vault.open(load_settings())
 
 
 def vault() -> Vault:
     """The process' vault for the current settings; its log entries name the live flow run."""
     set_flow_run_source(_live_flow_run)
+    set_api_url_source(_live_api_url)
     settings = load_settings()
     identity = os.environ.get("WEIGHTVAULT_IDENTITY", "")
     key = "|".join(

@@ -194,10 +194,10 @@ def make_tree(root: Path, files: dict[str, bytes]) -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Real Prefect: a `prefect server start` API server (SQLite) for the session."""
-    with prefect_api_server(tmp_path_factory.mktemp("prefect-api")):
-        yield
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Real Prefect: a `prefect server start` API server (SQLite) for the session; its API URL."""
+    with prefect_api_server(tmp_path_factory.mktemp("prefect-api")) as api_url:
+        yield api_url
 
 
 @pytest.fixture(scope="session")

@@ -5,16 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import urllib3
 from prefect.client.orchestration import get_client
 from prefect.utilities.callables import parameter_schema
 
 from flows.ingest import IngestParams, ingest
 from pipeline.workspace import configure_remote, run
+from tests.support.durable_store import wait_for
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.store import DvcRemote
+from weightvault.telemetry import flush_events
 
 
 @pytest.fixture
@@ -70,7 +74,9 @@ def test_ingest_flow_end_to_end(flow_vault: Settings, model_repo: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_flow_run_publishes_report_and_events(flow_vault: Settings, model_repo: Path) -> None:
+async def test_flow_run_publishes_report_and_events(
+    flow_vault: Settings, model_repo: Path, prefect_api: str
+) -> None:
     state = ingest(
         IngestParams(
             path=str(model_repo / "model" / "config.json"),
@@ -87,6 +93,25 @@ async def test_flow_run_publishes_report_and_events(flow_vault: Settings, model_
     reports = [a for a in artifacts if a.key == "ingest-report" and a.flow_run_id == run_id]
     assert reports
     assert "content digest" in reports[0].data
+    # The put's outcome reached the server once, on the flow run and the training run.
+    artifact = (await state.aresult())["artifact_id"]
+    flush_events()
+    body = {
+        "filter": {
+            "event": {"name": ["weightvault.artifact.ingested"]},
+            "resource": {"id": [f"weightvault.artifact.{artifact}"]},
+        }
+    }
+
+    def ingested() -> list[dict[str, Any]]:
+        reply = urllib3.request("POST", f"{prefect_api}/events/filter", json=body, timeout=10)
+        found: list[dict[str, Any]] = reply.json()["events"]
+        return found
+
+    (event,) = wait_for("the flow's ingest event", ingested, timeout=60)
+    roles = {r["prefect.resource.role"]: r["prefect.resource.id"] for r in event["related"]}
+    assert roles["flow-run"] == f"prefect.flow-run.{run_id}"
+    assert roles["training-run"] == "weightvault.training-run.r1"
 
 
 def test_dirty_tree_is_recorded(flow_vault: Settings, model_repo: Path, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from weightvault import telemetry
 from weightvault._fs import (
     local_write_error,
     make_private_dir,
@@ -44,7 +45,7 @@ from weightvault.artifacts._state import (
     sha256_hex,
 )
 from weightvault.catalog import ArtifactRow, Catalog
-from weightvault.config import TIERS, Settings
+from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
@@ -395,6 +396,7 @@ class Vault:
         self._envelopes_locked: bool | None = None
         self._log: TransparencyLog | None = None
         self._audit_key: bytes | None = None
+        telemetry.configure_telemetry(settings.otlp_endpoint)
 
     @classmethod
     def open(
@@ -693,6 +695,14 @@ class Vault:
             "name": principal.name if principal else None,
             "keyid": self.identity.keyid,
         }
+        telemetry.start_operation(
+            op.op,
+            kind,
+            artifact_id=artifact_id,
+            tier=tier,
+            principal=principal.name if principal else None,
+            flow_run=current_flow_run(),
+        )
         try:
             event = Event.new(
                 kind,
@@ -706,17 +716,22 @@ class Vault:
                 now=self.clock(),
             )
             op.intent_index = self._append(self._signed(event))
-        except KeystoreRollbackError:
+        except KeystoreRollbackError as exc:
+            self._unrecorded(op, exc)
             raise
         except IntegrityError as exc:
-            raise IntegrityError(
+            error: VaultError = IntegrityError(
                 f"the audit log fails verification, {kind} refused before it did anything: "
                 f"{exc.message}"
-            ) from None
+            )
+            self._unrecorded(op, error)
+            raise error from None
         except VaultError as exc:
-            raise AuditError(
+            error = AuditError(
                 f"audit log unavailable, {kind} refused before it did anything: {exc.message}"
-            ) from None
+            )
+            self._unrecorded(op, error)
+            raise error from None
         if principal is None:
             refusal: VaultError | None = PrincipalError(f"{kind} refused: {why}")
         else:
@@ -763,6 +778,9 @@ class Vault:
         if op.outcome is not None:
             return op.outcome
         outcome, reason = _outcome_of(error)
+        details = dict(op.details)
+        if error is not None:
+            details["error"] = type(error).__name__
         if not op.principal:
             principal = self.principal()
             op.principal = {
@@ -785,7 +803,7 @@ class Vault:
             key_ids=tuple(op.key_ids),
             outcome=outcome,
             reason=reason,
-            details=op.details,
+            details=details,
             now=self.clock(),
         )
         event = self._signed(event)
@@ -793,10 +811,12 @@ class Vault:
             index = self._append(event)
             self.tlog.integrate(until=index)
         except VaultError as exc:
-            raise AuditError(
+            missing = AuditError(
                 f"{op.kind} ran but its outcome is missing from the audit log "
                 f"(intent {op.intent_index}): {exc.message}"
-            ) from None
+            )
+            self._publish(event, None, error if error is not None else missing)
+            raise missing from None
         op.outcome = event
         if outcome == "ok":
             with self.catalog.transaction() as conn:
@@ -811,7 +831,66 @@ class Vault:
         extra = {k: v for k, v in op.details.items() if k not in fields and k != "event"}
         log.info(op.kind, **fields, **extra)
         notify(event)
+        self._publish(event, index, error)
         return event
+
+    def _publish(self, event: Event, index: int | None, error: BaseException | None) -> None:
+        """End the operation's span and queue its Prefect event; never raises."""
+        try:
+            telemetry.end_operation(
+                event.op,
+                event.kind,
+                tier=event.tier,
+                outcome=event.outcome or "failed",
+                error=type(error).__name__ if error is not None else None,
+                log_index=index,
+            )
+            if not self.settings.events_enabled:
+                return
+            url = telemetry.prefect_api_url(self.settings.events_api_url)
+            if url is None:
+                return
+            telemetry.emit(
+                telemetry.prefect_event(
+                    event.to_dict(),
+                    index=index,
+                    vault=self.settings.store.bucket_prefix,
+                    integrity=isinstance(error, IntegrityError),
+                    training_run=environment().training_run_id,
+                ),
+                url,
+            )
+        except Exception as exc:  # telemetry never fails an operation
+            log.debug("telemetry.dropped", error=type(exc).__name__)
+
+    def _unrecorded(self, op: Operation, error: VaultError) -> None:
+        """Publish an operation refused before the log could record its intent."""
+        try:
+            client: dict[str, Any] = {
+                "host": "unrecorded",
+                "pid": os.getpid(),
+                "process": process_name(),
+                "flow_run": current_flow_run(),
+            }
+            with contextlib.suppress(Exception):
+                client = self._client()
+            outcome, reason = _outcome_of(error)
+            event = Event.new(
+                op.kind,
+                phase="outcome",
+                op=op.op,
+                principal=op.principal,
+                client=client,
+                artifact_id=op.artifact_id,
+                tier=op.tier,
+                outcome=outcome,
+                reason=reason,
+                details={**op.details, "error": type(error).__name__},
+                now=self.clock(),
+            )
+        except Exception:
+            return
+        self._publish(event, None, error)
 
     def record(
         self,
@@ -963,7 +1042,10 @@ class Vault:
         dek = self.dek(artifact_id, tier)
         key = file_key(artifact_id, src.idx)
         try:
-            with src.source.open("rb") as fh:
+            with (
+                telemetry.file_span(artifact_id, src.path, "put", tier),
+                src.source.open("rb") as fh,
+            ):
                 reader = chunked.EncryptingReader(fh, dek, file_context(artifact_id, src.path))
                 del dek
                 length = chunked.ciphertext_size(src.size)
@@ -975,6 +1057,7 @@ class Vault:
             raise source_read_error(exc, src.source) from None
         if reader.plaintext_len != src.size:
             raise InvalidInputError(f"{src.source} changed size while it was being read")
+        telemetry.count_bytes("in", tier, src.size)
         return FileEntry(src.path, src.size, reader.hexdigest, length, key, src.role)
 
     def seal(
@@ -1036,6 +1119,8 @@ class Vault:
         if provenance is not None:
             details["provenance_complete"] = provenance.complete
             details["git_commit"] = provenance.git_commit
+            if provenance.run_id:
+                details["run_id"] = provenance.run_id
         return Sealed(manifest, details, plan.op)
 
     def publish(self, sealed: Sealed) -> PutResult:
@@ -1259,7 +1344,12 @@ class Vault:
         progress: TransferProgress | None = None,
     ) -> tuple[str, int]:
         """Decrypt one file of a catalogued artifact (see :func:`decrypt_object`)."""
-        return decrypt_object(self.store, self.bucket(row.tier), row.id, entry, dek, sink, progress)
+        with telemetry.file_span(row.id, entry.path, "get", row.tier):
+            digest, size = decrypt_object(
+                self.store, self.bucket(row.tier), row.id, entry, dek, sink, progress
+            )
+        telemetry.count_bytes("out", row.tier, size)
+        return digest, size
 
     def artifact_operation(
         self, kind: str, artifact_id: str, details: dict[str, Any] | None = None

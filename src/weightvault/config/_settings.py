@@ -100,6 +100,7 @@ class Environment(BaseSettings):
     witnesses: str | None = None
     witness_home: Path | None = None
     certificate_tiers: str | None = None
+    training_run_id: str | None = None
 
 
 def environment() -> Environment:
@@ -136,6 +137,14 @@ def child_environment(**extra: str) -> dict[str, str]:
 def prefect_flow_run_id() -> str | None:
     """The Prefect flow run this process runs in, as Prefect's runner exports it, or None."""
     return os.environ.get("PREFECT__FLOW_RUN_ID") or None
+
+
+def other_variable(name: str) -> str | None:
+    """A non-vault variable the telemetry reads (``PREFECT_API_URL``, ``PREFECT_PROFILE``,
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` ...), or None when unset or empty."""
+    if name.upper().startswith("WEIGHTVAULT_"):
+        raise ValueError(f"{name} is a vault setting: read it through environment()")
+    return os.environ.get(name) or None
 
 
 # -- weightvault.toml, validated -------------------------------------------------------------
@@ -211,6 +220,15 @@ class _PolicyFile(_Strict):
     warm_requires_certificate: bool = False
 
 
+class _EventsFile(_Strict):
+    enabled: bool = True
+    prefect_api_url: str | None = None
+
+
+class _TelemetryFile(_Strict):
+    otlp_endpoint: str | None = None
+
+
 class _WitnessesFile(_Strict):
     required: list[str] = Field(default_factory=list)
 
@@ -237,6 +255,8 @@ class _SettingsFile(_Strict):
     approvals: _ApprovalsFile = _ApprovalsFile()
     policy: _PolicyFile = _PolicyFile()
     detect: _DetectFile = _DetectFile()
+    events: _EventsFile = _EventsFile()
+    telemetry: _TelemetryFile = _TelemetryFile()
 
 
 @dataclass(frozen=True)
@@ -303,6 +323,11 @@ class Settings:
     certificate_tiers: tuple[str, ...] = ("cold",)
     #: ``[detect]``: the detection thresholds set in the file (the policy's defaults otherwise)
     detect_thresholds: dict[str, int] = field(default_factory=dict)
+    #: Prefect events of every outcome (``[events]``; the URL else from Prefect's own settings)
+    events_enabled: bool = True
+    events_api_url: str | None = None
+    #: the OTLP/HTTP endpoint (``[telemetry]``; else ``OTEL_EXPORTER_OTLP_ENDPOINT``)
+    otlp_endpoint: str | None = None
 
     @property
     def last_checkpoint_path(self) -> Path:
@@ -456,6 +481,9 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         creator_may_approve=raw.approvals.creator_may_approve,
         certificate_tiers=_certificate_tiers(raw.policy, env.certificate_tiers),
         detect_thresholds={k: v for k, v in raw.detect.model_dump().items() if v is not None},
+        events_enabled=raw.events.enabled,
+        events_api_url=raw.events.prefect_api_url,
+        otlp_endpoint=raw.telemetry.otlp_endpoint,
     )
 
 

@@ -15,8 +15,8 @@ edited, moved to another log, or claimed by another key. ``name`` is the name
 the trust root enrols that key under, or null for a key it does not enrol (such
 an operation is refused before any effect).
 
-Outcomes are then indexed in the catalog, logged with structlog and handed to
-listeners (the Prefect layer turns them into Prefect events).
+Outcomes are then indexed in the catalog, logged with structlog, handed to
+listeners and sent as Prefect events by :mod:`weightvault.telemetry`.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ from weightvault.errors import (
     VaultError,
 )
 from weightvault.store._roles import ADMIN_ROLE, role_named
+from weightvault.telemetry import store_span
 
 _AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
 _MISSING_CODES = {
@@ -317,8 +318,12 @@ class ObjectStore:
 
     @contextlib.contextmanager
     def _translate(self, what: str) -> Iterator[None]:
+        words = what.split()
+        target = next((w for w in reversed(words) if "/" in w), words[-1])
+        bucket, _, key = target.partition("/")
         try:
-            yield
+            with store_span(words[0], bucket, key):
+                yield
         except VaultError:
             raise
         except _STORE_ERRORS as exc:

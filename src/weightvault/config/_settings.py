@@ -196,6 +196,27 @@ class _ApprovalsFile(_Strict):
     creator_may_approve: bool = False
 
 
+class _AutomationsFile(_Strict):
+    enabled: bool = True
+    read_spike_threshold: int = Field(default=50, ge=2, le=1_000_000)
+    read_spike_within_seconds: int = Field(default=300, ge=10, le=86_400)
+    denied_threshold: int = Field(default=10, ge=2, le=1_000_000)
+    denied_within_seconds: int = Field(default=300, ge=10, le=86_400)
+    backstop_minutes: int = Field(default=5, ge=1, le=1440)
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """The Prefect automations `weightvault up` installs (docs/containment.md)."""
+
+    enabled: bool = True
+    read_spike_threshold: int = 50
+    read_spike_within_seconds: int = 300
+    denied_threshold: int = 10
+    denied_within_seconds: int = 300
+    backstop_minutes: int = 5
+
+
 class _PolicyFile(_Strict):
     cold_requires_certificate: bool = True
     warm_requires_certificate: bool = False
@@ -226,6 +247,7 @@ class _SettingsFile(_Strict):
     witnesses: _WitnessesFile = _WitnessesFile()
     approvals: _ApprovalsFile = _ApprovalsFile()
     policy: _PolicyFile = _PolicyFile()
+    automations: _AutomationsFile = _AutomationsFile()
 
 
 @dataclass(frozen=True)
@@ -290,6 +312,7 @@ class Settings:
     creator_may_approve: bool = False
     #: tiers a promotion into needs a valid reproducibility certificate (Rego ``reproducible``)
     certificate_tiers: tuple[str, ...] = ("cold",)
+    automations: AutomationSettings = field(default_factory=AutomationSettings)
 
     @property
     def last_checkpoint_path(self) -> Path:
@@ -442,6 +465,7 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         approvals_required=raw.approvals.required,
         creator_may_approve=raw.approvals.creator_may_approve,
         certificate_tiers=_certificate_tiers(raw.policy, env.certificate_tiers),
+        automations=AutomationSettings(**raw.automations.model_dump()),
     )
 
 

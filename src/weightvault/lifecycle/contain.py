@@ -168,7 +168,7 @@ class ContainmentPlan:
         return cls(
             incident_id=str(get("incident_id", "id") or ""),
             rule=str(get("rule") or ""),
-            severity=str(get("severity") or ""),
+            severity=str(get("severity") or "").lower(),
             artifacts=_strings(get("artifacts"), "artifacts"),
             principals=_strings(get("principals"), "principals"),
             keys=_strings(get("keys"), "keys"),

@@ -28,6 +28,7 @@ from weightvault.artifacts import Vault
 from weightvault.catalog._catalog import log_entries
 from weightvault.config import Settings, load_settings
 from weightvault.errors import (
+    ConflictError,
     IncidentBundleError,
     IntegrityError,
     LiftRefusedError,
@@ -44,11 +45,12 @@ from weightvault.lifecycle.contain import (
     lift_containment,
     verify_incident_bundle,
 )
-from weightvault.lifecycle.grants import issue_grant, list_grants
+from weightvault.lifecycle.grants import issue_grant, list_grants, revoke_grants_of
 from weightvault.lifecycle.isolation import isolate_tier, restore_tier, tier_states
 from weightvault.lifecycle.rekey import remaining_on
 from weightvault.lifecycle.trust import current_root, init_root, load_root_file
 from weightvault.store import EmbeddedStore
+from weightvault.store.layout import grant_files_prefix
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 _VAULT_ENV = (
@@ -130,7 +132,11 @@ def _refusals(vault: Vault, kind: str) -> list[str]:
 
 def test_an_isolated_tier_refuses_reads_and_writes_until_restored(world: World) -> None:
     w = world
-    index = isolate_tier(w.vault, "hot", justification="tier-wide incident drill")
+    isolated = _cli(w, "tier", "isolate", "hot", "--justification", "tier-wide incident drill")
+    assert isolated.returncode == 0, isolated.stderr
+    index = json.loads(isolated.stdout)["log_index"]
+    with pytest.raises(ConflictError, match=rf"already isolated \(log entry {index}\)"):
+        isolate_tier(w.vault, "hot", justification="twice")
     assert {s.tier: s.isolated for s in tier_states(w.vault)} == {
         "hot": True,
         "warm": False,
@@ -197,6 +203,30 @@ def test_a_forged_restore_row_does_not_lift_an_isolation(world: World) -> None:
     with pytest.raises(TierIsolatedError):
         Vault.open(w.settings).get(w.artifact_id, w.work / "forged-get")
     restore_tier(w.vault, "hot", justification="second drill over")
+
+
+def test_grants_revoke_by_recipient_revokes_each_live_grant(world: World) -> None:
+    w = world
+    eve = create_identity("eve", directory=w.work / "eve-ids")
+    recipient = parse_recipient(canonical_json(eve.recipient()), "r")
+    ids = [
+        issue_grant(w.vault, w.artifact_id, recipient, timedelta(minutes=5)).grant_id
+        for _ in range(2)
+    ]
+    proc = _cli(w, "grants", "revoke", "--recipient", "eve")
+    assert proc.returncode == 0, proc.stderr
+    done = json.loads(proc.stdout)
+    assert sorted(d["grant_id"] for d in done["revoked"]) == sorted(ids)
+    states = {g.grant_id: g.state for g in list_grants(w.vault)}
+    assert {states[g] for g in ids} == {"revoked"}
+    bucket = w.settings.store.bucket("grants")
+    assert not any(True for g in ids for _ in w.vault.store.list(bucket, grant_files_prefix(g)))
+    # Again: nothing left to revoke, each named as already revoked, nothing logged.
+    before = len(w.vault.catalog.log_search(kind="grant.revoked", phase="outcome"))
+    skipped = revoke_grants_of(w.vault, recipient="eve")
+    assert skipped == ([], sorted(skipped[1]))
+    assert sorted(skipped[1]) == sorted(ids)
+    assert len(w.vault.catalog.log_search(kind="grant.revoked", phase="outcome")) == before
 
 
 # -- the playbook -------------------------------------------------------------------------

@@ -244,12 +244,33 @@ def test_compromise_keys_marks_the_key_and_rekeys(world: World) -> None:
             "actions": ["compromise_keys", "rekey"],
         }
     )
-    result = contain(w.vault, plan, w.work / "inc-keys")
-    assert result.failed_at is None
-    steps = {s.name: s for s in result.steps}
-    assert steps["compromise_keys"].status == "done"
-    assert steps["rekey_keys"].status == "done"
-    assert steps["compromise_keys"].log_indexes
+    # Through the CLI, with the incident given as parameters.
+    proc = _cli(
+        w,
+        "contain",
+        "--incident",
+        "inc-keys",
+        "--rule",
+        "key_exfiltration",
+        "--severity",
+        "high",
+        "--key",
+        kek,
+        "--action",
+        "compromise_keys",
+        "--action",
+        "rekey",
+        "--out",
+        str(w.work / "inc-keys"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["failed_at"] is None
+    steps = {s["name"]: s for s in result["steps"]}
+    assert steps["compromise_keys"]["status"] == "done"
+    assert steps["rekey_keys"]["status"] == "done"
+    assert steps["compromise_keys"]["log_indexes"]
+    assert steps["rekey_keys"]["log_indexes"]
     rec = resolve_key(w.vault, kek)
     assert rec.state == KeyState.COMPROMISED
     assert remaining_on(w.vault, kek) == 0

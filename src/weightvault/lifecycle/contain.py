@@ -615,6 +615,13 @@ def verify_incident_bundle(
         raise IncidentBundleError(f"incident bundle: {exc.message}") from None
     if index.get("type") != BUNDLE_TYPE:
         raise IncidentBundleError("incident bundle index has an unknown type")
+    try:
+        return _check_index(root, trusted, body, index)
+    except (KeyError, TypeError, ValueError):
+        raise IncidentBundleError("incident bundle index is malformed") from None
+
+
+def _check_index(root: Path, trusted: Root, body: bytes, index: dict[str, Any]) -> BundleReport:
     _check_files(root, index)
     if not trusted.log:
         raise IncidentBundleError(f"trust root v{trusted.version} lists no log keys")

@@ -67,5 +67,13 @@ def test_the_contain_flow_runs_the_playbook_as_tasks(
         names = {r.name for r in runs}
         artifacts = client.read_artifacts()
     assert {"quarantine-artifacts inc-flow", "finish inc-flow"} <= names
+    # A rekey deployment registered but served by no runner is not waited for: the
+    # playbook then runs the rekey inline instead of hanging on a run nobody picks up.
+    from flows.contain import _rekey_served
+    from flows.rekey import rekey
+
+    assert _rekey_served() is False
+    rekey.to_deployment(name="rekey").apply()  # type: ignore[union-attr]
+    assert _rekey_served() is False
     assert any(n.startswith("publish-containment-report") for n in names)
     assert any(a.key == "contain-inc-flow" for a in artifacts)

@@ -8,6 +8,8 @@ from typing import Any
 from prefect.deployments.runner import RunnerDeployment
 
 from flows.contain import contain
+from flows.detect import DEFAULT_CRON as DETECT_CRON
+from flows.detect import detect
 from flows.drill import DEFAULT_CRON as DRILL_CRON
 from flows.drill import dr_drill
 from flows.ingest import ingest
@@ -92,6 +94,12 @@ def deployments() -> list[RunnerDeployment]:
             description="Weekly DR drill on a scratch vault: copy, destroy, restore, report.",
             tags=["weightvault", "dr"],
             schedule=Cron(DRILL_CRON, timezone="UTC"),
+        ),
+        detect.to_deployment(
+            name="detect",
+            description="Detection rules over the signed log's new entries; open incidents.",
+            tags=["weightvault", "incidents"],
+            schedule=Cron(DETECT_CRON, timezone="UTC"),
         ),
     ]
     witness_home = environment().witness_home

@@ -1,10 +1,11 @@
 """The dr-drill flow: rehearse disaster recovery on a scratch vault, never on live data.
 
 The steps of :mod:`weightvault.lifecycle.drill` (``weightvault dr drill``):
-sample -> copy into a scratch vault -> lose and rebuild its catalog -> lose its
-tier objects and ``recover --restore`` -> verify -> clean up, then the report is
-published as a markdown artifact. Served as ``dr-drill/dr-drill`` on a weekly
-schedule (:data:`DEFAULT_CRON`).
+sample -> copy each artifact with its rebuild kit into the same tier of a
+scratch vault -> lose and rebuild its catalog -> lose hot and warm model objects
+and ``recover --restore`` them, lose the keys and decrypt cold from escrow ->
+verify -> clean up, then the report is published as a markdown artifact. Served
+as ``dr-drill/dr-drill`` on a weekly schedule (:data:`DEFAULT_CRON`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class DrillParams(BaseModel):
         default=DEFAULT_SAMPLE,
         ge=1,
         le=MAX_SAMPLE,
-        description="How many of the newest hot and warm artifacts to rehearse",
+        description="How many of the newest hot, warm and cold artifacts to rehearse",
     )
     artifact_ids: list[str] = Field(
         default_factory=list, description="Rehearse these artifacts instead of a sample"

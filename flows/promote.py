@@ -68,12 +68,16 @@ def _from_deployment() -> bool:
 def review(plan: PromotionPlan) -> None:
     """Pause a cold promotion started from the deployment until someone reviews it.
 
-    The form's description lists the approvals the log backs; cancelling
-    refuses the promotion (PolicyError, logged as refused).
+    The form's description lists the approvals the log backs and the
+    reproducibility certificate's status (found, missing, not valid, not
+    required); cancelling refuses the promotion (PolicyError, logged as refused).
     """
     if plan.target != "cold" or not _from_deployment():
         return
     markdown = reports.publish_approvals(gate_tasks.approvals(plan))
+    markdown += "\n\n" + reports.certificate_markdown(
+        gate_tasks.certificate(plan), plan.artifact_id
+    )
     answer = pause_flow_run(
         wait_for_input=PromotionReview.with_initial_data(description=markdown),
         timeout=REVIEW_TIMEOUT_S,

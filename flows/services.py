@@ -54,6 +54,7 @@ SERVED = (
     "dr-drill/dr-drill",
     "contain/contain",
     "contain/backstop",
+    "detect/detect",
 )
 """``flow/deployment`` names the runner serves (`flows.deployments.deployments`)."""
 

@@ -30,6 +30,7 @@ from weightvault.gates import ScanResult, ValidationReport
 from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle import validate as admission
 from weightvault.lifecycle.approvals import ApprovalCheck, check_approvals
+from weightvault.lifecycle.certificate import CertificateCheck, check_certificate, required_for
 from weightvault.lifecycle.promote import Claim, Gate, PromotionPlan, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
 
@@ -137,6 +138,15 @@ def plan(artifact_id: str, target: str, justification: str, legal_hold: bool) ->
 def approvals(p: PromotionPlan) -> ApprovalCheck:
     """The approvals the signed log backs for this move (what the review form lists)."""
     return check_approvals(vault(), p.artifact_id, p.target)
+
+
+@vault_task("check-certificate")
+def certificate(p: PromotionPlan) -> CertificateCheck:
+    """The reproducibility certificate the signed log backs for this move (the review form)."""
+    v = vault()
+    manifest, dek = v.load_manifest(p.artifact_id, p.source)
+    del dek
+    return check_certificate(v, p.artifact_id, manifest, required=required_for(v, p.target))
 
 
 @vault_task("gate-integrity-signature")

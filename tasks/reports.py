@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 from tasks.vault_tasks import vault_task
 from weightvault.artifacts import PutResult
 from weightvault.lifecycle.approvals import ApprovalCheck
+from weightvault.lifecycle.certificate import CertificateCheck
 from weightvault.lifecycle.promote import Gate, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
 from weightvault.provenance import Provenance
@@ -185,6 +186,32 @@ def approvals_markdown(check: ApprovalCheck) -> str:
         "signed log again.",
     ]
     return "\n".join(lines)
+
+
+def certificate_markdown(check: CertificateCheck, artifact_id: str) -> str:
+    """The reproducibility certificate status a cold promotion's review form shows.
+
+    What ``lifecycle.certificate`` finds in the signed log: found (which, log
+    entry, issued), missing or not valid (with why), or not required.
+    """
+    head = f"## Reproducibility certificate of `{artifact_id}`"
+    if check.valid and check.statement is not None:
+        state = (
+            f"**found**: `{check.statement.get('key')}` (log entry {check.index}, issued "
+            f"{check.issued_at})" + ("" if check.required else "; not required")
+        )
+    elif not check.required:
+        state = "**not required** for this tier by the `[policy]` settings"
+        if check.present:
+            state += f"; the log names one that is not valid: {check.reason}"
+    elif check.present:
+        state = f"**not valid** (log entry {check.index}): {check.reason}"
+    else:
+        state = (
+            f"**missing**: {check.reason or 'the log records no certificate'}; the gates "
+            f"refuse cold without one (run `weightvault recover {artifact_id}`)"
+        )
+    return f"{head}\n\n{state.replace('|', '/')}\n"
 
 
 @vault_task("publish-approvals", retry=False)

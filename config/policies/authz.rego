@@ -88,6 +88,10 @@ operations := {
 	"artifact.break_glass_read": {"roles": ["incident-responder"], "tiers": any_tier},
 	# disaster recovery: rebuild from provenance, certify, and (--restore) rewrite the objects
 	"artifact.recovered": {"roles": ["key-admin"], "tiers": any_tier},
+	# detection over the log, and the incidents it opens (docs/incidents.md)
+	"detect.run": {"roles": ["incident-responder", "auditor"], "tiers": [null]},
+	"incident.opened": {"roles": ["incident-responder", "auditor"], "tiers": [null]},
+	"incident.resolved": {"roles": ["incident-responder"], "tiers": [null]},
 	# maintenance of the derived state (the catalog, orphaned objects)
 	"catalog.rebuilt": {"roles": ["key-admin"], "tiers": [null]},
 	"store.gc": {"roles": ["key-admin"], "tiers": [null]},

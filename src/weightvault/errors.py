@@ -429,3 +429,10 @@ class LiftRefusedError(PolicyError):
     signed release approvals (each named); the rest was lifted."""
 
     exit_code = 71
+
+
+# -- detection and incidents (issue 14 item 2, "detect") ---------------------------------
+class IncidentError(VaultError):
+    """An incident cannot change that way: it is resolved already."""
+
+    exit_code = 63

@@ -265,6 +265,9 @@ def cold_review_cases(
         flow_run_id = submit_run(page, api_url, deployment_id)["id"]
         listing = paused_review(api_url, flow_run_id)
         assert "needs 2, has 1" in listing
+        # The certificate status the gate will find (these tests' settings require none).
+        assert f"## Reproducibility certificate of `{ready}`" in listing
+        assert "**not required**" in listing
         assert review_fields(api_url, flow_run_id) == {"decision"}
         page.goto(f"{services['ui_url']}/runs/flow-run/{flow_run_id}")
         page.get_by_role("button", name="Resume", exact=True).click()

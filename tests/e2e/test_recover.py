@@ -20,7 +20,8 @@ import pytest
 from support.durable_store import cli
 from support.services import start_vault_store
 
-from pipeline.workspace import build_model_repo, commit_all, configure_remote, run
+from pipeline.workspace import commit_all, configure_remote, run
+from tests.support.model_repos import reference_copy
 from tests.support.tiers import promote_into
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
@@ -106,14 +107,13 @@ def _noisy_repo(root: Path, settings: Settings) -> Path:
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kit]:
+def kit(tmp_path_factory: pytest.TempPathFactory, model_repo: Path) -> Iterator[Kit]:
     root = tmp_path_factory.mktemp("recover")
     settings = load_settings(REPO / "config", home=root / "home")
     start_vault_store(settings)
     try:
-        repo = build_model_repo(REPO, root / "digits-repo")
-        configure_remote(repo, dvc_remote(settings))
-        run(repo, "dvc", "push", "-q")
+        # The session's reference repo, copied: this module's remote is its own store.
+        repo = reference_copy(model_repo, root / "digits-repo", dvc_remote(settings))
         vault = Vault.open(settings)
         digits = _ingest(vault, repo, "digits")
         noisy_repo = _noisy_repo(root, settings)

@@ -28,6 +28,12 @@ def test_served_names_every_deployment() -> None:
     assert [s.schedule.cron for s in drill.schedules] == [DEFAULT_CRON]  # type: ignore[union-attr]
     assert DEFAULT_CRON.split()[2:] == ["*", "*", "0"]  # weekly: every Sunday
     assert [s.schedule.timezone for s in drill.schedules] == ["UTC"]  # type: ignore[union-attr]
+    # Detection is served every five minutes: the backstop (docs/incidents.md).
+    from flows.detect import DEFAULT_CRON as DETECT_CRON
+
+    detect = served["detect/detect"]
+    assert [s.schedule.cron for s in detect.schedules] == [DETECT_CRON]  # type: ignore[union-attr]
+    assert DETECT_CRON == "*/5 * * * *"
 
 
 def test_service_timeout_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

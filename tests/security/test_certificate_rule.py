@@ -21,9 +21,9 @@ from sqlalchemy import select, update
 from support.durable_store import cli
 from support.services import start_vault_store
 
-from pipeline.workspace import build_model_repo, configure_remote, run
 from tasks.reports import promotion_markdown
 from tests.support.approvals import approved
+from tests.support.model_repos import reference_copy
 from weightvault._json import canonical_json
 from weightvault.artifacts import Vault, write_statement
 from weightvault.catalog._catalog import log_entries
@@ -53,14 +53,13 @@ class Warm:
 
 
 @pytest.fixture(scope="module")
-def warm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
+def warm(tmp_path_factory: pytest.TempPathFactory, model_repo: Path) -> Iterator[Warm]:
     root = tmp_path_factory.mktemp("certrule")
     settings = load_settings(REPO / "config", home=root / "home")
     start_vault_store(settings)
     try:
-        repo = build_model_repo(REPO, root / "digits-repo")
-        configure_remote(repo, dvc_remote(settings))
-        run(repo, "dvc", "push", "-q")
+        # The session's reference repo, copied: this module's remote is its own store.
+        repo = reference_copy(model_repo, root / "digits-repo", dvc_remote(settings))
         vault = Vault.open(settings)
         provenance = capture_provenance(
             repo,
@@ -255,3 +254,19 @@ def test_after_recover_cold_is_admitted_and_the_attestation_names_the_certificat
     assert "reproducibility certificate required; satisfied by " + report.certificate["key"] in (
         markdown
     )
+
+
+def test_the_cold_review_form_shows_what_the_gate_will_find(env_home: Warm) -> None:
+    from tasks import gate_tasks
+    from tasks.reports import certificate_markdown
+    from weightvault.lifecycle import promote as promotion
+
+    vault = Vault.open(env_home.settings)
+    p = promotion.plan(vault, env_home.artifact_id, "cold", justification="release")
+    check = gate_tasks.certificate.fn(p)
+    manifest, dek = vault.load_manifest(env_home.artifact_id, "warm")
+    del dek
+    assert check == check_certificate(vault, env_home.artifact_id, manifest, required=True)
+    text = certificate_markdown(check, env_home.artifact_id)
+    assert f"## Reproducibility certificate of `{env_home.artifact_id}`" in text
+    assert ("**found**" if check.valid else "**missing**") in text

@@ -53,6 +53,7 @@ from weightvault.lifecycle.grants import (
     revoke_grant,
     sync_grants,
 )
+from weightvault.lifecycle.incidents import detect
 from weightvault.lifecycle.trust import current_root, init_root, load_root_file
 from weightvault.records import verify_entry_proof
 from weightvault.store import EmbeddedStore
@@ -227,6 +228,7 @@ def test_a_collaborator_reads_the_artifact_with_no_store_credentials(
     ]
     assert len(accessed) == 1
     assert accessed[0].details["recipient"] == "collab"
+    assert accessed[0].details["grant_state"] == "valid"
     issued = [
         e.event
         for e in g.vault.history(g.artifact_id, {ISSUED})
@@ -414,6 +416,20 @@ def test_revoking_a_used_grant_marks_the_artifact_for_rekey(
     assert REKEY_NEEDED in {e["kind"] for e in g.vault.show(g.artifact_id)["events"]}
     out = g.work / "after-revoke-out"
     _refused(_access(g, grant, out), GrantRevokedError.exit_code, out)
+    # A rogue client puts a receipt again through the still-signed receipt URL: sync logs
+    # it as a use of a revoked grant, and detection opens an incident on it.
+    bucket = g.settings.store.bucket("grants")
+    receipt = g.vault.store.get_bytes(bucket, grant_receipt_key(grant_id))
+    put = urllib3.request(
+        "PUT", _payload(grant)["receipt"]["put"], body=receipt + b"\n", timeout=30.0
+    )
+    assert put.status == 200
+    (synced,) = [r for r in sync_grants(g.vault) if r["grant_id"] == grant_id]
+    assert (synced["outcome"], synced["grant_state"]) == ("ok", "revoked")
+    misuse = [i for i in detect(g.vault).opened if i.rule == "grant_misuse"]
+    assert any(
+        grant_id in i.summary and {"revoke_grants", "rekey"} <= set(i.actions) for i in misuse
+    )
     # Every grant operation of this module left a log that verifies, index included.
     report, _ = verify_audit(g.vault)
     assert not report.problems, report.problems

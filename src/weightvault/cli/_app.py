@@ -25,6 +25,7 @@ from weightvault.cli import (
     _dr,
     _grants,
     _identity,
+    _incidents,
     _keys,
     _policy,
     _recover,
@@ -60,6 +61,7 @@ COMMAND_MODULES = (
     _grants,
     _recover,
     _contain,
+    _incidents,
 )
 
 

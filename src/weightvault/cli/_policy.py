@@ -16,23 +16,28 @@ def _policy_test(args: argparse.Namespace) -> int:
         MATRIX_PREFIX,
         authz_rules,
         coverage_gaps,
+        detect_rules,
         policy_rules,
         run_authz_tests,
+        run_detect_tests,
         run_policy_tests,
     )
 
     policy_dir = settings_for(args).policy_dir
     admission = run_policy_tests(policy_dir)
     authz = run_authz_tests(policy_dir)
-    results = admission + authz
+    detection = run_detect_tests(policy_dir)
+    results = admission + authz + detection
     gaps = coverage_gaps(admission, policy_rules(policy_dir))
     gaps += [f"authz {g}" for g in coverage_gaps(authz, authz_rules(policy_dir))]
+    gaps += [f"detect {g}" for g in coverage_gaps(detection, detect_rules(policy_dir))]
     failed = [r for r in results if not r.passed]
     # The authorization matrix is hundreds of cases: its passing ones are only counted.
     lines = [r.describe() for r in admission]
     matrix = [r for r in authz if r.name.startswith(MATRIX_PREFIX)]
     lines += [r.describe() for r in authz if not r.passed or r not in matrix]
     lines.append(f"authorization matrix (role x operation x tier): {len(matrix)} cases")
+    lines += [r.describe() for r in detection]
     lines += [f"GAP {g}" for g in gaps]
     lines.append(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     emit(

@@ -217,6 +217,16 @@ class AutomationSettings:
     backstop_minutes: int = 5
 
 
+class _DetectFile(_Strict):
+    """Overrides of the detection policy's thresholds (config/policies/detect.rego)."""
+
+    window_seconds: int | None = Field(default=None, ge=1, le=7 * 86400)
+    read_spike_artifact: int | None = Field(default=None, ge=1, le=1_000_000)
+    read_spike_principal: int | None = Field(default=None, ge=1, le=1_000_000)
+    denied_burst: int | None = Field(default=None, ge=1, le=1_000_000)
+    integrity_failures: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
 class _PolicyFile(_Strict):
     cold_requires_certificate: bool = True
     warm_requires_certificate: bool = False
@@ -248,6 +258,7 @@ class _SettingsFile(_Strict):
     approvals: _ApprovalsFile = _ApprovalsFile()
     policy: _PolicyFile = _PolicyFile()
     automations: _AutomationsFile = _AutomationsFile()
+    detect: _DetectFile = _DetectFile()
 
 
 @dataclass(frozen=True)
@@ -313,6 +324,8 @@ class Settings:
     #: tiers a promotion into needs a valid reproducibility certificate (Rego ``reproducible``)
     certificate_tiers: tuple[str, ...] = ("cold",)
     automations: AutomationSettings = field(default_factory=AutomationSettings)
+    #: ``[detect]``: the detection thresholds set in the file (the policy's defaults otherwise)
+    detect_thresholds: dict[str, int] = field(default_factory=dict)
 
     @property
     def last_checkpoint_path(self) -> Path:
@@ -466,6 +479,7 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         creator_may_approve=raw.approvals.creator_may_approve,
         certificate_tiers=_certificate_tiers(raw.policy, env.certificate_tiers),
         automations=AutomationSettings(**raw.automations.model_dump()),
+        detect_thresholds={k: v for k, v in raw.detect.model_dump().items() if v is not None},
     )
 
 

@@ -9,6 +9,15 @@ from weightvault.gates._authz import (
     authz_table,
     run_authz_tests,
 )
+from weightvault.gates._detect import (
+    DETECT_PACKAGE,
+    Finding,
+    detect_rules,
+    detect_thresholds,
+    detection_tags,
+    evaluate_detection,
+    run_detect_tests,
+)
 from weightvault.gates._expectations import (
     ValidationReport,
     provenance_record,
@@ -28,7 +37,9 @@ from weightvault.gates._tensordiff import TensorDiff, diff_safetensors
 
 __all__ = [
     "AUTHZ_PACKAGE",
+    "DETECT_PACKAGE",
     "MATRIX_PREFIX",
+    "Finding",
     "ScanResult",
     "TensorDiff",
     "ValidationReport",
@@ -36,12 +47,17 @@ __all__ = [
     "authz_rules",
     "authz_table",
     "coverage_gaps",
+    "detect_rules",
+    "detect_thresholds",
+    "detection_tags",
     "diff_safetensors",
     "evaluate",
+    "evaluate_detection",
     "explain",
     "policy_rules",
     "provenance_record",
     "run_authz_tests",
+    "run_detect_tests",
     "run_policy_tests",
     "scan_artifact",
     "validate_dataset",

@@ -104,11 +104,19 @@ class _Policy:
 # --------------------------------------------------------------------------- loading
 
 
+# Policies with an input of their own, compiled and evaluated alone (gates._detect): the
+# detection rules are no admission policy (and regopy 1.5 crashes evaluating the admission
+# query with them loaded beside it).
+SEPARATE_POLICIES = frozenset({"detect.rego"})
+
+
 def policy_files(policy_dir: Path) -> list[Path]:
-    """The ``*.rego`` files directly in ``policy_dir``, sorted by name."""
+    """The ``*.rego`` files directly in ``policy_dir`` (but the separate ones), sorted."""
     if not policy_dir.is_dir():
         raise ConfigError(f"policy directory {policy_dir} does not exist")
-    files = sorted(p for p in policy_dir.glob("*.rego") if p.is_file())
+    files = sorted(
+        p for p in policy_dir.glob("*.rego") if p.is_file() and p.name not in SEPARATE_POLICIES
+    )
     if not files:
         raise ConfigError(f"policy directory {policy_dir} holds no .rego files")
     return files

@@ -779,10 +779,22 @@ def _check_receipt(grant: StoredGrant, data: bytes) -> dict[str, Any]:
     return body
 
 
+def _state_at_use(grant: StoredGrant, body: dict[str, Any], revoked: bool) -> str:
+    """``revoked``, ``expired`` (the receipt's time is past the expiry) or ``valid``."""
+    if revoked:
+        return "revoked"
+    try:
+        used = parse_iso(str(body.get("accessed_at")))
+    except (ValueError, IntegrityError):
+        return "expired"
+    return "expired" if used >= parse_iso(str(grant.doc["expires_at"])) else "valid"
+
+
 def sync_grants(vault: Vault) -> list[dict[str, Any]]:
-    """Log each receipt not yet logged as ``grant.accessed`` (who accessed, when); a
-    single-use grant's copies are then deleted. A receipt that does not verify is logged
-    refused. Returns what was recorded."""
+    """Log each receipt not yet logged as ``grant.accessed`` (who accessed, when, and
+    whether the grant was still valid: ``grant_state``); a single-use grant's copies are
+    then deleted. A receipt that does not verify is logged refused. Returns what was
+    recorded."""
     bucket = _grants_bucket(vault)
     recorded = []
     for grant_id in list(_grant_ids(vault)):
@@ -791,18 +803,30 @@ def sync_grants(vault: Vault) -> list[dict[str, Any]]:
             data = vault.store.get_bytes(bucket, grant_receipt_key(grant_id), limit=_LIMIT)
         except NotFoundError:
             continue
-        if _logged(vault, grant, ACCESSED):
+        digest = hashlib.sha256(data).hexdigest()
+        # Each receipt once: a receipt put again (a replay, or a use after a revoke
+        # through the still-signed receipt URL) is logged too, never dropped.
+        if any(
+            e.event.details.get("grant_id") == grant_id
+            and e.event.details.get("receipt_sha256") == digest
+            for e in vault.history(grant.artifact_id, {ACCESSED})
+        ):
             continue
         details: dict[str, Any] = {
             "grant_id": grant_id,
             "recipient": grant.doc["recipient"]["name"],
-            "receipt_sha256": hashlib.sha256(data).hexdigest(),
+            "receipt_sha256": digest,
         }
         tier = _tier(vault, grant.artifact_id)
+        revoked = _logged(vault, grant, REVOKED)
         try:
             with vault.operation(ACCESSED, grant.artifact_id, tier, details) as op:
                 body = _check_receipt(grant, data)
                 op.details["accessed_at"] = body.get("accessed_at")
+                # Whether the grant was still good when used, for the detection rules
+                # (docs/incidents.md, grant_misuse): the receipt is logged either way.
+                op.details["expires_at"] = grant.doc["expires_at"]
+                op.details["grant_state"] = _state_at_use(grant, body, revoked)
                 if grant.doc["single_use"]:
                     op.details["removed"] = _remove_copies(vault, grant_id)
         except GrantScopeError as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from weightvault.records import REBUILD_KIT, FileEntry
 
 __all__ = [
     "KekRef",
+    "carry_kit",
     "commit",
     "discard",
     "drop_kit",
@@ -89,6 +91,21 @@ def rebuild_kit(
     del vault
     check_no_kit_paths([f.path for f in put_plan.files])
     _work, kit_files = build_kit(repo, provenance, source, source.is_file())
+    start = len(put_plan.files)
+    extra = tuple(
+        SourceFile(start + i, rel, path, path.stat().st_size, REBUILD_KIT)
+        for i, (rel, path) in enumerate(kit_files)
+    )
+    return replace(put_plan, files=put_plan.files + extra)
+
+
+def carry_kit(put_plan: PutPlan, kit_files: Sequence[tuple[str, Path]]) -> PutPlan:
+    """Add rebuild-kit files another vault stored (``(manifest path, plaintext)``) to the plan.
+
+    The DR drill's copy carries the live artifact's kit this way; the files
+    stay the caller's (:func:`drop_kit` is not for them).
+    """
+    check_no_kit_paths([f.path for f in put_plan.files])
     start = len(put_plan.files)
     extra = tuple(
         SourceFile(start + i, rel, path, path.stat().st_size, REBUILD_KIT)
@@ -157,25 +174,32 @@ def put(
     labels: dict[str, str] | None = None,
     provenance: Provenance | None = None,
     model_repo: Path | None = None,
+    kit_files: Sequence[tuple[str, Path]] = (),
     workers: int = 2,
     progress: TransferProgress | None = None,
 ) -> PutResult:
     """Ingest a file or directory: every step above, in a row.
 
-    With ``model_repo`` (and its captured ``provenance``) the rebuild kit is stored too.
+    With ``model_repo`` (and its captured ``provenance``) the rebuild kit is stored too;
+    ``kit_files`` are the files of a kit made elsewhere (:func:`carry_kit`).
     """
     put_plan = plan(vault, source, name, tier, labels)
+    built = False
     try:
-        if model_repo is not None and provenance is not None and provenance.git_commit:
-            try:
+        try:
+            if kit_files:
+                put_plan = carry_kit(put_plan, kit_files)
+            elif model_repo is not None and provenance is not None and provenance.git_commit:
                 put_plan = rebuild_kit(vault, put_plan, model_repo, provenance, source)
-            except BaseException as exc:
-                with contextlib.suppress(Exception):
-                    discard(vault, put_plan, exc)
-                raise
+                built = True
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                discard(vault, put_plan, exc)
+            raise
         return _put(vault, put_plan, provenance, workers, progress)
     finally:
-        drop_kit(put_plan)
+        if built:
+            drop_kit(put_plan)
 
 
 def _put(

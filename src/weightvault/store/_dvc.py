@@ -51,15 +51,20 @@ def configure_dvc_remote(repo: Path, remote: DvcRemote, *, name: str = "vault") 
     try:
         config = Config(dvc_dir=str(dvc_dir))
         with config.edit("local") as conf:
-            conf["remote"][name] = {
-                "url": remote.url,
-                "endpointurl": remote.endpoint_url,
-                "access_key_id": remote.access_key,
-                "secret_access_key": remote.secret_key,
-            }
+            # No endpoint: a local directory remote (the DR drill's scratch copy), no credential.
+            conf["remote"][name] = (
+                {
+                    "url": remote.url,
+                    "endpointurl": remote.endpoint_url,
+                    "access_key_id": remote.access_key,
+                    "secret_access_key": remote.secret_key,
+                }
+                if remote.endpoint_url
+                else {"url": remote.url}
+            )
             conf["core"]["remote"] = name
     except ConfigError as exc:
-        shown = str(exc).replace(remote.secret_key, "<redacted>")
+        shown = str(exc).replace(remote.secret_key, "<redacted>") if remote.secret_key else str(exc)
         raise InvalidInputError(f"DVC refused the remote for {repo}: {shown}") from None
     _private_file(local)
     return local

@@ -51,6 +51,9 @@ EXPECTED: dict[str, tuple[set[str], set[str | None]]] = {
     "dr.master_split": ({"key-admin"}, {None}),
     "dr.home_restored": ({"key-admin"}, {None}),
     "dr.drill_run": ({"key-admin"}, {None}),
+    "detect.run": ({"incident-responder", "auditor"}, {None}),
+    "incident.opened": ({"incident-responder", "auditor"}, {None}),
+    "incident.resolved": ({"incident-responder"}, {None}),
     "grant.issued": ({"key-admin"}, ANY),
     "artifact.break_glass_read": ({"incident-responder"}, ANY),
     "artifact.recovered": ({"key-admin"}, ANY),
@@ -117,10 +120,12 @@ def test_an_unknown_operation_is_refused_even_with_every_role() -> None:
     assert _decide(sorted(ROLES), "grant.forged", None) == (False, {"unknown_operation"})
 
 
-def test_the_auditor_may_log_only_the_grant_receipts_it_syncs() -> None:
-    # Audit reads (verify, show, search, prove) write nothing to the log.
+def test_the_auditor_may_log_only_grant_receipts_and_detection() -> None:
+    # Audit reads (verify, show, search, prove) write nothing to the log; the auditor
+    # logs the grant receipts it syncs and the detection runs over the log with the
+    # incidents they open, never resolves one (docs/incidents.md).
     allowed = {k for k in EXPECTED for t in TIERS if _decide(["auditor"], k, t)[0]}
-    assert allowed == {"grant.accessed"}
+    assert allowed == {"grant.accessed", "detect.run", "incident.opened"}
 
 
 def test_the_json_table_of_policy_test_passes_and_covers_every_rule() -> None:

@@ -77,3 +77,29 @@ def test_the_steps_follow_actions_and_severity() -> None:
     assert steps_for(plan("critical", "isolate_tier")) == ["isolate_tiers"]
     assert steps_for(plan("high", "compromise_keys")) == ["compromise_keys", "rekey_keys"]
     assert steps_for(plan("low", "recover")) == []
+
+
+def test_the_detectors_incident_is_read_as_is() -> None:
+    from weightvault.lifecycle.incidents import Incident as Detected
+
+    found = Detected(
+        id="inc-9",
+        rule="read_spike_artifact",
+        severity="high",
+        opened_at="2026-12-02T00:00:00Z",
+        summary="reads far above the baseline",
+        evidence=("e1",),
+        evidence_indexes=(4,),
+        artifacts=("wv-1",),
+        principals=("mallory",),
+        keys=(),
+        tiers=(),
+        actions=("quarantine", "revoke_grants"),
+    )
+    plan = ContainmentPlan.from_incident(found)
+    assert (plan.incident_id, plan.evidence, plan.actions) == (
+        "inc-9",
+        ("e1",),
+        ("quarantine", "revoke_grants"),
+    )
+    assert steps_for(plan) == ["revoke_grants", "quarantine_artifacts"]

@@ -1,0 +1,45 @@
+"""The detect flow: the same run as `weightvault detect`, with the incidents published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_tree
+from weightvault.artifacts import Vault
+from weightvault.errors import AuthorizationError
+from weightvault.lifecycle import ingest
+from weightvault.lifecycle.incidents import list_incidents
+
+
+def test_the_detect_flow_opens_incidents_and_publishes_them(
+    vault: Vault, tmp_path: Path, prefect_api: None
+) -> None:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from flows.detect import detect
+
+    src = make_tree(tmp_path / "m", {"w.bin": b"f" * 512})
+    for _ in range(5):  # the policy's default denied_burst
+        with pytest.raises(AuthorizationError):
+            ingest.put(vault, src, "m", tier="warm")
+    state = detect(return_state=True)
+    assert state.is_completed(), state.message
+    report = state.result()
+    (opened,) = report["opened"]
+    assert opened["rule"] == "denied_burst"
+    assert [i.id for i in list_incidents(vault)] == [opened["id"]]
+    run_id = state.state_details.flow_run_id
+
+    async def published() -> list[str]:
+        async with get_client() as client:
+            found = await client.read_artifacts()
+        return [
+            str(a.data) for a in found if a.key == "detect-incidents" and a.flow_run_id == run_id
+        ]
+
+    (markdown,) = asyncio.run(published())
+    assert f"| {opened['id']} | denied_burst | medium |" in markdown

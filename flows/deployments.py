@@ -7,6 +7,7 @@ from typing import Any
 
 from prefect.deployments.runner import RunnerDeployment
 
+from flows.contain import contain
 from flows.detect import DEFAULT_CRON as DETECT_CRON
 from flows.detect import detect
 from flows.drill import DEFAULT_CRON as DRILL_CRON
@@ -18,7 +19,7 @@ from flows.rekey import rekey
 from flows.rotate_keys import rotate_keys, schedule
 from flows.validate import validate
 from flows.witness import DEFAULT_CRON, witness
-from weightvault.config import environment
+from weightvault.config import environment, load_settings
 
 
 def _built(
@@ -36,6 +37,7 @@ def deployments() -> list[RunnerDeployment]:
     from prefect.schedules import Cron
 
     rotation = schedule()  # config/rotation.toml
+    backstop = load_settings().automations.backstop_minutes
     built = [
         ingest.to_deployment(
             name="ingest",
@@ -74,6 +76,18 @@ def deployments() -> list[RunnerDeployment]:
             name="rekey",
             description="Compromise response: re-encrypt exposed artifacts, rewrap the rest.",
             tags=["weightvault", "keys"],
+        ),
+        contain.to_deployment(
+            name="contain",
+            description="Contain an incident (the automations run it with their trigger's hint).",
+            tags=["weightvault", "containment"],
+        ),
+        contain.to_deployment(
+            name="backstop",
+            description="Contain what the signed log shows, on a short schedule (backstop).",
+            tags=["weightvault", "containment"],
+            schedule=Cron(f"*/{backstop} * * * *", timezone="UTC"),
+            parameters={"trigger": "backstop"},
         ),
         dr_drill.to_deployment(
             name="dr-drill",

@@ -52,6 +52,8 @@ SERVED = (
     "recover/recover",
     "rekey/rekey",
     "dr-drill/dr-drill",
+    "contain/contain",
+    "contain/backstop",
     "detect/detect",
 )
 """``flow/deployment`` names the runner serves (`flows.deployments.deployments`)."""
@@ -315,6 +317,7 @@ def up(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any
     """Start the store, the Prefect server and the deployment runner (what is not running)."""
     state = ensure_server(settings, timeout=timeout)
     if is_running(_ref(state, "runner")):
+        state["automations"] = install(settings, state["api_url"])
         return state
     prefect_home = settings.home / "prefect"
     log_path = prefect_home / "serve.log"
@@ -351,7 +354,18 @@ def up(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any
     state["runner_pid"] = runner.pid
     state["runner"] = ProcessRef.of(runner.pid).to_dict()
     _write_state(settings, state)
+    state["automations"] = install(settings, state["api_url"])
     return state
+
+
+def install(settings: Settings, api_url: str) -> list[str]:
+    """Install or update the automations (flows.automations) on the server at ``api_url``."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.automations import install_automations
+
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        return install_automations(settings)
 
 
 def down(settings: Settings) -> list[str]:

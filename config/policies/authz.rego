@@ -9,7 +9,9 @@
 #   {"principal": {"name": str, "keyid": str, "roles": [str]},
 #    "operation": str (the event kind, e.g. "artifact.ingested"),
 #    "tier": "hot" | "warm" | "cold" | "quarantine" | null,
-#    "artifact_id": str | null}
+#    "artifact_id": str | null,
+#    "to": the tier a promotion moves to | null,
+#    "isolated_tiers": [the tiers the signed log says are isolated]}
 #
 # Every rule adds a reason to `deny`; the operation is authorized only when
 # `deny` is empty. Each reason starts with the id of the rule that produced it
@@ -23,6 +25,7 @@ rules := {
 	"role": "the principal holds one of the roles the table gives the operation",
 	"tier": "the operation acts on a tier the table allows for it",
 	"put_tier": "put stores into hot; warm and cold are reached by validate + promote",
+	"tier_isolated": "no reads from and no writes into a tier the signed log says is isolated, but for containment and recovery",
 }
 
 # ------------------------------------------------------------------ the table
@@ -92,6 +95,36 @@ operations := {
 	# maintenance of the derived state (the catalog, orphaned objects)
 	"catalog.rebuilt": {"roles": ["key-admin"], "tiers": [null]},
 	"store.gc": {"roles": ["key-admin"], "tiers": [null]},
+	# containment (docs/containment.md): isolate or restore a whole tier, the playbook's records
+	"tier.isolated": {"roles": ["incident-responder"], "tiers": ["hot", "warm", "cold"]},
+	"tier.restored": {"roles": ["incident-responder"], "tiers": ["hot", "warm", "cold"]},
+	"incident.bundled": {"roles": ["incident-responder"], "tiers": [null]},
+	"incident.contained": {"roles": ["incident-responder"], "tiers": [null]},
+	"incident.lifted": {"roles": ["incident-responder"], "tiers": [null]},
+}
+
+# Operations allowed on an isolated tier: what containment and recovery need, none of
+# which hands out plaintext or stores new content (docs/containment.md). Everything else
+# that names an isolated tier (get, export, put, validate, promote from or into it, delete,
+# grant) is refused by `tier_isolated`.
+isolation_exempt := {
+	"artifact.verified",
+	"artifact.quarantined",
+	"artifact.released",
+	"artifact.approved",
+	"artifact.rekeyed",
+	"artifact.rekey_needed",
+	"artifact.claim_taken_over",
+	"artifact.recovered",
+	"key.compromised",
+	"key.rotated",
+	"key.retired",
+	"keys.rotation_run",
+	"envelopes.rewrapped",
+	"grant.revoked",
+	"grant.accessed",
+	"tier.isolated",
+	"tier.restored",
 }
 
 known_tiers := {"hot", "warm", "cold", "quarantine"}
@@ -173,5 +206,20 @@ tier_allowed if {
 	some t in entry.tiers
 	t == tier
 }
+
+isolated_tiers := [t | some t in get(input, "isolated_tiers"); is_string(t)] if {
+	is_array(get(input, "isolated_tiers"))
+} else := []
+
+deny contains msg if {
+	some t in isolated_tiers
+	touches(t)
+	not isolation_exempt[kind]
+	msg := sprintf("tier_isolated: tier %v is isolated (weightvault tier restore lifts it): %v refused", [t, kind])
+}
+
+touches(t) if tier == t
+
+touches(t) if get(input, "to") == t
 
 decision := {"allow": count(deny) == 0, "deny": deny}

@@ -401,6 +401,36 @@ class DrillVerifyError(IntegrityError):
     exit_code = 55
 
 
+# -- containment: tier isolation, the contain playbook (issue 14 items 3-4, "contain") ----
+class TierIsolatedError(AuthorizationError):
+    """The operation reads from or writes into a tier an incident responder isolated
+    (``weightvault tier isolate``; the signed log says so). Refused before any effect until
+    ``weightvault tier restore``."""
+
+    exit_code = 68
+
+
+class ContainmentError(VaultError):
+    """A step of the contain playbook failed: the playbook stopped there (fail closed) and
+    its report names the step; what ran before it stays done and is skipped on a re-run."""
+
+    exit_code = 69
+
+
+class IncidentBundleError(IntegrityError):
+    """An incident bundle does not verify offline: a file differs from its signed index, an
+    entry or proof was edited, proofs are under different checkpoints or another log's keys."""
+
+    exit_code = 70
+
+
+class LiftRefusedError(PolicyError):
+    """Lifting a containment was refused for part of it: a quarantined artifact lacks the
+    signed release approvals (each named); the rest was lifted."""
+
+    exit_code = 71
+
+
 # -- detection and incidents (issue 14 item 2, "detect") ---------------------------------
 class IncidentError(VaultError):
     """An incident cannot change that way: it is resolved already."""

@@ -105,6 +105,17 @@ def test_promote_deployment_via_api(
     vault = Vault.open(vault_settings)
     assert vault.committed_ids("hot") == set()
     vault.verify(ready)
+    # `up` installed the containment automations, each running the served contain
+    # deployment (docs/containment.md).
+    contain = api(services["api_url"], "/deployments/name/contain/contain")
+    installed = [
+        a
+        for a in api(services["api_url"], "/automations/filter", {})
+        if a["tags"][:1] == ["weightvault"]
+    ]
+    assert sorted(a["name"] for a in installed) == sorted(services["automations"])
+    assert len(installed) == 5
+    assert {a["actions"][0]["deployment_id"] for a in installed} == {contain["id"]}
 
 
 @pytest.mark.browser

@@ -45,6 +45,9 @@ from weightvault.artifacts._statements import (
 )
 from weightvault.artifacts._vault import (
     BREAK_GLASS_READ,
+    ISOLATABLE_TIERS,
+    TIER_ISOLATED,
+    TIER_RESTORED,
     LoggedEvent,
     Operation,
     PutPlan,
@@ -63,10 +66,13 @@ __all__ = [
     "AUDIT_HMAC_KEY_ID",
     "BOOTSTRAP_PURPOSE",
     "BREAK_GLASS_READ",
+    "ISOLATABLE_TIERS",
     "LOG_COSIGNER_KEY_ID",
     "LOG_NOTE_KEY_ID",
     "REWRAP_KIND",
     "STATE_KINDS",
+    "TIER_ISOLATED",
+    "TIER_RESTORED",
     "LogKeys",
     "LoggedEvent",
     "LoggedState",

@@ -67,6 +67,7 @@ from weightvault.errors import (
     RetentionError,
     RollbackError,
     StoreRoleDeniedError,
+    TierIsolatedError,
     VaultError,
 )
 from weightvault.gates import authorize
@@ -200,6 +201,7 @@ class Operation:
     key_ids: set[str] = field(default_factory=set)
     intent_index: int = -1
     outcome: Event | None = None
+    outcome_index: int = -1
     principal: dict[str, Any] = field(default_factory=dict)
 
     def uses(self, *refs: str | None) -> None:
@@ -225,6 +227,11 @@ _REFUSALS = (
 )
 _QUARANTINE_KINDS = frozenset({"artifact.quarantined", "artifact.released"})
 BREAK_GLASS_READ = "artifact.break_glass_read"
+TIER_ISOLATED = "tier.isolated"
+TIER_RESTORED = "tier.restored"
+_ISOLATION_KINDS = (TIER_ISOLATED, TIER_RESTORED)
+#: the tiers an isolation can cover (quarantine is already a read barrier)
+ISOLATABLE_TIERS = ("hot", "warm", "cold")
 
 
 @dataclass(frozen=True)
@@ -397,6 +404,8 @@ class Vault:
         self._log: TransparencyLog | None = None
         self._audit_key: bytes | None = None
         telemetry.configure_telemetry(settings.otlp_endpoint)
+        # (log size scanned, tier -> its latest logged isolation or restore entry)
+        self._isolation: tuple[int, dict[str, LoggedEvent]] = (0, {})
 
     @classmethod
     def open(
@@ -635,6 +644,46 @@ class Vault:
                 break
         return LoggedState.from_events(artifact_id, events)
 
+    def isolated_tiers(self) -> dict[str, LoggedEvent]:
+        """The tiers the signed log says are isolated now, each with its ``tier.isolated`` entry.
+
+        The latest ok ``tier.isolated`` / ``tier.restored`` outcome of a tier decides. Entries
+        are found through the catalog's index (brought up to the current checkpoint first)
+        and each one is proved included in the signed checkpoint: a forged or edited row is
+        an IntegrityError, never a lifted isolation. Incremental: only the entries added
+        since the last call are looked up, so the cost per operation stays small.
+        """
+        signed = self.tlog.checkpoint()
+        size = signed.checkpoint.size
+        scanned, state = self._isolation
+        if size < scanned:
+            scanned, state = 0, {}
+        if size == scanned:
+            return {t: e for t, e in state.items() if e.event.kind == TIER_ISOLATED}
+        self._catch_up_index(size)
+        found = []
+        try:
+            for index, text in self.catalog.log_of_kinds(_ISOLATION_KINDS, scanned - 1, size):
+                entry = text.encode()
+                found.append(LoggedEvent(index, Event.parse(entry), entry))
+            self.tlog.check_included([(e.index, e.entry) for e in found], signed)
+        except (IntegrityError, InvalidInputError) as exc:
+            raise IntegrityError(
+                f"the catalog's index of the log was tampered with: {exc.message}"
+            ) from None
+        state = dict(state)
+        for logged in found:
+            event = logged.event
+            if (
+                event.kind in _ISOLATION_KINDS
+                and event.phase == "outcome"
+                and event.outcome == "ok"
+                and event.tier in ISOLATABLE_TIERS
+            ):
+                state[event.tier] = logged
+        self._isolation = (size, state)
+        return {t: e for t, e in state.items() if e.event.kind == TIER_ISOLATED}
+
     def object_state(self, artifact_id: str, tier: str) -> dict[str, Any]:
         """The state of the artifact's objects in ``tier`` as stored now, for a log entry."""
         bucket = self.bucket(tier)
@@ -735,18 +784,39 @@ class Vault:
         if principal is None:
             refusal: VaultError | None = PrincipalError(f"{kind} refused: {why}")
         else:
-            refusal = self._authorization_refusal(principal, kind, artifact_id, tier)
+            target = op.details.get("to") if kind == "artifact.promotion" else None
+            touched = {t for t in (tier, target) if t in ISOLATABLE_TIERS}
+            try:
+                isolated = sorted(self.isolated_tiers()) if touched else []
+            except VaultError as exc:
+                refusal = IntegrityError(
+                    f"{kind} refused: the tier isolation state cannot be established from the "
+                    f"signed log: {exc.message}"
+                )
+            else:
+                refusal = self._authorization_refusal(
+                    principal, kind, artifact_id, tier, target=target, isolated=isolated
+                )
         if refusal is not None:
             self.finish(op, refusal)
             raise refusal
         return op
 
     def _authorization_refusal(
-        self, principal: Principal, kind: str, artifact_id: str | None, tier: str | None
+        self,
+        principal: Principal,
+        kind: str,
+        artifact_id: str | None,
+        tier: str | None,
+        *,
+        target: object = None,
+        isolated: Collection[str] = (),
     ) -> AuthorizationError | None:
         """Why the authorization policy refuses ``principal`` this operation, or None.
 
-        Fails closed: a policy that is missing or cannot be evaluated refuses.
+        ``target`` is the tier a promotion moves to; ``isolated`` the tiers the signed log
+        says are isolated (rule ``tier_isolated``). Fails
+        closed: a policy that is missing or cannot be evaluated refuses.
         """
         request = {
             "principal": {
@@ -757,6 +827,8 @@ class Vault:
             "operation": kind,
             "tier": tier,
             "artifact_id": artifact_id,
+            "to": target if isinstance(target, str) else None,
+            "isolated_tiers": list(isolated),
         }
         try:
             decision = authorize(request, self.settings.policy_dir)
@@ -764,6 +836,10 @@ class Vault:
             return AuthorizationError(f"{kind} refused: policy_error: {exc.message}")
         if decision.allow:
             return None
+        if all(r.startswith("tier_isolated") for r in decision.reasons):
+            return TierIsolatedError(
+                f"{kind} refused for {principal.name}: " + "; ".join(decision.reasons)
+            )
         return AuthorizationError(
             f"{kind} refused for {principal.name}: " + "; ".join(decision.reasons)
         )
@@ -818,6 +894,7 @@ class Vault:
             self._publish(event, None, error if error is not None else missing)
             raise missing from None
         op.outcome = event
+        op.outcome_index = index
         if outcome == "ok":
             with self.catalog.transaction() as conn:
                 self.catalog.add_event(conn, event.catalog_row())

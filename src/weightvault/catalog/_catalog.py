@@ -30,6 +30,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -321,6 +322,24 @@ class Catalog:
                 & log_entries.c.entry.contains(text, autoescape=True)
             )
             .order_by(log_entries.c.idx.desc())
+        )
+        with self.engine.connect() as conn:
+            return [(int(r[0]), str(r[1])) for r in conn.execute(query).all()]
+
+    def log_of_kinds(self, kinds: Sequence[str], after: int, below: int) -> list[tuple[int, str]]:
+        """(index, entry text) of the ok outcomes of any of ``kinds`` with ``after`` < index
+        < ``below``, oldest first. A row matches by its ``kind`` column or by the kind its
+        entry text names, so editing one of the two does not hide it (a locator only: the
+        caller parses and proves what it uses)."""
+        named = [log_entries.c.entry.contains(f'"kind":"{k}"', autoescape=True) for k in kinds]
+        query = (
+            select(log_entries.c.idx, log_entries.c.entry)
+            .where(
+                (log_entries.c.kind.in_(list(kinds)) | or_(*named))
+                & (log_entries.c.idx > after)
+                & (log_entries.c.idx < below)
+            )
+            .order_by(log_entries.c.idx)
         )
         with self.engine.connect() as conn:
             return [(int(r[0]), str(r[1])) for r in conn.execute(query).all()]

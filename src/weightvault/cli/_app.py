@@ -21,6 +21,7 @@ from pathlib import Path
 from weightvault.cli import (
     _approvals,
     _audit,
+    _contain,
     _dr,
     _grants,
     _identity,
@@ -59,6 +60,7 @@ COMMAND_MODULES = (
     _identity,
     _grants,
     _recover,
+    _contain,
     _incidents,
 )
 

@@ -122,6 +122,19 @@ def _grants(args: argparse.Namespace) -> int:
         recorded = sync_grants(vault)
         lines = [f"{r['grant_id']}: {r['outcome']} ({r['recipient']})" for r in recorded]
         emit(args, "\n".join(lines) or "no new receipts", recorded)
+    elif args.grants_action == "revoke":
+        from weightvault.lifecycle.grants import revoke_grants_of
+
+        if not (args.recipient or args.issuer) or args.grant:
+            raise UsageError("grants revoke takes --recipient NAME or --issuer NAME, no GRANT")
+        done, skipped = revoke_grants_of(vault, recipient=args.recipient, issuer=args.issuer)
+        lines = [
+            f"{d['grant_id']}: revoked ({d['removed']} copies deleted)"
+            + ("; used: its artifact is marked for rekey" if d["used"] else "")
+            for d in done
+        ]
+        lines += [f"{g}: already revoked" for g in skipped]
+        emit(args, "\n".join(lines) or "no grants match", {"revoked": done, "skipped": skipped})
     else:
         collected = gc_grants(vault)
         emit(args, "\n".join(collected) or "no expired grant copies", {"collected": collected})
@@ -160,6 +173,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(func=_revoke)
     p = sub.add_parser("grants", help="list, show, sync receipts, gc", parents=[common])
-    p.add_argument("grants_action", choices=["list", "show", "sync", "gc"], metavar="ACTION")
+    p.add_argument(
+        "grants_action", choices=["list", "show", "sync", "gc", "revoke"], metavar="ACTION"
+    )
     p.add_argument("grant", nargs="?", metavar="GRANT")
+    p.add_argument("--recipient", help="revoke: every grant issued to this collaborator")
+    p.add_argument("--issuer", help="revoke: every grant this principal issued")
     p.set_defaults(func=_grants)

@@ -3,6 +3,7 @@
 from weightvault.config._settings import (
     ROLES,
     TIERS,
+    AutomationSettings,
     Environment,
     Settings,
     StoreSettings,
@@ -22,6 +23,7 @@ from weightvault.config._settings import (
 __all__ = [
     "ROLES",
     "TIERS",
+    "AutomationSettings",
     "Environment",
     "Settings",
     "StoreSettings",

@@ -205,6 +205,27 @@ class _ApprovalsFile(_Strict):
     creator_may_approve: bool = False
 
 
+class _AutomationsFile(_Strict):
+    enabled: bool = True
+    read_spike_threshold: int = Field(default=50, ge=2, le=1_000_000)
+    read_spike_within_seconds: int = Field(default=300, ge=10, le=86_400)
+    denied_threshold: int = Field(default=10, ge=2, le=1_000_000)
+    denied_within_seconds: int = Field(default=300, ge=10, le=86_400)
+    backstop_minutes: int = Field(default=5, ge=1, le=1440)
+
+
+@dataclass(frozen=True)
+class AutomationSettings:
+    """The Prefect automations `weightvault up` installs (docs/containment.md)."""
+
+    enabled: bool = True
+    read_spike_threshold: int = 50
+    read_spike_within_seconds: int = 300
+    denied_threshold: int = 10
+    denied_within_seconds: int = 300
+    backstop_minutes: int = 5
+
+
 class _DetectFile(_Strict):
     """Overrides of the detection policy's thresholds (config/policies/detect.rego)."""
 
@@ -254,6 +275,7 @@ class _SettingsFile(_Strict):
     witnesses: _WitnessesFile = _WitnessesFile()
     approvals: _ApprovalsFile = _ApprovalsFile()
     policy: _PolicyFile = _PolicyFile()
+    automations: _AutomationsFile = _AutomationsFile()
     detect: _DetectFile = _DetectFile()
     events: _EventsFile = _EventsFile()
     telemetry: _TelemetryFile = _TelemetryFile()
@@ -321,6 +343,7 @@ class Settings:
     creator_may_approve: bool = False
     #: tiers a promotion into needs a valid reproducibility certificate (Rego ``reproducible``)
     certificate_tiers: tuple[str, ...] = ("cold",)
+    automations: AutomationSettings = field(default_factory=AutomationSettings)
     #: ``[detect]``: the detection thresholds set in the file (the policy's defaults otherwise)
     detect_thresholds: dict[str, int] = field(default_factory=dict)
     #: Prefect events of every outcome (``[events]``; the URL else from Prefect's own settings)
@@ -480,6 +503,7 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         approvals_required=raw.approvals.required,
         creator_may_approve=raw.approvals.creator_may_approve,
         certificate_tiers=_certificate_tiers(raw.policy, env.certificate_tiers),
+        automations=AutomationSettings(**raw.automations.model_dump()),
         detect_thresholds={k: v for k, v in raw.detect.model_dump().items() if v is not None},
         events_enabled=raw.events.enabled,
         events_api_url=raw.events.prefect_api_url,

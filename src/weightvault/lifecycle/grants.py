@@ -861,6 +861,31 @@ def revoke_grant(vault: Vault, grant_id: str, *, rekey: bool = False) -> dict[st
     return {"artifact_id": grant.artifact_id, **op.details}
 
 
+def revoke_grants_of(
+    vault: Vault, *, recipient: str | None = None, issuer: str | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Revoke every grant not yet revoked that was issued to ``recipient`` or by ``issuer``
+    (expired ones too: their copies may still be in the store, and a used one still needs
+    its rekey): one logged ``grant.revoked`` per grant, as :func:`revoke_grant`. Returns
+    (what each revocation did, the ids of matching grants the log already shows revoked)."""
+    if not recipient and not issuer:
+        raise InvalidInputError("name a --recipient or an --issuer whose grants to revoke")
+    done: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for grant in list_grants(vault):
+        doc = grant.doc
+        if not (
+            (recipient and doc["recipient"]["name"] == recipient)
+            or (issuer and doc.get("issuer") == issuer)
+        ):
+            continue
+        if grant.state == "revoked":
+            skipped.append(grant.grant_id)
+            continue
+        done.append({"grant_id": grant.grant_id, **revoke_grant(vault, grant.grant_id)})
+    return done, skipped
+
+
 def gc_grants(vault: Vault, now: datetime | None = None) -> list[str]:
     """Delete the copies of expired grants (their URLs are dead anyway); one logged
     ``grant.collected`` when anything is removed. Returns the grant ids collected."""

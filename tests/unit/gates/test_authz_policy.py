@@ -63,6 +63,11 @@ EXPECTED: dict[str, tuple[set[str], set[str | None]]] = {
     "grant.collected": ({"key-admin"}, {None}),
     "catalog.rebuilt": ({"key-admin"}, {None}),
     "store.gc": ({"key-admin"}, {None}),
+    "tier.isolated": ({"incident-responder"}, {"hot", "warm", "cold"}),
+    "tier.restored": ({"incident-responder"}, {"hot", "warm", "cold"}),
+    "incident.bundled": ({"incident-responder"}, {None}),
+    "incident.contained": ({"incident-responder"}, {None}),
+    "incident.lifted": ({"incident-responder"}, {None}),
 }
 TIERS: tuple[str | None, ...] = ("hot", "warm", "cold", "quarantine", None)
 
@@ -174,3 +179,34 @@ def test_a_decision_costs_about_a_millisecond() -> None:
     per_decision = (time.perf_counter() - start) / 50
     # Generous for a loaded 2-core machine; measured about 1 ms (docs/authorization.md).
     assert per_decision < 0.05
+
+
+def _decide_isolated(
+    kind: str, tier: str | None, isolated: list[str], to: str | None = None
+) -> set[str]:
+    decision = authorize(
+        {
+            "principal": {"name": "pat", "keyid": "ab" * 32, "roles": sorted(ROLES)},
+            "operation": kind,
+            "tier": tier,
+            "to": to,
+            "artifact_id": "wv-20260101-0123456789abcdef",
+            "isolated_tiers": isolated,
+        },
+        POLICIES,
+    )
+    return {r.split(":", 1)[0] for r in decision.reasons}
+
+
+def test_an_isolated_tier_refuses_reads_and_writes_but_not_containment() -> None:
+    refused = {"artifact.read", "artifact.exported", "artifact.ingested", "artifact.validated"}
+    refused |= {"artifact.promotion", "artifact.deleted", "grant.issued"}
+    for kind in refused:
+        assert _decide_isolated(kind, "hot", ["hot"]) == {"tier_isolated"}, kind
+        assert _decide_isolated(kind, "hot", ["cold"]) == set(), kind
+    allowed = {"artifact.verified", "artifact.quarantined", "artifact.rekeyed", "tier.restored"}
+    allowed |= {"grant.revoked", "key.compromised", "artifact.recovered"}
+    for kind in allowed:
+        assert _decide_isolated(kind, "hot", ["hot"]) == set(), kind
+    # a promotion out of a healthy tier into an isolated one is a write into it
+    assert _decide_isolated("artifact.promotion", "hot", ["warm"], to="warm") == {"tier_isolated"}

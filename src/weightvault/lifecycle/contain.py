@@ -1,7 +1,8 @@
 """The contain playbook: one incident's containment, as named steps the CLI and the flow run.
 
 Input is a :class:`ContainmentPlan` (the fields of a detected incident; an explicit plan,
-or :func:`find_incidents`, the seam the detector plugs into). The steps, in order:
+or :func:`find_incidents`: a detection run, then the open incidents not yet contained).
+The steps, in order:
 
 1. :func:`revoke_grants`: every grant issued to or by the incident's principals is revoked
    (``grant.revoked`` each; a used grant marks its artifact for rekey);
@@ -59,8 +60,10 @@ from weightvault.keys import KeyState
 from weightvault.lifecycle import isolation, quarantine
 from weightvault.lifecycle.audit import open_readonly_log
 from weightvault.lifecycle.compromise import compromise_key, resolve_key
+from weightvault.lifecycle.detection import INCIDENT_CONTAINED
 from weightvault.lifecycle.export import bundle_roots
 from weightvault.lifecycle.grants import revoke_grants_of
+from weightvault.lifecycle.incidents import Incident, detect, list_incidents
 from weightvault.lifecycle.rekey import remaining_on, respond
 from weightvault.lifecycle.trust import ensure_current_root, root_chain
 from weightvault.provenance import Root, signing_key, walk_chain
@@ -104,7 +107,7 @@ _DRASTIC = frozenset({"high", "critical"})
 BUNDLE_TYPE = "weightvault.incident-bundle/v1"
 BUNDLE_PAYLOAD_TYPE = "application/vnd.weightvault.incident-bundle+json"
 BUNDLED = "incident.bundled"
-CONTAINED = "incident.contained"
+CONTAINED = INCIDENT_CONTAINED
 LIFTED = "incident.lifted"
 _ROOTS_DIR = "roots"
 _PROOFS_DIR = "proofs"
@@ -255,16 +258,27 @@ def _step(
 
 
 def find_incidents(vault: Vault, hint: Mapping[str, Any] | None) -> list[ContainmentPlan]:
-    """The open incidents the signed log supports for a trigger's ``hint``.
+    """The open, not yet contained incidents the signed log supports, after a detection run.
 
-    THE SEAM for the detector: a Prefect event (an automation's trigger) is not trusted
-    evidence, so its parameters are only a hint of where to look; the incidents must come
-    from the signed log (``lifecycle.incidents.detect``). Until the detector is joined this
-    finds none, and the contain flow then does nothing but say so: run it with an explicit
-    plan (``weightvault contain --incident-file``) instead.
+    A Prefect event (an automation's trigger) is not trusted evidence, so ``hint`` (the
+    trigger and resource an automation passes) only wakes the playbook: the detector
+    (:func:`~weightvault.lifecycle.incidents.detect`) first reads the log's new entries and
+    opens what its rules find; then every open incident without an ok
+    ``incident.contained`` is returned, those naming the hint's resource first. A hint
+    naming something the log does not support contains nothing.
     """
-    del vault, hint
-    return []
+    detect(vault)
+    resource = str((hint or {}).get("resource") or "")
+    pending = [i for i in list_incidents(vault, "open") if i.contained_at is None]
+
+    def names_hint(incident: Incident) -> bool:
+        named = [f"weightvault.artifact.{a}" for a in incident.artifacts]
+        named += [f"weightvault.principal.{p}" for p in incident.principals]
+        named += [f"weightvault.tier.{t}" for t in incident.tiers]
+        return bool(resource) and resource in named
+
+    pending.sort(key=lambda i: not names_hint(i))
+    return [ContainmentPlan.from_incident(i) for i in pending]
 
 
 # -- the steps ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ __all__ = [
 DETECT_RUN: Final = "detect.run"
 INCIDENT_OPENED: Final = "incident.opened"
 INCIDENT_RESOLVED: Final = "incident.resolved"
+INCIDENT_CONTAINED: Final = "incident.contained"
 STATE_KIND: Final = "detect-state"
 STATE_TYPE: Final = "weightvault.detect-state/v1"
 READ_KINDS: Final = frozenset({"artifact.read", "artifact.exported", "artifact.break_glass_read"})

@@ -40,6 +40,7 @@ from weightvault.errors import (
 from weightvault.gates import detect_rules
 from weightvault.lifecycle.detection import (
     DETECT_RUN,
+    INCIDENT_CONTAINED,
     INCIDENT_OPENED,
     INCIDENT_RESOLVED,
     STATE_KIND,
@@ -87,6 +88,8 @@ class Incident:
     log_index: int = -1
     resolved_at: str | None = None
     resolution: str | None = None
+    #: when the log last recorded an ok ``incident.contained`` for it (None: not contained)
+    contained_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -109,6 +112,7 @@ class Incident:
             "log_index": self.log_index,
             "resolved_at": self.resolved_at,
             "resolution": self.resolution,
+            "contained_at": self.contained_at,
         }
 
     @classmethod
@@ -325,8 +329,8 @@ def _before(state: DetectorState, start: int) -> list[str]:
 
 
 def _logged(vault: Vault) -> tuple[dict[str, Incident], dict[str, tuple[str, str, int]]]:
-    """Every incident the verified log records, and its resolution if any (whole log,
-    each entry checked against the signed root as it is read)."""
+    """Every incident the verified log records, its resolution if any and when it was last
+    contained (whole log, each entry checked against the signed root as it is read)."""
     opened: dict[str, Incident] = {}
     resolved: dict[str, tuple[str, str, int]] = {}
     for index, entry in vault.tlog.verified_entries():
@@ -341,6 +345,10 @@ def _logged(vault: Vault) -> tuple[dict[str, Incident], dict[str, tuple[str, str
         elif event.kind == INCIDENT_RESOLVED:
             ident = str(event.details.get("incident_id"))
             resolved.setdefault(ident, (event.ts, str(event.details.get("justification")), index))
+        elif event.kind == INCIDENT_CONTAINED:
+            ident = str(event.details.get("incident"))
+            if ident in opened:
+                opened[ident] = replace(opened[ident], contained_at=event.ts)
     return opened, resolved
 
 

@@ -342,17 +342,20 @@ def revoke_grants(vault: Vault, plan: ContainmentPlan) -> StepResult:
         return _step(vault, "revoke_grants", "not_needed", "the incident names no principal")
     revoked: list[dict[str, Any]] = []
     skipped: list[str] = []
-    for name in plan.principals:
-        done, already = revoke_grants_of(vault, recipient=name, issuer=name)
-        revoked += done
-        skipped += already
-    for name in recipients:
-        done, already = revoke_grants_of(vault, recipient=name)
+    per: list[str] = []
+    # The misused grant's recipient first: its grants are what the incident is about.
+    targets: list[tuple[str, str, str | None]] = [(f"recipient {r}", r, None) for r in recipients]
+    targets += [(name, name, name) for name in plan.principals]
+    for who, recipient, issuer in targets:
+        done, already = revoke_grants_of(vault, recipient=recipient, issuer=issuer)
         revoked += done
         fresh = {str(d["grant_id"]) for d in revoked}
         skipped += [g for g in already if g not in skipped and g not in fresh]
-    who = ", ".join([*plan.principals, *(f"recipient {r}" for r in recipients)])
+        if done:
+            ids = ", ".join(str(d["grant_id"]) for d in done[:10])
+            per.append(f"{who}: {ids}" + (f" and {len(done) - 10} more" if len(done) > 10 else ""))
     if not revoked:
+        who = ", ".join(t[0] for t in targets)
         detail = (
             f"{len(skipped)} grant(s) already revoked, skipped"
             if skipped
@@ -360,8 +363,7 @@ def revoke_grants(vault: Vault, plan: ContainmentPlan) -> StepResult:
         )
         return _step(vault, "revoke_grants", "skipped", detail)
     rekey = sum(1 for d in revoked if d.get("used"))
-    ids = ", ".join(str(d["grant_id"]) for d in revoked[:10])
-    detail = f"revoked {len(revoked)} grant(s) of {who}: {ids} ({rekey} used: marked for rekey)"
+    detail = "; ".join([f"revoked {len(revoked)} grant(s) ({rekey} used, marked for rekey)", *per])
     if skipped:
         detail += f"; {len(skipped)} already revoked, skipped"
     return _step(vault, "revoke_grants", "done", detail)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from support.durable_store import cli, cli_json
 
+from tests.conftest import make_tree
 from tests.support.approvals import approved
 from tests.support.model_repos import tiny_model_repo
 from tests.support.services import start_vault_store
@@ -28,6 +29,7 @@ from weightvault.config import Settings, load_settings
 from weightvault.errors import IntegrityError, LiftRefusedError, QuarantinedError
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.audit import verify_audit
+from weightvault.lifecycle.contain import ContainmentPlan, run_step
 from weightvault.lifecycle.incidents import list_incidents
 from weightvault.lifecycle.trust import init_root
 from weightvault.provenance import capture_provenance
@@ -184,3 +186,18 @@ def steps_index(vault: Vault, artifact_id: str) -> int:
     held = vault.logged_quarantine(artifact_id)
     assert held is not None
     return held.index
+
+
+def test_an_artifact_without_a_kit_is_left_for_escrow_or_manual_recovery(
+    env: Stored, tmp_path: Path
+) -> None:
+    vault = Vault.open(env.settings)
+    bare = ingest.put(vault, make_tree(tmp_path / "bare", {"w.bin": b"b" * 2048}), "bare")
+    plan = ContainmentPlan("inc-bare", "integrity_failures", "high", (bare.artifact_id,))
+    plan = ContainmentPlan.from_incident({**plan.to_dict(), "actions": ["recover"]})
+    step = run_step(vault, plan, "recover_artifacts")
+    # Not a failure of the playbook: reported, nothing replaced, the artifact still reads.
+    assert step.status == "skipped", step
+    assert f"{bare.artifact_id}: needs escrow or manual recovery" in step.detail
+    assert "no rebuild kit" in step.detail
+    assert vault.verify(bare.artifact_id).content_digest == bare.artifact.content_digest

@@ -130,7 +130,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("tier", nargs="?", choices=["hot", "warm", "cold"])
     p.add_argument("--justification", help="why (recorded in the log)")
     p.set_defaults(func=_tier)
-    p = sub.add_parser("contain", help="run the contain playbook for an incident", parents=[common])
+    p = sub.add_parser(
+        "contain",
+        help="run the contain playbook for an incident (none named: detect, then every open "
+        "incident not yet contained)",
+        parents=[common],
+    )
     p.add_argument("--incident-file", metavar="F.json", help="the incident (detector's JSON)")
     p.add_argument("--incident", help="the incident id (without a file)")
     p.add_argument("--rule")

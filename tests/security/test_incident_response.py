@@ -140,6 +140,13 @@ def test_a_flipped_ciphertext_byte_is_contained_recovered_and_resolved(
     assert "recover_artifacts" in text
     assert certificate["key"] in text
 
+    # Idempotent: run again, the step sees the restore since the quarantine and skips it.
+    (logged,) = [i for i in list_incidents(vault) if i.id == incident["id"]]
+    again = run_step(vault, ContainmentPlan.from_incident(logged), "recover_artifacts")
+    assert again.status == "skipped", again
+    assert "already recovered since quarantined" in again.detail
+    assert len(vault.history(artifact_id, {"artifact.recovered"})) == 1
+
     # Quarantined all along: reads refused.
     out = tmp_path / "refused"
     refused = cli("get", artifact_id, "--out", str(out))

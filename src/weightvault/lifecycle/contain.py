@@ -486,20 +486,29 @@ def recover_artifacts(vault: Vault, plan: ContainmentPlan) -> StepResult:
     """
     if not plan.artifacts:
         return _step(vault, "recover_artifacts", "not_needed", "the incident names no artifact")
-    done, manual = [], []
+    done, manual, skipped = [], [], []
     for artifact_id in plan.artifacts:
         row = vault.resolve(artifact_id)
+        held = vault.logged_quarantine(row.id)
+        if held is not None and any(
+            e.index > held.index and e.event.details.get("restored")
+            for e in vault.history(row.id, {"artifact.recovered"})
+        ):
+            skipped.append(row.id)  # restored already since the quarantine in force
+            continue
         try:
             report = recover(vault, row.id, restore_files=True)
         except (RebuildKitError, RetentionError) as exc:
             manual.append(f"{row.id}: needs escrow or manual recovery ({exc.message})")
             continue
-        checked = vault.verify(row.id, in_quarantine=vault.logged_quarantine(row.id) is not None)
+        checked = vault.verify(row.id, in_quarantine=held is not None)
         cert = report.certificate or {}
         done.append(
             f"{row.id}: rebuilt bit for bit, restored and verified ({checked.files} files); "
             f"certificate {cert.get('key', '-')} (sha256 {cert.get('sha256', '-')})"
         )
+    if skipped:
+        manual.append(f"{', '.join(skipped)} already recovered since quarantined, skipped")
     if not done:
         return _step(vault, "recover_artifacts", "skipped", "; ".join(manual))
     return _step(vault, "recover_artifacts", "done", "; ".join(done + manual))

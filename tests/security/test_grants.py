@@ -432,6 +432,8 @@ def test_revoking_a_used_grant_marks_the_artifact_for_rekey(
     misuse = [i for i in detect(g.vault).opened if i.rule == "grant_misuse"]
     (incident,) = [i for i in misuse if grant_id in i.summary]
     assert {"revoke_grants", "rekey"} <= set(incident.actions)
+    # The incident names the collaborator who used the grant, not who synced the receipt.
+    assert incident.principals == ("collab",)
     assert _get(other_url).status == 200
     # `weightvault contain` (the incidents the log supports) revokes the collaborator's other
     # grant: found from the misused grant the evidence names; its URLs now fail at the store.

@@ -221,6 +221,28 @@ def test_a_logged_certificate_about_other_content_is_refused(warm: Warm) -> None
     assert "its file digests are not the manifest's" in message
 
 
+# Runs while the module's artifact is warm (the next test promotes it to cold), after the
+# previous test logged a certificate about other content.
+def test_the_cold_review_form_shows_what_the_gate_will_find(env_home: Warm) -> None:
+    from tasks import gate_tasks
+    from tasks.reports import certificate_markdown
+    from weightvault.lifecycle import promote as promotion
+
+    vault = Vault.open(env_home.settings)
+    p = promotion.plan(vault, env_home.artifact_id, "cold", justification="release")
+    check = gate_tasks.certificate.fn(p)
+    manifest, dek = vault.load_manifest(env_home.artifact_id, "warm")
+    del dek
+    assert check == check_certificate(vault, env_home.artifact_id, manifest, required=True)
+    text = certificate_markdown(check, env_home.artifact_id)
+    assert f"## Reproducibility certificate of `{env_home.artifact_id}`" in text
+    # The previous test logged a certificate about other content: the form shows what the
+    # gate will find, that one, not valid, and why.
+    assert check.valid is False
+    assert "**not valid**" in text
+    assert "its file digests are not the manifest's" in text
+
+
 def test_after_recover_cold_is_admitted_and_the_attestation_names_the_certificate(
     env_home: Warm,
 ) -> None:
@@ -254,19 +276,3 @@ def test_after_recover_cold_is_admitted_and_the_attestation_names_the_certificat
     assert "reproducibility certificate required; satisfied by " + report.certificate["key"] in (
         markdown
     )
-
-
-def test_the_cold_review_form_shows_what_the_gate_will_find(env_home: Warm) -> None:
-    from tasks import gate_tasks
-    from tasks.reports import certificate_markdown
-    from weightvault.lifecycle import promote as promotion
-
-    vault = Vault.open(env_home.settings)
-    p = promotion.plan(vault, env_home.artifact_id, "cold", justification="release")
-    check = gate_tasks.certificate.fn(p)
-    manifest, dek = vault.load_manifest(env_home.artifact_id, "warm")
-    del dek
-    assert check == check_certificate(vault, env_home.artifact_id, manifest, required=True)
-    text = certificate_markdown(check, env_home.artifact_id)
-    assert f"## Reproducibility certificate of `{env_home.artifact_id}`" in text
-    assert ("**found**" if check.valid else "**missing**") in text

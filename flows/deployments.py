@@ -21,6 +21,9 @@ from flows.validate import validate
 from flows.witness import DEFAULT_CRON, witness
 from weightvault.config import environment, load_settings
 
+#: contain runs at a time (the deployment's concurrency limit, ENQUEUE on collision)
+CONTAIN_CONCURRENCY = 1
+
 
 def _built(
     deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment],
@@ -81,6 +84,9 @@ def deployments() -> list[RunnerDeployment]:
             name="contain",
             description="Contain an incident (the automations run it with their trigger's hint).",
             tags=["weightvault", "containment"],
+            # Several firings at once queue (AwaitingConcurrencySlot), never race: each run
+            # then finds what the one before it contained in the log (docs/containment.md).
+            concurrency_limit=CONTAIN_CONCURRENCY,
         ),
         contain.to_deployment(
             name="backstop",

@@ -16,8 +16,8 @@ read-spike automation and the detector's rule set to ``--threshold`` reads in it
   (``contain/backstop``, else ``detect/detect``) created as its schedule would:
   its duration, and the worst case (the schedule's interval plus that run).
 
-The runner polls at Prefect's default (what `weightvault up` runs with) unless
-``--poll`` is given. The result replaces the "## Containment" section of
+The runner polls as `weightvault up` runs it (``flows.deployments.RUNNER_POLL_SECONDS``)
+unless ``--poll`` is given. The result replaces the "## Containment" section of
 ``bench/RESULTS.md``.
 
     .venv/bin/python bench/contain.py [--runs 3] [--threshold 3] [--poll SECONDS]
@@ -39,6 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from flows.deployments import RUNNER_POLL_SECONDS  # noqa: E402
 from flows.detect import DEFAULT_CRON as DETECT_CRON  # noqa: E402
 from flows.services import down, up  # noqa: E402
 from tests.support.durable_store import cli  # noqa: E402
@@ -167,7 +168,7 @@ def section(result: dict[str, Any], runs: int, threshold: int, when: str, load: 
         + (f" --poll {poll}" if poll is not None else "")
         + f"` on {when}, load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
         f"(2-core machine, shared). `weightvault up` took {result['up']:.1f} s; the runner "
-        f"polls every {poll if poll is not None else 'Prefect default (10)'} s.",
+        f"polls every {poll if poll is not None else RUNNER_POLL_SECONDS:g} s.",
         "",
         f"**Automation path** (target < 30 s): median **{statistics.median(totals):.2f} s**, "
         f"worst **{max(totals):.2f} s** over {runs} spikes, from the log's timestamp of the "

@@ -85,7 +85,7 @@ def bench_vault() -> Iterator[Vault]:
         settings = load_settings(REPO / "config")
         try:
             init_vault(settings)
-            yield Vault.open(settings, actor="bench")
+            yield Vault.open(settings)
         finally:
             EmbeddedStore(settings.store_dir).down()
             os.environ.pop("WEIGHTVAULT_HOME", None)

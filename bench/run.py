@@ -746,7 +746,7 @@ def open_fresh_vault(server: EmbeddedStore, home: Path, tag: str) -> tuple[Vault
     os.environ.update(env)
     settings = load_settings(REPO / "config")
     init_vault(settings)
-    return Vault.open(settings, actor="bench"), env
+    return Vault.open(settings), env
 
 
 def raw_get(client: Any, bucket: str, key: str, path: Path | None) -> int:

@@ -10,8 +10,9 @@ as given: authorization still decides every step it logs.
 
 Steps (:func:`weightvault.lifecycle.contain.steps_for`): revoke grants -> quarantine
 artifacts or isolate tiers -> compromise keys -> rekey (the served ``rekey/rekey``
-deployment when there is one, else inline) -> bundle the evidence, log
-``incident.contained`` and write the report -> publish the report as an artifact. A failed
+deployment when there is one, else inline) -> recover from the rebuild kit -> bundle the
+evidence, log ``incident.contained`` and write the report -> publish the report as an
+artifact. A failed
 step stops the playbook; the run then fails with the core's ContainmentError after the
 report says where.
 """
@@ -35,6 +36,7 @@ _STEP_TASKS = {
     "isolate_tiers": contain_tasks.isolate_tiers,
     "compromise_keys": contain_tasks.compromise_keys,
     "rekey_keys": contain_tasks.rekey_keys,
+    "recover_artifacts": contain_tasks.recover_artifacts,
 }
 
 
@@ -91,13 +93,16 @@ def contain(
     event: str = "",
     incident: dict[str, Any] | None = None,
     out: str | None = None,
+    detect_first: bool = True,
 ) -> dict[str, Any]:
-    """Contain the incidents the signed log supports for the hint, or the given one."""
+    """Contain the incidents the signed log supports for the hint, or the given one.
+
+    ``detect_first=False``: the caller (the detect flow) has just run the detector."""
     hint = {"trigger": trigger[:200], "resource": resource[:300], "event": event[:200]}
     if incident is not None:
         plans = [core.ContainmentPlan.from_incident(incident)]
     else:
-        plans = contain_tasks.find_incidents(hint)
+        plans = contain_tasks.find_incidents(hint, detect_first)
     if not plans:
         contain_tasks.publish_report(
             "none",

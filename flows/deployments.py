@@ -9,7 +9,6 @@ from typing import Any
 from prefect.deployments.runner import RunnerDeployment
 
 from flows.contain import contain
-from flows.detect import DEFAULT_CRON as DETECT_CRON
 from flows.detect import detect
 from flows.drill import DEFAULT_CRON as DRILL_CRON
 from flows.drill import dr_drill
@@ -91,13 +90,6 @@ def deployments() -> list[RunnerDeployment]:
             # then finds what the one before it contained in the log (docs/containment.md).
             concurrency_limit=CONTAIN_CONCURRENCY,
         ),
-        contain.to_deployment(
-            name="backstop",
-            description="Contain what the signed log shows, on a short schedule (backstop).",
-            tags=["weightvault", "containment"],
-            schedule=Cron(f"*/{backstop} * * * *", timezone="UTC"),
-            parameters={"trigger": "backstop"},
-        ),
         dr_drill.to_deployment(
             name="dr-drill",
             description="Weekly DR drill on a scratch vault: copy, destroy, restore, report.",
@@ -106,9 +98,10 @@ def deployments() -> list[RunnerDeployment]:
         ),
         detect.to_deployment(
             name="detect",
-            description="Detection rules over the signed log's new entries; open incidents.",
+            description="Detection over the signed log's new entries, then containment "
+            "of what is open (the backstop behind the automations).",
             tags=["weightvault", "incidents"],
-            schedule=Cron(DETECT_CRON, timezone="UTC"),
+            schedule=Cron(f"*/{backstop} * * * *", timezone="UTC"),
         ),
     ]
     witness_home = environment().witness_home

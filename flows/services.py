@@ -53,7 +53,6 @@ SERVED = (
     "rekey/rekey",
     "dr-drill/dr-drill",
     "contain/contain",
-    "contain/backstop",
     "detect/detect",
 )
 """``flow/deployment`` names the runner serves (`flows.deployments.deployments`)."""

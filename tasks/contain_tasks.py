@@ -16,9 +16,9 @@ from weightvault.lifecycle import contain as core
 
 
 @vault_task("find-incidents", retry=False)
-def find_incidents(hint: dict[str, Any]) -> list[core.ContainmentPlan]:
+def find_incidents(hint: dict[str, Any], run_detector: bool = True) -> list[core.ContainmentPlan]:
     """The incidents the signed log supports for a trigger's hint (the detector's seam)."""
-    return core.find_incidents(vault(), hint)
+    return core.find_incidents(vault(), hint, run_detector=run_detector)
 
 
 @vault_task("revoke-grants", task_run_name="revoke-grants {plan.incident_id}", retry=False)
@@ -51,6 +51,12 @@ def compromise_keys(plan: core.ContainmentPlan) -> core.StepResult:
 def rekey_keys(plan: core.ContainmentPlan) -> core.StepResult:
     """The rekey response in this process (when the rekey deployment is not served)."""
     return core.run_step(vault(), plan, "rekey_keys")
+
+
+@vault_task("recover-artifacts", task_run_name="recover-artifacts {plan.incident_id}", retry=False)
+def recover_artifacts(plan: core.ContainmentPlan) -> core.StepResult:
+    """Rebuild the incident's artifacts from their kits, restore after a match, verify."""
+    return core.run_step(vault(), plan, "recover_artifacts")
 
 
 @vault_task("finish-containment", task_run_name="finish {plan.incident_id}", retry=False)

@@ -1,4 +1,5 @@
-"""The detect flow: the same run as `weightvault detect`, with the incidents published."""
+"""The detect flow: the same run as `weightvault detect`, with the incidents published, then
+the contain playbook on what is open and not yet contained (the one backstop)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from weightvault.artifacts import Vault
 from weightvault.errors import AuthorizationError
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.incidents import list_incidents
+from weightvault.lifecycle.trust import init_root
 
 
 def test_the_detect_flow_opens_incidents_and_publishes_them(
@@ -22,6 +24,7 @@ def test_the_detect_flow_opens_incidents_and_publishes_them(
 
     from flows.detect import detect
 
+    init_root(vault)  # the containment's incident bundle verifies against a signed root
     src = make_tree(tmp_path / "m", {"w.bin": b"f" * 512})
     for _ in range(5):  # the policy's default denied_burst
         with pytest.raises(AuthorizationError):
@@ -32,6 +35,13 @@ def test_the_detect_flow_opens_incidents_and_publishes_them(
     (opened,) = report["opened"]
     assert opened["rule"] == "denied_burst"
     assert [i.id for i in list_incidents(vault)] == [opened["id"]]
+    # Contained by the same run (a subflow): the evidence bundled, incident.contained logged.
+    (contained,) = report["contained"]
+    assert contained["incident"]["incident_id"] == opened["id"]
+    assert [s["name"] for s in contained["steps"]] == ["bundle_evidence"]
+    assert contained["contained_index"] is not None
+    (listed,) = list_incidents(vault)
+    assert listed.contained_at is not None
     run_id = state.state_details.flow_run_id
 
     async def published() -> list[str]:

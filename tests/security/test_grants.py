@@ -404,6 +404,9 @@ def test_revoking_a_used_grant_marks_the_artifact_for_rekey(
     g = granted
     grant_id, grant, proc = used
     assert proc.returncode == 0, proc.stderr
+    # A second grant to the same collaborator, still valid after the first is revoked.
+    other_id, other = _grant(g)
+    other_url = _payload(other)["files"][0]["url"]
     done = revoke_grant(g.vault, grant_id)
     assert done["used"] is True
     marked = [
@@ -427,9 +430,27 @@ def test_revoking_a_used_grant_marks_the_artifact_for_rekey(
     (synced,) = [r for r in sync_grants(g.vault) if r["grant_id"] == grant_id]
     assert (synced["outcome"], synced["grant_state"]) == ("ok", "revoked")
     misuse = [i for i in detect(g.vault).opened if i.rule == "grant_misuse"]
-    assert any(
-        grant_id in i.summary and {"revoke_grants", "rekey"} <= set(i.actions) for i in misuse
-    )
+    (incident,) = [i for i in misuse if grant_id in i.summary]
+    assert {"revoke_grants", "rekey"} <= set(incident.actions)
+    # The incident names the collaborator who used the grant, not who synced the receipt.
+    assert incident.principals == ("collab",)
+    assert _get(other_url).status == 200
+    # `weightvault contain` (the incidents the log supports) revokes the collaborator's other
+    # grant: found from the misused grant the evidence names; its URLs now fail at the store.
+    contained = _run(g.vault_env, "contain")
+    assert contained.returncode == 0, contained.stderr
+    (result,) = [
+        r
+        for r in json.loads(contained.stdout)["incidents"]
+        if r["incident"]["incident_id"] == incident.id
+    ]
+    (revoked_step,) = [s for s in result["steps"] if s["name"] == "revoke_grants"]
+    assert revoked_step["status"] == "done", revoked_step
+    parts = [p.split(": ", 1) for p in revoked_step["detail"].split("; ") if ": " in p]
+    by_whom = dict(parts)
+    assert other_id in by_whom["recipient collab"]
+    assert {s.grant_id: s.state for s in list_grants(g.vault)}[other_id] == "revoked"
+    assert _get(other_url).status == 404
     # Every grant operation of this module left a log that verifies, index included.
     report, _ = verify_audit(g.vault)
     assert not report.problems, report.problems

@@ -1443,10 +1443,28 @@ class Vault:
             return self.operation(kind, None, None, requested)
         return self.operation(kind, row.id, row.tier, details)
 
-    def verify(self, artifact_id: str, progress: TransferProgress | None = None) -> VerifyReport:
-        """Decrypt and hash every file without writing plaintext anywhere."""
+    def verify(
+        self,
+        artifact_id: str,
+        progress: TransferProgress | None = None,
+        *,
+        in_quarantine: bool = False,
+    ) -> VerifyReport:
+        """Decrypt and hash every file without writing plaintext anywhere.
+
+        ``in_quarantine``: the artifact must be quarantined in the signed log; its objects
+        are checked where the log records them (containment verifies a recovery so).
+        """
         with self.artifact_operation("artifact.verified", artifact_id) as op:
-            row, manifest, dek = self._readable(artifact_id)
+            held: LoggedEvent | None = None
+            if in_quarantine:
+                held = self.logged_quarantine(op.artifact_id or "")
+                if held is None:
+                    raise ConflictError(
+                        f"artifact {op.artifact_id or artifact_id} is not quarantined in the log"
+                    )
+                op.details["quarantine_index"] = held.index
+            row, manifest, dek = self._readable(artifact_id, held)
             if progress is not None:
                 progress.start(manifest.total_size)
             total = 0

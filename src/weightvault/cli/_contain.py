@@ -49,6 +49,8 @@ def _plan(args: argparse.Namespace) -> Any:
 
     if args.incident_file:
         return ContainmentPlan.load(Path(args.incident_file))
+    if not (args.incident or args.rule or args.severity or args.lift):
+        return None  # the open incidents the signed log shows not yet contained
     if not (args.incident and args.rule and args.severity):
         raise UsageError("contain needs --incident-file F.json, or --incident, --rule, --severity")
     return ContainmentPlan.from_incident(
@@ -68,10 +70,26 @@ def _plan(args: argparse.Namespace) -> Any:
 
 def _contain(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, emit_report, open_vault
-    from weightvault.lifecycle.contain import contain, lift_containment, raise_if_failed
+    from weightvault.lifecycle.contain import (
+        contain,
+        find_incidents,
+        lift_containment,
+        raise_if_failed,
+    )
 
     vault = open_vault(args)
     plan = _plan(args)
+    if plan is None:
+        # No explicit incident: a detection run, then every open incident not yet contained.
+        results = [
+            contain(vault, p, Path(args.out) if args.out else None)
+            for p in find_incidents(vault, None)
+        ]
+        report = "\n".join(r.report for r in results) or "no open incident to contain\n"
+        emit_report(args, report, {"incidents": [r.to_dict() for r in results]})
+        for result in results:
+            raise_if_failed(result)
+        return 0
     if args.lift:
         if not args.justification:
             raise UsageError("contain --lift needs --justification")
@@ -112,7 +130,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("tier", nargs="?", choices=["hot", "warm", "cold"])
     p.add_argument("--justification", help="why (recorded in the log)")
     p.set_defaults(func=_tier)
-    p = sub.add_parser("contain", help="run the contain playbook for an incident", parents=[common])
+    p = sub.add_parser(
+        "contain",
+        help="run the contain playbook for an incident (none named: detect, then every open "
+        "incident not yet contained)",
+        parents=[common],
+    )
     p.add_argument("--incident-file", metavar="F.json", help="the incident (detector's JSON)")
     p.add_argument("--incident", help="the incident id (without a file)")
     p.add_argument("--rule")

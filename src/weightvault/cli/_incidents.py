@@ -67,7 +67,8 @@ def _trigger_of(vault: Any, flow_run: str | None) -> str | None:
 
 def _incident(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
-    from weightvault.lifecycle.incidents import list_incidents, load_incident, resolve_incident
+    from weightvault.lifecycle.contain import resolve
+    from weightvault.lifecycle.incidents import list_incidents, load_incident
 
     vault = open_vault(args)
     if args.incident_action == "ls":
@@ -102,7 +103,8 @@ def _incident(args: argparse.Namespace) -> int:
         return 0
     if not args.justification:
         raise UsageError("incident resolve needs --justification")
-    resolved = resolve_incident(vault, args.incident, args.justification)
+    # The containment is lifted first (release approvals needed), then the incident resolved.
+    resolved = resolve(vault, args.incident, args.justification)
     emit(args, f"{resolved.id} resolved at {resolved.resolved_at}", resolved.to_dict())
     return 0
 

@@ -54,6 +54,8 @@ from weightvault.errors import (
     LiftRefusedError,
     NotFoundError,
     PolicyError,
+    RebuildKitError,
+    RetentionError,
     VaultError,
 )
 from weightvault.keys import KeyState
@@ -62,8 +64,9 @@ from weightvault.lifecycle.audit import open_readonly_log
 from weightvault.lifecycle.compromise import compromise_key, resolve_key
 from weightvault.lifecycle.detection import INCIDENT_CONTAINED
 from weightvault.lifecycle.export import bundle_roots
-from weightvault.lifecycle.grants import revoke_grants_of
-from weightvault.lifecycle.incidents import Incident, detect, list_incidents
+from weightvault.lifecycle.grants import ACCESSED, list_grants, revoke_grants_of
+from weightvault.lifecycle.incidents import Incident, detect, list_incidents, resolve_incident
+from weightvault.lifecycle.recover import recover
 from weightvault.lifecycle.rekey import remaining_on, respond
 from weightvault.lifecycle.trust import ensure_current_root, root_chain
 from weightvault.provenance import Root, signing_key, walk_chain
@@ -90,8 +93,10 @@ __all__ = [
     "quarantine_artifacts",
     "raise_if_failed",
     "record_contained",
+    "recover_artifacts",
     "rekey_keys",
     "render_report",
+    "resolve",
     "revoke_grants",
     "run_step",
     "steps_for",
@@ -257,7 +262,9 @@ def _step(
 # -- the seam -----------------------------------------------------------------------------
 
 
-def find_incidents(vault: Vault, hint: Mapping[str, Any] | None) -> list[ContainmentPlan]:
+def find_incidents(
+    vault: Vault, hint: Mapping[str, Any] | None, *, run_detector: bool = True
+) -> list[ContainmentPlan]:
     """The open, not yet contained incidents the signed log supports, after a detection run.
 
     A Prefect event (an automation's trigger) is not trusted evidence, so ``hint`` (the
@@ -265,9 +272,11 @@ def find_incidents(vault: Vault, hint: Mapping[str, Any] | None) -> list[Contain
     (:func:`~weightvault.lifecycle.incidents.detect`) first reads the log's new entries and
     opens what its rules find; then every open incident without an ok
     ``incident.contained`` is returned, those naming the hint's resource first. A hint
-    naming something the log does not support contains nothing.
+    naming something the log does not support contains nothing. ``run_detector=False``
+    when the caller has just run it (the detect flow).
     """
-    detect(vault)
+    if run_detector:
+        detect(vault)
     resource = str((hint or {}).get("resource") or "")
     pending = [i for i in list_incidents(vault, "open") if i.contained_at is None]
 
@@ -298,28 +307,63 @@ def steps_for(plan: ContainmentPlan) -> list[str]:
         steps.append("compromise_keys")
     if "compromise_keys" in plan.actions or "rekey" in plan.actions:
         steps.append("rekey_keys")
+    if "recover" in plan.actions:
+        steps.append("recover_artifacts")
     return steps
 
 
+def _misused_grant_recipients(vault: Vault, plan: ContainmentPlan) -> list[str]:
+    """The recipients of the grants the incident's ``grant.accessed`` evidence names (the
+    collaborator who used a grant; the incident's principal is whoever synced the receipt).
+    Each evidence entry is read from the log and must be the event its id names."""
+    by_id: dict[str, str] | None = None
+    names: list[str] = []
+    for event_id in plan.evidence:
+        index = _resolve_evidence(vault, event_id)
+        (entry,) = vault.tlog.entries(index, index + 1)
+        event = Event.parse(entry)
+        if event.id != event_id:
+            raise IntegrityError(f"log entry {index} is not the evidence event {event_id}")
+        if event.kind != ACCESSED or not isinstance(event.details.get("grant_id"), str):
+            continue
+        if by_id is None:
+            by_id = {g.grant_id: str(g.doc["recipient"]["name"]) for g in list_grants(vault)}
+        name = by_id.get(str(event.details["grant_id"]))
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
 def revoke_grants(vault: Vault, plan: ContainmentPlan) -> StepResult:
-    """Revoke every grant issued to or by the incident's principals (one op per grant)."""
-    if not plan.principals:
+    """Revoke every grant issued to or by the incident's principals, and every grant issued
+    to the recipient of a grant its evidence shows used (one op per grant)."""
+    recipients = _misused_grant_recipients(vault, plan)
+    if not plan.principals and not recipients:
         return _step(vault, "revoke_grants", "not_needed", "the incident names no principal")
     revoked: list[dict[str, Any]] = []
     skipped: list[str] = []
-    for name in plan.principals:
-        done, already = revoke_grants_of(vault, recipient=name, issuer=name)
+    per: list[str] = []
+    # The misused grant's recipient first: its grants are what the incident is about.
+    targets: list[tuple[str, str, str | None]] = [(f"recipient {r}", r, None) for r in recipients]
+    targets += [(name, name, name) for name in plan.principals]
+    for who, recipient, issuer in targets:
+        done, already = revoke_grants_of(vault, recipient=recipient, issuer=issuer)
         revoked += done
-        skipped += already
+        fresh = {str(d["grant_id"]) for d in revoked}
+        skipped += [g for g in already if g not in skipped and g not in fresh]
+        if done:
+            ids = ", ".join(str(d["grant_id"]) for d in done[:10])
+            per.append(f"{who}: {ids}" + (f" and {len(done) - 10} more" if len(done) > 10 else ""))
     if not revoked:
+        who = ", ".join(t[0] for t in targets)
         detail = (
             f"{len(skipped)} grant(s) already revoked, skipped"
             if skipped
-            else f"no grant issued to or by {', '.join(plan.principals)}"
+            else f"no grant issued to or by {who}"
         )
         return _step(vault, "revoke_grants", "skipped", detail)
     rekey = sum(1 for d in revoked if d.get("used"))
-    detail = f"revoked {len(revoked)} grant(s) ({rekey} used: marked for rekey)"
+    detail = "; ".join([f"revoked {len(revoked)} grant(s) ({rekey} used, marked for rekey)", *per])
     if skipped:
         detail += f"; {len(skipped)} already revoked, skipped"
     return _step(vault, "revoke_grants", "done", detail)
@@ -431,6 +475,45 @@ def rekey_keys(vault: Vault, plan: ContainmentPlan) -> StepResult:
     return _step(vault, "rekey_keys", "done", "rekeyed " + "; ".join(done))
 
 
+def recover_artifacts(vault: Vault, plan: ContainmentPlan) -> StepResult:
+    """Rebuild each artifact of the incident from its rebuild kit, restore it, verify it.
+
+    :func:`weightvault.lifecycle.recover.recover` with restore: the stored objects are
+    replaced only after the rebuild matched the manifest bit for bit (a quarantined
+    artifact stays quarantined); then the restored objects are verified where they are.
+    An artifact with no rebuild kit, or cold (object-locked), is reported as needing escrow
+    or manual recovery and does not fail the step; a rebuild that does not match does.
+    """
+    if not plan.artifacts:
+        return _step(vault, "recover_artifacts", "not_needed", "the incident names no artifact")
+    done, manual, skipped = [], [], []
+    for artifact_id in plan.artifacts:
+        row = vault.resolve(artifact_id)
+        held = vault.logged_quarantine(row.id)
+        if held is not None and any(
+            e.index > held.index and e.event.details.get("restored")
+            for e in vault.history(row.id, {"artifact.recovered"})
+        ):
+            skipped.append(row.id)  # restored already since the quarantine in force
+            continue
+        try:
+            report = recover(vault, row.id, restore_files=True)
+        except (RebuildKitError, RetentionError) as exc:
+            manual.append(f"{row.id}: needs escrow or manual recovery ({exc.message})")
+            continue
+        checked = vault.verify(row.id, in_quarantine=held is not None)
+        cert = report.certificate or {}
+        done.append(
+            f"{row.id}: rebuilt bit for bit, restored and verified ({checked.files} files); "
+            f"certificate {cert.get('key', '-')} (sha256 {cert.get('sha256', '-')})"
+        )
+    if skipped:
+        manual.append(f"{', '.join(skipped)} already recovered since quarantined, skipped")
+    if not done:
+        return _step(vault, "recover_artifacts", "skipped", "; ".join(manual))
+    return _step(vault, "recover_artifacts", "done", "; ".join(done + manual))
+
+
 #: the kinds of the entries the steps log (for the timeline)
 STEP_KINDS = (
     "grant.revoked",
@@ -440,6 +523,8 @@ STEP_KINDS = (
     "key.compromised",
     "artifact.rekeyed",
     "envelopes.rewrapped",
+    "artifact.recovered",
+    "artifact.verified",
 )
 
 RUNNERS: dict[str, Callable[[Vault, ContainmentPlan], StepResult]] = {
@@ -448,6 +533,7 @@ RUNNERS: dict[str, Callable[[Vault, ContainmentPlan], StepResult]] = {
     "isolate_tiers": isolate_tiers,
     "compromise_keys": compromise_keys,
     "rekey_keys": rekey_keys,
+    "recover_artifacts": recover_artifacts,
 }
 
 
@@ -726,10 +812,11 @@ def render_report(result: ContainmentResult) -> str:
         )
     if result.contained_index is not None:
         lines.append(f"Summary entry `incident.contained`: log index {result.contained_index}.")
-    if "recover" in plan.actions:
+    recovered = next((s for s in result.steps if s.name == "recover_artifacts"), None)
+    if recovered is not None and "manual recovery" in recovered.detail:
         lines.append(
-            "The incident asks for recovery: run `weightvault recover ID --restore` per artifact "
-            "once contained (not run by the playbook)."
+            "Some artifacts could not be rebuilt from a rebuild kit: restore them from escrow "
+            "(`weightvault escrow decrypt`) or by hand (see the recover_artifacts step)."
         )
     return "\n".join(lines) + "\n"
 
@@ -904,3 +991,18 @@ def lift_containment(vault: Vault, plan: ContainmentPlan, justification: str) ->
     if error is not None:
         raise error
     return LiftResult(tuple(released), tuple(restored), refused, op.outcome_index)
+
+
+def resolve(vault: Vault, incident_id: str, justification: str) -> Incident:
+    """``weightvault incident resolve``: lift the incident's containment, then resolve it.
+
+    One ``incident.resolved`` operation: inside it :func:`lift_containment` restores the
+    isolated tiers and releases the quarantined artifacts (only with their signed release
+    approvals). If lifting is refused (LiftRefusedError, exit 71) the resolution is
+    recorded refused and the incident stays open, its artifacts quarantined.
+    """
+
+    def lift(incident: Incident, text: str) -> None:
+        lift_containment(vault, ContainmentPlan.from_incident(incident), text)
+
+    return resolve_incident(vault, incident_id, justification, before=lift)

@@ -73,7 +73,8 @@ def normalise(index: int, event: Event) -> dict[str, Any] | None:
     """The rules' view of one log entry: outcomes only (None for an intent).
 
     ``error`` is the error class a failed or refused outcome names
-    (``details.error``), null when the entry names none.
+    (``details.error``), null when the entry names none. A grant receipt's principal
+    is the grant's recipient (who used it), not the principal that synced it.
     """
     if event.phase != "outcome":
         return None
@@ -86,6 +87,9 @@ def normalise(index: int, event: Event) -> dict[str, Any] | None:
         name = f"keyid:{str(principal.get('keyid', ''))[:16]}"
     client = event.client or {}
     details = event.details or {}
+    recipient = details.get("recipient")
+    if event.kind == "grant.accessed" and isinstance(recipient, str) and recipient:
+        name = recipient  # the collaborator who used the grant, not who synced the receipt
     error = details.get("error")
     out: dict[str, Any] = {
         "index": index,

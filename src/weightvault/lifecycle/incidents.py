@@ -23,7 +23,7 @@ one resolved. ``docs/incidents.md``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -416,9 +416,18 @@ def load_incident(vault: Vault, incident_id: str) -> IncidentDetail:
     return IncidentDetail(incident, trusted.ref.sha256, tuple(proofs))
 
 
-def resolve_incident(vault: Vault, incident_id: str, justification: str) -> Incident:
+def resolve_incident(
+    vault: Vault,
+    incident_id: str,
+    justification: str,
+    before: Callable[[Incident, str], object] | None = None,
+) -> Incident:
     """Mark an open incident resolved (logged ``incident.resolved``, with the
-    justification). IncidentError if it is resolved already."""
+    justification). IncidentError if it is resolved already.
+
+    ``before(incident, justification)`` runs inside the operation, before the outcome
+    (the containment's lift, :func:`weightvault.lifecycle.contain.resolve`): if it
+    raises, the resolution is recorded refused or failed and the incident stays open."""
     text = " ".join(str(justification or "").split())
     if not text:
         raise InvalidInputError("a resolution needs a justification")
@@ -429,7 +438,8 @@ def resolve_incident(vault: Vault, incident_id: str, justification: str) -> Inci
         raise IncidentError(f"incident {incident.id} was resolved at {incident.resolved_at}")
     details = {"incident_id": incident.id, "rule": incident.rule, "justification": text}
     with vault.operation(INCIDENT_RESOLVED, None, None, details) as op:
-        pass
+        if before is not None:
+            before(incident, text)
     event = vault.finish(op)
     return replace(incident, status="resolved", resolved_at=event.ts, resolution=text)
 

@@ -135,6 +135,9 @@ class RecoverPlan:
     provenance: dict[str, Any]
     restore: bool
     op: Operation | None = None
+    #: the catalog's tier (``quarantine`` for a quarantined artifact; ``tier`` is where its
+    #: objects are)
+    placed: str = ""
 
     @property
     def content_digest(self) -> str:
@@ -218,16 +221,19 @@ def plan(vault: Vault, artifact_id: str, *, restore: bool = False) -> RecoverPla
     # by :func:`finish`.
     begun = vault.begin(KIND, row.id, row.tier, {"restore": restore})
     try:
-        if row.tier == "quarantine":
-            raise RebuildKitError(f"artifact {row.id} is quarantined: release it first")
-        if restore and row.tier == "cold":
+        tier = row.tier
+        if tier == "quarantine":
+            # Containment quarantines a corrupted artifact first: it is rebuilt and restored
+            # where the log records its objects, and stays quarantined (reads refused).
+            tier = vault.logged_state(row.id).require().tier
+        if restore and tier == "cold":
             raise RetentionError(
                 f"artifact {row.id} is cold: its objects are object-locked and cannot be "
                 "rewritten in place; restore it from escrow (`weightvault escrow decrypt`)"
             )
-        manifest, dek = vault.load_manifest(row.id, row.tier)
+        manifest, dek = vault.load_manifest(row.id, tier)
         del dek
-        statement = vault.verify_statement(row.id, row.tier, manifest)
+        statement = vault.verify_statement(row.id, tier, manifest)
         extra = statement["predicate"]["buildDefinition"]["externalParameters"].get("extra", {})
         provenance = dict(extra.get("provenance") or {})
         if not manifest.files_with_role(REBUILD_KIT):
@@ -239,7 +245,7 @@ def plan(vault: Vault, artifact_id: str, *, restore: bool = False) -> RecoverPla
     except BaseException as exc:
         vault.finish(begun, exc)
         raise
-    return RecoverPlan(row.id, row.tier, row.name, manifest, provenance, restore, begun)
+    return RecoverPlan(row.id, tier, row.name, manifest, provenance, restore, begun, row.tier)
 
 
 # -- 2. workspace --------------------------------------------------------------
@@ -260,7 +266,7 @@ def cleanup(ws: Path) -> None:
 
 def _decrypt_to(vault: Vault, p: RecoverPlan, entry: FileEntry, target: Path) -> bool:
     """Decrypt one stored file to ``target``; False (nothing left) when it cannot be read."""
-    row = vault.resolve(p.artifact_id)
+    row = replace(vault.resolve(p.artifact_id), tier=p.tier)
     target.parent.mkdir(parents=True, exist_ok=True)
     dek = vault.dek(p.artifact_id, p.tier)
     try:
@@ -650,7 +656,7 @@ def restore(
         if not plain.is_file():
             raise RebuildKitError(f"{entry.path} of the rebuild kit is lost: cannot restore it")
         sources.append((entry, plain))
-    vault.catalog.claim(p.artifact_id, p.tier, CLAIM)
+    vault.catalog.claim(p.artifact_id, p.placed or p.tier, CLAIM)
     try:
         doc = _prepare_restore(vault, p, sources)
         # The commit point, as for a re-encryption: from here on it is rolled forward.

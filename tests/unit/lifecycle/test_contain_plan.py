@@ -76,7 +76,12 @@ def test_the_steps_follow_actions_and_severity() -> None:
     assert steps_for(plan("medium", "isolate_tier")) == ["quarantine_artifacts", "isolate_tiers"]
     assert steps_for(plan("critical", "isolate_tier")) == ["isolate_tiers"]
     assert steps_for(plan("high", "compromise_keys")) == ["compromise_keys", "rekey_keys"]
-    assert steps_for(plan("low", "recover")) == []
+    # Recovery (the integrity-failure rule) runs after the quarantine, at any severity.
+    assert steps_for(plan("low", "recover")) == ["recover_artifacts"]
+    assert steps_for(plan("high", "quarantine", "recover")) == [
+        "quarantine_artifacts",
+        "recover_artifacts",
+    ]
 
 
 def test_the_detectors_incident_is_read_as_is() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Coroutine
 from typing import Any
 
@@ -19,6 +20,11 @@ from flows.rotate_keys import rotate_keys, schedule
 from flows.validate import validate
 from flows.witness import DEFAULT_CRON, witness
 from weightvault.config import environment, load_settings
+
+#: seconds between the runner's polls for runs to start (an automation's run waits for one)
+RUNNER_POLL_SECONDS = 2.0
+#: contain runs at a time (the deployment's concurrency limit, ENQUEUE on collision)
+CONTAIN_CONCURRENCY = 1
 
 
 def _built(
@@ -80,6 +86,9 @@ def deployments() -> list[RunnerDeployment]:
             name="contain",
             description="Contain an incident (the automations run it with their trigger's hint).",
             tags=["weightvault", "containment"],
+            # Several firings at once queue (AwaitingConcurrencySlot), never race: each run
+            # then finds what the one before it contained in the log (docs/containment.md).
+            concurrency_limit=CONTAIN_CONCURRENCY,
         ),
         dr_drill.to_deployment(
             name="dr-drill",
@@ -109,11 +118,22 @@ def deployments() -> list[RunnerDeployment]:
     return [_built(d) for d in built]
 
 
+def poll_seconds() -> float:
+    """How often the runner asks for runs to start: PREFECT_RUNNER_POLL_FREQUENCY when set,
+    else :data:`RUNNER_POLL_SECONDS` (Prefect's 10 s default would be most of the time an
+    automation takes to contain: bench/RESULTS.md "Containment")."""
+    raw = os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY", "")
+    try:
+        return float(raw) if raw else RUNNER_POLL_SECONDS
+    except ValueError:
+        return RUNNER_POLL_SECONDS
+
+
 def main() -> None:
     """Serve every deployment until interrupted."""
     from prefect import serve
 
-    serve(*deployments(), print_starting_message=True)
+    serve(*deployments(), print_starting_message=True, query_seconds=poll_seconds())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,47 @@ def _line(incident: Any) -> str:
     return f"{head} {incident.summary}"
 
 
+def contained_line(incident: Any, trigger: str | None = None) -> str:
+    """Who contained the incident, as the log's latest ok ``incident.contained`` records it:
+    the Prefect flow run (and, when Prefect still knows it, the trigger that started it:
+    the automation, or ``backstop``) or the process that ran the playbook by hand."""
+    by = incident.contained_by
+    if incident.contained_at is None or not by:
+        return "  not contained (no ok incident.contained in the log)"
+    who = f"principal {by.get('principal') or '-'}, log entry {by.get('log_index')}"
+    if by.get("flow_run"):
+        run = f"flow run {by['flow_run']}"
+        if trigger:
+            run += f" (trigger {trigger})"
+        return f"  contained {incident.contained_at} by {run}; {who}"
+    return f"  contained {incident.contained_at} by hand ({by.get('process') or '-'}); {who}"
+
+
+def _trigger_of(vault: Any, flow_run: str | None) -> str | None:
+    """The ``trigger`` parameter of the flow run on the vault's Prefect server, if it answers.
+
+    A hint for the operator (which automation fired), not evidence: only the flow run id
+    comes from the signed log.
+    """
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from weightvault import telemetry
+
+    url = telemetry.prefect_api_url(vault.settings.events_api_url)
+    if not flow_run or not url:
+        return None
+    target = f"{url.rstrip('/')}/flow_runs/{urllib.parse.quote(str(flow_run), safe='')}"
+    try:
+        with urllib.request.urlopen(target, timeout=2) as resp:  # noqa: S310 - configured API
+            params = json.loads(resp.read()).get("parameters") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    trigger = params.get("trigger") if isinstance(params, dict) else None
+    return str(trigger)[:60] if trigger else None
+
+
 def _incident(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
     from weightvault.lifecycle.contain import resolve
@@ -48,6 +89,10 @@ def _incident(args: argparse.Namespace) -> int:
             f"{', '.join(incident.principals) or '-'}; keys: {', '.join(incident.keys) or '-'}",
             f"  document statements/{detail.statement_sha256}.dsse.json (signed, logged at "
             f"entry {incident.log_index})",
+            contained_line(
+                incident,
+                _trigger_of(vault, (incident.contained_by or {}).get("flow_run")),
+            ),
         ]
         lines += [
             f"  evidence {event} log entry {index}: "

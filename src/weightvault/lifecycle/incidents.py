@@ -90,6 +90,9 @@ class Incident:
     resolution: str | None = None
     #: when the log last recorded an ok ``incident.contained`` for it (None: not contained)
     contained_at: str | None = None
+    #: who recorded that ``incident.contained``, from its log entry: ``log_index``,
+    #: ``principal``, ``process`` and ``flow_run`` (the Prefect flow run, None by hand)
+    contained_by: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -113,6 +116,7 @@ class Incident:
             "resolved_at": self.resolved_at,
             "resolution": self.resolution,
             "contained_at": self.contained_at,
+            "contained_by": self.contained_by,
         }
 
     @classmethod
@@ -348,7 +352,13 @@ def _logged(vault: Vault) -> tuple[dict[str, Incident], dict[str, tuple[str, str
         elif event.kind == INCIDENT_CONTAINED:
             ident = str(event.details.get("incident"))
             if ident in opened:
-                opened[ident] = replace(opened[ident], contained_at=event.ts)
+                by = {
+                    "log_index": index,
+                    "principal": event.principal.get("name"),
+                    "process": event.client.get("process"),
+                    "flow_run": event.client.get("flow_run"),
+                }
+                opened[ident] = replace(opened[ident], contained_at=event.ts, contained_by=by)
     return opened, resolved
 
 

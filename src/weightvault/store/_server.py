@@ -48,6 +48,7 @@ LOCKDOWN = 1
 # (hard-coded). One another user made in advance could stand in for a part.
 SOCKET_DIR = Path("/tmp")  # noqa: S108 - weed's own fixed place, checked below
 _PORT_ATTEMPTS = 5
+VOLUME_SLOTS = 4000
 _PORT_NAMES = (
     "s3",
     "s3_grpc",
@@ -375,8 +376,11 @@ class EmbeddedStore:
             "-s3.allowDeleteBucketNotEmpty=false",
             # Every bucket written to takes a volume slot; by default weed allows only
             # (free disk / 1 GiB) slots, so a small disk could not hold the vault's
-            # buckets. Empty slots cost nothing: volumes are not preallocated.
-            "-volume.max=1000",
+            # buckets. Empty slots cost nothing: volumes are not preallocated. Each
+            # volume holds two open files: 4000 stays well under a 20000 fd limit, and
+            # the test suite's one shared store writes ~1000 buckets (at the old limit,
+            # 1000, the 1000th bucket's first write failed: "no free volumes left").
+            f"-volume.max={VOLUME_SLOTS}",
         ]
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         os.fchmod(log_fd, 0o600)

@@ -166,3 +166,26 @@ def test_a_detector_state_edited_in_the_store_stops_the_next_run(
     ]
     assert [r.outcome for r in runs] == ["ok", "failed"]
     assert "detector state" in (runs[-1].reason or "")
+
+
+def test_a_read_under_a_compromised_key_opens_an_incident(vault: Vault, tmp_path: Path) -> None:
+    from weightvault.lifecycle.compromise import compromise_key
+
+    src = make_tree(tmp_path / "k", {"model.bin": b"k" * 2048})
+    artifact_id = ingest.put(vault, src, "k").artifact_id
+    vault.get(artifact_id, tmp_path / "before")
+    # A read records the key version that unwrapped its DEK.
+    (read,) = vault.history(artifact_id, {"artifact.read"})
+    (kek,) = read.event.key_ids
+    assert detect(vault).opened == ()
+    # The KEK is marked compromised; before any rekey, the artifact is read again.
+    compromise_key(vault, kek)
+    vault.get(artifact_id, tmp_path / "after")
+    opened = [i for i in detect(vault).opened if i.rule == "compromised_key_use"]
+    assert len(opened) == 1, opened
+    (incident,) = opened
+    assert incident.keys == (kek,)
+    assert incident.artifacts == (artifact_id,)
+    assert incident.severity == "critical"
+    assert {"compromise_keys", "rekey"} <= set(incident.actions)
+    assert detect(vault).opened == ()

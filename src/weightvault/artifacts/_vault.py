@@ -1311,12 +1311,18 @@ class Vault:
         return self.catalog.artifact(artifact_id.strip())
 
     def load_manifest(
-        self, artifact_id: str, tier: str, state: LoggedState | None = None
+        self,
+        artifact_id: str,
+        tier: str,
+        state: LoggedState | None = None,
+        *,
+        op: Operation | None = None,
     ) -> tuple[Manifest, bytes]:
         """Fetch and authenticate a manifest; returns it and the DEK.
 
         The manifest and envelope bytes must be the latest state the log records
         (``state``, else looked up): an older or other object is a RollbackError.
+        ``op`` records the key version that unwrapped the DEK (its outcome's key ids).
         """
         data = self.store.get_bytes(self.bucket(tier), manifest_key(artifact_id))
         envelope = self._envelope_bytes(artifact_id, tier)
@@ -1326,7 +1332,10 @@ class Vault:
         manifest, mac = Manifest.parse(data)
         if manifest.artifact_id != artifact_id:
             raise IntegrityError(f"manifest at {artifact_id} belongs to {manifest.artifact_id}")
-        dek = self._unwrap(self._parse_envelope(artifact_id, tier, envelope))
+        wrapped = self._parse_envelope(artifact_id, tier, envelope)
+        dek = self._unwrap(wrapped)
+        if op is not None:
+            op.uses(f"{wrapped.kek_id}@v{wrapped.kek_version}")
         verify_manifest_mac(dek, manifest.body_bytes(), mac)
         return manifest, dek
 
@@ -1348,12 +1357,13 @@ class Vault:
             )
 
     def _readable(
-        self, artifact_id: str, break_glass: LoggedEvent | None = None
+        self, artifact_id: str, break_glass: LoggedEvent | None, op: Operation
     ) -> tuple[ArtifactRow, Manifest, bytes]:
         """Row (its tier: where the objects are), manifest and DEK of a readable artifact.
 
         ``break_glass`` is the quarantine entry a caller authorized reading
         through; it must still be the log's latest quarantine of the artifact.
+        ``op`` (the read or verify) records the key version that unwrapped the DEK.
         """
         row = self.resolve(artifact_id)
         if break_glass is None:
@@ -1371,7 +1381,7 @@ class Vault:
             # Quarantine leaves the objects in the tier the log last recorded them in.
             row = replace(row, tier=state.require().tier)
         try:
-            manifest, dek = self.load_manifest(row.id, row.tier, state)
+            manifest, dek = self.load_manifest(row.id, row.tier, state, op=op)
         except RollbackError:
             raise
         except IntegrityError as exc:
@@ -1464,7 +1474,7 @@ class Vault:
                         f"artifact {op.artifact_id or artifact_id} is not quarantined in the log"
                     )
                 op.details["quarantine_index"] = held.index
-            row, manifest, dek = self._readable(artifact_id, held)
+            row, manifest, dek = self._readable(artifact_id, held, op)
             if progress is not None:
                 progress.start(manifest.total_size)
             total = 0
@@ -1486,7 +1496,7 @@ class Vault:
         """
         output = {"output": self.private(str(out.absolute()))}
         with self.artifact_operation("artifact.read", artifact_id, output) as op:
-            row, manifest, dek = self._readable(artifact_id)
+            row, manifest, dek = self._readable(artifact_id, None, op)
             self._write_out(row, manifest, dek, out, progress)
             op.details["files"] = len(manifest.model_files)
         return manifest
@@ -1517,7 +1527,7 @@ class Vault:
                 )
             op.details["quarantine_index"] = quarantine.index
             op.details.update(authorize(quarantine))
-            row, manifest, dek = self._readable(quarantine.event.artifact_id or "", quarantine)
+            row, manifest, dek = self._readable(quarantine.event.artifact_id or "", quarantine, op)
             self._write_out(row, manifest, dek, out, progress)
             op.details["files"] = len(manifest.model_files)
         return manifest

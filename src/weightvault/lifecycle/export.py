@@ -137,7 +137,7 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
             )
         ensure_current_root(vault)
         with staged_output(out) as staging:
-            manifest, dek = vault.load_manifest(row.id, row.tier)
+            manifest, dek = vault.load_manifest(row.id, row.tier, op=op)
             vault.verify_statement(row.id, row.tier, manifest)
             bucket = vault.bucket(row.tier)
             _write(staging / "manifest.json", vault.store.get_bytes(bucket, manifest_key(row.id)))

@@ -258,7 +258,7 @@ def issue_grant(
             row = vault.resolve(artifact_id)
             if row.tier == "quarantine" or vault.logged_quarantine(row.id) is not None:
                 raise QuarantinedError(f"artifact {row.id} is quarantined: no grants")
-            manifest, dek = vault.load_manifest(row.id, row.tier)
+            manifest, dek = vault.load_manifest(row.id, row.tier, op=op)
             try:
                 vault.verify_statement(row.id, row.tier, manifest)
                 # The model files only: the rebuild kit (source bundle, locks) is not shared.

@@ -12,7 +12,18 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.vault_tasks import vault, vault_task
+from weightvault.lifecycle import grants as grant_steps
 from weightvault.lifecycle import incidents as steps
+
+
+@vault_task("sync-grants")
+def sync_grants() -> int:
+    """Log the grant receipts collaborators left since the last sync (``grants sync``).
+
+    A use of a revoked or expired grant becomes evidence only once its receipt is
+    logged, so the detect flow syncs first. Returns how many receipts it recorded.
+    """
+    return len(grant_steps.sync_grants(vault()))
 
 
 @vault_task("detect")

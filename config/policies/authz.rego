@@ -82,7 +82,7 @@ operations := {
 	"grant.issued": {"roles": ["key-admin"], "tiers": any_tier},
 	"grant.revoked": {"roles": ["key-admin", "incident-responder"], "tiers": any_tier},
 	"artifact.rekey_needed": {"roles": ["key-admin", "incident-responder"], "tiers": any_tier},
-	"grant.accessed": {"roles": ["key-admin", "auditor"], "tiers": any_tier},
+	"grant.accessed": {"roles": ["key-admin", "auditor", "incident-responder"], "tiers": any_tier},
 	"grant.collected": {"roles": ["key-admin"], "tiers": [null]},
 	# break-glass: a quarantined artifact read with two approvals since its quarantine
 	"artifact.break_glass_read": {"roles": ["incident-responder"], "tiers": any_tier},

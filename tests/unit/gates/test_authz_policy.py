@@ -59,7 +59,7 @@ EXPECTED: dict[str, tuple[set[str], set[str | None]]] = {
     "artifact.recovered": ({"key-admin"}, ANY),
     "grant.revoked": ({"key-admin", "incident-responder"}, ANY),
     "artifact.rekey_needed": ({"key-admin", "incident-responder"}, ANY),
-    "grant.accessed": ({"key-admin", "auditor"}, ANY),
+    "grant.accessed": ({"key-admin", "auditor", "incident-responder"}, ANY),
     "grant.collected": ({"key-admin"}, {None}),
     "catalog.rebuilt": ({"key-admin"}, {None}),
     "store.gc": ({"key-admin"}, {None}),

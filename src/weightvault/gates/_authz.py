@@ -32,7 +32,9 @@ from weightvault.gates._policy import (
     Decision,
     _compile_modules,
     _plain_json,
+    _query_data,
     _read_output,
+    _rule_descriptions,
     load_cases,
     one_line,
 )
@@ -124,21 +126,14 @@ def authorize(input: Mapping[str, Any], policy_dir: Path) -> Decision:
 
 def _constant(policy_dir: Path, name: str) -> Any:
     compiled = _policy(policy_dir)
-    with compiled.lock:
-        compiled.interpreter.set_input_term("{}")
-        try:
-            output = compiled.interpreter.query(f"{BINDING} := data.{AUTHZ_PACKAGE}.{name}")
-        except Exception as exc:
-            raise ConfigError(f"authorization policy evaluation failed: {one_line(exc)}") from None
-    return _read_output(output, f"data.{AUTHZ_PACKAGE}.{name}")
+    return _query_data(
+        compiled.interpreter, compiled.lock, AUTHZ_PACKAGE, name, "authorization policy"
+    )
 
 
 def authz_rules(policy_dir: Path) -> dict[str, str]:
     """Rule id -> what it requires, as the authorization policy declares them."""
-    rules = _constant(policy_dir, "rules")
-    if not isinstance(rules, dict):
-        raise ConfigError(f"data.{AUTHZ_PACKAGE}.rules is not an object")
-    return {str(k): str(v) for k, v in rules.items()}
+    return _rule_descriptions(_constant(policy_dir, "rules"), AUTHZ_PACKAGE)
 
 
 def authz_table(policy_dir: Path) -> dict[str, dict[str, list[Any]]]:

@@ -29,7 +29,9 @@ from weightvault.gates._policy import (
     CaseResult,
     _compile_modules,
     _plain_json,
+    _query_data,
     _read_output,
+    _rule_descriptions,
     merge_patch,
     one_line,
 )
@@ -185,21 +187,14 @@ def evaluate_detection(input: Mapping[str, Any], policy_dir: Path) -> list[Findi
 
 def _constant(policy_dir: Path, name: str) -> Any:
     compiled = _policy(policy_dir)
-    with compiled.lock:
-        compiled.interpreter.set_input_term("{}")
-        try:
-            output = compiled.interpreter.query(f"{BINDING} := data.{DETECT_PACKAGE}.{name}")
-        except Exception as exc:
-            raise ConfigError(f"detection policy evaluation failed: {one_line(exc)}") from None
-    return _read_output(output, f"data.{DETECT_PACKAGE}.{name}")
+    return _query_data(
+        compiled.interpreter, compiled.lock, DETECT_PACKAGE, name, "detection policy"
+    )
 
 
 def detect_rules(policy_dir: Path) -> dict[str, str]:
     """Rule id -> what it requires, as the detection policy declares them."""
-    rules = _constant(policy_dir, "rules")
-    if not isinstance(rules, dict):
-        raise ConfigError(f"data.{DETECT_PACKAGE}.rules is not an object")
-    return {str(k): str(v) for k, v in rules.items()}
+    return _rule_descriptions(_constant(policy_dir, "rules"), DETECT_PACKAGE)
 
 
 def detect_thresholds(policy_dir: Path) -> dict[str, float]:

@@ -213,6 +213,27 @@ def _read_output(output: Any, expression: str) -> Any:
         raise ConfigError(f"policy defines no {expression}") from None
 
 
+def _query_data(interpreter: Any, lock: Any, package: str, name: str, what: str) -> Any:
+    """``data.<package>.<name>`` of a compiled single-file policy, with no input.
+
+    ``lock`` serialises use of ``interpreter``; ``what`` names the policy in errors.
+    """
+    with lock:
+        interpreter.set_input_term("{}")
+        try:
+            output = interpreter.query(f"{BINDING} := data.{package}.{name}")
+        except Exception as exc:
+            raise ConfigError(f"{what} evaluation failed: {one_line(exc)}") from None
+    return _read_output(output, f"data.{package}.{name}")
+
+
+def _rule_descriptions(value: Any, package: str) -> dict[str, str]:
+    """Rule id -> what it requires, from a policy's ``rules`` object."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"data.{package}.rules is not an object")
+    return {str(k): str(v) for k, v in value.items()}
+
+
 def one_line(obj: object) -> str:
     """``obj`` as one line of at most 500 characters."""
     return " ".join(str(obj).split())[:500]

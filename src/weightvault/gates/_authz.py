@@ -15,22 +15,18 @@ with the exact reasons expected). :func:`run_authz_tests` runs both.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from weightvault.config import ROLES
 from weightvault.errors import ConfigError
 from weightvault.gates._policy import (
-    BINDING,
     CaseResult,
     Decision,
-    _compile_modules,
+    _file_policy,
+    _FilePolicy,
     _plain_json,
     _query_data,
     _read_output,
@@ -66,39 +62,10 @@ TIER_VALUES: tuple[str | None, ...] = ("hot", "warm", "cold", "quarantine", None
 """Every tier an operation can name (None: the operation names no tier)."""
 
 
-@dataclass
-class _Compiled:
-    interpreter: Any
-    bundle: Any
-    digest: str
-    lock: threading.Lock
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled(path: Path, digest: str, source: str) -> _Compiled:
-    interpreter = _compile_modules(((path.name, source),))
-    import regopy
-
-    try:
-        bundle = interpreter.build(f"{BINDING} := data.{AUTHZ_PACKAGE}.decision")
-    except regopy.RegoError as exc:
-        raise ConfigError(f"policy file {path.name} does not compile: {one_line(exc)}") from None
-    return _Compiled(interpreter, bundle, digest, threading.Lock())
-
-
-def _policy(policy_dir: Path) -> _Compiled:
-    path = policy_dir / AUTHZ_FILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"authorization policy {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"authorization policy {path} is unreadable: {exc.strerror}") from None
-    try:
-        source = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"policy file {path.name} is not UTF-8") from None
-    return _compiled(path, hashlib.sha256(data).hexdigest(), source)
+def _policy(policy_dir: Path) -> _FilePolicy:
+    return _file_policy(
+        policy_dir / AUTHZ_FILE, AUTHZ_PACKAGE, ("decision",), "authorization policy"
+    )
 
 
 def authorize(input: Mapping[str, Any], policy_dir: Path) -> Decision:
@@ -113,7 +80,7 @@ def authorize(input: Mapping[str, Any], policy_dir: Path) -> Decision:
     with compiled.lock:
         compiled.interpreter.set_input_term(document)
         try:
-            output = compiled.interpreter.query_bundle(compiled.bundle)
+            output = compiled.interpreter.query_bundle(compiled.bundles["decision"])
         except Exception as exc:  # regopy raises RegoError, or ValueError on bad output
             raise ConfigError(f"authorization policy evaluation failed: {one_line(exc)}") from None
     result = _read_output(output, f"data.{AUTHZ_PACKAGE}.decision")

@@ -14,10 +14,7 @@ where it does not (:func:`run_detect_tests`, ``weightvault policy test``).
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +22,9 @@ from typing import Any
 
 from weightvault.errors import ConfigError
 from weightvault.gates._policy import (
-    BINDING,
     CaseResult,
-    _compile_modules,
+    _file_policy,
+    _FilePolicy,
     _plain_json,
     _query_data,
     _read_output,
@@ -102,41 +99,10 @@ class Finding:
         return f"{self.rule} {self.key}"
 
 
-@dataclass
-class _Compiled:
-    interpreter: Any
-    bundle: Any
-    tags: Any
-    digest: str
-    lock: threading.Lock
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled(path: Path, digest: str, source: str) -> _Compiled:
-    interpreter = _compile_modules(((path.name, source),))
-    import regopy
-
-    try:
-        bundle = interpreter.build(f"{BINDING} := data.{DETECT_PACKAGE}.decision")
-        tags = interpreter.build(f"{BINDING} := data.{DETECT_PACKAGE}.tags")
-    except regopy.RegoError as exc:
-        raise ConfigError(f"policy file {path.name} does not compile: {one_line(exc)}") from None
-    return _Compiled(interpreter, bundle, tags, digest, threading.Lock())
-
-
-def _policy(policy_dir: Path) -> _Compiled:
-    path = policy_dir / DETECT_FILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"detection policy {path} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"detection policy {path} is unreadable: {exc.strerror}") from None
-    try:
-        source = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"policy file {path.name} is not UTF-8") from None
-    return _compiled(path, hashlib.sha256(data).hexdigest(), source)
+def _policy(policy_dir: Path) -> _FilePolicy:
+    return _file_policy(
+        policy_dir / DETECT_FILE, DETECT_PACKAGE, ("decision", "tags"), "detection policy"
+    )
 
 
 def _run(input: Mapping[str, Any], policy_dir: Path, name: str, field: str) -> dict[str, Any]:
@@ -145,10 +111,10 @@ def _run(input: Mapping[str, Any], policy_dir: Path, name: str, field: str) -> d
     with compiled.lock:
         compiled.interpreter.set_input_term(document)
         try:
-            output = compiled.interpreter.query_bundle(getattr(compiled, name))
+            output = compiled.interpreter.query_bundle(compiled.bundles[name])
         except Exception as exc:  # regopy raises RegoError, or ValueError on bad output
             raise ConfigError(f"detection policy evaluation failed: {one_line(exc)}") from None
-    what = f"data.{DETECT_PACKAGE}.{'decision' if name == 'bundle' else name}"
+    what = f"data.{DETECT_PACKAGE}.{name}"
     result = _read_output(output, what)
     if not isinstance(result, dict) or not isinstance(result.get(field), list):
         raise ConfigError(f"{what} is not an object with {field}")
@@ -158,7 +124,7 @@ def _run(input: Mapping[str, Any], policy_dir: Path, name: str, field: str) -> d
 
 
 def _decision(input: Mapping[str, Any], policy_dir: Path) -> dict[str, Any]:
-    return _run(input, policy_dir, "bundle", "findings")
+    return _run(input, policy_dir, "decision", "findings")
 
 
 def detection_tags(

@@ -50,12 +50,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import io
 import json
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +213,49 @@ def _read_output(output: Any, expression: str) -> Any:
         return document["bindings"][BINDING]
     except (ValueError, KeyError, TypeError):
         raise ConfigError(f"policy defines no {expression}") from None
+
+
+@dataclass
+class _FilePolicy:
+    """One compiled single-file policy: its interpreter, built query bundles and digest."""
+
+    interpreter: Any
+    bundles: dict[str, Any]
+    digest: str
+    lock: threading.Lock
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_file(
+    name: str, digest: str, source: str, package: str, queries: tuple[str, ...]
+) -> _FilePolicy:
+    interpreter = _compile_modules(((name, source),))
+    import regopy
+
+    try:
+        bundles = {q: interpreter.build(f"{BINDING} := data.{package}.{q}") for q in queries}
+    except regopy.RegoError as exc:
+        raise ConfigError(f"policy file {name} does not compile: {one_line(exc)}") from None
+    return _FilePolicy(interpreter, bundles, digest, threading.Lock())
+
+
+def _file_policy(path: Path, package: str, queries: tuple[str, ...], what: str) -> _FilePolicy:
+    """The policy file ``path`` compiled once per content (sha256), with ``queries`` built.
+
+    ``what`` names the policy in errors ("authorization policy"); ConfigError if the
+    file is missing, unreadable, not UTF-8 or does not compile.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} is unreadable: {exc.strerror}") from None
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"policy file {path.name} is not UTF-8") from None
+    return _compiled_file(path.name, hashlib.sha256(data).hexdigest(), source, package, queries)
 
 
 def _query_data(interpreter: Any, lock: Any, package: str, name: str, what: str) -> Any:

@@ -39,6 +39,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.results import write_section  # noqa: E402
 from flows.deployments import RUNNER_POLL_SECONDS  # noqa: E402
 from flows.detect import DEFAULT_CRON as DETECT_CRON  # noqa: E402
 from flows.services import down, up  # noqa: E402
@@ -195,19 +196,6 @@ def section(result: dict[str, Any], runs: int, threshold: int, when: str, load: 
     return "\n".join(lines)
 
 
-def write_section(path: Path, text_section: str) -> None:
-    """Replace this benchmark's section of ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# weightvault benchmark results\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        tail = text[end + 1 :] if end >= 0 else ""
-        text = text[: start + 1] + text_section.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + text_section.rstrip("\n") + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -224,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         print(t.describe())
     text = section(result, args.runs, args.threshold, when, load)
     print(text)
-    write_section(args.out, text)
+    write_section(args.out, SECTION, text)
     return 0
 
 

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.recover import _code  # noqa: E402
+from bench.results import write_section  # noqa: E402
 from pipeline.workspace import build_model_repo, configure_remote, run  # noqa: E402
 from tests.support.model_repos import tiny_model_repo  # noqa: E402
 from tests.support.tiers import promote_into  # noqa: E402
@@ -157,21 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(args.artifacts, args.mib)
     text = section(result, args.artifacts, args.mib, started, load)
     print(text)
-    write_section_named(args.out, text)
+    write_section(args.out, SECTION, text)
     return 0
-
-
-def write_section_named(path: Path, text_section: str) -> None:
-    """Replace the "## DR drill" section of ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# weightvault benchmark results\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        tail = text[end + 1 :] if end >= 0 else ""
-        text = text[: start + 1] + text_section.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + text_section.rstrip("\n") + "\n"
-    path.write_text(text)
 
 
 if __name__ == "__main__":

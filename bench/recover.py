@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.results import write_section  # noqa: E402
 from pipeline.workspace import build_model_repo, configure_remote, run  # noqa: E402
 from weightvault.artifacts import Vault  # noqa: E402
 from weightvault.config import load_settings  # noqa: E402
@@ -143,20 +144,6 @@ def section(result: dict[str, object], started: str, load: tuple[float, ...]) ->
     )
 
 
-def write_section(path: Path, text_section: str) -> None:
-    """Replace the "## Recover" section of ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# weightvault benchmark results\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        tail = text[end + 1 :] if end >= 0 else ""
-        body = text_section.rstrip("\n") + "\n"
-        text = text[: start + 1] + body + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + text_section.rstrip("\n") + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -168,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     result = measure()
     text = section(result, started, load)
     print(text)
-    write_section(args.out, text)
+    write_section(args.out, SECTION, text)
     return 0
 
 

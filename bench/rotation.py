@@ -53,6 +53,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.results import write_section  # noqa: E402
 from weightvault._json import canonical_json  # noqa: E402
 from weightvault.artifacts import Vault  # noqa: E402
 from weightvault.config import load_settings  # noqa: E402
@@ -357,19 +358,6 @@ def markdown(res: dict[str, Any], args: argparse.Namespace, command: str) -> str
     return "\n".join(lines)
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the "## Key rotation" section of ``path``, or append it."""
-    text = path.read_text() if path.exists() else "# weightvault benchmark results\n"
-    start = text.find("\n## Key rotation\n")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        tail = text[end + 1 :] if end >= 0 else ""
-        text = text[: start + 1] + section.rstrip("\n") + "\n" + ("\n" + tail if tail else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -415,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     section = markdown(res, args, command)
     print(section)
     if not args.no_write:
-        write_section(args.out, section)
+        write_section(args.out, "## Key rotation", section)
         print(f"written to {args.out}")
     return 0 if res["rotation"]["total_s"] <= TARGET_S else 1
 

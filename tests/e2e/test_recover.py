@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.metadata
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +20,8 @@ import pytest
 from support.durable_store import cli
 from support.services import start_vault_store
 
-from pipeline.workspace import commit_all, configure_remote, run
-from tests.support.model_repos import reference_copy
+from pipeline.workspace import run
+from tests.support.model_repos import reference_copy, tiny_model_repo
 from tests.support.tiers import promote_into
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
@@ -53,17 +53,6 @@ save_file(
 )
 """
 
-_DVC_YAML = """\
-stages:
-  train:
-    cmd: python train.py
-    deps:
-      - data/input.csv
-      - train.py
-    outs:
-      - model/model.safetensors
-"""
-
 
 @dataclass(frozen=True)
 class Kit:
@@ -87,23 +76,17 @@ def _ingest(vault: Vault, repo: Path, name: str) -> str:
     return result.artifact_id
 
 
-def _noisy_repo(root: Path, settings: Settings) -> Path:
-    """A model repo whose train stage seeds from the time, its dataset pushed."""
-    repo = root / "noisy"
-    (repo / "data").mkdir(parents=True)
-    (repo / "train.py").write_text(_TRAIN)
-    (repo / "dvc.yaml").write_text(_DVC_YAML)
-    (repo / "data" / "input.csv").write_text("x,y\n1,2\n3,4\n")
-    pins = [f"{d}=={importlib.metadata.version(d)}" for d in ("numpy", "safetensors")]
-    (repo / "requirements.txt").write_text("\n".join(pins) + "\n")
-    run(repo, "git", "init", "-q", "-b", "main")
-    run(repo, "dvc", "init", "-q")
-    run(repo, "dvc", "add", "-q", "data/input.csv")
-    run(repo, "dvc", "repro", "-q")
-    configure_remote(repo, dvc_remote(settings))
-    run(repo, "dvc", "push", "-q")
-    commit_all(repo, "noisy model")
-    return repo
+def _warm_uv_cache(requirements: Path, venv: Path) -> None:
+    """Put the pinned packages in uv's cache: an isolated rebuild installs offline from it.
+
+    ``uv sync`` of the project fills the cache with wheels but not the index pages an
+    offline ``uv pip install -r`` resolves from; this install (online) fills both.
+    """
+    uv = str(REPO / ".tools" / "bin" / "uv")
+    subprocess.run([uv, "venv", "-q", str(venv)], check=True, capture_output=True)
+    python = str(venv / "bin" / "python")
+    install = [uv, "pip", "install", "-q", "--python", python, "-r", str(requirements)]
+    subprocess.run(install, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +99,12 @@ def kit(tmp_path_factory: pytest.TempPathFactory, model_repo: Path) -> Iterator[
         repo = reference_copy(model_repo, root / "digits-repo", dvc_remote(settings))
         vault = Vault.open(settings)
         digits = _ingest(vault, repo, "digits")
-        noisy_repo = _noisy_repo(root, settings)
+        # Its train stage seeds from the clock: every run trains other weights.
+        noisy_repo = tiny_model_repo(
+            root / "noisy", dvc_remote(settings), "x,y\n1,2\n3,4\n", train=_TRAIN
+        )
         noisy = _ingest(vault, noisy_repo, "noisy")
+        _warm_uv_cache(noisy_repo / "requirements.txt", root / "warm-venv")
         yield Kit(settings, repo, digits, noisy, noisy_repo)
     finally:
         EmbeddedStore.of(settings).down()

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,10 +22,11 @@ from sqlalchemy import delete, select, update
 
 from tests.conftest import REPO, make_tree
 from tests.support.approvals import approved
+from tests.support.cli_vault import cli_vault
 from weightvault._json import canonical_json
 from weightvault.artifacts import Vault
 from weightvault.catalog._catalog import log_entries
-from weightvault.config import Settings, load_settings
+from weightvault.config import Settings
 from weightvault.errors import (
     ConflictError,
     IncidentBundleError,
@@ -48,18 +48,11 @@ from weightvault.lifecycle.contain import (
 from weightvault.lifecycle.grants import issue_grant, list_grants, revoke_grants_of
 from weightvault.lifecycle.isolation import isolate_tier, restore_tier, tier_states
 from weightvault.lifecycle.rekey import remaining_on
-from weightvault.lifecycle.trust import current_root, init_root, load_root_file
+from weightvault.lifecycle.trust import load_root_file
 from weightvault.store import EmbeddedStore
 from weightvault.store.layout import grant_files_prefix
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
-_VAULT_ENV = (
-    "WEIGHTVAULT_HOME",
-    "WEIGHTVAULT_S3_ENDPOINT",
-    "WEIGHTVAULT_S3_ACCESS_KEY",
-    "WEIGHTVAULT_S3_SECRET_KEY",
-    "WEIGHTVAULT_BUCKET_PREFIX",
-)
 
 
 @dataclass
@@ -77,27 +70,8 @@ class World:
 @pytest.fixture(scope="module")
 def world(s3_server: EmbeddedStore, tmp_path_factory: pytest.TempPathFactory) -> World:
     work = tmp_path_factory.mktemp("contain")
-    creds = s3_server.credentials()
-    values = {
-        "WEIGHTVAULT_HOME": str(work / "home"),
-        "WEIGHTVAULT_S3_ENDPOINT": s3_server.endpoint(),
-        "WEIGHTVAULT_S3_ACCESS_KEY": creds.access_key,
-        "WEIGHTVAULT_S3_SECRET_KEY": creds.secret_key,
-        "WEIGHTVAULT_BUCKET_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in values.items():
-            mp.setenv(name, value)
-        from weightvault.lifecycle.bootstrap import init_vault
-
-        settings = load_settings(REPO / "config")
-        init_vault(settings)
-    vault = Vault.open(settings)
-    init_root(vault)
-    found = current_root(vault)
-    assert found is not None
-    root = work / "root.json"
-    root.write_bytes(found.to_bytes())
+    made_vault = cli_vault(s3_server, work)
+    settings, vault, root = made_vault.settings, made_vault.vault, made_vault.root
     src = make_tree(work / "src", {"model.bin": os.urandom(20 * 1024), "config.json": b"{}\n"})
     artifact_id = ingest.put(vault, src, "contained-model").artifact_id
     (row,) = vault.catalog.log_search(
@@ -112,7 +86,7 @@ def world(s3_server: EmbeddedStore, tmp_path_factory: pytest.TempPathFactory) ->
     )
     outer = json.loads(issued.grant_file)
     url = json.loads(base64.b64decode(outer["grant"]["payload"]))["files"][0]["url"]
-    env = {**{k: v for k, v in os.environ.items() if k not in _VAULT_ENV}, **values}
+    env = made_vault.env
     return World(settings, vault, artifact_id, str(row["id"]), url, root, env, work)
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,9 +23,10 @@ import pytest
 import urllib3
 
 from tests.conftest import REPO, make_tree
+from tests.support.cli_vault import cli_vault
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.artifacts import Vault
-from weightvault.config import Settings, load_settings
+from weightvault.config import Settings
 from weightvault.crypto import dsse
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.errors import (
@@ -39,7 +39,6 @@ from weightvault.errors import (
 from weightvault.keys import Identity, create_identity, load_identity, parse_recipient
 from weightvault.lifecycle import ingest
 from weightvault.lifecycle.audit import verify_audit
-from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.grants import (
     ACCESSED,
     GRANT_PAYLOAD_TYPE,
@@ -54,7 +53,7 @@ from weightvault.lifecycle.grants import (
     sync_grants,
 )
 from weightvault.lifecycle.incidents import detect
-from weightvault.lifecycle.trust import current_root, init_root, load_root_file
+from weightvault.lifecycle.trust import load_root_file
 from weightvault.records import verify_entry_proof
 from weightvault.store import EmbeddedStore
 from weightvault.store.layout import file_key, grant_files_prefix, grant_receipt_key
@@ -64,13 +63,6 @@ FILES = {
     "model.bin": os.urandom(40 * 1024 + 7),  # three chunks
     "config.json": b'{"layers": 2}\n',
 }
-_VAULT_ENV = (
-    "WEIGHTVAULT_HOME",
-    "WEIGHTVAULT_S3_ENDPOINT",
-    "WEIGHTVAULT_S3_ACCESS_KEY",
-    "WEIGHTVAULT_S3_SECRET_KEY",
-    "WEIGHTVAULT_BUCKET_PREFIX",
-)
 
 
 @dataclass
@@ -95,25 +87,8 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def granted(s3_server: EmbeddedStore, tmp_path_factory: pytest.TempPathFactory) -> Granted:
     work = tmp_path_factory.mktemp("grants")
-    creds = s3_server.credentials()
-    values = {
-        "WEIGHTVAULT_HOME": str(work / "home"),
-        "WEIGHTVAULT_S3_ENDPOINT": s3_server.endpoint(),
-        "WEIGHTVAULT_S3_ACCESS_KEY": creds.access_key,
-        "WEIGHTVAULT_S3_SECRET_KEY": creds.secret_key,
-        "WEIGHTVAULT_BUCKET_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in values.items():
-            mp.setenv(name, value)
-        settings = load_settings(REPO / "config")
-        init_vault(settings)
-    vault = Vault.open(settings)
-    init_root(vault)
-    root = work / "root.json"
-    found = current_root(vault)
-    assert found is not None
-    root.write_bytes(found.to_bytes())
+    made_vault = cli_vault(s3_server, work)
+    settings, vault, root = made_vault.settings, made_vault.vault, made_vault.root
     src = make_tree(work / "src", FILES)
     artifact_id = ingest.put(vault, src, "shared-model").artifact_id
     # The collaborator: its own identity directory, a home with nothing of the vault's.
@@ -127,7 +102,7 @@ def granted(s3_server: EmbeddedStore, tmp_path_factory: pytest.TempPathFactory) 
         "WEIGHTVAULT_IDENTITY_DIR": str(ids),
         "WEIGHTVAULT_IDENTITY": "collab",
     }
-    vault_env = {**{k: v for k, v in os.environ.items() if k not in _VAULT_ENV}, **values}
+    vault_env = made_vault.env
     return Granted(
         settings,
         vault,

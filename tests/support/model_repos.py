@@ -48,15 +48,16 @@ def reference_copy(model_repo: Path, target: Path, remote: DvcRemote) -> Path:
     return target
 
 
-def tiny_model_repo(root: Path, remote: DvcRemote, data: str) -> Path:
-    """A deterministic one-stage model repo (numpy + safetensors) trained on ``data``.
+def tiny_model_repo(root: Path, remote: DvcRemote, data: str, train: str = _TRAIN) -> Path:
+    """A one-stage model repo (numpy + safetensors) trained on ``data``.
 
     Its dataset (``data/input.csv``, a CSV of numbers) is pushed to ``remote``; a
-    rebuild takes a few seconds.
+    rebuild takes a few seconds. ``train`` is the training script (default: a
+    deterministic one, so a rebuild matches).
     """
     repo = root
     (repo / "data").mkdir(parents=True)
-    (repo / "train.py").write_text(_TRAIN)
+    (repo / "train.py").write_text(train)
     (repo / "dvc.yaml").write_text(_DVC_YAML)
     (repo / "data" / "input.csv").write_text(data)
     pins = [f"{d}=={importlib.metadata.version(d)}" for d in ("numpy", "safetensors")]

@@ -1417,6 +1417,11 @@ class Vault:
                 "catalog says otherwise: no reads until released"
             )
 
+    def readable(self, artifact_id: str, op: Operation) -> tuple[ArtifactRow, Manifest, bytes]:
+        """Row, verified manifest and DEK of an artifact ``op`` (logged) reads, with every
+        check :meth:`get` makes (quarantine, log state, manifest MAC, signed statement)."""
+        return self._readable(artifact_id, None, op)
+
     def _readable(
         self, artifact_id: str, break_glass: LoggedEvent | None, op: Operation
     ) -> tuple[ArtifactRow, Manifest, bytes]:

@@ -42,7 +42,7 @@ layers: setup
 check: lint typecheck layers
 
 browser:
-	@bash .ci/install-browser || echo "Chromium not installed: the browser test will be skipped"
+	@bash .ci/install-tools || echo "Chromium, skopeo or docker-registry not installed: their tests will be skipped"
 
 unit: setup browser
 	$(BIN)/pytest

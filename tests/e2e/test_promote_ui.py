@@ -121,7 +121,7 @@ def test_promote_deployment_via_api(
 @pytest.mark.browser
 @pytest.mark.skipif(
     not CHROMIUM.exists(),
-    reason=f"{CHROMIUM} is not installed (run .ci/install-browser)",
+    reason=f"{CHROMIUM} is not installed (run .ci/install-tools)",
 )
 def test_promote_form_in_browser(
     vault_settings: Settings, vault: Vault, ready: str, services: dict[str, Any], tmp_path: Path

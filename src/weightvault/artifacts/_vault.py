@@ -33,7 +33,7 @@ from weightvault._fs import (
     sweep_stale_staging,
 )
 from weightvault._json import canonical_json, parse_canonical
-from weightvault._time import iso, iso_seconds, utcnow
+from weightvault._time import iso, iso_seconds, parse_iso, utcnow
 from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, log_origin, open_log
 from weightvault.artifacts._keystore import open_keystore
 from weightvault.artifacts._principals import current_root, enrolled
@@ -83,12 +83,16 @@ from weightvault.keys import (
 )
 from weightvault.logs import get_logger
 from weightvault.provenance import (
+    OMS_SIGNATURE_NAME,
     Principal,
     Provenance,
     provenance_document,
     sign_manifest,
+    sign_oms,
+    signing_key,
     trust_root,
     trusted_keys,
+    verify_oms_signature,
     verify_statement,
 )
 from weightvault.records import (
@@ -113,6 +117,7 @@ from weightvault.store.layout import (
     envelope_prefix,
     file_key,
     manifest_key,
+    oms_signature_key,
     parse_artifact_key,
     parse_envelope_key,
     statement_key,
@@ -120,6 +125,7 @@ from weightvault.store.layout import (
 
 log = get_logger("weightvault.artifacts._vault")
 _READ_BLOCK = 1 << 20
+_OMS_LIMIT = 4 << 20
 # What a put writes to the home (catalog rows, WAL growth, a keystore rewrite) fits here.
 _HOME_RESERVE = 4 << 20
 
@@ -1193,12 +1199,67 @@ class Vault:
             retain_until=self.retain_until(plan.tier),
         )
         details: dict[str, Any] = {"signed_by": signed_by}
+        oms = self._store_oms_signature(manifest)
+        if oms is not None:
+            details["oms_signature"] = oms
         if provenance is not None:
             details["provenance_complete"] = provenance.complete
             details["git_commit"] = provenance.git_commit
             if provenance.run_id:
                 details["run_id"] = provenance.run_id
         return Sealed(manifest, details, plan.op)
+
+    def _store_oms_signature(self, manifest: Manifest) -> dict[str, str] | None:
+        """Sign the model files for OpenSSF model signing and store it; None when a model
+        file is itself named ``model.sig`` (where :meth:`get` would write the signature)."""
+        model = manifest.model_files
+        if any(f.path == OMS_SIGNATURE_NAME for f in model):
+            return None
+        key = signing_key(self.keys)
+        data = sign_oms(key, manifest.name, [(f.path, f.sha256) for f in model])
+        where = oms_signature_key(manifest.artifact_id)
+        self.store.put_bytes(
+            self.bucket(manifest.tier), where, data, retain_until=self.retain_until(manifest.tier)
+        )
+        return {"key": where, "sha256": sha256_hex(data), "keyid": key.keyid}
+
+    def oms_signature(self, row: ArtifactRow, manifest: Manifest) -> bytes | None:
+        """The artifact's OMS signature, checked; None when its logged put made none.
+
+        Trusted only as the put's outcome in the signed log records it: the stored
+        bytes must hash to the sha256 it names, verify under the Ed25519 half of
+        the key it names (a trust-root key, not compromised before the put was
+        logged) and cover exactly the (verified) manifest's model files.
+        IntegrityError otherwise.
+        """
+        found = [
+            e
+            for e in self.history(row.id, {"artifact.ingested"})
+            if isinstance(e.event.details.get("oms_signature"), dict)
+        ]
+        if not found:
+            return None
+        logged = found[0]
+        ref = logged.event.details["oms_signature"]
+        what = f"artifact {row.id}"
+        if ref.get("key") != oms_signature_key(row.id):
+            raise IntegrityError(f"{what}: log entry {logged.index} names another OMS signature")
+        try:
+            data = self.store.get_bytes(self.bucket(row.tier), str(ref["key"]), limit=_OMS_LIMIT)
+        except NotFoundError:
+            raise IntegrityError(f"{what}: the OMS signature is missing from the store") from None
+        if not secrets.compare_digest(sha256_hex(data), str(ref.get("sha256", ""))):
+            raise IntegrityError(f"{what}: the OMS signature is not the one the log recorded")
+        trusted = trusted_keys(trust_root(self.keys))
+        signer = str(ref.get("keyid", ""))
+        key = trusted.get(signer)
+        since = trusted.compromised.get(signer)
+        if key is None or (since is not None and parse_iso(logged.event.ts) >= since):
+            raise IntegrityError(f"{what}: the OMS signature's key is not trusted")
+        verify_oms_signature(
+            data, key.ed25519_public_pem(), [(f.path, f.sha256) for f in manifest.model_files], what
+        )
+        return data
 
     def publish(self, sealed: Sealed) -> PutResult:
         """Write the manifest (the commit point), then the outcome and the catalog rows.
@@ -1356,6 +1417,11 @@ class Vault:
                 "catalog says otherwise: no reads until released"
             )
 
+    def readable(self, artifact_id: str, op: Operation) -> tuple[ArtifactRow, Manifest, bytes]:
+        """Row, verified manifest and DEK of an artifact ``op`` (logged) reads, with every
+        check :meth:`get` makes (quarantine, log state, manifest MAC, signed statement)."""
+        return self._readable(artifact_id, None, op)
+
     def _readable(
         self, artifact_id: str, break_glass: LoggedEvent | None, op: Operation
     ) -> tuple[ArtifactRow, Manifest, bytes]:
@@ -1497,8 +1563,15 @@ class Vault:
         output = {"output": self.private(str(out.absolute()))}
         with self.artifact_operation("artifact.read", artifact_id, output) as op:
             row, manifest, dek = self._readable(artifact_id, None, op)
-            self._write_out(row, manifest, dek, out, progress)
+            try:
+                signature = self.oms_signature(row, manifest)
+            except BaseException:
+                del dek
+                raise
+            extra = {OMS_SIGNATURE_NAME: signature} if signature is not None else {}
+            self._write_out(row, manifest, dek, out, progress, extra)
             op.details["files"] = len(manifest.model_files)
+            op.details["oms_signature"] = signature is not None
         return manifest
 
     def get_quarantined(
@@ -1539,8 +1612,12 @@ class Vault:
         dek: bytes,
         out: Path,
         progress: TransferProgress | None,
+        extra: dict[str, bytes] | None = None,
     ) -> None:
-        """Decrypt every file into a staging directory renamed to ``out`` when all is good."""
+        """Decrypt every file into a staging directory renamed to ``out`` when all is good.
+
+        ``extra``: files the vault writes beside them (name -> bytes), e.g. ``model.sig``.
+        """
         if progress is not None:
             progress.start(manifest.total_size)
         try:
@@ -1552,6 +1629,8 @@ class Vault:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with target.open("wb") as fh:
                         self.decrypt_file(row, entry, dek, fh, progress)
+                for name, data in (extra or {}).items():
+                    (staging / name).write_bytes(data)
         except OSError as exc:
             raise local_write_error(exc, out) from None
         finally:

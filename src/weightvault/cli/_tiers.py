@@ -59,8 +59,22 @@ def _delete(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
+    from weightvault.errors import UsageError
     from weightvault.lifecycle.export import export_bundle
 
+    if (args.to is None) == (args.oci is None):
+        raise UsageError("export needs one of --to DIR (a bundle) or --oci DIR (an OCI layout)")
+    if args.oci is not None:
+        from weightvault.lifecycle.oci import export_oci
+
+        done = export_oci(open_vault(args), args.id, Path(args.oci), args.tag)
+        emit(
+            args,
+            f"OCI layout written to {done.out} (tag {done.tag}, manifest {done.manifest_digest}, "
+            f"{done.layers} layers, {len(done.referrers)} referrers)",
+            done.to_dict(),
+        )
+        return 0
     out = export_bundle(open_vault(args), args.id, Path(args.to))
     emit(args, f"bundle written to {out}", {"bundle": str(out)})
     return 0
@@ -144,9 +158,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("id")
     p.set_defaults(func=_delete)
-    p = sub.add_parser("export", help="write an air-gapped bundle", parents=[common])
+    p = sub.add_parser(
+        "export", help="write an air-gapped bundle, or an OCI (ModelPack) layout", parents=[common]
+    )
     p.add_argument("id")
-    p.add_argument("--to", required=True)
+    p.add_argument("--to", metavar="DIR", help="the bundle directory to create")
+    p.add_argument("--oci", metavar="DIR", help="an OCI image layout to create (plaintext)")
+    p.add_argument("--tag", default="latest", help="the layout's tag (with --oci)")
     p.set_defaults(func=_export)
     p = sub.add_parser(
         "offline-verify", help="verify a bundle with no store or network", parents=[common]

@@ -90,6 +90,8 @@ def _show(args: argparse.Namespace) -> int:
     root = current_root(vault, check_expiry=False)
     if root is None:
         raise NoTrustRootError("the vault has no signed trust root: run `weightvault trust init`")
+    if args.signing_key_pem is not None:
+        return _signing_key_pem(args, root)
     custody = _custody(vault, root)
     data: dict[str, Any] = root.summary()
     data["expired"] = root.expired(vault.clock())
@@ -99,6 +101,31 @@ def _show(args: argparse.Namespace) -> int:
     if data["expired"]:
         lines.insert(1, "  EXPIRED: run `weightvault trust rotate` to renew it")
     emit(args, "\n".join(lines), data)
+    return 0
+
+
+def _signing_key_pem(args: argparse.Namespace, root: Root) -> int:
+    """Print the Ed25519 half of a signing key the signed root lists, as a PEM.
+
+    That is the public key OpenSSF model signing verifiers take for ``model.sig``
+    (docs/formats.md). Without a key id prefix: the active signing key.
+    """
+    from weightvault.cli._common import emit
+    from weightvault.errors import NotFoundError
+
+    prefix = args.signing_key_pem
+    found = [
+        e
+        for e in root.signing
+        if e.public_key is not None
+        and (e.keyid.startswith(prefix) if prefix else e.state == "active")
+    ]
+    if len(found) != 1 or found[0].public_key is None:
+        what = f"key id {prefix!r}" if prefix else "the active state"
+        raise NotFoundError(f"trust root v{root.version} lists no single signing key by {what}")
+    entry = found[0]
+    pem = found[0].public_key.ed25519_public_pem().decode("ascii")
+    emit(args, pem.rstrip("\n"), {"key": entry.ref, "keyid": entry.keyid, "ed25519_pem": pem})
     return 0
 
 
@@ -239,6 +266,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_init)
     p = actions.add_parser(
         "show", help="the current root: versions, keys, states", parents=[common]
+    )
+    p.add_argument(
+        "--signing-key-pem",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="KEYID",
+        help="print the Ed25519 public key (PEM) of the active signing key, or of the one "
+        "whose key id starts with KEYID, to verify model.sig (OpenSSF model signing)",
     )
     p.set_defaults(func=_show)
     p = actions.add_parser(

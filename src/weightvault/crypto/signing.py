@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
 
 from weightvault.errors import IntegrityError, InvalidInputError
@@ -86,6 +87,10 @@ _HEADER_SIZE: Final = 6
 
 _SIGN_LABEL: Final = b"weightvault/v1/hybrid-signature"
 _SIGN_PREFIX: Final = _SIGN_LABEL + b"\x00"
+# What the Ed25519 half alone may sign (OpenSSF model signing): only a DSSE
+# pre-authentication encoding, which never starts like _SIGN_PREFIX, so neither
+# kind of signature can stand for the other.
+_DSSE_PAE_PREFIX: Final = b"DSSEv1 "
 
 ED25519_PUBLIC_SIZE: Final = 32
 ED25519_SEED_SIZE: Final = 32
@@ -234,6 +239,12 @@ class HybridVerifyKey:
     def public_bytes(self) -> bytes:
         """The canonical public key encoding (fixed length, see module doc)."""
         return self._raw
+
+    def ed25519_public_pem(self) -> bytes:
+        """The Ed25519 half as a SubjectPublicKeyInfo PEM (what OMS verifiers take)."""
+        return self._ed25519.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     @classmethod
     def from_public_bytes(cls, key_id: str, version: int, data: bytes) -> HybridVerifyKey:
@@ -472,6 +483,17 @@ class HybridSigningKey:
             ed25519=self._ed25519.sign(signed),
             ml_dsa_65=self._mldsa.sign(signed, _SIGN_LABEL),
         )
+
+    def sign_dsse_ed25519(self, pae: bytes) -> bytes:
+        """The Ed25519 half alone over a DSSE pre-authentication encoding.
+
+        For OpenSSF model signing, whose verifiers know Ed25519 but not the
+        hybrid suite; anything but a ``DSSEv1 `` PAE is refused, so these
+        signatures never collide with a hybrid half (module doc).
+        """
+        if not isinstance(pae, bytes) or not pae.startswith(_DSSE_PAE_PREFIX):
+            raise InvalidInputError("only a DSSE pre-authentication encoding is signed alone")
+        return self._ed25519.sign(pae)
 
     def __repr__(self) -> str:
         return (

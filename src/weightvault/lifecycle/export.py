@@ -6,6 +6,8 @@
 ``ciphertext/NNNNNN.c2sp``  every file's ciphertext, as stored
 ``manifest.json``           the stored manifest
 ``statement.dsse.json``     the signed in-toto provenance statement
+``model.sig``               the OpenSSF model signing (OMS) signature of the
+                            model files (docs/formats.md), when the put made one
 ``attestations/*.json``     the artifact's chain of signed attestations
 ``roots/<N>.json``          the signed trust root, every version 1..n, so a
                             verifier pinned to any version can walk up
@@ -36,7 +38,9 @@ proofs are missing, tampered or signed by another log is refused.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -61,11 +65,13 @@ from weightvault.errors import (
 from weightvault.lifecycle.audit import open_readonly_log
 from weightvault.lifecycle.trust import ensure_current_root, root_chain
 from weightvault.provenance import (
+    OMS_SIGNATURE_NAME,
     Root,
     attestation_keys,
     parse_root,
     signing_key,
     verify_attestations,
+    verify_oms_signature,
     verify_root,
     verify_statement,
     walk_chain,
@@ -101,6 +107,7 @@ class BundleReport:
     trusted_on_first_use: bool = False
     log_entries: int = 0
     log_size: int = 0
+    oms_signature: bool = False
 
 
 def _escrow_document(vault: Vault, artifact_id: str) -> bytes:
@@ -143,6 +150,9 @@ def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
             _write(staging / "manifest.json", vault.store.get_bytes(bucket, manifest_key(row.id)))
             statement = vault.store.get_bytes(bucket, statement_key(row.id))
             _write(staging / "statement.dsse.json", statement)
+            oms = vault.oms_signature(row, manifest)
+            if oms is not None:
+                _write(staging / OMS_SIGNATURE_NAME, oms)
             for key in attestation_keys(vault.store, vault.bucket("audit"), row.id):
                 data = vault.store.get_bytes(vault.bucket("audit"), key)
                 _write(staging / "attestations" / key.rsplit("/", 1)[1], data)
@@ -303,6 +313,40 @@ def _attested_at(events: list[tuple[int, Event]]) -> dict[str, datetime]:
     return out
 
 
+def _check_oms_signature(
+    root: Path, manifest: Manifest, events: list[tuple[int, Event]], keys: Mapping[str, Any]
+) -> bool:
+    """Check the bundle's ``model.sig`` as the logged put names it; False if it names none.
+
+    Its bytes must hash to the put's recorded sha256 and verify (Ed25519, OMS)
+    under the key the put names, over exactly the manifest's model files.
+    """
+    put = next(
+        (
+            e
+            for _, e in events
+            if e.kind == _PUT_KIND and isinstance(e.details.get("oms_signature"), dict)
+        ),
+        None,
+    )
+    present = (root / OMS_SIGNATURE_NAME).is_file()
+    if put is None:
+        if present:
+            raise IntegrityError(f"bundle {OMS_SIGNATURE_NAME} is named by no logged put")
+        return False
+    if not present:
+        raise IntegrityError(f"bundle is missing {OMS_SIGNATURE_NAME}, which its put recorded")
+    data = _read(root, OMS_SIGNATURE_NAME)
+    if hashlib.sha256(data).hexdigest() != put.details["oms_signature"].get("sha256"):
+        raise IntegrityError(f"bundle {OMS_SIGNATURE_NAME} is not the one the put recorded")
+    key = keys.get(str(put.details["oms_signature"].get("keyid", "")))
+    if key is None:
+        raise IntegrityError(f"bundle {OMS_SIGNATURE_NAME} is signed by no trusted key")
+    files = [(f.path, f.sha256) for f in manifest.model_files]
+    verify_oms_signature(data, key.ed25519_public_pem(), files, f"bundle {OMS_SIGNATURE_NAME}")
+    return True
+
+
 def _read(root: Path, rel: str) -> bytes:
     path = root / rel
     if not path.is_file() or path.is_symlink():
@@ -432,6 +476,7 @@ def verify_bundle(
         if (root / "attestations").is_dir()
         else []
     )
+    oms = _check_oms_signature(root, manifest, events, keys)
     chain_docs = verify_attestations(
         docs, trusted.document(), manifest.content_digest, logged_at=_attested_at(events)
     )
@@ -449,4 +494,5 @@ def verify_bundle(
         trusted_on_first_use=tofu,
         log_entries=entries,
         log_size=log_size,
+        oms_signature=oms,
     )

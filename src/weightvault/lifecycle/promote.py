@@ -63,7 +63,12 @@ from weightvault.lifecycle.certificate import check_certificate, required_for
 from weightvault.lifecycle.claims import Claim
 from weightvault.lifecycle.evidence import LoggedReport, catalog_disagrees, latest_report
 from weightvault.provenance import Attestation, append_attestation, find_attestation, trust_root
-from weightvault.store.layout import envelope_key, manifest_key, statement_key
+from weightvault.store.layout import (
+    envelope_key,
+    manifest_key,
+    oms_signature_key,
+    statement_key,
+)
 
 __all__ = [
     "PROMOTIONS",
@@ -189,6 +194,9 @@ def plan(
     row = vault.resolve(artifact_id)
     check_move(row.tier, target)
     files = [f["object_key"] for f in vault.catalog.files_of(row.id)]
+    # The OMS signature moves with the statement (puts before it have none).
+    oms = oms_signature_key(row.id)
+    signatures = (oms,) if vault.store.exists(vault.bucket(row.tier), oms) else ()
     return PromotionPlan(
         artifact_id=row.id,
         name=row.name,
@@ -197,7 +205,7 @@ def plan(
         target=target,
         justification=justification.strip(),
         legal_hold=legal_hold,
-        object_keys=(*files, statement_key(row.id)),
+        object_keys=(*files, statement_key(row.id), *signatures),
     )
 
 

@@ -15,6 +15,13 @@ from weightvault.provenance._chain import (
     verify_chain,
 )
 from weightvault.provenance._intoto import parse_statement
+from weightvault.provenance._oms import (
+    OMS_SIGNATURE_NAME,
+    Ed25519Verifier,
+    sign_oms,
+    verify_model,
+    verify_oms_signature,
+)
 from weightvault.provenance._signed import (
     build_signed_statement,
     open_signed_statement,
@@ -56,12 +63,14 @@ from weightvault.provenance._trust_root import (
 )
 
 __all__ = [
+    "OMS_SIGNATURE_NAME",
     "PRINCIPAL_TYPE",
     "ROLES",
     "ROOT_KEY_PURPOSE",
     "ROOT_TYPE",
     "SIGNING_KEY_ID",
     "Attestation",
+    "Ed25519Verifier",
     "Principal",
     "Provenance",
     "Root",
@@ -88,6 +97,7 @@ __all__ = [
     "rotate_signing_key",
     "same_content",
     "sign_manifest",
+    "sign_oms",
     "sign_root",
     "signing_entries",
     "signing_key",
@@ -95,6 +105,8 @@ __all__ = [
     "trusted_keys",
     "verify_attestations",
     "verify_chain",
+    "verify_model",
+    "verify_oms_signature",
     "verify_root",
     "verify_statement",
     "verify_successor",

@@ -6,6 +6,7 @@ Inside them:
 ==============================  ==================================================
 tier buckets (hot/warm/cold)    ``artifacts/<id>/files/NNNNNN.c2sp`` ciphertext,
                                 ``artifacts/<id>/statement.dsse.json``,
+                                ``artifacts/<id>/model.sig`` (OMS signature),
                                 ``artifacts/<id>/manifest.json`` (the commit point)
 quarantine                      ``quarantine/<id>.json`` markers (a quarantined
                                 artifact's objects never move)
@@ -87,6 +88,7 @@ __all__ = [
     "log_tile_key",
     "log_witness_key",
     "manifest_key",
+    "oms_signature_key",
     "parse_artifact_key",
     "parse_envelope_key",
     "parse_keystore_backup_key",
@@ -118,7 +120,8 @@ GRANTS_PREFIX = "grants/"
 _REKEY = "rekey-"
 
 _ARTIFACT_OBJECT = re.compile(
-    r"^artifacts/(?P<id>[^/]+)/(?:(?P<doc>manifest|statement\.dsse)\.json|files/(?P<idx>[0-9]{6})\.c2sp)$"
+    r"^artifacts/(?P<id>[^/]+)/(?:(?P<doc>manifest|statement\.dsse)\.json|(?P<oms>model\.sig)"
+    r"|files/(?P<idx>[0-9]{6})\.c2sp)$"
 )
 _ENVELOPE_OBJECT = re.compile(r"^envelopes/(?P<id>[^/]+)/(?P<name>[a-z][a-z-]*)\.json$")
 
@@ -136,6 +139,11 @@ def manifest_key(artifact_id: str) -> str:
 def statement_key(artifact_id: str) -> str:
     """The signed in-toto statement (DSSE)."""
     return f"{artifact_prefix(artifact_id)}statement.dsse.json"
+
+
+def oms_signature_key(artifact_id: str) -> str:
+    """The OpenSSF model signing (OMS) signature of the artifact's files."""
+    return f"{artifact_prefix(artifact_id)}model.sig"
 
 
 def files_prefix(artifact_id: str) -> str:
@@ -209,7 +217,7 @@ class ArtifactObject:
     """What an object key in a tier bucket names."""
 
     artifact_id: str
-    kind: str  # "manifest", "statement" or "file"
+    kind: str  # "manifest", "statement", "oms-signature" or "file"
     idx: int | None = None
 
 
@@ -229,6 +237,8 @@ def parse_artifact_key(key: str) -> ArtifactObject | None:
         return None
     if match.group("idx") is not None:
         return ArtifactObject(match.group("id"), "file", int(match.group("idx")))
+    if match.group("oms") is not None:
+        return ArtifactObject(match.group("id"), "oms-signature")
     kind = "manifest" if match.group("doc") == "manifest" else "statement"
     return ArtifactObject(match.group("id"), kind)
 

@@ -36,10 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from weightvault.config import Settings
-from weightvault.errors import StoreUnavailableError, VaultError
+from weightvault.errors import PortInUseError, StoreUnavailableError, VaultError
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.processes import ProcessRef, is_running, stop
-from weightvault.store import EmbeddedStore, ObjectStore, ServerStatus, free_ports
+from weightvault.store import (
+    EmbeddedStore,
+    ObjectStore,
+    ServerStatus,
+    free_ports,
+    require_port_free,
+)
 
 DEFAULT_TIMEOUT = 180.0
 """Seconds each service may take to become ready (a busy 2-core machine needs a lot)."""
@@ -68,6 +74,7 @@ NO_TELEMETRY = {
 """Environment that turns telemetry off in every process started here."""
 
 _LOG_TAIL_LINES = 40
+PREFECT_PORT_SETTING = "[prefect] port (WEIGHTVAULT_PREFECT_PORT)"
 
 
 class ServiceStartError(StoreUnavailableError):
@@ -182,6 +189,8 @@ def start_embedded_store(store: EmbeddedStore, *, timeout: float = DEFAULT_TIMEO
     service = f"the embedded S3 store (SeaweedFS under {store.dir})"
     try:
         status = store.up(timeout=timeout)
+    except PortInUseError:
+        raise
     except VaultError as exc:
         raise ServiceStartError(service, exc.message, store.log_path) from exc
     creds = store.credentials()
@@ -215,17 +224,22 @@ def start_prefect_server(
     timeout: float = DEFAULT_TIMEOUT,
     options: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    port: int = 0,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """``prefect server start`` on a free loopback port; (process, API URL) once healthy.
+    """``prefect server start`` on loopback ``port``; (process, API URL) once healthy.
 
-    Its output goes to ``<prefect_home>/server.log``. A port taken between choosing
-    and binding it makes the server exit at once: then another port is tried.
+    Its output goes to ``<prefect_home>/server.log``. ``port`` 0 takes a free port: one
+    taken between choosing and binding it makes the server exit at once, then another
+    is tried. A fixed port another program holds is PortInUseError, naming the setting.
     """
     prefect_home.mkdir(parents=True, exist_ok=True)
     log_path = prefect_home / "server.log"
     prefect = Path(sys.executable).parent / "prefect"
+    fixed = port
+    if fixed:
+        require_port_free(fixed, PREFECT_PORT_SETTING)
     for attempt in range(3):
-        port = free_ports(1)[0]
+        port = fixed or free_ports(1)[0]
         api_url = f"http://127.0.0.1:{port}/api"
         argv = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
         argv += options
@@ -251,7 +265,7 @@ def start_prefect_server(
         except ServiceStartError as exc:
             stop_process(server)
             port_taken = "address already in use" in exc.log_tail.lower()
-            if server.returncode is not None and port_taken and attempt < 2:
+            if server.returncode is not None and port_taken and attempt < 2 and not fixed:
                 continue
             raise
         return server, api_url
@@ -266,7 +280,10 @@ def ensure_server(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> di
         return current
     prefect_home = settings.home / "prefect"
     server, api_url = start_prefect_server(
-        prefect_home, timeout=timeout, env={"WEIGHTVAULT_HOME": str(settings.home)}
+        prefect_home,
+        timeout=timeout,
+        env={"WEIGHTVAULT_HOME": str(settings.home)},
+        port=settings.prefect_port,
     )
     state = {
         "server_pid": server.pid,

@@ -16,6 +16,11 @@ from tests.support.services import prefect_api_server, start_test_store, start_v
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# Every store and Prefect server a test starts takes free ports (a test that needs a
+# fixed one sets its own): the fixed defaults (config/weightvault.toml) are left to the
+# user's own `weightvault up` on this machine, and parallel tests never collide.
+os.environ["WEIGHTVAULT_STORE_PORT"] = "0"
+os.environ["WEIGHTVAULT_PREFECT_PORT"] = "0"
 
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings

@@ -436,3 +436,11 @@ class IncidentError(VaultError):
     """An incident cannot change that way: it is resolved already."""
 
     exit_code = 63
+
+
+# -- DVC and S3 (issue 15 item 5, "dvc-s3") -----------------------------------------------
+class PortInUseError(ConfigError):
+    """A configured port (the embedded store's S3 port, the Prefect server's) is taken by
+    another program; the message names the port and the setting that chose it."""
+
+    exit_code = 65

@@ -31,7 +31,7 @@ from tests.support.durable_store import cli
 from tests.support.services import start_vault_store
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.errors import AuthorizationError, StoreRoleDeniedError
+from weightvault.errors import AuthorizationError, ConfigError, StoreRoleDeniedError
 from weightvault.lifecycle import ingest, quarantine
 from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.promote import promote
@@ -39,6 +39,7 @@ from weightvault.lifecycle.validate import validate_artifact
 from weightvault.store import (
     EmbeddedStore,
     ObjectStore,
+    connect,
     dvc_remote,
     iam_policy,
     role_named,
@@ -345,3 +346,64 @@ def test_a_put_the_ingester_may_not_make_is_refused_logged_and_stores_nothing(
     assert _denied(lambda: client.put_object(roles.bucket("warm"), manifest_key("x"), *_body()))
     assert not roles.admin.exists(roles.bucket("envelopes"), envelope_key(artifact_id, "warm"))
     assert list(roles.admin.list(roles.bucket("warm"), f"artifacts/{artifact_id}/")) == []
+
+
+def _chain_settings(roles: RoleStore, home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The store as an external endpoint (a URL), reached through the AWS credential chain."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "absent"))
+    monkeypatch.setenv("WEIGHTVAULT_S3_ENDPOINT", f"http://{roles.server.endpoint()}")
+    monkeypatch.setenv("WEIGHTVAULT_S3_CREDENTIALS", "aws")
+    monkeypatch.setenv("WEIGHTVAULT_S3_ROLE", "reader")
+    monkeypatch.setenv("WEIGHTVAULT_BUCKET_PREFIX", roles.settings.store.bucket_prefix)
+    return load_settings(REPO / "config", home=home)
+
+
+def _reads_as_the_reader(roles: RoleStore, settings: Settings) -> None:
+    store = connect(settings)
+    hot, key = roles.bucket("hot"), manifest_key(roles.put_id)
+    assert store.get_bytes(hot, key) == roles.admin.get_bytes(hot, key)
+    # The reader's credential, not a stronger one: its writes are refused (exit 39).
+    with pytest.raises(StoreRoleDeniedError):
+        store.put_bytes(hot, "artifacts/forged/x", b"forged")
+    assert not roles.admin.exists(hot, "artifacts/forged/x")
+
+
+def test_the_aws_chain_takes_a_role_credential_from_the_environment(
+    roles: RoleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _chain_settings(roles, tmp_path / "home", monkeypatch)
+    assert (settings.store.secure, settings.store.access_key) == (False, "")
+    reader = roles.server.credentials("reader")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", reader.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", reader.secret_key)
+    _reads_as_the_reader(roles, settings)
+
+
+def test_the_aws_chain_takes_a_role_credential_from_a_profile_file(
+    roles: RoleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _chain_settings(roles, tmp_path / "home", monkeypatch)
+    reader = roles.server.credentials("reader")
+    shared = tmp_path / "aws-credentials"
+    shared.write_text(
+        "[default]\naws_access_key_id = WRONG\naws_secret_access_key = wrong\n\n"
+        f"[vault-reader]\naws_access_key_id = {reader.access_key}\n"
+        f"aws_secret_access_key = {reader.secret_key}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
+    monkeypatch.setenv("AWS_PROFILE", "vault-reader")
+    _reads_as_the_reader(roles, settings)
+
+
+def test_the_aws_chain_without_any_credential_is_a_one_line_config_error(
+    roles: RoleStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _chain_settings(roles, tmp_path / "home", monkeypatch)
+    with pytest.raises(
+        ConfigError, match="WEIGHTVAULT_S3_CREDENTIALS=aws: no AWS credential"
+    ) as err:
+        connect(settings)
+    assert err.value.exit_code == 3
+    assert "\n" not in err.value.message

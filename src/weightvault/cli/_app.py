@@ -95,11 +95,11 @@ def _store_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    """store up | down | status | check | credentials ROLE | policy ROLE."""
+    """store up | down | status | check | credentials ROLE | policy ROLE | env [ROLE]."""
     from weightvault.store import EmbeddedStore
 
     settings = settings_for(args)
-    if args.action in {"credentials", "policy"}:
+    if args.action in {"credentials", "policy", "env"}:
         return _store.run(args, settings)
     if args.role:
         raise UsageError(f"store {args.action} takes no ROLE")
@@ -304,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("init", cmd_init, "create the master key, keystore, tier keys and buckets")
     p.add_argument("--no-store", action="store_true", help="do not start the embedded store")
     p = add("store", cmd_store, "run the embedded S3 server (SeaweedFS); role credentials")
-    p.add_argument("action", choices=["up", "down", "status", "check", "credentials", "policy"])
+    p.add_argument(
+        "action", choices=["up", "down", "status", "check", "credentials", "policy", "env"]
+    )
     _store.add_arguments(p)
     p = add("put", cmd_put, "encrypt and store a file or directory")
     p.add_argument("path")

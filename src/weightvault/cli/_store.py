@@ -1,42 +1,60 @@
 """`weightvault store credentials|policy ROLE`: hand out a store role's credential, print
-its IAM policy; `weightvault dvc-remote REPO`: a DVC remote with the dvc credential
-(docs/store-credentials.md)."""
+its IAM policy; `weightvault store env [ROLE]`: the same credential as aws-cli/mc
+environment; `weightvault dvc-remote REPO`: a DVC remote with the dvc credential
+(docs/store-credentials.md, docs/dvc.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weightvault.cli._common import emit
 from weightvault.config import Settings
-from weightvault.errors import InvalidInputError, StoreRoleError, UsageError
+from weightvault.errors import (
+    InvalidInputError,
+    StoreRoleError,
+    StoreUnavailableError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from weightvault.store import Credentials
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The role argument and the secret's destinations of ``store credentials``."""
     parser.add_argument(
-        "role", nargs="?", help="store role (credentials, policy): admin, ingester, reader, ..."
+        "role",
+        nargs="?",
+        help="store role (credentials, policy, env): admin, ingester, reader, ...; env: "
+        f"default {ENV_DEFAULT_ROLE}",
     )
     parser.add_argument(
         "--secret-file",
         type=Path,
         help="credentials: write the role's endpoint, access key and secret key to this new "
-        "file (0600)",
+        "file (0600); env: the export lines with the secret, to source",
     )
     parser.add_argument(
         "--show-secret",
         action="store_true",
-        help="credentials: print the secret key on the terminal (never with --json)",
+        help="credentials, env: print the secret key on the terminal (never with --json)",
     )
 
 
+ENV_DEFAULT_ROLE = "reader"
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """``store credentials ROLE`` or ``store policy ROLE``."""
+    """``store credentials ROLE``, ``store policy ROLE`` or ``store env [ROLE]``."""
     from weightvault.store import role_named
 
+    if args.action == "env":
+        return _env(args, settings, role_named(args.role or ENV_DEFAULT_ROLE).name)
     if not args.role:
         raise UsageError(f"store {args.action} needs a ROLE")
     role = role_named(args.role)
@@ -48,7 +66,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return _credentials(args, settings, role.name)
 
 
-def _credentials(args: argparse.Namespace, settings: Settings, role: str) -> int:
+def _role_credential(
+    args: argparse.Namespace, settings: Settings, role: str
+) -> tuple[Credentials, str]:
+    """The embedded store's credential of ``role`` (registered as a secret) and its
+    host:port ('' when neither running nor on a fixed port)."""
     from weightvault.logs import register_secret
     from weightvault.store import EmbeddedStore
 
@@ -62,8 +84,52 @@ def _credentials(args: argparse.Namespace, settings: Settings, role: str) -> int
     server = EmbeddedStore.of(settings)
     creds = server.credentials(role)
     register_secret(creds.secret_key)
-    status = server.status()
-    endpoint = status.endpoint if status.running else "(store not running)"
+    return creds, server.address()
+
+
+def _env(args: argparse.Namespace, settings: Settings, role: str) -> int:
+    """``store env``: export lines for aws-cli, boto3 and mc, the secret only when asked."""
+    creds, endpoint = _role_credential(args, settings, role)
+    if not endpoint:
+        raise StoreUnavailableError(
+            "the embedded store is not running and has no fixed port ([store] port = 0): "
+            "run `weightvault store up`"
+        )
+    url = f"http://{endpoint}"
+    lines = [
+        f"export AWS_ENDPOINT_URL={shlex.quote(url)}",
+        f"export AWS_REGION={shlex.quote(settings.store.region)}",
+        f"export AWS_ACCESS_KEY_ID={shlex.quote(creds.access_key)}",
+    ]
+    secret = f"export AWS_SECRET_ACCESS_KEY={shlex.quote(creds.secret_key)}"
+    mc = (
+        'mc alias set weightvault "$AWS_ENDPOINT_URL" "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"'
+    )
+    data: dict[str, object] = {
+        "role": role,
+        "endpoint_url": url,
+        "region": settings.store.region,
+        "access_key": creds.access_key,
+    }
+    if args.secret_file is not None:
+        _write_new_private(args.secret_file, "\n".join([*lines, secret, ""]).encode())
+        data["secret_file"] = str(args.secret_file)
+        lines = [f". {shlex.quote(str(args.secret_file))}  # the {role} credential, 0600"]
+    elif args.show_secret:
+        lines.append(secret)
+    else:
+        lines.append(
+            "# AWS_SECRET_ACCESS_KEY not shown: --secret-file PATH writes these lines with it "
+            "(0600, then source it), --show-secret prints it"
+        )
+    lines.append(f"# then: {mc}")
+    emit(args, "\n".join(lines), data)
+    return 0
+
+
+def _credentials(args: argparse.Namespace, settings: Settings, role: str) -> int:
+    creds, endpoint = _role_credential(args, settings, role)
+    endpoint = endpoint or "(store not running)"
     data: dict[str, object] = {"role": role, "endpoint": endpoint, "access_key": creds.access_key}
     lines = [f"role        {role}", f"endpoint    {endpoint}", f"access key  {creds.access_key}"]
     if args.secret_file is not None:

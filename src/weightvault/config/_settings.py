@@ -12,8 +12,12 @@ override values of ``weightvault.toml``:
 
 ``WEIGHTVAULT_HOME``            vault home (keystore, catalog, embedded store)
 ``WEIGHTVAULT_CONFIG``          a weightvault.toml to use; its folder is the config directory
-``WEIGHTVAULT_S3_ENDPOINT``     host:port of an external S3 endpoint
+``WEIGHTVAULT_S3_ENDPOINT``     an external S3 endpoint: host:port, or an http(s):// URL
+``WEIGHTVAULT_STORE_PORT``      S3 port of the embedded store (``[store] port``; 0: a free one)
+``WEIGHTVAULT_PREFECT_PORT``    port of the Prefect server `up` starts (``[prefect] port``; 0: free)
 ``WEIGHTVAULT_S3_ACCESS_KEY``   access key for it
+``WEIGHTVAULT_S3_CREDENTIALS``  "aws": without the keys, the AWS default chain (AWS_* variables,
+                                the shared credentials file and profile, IAM) gives them
 ``WEIGHTVAULT_S3_SECRET_KEY``   secret key for it
 ``WEIGHTVAULT_S3_ROLE``         the store role whose credential the vault uses (default admin;
                                 the embedded store's own, else the role the keys above are for)
@@ -48,6 +52,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +77,11 @@ LIFETIMES_NAME = "lifetimes.toml"
 ROTATION_NAME = "rotation.toml"
 POLICIES_NAME = "policies"
 EXPECTATIONS_NAME = "expectations"
+DEFAULT_STORE_PORT = 9470
+"""S3 port of the embedded store unless ``[store] port`` says otherwise (fixed, so a DVC
+remote or an aws-cli profile written once keeps working across restarts)."""
+DEFAULT_PREFECT_PORT = 4270
+"""Port of the Prefect server `weightvault up` starts unless ``[prefect] port`` says otherwise."""
 
 
 class Environment(BaseSettings):
@@ -82,7 +92,10 @@ class Environment(BaseSettings):
     home: Path | None = None
     config: Path | None = None
     s3_endpoint: str | None = None
+    store_port: int | None = Field(default=None, ge=0, le=65535)
+    prefect_port: int | None = Field(default=None, ge=0, le=65535)
     s3_access_key: SecretStr | None = None
+    s3_credentials: Literal["static", "aws"] | None = None
     s3_secret_key: SecretStr | None = None
     s3_role: str | None = None
     dvc_access_key: SecretStr | None = None
@@ -160,6 +173,12 @@ class _StoreFile(_Strict):
     region: str
     bucket_prefix: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
     part_size_mib: int = Field(ge=5, le=5120)
+    port: int = Field(default=DEFAULT_STORE_PORT, ge=0, le=65535)
+    credentials: Literal["static", "aws"] = "static"
+
+
+class _PrefectFile(_Strict):
+    port: int = Field(default=DEFAULT_PREFECT_PORT, ge=0, le=65535)
 
 
 class _TierFile(_Strict):
@@ -279,6 +298,7 @@ class _SettingsFile(_Strict):
     detect: _DetectFile = _DetectFile()
     events: _EventsFile = _EventsFile()
     telemetry: _TelemetryFile = _TelemetryFile()
+    prefect: _PrefectFile = _PrefectFile()
 
 
 @dataclass(frozen=True)
@@ -307,6 +327,10 @@ class StoreSettings:
     # The DVC remote's own credential on an external store (the embedded one issues it).
     dvc_access_key: str = field(default="", repr=False)
     dvc_secret_key: str = field(default="", repr=False)
+    #: the embedded store's S3 port (0: a free port on every start)
+    port: int = DEFAULT_STORE_PORT
+    #: "aws": an external store's credential comes from the AWS default chain, not the keys
+    credentials: Literal["static", "aws"] = "static"
 
     @property
     def embedded(self) -> bool:
@@ -351,6 +375,8 @@ class Settings:
     events_api_url: str | None = None
     #: the OTLP/HTTP endpoint (``[telemetry]``; else ``OTEL_EXPORTER_OTLP_ENDPOINT``)
     otlp_endpoint: str | None = None
+    #: the port of the Prefect server `up` starts (``[prefect] port``; 0: a free port)
+    prefect_port: int = DEFAULT_PREFECT_PORT
 
     @property
     def last_checkpoint_path(self) -> Path:
@@ -456,21 +482,32 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         raise ConfigError(f"no {CONFIG_NAME} found in {home_dir} or {config_dir}")
     raw = _validated(path)
 
+    endpoint, secure = parse_endpoint(
+        env.s3_endpoint if env.s3_endpoint is not None else raw.store.endpoint,
+        env.s3_secure if env.s3_secure is not None else raw.store.secure,
+        "WEIGHTVAULT_S3_ENDPOINT" if env.s3_endpoint is not None else f"{path.name}: endpoint",
+    )
+    access_key = env.s3_access_key.get_secret_value() if env.s3_access_key else ""
     store = StoreSettings(
-        endpoint=env.s3_endpoint if env.s3_endpoint is not None else raw.store.endpoint,
-        secure=env.s3_secure if env.s3_secure is not None else raw.store.secure,
+        endpoint=endpoint,
+        secure=secure,
         region=env.s3_region or raw.store.region,
         bucket_prefix=env.bucket_prefix or raw.store.bucket_prefix,
         part_size=raw.store.part_size_mib * 1024 * 1024,
-        access_key=env.s3_access_key.get_secret_value() if env.s3_access_key else "",
+        access_key=access_key,
         secret_key=env.s3_secret_key.get_secret_value() if env.s3_secret_key else "",
         role=env.s3_role or "admin",
         dvc_access_key=env.dvc_access_key.get_secret_value() if env.dvc_access_key else "",
         dvc_secret_key=env.dvc_secret_key.get_secret_value() if env.dvc_secret_key else "",
+        port=env.store_port if env.store_port is not None else raw.store.port,
+        # Keys set explicitly win over the chain.
+        credentials="static" if access_key else (env.s3_credentials or raw.store.credentials),
     )
-    if store.endpoint and not (store.access_key and store.secret_key):
+    static = store.credentials == "static"
+    if store.endpoint and static and not (store.access_key and store.secret_key):
         raise ConfigError(
-            "an external S3 endpoint needs WEIGHTVAULT_S3_ACCESS_KEY and WEIGHTVAULT_S3_SECRET_KEY"
+            "an external S3 endpoint needs WEIGHTVAULT_S3_ACCESS_KEY and "
+            "WEIGHTVAULT_S3_SECRET_KEY (or WEIGHTVAULT_S3_CREDENTIALS=aws for the AWS chain)"
         )
     tiers = {
         name: TierSettings(name=name, **getattr(raw.tiers, name).model_dump()) for name in TIERS
@@ -508,7 +545,37 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         events_enabled=raw.events.enabled,
         events_api_url=raw.events.prefect_api_url,
         otlp_endpoint=raw.telemetry.otlp_endpoint,
+        prefect_port=env.prefect_port if env.prefect_port is not None else raw.prefect.port,
     )
+
+
+_HOST = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$")
+
+
+def parse_endpoint(text: str, secure: bool, setting: str) -> tuple[str, bool]:
+    """``(host[:port], secure)`` of an S3 endpoint given as ``host[:port]`` or a URL.
+
+    A URL's scheme (``http``/``https``) decides ``secure``; a path, query, user
+    name or anything but a host and port is a ConfigError naming ``setting``.
+    """
+    text = text.strip()
+    if not text:
+        return "", secure
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in {"http", "https"}:
+            raise ConfigError(f"{setting} {text!r}: the scheme must be http or https")
+        if parts.path not in {"", "/"} or parts.query or parts.fragment:
+            raise ConfigError(f"{setting} {text!r}: only scheme, host and port, no path")
+        if parts.username or parts.password:
+            raise ConfigError(f"{setting}: credentials never go in the endpoint URL")
+        host, secure = parts.netloc, parts.scheme == "https"
+    else:
+        host = text
+    match = _HOST.match(host)
+    if match is None or (match.group(3) and not 0 < int(match.group(3)[1:]) < 65536):
+        raise ConfigError(f"{setting} {text!r} is not host[:port] or http(s)://host[:port]")
+    return host, secure
 
 
 def _certificate_tiers(policy: _PolicyFile, override: str | None) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from weightvault.store._server import (
     EmbeddedStore,
     ServerStatus,
     free_ports,
+    require_port_free,
     weed_binary,
 )
 
@@ -51,6 +52,7 @@ __all__ = [
     "iam_policy",
     "probe_store",
     "require_capabilities",
+    "require_port_free",
     "role_named",
     "store_role_names",
     "weed_binary",

@@ -24,6 +24,13 @@ from typing import Any, BinaryIO, NoReturn, Protocol, cast
 import urllib3
 from minio import Minio
 from minio.commonconfig import COMPLIANCE, ENABLED, CopySource
+from minio.credentials.providers import (
+    AWSConfigProvider,
+    ChainedProvider,
+    EnvAWSProvider,
+    IamAwsProvider,
+    Provider,
+)
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
 from minio.helpers import genheaders
 from minio.objectlockconfig import ObjectLockConfig
@@ -33,6 +40,7 @@ from minio.versioningconfig import VersioningConfig
 from weightvault.config import Settings
 from weightvault.errors import (
     AuthenticationError,
+    ConfigError,
     ConflictError,
     NotFoundError,
     RetentionError,
@@ -64,6 +72,8 @@ _TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     InvalidResponseError,
 )
 _STORE_ERRORS: tuple[type[BaseException], ...] = (MinioException, *_TRANSIENT_ERRORS)
+# What a credential provider raises when it finds nothing (ValueError) or cannot ask.
+_CHAIN_ERRORS: tuple[type[BaseException], ...] = (ValueError, *_STORE_ERRORS)
 # What S3 servers answer when they are out of space or over quota: MinIO's codes,
 # WebDAV's 507 Insufficient Storage, and the words SeaweedFS and others put in an
 # InternalError's message.
@@ -225,6 +235,7 @@ class ObjectStore:
         retries: int = 2,
         local_data: Path | None = None,
         role: str = ADMIN_ROLE,
+        credentials: Provider | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.part_size = part_size
@@ -245,13 +256,15 @@ class ObjectStore:
                 raise_on_status=False,
             ),
         )
+        # A provider (the AWS chain) instead of keys refreshes expiring credentials itself.
         self.client = _ChecksummedMinio(
             endpoint,
-            access_key=access_key,
-            secret_key=secret_key,
+            access_key=None if credentials is not None else access_key,
+            secret_key=None if credentials is not None else secret_key,
             secure=secure,
             region=region,
             http_client=http,
+            credentials=credentials,
         )
 
     def __repr__(self) -> str:
@@ -807,11 +820,45 @@ def dvc_remote(settings: Settings) -> DvcRemote:
     )
 
 
+def aws_credential_chain() -> Provider:
+    """The AWS default credential chain through the minio SDK's providers, in AWS's order:
+    ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and ``AWS_SESSION_TOKEN``), the shared
+    credentials file (``AWS_SHARED_CREDENTIALS_FILE``, profile ``AWS_PROFILE``), then
+    IAM (web identity, ECS, EC2 instance metadata; asked briefly: off AWS it is absent).
+    """
+    metadata = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=1.0, read=2.0), retries=urllib3.Retry(total=1)
+    )
+    return ChainedProvider(
+        [EnvAWSProvider(), AWSConfigProvider(), IamAwsProvider(http_client=metadata)]
+    )
+
+
+def _chain_credentials(endpoint: str) -> Provider:
+    """The AWS chain, with a credential found now (ConfigError naming where it looked)."""
+    from weightvault.logs import register_secret
+
+    chain = aws_credential_chain()
+    try:
+        found = chain.retrieve()
+    except _CHAIN_ERRORS:
+        raise ConfigError(
+            f"WEIGHTVAULT_S3_CREDENTIALS=aws: no AWS credential for {endpoint} in "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, the shared credentials file "
+            "(AWS_SHARED_CREDENTIALS_FILE, profile AWS_PROFILE) or IAM"
+        ) from None
+    register_secret(found.secret_key)
+    if found.session_token:
+        register_secret(found.session_token)
+    return chain
+
+
 def connect(settings: Settings) -> ObjectStore:
     """An ObjectStore for the configured endpoint, embedded or external."""
     from weightvault.store._server import EmbeddedStore
 
     role = role_named(settings.store.role).name
+    chain: Provider | None = None
     if settings.store.embedded:
         embedded = EmbeddedStore.of(settings)
         endpoint = embedded.endpoint()
@@ -825,6 +872,8 @@ def connect(settings: Settings) -> ObjectStore:
             settings.store.access_key,
             settings.store.secret_key,
         )
+        if settings.store.credentials == "aws":
+            chain = _chain_credentials(endpoint)
     return ObjectStore(
         endpoint,
         access,
@@ -834,4 +883,5 @@ def connect(settings: Settings) -> ObjectStore:
         part_size=settings.store.part_size,
         local_data=local_data,
         role=role,
+        credentials=chain,
     )

@@ -35,7 +35,7 @@ import psutil
 
 from weightvault._fs import write_private
 from weightvault.config import Settings
-from weightvault.errors import ConfigError, StoreRoleError, StoreUnavailableError
+from weightvault.errors import ConfigError, PortInUseError, StoreRoleError, StoreUnavailableError
 from weightvault.processes import ProcessRef, is_running, stop
 from weightvault.store._roles import ADMIN_ROLE, STORE_ROLES, iam_policy, role_named
 from weightvault.store._security import SECURITY_FILE, write_security_config
@@ -98,6 +98,29 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
+def port_free(port: int) -> bool:
+    """Whether nothing listens on loopback ``port`` (bound as servers bind: SO_REUSEADDR)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_port_free(port: int, setting: str) -> None:
+    """PortInUseError naming ``port`` and the ``setting`` that chose it, unless it is free."""
+    if not port_free(port):
+        raise PortInUseError(
+            f"port {port} on {HOST} is in use by another program: stop it, or set {setting} "
+            "to another port (0: a free one on every start)"
+        )
+
+
+_PORT_SETTING = "[store] port (WEIGHTVAULT_STORE_PORT)"
+
+
 def _weed_sockets(ports: Iterable[int]) -> list[Path]:
     """The unix sockets weed opens (or an earlier weed left) in /tmp for ``ports``."""
     found: list[Path] = []
@@ -116,10 +139,26 @@ def _not_ours(paths: Iterable[Path]) -> list[Path]:
     return foreign
 
 
-def _choose_ports() -> dict[str, int]:
-    """Free loopback ports none of whose weed socket names another user holds."""
+def _choose_ports(s3_port: int = 0) -> dict[str, int]:
+    """Free loopback ports none of whose weed socket names another user holds.
+
+    ``s3_port`` (the configured one) is the S3 gateway's, PortInUseError when taken; 0
+    takes a free one like the internal ports, which nobody outside the store uses.
+    """
+    if s3_port:
+        require_port_free(s3_port, _PORT_SETTING)
+        if _not_ours(_weed_sockets([s3_port])):
+            raise StoreUnavailableError(
+                f"cannot start the embedded store on port {s3_port}: another user holds its "
+                f"weed socket in {SOCKET_DIR} (seaweedfs-*-{s3_port}.sock); remove it or set "
+                f"{_PORT_SETTING}"
+            )
     for _ in range(_PORT_ATTEMPTS):
         ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        if s3_port:
+            if s3_port in ports.values():
+                continue
+            ports["s3"] = s3_port
         if not _not_ours(_weed_sockets(ports.values())):
             return ports
     raise StoreUnavailableError(
@@ -180,12 +219,14 @@ class EmbeddedStore:
     """Start, stop and describe the embedded SeaweedFS server of one vault home.
 
     With ``settings`` the server also gets an identity per store role, scoped to the
-    buckets those settings name (:meth:`of`); without, only the admin identity.
+    buckets those settings name (:meth:`of`), and listens on their ``[store] port``;
+    without, only the admin identity, on a free port.
     """
 
     def __init__(self, store_dir: Path, settings: Settings | None = None) -> None:
         self.dir = store_dir
         self.settings = settings
+        self.port = settings.store.port if settings is not None else 0
         self.data_dir = store_dir / "data"
         self.state_path = store_dir / "state.json"
         self.credentials_path = store_dir / "credentials.json"
@@ -320,6 +361,14 @@ class EmbeddedStore:
             )
         return f"{HOST}:{state['ports']['s3']}"
 
+    def address(self) -> str:
+        """host:port clients reach the store at: the running server's, else that of the
+        configured fixed port (where it will listen); '' when neither."""
+        status = self.status()
+        if status.running:
+            return status.endpoint
+        return f"{HOST}:{self.port}" if self.port else ""
+
     def _serves(self, state: dict[str, Any]) -> bool:
         """Whether the process state.json names is this store's own weed, still running.
 
@@ -347,7 +396,7 @@ class EmbeddedStore:
             self.down()
         self._make_private()
         write_private(self.identity_path, json.dumps(self.identities()).encode())
-        ports = _choose_ports()
+        ports = _choose_ports(self.port)
         _remove_own_sockets(ports.values())
         write_security_config(self.security_dir)
         args = [
@@ -424,9 +473,11 @@ class EmbeddedStore:
 
         A caller without settings takes the server as it runs; one with settings wants
         the identities of their bucket prefix (a server started without them, or for
-        another prefix, is restarted).
+        another prefix, is restarted), on the configured port.
         """
         if not self._locked_down(state):
+            return False
+        if self.port and int(state.get("ports", {}).get("s3", 0)) != self.port:
             return False
         return self.settings is None or state.get("roles") == self._roles_tag()
 

@@ -68,6 +68,7 @@ __all__ = [
     "ALGORITHM",
     "ED25519",
     "ML_DSA_65",
+    "Ed25519PublicKey",
     "HybridSignature",
     "HybridSigningKey",
     "HybridVerifyKey",
@@ -514,3 +515,31 @@ class HybridSigningKey:
 
     def __hash__(self) -> int:
         return hash(self._public)
+
+
+class Ed25519PublicKey:
+    """An Ed25519 public key read from PEM: what an OMS verifier checks signatures with."""
+
+    def __init__(self, public_key_pem: bytes) -> None:
+        """InvalidInputError when ``public_key_pem`` is no Ed25519 public key in PEM."""
+        try:
+            key = serialization.load_pem_public_key(public_key_pem)
+        except ValueError:
+            raise InvalidInputError("the public key is not a PEM public key") from None
+        if not isinstance(key, ed25519.Ed25519PublicKey):
+            raise InvalidInputError("the public key is not an Ed25519 key")
+        self._key = key
+
+    def pem(self) -> bytes:
+        """The key as SubjectPublicKeyInfo PEM (normalised)."""
+        return self._key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def verifies(self, signature: bytes, message: bytes) -> bool:
+        """Whether ``signature`` is this key's Ed25519 signature of ``message``."""
+        try:
+            self._key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True

@@ -56,7 +56,7 @@ from weightvault.lifecycle.escrow import EscrowSplit, escrow_decrypt, split_escr
 from weightvault.lifecycle.rebuild import rebuild_catalog
 from weightvault.lifecycle.recover import recover
 from weightvault.logs import get_logger, register_secret
-from weightvault.provenance import Provenance
+from weightvault.provenance import OMS_SIGNATURE_NAME, Provenance
 from weightvault.records import REBUILD_KIT
 from weightvault.store import DvcRemote, EmbeddedStore, bucket_roles
 from weightvault.store.layout import files_prefix
@@ -271,6 +271,14 @@ def choose(
 # -- 3. copy ------------------------------------------------------------------------
 
 
+def _signed_for_oms(vault: Vault, artifact_id: str) -> bool:
+    """Whether the artifact's logged put made an OMS signature (which get writes out)."""
+    return any(
+        isinstance(e.event.details.get("oms_signature"), dict)
+        for e in vault.history(artifact_id, {"artifact.ingested"})
+    )
+
+
 def _read_kit(
     live: Vault, row: ArtifactRow, dest: Path
 ) -> tuple[list[tuple[str, Path]], Provenance | None, dict[str, str]]:
@@ -344,6 +352,9 @@ def copy(live: Vault, scratch: Vault, row: ArtifactRow, ws: Path) -> ArtifactDri
     out = ws / row.id
     try:
         live.get(row.id, out / "files")
+        if _signed_for_oms(live, row.id):
+            # get wrote the OMS signature beside the files: no model file of the copy.
+            (out / "files" / OMS_SIGNATURE_NAME).unlink(missing_ok=True)
         kit_files, provenance, labels = _read_kit(live, row, out / "kit")
         item.kit = bool(kit_files)
         if provenance is not None and provenance.datasets:

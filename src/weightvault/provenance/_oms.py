@@ -28,9 +28,6 @@ import pathlib
 from collections.abc import Iterable
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from model_signing import manifest as oms_manifest
 from model_signing import verifying
@@ -41,8 +38,8 @@ from sigstore_models import intoto as intoto_pb
 from sigstore_models.bundle import v1 as bundle_pb
 from sigstore_models.common import v1 as common_pb
 
-from weightvault.crypto.signing import HybridSigningKey
-from weightvault.errors import IntegrityError
+from weightvault.crypto.signing import Ed25519PublicKey, HybridSigningKey
+from weightvault.errors import IntegrityError, InvalidInputError
 
 __all__ = [
     "OMS_SIGNATURE_NAME",
@@ -128,15 +125,12 @@ class Ed25519Verifier(sigstore_pb.Verifier):
     """A ``model_signing`` verifier for bundles signed with an Ed25519 public key (PEM)."""
 
     def __init__(self, public_key_pem: bytes) -> None:
-        key = serialization.load_pem_public_key(public_key_pem)
-        if not isinstance(key, ed25519.Ed25519PublicKey):
-            raise ValueError("the OMS public key is not an Ed25519 key")  # noqa: TRY004
+        try:
+            key = Ed25519PublicKey(public_key_pem)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
         self._key = key
-        self._hint = _key_hint(
-            key.public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-        )
+        self._hint = _key_hint(key.pem())
 
     def _verify_bundle(self, bundle: bundle_pb.Bundle) -> tuple[str, bytes]:
         public_key = bundle.verification_material.public_key
@@ -145,10 +139,8 @@ class Ed25519Verifier(sigstore_pb.Verifier):
         envelope = bundle.dsse_envelope
         if envelope is None or len(envelope.signatures) != 1:
             raise ValueError("the signature carries no single DSSE signature")
-        try:
-            self._key.verify(envelope.signatures[0].sig, sigstore_pb.pae(envelope.payload))
-        except InvalidSignature:
-            raise ValueError("the DSSE signature does not verify") from None
+        if not self._key.verifies(envelope.signatures[0].sig, sigstore_pb.pae(envelope.payload)):
+            raise ValueError("the DSSE signature does not verify")
         return envelope.payload_type, envelope.payload
 
 

@@ -50,6 +50,7 @@ from weightvault._fs import hash_file, staged_output
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, parse_iso, utcnow
 from weightvault.artifacts import LoggedState, Vault
+from weightvault.catalog import ArtifactRow
 from weightvault.crypto import dsse
 from weightvault.crypto.notes import verifier_from_vkey
 from weightvault.errors import (
@@ -130,18 +131,23 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def cold_release(vault: Vault, artifact_id: str) -> ArtifactRow:
+    """The artifact's catalog row; PolicyError unless it is in cold (only releases leave)."""
+    row = vault.resolve(artifact_id)
+    if row.tier != "cold":
+        raise PolicyError(
+            f"artifact {row.id} is in {row.tier}: only cold releases are exported; promote it first"
+        )
+    return row
+
+
 def export_bundle(vault: Vault, artifact_id: str, out: Path) -> Path:
     """Write the bundle of an artifact into a new directory ``out``."""
     out = out.absolute()
     with vault.artifact_operation(
         "artifact.exported", artifact_id, {"output": vault.private(str(out))}
     ) as op:
-        row = vault.resolve(artifact_id)
-        if row.tier != "cold":
-            raise PolicyError(
-                f"artifact {row.id} is in {row.tier}: only cold releases are exported; "
-                "promote it first"
-            )
+        row = cold_release(vault, artifact_id)
         ensure_current_root(vault)
         with staged_output(out) as staging:
             manifest, dek = vault.load_manifest(row.id, row.tier, op=op)

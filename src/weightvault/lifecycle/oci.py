@@ -37,7 +37,8 @@ from typing import Any
 from weightvault._fs import staged_output
 from weightvault.artifacts import Vault
 from weightvault.catalog import ArtifactRow
-from weightvault.errors import InvalidInputError, PolicyError
+from weightvault.errors import InvalidInputError
+from weightvault.lifecycle.export import cold_release
 from weightvault.records import Manifest
 from weightvault.store.layout import statement_key
 
@@ -171,12 +172,7 @@ def export_oci(vault: Vault, artifact_id: str, out: Path, tag: str = "latest") -
     with vault.artifact_operation(
         "artifact.exported", artifact_id, {"output": vault.private(str(out)), "format": "oci"}
     ) as op:
-        row = vault.resolve(artifact_id)
-        if row.tier != "cold":
-            raise PolicyError(
-                f"artifact {row.id} is in {row.tier}: only cold releases are exported; "
-                "promote it first"
-            )
+        row = cold_release(vault, artifact_id)
         row, manifest, dek = vault.readable(row.id, op)
         try:
             statement = vault.store.get_bytes(vault.bucket(row.tier), statement_key(row.id))

@@ -166,8 +166,8 @@ def test_failure_after_copy_in_the_flow_is_rolled_back_by_the_hooks(
         state = promote_flow(params, return_state=True)
     assert state.is_failed()
     assert "injected failure after the copy" in (state.message or "")
-    # The copy really happened before the failure (ciphertext files + statement) ...
-    assert copied == [len(flow_vault.catalog.files_of(ready)) + 1]
+    # The copy really happened before the failure (ciphertext files, statement, OMS signature) ...
+    assert copied == [len(flow_vault.catalog.files_of(ready)) + 2]
     # ... and the tasks' on_rollback hooks undid it (the flow has no except clause).
     assert compensated
     assert flow_vault.catalog.artifact(ready).tier == "hot"
@@ -204,7 +204,8 @@ def test_transient_failure_inside_the_transaction_is_retried_not_rolled_back(
     assert flow_vault.catalog.artifact(ready).tier == "warm"
     assert flow_vault.catalog.placement(ready)["pending"] is None
     files = [f["object_key"] for f in flow_vault.catalog.files_of(ready)]
-    assert len(object_versions(flow_vault, "warm", ready)) == len(files) + 2
+    # One version each: the files, the statement, the OMS signature and the manifest.
+    assert len(object_versions(flow_vault, "warm", ready)) == len(files) + 3
     assert len(attestation_keys(flow_vault.store, flow_vault.bucket("audit"), ready)) == 1
     flow_vault.verify(ready)
 

@@ -1,8 +1,9 @@
 """The ingest flow: every artifact enters the vault through this DAG.
 
-capture provenance -> plan -> write envelope -> encrypt+upload (one task per
-file, in parallel) -> sign manifest -> commit (manifest, event, catalog) ->
-report. A failure before the commit discards what was uploaded.
+capture provenance -> plan -> format scan -> write envelope -> encrypt+upload
+(one task per file, in parallel) -> sign manifest -> commit (manifest, event,
+catalog; unsafe content is committed straight into quarantine) -> report. A
+failure before the commit discards what was uploaded.
 """
 
 from __future__ import annotations
@@ -62,11 +63,16 @@ def ingest(params: IngestParams) -> reports.IngestSummary:
     except BaseException:
         vault_tasks.discard(plan)
         raise
+    try:
+        screening = vault_tasks.screen(plan)
+    except BaseException:
+        vault_tasks.discard(plan)
+        raise
     envelope = vault_tasks.write_envelope(plan)
     try:
         futures = [vault_tasks.upload.submit(plan, f, envelope) for f in plan.files]
         entries = [f.result() for f in futures]
-        sealed = vault_tasks.sign(plan, entries, provenance)
+        sealed = vault_tasks.sign(plan, entries, provenance, screening)
         result = vault_tasks.commit(sealed)
     except BaseException:
         vault_tasks.discard(plan)

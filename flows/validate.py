@@ -1,7 +1,9 @@
 """The validate flow: formats, Great Expectations and evidence, as a DAG.
 
-A failed validation still keeps its evidence (the report is stored and its
-hash indexed); it blocks promotion through the policy's validation rule.
+Each suite runs as a GX Checkpoint; its Data Docs are stored with the signed
+report. A failed or partial validation still keeps its evidence (the report
+is stored and its hash indexed); it blocks promotion through the policy's
+validation and validation_complete rules.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ class ValidateParams(BaseModel):
 
     artifact_id: str = Field(description="Artifact id (or unique prefix)")
     model_repo: str | None = Field(
-        default=None, description="git+DVC repo with the training dataset and metrics"
+        default=None,
+        description="git+DVC model repo; its weightvault.toml (or pyproject "
+        "[tool.weightvault.validation]) names the datasets, suites and metric thresholds",
     )
 
 
@@ -29,11 +33,10 @@ def validate(params: ValidateParams) -> dict[str, Any]:
     root = gate_tasks.decrypt(params.artifact_id)
     try:
         scans = gate_tasks.scan(root)
-        record = gate_tasks.gx_record(params.artifact_id)
-        dataset = gate_tasks.gx_dataset(params.model_repo)
-        metrics = gate_tasks.gx_metrics(params.model_repo, root)
+        record = gate_tasks.gx_record(params.artifact_id, root)
+        model = gate_tasks.gx_model(params.model_repo, root)
+        outcome = gate_tasks.record(params.artifact_id, scans, [record], model, root)
     finally:
         gate_tasks.cleanup(root)
-    outcome = gate_tasks.record(params.artifact_id, scans, [record, dataset, metrics])
     reports.publish_validation_report(outcome)
     return dict(outcome.__dict__)

@@ -18,6 +18,8 @@ from weightvault.errors import ConfigError, InvalidInputError
 from weightvault.store import DvcRemote, configure_dvc_remote
 
 ENVIRONMENT_LOCK = "pipeline/requirements.txt"
+VALIDATION_CONFIG = "pipeline/weightvault.toml"
+"""The model's validation config (datasets, suites, metric thresholds), copied to the root."""
 PIPELINE_FILES = (
     "dvc.yaml",
     "config/params.yaml",
@@ -78,6 +80,7 @@ def build_model_repo(source_root: Path, repo: Path) -> Path:
         shutil.copyfile(source_root / rel, target)
     # The training environment's own lock file, where provenance capture looks for it.
     shutil.copyfile(source_root / ENVIRONMENT_LOCK, repo / "requirements.txt")
+    shutil.copyfile(source_root / VALIDATION_CONFIG, repo / "weightvault.toml")
     if not (repo / ".git").exists():
         run(repo, "git", "init", "-q", "-b", "main")
     if not (repo / ".dvc").exists():

@@ -26,7 +26,7 @@ from prefect.transactions import Transaction, get_transaction
 
 from tasks.vault_tasks import RETRY_DELAYS, vault, vault_task
 from weightvault.errors import StoreUnavailableError, VaultError
-from weightvault.gates import ScanResult, ValidationReport
+from weightvault.gates import ModelChecks, ScanResult, ValidationReport
 from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle import validate as admission
 from weightvault.lifecycle.approvals import ApprovalCheck, check_approvals
@@ -51,29 +51,29 @@ def scan(root: Path) -> list[ScanResult]:
 
 
 @vault_task("gx-provenance-record")
-def gx_record(artifact_id: str) -> ValidationReport:
-    """Great Expectations over the signed provenance and manifest."""
-    return admission.check_record(vault(), artifact_id)
+def gx_record(artifact_id: str, root: Path) -> ValidationReport:
+    """Great Expectations (a Checkpoint) over the signed provenance and manifest."""
+    return admission.check_record(vault(), artifact_id, admission.docs_dir(root))
 
 
-@vault_task("gx-dataset", retry=False)
-def gx_dataset(model_repo: str | None) -> ValidationReport | None:
-    """Great Expectations over the DVC-tracked training dataset."""
-    return admission.check_dataset(vault(), Path(model_repo) if model_repo else None)
-
-
-@vault_task("gx-metrics", retry=False)
-def gx_metrics(model_repo: str | None, root: Path) -> ValidationReport | None:
-    """Great Expectations over the evaluation metrics."""
-    return admission.check_metrics(vault(), Path(model_repo) if model_repo else None, root)
+@vault_task("gx-model-checks", retry=False)
+def gx_model(model_repo: str | None, root: Path) -> ModelChecks:
+    """The datasets and metrics checks the model repository configures (Checkpoints)."""
+    return admission.check_model(
+        vault(), Path(model_repo) if model_repo else None, root, admission.docs_dir(root)
+    )
 
 
 @vault_task("record-validation")
 def record(
-    artifact_id: str, scans: list[ScanResult], reports: list[ValidationReport | None]
+    artifact_id: str,
+    scans: list[ScanResult],
+    reports: list[ValidationReport | None],
+    model: ModelChecks,
+    root: Path,
 ) -> ValidationOutcome:
-    """Keep the evidence, index its hash, quarantine unsafe content."""
-    return admission.record(vault(), artifact_id, scans, reports)
+    """Store the Data Docs, keep the evidence, index its hash, quarantine unsafe content."""
+    return admission.record(vault(), artifact_id, scans, reports, model, admission.docs_dir(root))
 
 
 @vault_task("cleanup", retry=False)

@@ -135,6 +135,12 @@ def validation_markdown(outcome: ValidationOutcome) -> str:
     ]
     if outcome.failures:
         lines += ["", "## Failures", ""] + [f"- {f}" for f in outcome.failures]
+    if outcome.skipped:
+        lines += ["", "## Skipped (partial never satisfies a promotion)", ""]
+        lines += [f"- {s}" for s in outcome.skipped]
+    if outcome.data_docs:
+        lines += ["", "## Data Docs (in the audit bucket, sha256 in the signed report)", ""]
+        lines += [f"- {d['suite']}: `{d['key']}`" for d in outcome.data_docs]
     return "\n".join(lines)
 
 

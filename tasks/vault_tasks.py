@@ -138,6 +138,12 @@ def drop_kit(p: PutPlan) -> None:
     ingest.drop_kit(p)
 
 
+@vault_task("format-scan")
+def screen(p: PutPlan) -> ingest.Screening:
+    """Scan each model file's format by content before anything is uploaded."""
+    return ingest.screen(vault(), p)
+
+
 @vault_task("write-envelope")
 def write_envelope(p: PutPlan) -> ingest.KekRef:
     """Draw and wrap the DEK; returns only the KEK reference."""
@@ -152,9 +158,14 @@ def upload(p: PutPlan, src: SourceFile, envelope: ingest.KekRef) -> FileEntry:
 
 
 @vault_task("sign-manifest")
-def sign(p: PutPlan, entries: list[FileEntry], provenance: Provenance) -> Sealed | PutResult:
+def sign(
+    p: PutPlan,
+    entries: list[FileEntry],
+    provenance: Provenance,
+    screening: ingest.Screening | None = None,
+) -> Sealed | PutResult:
     """Sign the in-toto statement; a duplicate returns the original artifact."""
-    return ingest.seal(vault(), p, entries, provenance)
+    return ingest.seal(vault(), p, entries, provenance, screening)
 
 
 @vault_task("commit")

@@ -39,7 +39,8 @@ rules := {
 # content), `artifact.promoted` / `artifact.promotion_refused` /
 # `artifact.claim_taken_over` (a promotion), `envelopes.rewrapped` (a key
 # rotation), `artifact.read` (validation decrypts what it scans),
-# `artifact.quarantined` (validation quarantines unsafe content),
+# `artifact.quarantined` (validation, and a put whose format scan finds unsafe
+# content, quarantine it),
 # `artifact.verified` (promotion and rotation verify what they moved),
 # `artifact.rekey_needed` (revoking a grant that was used).
 
@@ -64,7 +65,7 @@ operations := {
 	# approvals (signed by the approver's own key)
 	"artifact.approved": {"roles": ["approver"], "tiers": any_tier},
 	# incidents
-	"artifact.quarantined": {"roles": ["incident-responder", "validator"], "tiers": any_tier},
+	"artifact.quarantined": {"roles": ["incident-responder", "ingester", "validator"], "tiers": any_tier},
 	"artifact.released": {"roles": ["incident-responder"], "tiers": any_tier},
 	"key.compromised": {"roles": ["incident-responder", "key-admin"], "tiers": any_tier},
 	"artifact.rekeyed": {"roles": ["incident-responder", "key-admin"], "tiers": any_tier},

@@ -444,3 +444,28 @@ class PortInUseError(ConfigError):
     another program; the message names the port and the setting that chose it."""
 
     exit_code = 65
+
+
+# -- gates on every ingest (issue 15 item 3, "ingest-gates") -----------------------------
+class IngestQuarantinedError(QuarantinedError):
+    """A put stored the artifact, but its format scan found unsafe content (a pickle, a
+    malformed safetensors header, ...): it was committed straight into quarantine and is
+    never readable until released. The message names each file and its detected type."""
+
+    exit_code = 58
+
+
+class ValidationConfigError(ConfigError):
+    """A model repository's validation configuration (``[tool.weightvault.validation]`` in
+    its pyproject.toml, or its weightvault.toml) is malformed or names a missing file or
+    suite."""
+
+    exit_code = 59
+
+
+class ValidationPartialError(PolicyError):
+    """A validation skipped checks (no model repository, or a configured check that could
+    not run): its signed report says ``partial`` and names them; partial never satisfies
+    a promotion gate."""
+
+    exit_code = 60

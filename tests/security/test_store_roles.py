@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -31,7 +32,13 @@ from tests.support.durable_store import cli
 from tests.support.services import start_vault_store
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.errors import AuthorizationError, ConfigError, StoreRoleDeniedError
+from weightvault.errors import (
+    AuthorizationError,
+    ConfigError,
+    ConflictError,
+    QuarantinedError,
+    StoreRoleDeniedError,
+)
 from weightvault.lifecycle import ingest, quarantine
 from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.promote import promote
@@ -114,6 +121,43 @@ def _body(data: bytes = b"forged") -> tuple[io.BytesIO, int]:
     return io.BytesIO(data), len(data)
 
 
+def test_the_ingester_quarantines_the_pickle_it_puts(roles: RoleStore, tmp_path: Path) -> None:
+    """The put's format scan writes the quarantine marker and statement with the ingester's
+    own credential: nothing more is needed to keep a pickle unreadable from its commit on."""
+    ingester = Vault.open(roles.as_role("ingester"))
+    src = make_tree(tmp_path / "pk", {"model.pkl": pickle.dumps({"w": [1, 2]})})
+    result = ingest.put(ingester, src, "pk")
+    assert result.quarantined is not None
+    assert result.artifact.tier == "quarantine"
+    assert quarantine.read_marker(ingester, result.artifact_id) is not None
+    ing = roles.client("ingester")
+    qbucket = roles.bucket("quarantine")
+    assert _denied(lambda: ing.remove_object(qbucket, quarantine_marker_key(result.artifact_id)))
+    assert _denied(lambda: ing.put_object(qbucket, "other/x", *_body()))
+
+
+def test_a_quarantine_marker_is_create_only(roles: RoleStore, tmp_path: Path) -> None:
+    """The ingester may write markers, but a second write never replaces the first: a
+    retried or racing quarantine (or an ingester re-running the step with another reason
+    or origin) gets the marker already there back, and the store keeps it unchanged."""
+    ingester = Vault.open(roles.as_role("ingester"))
+    src = make_tree(tmp_path / "pk2", {"model.pkl": pickle.dumps({"w": [3, 4]})})
+    result = ingest.put(ingester, src, "pk2")
+    aid = result.artifact_id
+    qbucket, key = roles.bucket("quarantine"), quarantine_marker_key(aid)
+    first = roles.admin.get_bytes(qbucket, key)
+    again = quarantine.QuarantinePlan(aid, "warm", "a second, different reason")
+    kept = quarantine.write_marker(ingester, again)
+    assert kept == json.loads(first)
+    assert kept["origin"] == "hot"
+    assert "a second, different reason" not in kept["reason"]
+    assert roles.admin.get_bytes(qbucket, key) == first
+    # The store itself refuses the conditional overwrite the vault makes.
+    with pytest.raises(ConflictError):
+        ingester.store.put_bytes(qbucket, key, b"{}", if_none_match=True)
+    assert roles.admin.get_bytes(qbucket, key) == first
+
+
 def test_the_ingester_puts_but_cannot_delete_or_reach_other_tiers(roles: RoleStore) -> None:
     ing = roles.client("ingester")
     hot, aid = roles.bucket("hot"), roles.put_id
@@ -178,8 +222,14 @@ def test_the_promoter_quarantines_and_the_ingester_cannot_follow(roles: RoleStor
     for role in ("ingester", "reader"):
         client = roles.client(role)
         assert _denied(lambda c=client: c.remove_object(bucket, marker))
-        assert _denied(lambda c=client: c.put_object(bucket, marker, *_body(b"{}")))
-    assert _denied(lambda: roles.client("ingester").get_object(bucket, marker).read())
+    assert _denied(lambda: roles.client("reader").put_object(bucket, marker, *_body(b"{}")))
+    assert roles.admin.exists(bucket, marker)
+    # The ingester writes markers (a put's format scan quarantines at commit); overwriting
+    # one lifts nothing: the log and the catalog keep reads refused, the marker stays.
+    roles.client("ingester").put_object(bucket, marker, *_body(b"{}"))
+    reader = Vault.open(roles.as_role("reader"))
+    with pytest.raises(QuarantinedError):
+        reader.verify(roles.quarantined_id)
     assert roles.admin.exists(bucket, marker)
 
 

@@ -165,6 +165,8 @@ class PutResult:
 
     artifact: ArtifactRow
     duplicate_of: str | None = None
+    #: why the put's format scan quarantined the artifact at its commit, if it did
+    quarantined: str | None = None
 
     @property
     def artifact_id(self) -> str:
@@ -1261,11 +1263,14 @@ class Vault:
         )
         return data
 
-    def publish(self, sealed: Sealed) -> PutResult:
+    def publish(self, sealed: Sealed, *, quarantined: str | None = None) -> PutResult:
         """Write the manifest (the commit point), then the outcome and the catalog rows.
 
         A sealed artifact without an operation (one sealed outside a put) gets
-        its intent recorded here, before the manifest is written.
+        its intent recorded here, before the manifest is written. ``quarantined``
+        (the reason) indexes the artifact straight into quarantine: the caller has
+        recorded the quarantine and written its marker before calling, so no read
+        can find it readable at any point.
         """
         manifest, details = sealed.manifest, sealed.details
         op = sealed.op or self.begin("artifact.ingested", manifest.artifact_id, manifest.tier)
@@ -1306,23 +1311,34 @@ class Vault:
             **details,
             state=state,
         )
+        if quarantined is not None:
+            op.details["quarantined"] = quarantined
         event = self.finish(op)
-        return PutResult(self._index(manifest, body, event.ts, details.get("signed_by")))
+        tier = "quarantine" if quarantined is not None else manifest.tier
+        row = self._index(manifest, body, event.ts, details.get("signed_by"), tier)
+        return PutResult(row, quarantined=quarantined)
 
     def _index(
-        self, manifest: Manifest, body: bytes, since: str, signed_by: str | None
+        self,
+        manifest: Manifest,
+        body: bytes,
+        since: str,
+        signed_by: str | None,
+        tier: str | None = None,
     ) -> ArtifactRow:
-        """Insert the catalog rows of a committed artifact."""
+        """Insert the catalog rows of a committed artifact (``tier``: where the catalog
+        places it, the manifest's tier unless it is quarantined; the bucket stays)."""
         wrapped = self.load_envelope(manifest.artifact_id, manifest.tier)
         retain = self.retain_until_of(manifest.tier, manifest.artifact_id)
+        placed = tier or manifest.tier
         with self.catalog.transaction() as conn:
             self.catalog.add_artifact(
                 conn,
-                artifact_row(manifest, body, signed_by),
+                {**artifact_row(manifest, body, signed_by), "tier": placed},
                 [file_row(manifest.artifact_id, i, f) for i, f in enumerate(manifest.files)],
                 {
                     "artifact_id": manifest.artifact_id,
-                    "tier": manifest.tier,
+                    "tier": placed,
                     "bucket": self.bucket(manifest.tier),
                     "since": since,
                     "retain_until": retain,

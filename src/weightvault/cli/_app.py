@@ -39,6 +39,7 @@ from weightvault.cli._progress import transfer
 from weightvault.config import Settings, environment
 from weightvault.errors import (
     DiskFullError,
+    IngestQuarantinedError,
     InvalidInputError,
     StoreCapabilityError,
     UsageError,
@@ -167,11 +168,14 @@ def cmd_put(args: argparse.Namespace) -> int:
         "bytes": row.total_size,
         "tier": row.tier,
         "duplicate_of": result.duplicate_of,
+        "quarantined": result.quarantined,
     }
     human = f"{row.id}  {row.content_digest}  {row.file_count} files, {row.total_size} bytes"
     if result.duplicate_of:
         human = f"already stored as {row.id} (same content digest {row.content_digest})"
     emit(args, human, data)
+    if result.quarantined:
+        raise IngestQuarantinedError(f"{row.id} is quarantined: {result.quarantined}")
     return 0
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from weightvault.errors import InvalidInputError, PolicyError
+from weightvault.errors import InvalidInputError, PolicyError, ValidationPartialError
 
 
 def _policy_test(args: argparse.Namespace) -> int:
@@ -79,16 +79,37 @@ def _policy_eval(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
-    from weightvault.lifecycle.validate import validate_artifact
+    from weightvault.lifecycle.validate import fetch_data_docs, validate_artifact
 
     vault = open_vault(args)
     outcome = validate_artifact(vault, args.id, Path(args.model_repo) if args.model_repo else None)
     lines = [f"{outcome.artifact_id}: validation {outcome.status} (report {outcome.report_sha256})"]
     lines += [f"  - {f}" for f in outcome.failures]
+    lines += [f"  skipped: {s}" for s in outcome.skipped]
     if outcome.quarantined:
         lines.append("  quarantined: unsafe content")
-    emit(args, "\n".join(lines), outcome.__dict__)
+    data = dict(outcome.__dict__)
+    if args.data_docs:
+        pages = fetch_data_docs(vault, outcome.artifact_id, Path(args.data_docs))
+        data["data_docs_written"] = [str(p) for p in pages]
+        lines.append(f"  {len(pages)} Data Docs pages written to {args.data_docs}")
+    emit(args, "\n".join(lines), data)
+    if outcome.status == "partial":
+        return ValidationPartialError.exit_code
     return 0 if outcome.status == "passed" else PolicyError.exit_code
+
+
+def _data_docs(args: argparse.Namespace) -> int:
+    from weightvault.cli._common import emit, open_vault
+    from weightvault.lifecycle.validate import fetch_data_docs
+
+    pages = fetch_data_docs(open_vault(args), args.id, Path(args.out))
+    emit(
+        args,
+        "\n".join(str(p) for p in pages) or "the latest validation stored no Data Docs",
+        {"artifact_id": args.id, "pages": [str(p) for p in pages]},
+    )
+    return 0
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -109,5 +130,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "validate", help="run format, Great Expectations and provenance checks", parents=[common]
     )
     val.add_argument("id")
-    val.add_argument("--model-repo", help="git+DVC repo holding the training data and metrics")
+    val.add_argument(
+        "--model-repo",
+        help="git+DVC model repo; its weightvault.toml or pyproject.toml "
+        "[tool.weightvault.validation] names the datasets, suites and metric thresholds "
+        "(without it the validation is partial)",
+    )
+    val.add_argument("--data-docs", metavar="DIR", help="also write the Data Docs pages here")
     val.set_defaults(func=_validate)
+    docs = sub.add_parser(
+        "data-docs",
+        help="write the GX Data Docs of an artifact's latest validation (checked against "
+        "the signed report)",
+        parents=[common],
+    )
+    docs.add_argument("id")
+    docs.add_argument("--out", required=True, metavar="DIR")
+    docs.set_defaults(func=_data_docs)

@@ -20,12 +20,19 @@ from weightvault.gates._detect import (
 )
 from weightvault.gates._expectations import (
     ValidationReport,
+    data_docs_pages,
     provenance_record,
     validate_dataset,
     validate_metrics,
     validate_record,
 )
-from weightvault.gates._formats import ScanResult, scan_artifact
+from weightvault.gates._formats import ScanResult, loader_hazard, scan_artifact, scan_file
+from weightvault.gates._modelconfig import (
+    ModelChecks,
+    ValidationConfig,
+    load_validation_config,
+    run_model_checks,
+)
 from weightvault.gates._policy import (
     coverage_gaps,
     evaluate,
@@ -40,13 +47,16 @@ __all__ = [
     "DETECT_PACKAGE",
     "MATRIX_PREFIX",
     "Finding",
+    "ModelChecks",
     "ScanResult",
     "TensorDiff",
+    "ValidationConfig",
     "ValidationReport",
     "authorize",
     "authz_rules",
     "authz_table",
     "coverage_gaps",
+    "data_docs_pages",
     "detect_rules",
     "detect_thresholds",
     "detection_tags",
@@ -54,12 +64,16 @@ __all__ = [
     "evaluate",
     "evaluate_detection",
     "explain",
+    "load_validation_config",
+    "loader_hazard",
     "policy_rules",
     "provenance_record",
     "run_authz_tests",
     "run_detect_tests",
+    "run_model_checks",
     "run_policy_tests",
     "scan_artifact",
+    "scan_file",
     "validate_dataset",
     "validate_metrics",
     "validate_record",

@@ -34,6 +34,8 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,7 +218,11 @@ def _gx() -> Any:
     return gx
 
 
-def _context() -> Any:
+DATA_DOCS_SITE = "evidence"
+"""The Data Docs site a validation with ``data_docs`` builds (a local directory)."""
+
+
+def _context(data_docs: Path | None = None) -> Any:
     gx = _gx()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -224,10 +230,22 @@ def _context() -> Any:
         ProgressBarsConfig,
     )
 
+    sites: dict[str, Any] = {}
+    if data_docs is not None:
+        sites[DATA_DOCS_SITE] = {
+            "class_name": "SiteBuilder",
+            "show_how_to_buttons": False,
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(data_docs),
+            },
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         progress_bars=ProgressBarsConfig(globally=False),
         analytics_enabled=False,
+        data_docs_sites=sites,
     )
     return gx.get_context(mode="ephemeral", project_config=config)
 
@@ -253,17 +271,70 @@ def gx_suite(definition: SuiteDefinition) -> ExpectationSuite:
     return suite
 
 
-def _run(frame: Frame, definition: SuiteDefinition, parameters: dict[str, Any]) -> Any:
-    """Validate ``frame`` with a fresh ephemeral context; return GX's suite result."""
-    context = _context()
+def _run(
+    frame: Frame,
+    definition: SuiteDefinition,
+    parameters: dict[str, Any],
+    data_docs: Path | None = None,
+) -> Any:
+    """Validate ``frame`` through a GX Checkpoint in a fresh ephemeral context.
+
+    The Checkpoint runs one ValidationDefinition (the suite on the whole
+    frame); with ``data_docs`` its ``UpdateDataDocsAction`` renders the result
+    as HTML, and the page joins the others under ``data_docs/validations``.
+    Returns GX's suite validation result.
+    """
+    if data_docs is None:
+        return _checkpoint(frame, definition, parameters, None)
+    # GX rebuilds a site from its own context's results, wiping what was there:
+    # each Checkpoint renders into a scratch site whose validation pages are kept.
+    data_docs.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=data_docs, prefix=".site-") as scratch:
+        result = _checkpoint(frame, definition, parameters, Path(scratch))
+        rendered = Path(scratch) / "validations"
+        for page in rendered.rglob("*.html") if rendered.is_dir() else ():
+            target = data_docs / "validations" / page.relative_to(rendered)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(page, target)
+    return result
+
+
+def _checkpoint(
+    frame: Frame,
+    definition: SuiteDefinition,
+    parameters: dict[str, Any],
+    data_docs: Path | None,
+) -> Any:
+    gx = _gx()
+    context = _context(data_docs)
     suite = context.suites.add(gx_suite(definition))
     batch_definition = (
         context.data_sources.add_pandas(name="weightvault")
         .add_dataframe_asset(name=definition.name)
         .add_batch_definition_whole_dataframe("all")
     )
-    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    return batch.validate(suite, result_format="BASIC", expectation_parameters=parameters)
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=definition.name, data=batch_definition, suite=suite)
+    )
+    actions = [gx.checkpoint.UpdateDataDocsAction(name="data-docs")] if data_docs else []
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"weightvault-{definition.name}",
+            validation_definitions=[validation],
+            actions=actions,
+            result_format="BASIC",
+        )
+    )
+    result = checkpoint.run(
+        batch_parameters={"dataframe": frame}, expectation_parameters=parameters
+    )
+    (suite_result,) = result.run_results.values()
+    return suite_result
+
+
+def data_docs_pages(data_docs: Path, suite: str) -> list[Path]:
+    """The HTML pages a Checkpoint rendered under ``data_docs`` for ``suite`` (sorted)."""
+    return sorted((data_docs / "validations" / suite).rglob("*.html"))
 
 
 def _report(
@@ -352,17 +423,24 @@ def _json_scalar(value: Any) -> Any:
 
 def validate_frame(
     frame: Frame,
-    suite: str | Path,
+    suite: str | Path | SuiteDefinition,
     *,
     subject: str,
     subject_sha256: str,
     parameters: Mapping[str, Any] | None = None,
     expectations_dir: Path | None = None,
+    data_docs: Path | None = None,
 ) -> ValidationReport:
-    """Validate a DataFrame against a stored suite; the building block of the gates."""
-    definition = load_suite(suite, expectations_dir)
+    """Validate a DataFrame against a stored suite; the building block of the gates.
+
+    ``suite`` is a name in ``expectations_dir``, a path to a suite JSON file, or
+    a :class:`SuiteDefinition`; ``data_docs`` a directory for the HTML Data Docs.
+    """
+    definition = (
+        suite if isinstance(suite, SuiteDefinition) else load_suite(suite, expectations_dir)
+    )
     values = _parameters(definition, parameters)
-    result = _run(frame, definition, values)
+    result = _run(frame, definition, values, data_docs)
     return _report(definition, subject, subject_sha256, values, result)
 
 
@@ -371,10 +449,11 @@ def validate_frame(
 
 def validate_dataset(
     csv: Path,
-    suite: str = DATASET_SUITE,
+    suite: str | Path = DATASET_SUITE,
     *,
     parameters: Mapping[str, Any] | None = None,
     expectations_dir: Path | None = None,
+    data_docs: Path | None = None,
 ) -> ValidationReport:
     """Validate a dataset CSV against ``suite`` (default: the digits suite).
 
@@ -390,6 +469,7 @@ def validate_dataset(
         subject_sha256=hash_file(csv).sha256,
         parameters=parameters,
         expectations_dir=expectations_dir,
+        data_docs=data_docs,
     )
 
 
@@ -398,6 +478,7 @@ def validate_record(
     suite: str = RECORD_SUITE,
     *,
     expectations_dir: Path | None = None,
+    data_docs: Path | None = None,
 ) -> ValidationReport:
     """Validate a provenance + manifest record (see :func:`record_frame` for its shape)."""
     subject = str(record.get("artifact_id") or "record")
@@ -407,7 +488,47 @@ def validate_record(
         subject=subject,
         subject_sha256=hashlib.sha256(canonical_json(_jsonable(record))).hexdigest(),
         expectations_dir=expectations_dir,
+        data_docs=data_docs,
     )
+
+
+THRESHOLDS_SUITE = "metrics_thresholds"
+_BOUNDS = {
+    ">=": {"min_value": True},
+    ">": {"min_value": True, "strict_min": True},
+    "<=": {"max_value": True},
+    "<": {"max_value": True, "strict_max": True},
+    "==": {"min_value": True, "max_value": True},
+}
+
+
+def threshold_suite(thresholds: Sequence[tuple[str, str, float]]) -> SuiteDefinition:
+    """A suite requiring each ``(metric, op, value)``: the metric present and within bounds."""
+    expectations: list[dict[str, Any]] = []
+    for metric, op, value in thresholds:
+        kwargs: dict[str, Any] = {"column": metric}
+        for key, flag in _BOUNDS[op].items():
+            kwargs[key] = value if key.endswith("_value") else flag
+        expectations += [
+            {
+                "type": "expect_column_to_exist",
+                "kwargs": {"column": metric},
+                "meta": {"name": f"metrics.{metric}.present"},
+            },
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": kwargs,
+                "meta": {"name": f"metrics.{metric} {op} {value:g}"},
+            },
+        ]
+    return SuiteDefinition(THRESHOLDS_SUITE, tuple(expectations), {})
+
+
+def metrics_frame(metrics: Path) -> tuple[Frame, str]:
+    """A metrics JSON object as a one-row frame of its scalars, and its canonical sha256."""
+    document = _read_json_object(metrics)
+    scalars = {k: v for k, v in document.items() if not isinstance(v, Mapping | list)}
+    return _frame([scalars]), hashlib.sha256(canonical_json(_jsonable(document))).hexdigest()
 
 
 def validate_metrics(

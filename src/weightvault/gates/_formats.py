@@ -793,6 +793,22 @@ def scan_artifact(root: Path) -> list[ScanResult]:
     return results
 
 
+def loader_hazard(result: ScanResult) -> bool:
+    """Whether loading the file with its usual library can run code or attack the loader.
+
+    Pickle-based content of any kind, an archive holding pickles, anything
+    picklescan finds a dangerous import in, and content that *is* safetensors
+    but has a malformed header. A put quarantines such files at once; content
+    that is merely unrecognised (random bytes, compressed data) is unsafe to
+    admit but not known to be hostile: validation fails and quarantines it.
+    """
+    if result.format.pickle_based:
+        return True
+    if result.verdict == "unsafe" and result.format in {FileFormat.SAFETENSORS, FileFormat.ZIP}:
+        return True
+    return bool(result.picklescan is not None and result.picklescan.dangerous)
+
+
 def artifact_verdict(results: Sequence[ScanResult]) -> Verdict:
     """``"unsafe"`` (quarantine) if any file is unsafe or there are none, else ``"clean"``."""
     if not results or any(r.verdict == "unsafe" for r in results):

@@ -21,7 +21,8 @@ Input document
         "encryption": {"payload": "c2sp-chunked/Cobblestone-256",
                        "dek_wrap": "A256GCM", "kek_bits": 256},
         "signature": {"valid": bool, "algorithms": ["Ed25519", "ML-DSA-65"]},
-        "validation": {"status": "passed" | "failed" | "missing"},
+        "validation": {"status": "passed" | "failed" | "partial" | "missing" | "untrusted",
+                       "skipped": [str]},             # the checks a partial one skipped
         "provenance": {"complete": bool, "missing": [str],
                        "git": {"commit": str (40 hex), "dirty": bool}}
       },
@@ -38,8 +39,8 @@ characters in strings reach the policy as U+FFFD (a regopy 1.5 output bug).
 
 Rules (each reason starts with its rule id): ``tier``, ``files``, ``format``,
 ``extension``, ``encryption``, ``provenance``, ``git``, ``signature``,
-``validation``, ``license``, ``two_person``; :func:`policy_rules` returns them
-with their descriptions, straight from the policy.
+``validation``, ``validation_complete``, ``license``, ``two_person``;
+:func:`policy_rules` returns them with their descriptions, straight from the policy.
 
 Policy tests are data: ``config/policies/tests/cases.json`` holds a valid
 ``base`` input and cases that each apply a JSON merge patch (RFC 7386) to it

@@ -5,11 +5,17 @@ a Prefect task, adding only retries, a report and events:
 
 1. :func:`plan` lists the source files, assigns an artifact id and records the
    put's intent in the audit log (nothing is stored if it cannot);
-2. :func:`write_envelope` draws and wraps the DEK (the DEK never leaves the process);
-3. :func:`upload` hashes, encrypts and uploads one file in one pass;
-4. :func:`seal` signs the in-toto statement (a duplicate returns the original);
-5. :func:`commit` writes the manifest (the commit point), the outcome and the
-   catalog rows, then escrows a cold artifact's DEK.
+2. :func:`screen` decides each model file's format by its content (prefixes and
+   headers only: ``gates.scan_file``; a pickle is never loaded);
+3. :func:`write_envelope` draws and wraps the DEK (the DEK never leaves the process);
+4. :func:`upload` hashes, encrypts and uploads one file in one pass;
+5. :func:`seal` signs the in-toto statement (a duplicate returns the original)
+   and checks no scanned file changed since it was screened;
+6. :func:`commit` writes the manifest (the commit point), the outcome and the
+   catalog rows, then escrows a cold artifact's DEK. If the screen found unsafe
+   content, the quarantine is recorded (log entry, signed statement, marker)
+   *before* the manifest is written and the catalog indexes the artifact
+   straight into quarantine: it is never readable (``get``/``verify`` exit 13).
 
 Any failure before step 5 is undone by :func:`discard`, which records the
 failed outcome; a crash leaves only orphans that ``gc`` removes (and an intent
@@ -24,16 +30,22 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from weightvault.artifacts import PutPlan, PutResult, Sealed, SourceFile, TransferProgress, Vault
-from weightvault.errors import AuditError, IncompleteError, VaultError
+from weightvault.errors import AuditError, IncompleteError, InvalidInputError, VaultError
+from weightvault.gates import ScanResult, loader_hazard, scan_file
 from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
 from weightvault.lifecycle.kit import build_kit, check_no_kit_paths
+from weightvault.lifecycle.quarantine import QUARANTINED, QuarantinePlan, write_marker
+from weightvault.lifecycle.quarantine import sign as sign_quarantine
 from weightvault.provenance import Provenance
 from weightvault.records import REBUILD_KIT, FileEntry
 
 __all__ = [
     "KekRef",
+    "Screened",
+    "Screening",
     "carry_kit",
     "commit",
     "discard",
@@ -41,10 +53,14 @@ __all__ = [
     "plan",
     "put",
     "rebuild_kit",
+    "screen",
     "seal",
     "upload",
     "write_envelope",
 ]
+
+#: how many reasons per unsafe file the put's outcome and output carry
+_REASONS_SHOWN = 3
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,90 @@ def drop_kit(put_plan: PutPlan) -> None:
             return
 
 
+@dataclass(frozen=True)
+class Screened:
+    """One model file's scan verdict, and the stat it was taken at."""
+
+    path: str
+    format: str
+    #: "clean", "unsafe" (validation fails it) or "hazard" (quarantined at once)
+    verdict: str
+    reasons: tuple[str, ...]
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Screening:
+    """The put's format scan of its model files (plain data: a flow hands it on)."""
+
+    files: tuple[Screened, ...]
+
+    @property
+    def unsafe(self) -> tuple[Screened, ...]:
+        """The files that must never be readable: loading them can run code
+        (``gates.loader_hazard``)."""
+        return tuple(f for f in self.files if f.verdict == "hazard")
+
+    def reason(self) -> str:
+        """One line naming each unsafe file and its detected type ('' when clean)."""
+        return "; ".join(
+            f"{f.path} is {f.format}: {', '.join(f.reasons[:_REASONS_SHOWN])}" for f in self.unsafe
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """What the put's outcome records of the scan (unsafe files only, bounded)."""
+        return {
+            "scanned": len(self.files),
+            "unsafe": [
+                {"path": f.path, "format": f.format, "reasons": list(f.reasons[:_REASONS_SHOWN])}
+                for f in self.unsafe
+            ],
+        }
+
+
+def screen(vault: Vault, put_plan: PutPlan) -> Screening:
+    """Scan every model file of the plan by content, before anything is uploaded.
+
+    Only prefixes and headers are read (pickle-like content is walked by
+    picklescan, never loaded). A file whose loading can run code is a hazard
+    and quarantines the artifact at its commit; unrecognised binary content is
+    stored as before and failed (and quarantined) by ``validate``, which scans
+    the stored plaintext again. Rebuild kit files are the vault's own and are
+    not screened.
+    """
+    del vault
+    found = []
+    for src in put_plan.files:
+        if src.role is not None:
+            continue
+        result: ScanResult = scan_file(src.source, name=src.path)
+        info = src.source.lstat()
+        found.append(
+            Screened(
+                src.path,
+                result.format.value,
+                "hazard" if loader_hazard(result) else result.verdict,
+                result.reasons,
+                info.st_size,
+                info.st_mtime_ns,
+            )
+        )
+    return Screening(tuple(found))
+
+
+def _check_unchanged(put_plan: PutPlan, screening: Screening) -> None:
+    """Refuse if a screened file was replaced or edited while the put ran."""
+    sources = {src.path: src.source for src in put_plan.files}
+    for f in screening.files:
+        try:
+            info = sources[f.path].lstat()
+        except (KeyError, OSError):
+            raise InvalidInputError(f"{f.path} disappeared while it was being stored") from None
+        if (info.st_size, info.st_mtime_ns) != (f.size, f.mtime_ns):
+            raise InvalidInputError(f"{f.path} changed after it was scanned; put it again")
+
+
 def write_envelope(vault: Vault, put_plan: PutPlan) -> KekRef:
     """Draw the DEK, wrap it for the plan's tier and store the envelope."""
     wrapped = vault.create_envelope(put_plan.artifact_id, put_plan.tier)
@@ -140,19 +240,60 @@ def seal(
     put_plan: PutPlan,
     entries: list[FileEntry],
     provenance: Provenance | None = None,
+    screening: Screening | None = None,
 ) -> Sealed | PutResult:
-    """Sign the statement; a duplicate of stored content returns the original artifact."""
-    return vault.seal(put_plan, entries, provenance=provenance)
+    """Sign the statement; a duplicate of stored content returns the original artifact.
+
+    ``screening`` (:func:`screen`) is checked against the files as they are now
+    and carried to :func:`commit` in the sealed details.
+    """
+    if screening is not None:
+        _check_unchanged(put_plan, screening)
+    sealed = vault.seal(put_plan, entries, provenance=provenance)
+    if screening is None or isinstance(sealed, PutResult):
+        return sealed
+    details = {**sealed.details, "scan": screening.summary()}
+    if screening.unsafe:
+        details["unsafe"] = screening.reason()
+    return replace(sealed, details=details)
 
 
 def commit(vault: Vault, sealed: Sealed | PutResult) -> PutResult:
-    """Write the manifest (the commit point), the event and the catalog rows; escrow cold."""
+    """Write the manifest (the commit point), the event and the catalog rows; escrow cold.
+
+    Unsafe content (the sealed details name it) is quarantined in the same commit:
+    :func:`_commit_quarantined`.
+    """
     if isinstance(sealed, PutResult):
         return sealed
+    unsafe = sealed.details.get("unsafe")
+    if unsafe:
+        return _commit_quarantined(vault, sealed, f"unsafe content at ingest: {unsafe}")
     result = vault.publish(sealed)
     if result.artifact.tier == "cold" and has_escrow_key(vault.keys):
         escrow_on_publish(vault, result.artifact_id)
     return result
+
+
+def _commit_quarantined(vault: Vault, sealed: Sealed, reason: str) -> PutResult:
+    """Commit an artifact the screen found unsafe as quarantined, with no readable moment.
+
+    The quarantine is one logged operation (the existing machinery: a signed
+    ``quarantine`` statement and the store's marker) whose intent, statement and
+    marker come before the manifest, the commit point; the catalog then indexes
+    the artifact into quarantine. A crash after the manifest leaves the marker,
+    which keeps reads refused and ``catalog rebuild`` quarantined (fail closed).
+    Release and break-glass work on it as on any quarantined artifact.
+    """
+    manifest = sealed.manifest
+    p = QuarantinePlan(
+        manifest.artifact_id, manifest.tier, reason, manifest.name, manifest.content_digest
+    )
+    details = {"tier": "quarantine", "reason": reason, "origin": p.origin, "at_ingest": True}
+    with vault.operation(QUARANTINED, p.artifact_id, p.origin, details) as op:
+        sign_quarantine(vault, op, p)
+        write_marker(vault, p)
+        return vault.publish(sealed, quarantined=reason)
 
 
 def discard(vault: Vault, put_plan: PutPlan, error: BaseException | None = None) -> int:
@@ -212,6 +353,7 @@ def _put(
     if progress is not None:
         progress.start(put_plan.total_size)
     try:
+        screening = screen(vault, put_plan)
         write_envelope(vault, put_plan)
         if len(put_plan.files) == 1 or workers <= 1:
             entries = [upload(vault, put_plan, f, progress) for f in put_plan.files]
@@ -220,7 +362,7 @@ def _put(
                 entries = list(
                     pool.map(lambda f: upload(vault, put_plan, f, progress), put_plan.files)
                 )
-        sealed = seal(vault, put_plan, entries, provenance)
+        sealed = seal(vault, put_plan, entries, provenance, screening)
     except BaseException as exc:
         # Whatever stopped the put (an unreadable file, Ctrl-C, a bug), what it
         # stored so far goes; a failing cleanup never hides the first error.

@@ -297,7 +297,7 @@ def _policy_input(
             ],
             "encryption": {"payload": PAYLOAD, "dek_wrap": "A256GCM", "kek_bits": 256},
             "signature": {"valid": integrity.passed, "algorithms": ["Ed25519", "ML-DSA-65"]},
-            "validation": {"status": status},
+            "validation": {"status": status, "skipped": list(report.get("skipped") or [])},
             "provenance": {
                 "complete": not missing and bool(git),
                 "missing": missing,

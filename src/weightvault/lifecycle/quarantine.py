@@ -44,6 +44,7 @@ from weightvault.store.layout import quarantine_marker_key
 
 __all__ = [
     "MARKER_TYPE",
+    "QUARANTINED",
     "QuarantinePlan",
     "ReleasePlan",
     "abandon",
@@ -182,9 +183,14 @@ def plan_quarantine(vault: Vault, artifact_id: str, *, reason: str) -> Quarantin
 
 
 def write_marker(vault: Vault, p: QuarantinePlan) -> dict[str, Any]:
-    """Store the marker (the commit point); a marker already there for this origin is kept."""
+    """Store the marker (the commit point), create-only: a marker already there is kept.
+
+    The write is conditional (``If-None-Match: *``), so a second write, a retry
+    or a racing quarantine, never replaces the first marker; the one in the
+    store is returned. Only :func:`remove_marker` (a release) ends it.
+    """
     existing = read_marker(vault, p.artifact_id)
-    if existing is not None and existing.get("origin") == p.origin:
+    if existing is not None:
         return existing
     marker = {
         "type": MARKER_TYPE,
@@ -194,9 +200,18 @@ def write_marker(vault: Vault, p: QuarantinePlan) -> dict[str, Any]:
         "at": iso(vault.clock()),
         "by": vault.actor,
     }
-    vault.store.put_bytes(
-        vault.bucket("quarantine"), quarantine_marker_key(p.artifact_id), canonical_json(marker)
-    )
+    try:
+        vault.store.put_bytes(
+            vault.bucket("quarantine"),
+            quarantine_marker_key(p.artifact_id),
+            canonical_json(marker),
+            if_none_match=True,
+        )
+    except ConflictError:
+        kept = read_marker(vault, p.artifact_id)
+        if kept is None:
+            raise
+        return kept
     return marker
 
 

@@ -51,6 +51,7 @@ from weightvault.config import TIERS
 from weightvault.crypto.binding import verify_manifest_mac
 from weightvault.errors import (
     AuditError,
+    ConflictError,
     IntegrityError,
     NotFoundError,
     RollbackError,
@@ -349,9 +350,14 @@ def _recreate_marker(vault: Vault, artifact_id: str, entry: LoggedEvent) -> None
         "by": str(ev.principal.get("name", "")),
         "log_index": entry.index,
     }
-    vault.store.put_bytes(
-        vault.bucket("quarantine"), quarantine_marker_key(artifact_id), canonical_json(marker)
-    )
+    # Create-only, as every marker write: one written meanwhile is kept.
+    with contextlib.suppress(ConflictError):
+        vault.store.put_bytes(
+            vault.bucket("quarantine"),
+            quarantine_marker_key(artifact_id),
+            canonical_json(marker),
+            if_none_match=True,
+        )
 
 
 def rebuild_catalog(vault: Vault) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from weightvault.errors import StoreRoleError
 from weightvault.store.layout import (
     ARTIFACTS_PREFIX,
     ATTESTATIONS_PREFIX,
+    DATA_DOCS_PREFIX,
     ENVELOPES_PREFIX,
     GRANTS_PREFIX,
     KEYSTORE_BACKUPS_PREFIX,
@@ -156,14 +157,16 @@ STORE_ROLES: dict[str, StoreRole] = {
         StoreRole(
             "ingester",
             "put into the hot tier: its artifact objects and hot envelopes, the log; "
+            "quarantine markers and statements of what its format scan finds unsafe; "
             "no delete, no reads of warm, cold or quarantine",
             (
                 _g("hot", "get put list", ARTIFACTS_PREFIX),
                 _g("envelopes", "get put list", envelope_key("*", "hot")),
+                _g("quarantine", "get put list", QUARANTINE_MARKERS_PREFIX),
                 _READS_AUDIT,
                 _LOGS,
                 _SAVES_KEYSTORE,
-                _g("audit", "put", ATTESTATIONS_PREFIX),
+                _g("audit", "put", ATTESTATIONS_PREFIX, STATEMENTS_PREFIX),
             ),
         ),
         StoreRole(
@@ -188,7 +191,14 @@ STORE_ROLES: dict[str, StoreRole] = {
                 _g("envelopes", "get list", ENVELOPES_PREFIX),
                 _READS_AUDIT,
                 _LOGS,
-                _g("audit", "put", STATEMENTS_PREFIX, VALIDATIONS_PREFIX, ATTESTATIONS_PREFIX),
+                _g(
+                    "audit",
+                    "put",
+                    STATEMENTS_PREFIX,
+                    VALIDATIONS_PREFIX,
+                    ATTESTATIONS_PREFIX,
+                    DATA_DOCS_PREFIX,
+                ),
             ),
         ),
         StoreRole(

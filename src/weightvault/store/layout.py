@@ -51,6 +51,7 @@ from dataclasses import dataclass
 __all__ = [
     "ARTIFACTS_PREFIX",
     "ATTESTATIONS_PREFIX",
+    "DATA_DOCS_PREFIX",
     "ENVELOPES_PREFIX",
     "ESCROW_NAME",
     "EVENTS_PREFIX",
@@ -69,6 +70,7 @@ __all__ = [
     "attestation_key",
     "attestation_prefix",
     "conditional_probe_key",
+    "data_docs_key",
     "envelope_key",
     "envelope_prefix",
     "escrow_envelope_key",
@@ -108,6 +110,7 @@ ENVELOPES_PREFIX = "envelopes/"
 EVENTS_PREFIX = "events/"
 ATTESTATIONS_PREFIX = "attestations/"
 VALIDATIONS_PREFIX = "validations/"
+DATA_DOCS_PREFIX = "data-docs/"
 QUARANTINE_MARKERS_PREFIX = "quarantine/"
 STATEMENTS_PREFIX = "statements/"
 KEYSTORE_VERSIONS_PREFIX = "keystore/versions/"
@@ -360,3 +363,9 @@ def grant_document_key(grant_id: str) -> str:
 def grant_receipt_key(grant_id: str) -> str:
     """The collaborator's signed receipt, written once through a presigned PUT."""
     return f"{grant_prefix(grant_id)}receipt.json"
+
+
+def data_docs_key(artifact_id: str, sha256: str) -> str:
+    """A Great Expectations Data Docs page of a validation, named by its sha256 (the signed
+    report lists each page's key and sha256)."""
+    return f"{DATA_DOCS_PREFIX}{artifact_id}/{sha256}.html"

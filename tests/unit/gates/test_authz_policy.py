@@ -38,7 +38,7 @@ EXPECTED: dict[str, tuple[set[str], set[str | None]]] = {
     "artifact.claim_taken_over": ({"promoter", "key-admin", "incident-responder"}, ANY),
     "artifact.deleted": ({"promoter"}, ANY),
     "artifact.approved": ({"approver"}, ANY),
-    "artifact.quarantined": ({"incident-responder", "validator"}, ANY),
+    "artifact.quarantined": ({"incident-responder", "ingester", "validator"}, ANY),
     "artifact.released": ({"incident-responder"}, ANY),
     "artifact.rekeyed": ({"incident-responder", "key-admin"}, ANY),
     "key.compromised": ({"incident-responder", "key-admin"}, ANY),

@@ -160,8 +160,12 @@ def _reach(policy: dict[str, Any], settings: Settings) -> dict[str, set[str]]:
 def test_the_ingester_never_deletes_and_reaches_hot_only(settings: Settings) -> None:
     reach = _reach(iam_policy("ingester", settings), settings)
     assert not any(a.startswith("s3:Delete") for acts in reach.values() for a in acts)
-    assert reach["warm"] == reach["cold"] == reach["quarantine"] == reach["dvc"] == set()
+    assert reach["warm"] == reach["cold"] == reach["dvc"] == set()
     policy = iam_policy("ingester", settings)
+    # A put whose format scan finds unsafe content writes its quarantine marker, nothing else.
+    quarantine = settings.store.bucket("quarantine")
+    assert _allowed_by(policy, "s3:PutObject", f"arn:aws:s3:::{quarantine}/quarantine/a1.json")
+    assert not _allowed_by(policy, "s3:PutObject", f"arn:aws:s3:::{quarantine}/other/a1.json")
     envelopes = settings.store.bucket("envelopes")
     assert _allowed_by(policy, "s3:PutObject", f"arn:aws:s3:::{envelopes}/envelopes/a1/hot.json")
     for tier in ("warm", "cold", "escrow"):

@@ -107,7 +107,7 @@ def test_cli_put_into_cold_refused_multipart_promoted_get_and_delete_refused(
     got = _cli("get", artifact_id, "--out", str(out))
     assert got.returncode == 0, got.stderr
     assert (out / source.name).read_bytes() == source.read_bytes()
-    refused = _cli("delete", artifact_id)
+    refused = _cli("delete", artifact_id, "--yes")
     assert refused.returncode == RetentionError.exit_code, refused.stderr
     assert "Traceback" not in refused.stderr
     assert _cli("verify", artifact_id).returncode == 0

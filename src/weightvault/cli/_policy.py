@@ -108,6 +108,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     val = sub.add_parser(
         "validate", help="run format, Great Expectations and provenance checks", parents=[common]
     )
-    val.add_argument("id")
+    val.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
     val.add_argument("--model-repo", help="git+DVC repo holding the training data and metrics")
     val.set_defaults(func=_validate)

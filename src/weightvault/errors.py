@@ -470,6 +470,13 @@ class ConfirmationError(UsageError):
     exit_code = 62
 
 
+class LocalPathError(VaultError):
+    """A local file or directory a command was given cannot be used (missing, not a
+    directory, not permitted) where no more specific error applies; the message names it."""
+
+    exit_code = 57
+
+
 class AliasNotFoundError(NotFoundError):
     """A ``name@alias`` the signed log does not point at any artifact."""
 

@@ -53,6 +53,7 @@ from weightvault.config import Settings, environment
 from weightvault.errors import (
     DiskFullError,
     InvalidInputError,
+    LocalPathError,
     StoreCapabilityError,
     UsageError,
     VaultError,
@@ -518,16 +519,29 @@ def _run(argv: Sequence[str] | None, *, debug: bool) -> int:
     except Exception as exc:
         if debug:
             raise
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            full = DiskFullError(f"no space left on device ({exc.filename or 'local disk'})")
-            print(f"weightvault: error: {scrub_text(full.message)}", file=sys.stderr)
-            return full.exit_code
+        if isinstance(exc, OSError) and (known := _os_error(exc)) is not None:
+            print(f"weightvault: error: {scrub_text(known.message)}", file=sys.stderr)
+            return known.exit_code
         print(
             f"weightvault: internal error: {type(exc).__name__}: {scrub_text(str(exc))}",
             file=sys.stderr,
         )
         return 1
     return code
+
+
+def _os_error(exc: OSError) -> VaultError | None:
+    """A local file system error no command mapped: a full disk, or a path that cannot be
+    used (the path and the reason, one line); None for one naming no path."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"no space left on device ({exc.filename or 'local disk'})")
+    if exc.filename is None:
+        return None
+    from weightvault._fs import shown_path
+
+    reason = exc.strerror or type(exc).__name__
+    where = shown_path(exc.filename) if isinstance(exc.filename, str) else exc.filename
+    return LocalPathError(f"{where}: {reason}")
 
 
 if __name__ == "__main__":  # pragma: no cover

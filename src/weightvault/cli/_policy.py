@@ -81,8 +81,12 @@ def _validate(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
     from weightvault.lifecycle.validate import validate_artifact
 
+    repo = Path(args.model_repo) if args.model_repo else None
+    if repo is not None and not repo.is_dir():
+        what = "is not a directory" if repo.exists() else "does not exist"
+        raise InvalidInputError(f"--model-repo {repo} {what}")
     vault = open_vault(args)
-    outcome = validate_artifact(vault, args.id, Path(args.model_repo) if args.model_repo else None)
+    outcome = validate_artifact(vault, args.id, repo)
     lines = [f"{outcome.artifact_id}: validation {outcome.status} (report {outcome.report_sha256})"]
     lines += [f"  - {f}" for f in outcome.failures]
     if outcome.quarantined:

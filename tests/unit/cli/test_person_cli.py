@@ -18,6 +18,7 @@ from weightvault.errors import (
     AmbiguousIdError,
     ConfirmationError,
     InvalidInputError,
+    LocalPathError,
     NotFoundError,
     OutputUnwritableError,
 )
@@ -190,6 +191,37 @@ def test_bad_paths_are_one_line_errors_with_their_exit_code(
             InvalidInputError,
         ),
         "show: unknown id": (("show", "wv-00000000-0000"), NotFoundError),
+        "export --oci: missing parent": (
+            ("export", artifact_id, "--oci", str(missing / "layout")),
+            OutputUnwritableError,
+        ),
+        "dvc-remote: missing repo": (("dvc-remote", str(missing)), InvalidInputError),
+        "store credentials --secret-file: missing parent": (
+            ("store", "credentials", "reader", "--secret-file", str(missing / "s")),
+            InvalidInputError,
+        ),
+        "audit prove --out: missing parent": (
+            ("audit", "prove", "#0", "--out", str(missing / "p")),
+            OutputUnwritableError,
+        ),
+        "audit check-proof: missing proof": (
+            ("audit", "check-proof", str(missing), "--entry", str(a_file), "--vkey", "v"),
+            InvalidInputError,
+        ),
+        "validate --model-repo: missing": (
+            ("validate", artifact_id, "--model-repo", str(missing)),
+            InvalidInputError,
+        ),
+        "policy eval --input: a directory": (
+            ("policy", "eval", "--input", str(full)),
+            LocalPathError,
+        ),
+        "keys --cbom: parent is a file": (
+            ("keys", "inventory", "--cbom", str(a_file / "cbom.json")),
+            LocalPathError,
+        ),
+        "label: not KEY=VALUE": (("label", artifact_id, "license"), InvalidInputError),
+        "alias set: no alias name": (("alias", "set", "paths@", artifact_id), InvalidInputError),
     }
     wrong = {}
     for what, (args, error) in cases.items():

@@ -287,7 +287,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if info["damage"]:
         lines.append(f"damaged: {info['damage']}")
     lines += [f"envelope: {e['tier']} {e['kek_id']}@v{e['kek_version']}" for e in info["envelopes"]]
-    lines += [f"file: {f['path']} {f['size']} {f['sha256']}" for f in info["files"]]
+    lines += [f"file: {f['path']} {human_size(f['size'])} {f['sha256']}" for f in info["files"]]
     lines += [
         f"event: {e['ts']} {e['kind']} by {e['by']} (log entry {e['index']})"
         for e in info["history"]

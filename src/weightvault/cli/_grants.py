@@ -53,7 +53,7 @@ def _grant(args: argparse.Namespace) -> int:
 
 
 def _access(args: argparse.Namespace) -> int:
-    from weightvault.cli._common import emit
+    from weightvault.cli._common import emit, human_size
     from weightvault.keys import default_identity, default_passphrase, identity_path, load_identity
     from weightvault.lifecycle.grants import access_grant, read_grant_file
     from weightvault.lifecycle.trust import load_root_file
@@ -70,7 +70,7 @@ def _access(args: argparse.Namespace) -> int:
     )
     emit(
         args,
-        f"{result.artifact_id}: {result.files} files, {result.bytes} bytes verified into "
+        f"{result.artifact_id}: {result.files} files, {human_size(result.bytes)} verified into "
         f"{result.out}; receipt kept at {result.receipt} (log entry {result.log_index})",
         result.to_dict(),
     )

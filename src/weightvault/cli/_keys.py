@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from weightvault.cli._common import show_shares_one_at_a_time
+from weightvault.cli._common import human_size, show_shares_one_at_a_time
 from weightvault.errors import InvalidInputError, UsageError, VaultError
 
 
@@ -344,8 +344,8 @@ def _decrypt(args: argparse.Namespace) -> int:
     )
     emit(
         args,
-        f"{restored.artifact_id}: {restored.files} files, {restored.bytes} bytes decrypted with "
-        f"escrow shares and verified ({restored.content_digest}) into {restored.out}",
+        f"{restored.artifact_id}: {restored.files} files, {human_size(restored.bytes)} decrypted "
+        f"with escrow shares and verified ({restored.content_digest}) into {restored.out}",
         restored.__dict__,
     )
     return 0

@@ -196,10 +196,7 @@ def test_bad_paths_are_one_line_errors_with_their_exit_code(
             OutputUnwritableError,
         ),
         "dvc-remote: missing repo": (("dvc-remote", str(missing)), InvalidInputError),
-        "store credentials --secret-file: missing parent": (
-            ("store", "credentials", "reader", "--secret-file", str(missing / "s")),
-            InvalidInputError,
-        ),
+        "dvc-remote: not a DVC repo": (("dvc-remote", str(full)), InvalidInputError),
         "audit prove --out: missing parent": (
             ("audit", "prove", "#0", "--out", str(missing / "p")),
             OutputUnwritableError,

@@ -54,6 +54,12 @@ operations := {
 	# putting one in (hot only: put_tier)
 	"artifact.ingested": {"roles": ["ingester"], "tiers": ["hot", null]},
 	"artifact.deduplicated": {"roles": ["ingester"], "tiers": any_tier},
+	# names, labels and aliases (docs/names-and-labels.md): `artifact.named` is a put of stored
+	# content under a new name; the others are amendments by whoever may put or promote
+	"artifact.named": {"roles": ["ingester"], "tiers": any_tier},
+	"artifact.labeled": {"roles": ["ingester", "promoter"], "tiers": any_tier},
+	"alias.set": {"roles": ["ingester", "promoter"], "tiers": any_tier},
+	"alias.removed": {"roles": ["ingester", "promoter"], "tiers": any_tier},
 	# validation
 	"artifact.validated": {"roles": ["validator"], "tiers": any_tier},
 	# promotion between tiers, and deletion

@@ -469,3 +469,40 @@ class ValidationPartialError(PolicyError):
     a promotion gate."""
 
     exit_code = 60
+
+
+# -- names, aliases and the command line (issue 15 items 4 and 6) --------------------------------
+class AmbiguousIdError(NotFoundError):
+    """An artifact id prefix matches more than one artifact; the candidates are listed."""
+
+    exit_code = 61
+
+    def __init__(self, prefix: str, candidates: Sequence[str]) -> None:
+        self.candidates = tuple(" ".join(c.split()) for c in candidates)
+        super().__init__(
+            f"artifact id prefix {prefix!r} is ambiguous: it matches {len(candidates)} "
+            "artifacts; give more of the id"
+        )
+
+    def lines(self) -> list[str]:
+        """The message, then one line per candidate."""
+        return [self.message, *(f"candidate: {c}" for c in self.candidates)]
+
+
+class ConfirmationError(UsageError):
+    """A destructive command was not confirmed (no terminal to ask on and no ``--yes``)."""
+
+    exit_code = 62
+
+
+class LocalPathError(VaultError):
+    """A local file or directory a command was given cannot be used (missing, not a
+    directory, not permitted) where no more specific error applies; the message names it."""
+
+    exit_code = 57
+
+
+class AliasNotFoundError(NotFoundError):
+    """A ``name@alias`` the signed log does not point at any artifact."""
+
+    exit_code = 64

@@ -88,5 +88,8 @@ def test_ls_is_a_table_on_a_terminal_and_plain_when_piped(
     piped = subprocess.run([*CLI, "ls"], capture_output=True, text=True, cwd=REPO, check=True)
     assert "\x1b[" not in piped.stdout
     header, row = piped.stdout.splitlines()
-    assert header.split() == ["ID", "TIER", "FILES", "BYTES", "NAME"]
-    assert row.split() == [artifact_id, "hot", "1", "1", "alpha"]
+    assert header.split() == ["ID", "NAMES", "CREATED", "TIER", "SIZE", "VALIDATION", "LABELS"]
+    cells = row.split()
+    assert cells[:2] == [artifact_id, "alpha"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", cells[2]), row
+    assert cells[4:] == ["hot", "1", "byte", "-", "-"]

@@ -21,7 +21,13 @@ from tests.support.s3_peers import S3Peer
 from tests.support.tiers import promote_into
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
-from weightvault.errors import AuthorizationError, RetentionError, StoreCapabilityError
+from weightvault.errors import (
+    AuthorizationError,
+    PolicyError,
+    RetentionError,
+    StoreCapabilityError,
+)
+from weightvault.lifecycle import ingest
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.escrow import split_escrow_key
 from weightvault.lifecycle.export import export_bundle, verify_bundle
@@ -87,6 +93,44 @@ def test_promote_to_cold_export_and_offline_verify(
     assert report.log_entries >= 3
 
 
+def test_a_deduplicated_artifact_licensed_by_amendment_reaches_cold(
+    peer_vault: Vault, model_repo: Path, tmp_path: Path
+) -> None:
+    # Stored once without a license; the same content put again under a release name.
+    artifact_id = ingest_model(peer_vault, model_repo, license_=None)
+    again = ingest.put(peer_vault, model_repo / "model", "digits-release")
+    assert again.duplicate_of == artifact_id
+    assert validate_artifact(peer_vault, artifact_id, model_repo).status == "passed"
+    promote(peer_vault, artifact_id, "warm", justification="staging")
+    solo = self_approved(peer_vault, artifact_id)
+    with pytest.raises(PolicyError, match="license"):
+        promote(solo, artifact_id, "cold", justification="release 1.0")
+    assert peer_vault.catalog.artifact(artifact_id).tier == "warm"
+    # The new name takes an alias; the license comes by a signed amendment, both by the CLI.
+    aliased = _cli("alias", "set", "digits-release@rc", artifact_id[:12])
+    assert aliased.returncode == 0, aliased.stderr
+    labeled = _cli("label", "digits-release@rc", "license=apache-2.0", "--json")
+    assert labeled.returncode == 0, labeled.stderr
+    assert json.loads(labeled.stdout) == {
+        "artifact_id": artifact_id,
+        "labels": {"license": "apache-2.0"},
+    }
+    cold = promote(solo, "digits-release@rc", "cold", justification="release 1.0")
+    assert cold.artifact_id == artifact_id
+    assert peer_vault.catalog.artifact(artifact_id).tier == "cold"
+    _assert_every_object_retained(peer_vault, artifact_id)
+    shown = _cli("show", "digits-release@rc", "--json")
+    assert shown.returncode == 0, shown.stderr
+    facts = json.loads(shown.stdout)
+    assert facts["artifact"]["tier"] == "cold"
+    assert facts["names"] == ["digits", "digits-release"]
+    assert facts["labels"] == {"license": "apache-2.0"}
+    assert facts["aliases"] == ["digits-release@rc"]
+    labeled_by = peer_vault.history(artifact_id, {"artifact.labeled"})
+    assert [e.event.details["set"] for e in labeled_by] == [{"license": "apache-2.0"}]
+    assert labeled_by[0].event.details.get("via") is None  # the amendment, not a put
+
+
 def test_cli_put_into_cold_refused_multipart_promoted_get_and_delete_refused(
     peer_settings: Settings, tmp_path: Path
 ) -> None:
@@ -107,7 +151,7 @@ def test_cli_put_into_cold_refused_multipart_promoted_get_and_delete_refused(
     got = _cli("get", artifact_id, "--out", str(out))
     assert got.returncode == 0, got.stderr
     assert (out / source.name).read_bytes() == source.read_bytes()
-    refused = _cli("delete", artifact_id)
+    refused = _cli("delete", artifact_id, "--yes")
     assert refused.returncode == RetentionError.exit_code, refused.stderr
     assert "Traceback" not in refused.stderr
     assert _cli("verify", artifact_id).returncode == 0

@@ -81,7 +81,7 @@ def test_with_the_audit_bucket_refusing_writes_nothing_happens(
         results = {
             "get": cli("get", readable, "--out", str(out)),
             "put": cli("put", str(src), "--name", "new"),
-            "delete": cli("delete", doomed),
+            "delete": cli("delete", doomed, "--yes"),
             "rotate": cli("keys", "rotate", "--tier", "hot", "--verify", "0"),
             "compromise": cli("keys", "compromise", "kek-hot@v1"),
             "split": cli(

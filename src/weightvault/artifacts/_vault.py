@@ -36,6 +36,18 @@ from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, parse_iso, utcnow
 from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, log_origin, open_log
 from weightvault.artifacts._keystore import open_keystore
+from weightvault.artifacts._names import (
+    LABELED,
+    NAME_KINDS,
+    NAMED,
+    AliasTarget,
+    NameIndex,
+    apply_amendment,
+    check_label,
+    fold,
+    is_alias,
+    parse_alias,
+)
 from weightvault.artifacts._principals import current_root, enrolled
 from weightvault.artifacts._state import (
     REWRAP_KIND,
@@ -49,6 +61,7 @@ from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
 from weightvault.errors import (
+    AliasNotFoundError,
     AuditError,
     AuthorizationError,
     BreakGlassError,
@@ -1024,6 +1037,8 @@ class Vault:
         self._check_tier(tier)
         if not name or len(name) > 200 or any(c in name for c in "\x00\n\r"):
             raise InvalidInputError("artifact name must be 1-200 printable characters")
+        for key, value in (labels or {}).items():
+            check_label(key, value)
         self._check_home_space()
         entries = _walk(source)
         files = tuple(
@@ -1187,6 +1202,7 @@ class Vault:
                     original.tier,
                     {"name": plan.name, "content_digest": manifest.content_digest},
                 )
+                self._amend_duplicate(original, plan)
                 return PutResult(original, duplicate_of=original.id)
         parent_sha256 = None
         if provenance is not None and provenance.parent:
@@ -1263,6 +1279,17 @@ class Vault:
         )
         return data
 
+    def _amend_duplicate(self, original: ArtifactRow, plan: PutPlan) -> None:
+        """Record the new name and the new labels a put of stored content brought."""
+        known = self.logged_names().of(original.id, original.name)
+        if plan.name not in known.names:
+            self.record(NAMED, original.id, original.tier, {"name": plan.name, "via": "put"})
+        changed = {k: v for k, v in sorted(plan.labels.items()) if known.labels.get(k) != v}
+        if changed:
+            self.record(
+                LABELED, original.id, original.tier, {"set": changed, "remove": [], "via": "put"}
+            )
+
     def publish(self, sealed: Sealed, *, quarantined: str | None = None) -> PutResult:
         """Write the manifest (the commit point), then the outcome and the catalog rows.
 
@@ -1308,6 +1335,7 @@ class Vault:
             manifest_sha256=hashlib.sha256(body).hexdigest(),
             files=len(manifest.files),
             bytes=manifest.total_size,
+            labels=dict(sorted(manifest.labels.items())),
             **details,
             state=state,
         )
@@ -1384,8 +1412,55 @@ class Vault:
     # -- read ----------------------------------------------------------------
 
     def resolve(self, artifact_id: str) -> ArtifactRow:
-        """An artifact by id or unique prefix."""
-        return self.catalog.artifact(artifact_id.strip())
+        """An artifact by id, unique id prefix or ``NAME@ALIAS``.
+
+        An alias is resolved from the signed log (:meth:`resolve_alias`), never from a
+        catalog row; an ambiguous prefix is an AmbiguousIdError listing the candidates.
+        """
+        ref = artifact_id.strip()
+        if is_alias(ref):
+            return self.catalog.artifact(self.resolve_alias(ref).artifact_id)
+        return self.catalog.artifact(ref)
+
+    def logged_names(self) -> NameIndex:
+        """Names, labels and aliases of every artifact, folded from the signed log.
+
+        The entries are found through the catalog's index of the log (first brought up to
+        the current signed checkpoint) and each one is proved included in that
+        checkpoint: an edited index row is an IntegrityError, never a moved alias.
+        """
+        signed = self.tlog.checkpoint()
+        size = signed.checkpoint.size
+        self._catch_up_index(size)
+        found: list[LoggedEvent] = []
+        try:
+            for index, text in self.catalog.log_of_kinds(NAME_KINDS, -1, size):
+                entry = text.encode()
+                found.append(LoggedEvent(index, Event.parse(entry), entry))
+            self.tlog.check_included([(e.index, e.entry) for e in found], signed)
+        except (IntegrityError, InvalidInputError) as exc:
+            raise IntegrityError(
+                f"the catalog's index of the log was tampered with: {exc.message}"
+            ) from None
+        return fold((e.index, e.event) for e in found)
+
+    def resolve_alias(self, ref: str) -> AliasTarget:
+        """Where ``NAME@ALIAS`` points, as the signed log says; AliasNotFoundError if nowhere."""
+        name, alias = parse_alias(ref)
+        key = f"{name}@{alias}"
+        target = self.logged_names().aliases.get(key)
+        if target is None:
+            raise AliasNotFoundError(
+                f"alias {key} points at no artifact (set one with `weightvault alias set {key} ID`)"
+            )
+        return target
+
+    def effective_labels(self, artifact_id: str, base: dict[str, str]) -> dict[str, str]:
+        """``base`` (the labels of the put, from its manifest) after every logged amendment."""
+        labels = dict(sorted(base.items()))
+        for logged in self.history(artifact_id, {LABELED}):
+            labels = apply_amendment(labels, logged.event.details)
+        return labels
 
     def load_manifest(
         self,
@@ -1653,16 +1728,77 @@ class Vault:
             del dek
 
     def show(self, artifact_id: str) -> dict[str, Any]:
-        """Everything the catalog knows of an artifact (no key material)."""
+        """What the catalog indexes of an artifact, and what the signed log and its verified
+        statement say: names, labels, aliases, provenance, history (no key material)."""
         row = self.resolve(artifact_id)
+        names = self.logged_names().of(row.id, row.name)
+        provenance, manifest_labels = self._provenance(row)
+        labels = names.labels
+        if manifest_labels is not None:
+            labels = self.effective_labels(row.id, manifest_labels)
+        history = [
+            {
+                "index": e.index,
+                "ts": e.event.ts,
+                "kind": e.event.kind,
+                "by": e.event.actor,
+                "tier": e.event.tier,
+            }
+            for e in self.history(row.id)
+        ]
         return {
             "artifact": row.__dict__,
+            "names": names.names,
+            "labels": labels,
+            "aliases": names.aliases,
+            "provenance": provenance,
             "files": self.catalog.files_of(row.id),
             "placement": self.catalog.placement(row.id),
             "envelopes": self.catalog.envelopes_of(row.id),
             "events": self.catalog.events_of(row.id),
+            "history": history,
             "damage": self.catalog.damage_of(row.id),
         }
+
+    def _provenance(self, row: ArtifactRow) -> tuple[dict[str, Any], dict[str, str] | None]:
+        """What the artifact's verified statement says of its origin, and its put's labels.
+
+        The manifest and statement must be the bytes the log's latest state records (no
+        DEK is unwrapped: the logged digest authenticates the manifest); anything that
+        does not verify is reported as not verified, with the reason.
+        """
+        try:
+            state = self.logged_state(row.id)
+            tier = state.require().tier
+            data = self.store.get_bytes(self.bucket(tier), manifest_key(row.id))
+            state.check(tier, manifest=data)
+            manifest, _mac = Manifest.parse(data)
+            statement = self.verify_statement(row.id, tier, manifest, state)
+        except VaultError as exc:
+            return {"verified": False, "reason": one_line(exc.message)}, None
+        build = statement.get("predicate", {}).get("buildDefinition", {})
+        external = build.get("externalParameters", {})
+        extra = external.get("extra", {}) if isinstance(external.get("extra"), dict) else {}
+        source = external.get("source", {}) if isinstance(external.get("source"), dict) else {}
+        datasets = [
+            {"name": d.get("name"), "sha256": (d.get("digest") or {}).get("sha256")}
+            for d in build.get("resolvedDependencies", [])
+            if isinstance(d, dict) and (d.get("annotations") or {}).get("kind") == "dataset"
+        ]
+        out: dict[str, Any] = {
+            "verified": True,
+            "signed_by": row.signed_by,
+            "git_commit": source.get("commit"),
+            "git_dirty": source.get("dirty"),
+            "repository": source.get("repository"),
+            "datasets": datasets,
+            "training_run": external.get("trainingRunId"),
+            "creator": external.get("creator"),
+            "parent": (external.get("parent") or {}).get("name"),
+            "environment": build.get("internalParameters", {}).get("environment", {}),
+            "missing": list(extra.get("missing", [])),
+        }
+        return out, dict(manifest.labels)
 
     # -- maintenance ---------------------------------------------------------
 

@@ -38,7 +38,13 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 
 from weightvault._fs import create_private_file
-from weightvault.errors import ConfigError, ConflictError, DiskFullError, NotFoundError
+from weightvault.errors import (
+    AmbiguousIdError,
+    ConfigError,
+    ConflictError,
+    DiskFullError,
+    NotFoundError,
+)
 
 metadata = MetaData()
 
@@ -668,9 +674,16 @@ class Catalog:
             rows = conn.execute(
                 select(artifacts).where(artifacts.c.id.startswith(artifact_id, autoescape=True))
             ).all()
+        exact = [r for r in rows if r.id == artifact_id]
+        if exact:
+            return ArtifactRow(**exact[0]._asdict())
         if len(rows) != 1 or len(artifact_id) < 4:
             if len(rows) > 1:
-                raise NotFoundError(f"artifact id prefix {artifact_id!r} is ambiguous")
+                found = sorted((ArtifactRow(**r._asdict()) for r in rows), key=lambda a: a.id)
+                raise AmbiguousIdError(
+                    artifact_id,
+                    [f"{a.id}  {a.name}  {a.tier}  {a.created_at}" for a in found[:20]],
+                )
             raise NotFoundError(f"artifact {artifact_id} is not in the catalog")
         return ArtifactRow(**rows[0]._asdict())
 

@@ -1,4 +1,4 @@
-"""The ``weightvault`` command line.
+"""The weightvault command line.
 
 Every failure prints one line to stderr and exits with the code of its error
 class (see :mod:`weightvault.errors`); tracebacks only with WEIGHTVAULT_DEBUG=1.
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import signal
 import sys
 from collections.abc import Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from weightvault.cli import (
     _approvals,
@@ -27,6 +29,7 @@ from weightvault.cli import (
     _identity,
     _incidents,
     _keys,
+    _names,
     _policy,
     _recover,
     _store,
@@ -34,21 +37,36 @@ from weightvault.cli import (
     _trust,
     _witness,
 )
-from weightvault.cli._common import Handler, Parser, emit, emit_table, open_vault, settings_for
+from weightvault.cli._common import (
+    Handler,
+    Parser,
+    check_output_parent,
+    emit,
+    emit_table,
+    human_size,
+    open_vault,
+    settings_for,
+)
+from weightvault.cli._names import parse_labels
 from weightvault.cli._progress import transfer
 from weightvault.config import Settings, environment
 from weightvault.errors import (
     DiskFullError,
     IngestQuarantinedError,
     InvalidInputError,
+    LocalPathError,
     StoreCapabilityError,
     UsageError,
     VaultError,
 )
 from weightvault.logs import configure_logging, scrub_text
 
+if TYPE_CHECKING:
+    from weightvault.artifacts import Vault
+
 # Core command groups in their own modules; each has register(sub, common).
 COMMAND_MODULES = (
+    _names,
     _approvals,
     _audit,
     _keys,
@@ -136,16 +154,6 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 0 if status.running or args.action == "status" else 7
 
 
-def _labels(pairs: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInputError(f"label {pair!r} is not KEY=VALUE")
-        out[key] = value
-    return out
-
-
 def cmd_put(args: argparse.Namespace) -> int:
     """Ingest a file or directory."""
     from weightvault.lifecycle import ingest
@@ -157,7 +165,7 @@ def cmd_put(args: argparse.Namespace) -> int:
             Path(args.path),
             args.name,
             args.tier,
-            labels=_labels(args.label),
+            labels=parse_labels(args.label),
             progress=progress,
         )
     row = result.artifact
@@ -170,9 +178,12 @@ def cmd_put(args: argparse.Namespace) -> int:
         "duplicate_of": result.duplicate_of,
         "quarantined": result.quarantined,
     }
-    human = f"{row.id}  {row.content_digest}  {row.file_count} files, {row.total_size} bytes"
+    human = f"{row.id}  {row.content_digest}  {row.file_count} files, {human_size(row.total_size)}"
     if result.duplicate_of:
-        human = f"already stored as {row.id} (same content digest {row.content_digest})"
+        human = (
+            f"already stored as {row.id} (same content digest {row.content_digest}); "
+            f"name {args.name!r} and the labels given are recorded for it"
+        )
     emit(args, human, data)
     if result.quarantined:
         raise IngestQuarantinedError(f"{row.id} is quarantined: {result.quarantined}")
@@ -181,6 +192,7 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 def cmd_get(args: argparse.Namespace) -> int:
     """Download, decrypt and verify an artifact."""
+    check_output_parent(Path(args.out), "--out")
     vault = open_vault(args)
     if args.break_glass and not args.justification:
         raise InvalidInputError("get --break-glass needs --justification")
@@ -211,23 +223,59 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = vault.verify(args.id, progress)
     emit(
         args,
-        f"{report.artifact_id}: OK, {report.files} files, {report.bytes} bytes, "
+        f"{report.artifact_id}: OK, {report.files} files, {human_size(report.bytes)}, "
         f"{report.content_digest}",
         report.__dict__,
     )
     return 0
 
 
+def _empty_hint(args: argparse.Namespace, vault: Vault) -> str:
+    """What ``ls`` says when nothing is listed: a rebuild if the store holds artifacts."""
+    if args.tier:
+        return f"no artifacts in tier {args.tier}"
+    stored = set().union(*(vault.committed_ids(t) for t in ("hot", "warm", "cold")))
+    if stored:
+        return (
+            f"the catalog lists no artifacts but the store holds {len(stored)}: "
+            "run `weightvault catalog rebuild`"
+        )
+    return "no artifacts (if the store had some, `weightvault catalog rebuild` indexes them)"
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
-    """List artifacts."""
+    """List artifacts with their names, labels and aliases from the signed log."""
     vault = open_vault(args)
     rows = vault.catalog.list_artifacts(args.tier)
+    index = vault.logged_names() if rows else None
+    data: list[dict[str, Any]] = []
+    table = []
+    for r in rows:
+        of = index.of(r.id, r.name) if index is not None else None
+        names, aliases = (of.names, of.aliases) if of is not None else ([r.name], [])
+        labels = of.labels if of is not None else {}
+        data.append({**r.__dict__, "names": names, "labels": labels, "aliases": aliases})
+        shown = ", ".join([*names, *aliases]) or r.name
+        labels_shown = ",".join(f"{k}={v}" for k, v in labels.items()) or "-"
+        table.append(
+            (
+                r.id,
+                shown,
+                r.created_at[:19].replace("T", " "),
+                r.tier,
+                human_size(r.total_size),
+                r.validation_status or "-",
+                labels_shown,
+            )
+        )
+    if not rows and not getattr(args, "json", False):
+        print(_empty_hint(args, vault))
+        return 0
     emit_table(
         args,
-        ("ID", "TIER", "FILES", "BYTES", "NAME"),
-        [(r.id, r.tier, r.file_count, r.total_size, r.name) for r in rows],
-        [r.__dict__ for r in rows],
-        empty="no artifacts",
+        ("ID", "NAMES", "CREATED", "TIER", "SIZE", "VALIDATION", "LABELS"),
+        table,
+        data,
     )
     return 0
 
@@ -239,14 +287,15 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     info = vault.show(args.id)
     info["certificates"] = certificates(vault, info["artifact"]["id"])
-    a = info["artifact"]
-    lines = [f"{k}: {v}" for k, v in a.items()]
-    lines.append(f"placement: {info['placement']['tier']} since {info['placement']['since']}")
+    lines = _show_lines(info)
     if info["damage"]:
         lines.append(f"damaged: {info['damage']}")
     lines += [f"envelope: {e['tier']} {e['kek_id']}@v{e['kek_version']}" for e in info["envelopes"]]
-    lines += [f"file: {f['path']} {f['size']} {f['sha256']}" for f in info["files"]]
-    lines += [f"event: {e['ts']} {e['kind']} by {e['actor']}" for e in info["events"]]
+    lines += [f"file: {f['path']} {human_size(f['size'])} {f['sha256']}" for f in info["files"]]
+    lines += [
+        f"event: {e['ts']} {e['kind']} by {e['by']} (log entry {e['index']})"
+        for e in info["history"]
+    ]
     lines += [
         f"reproducibility certificate: log entry {c['index']} "
         + (f"{c['at']} {c['statement']['key']}" if c["verified"] else f"NOT VERIFIED {c['reason']}")
@@ -254,6 +303,40 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     emit(args, "\n".join(lines), info)
     return 0
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _show_lines(info: dict[str, Any]) -> list[str]:
+    """The head of ``show``: the artifact, its names, labels, aliases and provenance."""
+    a = info["artifact"]
+    lines = [f"{k}: {v}" for k, v in a.items() if k != "total_size"]
+    lines.append(f"size: {human_size(a['total_size'])} ({a['total_size']} bytes)")
+    lines.append(f"names: {', '.join(info['names'])}")
+    labels = ", ".join(f"{k}={v}" for k, v in info["labels"].items())
+    lines.append(f"labels: {labels or 'none'}")
+    lines.append(f"aliases: {', '.join(info['aliases']) or 'none'}")
+    lines.append(f"placement: {info['placement']['tier']} since {info['placement']['since']}")
+    prov = info["provenance"]
+    if not prov["verified"]:
+        lines.append(f"provenance: NOT VERIFIED {prov['reason']}")
+        return lines
+    commit = prov["git_commit"] or "none"
+    dirty = " (dirty)" if prov["git_dirty"] else ""
+    lines.append(f"provenance: verified statement signed by {prov['signed_by']}")
+    lines.append(
+        f"  git commit: {commit}{dirty}" + (f" {prov['repository']}" if prov["repository"] else "")
+    )
+    lines += [f"  dataset: {d['name']} sha256:{d['sha256']}" for d in prov["datasets"]]
+    lines.append(f"  training run: {prov['training_run'] or 'none'}")
+    env = ", ".join(f"{k}={_short(v)}" for k, v in sorted(prov["environment"].items()))
+    lines.append(f"  environment: {env or 'none'}")
+    if prov["missing"]:
+        lines.append(f"  missing: {', '.join(prov['missing'])}")
+    return lines
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -290,6 +373,15 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 # -- parser -------------------------------------------------------------------
 
+_ID_HELP = "artifact id, unique id prefix or NAME@ALIAS"
+
+
+def _version() -> str:
+    try:
+        return version("weightvault")
+    except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+        return "unknown"
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, including plugged-in commands."""
@@ -297,6 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--home", help="vault home (default: WEIGHTVAULT_HOME or ./.weightvault)")
     common.add_argument("--json", action="store_true", help="machine-readable output")
     parser = Parser(prog="weightvault", description=__doc__.splitlines()[0], parents=[common])
+    parser.add_argument(
+        "--version", action="version", version=f"weightvault {_version()}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -309,39 +404,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-store", action="store_true", help="do not start the embedded store")
     p = add("store", cmd_store, "run the embedded S3 server (SeaweedFS); role credentials")
     p.add_argument(
-        "action", choices=["up", "down", "status", "check", "credentials", "policy", "env"]
+        "action",
+        choices=["up", "down", "status", "check", "credentials", "policy", "env"],
+        help="up, down, status, check (probe capabilities), credentials ROLE, policy ROLE, "
+        "env (endpoint and credentials as shell variables)",
     )
     _store.add_arguments(p)
     p = add("put", cmd_put, "encrypt and store a file or directory")
-    p.add_argument("path")
-    p.add_argument("--name", required=True)
+    p.add_argument("path", help="the file or directory to store")
+    p.add_argument("--name", required=True, help="the artifact's name (e.g. digits)")
     p.add_argument(
         "--tier",
         default="hot",
         choices=["hot", "warm", "cold"],
         help="hot; warm and cold are refused (exit 42): put, validate, then promote",
     )
-    p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label (repeatable); of stored content, recorded as an amendment",
+    )
     p = add("get", cmd_get, "download, decrypt and verify an artifact")
-    p.add_argument("id")
+    p.add_argument("id", help=_ID_HELP)
     p.add_argument("--out", required=True, help="directory to create (must not hold files)")
     p.add_argument(
         "--break-glass",
         action="store_true",
-        help="read a quarantined artifact; needs `approve ID --to break-glass` approvals",
+        help="read a quarantined artifact; needs 'approve ID --to break-glass' approvals",
     )
     p.add_argument("--justification", help="why (required with --break-glass; logged)")
     p = add("verify", cmd_verify, "check an artifact without writing plaintext")
-    p.add_argument("id")
-    p = add("ls", cmd_ls, "list artifacts")
-    p.add_argument("--tier", choices=["hot", "warm", "cold", "quarantine"])
-    p = add("show", cmd_show, "show one artifact")
-    p.add_argument("id")
+    p.add_argument("id", help=_ID_HELP)
+    p = add("ls", cmd_ls, "list artifacts: created, tier, size, validation, labels")
+    p.add_argument(
+        "--tier", choices=["hot", "warm", "cold", "quarantine"], help="only this tier's artifacts"
+    )
+    p = add("show", cmd_show, "show one artifact: provenance, names, labels, aliases, history")
+    p.add_argument("id", help=_ID_HELP)
     p = add("gc", cmd_gc, "remove objects of artifacts that never committed")
-    p.add_argument("--grace-minutes", type=int, default=None)
-    p.add_argument("--dry-run", action="store_true")
+    p.add_argument(
+        "--grace-minutes",
+        type=int,
+        default=None,
+        help="leave objects younger than this alone (default: the setting gc_grace_minutes)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would go; remove nothing")
     p = add("catalog", cmd_catalog, "catalog maintenance")
-    p.add_argument("action", choices=["rebuild"])
+    p.add_argument(
+        "action", choices=["rebuild"], help="rebuild: index the store and the signed log again"
+    )
 
     for module in COMMAND_MODULES:
         module.register(sub, common)
@@ -410,16 +523,29 @@ def _run(argv: Sequence[str] | None, *, debug: bool) -> int:
     except Exception as exc:
         if debug:
             raise
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            full = DiskFullError(f"no space left on device ({exc.filename or 'local disk'})")
-            print(f"weightvault: error: {scrub_text(full.message)}", file=sys.stderr)
-            return full.exit_code
+        if isinstance(exc, OSError) and (known := _os_error(exc)) is not None:
+            print(f"weightvault: error: {scrub_text(known.message)}", file=sys.stderr)
+            return known.exit_code
         print(
             f"weightvault: internal error: {type(exc).__name__}: {scrub_text(str(exc))}",
             file=sys.stderr,
         )
         return 1
     return code
+
+
+def _os_error(exc: OSError) -> VaultError | None:
+    """A local file system error no command mapped: a full disk, or a path that cannot be
+    used (the path and the reason, one line); None for one naming no path."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"no space left on device ({exc.filename or 'local disk'})")
+    if exc.filename is None:
+        return None
+    from weightvault._fs import shown_path
+
+    reason = exc.strerror or type(exc).__name__
+    where = shown_path(exc.filename) if isinstance(exc.filename, str) else exc.filename
+    return LocalPathError(f"{where}: {reason}")
 
 
 if __name__ == "__main__":  # pragma: no cover

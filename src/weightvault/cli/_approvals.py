@@ -48,13 +48,21 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="sign, with your key, an approval (cold promotion, release, break-glass read)",
         parents=[common],
     )
-    p.add_argument("id")
-    p.add_argument("--to", required=True, choices=_PURPOSES)
-    p.add_argument("--justification", required=True)
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    p.add_argument("--to", required=True, choices=_PURPOSES, help="what the approval is for")
+    p.add_argument(
+        "--justification", required=True, help="why you approve (recorded in the signed statement)"
+    )
     p.set_defaults(func=_approve)
     p = sub.add_parser(
         "approvals", help="the approvals of an artifact the signed log backs", parents=[common]
     )
-    p.add_argument("id")
-    p.add_argument("--for", dest="purpose", default="cold", choices=_PURPOSES)
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    p.add_argument(
+        "--for",
+        dest="purpose",
+        default="cold",
+        choices=_PURPOSES,
+        help="the purpose to count approvals for (default cold)",
+    )
     p.set_defaults(func=_approvals)

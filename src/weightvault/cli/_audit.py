@@ -170,11 +170,15 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--artifact", help="artifact id")
     p.add_argument("--principal", help="acting principal's name")
     p.add_argument("--kind", help="event kind, e.g. artifact.read")
-    p.add_argument("--phase", choices=["intent", "outcome"])
-    p.add_argument("--outcome", choices=["ok", "failed", "refused"])
+    p.add_argument("--phase", choices=["intent", "outcome"], help="only intents or only outcomes")
+    p.add_argument(
+        "--outcome", choices=["ok", "failed", "refused"], help="only outcomes that ended so"
+    )
     p.add_argument("--since", help="ISO time: entries at or after it")
     p.add_argument("--until", help="ISO time: entries before it")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument(
+        "--limit", type=int, default=1000, help="at most this many entries (default 1000)"
+    )
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -191,7 +195,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = asub.add_parser(
         "hash", help="the HMAC under which the log stores a private value", parents=[common]
     )
-    p.add_argument("value")
+    p.add_argument("value", help="the value (a path, a host name) to hash as the log does")
     p.set_defaults(func=_hash)
     p = asub.add_parser("show", help="log entries, or one entry or operation", parents=[common])
     p.add_argument("event", nargs="?", help="an event id, an operation id or a log index")

@@ -9,7 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from weightvault.errors import IncompleteError, UsageError
+from weightvault.errors import (
+    ConfirmationError,
+    IncompleteError,
+    InvalidInputError,
+    OutputUnwritableError,
+    UsageError,
+)
 from weightvault.logs import register_secret
 
 if TYPE_CHECKING:  # imported when a command runs, to keep start-up fast
@@ -74,12 +80,48 @@ def emit_table(
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
+def human_size(size: int) -> str:
+    """A byte count as people read it (decimal units: ``1.5 MB``)."""
+    from rich.filesize import decimal
+
+    return decimal(size)
+
+
+def confirm(question: str, *, refused: str, no_tty: str) -> None:
+    """Ask ``question`` on the terminal; ConfirmationError unless the answer is yes.
+
+    Without a terminal on stdin there is nobody to ask: ConfirmationError ``no_tty``.
+    """
+    if not sys.stdin.isatty():
+        raise ConfirmationError(no_tty)
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = sys.stdin.readline()
+    except KeyboardInterrupt:
+        answer = ""
+    if answer.strip().lower() not in {"y", "yes"}:
+        raise ConfirmationError(refused)
+
+
 def settings_for(args: argparse.Namespace) -> Settings:
     """Settings, honouring --home."""
     from weightvault.config import load_settings
 
     home = Path(args.home) if getattr(args, "home", None) else None
-    return load_settings(home=home)
+    if home is not None and home.exists() and not home.is_dir():
+        raise InvalidInputError(f"--home {home} is not a directory")
+    settings = load_settings(home=home)
+    if settings.home.exists() and not settings.home.is_dir():
+        raise InvalidInputError(f"the vault home {settings.home} is not a directory")
+    return settings
+
+
+def check_output_parent(path: Path, option: str) -> None:
+    """OutputUnwritableError unless the directory that is to hold ``path`` exists."""
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise OutputUnwritableError(f"{option} {path}: its parent directory {parent} {what}")
 
 
 def open_vault(args: argparse.Namespace) -> Vault:

@@ -126,8 +126,15 @@ def _verify_bundle(args: argparse.Namespace) -> int:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the containment commands."""
     p = sub.add_parser("tier", help="isolate or restore a whole tier", parents=[common])
-    p.add_argument("tier_action", choices=["isolate", "restore", "status"], metavar="ACTION")
-    p.add_argument("tier", nargs="?", choices=["hot", "warm", "cold"])
+    p.add_argument(
+        "tier_action",
+        choices=["isolate", "restore", "status"],
+        metavar="ACTION",
+        help="isolate, restore or status",
+    )
+    p.add_argument(
+        "tier", nargs="?", choices=["hot", "warm", "cold"], help="the tier (all tiers for status)"
+    )
     p.add_argument("--justification", help="why (recorded in the log)")
     p.set_defaults(func=_tier)
     p = sub.add_parser(
@@ -138,20 +145,37 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--incident-file", metavar="F.json", help="the incident (detector's JSON)")
     p.add_argument("--incident", help="the incident id (without a file)")
-    p.add_argument("--rule")
-    p.add_argument("--severity", choices=["low", "medium", "high", "critical"])
-    p.add_argument("--artifact", action="append", metavar="ID")
-    p.add_argument("--principal", action="append", metavar="NAME")
-    p.add_argument("--key", action="append", metavar="KEY@vN")
-    p.add_argument("--tier", action="append", choices=["hot", "warm", "cold"])
+    p.add_argument("--rule", help="the detection rule of an incident given by hand")
+    p.add_argument("--severity", choices=["low", "medium", "high", "critical"], help="its severity")
+    p.add_argument(
+        "--artifact", action="append", metavar="ID", help="an artifact it names (repeatable)"
+    )
+    p.add_argument(
+        "--principal", action="append", metavar="NAME", help="a principal it names (repeatable)"
+    )
+    p.add_argument(
+        "--key", action="append", metavar="KEY@vN", help="a key version it names (repeatable)"
+    )
+    p.add_argument(
+        "--tier",
+        action="append",
+        choices=["hot", "warm", "cold"],
+        help="a tier it names (repeatable)",
+    )
     p.add_argument(
         "--action",
         action="append",
         choices=sorted(
             {"quarantine", "revoke_grants", "isolate_tier", "compromise_keys", "recover", "rekey"}
         ),
+        help="a containment action to take (repeatable; default: the rule's)",
     )
-    p.add_argument("--evidence", action="append", metavar="EVENT_ID")
+    p.add_argument(
+        "--evidence",
+        action="append",
+        metavar="EVENT_ID",
+        help="a log entry id that is evidence (repeatable)",
+    )
     p.add_argument("--out", metavar="DIR", help="bundle and report (default <home>/incidents/ID)")
     p.add_argument("--lift", action="store_true", help="lift the containment instead")
     p.add_argument("--justification", help="--lift: why (recorded in the log)")
@@ -159,6 +183,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "verify-incident-bundle", help="check an incident bundle offline", parents=[common]
     )
-    p.add_argument("bundle", metavar="DIR")
+    p.add_argument("bundle", metavar="DIR", help="the incident bundle directory")
     p.add_argument("--root", required=True, metavar="FILE", help="the trust root you pinned")
     p.set_defaults(func=_verify_bundle)

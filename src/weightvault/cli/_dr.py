@@ -139,8 +139,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = dsub.add_parser(
         "split-master", help="split the master key into k-of-n SLIP-39 shares", parents=[common]
     )
-    p.add_argument("--threshold", type=int, default=3)
-    p.add_argument("--shares", type=int, default=5)
+    p.add_argument(
+        "--threshold",
+        type=int,
+        default=3,
+        help="how many shares recover the master key (default 3)",
+    )
+    p.add_argument("--shares", type=int, default=5, help="how many shares to make (default 5)")
     p.add_argument("--out-dir", help="write one 0600 share file per custodian here")
     p.add_argument("--replace", action="store_true", help="split again though a split was made")
     p.set_defaults(func=_split_master)

@@ -53,7 +53,7 @@ def _grant(args: argparse.Namespace) -> int:
 
 
 def _access(args: argparse.Namespace) -> int:
-    from weightvault.cli._common import emit
+    from weightvault.cli._common import emit, human_size
     from weightvault.keys import default_identity, default_passphrase, identity_path, load_identity
     from weightvault.lifecycle.grants import access_grant, read_grant_file
     from weightvault.lifecycle.trust import load_root_file
@@ -70,7 +70,7 @@ def _access(args: argparse.Namespace) -> int:
     )
     emit(
         args,
-        f"{result.artifact_id}: {result.files} files, {result.bytes} bytes verified into "
+        f"{result.artifact_id}: {result.files} files, {human_size(result.bytes)} verified into "
         f"{result.out}; receipt kept at {result.receipt} (log entry {result.log_index})",
         result.to_dict(),
     )
@@ -146,7 +146,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "grant", help="time-boxed access to one artifact for a collaborator", parents=[common]
     )
-    p.add_argument("id")
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
     p.add_argument(
         "--to", required=True, help="the collaborator's `identity export --recipient` (a file)"
     )
@@ -162,7 +162,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--root", required=True, metavar="FILE", help="the vault's trust root you pinned"
     )
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="directory to create for the files (must not hold files)",
+    )
     p.add_argument("--identity", help="your identity (default WEIGHTVAULT_IDENTITY)")
     p.add_argument("--receipt", metavar="FILE", help="where to keep the receipt (DIR.receipt.json)")
     p.set_defaults(func=_access)
@@ -174,9 +179,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_revoke)
     p = sub.add_parser("grants", help="list, show, sync receipts, gc", parents=[common])
     p.add_argument(
-        "grants_action", choices=["list", "show", "sync", "gc", "revoke"], metavar="ACTION"
+        "grants_action",
+        choices=["list", "show", "sync", "gc", "revoke"],
+        metavar="ACTION",
+        help="list, show, sync (receipts), gc or revoke",
     )
-    p.add_argument("grant", nargs="?", metavar="GRANT")
+    p.add_argument("grant", nargs="?", metavar="GRANT", help="the grant id (show, revoke)")
     p.add_argument("--recipient", help="revoke: every grant issued to this collaborator")
     p.add_argument("--issuer", help="revoke: every grant this principal issued")
     p.set_defaults(func=_grants)

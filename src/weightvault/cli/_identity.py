@@ -153,7 +153,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument("--dir", help="identity directory (default WEIGHTVAULT_IDENTITY_DIR)")
 
     p = actions.add_parser("create", help="make a new hybrid key pair", parents=[common])
-    p.add_argument("name")
+    p.add_argument("name", help="the identity's name (its key file is NAME.key)")
     p.add_argument("--passphrase", action="store_true", help="protect it (asked on a terminal)")
     p.add_argument("--passphrase-file", metavar="FILE", help="protect it: first line of FILE")
     p.add_argument("--passphrase-fd", type=int, metavar="N", help="protect it: read from fd N")

@@ -118,8 +118,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(func=_detect)
     p = sub.add_parser("incident", help="list, show or resolve incidents", parents=[common])
-    p.add_argument("incident_action", choices=["ls", "show", "resolve"], metavar="ACTION")
-    p.add_argument("incident", nargs="?", metavar="ID")
-    p.add_argument("--status", choices=["open", "resolved"])
-    p.add_argument("--justification")
+    p.add_argument(
+        "incident_action",
+        choices=["ls", "show", "resolve"],
+        metavar="ACTION",
+        help="ls, show or resolve",
+    )
+    p.add_argument("incident", nargs="?", metavar="ID", help="the incident id (show, resolve)")
+    p.add_argument(
+        "--status", choices=["open", "resolved"], help="ls: only incidents in this state"
+    )
+    p.add_argument("--justification", help="resolve: why (recorded in the log)")
     p.set_defaults(func=_incident)

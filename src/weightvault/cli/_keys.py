@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from weightvault.cli._common import show_shares_one_at_a_time
+from weightvault.cli._common import human_size, show_shares_one_at_a_time
 from weightvault.errors import InvalidInputError, UsageError, VaultError
 
 
@@ -344,8 +344,8 @@ def _decrypt(args: argparse.Namespace) -> int:
     )
     emit(
         args,
-        f"{restored.artifact_id}: {restored.files} files, {restored.bytes} bytes decrypted with "
-        f"escrow shares and verified ({restored.content_digest}) into {restored.out}",
+        f"{restored.artifact_id}: {restored.files} files, {human_size(restored.bytes)} decrypted "
+        f"with escrow shares and verified ({restored.content_digest}) into {restored.out}",
         restored.__dict__,
     )
     return 0
@@ -380,8 +380,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="rotate this tier's KEK even if not due (repeatable)",
     )
     p.add_argument("--signing", action="store_true", help="rotate the signing key too")
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--workers", type=int, default=16)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=500,
+        help="envelopes rewrapped per logged batch (default 500)",
+    )
+    p.add_argument("--workers", type=int, default=16, help="parallel rewraps (default 16)")
     p.add_argument("--verify", type=int, default=3, help="artifacts to verify per tier")
     p.add_argument("--dry-run", action="store_true", help="only list what is due")
     p.set_defaults(func=_rotate)
@@ -390,7 +395,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="mark a key version compromised and list what it protects",
         parents=[common],
     )
-    p.add_argument("key", metavar="KEY_ID[@vN]")
+    p.add_argument(
+        "key", metavar="KEY_ID[@vN]", help="the key, e.g. kek-hot@v1 (no version: every version)"
+    )
     p.add_argument("--since", help="start of the exposure window (ISO 8601)")
     p.add_argument(
         "--exposed",
@@ -413,15 +420,26 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = esub.add_parser(
         "split", help="make the escrow key and its k-of-n SLIP-39 shares", parents=[common]
     )
-    p.add_argument("--threshold", type=int, default=3)
-    p.add_argument("--shares", type=int, default=5)
+    p.add_argument(
+        "--threshold",
+        type=int,
+        default=3,
+        help="how many shares recover the escrow key (default 3)",
+    )
+    p.add_argument("--shares", type=int, default=5, help="how many shares to make (default 5)")
     p.add_argument("--out-dir", help="write one 0600 share file per custodian here")
     p.add_argument("--replace", action="store_true", help="replace an existing escrow key")
     p.set_defaults(func=_split)
     p = esub.add_parser(
         "recover", help="rebuild the escrow private key from k shares", parents=[common]
     )
-    p.add_argument("--share", action="append", required=True, metavar="FILE")
+    p.add_argument(
+        "--share",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a share file (repeatable, as many as the threshold)",
+    )
     p.add_argument("--artifact", help="also check it unwraps this artifact's escrow envelope")
     p.set_defaults(func=_recover)
     p = esub.add_parser(
@@ -429,7 +447,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="decrypt a cold artifact with the store and k shares only",
         parents=[common],
     )
-    p.add_argument("id")
-    p.add_argument("--share", action="append", required=True, metavar="FILE")
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    p.add_argument(
+        "--share",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a share file (repeatable, as many as the threshold)",
+    )
     p.add_argument("--out", required=True, help="directory to create (must not hold files)")
     p.set_defaults(func=_decrypt)

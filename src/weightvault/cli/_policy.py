@@ -81,8 +81,12 @@ def _validate(args: argparse.Namespace) -> int:
     from weightvault.cli._common import emit, open_vault
     from weightvault.lifecycle.validate import fetch_data_docs, validate_artifact
 
+    repo = Path(args.model_repo) if args.model_repo else None
+    if repo is not None and not repo.is_dir():
+        what = "is not a directory" if repo.exists() else "does not exist"
+        raise InvalidInputError(f"--model-repo {repo} {what}")
     vault = open_vault(args)
-    outcome = validate_artifact(vault, args.id, Path(args.model_repo) if args.model_repo else None)
+    outcome = validate_artifact(vault, args.id, repo)
     lines = [f"{outcome.artifact_id}: validation {outcome.status} (report {outcome.report_sha256})"]
     lines += [f"  - {f}" for f in outcome.failures]
     lines += [f"  skipped: {s}" for s in outcome.skipped]
@@ -129,7 +133,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     val = sub.add_parser(
         "validate", help="run format, Great Expectations and provenance checks", parents=[common]
     )
-    val.add_argument("id")
+    val.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
     val.add_argument(
         "--model-repo",
         help="git+DVC model repo; its weightvault.toml or pyproject.toml "
@@ -144,6 +148,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "the signed report)",
         parents=[common],
     )
-    docs.add_argument("id")
-    docs.add_argument("--out", required=True, metavar="DIR")
+    docs.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    docs.add_argument(
+        "--out", required=True, metavar="DIR", help="directory to write the Data Docs pages to"
+    )
     docs.set_defaults(func=_data_docs)

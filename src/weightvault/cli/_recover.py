@@ -13,7 +13,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="rebuild an artifact from its rebuild kit; certify it; --restore lost objects",
         parents=[common],
     )
-    p.add_argument("id")
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
     p.add_argument(
         "--restore",
         action="store_true",

@@ -165,9 +165,13 @@ def _dvc_remote(args: argparse.Namespace) -> int:
     from weightvault.logs import register_secret
     from weightvault.store import configure_dvc_remote, dvc_remote
 
+    repo = Path(args.repo)
+    if not (repo / ".dvc").is_dir():  # before any credential is looked up
+        what = "does not exist" if not repo.exists() else "is not a DVC repository (no .dvc/)"
+        raise InvalidInputError(f"{repo} {what}: run `dvc init` in a repository")
     remote = dvc_remote(settings_for(args))
     register_secret(remote.secret_key)
-    written = configure_dvc_remote(Path(args.repo), remote, name=args.name)
+    written = configure_dvc_remote(repo, remote, name=args.name)
     emit(
         args,
         f"DVC remote {args.name!r} -> {remote.url} at {remote.endpoint_url} with the dvc "

@@ -49,16 +49,25 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    from weightvault.cli._common import emit, open_vault
+    from weightvault.cli._common import confirm, emit, human_size, open_vault
     from weightvault.lifecycle.promote import delete_artifact
 
-    removed = delete_artifact(open_vault(args), args.id)
-    emit(args, f"deleted {args.id} ({removed} objects)", {"removed": removed})
+    vault = open_vault(args)
+    row = vault.resolve(args.id)
+    if not args.yes:
+        confirm(
+            f"delete artifact {row.id} ({row.name}, {human_size(row.total_size)}, "
+            f"tier {row.tier})?",
+            refused=f"delete of {row.id} not confirmed: nothing was deleted",
+            no_tty=f"delete of {row.id} needs confirmation: run it on a terminal or pass --yes",
+        )
+    removed = delete_artifact(vault, row.id)
+    emit(args, f"deleted {row.id} ({removed} objects)", {"artifact_id": row.id, "removed": removed})
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from weightvault.cli._common import emit, open_vault
+    from weightvault.cli._common import check_output_parent, emit, open_vault
     from weightvault.errors import UsageError
     from weightvault.lifecycle.export import export_bundle
 
@@ -67,6 +76,7 @@ def _export(args: argparse.Namespace) -> int:
     if args.oci is not None:
         from weightvault.lifecycle.oci import export_oci
 
+        check_output_parent(Path(args.oci), "--oci")
         done = export_oci(open_vault(args), args.id, Path(args.oci), args.tag)
         emit(
             args,
@@ -75,6 +85,7 @@ def _export(args: argparse.Namespace) -> int:
             done.to_dict(),
         )
         return 0
+    check_output_parent(Path(args.to), "--to")
     out = export_bundle(open_vault(args), args.id, Path(args.to))
     emit(args, f"bundle written to {out}", {"bundle": str(out)})
     return 0
@@ -136,32 +147,37 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "promote", help="promote hot->warm or warm->cold through the gates", parents=[common]
     )
-    p.add_argument("id")
-    p.add_argument("--to", required=True, choices=["warm", "cold"])
-    p.add_argument("--justification", required=True)
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    p.add_argument("--to", required=True, choices=["warm", "cold"], help="the tier to promote into")
+    p.add_argument(
+        "--justification", required=True, help="why (recorded in the log and the attestation)"
+    )
     p.add_argument("--legal-hold", action="store_true", help="cold only: place a legal hold")
     p.set_defaults(func=_promote)
     p = sub.add_parser("quarantine", help="isolate an artifact: no reads", parents=[common])
-    p.add_argument("id")
-    p.add_argument("--reason", required=True)
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    p.add_argument("--reason", required=True, help="why (recorded in the log)")
     p.set_defaults(func=_quarantine)
     p = sub.add_parser(
         "release",
         help="release a quarantined artifact (needs signed approvals: `approve ID --to release`)",
         parents=[common],
     )
-    p.add_argument("id")
-    p.add_argument("--justification", required=True)
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    p.add_argument("--justification", required=True, help="why (recorded in the log)")
     p.set_defaults(func=_release)
     p = sub.add_parser(
         "delete", help="delete an artifact (refused under retention)", parents=[common]
     )
-    p.add_argument("id")
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
+    p.add_argument(
+        "--yes", action="store_true", help="do not ask for confirmation (needed without a terminal)"
+    )
     p.set_defaults(func=_delete)
     p = sub.add_parser(
         "export", help="write an air-gapped bundle, or an OCI (ModelPack) layout", parents=[common]
     )
-    p.add_argument("id")
+    p.add_argument("id", help="artifact id, unique id prefix or NAME@ALIAS")
     p.add_argument("--to", metavar="DIR", help="the bundle directory to create")
     p.add_argument("--oci", metavar="DIR", help="an OCI image layout to create (plaintext)")
     p.add_argument("--tag", default="latest", help="the layout's tag (with --oci)")
@@ -169,7 +185,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "offline-verify", help="verify a bundle with no store or network", parents=[common]
     )
-    p.add_argument("dir")
+    p.add_argument("dir", help="the bundle directory")
     p.add_argument(
         "--trust-root", metavar="FILE", help="a root file got out of band (`trust export`)"
     )

@@ -254,13 +254,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--witness-vkey", action="append", default=[], help="a required witness's vkey"
         )
-        p.add_argument("--expires-days", type=int, default=DEFAULT_EXPIRES_DAYS)
+        p.add_argument(
+            "--expires-days",
+            type=int,
+            default=DEFAULT_EXPIRES_DAYS,
+            help="days until the new version expires",
+        )
 
     p = actions.add_parser(
         "init", help="make the root keys and publish version 1", parents=[common]
     )
     p.add_argument("--keys", type=int, default=DEFAULT_ROOT_KEYS, help="root keys to make")
-    p.add_argument("--threshold", type=int, default=DEFAULT_THRESHOLD)
+    p.add_argument(
+        "--threshold",
+        type=int,
+        default=DEFAULT_THRESHOLD,
+        help="root-key signatures a new version needs",
+    )
     p.add_argument("--export", metavar="DIR", help="write root keys to 0600 files, not keystore")
     roles(p)
     p.set_defaults(func=_init)
@@ -280,11 +290,31 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = actions.add_parser(
         "rotate", help="publish the next version (old and new thresholds sign)", parents=[common]
     )
-    p.add_argument("--root-key", action="append", default=[], metavar="FILE")
-    p.add_argument("--add-root-keys", type=int, default=0, metavar="N")
-    p.add_argument("--remove-root-key", action="append", default=[], metavar="LABEL")
-    p.add_argument("--threshold", type=int, default=None)
-    p.add_argument("--remove-vkey", action="append", default=[], metavar="NAME")
+    p.add_argument(
+        "--root-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a root key file that signs (repeatable; default: the keystore's)",
+    )
+    p.add_argument("--add-root-keys", type=int, default=0, metavar="N", help="make N new root keys")
+    p.add_argument(
+        "--remove-root-key",
+        action="append",
+        default=[],
+        metavar="LABEL",
+        help="a root key to drop, by label (repeatable)",
+    )
+    p.add_argument(
+        "--threshold", type=int, default=None, help="the new threshold (default: unchanged)"
+    )
+    p.add_argument(
+        "--remove-vkey",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a log or witness vkey to drop, by name (repeatable)",
+    )
     p.add_argument("--export", metavar="DIR", help="write new root keys to 0600 files")
     roles(p)
     p.set_defaults(func=_rotate)
@@ -293,23 +323,39 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = actions.add_parser(
         "enrol", help="enrol a principal's public key with roles (a new version)", parents=[common]
     )
-    p.add_argument("name")
+    p.add_argument("name", help="the principal's name")
     p.add_argument("--key", required=True, metavar="PUBFILE", help="`identity export` output")
     p.add_argument("--role", required=True, metavar="ROLE[,ROLE]", help=", ".join(ROLES))
-    p.add_argument("--root-key", action="append", default=[], metavar="FILE")
+    p.add_argument(
+        "--root-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a root key file that signs (repeatable; default: the keystore's)",
+    )
     p.set_defaults(func=_enrol)
     p = actions.add_parser(
         "revoke-principal", help="remove a principal (a new version)", parents=[common]
     )
-    p.add_argument("name")
-    p.add_argument("--root-key", action="append", default=[], metavar="FILE")
+    p.add_argument("name", help="the principal's name")
+    p.add_argument(
+        "--root-key",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a root key file that signs (repeatable; default: the keystore's)",
+    )
     p.set_defaults(func=_revoke_principal)
     p = actions.add_parser(
         "pin", help="pin the root this host trusts for offline verification", parents=[common]
     )
-    p.add_argument("file", nargs="?")
-    p.add_argument("--from-store", action="store_true")
+    p.add_argument("file", nargs="?", help="a root file got out of band")
+    p.add_argument(
+        "--from-store",
+        action="store_true",
+        help="pin the root the store holds (trust on first use)",
+    )
     p.set_defaults(func=_pin)
     p = actions.add_parser("export", help="write the current root document", parents=[common])
-    p.add_argument("file")
+    p.add_argument("file", help="where to write it")
     p.set_defaults(func=_export)

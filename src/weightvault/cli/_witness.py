@@ -124,7 +124,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = wsub.add_parser("vkey", help="print the witness's verifier key", parents=[common])
     p.set_defaults(func=_vkey)
     p = wsub.add_parser("add-log", help="witness a log: its origin and keys", parents=[common])
-    p.add_argument("--origin", required=True)
+    p.add_argument("--origin", required=True, help="the log's origin line")
     p.add_argument(
         "--vkey", action="append", required=True, help="a verifier key of the log (repeat)"
     )

@@ -285,7 +285,10 @@ def _policy_input(
             "tier": p.source,
             "target_tier": p.target,
             "creator": manifest.creator,
-            "license": manifest.labels.get("license", ""),
+            # The put's labels amended by the signed log's label entries (never a catalog row).
+            "license": vault.effective_labels(p.artifact_id, dict(manifest.labels)).get(
+                "license", ""
+            ),
             "files": [
                 {
                     "path": f.path,

@@ -40,6 +40,7 @@ from weightvault.config import Settings, environment
 from weightvault.errors import (
     DiskFullError,
     InvalidInputError,
+    SourceUnreadableError,
     StoreCapabilityError,
     UsageError,
     VaultError,
@@ -149,14 +150,34 @@ def cmd_put(args: argparse.Namespace) -> int:
     """Ingest a file or directory."""
     from weightvault.lifecycle import ingest
 
+    labels = _labels(args.label)
+    repo = Path(args.model_repo) if args.model_repo else None
+    if args.run_id and repo is None:
+        raise InvalidInputError("put --run-id is for --model-repo")
+    if repo is not None and not repo.is_dir():
+        raise SourceUnreadableError(f"--model-repo {repo} is not a directory")
     vault = open_vault(args)
+    provenance = None
+    if repo is not None:
+        from weightvault.provenance import capture_provenance
+
+        provenance = capture_provenance(
+            repo,
+            run_id=args.run_id,
+            creator=None,
+            lock_file=None,
+            parent=None,
+            allow_incomplete=False,
+        )
     with transfer(args, f"put {args.name}") as progress:
         result = ingest.put(
             vault,
             Path(args.path),
             args.name,
             args.tier,
-            labels=_labels(args.label),
+            labels=labels,
+            provenance=provenance,
+            model_repo=repo,
             progress=progress,
         )
     row = result.artifact
@@ -318,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="hot; warm and cold are refused (exit 42): put, validate, then promote",
     )
     p.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--model-repo",
+        metavar="DIR",
+        help="git+DVC repo the model was built from: its provenance and rebuild kit are stored",
+    )
+    p.add_argument("--run-id", metavar="RUN", help="training run id (with --model-repo)")
     p = add("get", cmd_get, "download, decrypt and verify an artifact")
     p.add_argument("id")
     p.add_argument("--out", required=True, help="directory to create (must not hold files)")

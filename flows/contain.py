@@ -23,6 +23,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows._operator import field, refusals_fail, run_name
 from tasks import contain_tasks
 from weightvault.lifecycle import contain as core
 
@@ -63,9 +64,7 @@ def _rekey_by_deployment(plan: core.ContainmentPlan) -> core.StepResult:
 
     states = []
     for ref in plan.keys:
-        run = run_deployment(
-            REKEY_DEPLOYMENT, parameters={"params": {"key": ref}}, timeout=REKEY_TIMEOUT_S
-        )
+        run = run_deployment(REKEY_DEPLOYMENT, parameters={"key": ref}, timeout=REKEY_TIMEOUT_S)
         # Prefect's async_dispatch types the call as FlowRun | Coroutine; a sync flow gets the run.
         if not isinstance(run, FlowRun):
             raise TypeError("run_deployment returned a coroutine in a sync flow")
@@ -84,22 +83,31 @@ def _rekey_by_deployment(plan: core.ContainmentPlan) -> core.StepResult:
 @flow(
     name="contain",
     description="Contain an incident: revoke, quarantine or isolate, compromise, bundle, report.",
+    flow_run_name=run_name("contain-{trigger}-{time}", trigger="manual"),
     persist_result=False,
+    result_serializer="json",
     validate_parameters=True,
 )
+@refusals_fail
 def contain(
-    trigger: str = "",
-    resource: str = "",
-    event: str = "",
-    incident: dict[str, Any] | None = None,
-    out: str | None = None,
-    detect_first: bool = True,
+    trigger: str = field("Trigger", "What raised the alarm (an automation fills it in)", ""),
+    resource: str = field("Resource", "The resource the trigger names, as a hint", ""),
+    event: str = field("Event", "The event the trigger names, as a hint", ""),
+    incident: dict[str, Any] = field(
+        "Incident",
+        "A signed incident document to contain (leave empty: find them)",
+        default={},
+    ),
+    out: str = field(
+        "Bundle directory", "Where to write the incident bundle (leave empty: the vault home)", ""
+    ),
+    detect_first: bool = field("Detect first", "Run the detection rules before containing", True),
 ) -> dict[str, Any]:
     """Contain the incidents the signed log supports for the hint, or the given one.
 
     ``detect_first=False``: the caller (the detect flow) has just run the detector."""
     hint = {"trigger": trigger[:200], "resource": resource[:300], "event": event[:200]}
-    if incident is not None:
+    if incident:
         plans = [core.ContainmentPlan.from_incident(incident)]
     else:
         plans = contain_tasks.find_incidents(hint, detect_first)
@@ -122,7 +130,7 @@ def contain(
             steps.append(step)
             if step.status == "failed":
                 break
-        result = contain_tasks.finish(plan, steps, out)
+        result = contain_tasks.finish(plan, steps, out or None)
         contain_tasks.publish_report(plan.incident_id, result.report)
         results.append(result)
     for result in results:

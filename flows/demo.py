@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flows.ingest import IngestParams, ingest
-from flows.promote import PromoteParams, promote
+from flows.ingest import ingest
+from flows.promote import promote
 from flows.services import NO_TELEMETRY, drain_prefect_workers, ensure_server, read_state
-from flows.validate import ValidateParams, validate
+from flows.validate import validate
 from pipeline.workspace import build_model_repo, configure_remote, run
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
@@ -89,31 +89,25 @@ def _lifecycle(settings: Settings) -> dict[str, Any]:
     run(repo, "dvc", "push", "-q")
     commit = run(repo, "git", "rev-parse", "HEAD").strip()
     state = ingest(
-        IngestParams(
-            path=str(repo / "model"),
-            name="digits-classifier",
-            model_repo=str(repo),
-            run_id=f"demo-{commit[:12]}",
-            labels={"pipeline": "reference"},
-        ),
+        path=str(repo / "model"),
+        name="digits-classifier",
+        model_repo=str(repo),
+        run_id=f"demo-{commit[:12]}",
+        labels={"pipeline": "reference"},
         return_state=True,
     )
     summary: dict[str, Any] = dict(state.result())  # raises the flow's error if it failed
     flow_runs = {"ingest": str(state.state_details.flow_run_id)}
     artifact_id = summary["artifact_id"]
-    checked_state = validate(
-        ValidateParams(artifact_id=artifact_id, model_repo=str(repo)), return_state=True
-    )
+    checked_state = validate(artifact_id=artifact_id, model_repo=str(repo), return_state=True)
     checked: dict[str, Any] = checked_state.result()
     flow_runs["validate"] = str(checked_state.state_details.flow_run_id)
     vault = Vault.open(settings)
     if checked["status"] == "passed" and vault.catalog.artifact(artifact_id).tier == "hot":
         promoted = promote(
-            PromoteParams(
-                artifact_id=artifact_id,
-                target_tier="warm",
-                justification="weightvault demo: validated reference model to staging",
-            ),
+            artifact_id=artifact_id,
+            target_tier="warm",
+            justification="weightvault demo: validated reference model to staging",
             return_state=True,
         )
         promoted.result()

@@ -65,11 +65,9 @@ def deployments() -> list[RunnerDeployment]:
             tags=["weightvault", "keys"],
             schedule=Cron(rotation.cron, timezone=rotation.timezone),
             parameters={
-                "params": {
-                    "batch_size": rotation.batch_size,
-                    "workers": rotation.workers,
-                    "verify_sample": rotation.verify_sample,
-                }
+                "batch_size": rotation.batch_size,
+                "workers": rotation.workers,
+                "verify_sample": rotation.verify_sample,
             },
         ),
         recover.to_deployment(
@@ -112,7 +110,7 @@ def deployments() -> list[RunnerDeployment]:
                 description="Cosign the transparency log after checking its consistency.",
                 tags=["weightvault", "witness"],
                 schedule=Cron(DEFAULT_CRON, timezone="UTC"),
-                parameters={"params": {"home": str(witness_home)}},
+                parameters={"home": str(witness_home)},
             )
         )
     return [_built(d) for d in built]

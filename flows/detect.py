@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows._operator import refusals_fail, run_name
 from flows.contain import contain
 from tasks import detect_tasks
 
@@ -26,9 +27,12 @@ DEFAULT_CRON = "*/5 * * * *"
 @flow(
     name="detect",
     description="Detection rules over the log's new entries; open and contain incidents.",
+    flow_run_name=run_name("detect-{time}"),
     persist_result=False,
+    result_serializer="json",
     validate_parameters=True,
 )
+@refusals_fail
 def detect() -> dict[str, Any]:
     """One detect run, then containment of what is open and not yet contained.
 

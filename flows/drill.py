@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from pydantic import BaseModel, Field
 
+from flows._operator import field, refusals_fail, run_name
 from tasks import drill_tasks
 from weightvault.lifecycle.drill import DEFAULT_SAMPLE, MAX_SAMPLE
 
@@ -22,29 +22,28 @@ DEFAULT_CRON = "0 3 * * 0"
 """Sundays 03:00 UTC."""
 
 
-class DrillParams(BaseModel):
-    """What to rehearse; the Prefect UI renders this as the run form."""
-
-    sample: int = Field(
-        default=DEFAULT_SAMPLE,
-        ge=1,
-        le=MAX_SAMPLE,
-        description="How many of the newest hot, warm and cold artifacts to rehearse",
-    )
-    artifact_ids: list[str] = Field(
-        default_factory=list, description="Rehearse these artifacts instead of a sample"
-    )
-
-
 @flow(
     name="dr-drill",
     description="Rehearse DR on a scratch vault: copy, destroy, restore, verify, report.",
+    flow_run_name=run_name("dr-drill-{time}"),
     persist_result=False,
+    result_serializer="json",
     validate_parameters=True,
 )
-def dr_drill(params: DrillParams | None = None) -> dict[str, Any]:
+@refusals_fail
+def dr_drill(
+    sample: int = field(
+        "Sample",
+        "How many of the newest hot, warm and cold artifacts to rehearse",
+        DEFAULT_SAMPLE,
+        ge=1,
+        le=MAX_SAMPLE,
+    ),
+    artifact_ids: list[str] = field(
+        "Artifacts", "Rehearse these artifact ids instead of a sample", default=[]
+    ),
+) -> dict[str, Any]:
     """One drill; returns the same report as ``weightvault dr drill --json``."""
-    params = params or DrillParams()
-    report = drill_tasks.run_drill(params.sample, tuple(params.artifact_ids))
+    report = drill_tasks.run_drill(sample, tuple(artifact_ids))
     drill_tasks.publish(report)
     return report

@@ -12,54 +12,54 @@ from typing import Literal
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
 
+from flows._operator import field, refusals_fail
 from tasks import reports, vault_tasks
-
-
-class IngestParams(BaseModel):
-    """What to ingest; the Prefect UI renders this as a form."""
-
-    path: str = Field(description="File or directory to ingest (on the worker's machine)")
-    name: str = Field(description="Artifact name, e.g. digits-classifier")
-    version: str | None = Field(default=None, description="Optional version label")
-    model_repo: str | None = Field(
-        default=None, description="Git + DVC repository the model was built from"
-    )
-    run_id: str | None = Field(default=None, description="Training run id")
-    labels: dict[str, str] = Field(default_factory=dict, description="Free-form labels")
-    tier: Literal["hot", "warm", "cold"] = Field(
-        default="hot",
-        description="Target tier: hot (warm and cold are refused: reach them by promote)",
-    )
-    parent: str | None = Field(default=None, description="Parent artifact id, for fine-tunes")
-    creator: str | None = Field(default=None, description="Who made the model")
-    allow_incomplete: bool = Field(
-        default=False, description="Record missing provenance fields instead of refusing"
-    )
 
 
 @flow(
     name="ingest",
     description="Capture provenance, encrypt and upload, sign, commit.",
+    flow_run_name="ingest-{name}",
+    result_serializer="json",
     # Prefect's typing is wrong here: flow() wants TaskRunner[PrefectFuture[Any]] and
     # TaskRunner is invariant in its future type, so its own ThreadPoolTaskRunner fails.
     task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
     persist_result=False,
     validate_parameters=True,
 )
-def ingest(params: IngestParams) -> reports.IngestSummary:
+@refusals_fail
+def ingest(
+    path: str = field("Path", "File or directory to ingest, on the worker's machine"),
+    name: str = field("Name", "Artifact name, e.g. digits-classifier"),
+    version: str = field("Version", "Version label (leave empty for none)", ""),
+    model_repo: str = field(
+        "Model repository",
+        "Git + DVC repository the model was built from (leave empty for none)",
+        "",
+    ),
+    run_id: str = field("Training run", "Training run id (leave empty for none)", ""),
+    labels: dict[str, str] = field("Labels", "Free-form labels, name to value", default={}),
+    tier: Literal["hot", "warm", "cold"] = field(
+        "Tier", "hot (warm and cold are reached by validate and promote, never at ingest)", "hot"
+    ),
+    parent: str = field("Parent", "Parent artifact id, for a fine-tune (leave empty for none)", ""),
+    creator: str = field("Creator", "Who made the model (leave empty: the acting identity)", ""),
+    allow_incomplete: bool = field(
+        "Allow incomplete provenance", "Record missing provenance fields instead of refusing", False
+    ),
+) -> reports.IngestSummary:
     """Ingest one artifact; returns a summary without any key material."""
     provenance = vault_tasks.capture(
-        params.model_repo, params.run_id, params.creator, params.parent, params.allow_incomplete
+        model_repo or None, run_id or None, creator or None, parent or None, allow_incomplete
     )
-    labels = dict(params.labels)
-    if params.version:
-        labels["version"] = params.version
-    plan = vault_tasks.plan(params.path, params.name, params.tier, labels)
+    labels = dict(labels)
+    if version:
+        labels["version"] = version
+    plan = vault_tasks.plan(path, name, tier, labels)
     try:
         if provenance.git_commit is not None:
-            plan = vault_tasks.rebuild_kit(plan, params.model_repo, provenance, params.path)
+            plan = vault_tasks.rebuild_kit(plan, model_repo or None, provenance, path)
     except BaseException:
         vault_tasks.discard(plan)
         raise

@@ -15,8 +15,8 @@ API) pauses after the plan for review: the run waits for input whose form
 lists the approvals the signed log backs (``check_approvals``: who, key, when,
 until when, what does not count and why, how many are still needed) and
 offers only a promote / cancel choice, so nothing typed into it can stand in
-for an approval. The same listing is the run's ``approvals`` artifact. After
-the resume the policy gate checks the log again. A ``promote(params)`` call
+for an approval. The same listing is the run's ``approvals-<id>`` artifact. After
+the resume the policy gate checks the log again. A ``promote(...)`` call
 outside a deployment (tests, the demo, the CLI's steps) does not pause.
 """
 
@@ -29,8 +29,9 @@ from prefect.context import FlowRunContext
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.transactions import transaction
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from flows._operator import field, refusals_fail
 from tasks import gate_tasks, reports, vault_tasks
 from weightvault.errors import PolicyError
 from weightvault.lifecycle.promote import PromotionPlan
@@ -38,17 +39,6 @@ from weightvault.lifecycle.promote import PromotionPlan
 #: how long a paused cold promotion waits for its review (then the run fails)
 REVIEW_TIMEOUT_S = 3600
 REVIEW_POLL_S = 2
-
-
-class PromoteParams(BaseModel):
-    """The promotion form."""
-
-    artifact_id: str = Field(description="Artifact id (or unique prefix) to promote")
-    target_tier: Literal["warm", "cold"] = Field(
-        description="warm from hot (staging inference), cold from warm (archived release)"
-    )
-    justification: str = Field(description="Why this artifact should move")
-    legal_hold: bool = Field(default=False, description="Cold only: place a legal hold")
 
 
 class PromotionReview(RunInput):
@@ -87,39 +77,47 @@ def review(plan: PromotionPlan) -> None:
         raise PolicyError(f"promotion of {plan.artifact_id} to cold cancelled at review")
 
 
-@flow(name="promote", description="Gated tier promotion.", persist_result=False)
-def promote(params: PromoteParams) -> dict[str, Any]:
+@flow(
+    name="promote",
+    description="Gated tier promotion.",
+    flow_run_name="promote-{artifact_id}-to-{target_tier}",
+    persist_result=False,
+    result_serializer="json",
+    validate_parameters=True,
+)
+@refusals_fail
+def promote(
+    artifact_id: str = field("Artifact", "Artifact id (or a unique prefix of it) to promote"),
+    target_tier: Literal["warm", "cold"] = field(
+        "Target tier", "warm: from hot, for staging inference; cold: from warm, archived release"
+    ),
+    justification: str = field("Justification", "Why this artifact should move"),
+    legal_hold: bool = field("Legal hold", "Cold only: place a legal hold on the objects", False),
+) -> dict[str, Any]:
     """Promote one artifact; the summary carries no key material.
 
     The run is one logged ``artifact.promotion`` operation, as on the CLI: its
-    intent is recorded before the gates, its outcome after.
+    intent is recorded before the gates, its outcome after. A refusing gate is
+    the failed task of the run; the run then fails with the reasons.
     """
-    details = {
-        "to": params.target_tier,
-        "justification": params.justification,
-    }
+    details = {"to": target_tier, "justification": justification}
     vault = vault_tasks.vault()
-    with vault.artifact_operation("artifact.promotion", params.artifact_id, details) as op:
-        plan = gate_tasks.plan(
-            params.artifact_id,
-            params.target_tier,
-            params.justification,
-            params.legal_hold,
-        )
+    with vault.artifact_operation("artifact.promotion", artifact_id, details) as op:
+        plan = gate_tasks.plan(artifact_id, target_tier, justification, legal_hold)
         review(plan)
-        integrity = gate_tasks.integrity(plan)
-        policy, digest = gate_tasks.policy(plan, integrity)
+        integrity = gate_tasks.run_gate(gate_tasks.integrity, plan)
+        policy, digest = gate_tasks.run_policy_gate(plan, integrity)
         gates = (integrity, policy)
         if not all(g.passed for g in gates):
-            reports.publish_promotion_report(plan.artifact_id, params.target_tier, gates, None)
-            gate_tasks.refuse_move(plan, gates)
+            reports.publish_promotion_report(plan.artifact_id, target_tier, gates, None)
+            raise PolicyError(gate_tasks.refuse_move(plan, gates))
         with transaction():
             held = gate_tasks.claim(plan)
             gate_tasks.copy(plan, held)
             gate_tasks.rewrap(plan, held)
             result = gate_tasks.commit(plan, held, gates, digest)
         op.details["policy_digest"] = digest
-    reports.publish_promotion_report(plan.artifact_id, params.target_tier, gates, result)
+    reports.publish_promotion_report(plan.artifact_id, target_tier, gates, result)
     return {
         "artifact_id": result.artifact_id,
         "from": result.source,

@@ -3,7 +3,7 @@
 The steps of :mod:`weightvault.lifecycle.recover` (``weightvault recover ID``),
 each a task: plan -> workspace -> unpack kit -> source -> environment ->
 datasets -> dvc repro -> compare -> certify -> (restore) -> finish, the
-workspace removed whatever happens. The deployment's form is :class:`RecoverParams`.
+workspace removed whatever happens. The deployment's form is the flow's parameters.
 """
 
 from __future__ import annotations
@@ -12,36 +12,37 @@ import time
 from typing import Any, Literal
 
 from prefect import flow
-from pydantic import BaseModel, Field
 
+from flows._operator import field, refusals_fail
 from tasks import recover_tasks
-
-
-class RecoverParams(BaseModel):
-    """What to recover; the Prefect UI renders this as the run form."""
-
-    artifact_id: str = Field(description="The artifact to rebuild (id or unique prefix)")
-    restore: bool = Field(
-        default=False,
-        description="After a bit-identical rebuild, put the files back (fresh DEK, new objects)",
-    )
-    environment: Literal["auto", "current", "isolated"] = Field(
-        default="auto",
-        description="auto: this interpreter when it has every pin of the lock, else a venv",
-    )
 
 
 @flow(
     name="recover",
     description="Rebuild an artifact from its kit, compare bit for bit, certify, restore.",
+    flow_run_name="recover-{artifact_id}",
     persist_result=False,
+    result_serializer="json",
     validate_parameters=True,
 )
-def recover(params: RecoverParams) -> dict[str, Any]:
+@refusals_fail
+def recover(
+    artifact_id: str = field("Artifact", "The artifact to rebuild (id or a unique prefix of it)"),
+    restore: bool = field(
+        "Restore",
+        "After a bit-identical rebuild, put lost files back (fresh data key, new objects)",
+        False,
+    ),
+    environment: Literal["auto", "current", "isolated"] = field(
+        "Environment",
+        "auto: this interpreter when it has every pin of the lock file, else a fresh venv",
+        "auto",
+    ),
+) -> dict[str, Any]:
     """One recovery; returns the same summary as ``weightvault recover --json``."""
     from weightvault.lifecycle.recover import outcome_details
 
-    p = recover_tasks.plan(params.artifact_id, params.restore)
+    p = recover_tasks.plan(artifact_id, restore)
     ws = recover_tasks.workspace()
     details: dict[str, Any] = {}
     timings: dict[str, float] = {}
@@ -50,7 +51,7 @@ def recover(params: RecoverParams) -> dict[str, Any]:
         kit = recover_tasks.unpack_kit(p, ws)
         src, origin = recover_tasks.source(ws, kit)
         timings["source"] = time.monotonic() - t
-        env = recover_tasks.environment(p, ws, src, params.environment)
+        env = recover_tasks.environment(p, ws, src, environment)
         timings["environment"] = env.seconds
         t = time.monotonic()
         checked = recover_tasks.datasets(p, src)

@@ -16,35 +16,29 @@ version, and a re-encryption that passed its commit point is rolled forward.
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
 
+from flows._operator import field, refusals_fail, run_name
 from tasks import key_tasks
+from weightvault.errors import InvalidInputError
 from weightvault.lifecycle import rekey as core_rekey
 
 
-class RekeyParams(BaseModel):
-    """The compromise form."""
-
-    key: str = Field(description="Compromised key version, KEY_ID@vN (e.g. kek-hot@v3)")
-    since: datetime | None = Field(
-        default=None,
-        description="Start of the exposure window: artifacts accessed since are re-encrypted",
-    )
-    exposed: list[str] = Field(
-        default_factory=list, description="Artifact ids whose DEK may have been exposed"
-    )
-    all_exposed: bool = Field(
-        default=False, description="The envelopes leaked too: re-encrypt every artifact"
-    )
-    batch_size: int = Field(default=500, ge=1, le=100_000, description="Envelopes per batch")
-    workers: int = Field(default=8, ge=1, le=64, description="Threads per rewrap batch")
+def _since(text: str) -> datetime | None:
+    """The exposure window's start from the form (empty: none); InvalidInputError if bad."""
+    if not text.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidInputError(f"exposed since: not an ISO 8601 time: {text[:60]!r}") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 @flow(
@@ -53,17 +47,35 @@ class RekeyParams(BaseModel):
     # Prefect's typing is wrong here: flow() wants TaskRunner[PrefectFuture[Any]] and
     # TaskRunner is invariant in its future type, so its own ThreadPoolTaskRunner fails.
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    flow_run_name=run_name("rekey-{key}"),
     persist_result=False,
+    result_serializer="json",
     validate_parameters=True,
 )
-def rekey(params: RekeyParams) -> dict[str, Any]:
+@refusals_fail
+def rekey(
+    key: str = field("Key", "Compromised key version, KEY_ID@vN (e.g. kek-hot@v3)"),
+    since: str = field(
+        "Exposed since",
+        "Start of the exposure window, an ISO 8601 time (e.g. 2026-01-31T12:00Z): artifacts "
+        "read since then are re-encrypted; leave empty for none",
+        "",
+    ),
+    exposed: list[str] = field(
+        "Exposed artifacts", "Artifact ids whose data key may have leaked", default=[]
+    ),
+    all_exposed: bool = field(
+        "Everything exposed", "The envelopes leaked too: re-encrypt every artifact", False
+    ),
+    batch_size: int = field("Batch size", "Envelopes per batch", 500, ge=1, le=100_000),
+    workers: int = field("Workers", "Threads per rewrap batch", 8, ge=1, le=64),
+) -> dict[str, Any]:
     """One compromise response; returns the same summary as ``keys compromise --rekey``."""
     started = time.perf_counter()
     resumed = key_tasks.resume_journals()
-    listing = key_tasks.compromise(
-        params.key, params.since, tuple(params.exposed), params.all_exposed
-    )
-    plan = core_rekey.plan_rekey(listing, params.batch_size)
+    window = _since(since)
+    listing = key_tasks.compromise(key, window, tuple(exposed), all_exposed)
+    plan = core_rekey.plan_rekey(listing, batch_size)
     progress = create_progress_artifact(
         progress=0.0 if plan.reencrypt else 100.0,
         key="rekey-progress",
@@ -78,8 +90,7 @@ def rekey(params: RekeyParams) -> dict[str, Any]:
         outcomes.append(future.result())
         update_progress_artifact(progress, progress=100.0 * n / len(futures))
     batches = [
-        key_tasks.rewrap_compromised.submit(plan.key, ids, params.workers)
-        for ids in plan.rewrap_batches
+        key_tasks.rewrap_compromised.submit(plan.key, ids, workers) for ids in plan.rewrap_batches
     ]
     rewraps = [future.result() for future in batches]
     left = key_tasks.remaining(plan.key)

@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
 
+from flows._operator import field, refusals_fail, run_name
 from tasks import key_tasks
 from weightvault.config import find_config_dir
 from weightvault.lifecycle import rotation
@@ -35,43 +35,45 @@ def schedule(config_dir: Path | None = None) -> RotationSchedule:
     return load_schedule(config_dir or find_config_dir(Path(__file__).resolve().parent))
 
 
-class RotationParams(BaseModel):
-    """Rotation run settings; the Prefect UI renders this as a form."""
-
-    force_tiers: list[Literal["hot", "warm", "cold", "quarantine"]] = Field(
-        default_factory=list, description="Rotate these tiers' KEKs even if not due"
-    )
-    force_signing: bool = Field(default=False, description="Rotate the signing key even if not due")
-    batch_size: int = Field(default=500, ge=1, le=100_000, description="Envelopes per batch")
-    workers: int = Field(default=8, ge=1, le=64, description="Threads per batch")
-    verify_sample: int = Field(
-        default=3, ge=0, le=1000, description="Artifacts to verify end to end per tier"
-    )
-
-
 @flow(
     name="rotate-keys",
     description="Rotate keys whose lifetime is up: rewrap envelopes, retire old versions.",
     # Prefect's typing is wrong here: flow() wants TaskRunner[PrefectFuture[Any]] and
     # TaskRunner is invariant in its future type, so its own ThreadPoolTaskRunner fails.
     task_runner=ThreadPoolTaskRunner(max_workers=2),  # type: ignore[arg-type]
+    flow_run_name=run_name("rotate-keys-{time}"),
     persist_result=False,
+    result_serializer="json",
     validate_parameters=True,
 )
-def rotate_keys(params: RotationParams | None = None) -> dict[str, Any]:
+@refusals_fail
+def rotate_keys(
+    force_tiers: list[Literal["hot", "warm", "cold", "quarantine"]] = field(
+        "Force tiers",
+        "Rotate these tiers' key-encryption keys even if not due",
+        default=[],
+    ),
+    force_signing: bool = field(
+        "Force signing key", "Rotate the signing key even if not due", False
+    ),
+    batch_size: int = field("Batch size", "Envelopes per batch", 500, ge=1, le=100_000),
+    workers: int = field("Workers", "Threads per batch", 8, ge=1, le=64),
+    verify_sample: int = field(
+        "Verify sample", "Artifacts to verify end to end per tier", 3, ge=0, le=1000
+    ),
+) -> dict[str, Any]:
     """One rotation run; returns the same summary as ``keys rotate --json``."""
-    params = params or RotationParams()
     started = time.perf_counter()
     now = datetime.now(UTC)
-    due = key_tasks.find_due(now, tuple(params.force_tiers), params.force_signing)
+    due = key_tasks.find_due(now, tuple(force_tiers), force_signing)
     tiers: list[rotation.TierOutcome] = []
     for tier in rotation.tiers_due(due):
         rot = key_tasks.start_tier(tier)
-        plan = key_tasks.plan_batches(rot, params.batch_size)
-        futures = [key_tasks.rewrap.submit(rot, ids, params.workers) for ids in plan.batches]
+        plan = key_tasks.plan_batches(rot, batch_size)
+        futures = [key_tasks.rewrap.submit(rot, ids, workers) for ids in plan.batches]
         stats = rotation.RewrapStats.sum(f.result() for f in futures)
-        retired = key_tasks.retire(rot, params.workers)
-        verified = key_tasks.verify_sample(plan.artifact_ids, params.verify_sample)
+        retired = key_tasks.retire(rot, workers)
+        verified = key_tasks.verify_sample(plan.artifact_ids, verify_sample)
         tiers.append(rotation.TierOutcome(rot, stats, retired, verified))
     replaces = rotation.signing_due(due)
     signing = key_tasks.rotate_signing(replaces) if replaces is not None else None

@@ -11,31 +11,37 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from pydantic import BaseModel, Field
 
+from flows._operator import field, refusals_fail
 from tasks import gate_tasks, reports
 
 
-class ValidateParams(BaseModel):
-    """What to validate; rendered as a form in the Prefect UI."""
-
-    artifact_id: str = Field(description="Artifact id (or unique prefix)")
-    model_repo: str | None = Field(
-        default=None,
-        description="git+DVC model repo; its weightvault.toml (or pyproject "
-        "[tool.weightvault.validation]) names the datasets, suites and metric thresholds",
-    )
-
-
-@flow(name="validate", description="Format, GX and provenance checks.", persist_result=False)
-def validate(params: ValidateParams) -> dict[str, Any]:
+@flow(
+    name="validate",
+    description="Format, GX and provenance checks.",
+    flow_run_name="validate-{artifact_id}",
+    persist_result=False,
+    result_serializer="json",
+    validate_parameters=True,
+)
+@refusals_fail
+def validate(
+    artifact_id: str = field("Artifact", "Artifact id (or a unique prefix of it)"),
+    model_repo: str = field(
+        "Model repository",
+        "Git + DVC model repository; its weightvault.toml (or pyproject.toml "
+        "[tool.weightvault.validation]) names the datasets, suites and metric thresholds "
+        "(leave empty for a partial validation)",
+        "",
+    ),
+) -> dict[str, Any]:
     """Validate an artifact; returns the verdict (no plaintext, no keys)."""
-    root = gate_tasks.decrypt(params.artifact_id)
+    root = gate_tasks.decrypt(artifact_id)
     try:
         scans = gate_tasks.scan(root)
-        record = gate_tasks.gx_record(params.artifact_id, root)
-        model = gate_tasks.gx_model(params.model_repo, root)
-        outcome = gate_tasks.record(params.artifact_id, scans, [record], model, root)
+        record = gate_tasks.gx_record(artifact_id, root)
+        model = gate_tasks.gx_model(model_repo or None, root)
+        outcome = gate_tasks.record(artifact_id, scans, [record], model, root)
     finally:
         gate_tasks.cleanup(root)
     reports.publish_validation_report(outcome)

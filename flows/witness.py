@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from pydantic import BaseModel, Field
 
+from flows._operator import field, refusals_fail, run_name
 from tasks import witness_tasks
 from weightvault.lifecycle.witness import render_report
 
@@ -25,28 +25,26 @@ DEFAULT_CRON = "*/10 * * * *"
 """Every ten minutes: how often the served deployment runs a round."""
 
 
-class WitnessParams(BaseModel):
-    """Where the witness and the vault's settings live; the Prefect UI renders this."""
-
-    home: str | None = Field(
-        default=None, description="Witness home (default: WEIGHTVAULT_WITNESS_HOME)"
-    )
-    vault_home: str | None = Field(
-        default=None, description="Vault home whose settings name the store (default: as usual)"
-    )
-
-
 @flow(
     name="witness",
     description="Cosign the vault's transparency log if it extends what the witness saw.",
+    flow_run_name=run_name("witness-{time}"),
     persist_result=False,
+    result_serializer="json",
     validate_parameters=True,
 )
-def witness(params: WitnessParams | None = None) -> dict[str, Any]:
+@refusals_fail
+def witness(
+    home: str = field(
+        "Witness home", "The witness's home (leave empty: WEIGHTVAULT_WITNESS_HOME)", ""
+    ),
+    vault_home: str = field(
+        "Vault home", "Vault home whose settings name the store (leave empty: as usual)", ""
+    ),
+) -> dict[str, Any]:
     """One witness round; returns the same summary as ``witness run --json``."""
-    params = params or WitnessParams()
-    home = witness_tasks.resolve_home(params.home)
-    result = witness_tasks.cosign(home, params.vault_home)
+    resolved = witness_tasks.resolve_home(home or None)
+    result = witness_tasks.cosign(resolved, vault_home or None)
     witness_tasks.publish_report(render_report(result))
     return result.to_dict()
 

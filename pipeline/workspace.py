@@ -95,3 +95,26 @@ def commit_all(repo: Path, message: str) -> None:
     run(repo, "git", "add", "-A")
     if run(repo, "git", "status", "--porcelain").strip():
         run(repo, "git", "commit", "-q", "-m", message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pipeline.workspace DIR``: build the reference model repo in DIR.
+
+    The repo the README's walkthrough ingests: the digits pipeline reproduced with
+    real git and DVC, its ``dvc.lock`` committed. Prints the repo's path.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: python -m pipeline.workspace DIR", file=sys.stderr)
+        return 2
+    try:
+        repo = build_model_repo(Path(__file__).resolve().parents[1], Path(args[0]))
+    except (ConfigError, InvalidInputError) as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    print(repo)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

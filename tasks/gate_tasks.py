@@ -19,13 +19,16 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import get_run_logger
+from prefect.client.schemas.objects import State
+from prefect.states import Failed
+from prefect.tasks import Task
 from prefect.transactions import Transaction, get_transaction
 
 from tasks.vault_tasks import RETRY_DELAYS, vault, vault_task
-from weightvault.errors import StoreUnavailableError, VaultError
+from weightvault.errors import PolicyError, StoreUnavailableError, VaultError
 from weightvault.gates import ModelChecks, ScanResult, ValidationReport
 from weightvault.lifecycle import promote as promotion
 from weightvault.lifecycle import validate as admission
@@ -149,22 +152,66 @@ def certificate(p: PromotionPlan) -> CertificateCheck:
     return check_certificate(v, p.artifact_id, manifest, required=required_for(v, p.target))
 
 
+class GateRefusedError(Exception):
+    """A gate that did not pass; the failed state of its task carries it to the flow."""
+
+    def __init__(self, gate: Gate, digest: str = "") -> None:
+        super().__init__(f"gate {gate.name} refused: " + ("; ".join(gate.reasons) or "-"))
+        self.gate = gate
+        self.digest = digest
+
+
+def _failed(gate: Gate, digest: str = "") -> Any:
+    """The failed state a refusing gate task returns: red in the UI, no traceback."""
+    refused = GateRefusedError(gate, digest)
+    return Failed(message=str(refused), data=refused)
+
+
 @vault_task("gate-integrity-signature")
 def integrity(p: PromotionPlan) -> Gate:
-    """Decrypt and hash every file, verify the signed statement."""
-    return promotion.check_integrity(vault(), p)
+    """Decrypt and hash every file, verify the signed statement; fails when it refuses."""
+    gate = promotion.check_integrity(vault(), p)
+    return gate if gate.passed else cast(Gate, _failed(gate))
 
 
 @vault_task("gate-policy")
 def policy(p: PromotionPlan, integrity_gate: Gate) -> tuple[Gate, str]:
-    """Rego policy with the validation result, for the target tier."""
-    return promotion.check_policy(vault(), p, integrity_gate)
+    """Rego policy with the validation result, for the target tier; fails when it refuses."""
+    gate, digest = promotion.check_policy(vault(), p, integrity_gate)
+    return (gate, digest) if gate.passed else cast(tuple[Gate, str], _failed(gate, digest))
 
 
-@vault_task("refuse", retry=False)
-def refuse_move(p: PromotionPlan, gates: Sequence[Gate]) -> None:
-    """Record the refusal and fail with every reason."""
-    promotion.refuse(vault(), p, gates)
+def _refusal(state: State[Any]) -> GateRefusedError | None:
+    """The refusal a gate task's failed state carries (None: it failed otherwise)."""
+    if not state.is_failed():
+        return None
+    # The engine keeps the returned state's exception as its result (not as ``data``).
+    raised = state.result(raise_on_failure=False)
+    return raised if isinstance(raised, GateRefusedError) else None
+
+
+def run_gate(gate_task: Task[[PromotionPlan], Gate], p: PromotionPlan) -> Gate:
+    """Run a gate task; its Gate whether it passed or refused (other failures raise)."""
+    state = gate_task(p, return_state=True)
+    refused = _refusal(state)
+    return refused.gate if refused is not None else state.result()
+
+
+def run_policy_gate(p: PromotionPlan, integrity_gate: Gate) -> tuple[Gate, str]:
+    """Run the policy gate task; its Gate and bundle digest whether it passed or refused."""
+    state = policy(p, integrity_gate, return_state=True)
+    refused = _refusal(state)
+    return (refused.gate, refused.digest) if refused is not None else state.result()
+
+
+@vault_task("record-refusal", retry=False)
+def refuse_move(p: PromotionPlan, gates: Sequence[Gate]) -> str:
+    """Record the refusal in the signed log; returns its one-line message with every reason."""
+    try:
+        promotion.refuse(vault(), p, gates)
+    except PolicyError as exc:
+        return exc.message
+    raise PolicyError(f"promotion of {p.artifact_id} refused")  # refuse() always raises
 
 
 @vault_task("claim", retry=False)

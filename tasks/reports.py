@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TypedDict
 
@@ -14,6 +15,15 @@ from weightvault.lifecycle.certificate import CertificateCheck
 from weightvault.lifecycle.promote import Gate, PromotionResult
 from weightvault.lifecycle.validate import ValidationOutcome
 from weightvault.provenance import Provenance
+
+
+def report_key(kind: str, artifact_id: str) -> str:
+    """The artifact key of one report kind for one artifact, e.g. ``promotion-01j...``.
+
+    One key per artifact and kind, so the UI's artifact page lists that artifact's
+    reports as a history (Prefect keys allow lowercase letters, digits and dashes).
+    """
+    return f"{kind}-" + re.sub(r"[^a-z0-9-]+", "-", artifact_id.lower()).strip("-")
 
 
 class IngestSummary(TypedDict):
@@ -72,7 +82,7 @@ def publish_ingest_report(result: PutResult, provenance: Provenance) -> IngestSu
     """Publish the ingest report; returns a secret-free summary."""
     create_markdown_artifact(
         markdown=ingest_markdown(result, provenance),
-        key="ingest-report",
+        key=report_key("ingest", result.artifact.id),
         description=f"weightvault ingest of {result.artifact.name}",
     )
     row = result.artifact
@@ -120,7 +130,7 @@ def publish_promotion_report(
     """Publish the promotion report."""
     create_markdown_artifact(
         markdown=promotion_markdown(artifact_id, target, gates, result),
-        key="promotion-report",
+        key=report_key("promotion", artifact_id),
         description=f"weightvault promotion of {artifact_id}",
     )
 
@@ -149,7 +159,7 @@ def publish_validation_report(outcome: ValidationOutcome) -> None:
     """Publish the validation report."""
     create_markdown_artifact(
         markdown=validation_markdown(outcome),
-        key="validation-report",
+        key=report_key("validation", outcome.artifact_id),
         description=f"weightvault validation of {outcome.artifact_id}",
     )
 
@@ -157,7 +167,7 @@ def publish_validation_report(outcome: ValidationOutcome) -> None:
 def approvals_markdown(check: ApprovalCheck) -> str:
     """The approvals the signed log backs for one purpose: who, until when, what is missing.
 
-    Shown on the promote run's review form and published as its ``approvals``
+    Shown on the promote run's review form and published as its ``approvals-<id>``
     artifact; names and public keyid prefixes only.
     """
     have, need = len(check.approvers), check.required
@@ -226,7 +236,7 @@ def publish_approvals(check: ApprovalCheck) -> str:
     markdown = approvals_markdown(check)
     create_markdown_artifact(
         markdown=markdown,
-        key="approvals",
+        key=report_key("approvals", check.artifact_id),
         description=f"weightvault approvals for {check.purpose} of {check.artifact_id}",
     )
     return markdown

@@ -176,12 +176,12 @@ def test_the_drill_flow_publishes_its_report_under_prefect(
 
     from prefect.client.orchestration import get_client
 
-    from flows.drill import DrillParams, dr_drill
+    from flows.drill import dr_drill
 
     artifact_id = stored_in(
         vault, make_tree(tmp_path / "c", {"w.bin": b"gamma" * 200}), "model-c", "hot"
     )
-    state = dr_drill(DrillParams(sample=1), return_state=True)
+    state = dr_drill(sample=1, return_state=True)
     assert state.is_completed(), state.message
     report = state.result()
     assert [r["artifact_id"] for r in report["artifacts"]] == [artifact_id]

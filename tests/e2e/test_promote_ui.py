@@ -13,6 +13,7 @@ principal who lost the approver role are refused; two valid ones promote.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,6 +24,7 @@ from uuid import UUID
 
 import pytest
 
+from tasks.reports import report_key
 from tests.support.approvals import approved
 from tests.support.artifacts import ingest_model
 from tests.support.ui_helpers import (
@@ -68,6 +70,8 @@ def ready(vault: Vault, model_repo: Path) -> str:
 def services(vault_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     """`weightvault up` for this vault; the runner inherits the WEIGHTVAULT_* env."""
     monkeypatch.setenv("PREFECT_RUNNER_POLL_FREQUENCY", "2")
+    # A 503 from the server is a retryable SQLite error (database locked): log it.
+    monkeypatch.setenv("PREFECT_SERVER_LOG_RETRYABLE_ERRORS", "true")
     with served(vault_settings) as state:
         yield state
 
@@ -91,7 +95,7 @@ def test_promote_deployment_via_api(
     with temporary_settings(updates={PREFECT_API_URL: services["api_url"]}):
         flow_run = run_deployment(
             name="promote/promote",
-            parameters={"params": params},
+            parameters=params,
             timeout=RUN_TIMEOUT,
             poll_interval=1,
             as_subflow=False,
@@ -100,7 +104,8 @@ def test_promote_deployment_via_api(
     assert flow_run.state is not None
     assert flow_run.state.is_completed(), f"{flow_run.state!r}\n{service_logs(vault_settings)}"
     stored = api(services["api_url"], f"/flow_runs/{flow_run.id}")
-    assert stored["parameters"] == {"params": params}
+    assert stored["parameters"] == params
+    assert stored["name"] == f"promote-{ready}-to-warm"
     assert tier_of(vault_settings, ready) == "warm"
     vault = Vault.open(vault_settings)
     assert vault.committed_ids("hot") == set()
@@ -137,30 +142,68 @@ def test_promote_form_in_browser(
         fill_form(
             page,
             texts={
-                "Artifact Id": ready,
+                "Artifact": ready,
                 "Justification": "staging, from the UI form",
             },
-            choices={"Target Tier": "warm"},
+            choices={"Target tier": "warm"},
         )
         page.screenshot(path=str(shots / "form.png"), full_page=True)
+        assert (shots / "form.png").stat().st_size > 0
+        check_operator_form(page)
         flow_run_id = submit_run(page, api_url, deployment_id)["id"]
         assert [r["id"] for r in flow_runs_of(api_url, deployment_id)] == [flow_run_id]
         run = wait_for_flow_run(api_url, flow_run_id, timeout=RUN_TIMEOUT)
         assert run["state_type"] == "COMPLETED", f"{run['state']}\n{service_logs(vault_settings)}"
         assert run["parameters"] == {
-            "params": {
-                "artifact_id": ready,
-                "target_tier": "warm",
-                "justification": "staging, from the UI form",
-                "legal_hold": False,
-            }
+            "artifact_id": ready,
+            "target_tier": "warm",
+            "justification": "staging, from the UI form",
+            "legal_hold": False,
         }
+        assert run["name"] == f"promote-{ready}-to-warm"
         page.goto(f"{services['ui_url']}/runs/flow-run/{flow_run_id}")
         expect(page.get_by_text("Completed", exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+        expect(page.locator(".page-heading").first).to_contain_text(f"promote-{ready}-to-warm")
         page.screenshot(path=str(shots / "completed.png"), full_page=True)
     assert tier_of(vault_settings, ready) == "warm"
     Vault.open(vault_settings).verify(ready)
     cold_review_cases(vault_settings, vault, ready, services, tmp_path / "cold-review")
+
+
+def check_operator_form(page: Page) -> None:
+    """The promote form as an operator reads it: flat, titled fields with plain defaults."""
+    labels = [t.strip() for t in page.locator(".schema-form-property__label").all_inner_texts()]
+    # The UI marks a field with a default "(Optional)"; the default itself is plain.
+    assert labels == ["Artifact", "Target tier", "Justification", "Legal hold (Optional)"], labels
+    shown = page.locator("body").inner_text()
+    assert "str | None" not in shown, shown
+    assert "None" not in labels
+    assert not [t for t in labels if t.lower() == "params"], labels
+    assert "Artifact id (or a unique prefix of it) to promote" in shown, shown
+
+
+def check_refused_run(page: Page, ui_url: str, run: dict[str, Any], name: str, shots: Path) -> None:
+    """A refused run's page: named from its parameters, the policy gate the failed task,
+    one warning with the reasons in its log and no traceback (screenshots in ``shots``)."""
+    from playwright.sync_api import expect
+
+    assert run["state_type"] == "FAILED", run["state"]
+    assert run["name"] == name, run["name"]
+    page.goto(f"{ui_url}/runs/flow-run/{run['id']}")
+    expect(page.locator(".page-heading").first).to_contain_text(name, timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text("Failed", exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    refusal = page.get_by_text(re.compile(r"refused.*two_person")).first
+    expect(refusal).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(page.get_by_text("Traceback")).to_have_count(0)
+    page.screenshot(path=str(shots / "refused-log.png"), full_page=True)
+    page.goto(f"{ui_url}/runs/flow-run/{run['id']}?tab=Task%20Runs")
+    failed = page.locator(".state-list-item--failed")
+    expect(failed.filter(has_text="gate-policy")).to_have_count(1, timeout=UI_TIMEOUT_MS)
+    expect(failed).to_have_count(1)
+    passed = page.locator(".state-list-item--completed", has_text="gate-integrity-signature")
+    expect(passed).to_have_count(1)
+    page.screenshot(path=str(shots / "refused-tasks.png"), full_page=True)
+    assert (shots / "refused-tasks.png").stat().st_size > 0
 
 
 def paused_review(api_url: str, flow_run_id: str, *, timeout: float = RUN_TIMEOUT) -> str:
@@ -215,7 +258,7 @@ def review_fields(api_url: str, flow_run_id: str) -> set[str]:
 def cold_run(api_url: str, deployment_id: str, artifact_id: str, why: str) -> str:
     """A cold promotion created from the deployment, as the UI's Run button does."""
     params = {"artifact_id": artifact_id, "target_tier": "cold", "justification": why}
-    body = {"parameters": {"params": params}}
+    body = {"parameters": params}
     return str(api(api_url, f"/deployments/{deployment_id}/create_flow_run", body)["id"])
 
 
@@ -259,8 +302,8 @@ def cold_review_cases(
         open_custom_run(page, services["ui_url"], "promote")
         fill_form(
             page,
-            texts={"Artifact Id": ready, "Justification": "release 1.0, from the UI"},
-            choices={"Target Tier": "cold"},
+            texts={"Artifact": ready, "Justification": "release 1.0, from the UI"},
+            choices={"Target tier": "cold"},
         )
         flow_run_id = submit_run(page, api_url, deployment_id)["id"]
         listing = paused_review(api_url, flow_run_id)
@@ -281,6 +324,7 @@ def cold_review_cases(
         choose(page, "Decision", "promote")
         submit_review(page, api_url, flow_run_id)
         run = wait_for_flow_run(api_url, flow_run_id, timeout=RUN_TIMEOUT)
+        check_refused_run(page, services["ui_url"], run, f"promote-{ready}-to-cold", shots)
     reason = refused_for(vault_settings, run)
     assert "two_person" in reason, reason
     assert 'the log backs ["approver-1"]' in reason, reason
@@ -328,5 +372,12 @@ def cold_review_cases(
     run = wait_for_flow_run(api_url, flow_run_id, timeout=RUN_TIMEOUT)
     assert run["state_type"] == "COMPLETED", f"{run['state']}\n{service_logs(vault_settings)}"
     assert tier_of(vault_settings, ready) == "cold"
-    artifacts = api(api_url, "/artifacts/filter", {"artifacts": {"key": {"any_": ["approvals"]}}})
+    keyed = {"artifacts": {"key": {"any_": [report_key("approvals", ready)]}}}
+    artifacts = api(api_url, "/artifacts/filter", keyed)
     assert any("needs 2, has 2" in (a.get("data") or "") for a in artifacts)
+    # Each artifact's promotion reports are one key: its history in the UI (warm, the
+    # refused cold runs, cold).
+    keyed = {"artifacts": {"key": {"any_": [report_key("promotion", ready)]}}}
+    history = api(api_url, "/artifacts/filter", keyed)
+    assert len(history) >= 4, [a["key"] for a in history]
+    assert sum("refused" in (a.get("data") or "") for a in history) >= 2

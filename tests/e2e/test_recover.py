@@ -275,11 +275,10 @@ def test_a_non_deterministic_stage_reports_the_tensors_and_replaces_nothing(env_
 
 
 def test_the_recover_flow_certifies_under_prefect(env_home: Kit, prefect_api: None) -> None:
-    from flows.recover import RecoverParams
     from flows.recover import recover as recover_flow
 
     kit = env_home
-    state = recover_flow(RecoverParams(artifact_id=kit.digits), return_state=True)
+    state = recover_flow(artifact_id=kit.digits, return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     assert summary["matched"] is True

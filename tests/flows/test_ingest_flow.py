@@ -12,7 +12,7 @@ import urllib3
 from prefect.client.orchestration import get_client
 from prefect.utilities.callables import parameter_schema
 
-from flows.ingest import IngestParams, ingest
+from flows.ingest import ingest
 from pipeline.workspace import configure_remote, run
 from tests.support.durable_store import wait_for
 from weightvault.artifacts import Vault
@@ -28,13 +28,11 @@ def flow_vault(vault_settings: Settings, prefect_api: None) -> Settings:
 
 def test_ingest_flow_end_to_end(flow_vault: Settings, model_repo: Path) -> None:
     state = ingest(
-        IngestParams(
-            path=str(model_repo / "model"),
-            name="digits",
-            model_repo=str(model_repo),
-            run_id="run-42",
-            labels={"team": "ml"},
-        ),
+        path=str(model_repo / "model"),
+        name="digits",
+        model_repo=str(model_repo),
+        run_id="run-42",
+        labels={"team": "ml"},
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -78,23 +76,22 @@ async def test_flow_run_publishes_report_and_events(
     flow_vault: Settings, model_repo: Path, prefect_api: str
 ) -> None:
     state = ingest(
-        IngestParams(
-            path=str(model_repo / "model" / "config.json"),
-            name="cfg",
-            model_repo=str(model_repo),
-            run_id="r1",
-        ),
+        path=str(model_repo / "model" / "config.json"),
+        name="cfg",
+        model_repo=str(model_repo),
+        run_id="r1",
         return_state=True,
     )
     assert state.is_completed()
     async with get_client() as client:
         artifacts = await client.read_artifacts()
     run_id = state.state_details.flow_run_id
-    reports = [a for a in artifacts if a.key == "ingest-report" and a.flow_run_id == run_id]
+    artifact = (await state.aresult())["artifact_id"]
+    key = f"ingest-{artifact.lower()}"
+    reports = [a for a in artifacts if a.key == key and a.flow_run_id == run_id]
     assert reports
     assert "content digest" in reports[0].data
     # The put's outcome reached the server once, on the flow run and the training run.
-    artifact = (await state.aresult())["artifact_id"]
     flush_events()
     body = {
         "filter": {
@@ -118,12 +115,10 @@ def test_dirty_tree_is_recorded(flow_vault: Settings, model_repo: Path, tmp_path
     (model_repo / "untracked.txt").write_text("x")
     try:
         state = ingest(
-            IngestParams(
-                path=str(model_repo / "metrics.json"),
-                name="m",
-                model_repo=str(model_repo),
-                run_id="r2",
-            ),
+            path=str(model_repo / "metrics.json"),
+            name="m",
+            model_repo=str(model_repo),
+            run_id="r2",
             return_state=True,
         )
     finally:
@@ -135,14 +130,15 @@ def test_dirty_tree_is_recorded(flow_vault: Settings, model_repo: Path, tmp_path
 def test_missing_provenance_fails_unless_allowed(flow_vault: Settings, tmp_path: Path) -> None:
     src = tmp_path / "w.bin"
     src.write_bytes(b"weights")
-    state = ingest(
-        IngestParams(path=str(src), name="nop", model_repo=str(tmp_path)), return_state=True
-    )
+    state = ingest(path=str(src), name="nop", model_repo=str(tmp_path), return_state=True)
     assert state.is_failed()
     vault = Vault.open(flow_vault)
     assert vault.catalog.list_artifacts() == []
     state = ingest(
-        IngestParams(path=str(src), name="nop", model_repo=str(tmp_path), allow_incomplete=True),
+        path=str(src),
+        name="nop",
+        model_repo=str(tmp_path),
+        allow_incomplete=True,
         return_state=True,
     )
     assert state.is_completed()
@@ -152,7 +148,7 @@ def test_deployment_parameter_schema() -> None:
     deployment = ingest.to_deployment(name="ingest")
     assert deployment.name == "ingest"
     schema = parameter_schema(ingest).model_dump()
-    params = schema["definitions"]["IngestParams"]["properties"]
+    params = schema["properties"]
     for field in ("path", "name", "version", "model_repo", "run_id", "labels", "tier"):
         assert field in params
         assert params[field].get("description")

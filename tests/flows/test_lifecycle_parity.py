@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from flows.rekey import RekeyParams, rekey
-from flows.rotate_keys import RotationParams, rotate_keys
+from flows.rekey import rekey
+from flows.rotate_keys import rotate_keys
 from tests.conftest import REPO, make_tree
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
@@ -189,7 +189,7 @@ def test_rotation_repairs_deferred_escrow_on_both_paths(
     flow_side.activate(monkeypatch)
     deferred_escrow_state(flow_side, tmp_path / "flow", monkeypatch)
     mark = event_count(flow_side)
-    flow_summary = rotate_keys(RotationParams(force_tiers=["hot"]))
+    flow_summary = rotate_keys(force_tiers=["hot"])
     flow_events = events_since(flow_side, mark)
 
     # The deferred escrow is repaired on both paths...
@@ -211,7 +211,7 @@ def test_rotation_repairs_deferred_escrow_on_both_paths(
     assert cli_events == flow_events
     assert cli_events["keys.rotation_run"] == 1
     # The escrowed DEK is the cold artifact's: a second run has nothing left to repair.
-    flow_again = rotate_keys(RotationParams())
+    flow_again = rotate_keys()
     assert flow_again["escrow"] == {"cold": 1, "written": 0, "current": 1}
     cli_side.activate(monkeypatch)
     cli_again = run_cli("keys", "rotate", "--json")
@@ -245,7 +245,7 @@ def test_rotation_failure_fails_both_paths_the_same_way(
     tampered_state(flow_side, tmp_path / "flow")
     mark = event_count(flow_side)
     with pytest.raises(IntegrityError):
-        rotate_keys(RotationParams(force_tiers=["hot"]))
+        rotate_keys(force_tiers=["hot"])
     flow_events = events_since(flow_side, mark)
 
     # Both failed at the verification, which runs once the keys are in their final
@@ -284,7 +284,7 @@ def test_incomplete_rekey_fails_both_paths_and_both_converge(
     flow_side.activate(monkeypatch)
     flow_busy = busy_state(flow_side, tmp_path / "flow")
     with pytest.raises(IncompleteError, match="1 envelope"):
-        rekey(RekeyParams(key="kek-hot@v1", exposed=[flow_busy]))
+        rekey(key="kek-hot@v1", exposed=[flow_busy])
 
     for side in (cli_side, flow_side):
         assert len(side.vault.catalog.envelopes_on("kek-hot", 1)) == 1
@@ -296,7 +296,7 @@ def test_incomplete_rekey_fails_both_paths_and_both_converge(
     # The promotion lets go; running the response again finishes it on both paths.
     flow_side.vault.catalog.release(flow_busy)
     mark = event_count(flow_side)
-    flow_summary = rekey(RekeyParams(key="kek-hot@v1", exposed=[flow_busy]))
+    flow_summary = rekey(key="kek-hot@v1", exposed=[flow_busy])
     flow_events = events_since(flow_side, mark)
     cli_side.activate(monkeypatch)
     cli_side.vault.catalog.release(cli_busy)
@@ -342,7 +342,7 @@ def test_complete_rekey_reports_the_same_on_both_paths(
     flow_side.activate(monkeypatch)
     exposed = state(flow_side, tmp_path / "flow")
     mark = event_count(flow_side)
-    flow_summary = rekey(RekeyParams(key="kek-hot", exposed=[exposed], batch_size=2))
+    flow_summary = rekey(key="kek-hot", exposed=[exposed], batch_size=2)
     flow_events = events_since(flow_side, mark)
 
     assert normalise_rekey(cli_summary, cli_side.ids()) == normalise_rekey(

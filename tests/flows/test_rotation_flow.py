@@ -13,8 +13,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.utilities.callables import parameter_schema
 
-from flows.rekey import RekeyParams, rekey
-from flows.rotate_keys import RotationParams, rotate_keys
+from flows.rekey import rekey
+from flows.rotate_keys import rotate_keys
 from tests.conftest import REPO, make_tree
 from tests.support.artifacts import envelope_versions, put_many, stored_objects
 from tests.support.tiers import stored_in
@@ -50,7 +50,10 @@ def test_rotation_flow_end_to_end(flow_vault: Vault, tmp_path: Path) -> None:
     ids = put_many(vault, tmp_path, 12)
     before = stored_objects(vault, "hot", ids)
     state = rotate_keys(
-        RotationParams(force_tiers=["hot"], force_signing=True, batch_size=5, workers=4),
+        force_tiers=["hot"],
+        force_signing=True,
+        batch_size=5,
+        workers=4,
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -91,12 +94,12 @@ def test_rotation_flow_failed_mid_way_converges_on_the_next_run(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(rotation, "rewrap_batch", flaky)
-    state = rotate_keys(RotationParams(force_tiers=["hot"], batch_size=3), return_state=True)
+    state = rotate_keys(force_tiers=["hot"], batch_size=3, return_state=True)
     assert state.is_failed()
     keys = rotating_keys(vault)
     assert [r.state for r in keys.versions("kek-hot")] == [KeyState.DECRYPT_ONLY, KeyState.ACTIVE]
     monkeypatch.setattr(rotation, "rewrap_batch", real)
-    state = rotate_keys(RotationParams(), return_state=True)  # the next scheduled run
+    state = rotate_keys(return_state=True)  # the next scheduled run
     assert state.is_completed(), state.message
     (hot,) = state.result()["tiers"]
     assert hot["created"] is False
@@ -113,10 +116,10 @@ def test_served_deployment_has_the_configured_schedule() -> None:
     configured = load_schedule(REPO / "config")
     assert configured.cron == "0 3 * * *"
     assert [s.schedule.cron for s in deployment.schedules] == [configured.cron]
-    assert deployment.parameters["params"]["batch_size"] == configured.batch_size
+    assert deployment.parameters["batch_size"] == configured.batch_size
     assert "rekey" in served
     schema = parameter_schema(rekey).model_dump()
-    fields = schema["definitions"]["RekeyParams"]["properties"]
+    fields = schema["properties"]
     for name in ("key", "since", "exposed", "all_exposed"):
         assert fields[name].get("description")
 
@@ -167,7 +170,10 @@ def test_compromise_end_to_end_with_the_rekey_flow(flow_vault: Vault, tmp_path: 
         keys.wrap_with(keys.get("kek-hot", 1), "hot", ids[0], os.urandom(32))
     # The response flow: ids[1] (read) and ids[3] (named) are re-encrypted, the rest rewrapped.
     state = rekey(
-        RekeyParams(key="kek-hot@v1", since=since, exposed=[ids[3]], batch_size=2),
+        key="kek-hot@v1",
+        since=since.isoformat(),
+        exposed=[ids[3]],
+        batch_size=2,
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -201,7 +207,7 @@ def test_compromise_end_to_end_with_the_rekey_flow(flow_vault: Vault, tmp_path: 
     for rec in keys.records():
         assert rec.material.hex() not in text
     # Running the response again converges: nothing left to do.
-    again = rekey(RekeyParams(key="kek-hot@v1"), return_state=True)
+    again = rekey(key="kek-hot@v1", return_state=True)
     assert again.is_completed(), again.message
     assert again.result()["protected"] == []
 

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from prefect.client.orchestration import get_client
 
-from flows.witness import DEFAULT_CRON, WitnessParams, witness
+from flows.witness import DEFAULT_CRON, witness
 from tests.support.tlog_writers import ORIGIN, log_keys, open_log
 from tests.support.witness_logs import entries_of, fill, new_bucket, rewrite_log, server_args
 from weightvault.errors import LogForkError
@@ -53,7 +53,7 @@ def test_the_witness_flow_runs_one_round(
     store_args, bucket, seeds, w = witnessed
     log = open_log(store_args, bucket, seeds)
     fill(log, entries_of("flow", 9))
-    state = witness(WitnessParams(home=str(w.home)), return_state=True)
+    state = witness(home=str(w.home), return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     assert (summary["old_size"], summary["size"]) == (0, 9)
@@ -64,7 +64,7 @@ def test_the_witness_flow_runs_one_round(
     assert "cosigned size 9" in reports[0]
     # A forked log fails the run (never retried) and the witness keeps its state.
     rewrite_log(store_args, bucket, seeds, entries_of("forged", 9))
-    state = witness(WitnessParams(home=str(w.home)), return_state=True)
+    state = witness(home=str(w.home), return_state=True)
     assert state.is_failed()
     with pytest.raises(LogForkError):
         state.result()
@@ -85,4 +85,4 @@ def test_a_host_with_a_witness_serves_its_scheduled_deployment(
     served = {d.name: d for d in deployments()}
     deployment = served["witness"]
     assert [s.schedule.cron for s in deployment.schedules] == [DEFAULT_CRON]
-    assert deployment.parameters["params"]["home"] == str(tmp_path / "witness")
+    assert deployment.parameters["home"] == str(tmp_path / "witness")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.promote import PromoteParams, promote
+from flows.promote import promote
 from tests.conftest import make_tree
 from tests.support.durable_store import cli
 from weightvault.artifacts import Vault
@@ -135,7 +135,9 @@ def test_a_flow_run_as_a_reader_is_refused_the_same_way(
 ) -> None:
     monkeypatch.setenv("WEIGHTVAULT_IDENTITY", "rita")
     state = promote(
-        PromoteParams(artifact_id=enrolled, target_tier="warm", justification="by a reader"),
+        artifact_id=enrolled,
+        target_tier="warm",
+        justification="by a reader",
         return_state=True,
     )
     assert state.is_failed()

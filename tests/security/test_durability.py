@@ -528,7 +528,6 @@ def test_the_promote_flow_resumes_a_killed_cli_promotion(
     vault_settings: Settings, prefect_api: None, tmp_path: Path
 ) -> None:
     """The flow runs the same steps: it takes the dead CLI run's claim over and finishes."""
-    from flows.promote import PromoteParams
     from flows.promote import promote as promote_flow
 
     settings = allow_all_promotions(vault_settings)
@@ -539,8 +538,9 @@ def test_the_promote_flow_resumes_a_killed_cli_promotion(
     kill_when(proc, "the first object in warm", lambda: _objects(vault, "warm", artifact_id))
     assert vault.catalog.placement(artifact_id)["pending"] == "warm"
 
-    params = PromoteParams(artifact_id=artifact_id, target_tier="warm", justification="resume")
-    state = promote_flow(params, return_state=True)
+    state = promote_flow(
+        artifact_id=artifact_id, target_tier="warm", justification="resume", return_state=True
+    )
     assert state.is_completed(), state.message
     [takeover] = _events(vault, artifact_id, claims.TAKEN_OVER)
     assert takeover["details"]["previous_owner"].startswith(f"pid {proc.pid} ")  # type: ignore[index]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.rotate_keys import RotationParams, rotate_keys
+from flows.rotate_keys import rotate_keys
 from tests.conftest import REPO, make_tree
 from weightvault.artifacts import BOOTSTRAP_PURPOSE, StoreKeystoreVersions, Vault, open_keystore
 from weightvault.config import Settings, load_settings
@@ -449,7 +449,7 @@ def test_rotation_flow_sample_skips_quarantined_artifacts(
     bad = ingest.put(vault, a_model(tmp_path, "bad"), "bad").artifact_id
     quarantine(vault, bad, reason="failed scan")
 
-    state = rotate_keys(RotationParams(force_tiers=["hot"], verify_sample=10), return_state=True)
+    state = rotate_keys(force_tiers=["hot"], verify_sample=10, return_state=True)
     assert state.is_completed(), state.message
     (hot,) = state.result()["tiers"]
     assert hot["verified"] == [keep]

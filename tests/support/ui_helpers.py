@@ -44,22 +44,39 @@ TERMINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 # --- the Prefect REST API, as the UI itself calls it -------------------------------------
 
 
+#: how often a 503 answer is retried, and the first pause between tries (doubling)
+API_503_RETRIES = 5
+API_503_BACKOFF_S = 0.5
+
+
 def api(api_url: str, path: str, body: Any = None, *, method: str | None = None) -> Any:
-    """One JSON call to the Prefect API; None on 404."""
+    """One JSON call to the Prefect API; None on 404.
+
+    A 503 is retried a bounded number of times, as Prefect's own client does: the
+    server answers 503 for a retryable database error (its SQLite database locked by
+    the server's services and the runner on this loaded machine); the request's
+    transaction was rolled back, so sending it again is safe.
+    """
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
-        f"{api_url}{path}",
-        data=data,
-        method=method or ("GET" if body is None else "POST"),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
+    pause = API_503_BACKOFF_S
+    for attempt in range(API_503_RETRIES + 1):
+        request = urllib.request.Request(  # noqa: S310 - loopback URL built by the test
+            f"{api_url}{path}",
+            data=data,
+            method=method or ("GET" if body is None else "POST"),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            if exc.code != 503 or attempt == API_503_RETRIES:
+                raise
+        time.sleep(pause)
+        pause *= 2
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def wait_for_deployment(api_url: str, name: str, *, timeout: float) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from flows.promote import PromoteParams
 from flows.promote import promote as promote_flow
 from tasks import gate_tasks
 from tests.conftest import REPO
@@ -158,12 +157,13 @@ def test_failure_after_copy_in_the_flow_is_rolled_back_by_the_hooks(
         copied.append(real_copy(vault, p, held))
         return copied[-1]
 
-    params = PromoteParams(artifact_id=ready, target_tier="warm", justification="staging")
     with monkeypatch.context() as patch:
         patch.setattr(promotion, "copy", copy_and_count)
         patch.setattr(promotion, "rewrap", broken)
         patch.setattr(promotion, "discard_copies", spy)
-        state = promote_flow(params, return_state=True)
+        state = promote_flow(
+            artifact_id=ready, target_tier="warm", justification="staging", return_state=True
+        )
     assert state.is_failed()
     assert "injected failure after the copy" in (state.message or "")
     # The copy really happened before the failure (ciphertext files, statement, OMS signature) ...
@@ -175,7 +175,9 @@ def test_failure_after_copy_in_the_flow_is_rolled_back_by_the_hooks(
     assert not flow_vault.store.exists(flow_vault.bucket("envelopes"), envelope_key(ready, "warm"))
     assert catalog_state(flow_vault, ready) == before
     flow_vault.verify(ready)
-    state = promote_flow(params, return_state=True)
+    state = promote_flow(
+        artifact_id=ready, target_tier="warm", justification="staging", return_state=True
+    )
     assert state.is_completed(), state.message
     assert flow_vault.catalog.artifact(ready).tier == "warm"
 
@@ -195,10 +197,11 @@ def test_transient_failure_inside_the_transaction_is_retried_not_rolled_back(
             raise StoreUnavailableError("injected: store unavailable once")
         return real_copy(vault, p, held)
 
-    params = PromoteParams(artifact_id=ready, target_tier="warm", justification="staging")
     with monkeypatch.context() as patch:
         patch.setattr(promotion, "copy", flaky)
-        state = promote_flow(params, return_state=True)
+        state = promote_flow(
+            artifact_id=ready, target_tier="warm", justification="staging", return_state=True
+        )
     assert state.is_completed(), state.message
     assert len(attempts) == 2
     assert flow_vault.catalog.artifact(ready).tier == "warm"
@@ -271,8 +274,9 @@ def test_cli_and_flow_reach_the_same_outcome(
     for tier, why in (("warm", "staging"), ("cold", "release 1.0")):
         if tier == "cold":
             approved(by_flow, flow_id, "cold")
-        params = PromoteParams(artifact_id=flow_id, target_tier=tier, justification=why)
-        state = promote_flow(params, return_state=True)
+        state = promote_flow(
+            artifact_id=flow_id, target_tier=tier, justification=why, return_state=True
+        )
         assert state.is_completed(), state.message
     cli_outcome, flow_outcome = outcome(by_cli, cli_id), outcome(by_flow, flow_id)
     assert cli_outcome == flow_outcome, json.dumps([cli_outcome, flow_outcome], indent=1)

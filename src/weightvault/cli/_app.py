@@ -55,6 +55,7 @@ from weightvault.errors import (
     IngestQuarantinedError,
     InvalidInputError,
     LocalPathError,
+    SourceUnreadableError,
     StoreCapabilityError,
     UsageError,
     VaultError,
@@ -158,14 +159,34 @@ def cmd_put(args: argparse.Namespace) -> int:
     """Ingest a file or directory."""
     from weightvault.lifecycle import ingest
 
+    labels = parse_labels(args.label)
+    repo = Path(args.model_repo) if args.model_repo else None
+    if args.run_id and repo is None:
+        raise InvalidInputError("put --run-id is for --model-repo")
+    if repo is not None and not repo.is_dir():
+        raise SourceUnreadableError(f"--model-repo {repo} is not a directory")
     vault = open_vault(args)
+    provenance = None
+    if repo is not None:
+        from weightvault.provenance import capture_provenance
+
+        provenance = capture_provenance(
+            repo,
+            run_id=args.run_id,
+            creator=None,
+            lock_file=None,
+            parent=None,
+            allow_incomplete=False,
+        )
     with transfer(args, f"put {args.name}") as progress:
         result = ingest.put(
             vault,
             Path(args.path),
             args.name,
             args.tier,
-            labels=parse_labels(args.label),
+            labels=labels,
+            provenance=provenance,
+            model_repo=repo,
             progress=progress,
         )
     row = result.artifact
@@ -426,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a label (repeatable); of stored content, recorded as an amendment",
     )
+    p.add_argument(
+        "--model-repo",
+        metavar="DIR",
+        help="git+DVC repo the model was built from: its provenance and rebuild kit are stored",
+    )
+    p.add_argument("--run-id", metavar="RUN", help="training run id (with --model-repo)")
     p = add("get", cmd_get, "download, decrypt and verify an artifact")
     p.add_argument("id", help=_ID_HELP)
     p.add_argument("--out", required=True, help="directory to create (must not hold files)")

@@ -444,3 +444,11 @@ class PortInUseError(ConfigError):
     another program; the message names the port and the setting that chose it."""
 
     exit_code = 65
+
+
+class SingleBucketError(StoreError):
+    """The one existing bucket of the single-bucket layout (``[store] bucket``) is missing or
+    lacks what the layout needs: versioning, Object Lock, no default retention. The vault
+    never creates nor reconfigures that bucket; the message names it and what is missing."""
+
+    exit_code = 66

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -29,6 +30,7 @@ from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
 from weightvault.errors import RetentionError, SingleBucketError
 from weightvault.lifecycle import ingest
+from weightvault.lifecycle.audit import verify_audit
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.promote import delete_artifact, promote
 from weightvault.lifecycle.rebuild import rebuild_catalog
@@ -153,6 +155,15 @@ def test_put_get_verify_promote_to_cold_delete_and_rebuild_in_one_bucket(
     for rel, body in files.items():
         assert (out / rel).read_bytes() == body
     assert vault.verify(artifact_id).files == len(files)
+    # A presigned URL reads the object at its place in the one bucket.
+    url = vault.store.presigned_get(
+        vault.bucket("hot"), manifest_key(artifact_id), timedelta(minutes=5)
+    )
+    assert f"/{one.name}/hot/artifacts/" in url
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - our own store
+        assert response.read() == vault.store.get_bytes(
+            vault.bucket("hot"), manifest_key(artifact_id)
+        )
 
     promote_into(vault, artifact_id, "warm")
     assert vault.catalog.artifact(artifact_id).tier == "warm"
@@ -199,6 +210,9 @@ def test_put_get_verify_promote_to_cold_delete_and_rebuild_in_one_bucket(
     assert verify.returncode == 0, verify.stderr
     cli_rebuild = _cli("catalog", "rebuild", "--json")
     assert cli_rebuild.returncode == 0, cli_rebuild.stderr
+    audit, _ = verify_audit(rebuilt)
+    assert audit.problems == []
+    assert audit.size > 0
     one.outsiders_untouched()
 
 

@@ -4,13 +4,15 @@ tests/security/test_single_bucket_roles.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
 from weightvault.config import load_settings
-from weightvault.errors import ConfigError
+from weightvault.errors import ConfigError, DrillError
+from weightvault.lifecycle.drill import check_scratch
 from weightvault.store import bucket_roles, iam_policy, store_role_names
 
 
@@ -83,3 +85,18 @@ def test_every_role_policy_stays_inside_the_vault_prefixes(
     assert not any(
         r.startswith(("arn:aws:s3:::shared/warm/", "arn:aws:s3:::shared/cold/")) for r in objects
     )
+
+
+def test_the_drill_refuses_the_single_bucket_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEIGHTVAULT_STORE_BUCKET", "shared")
+    live = load_settings(REPO / "config", tmp_path / "home")
+    scratch = replace(
+        live,
+        home=tmp_path / "scratch",
+        catalog_url=f"sqlite:///{tmp_path / 'scratch.db'}",
+        store=replace(live.store, bucket_prefix="weightvault-drill-x"),
+    )
+    with pytest.raises(DrillError, match="bucket-per-role layout"):
+        check_scratch(live, scratch)

@@ -210,7 +210,8 @@ def test_put_get_verify_promote_to_cold_delete_and_rebuild_in_one_bucket(
     assert verify.returncode == 0, verify.stderr
     cli_rebuild = _cli("catalog", "rebuild", "--json")
     assert cli_rebuild.returncode == 0, cli_rebuild.stderr
-    audit, _ = verify_audit(rebuilt)
+    # The CLI rebuilt the vault's own catalog: it indexes every entry the log holds.
+    audit, _ = verify_audit(Vault.open(single))
     assert audit.problems == []
     assert audit.size > 0
     one.outsiders_untouched()

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 from weightvault.config import load_settings
 from weightvault.errors import ConfigError, DrillError
 from weightvault.lifecycle.drill import check_scratch
-from weightvault.store import bucket_roles, iam_policy, store_role_names
+from weightvault.store import bucket_roles, dvc_remote, iam_policy, store_role_names
 
 
 def _config(tmp_path: Path, bucket: str) -> Path:
@@ -100,3 +100,17 @@ def test_the_drill_refuses_the_single_bucket_layout(
     )
     with pytest.raises(DrillError, match="bucket-per-role layout"):
         check_scratch(live, scratch)
+
+
+def test_the_dvc_remote_is_the_dvc_prefix_of_the_one_bucket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEIGHTVAULT_STORE_BUCKET", "shared")
+    monkeypatch.setenv("WEIGHTVAULT_S3_ENDPOINT", "https://s3.example.test")
+    monkeypatch.setenv("WEIGHTVAULT_S3_ACCESS_KEY", "AKVAULT")
+    monkeypatch.setenv("WEIGHTVAULT_S3_SECRET_KEY", "vault-secret")
+    monkeypatch.setenv("WEIGHTVAULT_DVC_ACCESS_KEY", "AKDVC")
+    monkeypatch.setenv("WEIGHTVAULT_DVC_SECRET_KEY", "dvc-secret")
+    remote = dvc_remote(load_settings(REPO / "config", tmp_path / "home"))
+    assert remote.url == "s3://shared/dvc/"
+    assert remote.access_key == "AKDVC"

@@ -506,3 +506,11 @@ class AliasNotFoundError(NotFoundError):
     """A ``name@alias`` the signed log does not point at any artifact."""
 
     exit_code = 64
+
+
+class SingleBucketError(StoreError):
+    """The one existing bucket of the single-bucket layout (``[store] bucket``) is missing or
+    lacks what the layout needs: versioning, Object Lock, no default retention. The vault
+    never creates nor reconfigures that bucket; the message names it and what is missing."""
+
+    exit_code = 66

@@ -26,6 +26,8 @@ override values of ``weightvault.toml``:
 ``WEIGHTVAULT_S3_SECURE``       "1"/"true" for HTTPS
 ``WEIGHTVAULT_S3_REGION``       region name
 ``WEIGHTVAULT_BUCKET_PREFIX``   prefix of every bucket name
+``WEIGHTVAULT_STORE_BUCKET``    one existing bucket holding every role under ``<role>/``
+                                (``[store] bucket``; empty: a bucket per role, the default)
 ``WEIGHTVAULT_CATALOG_URL``     SQLAlchemy URL of the catalog
 ``WEIGHTVAULT_MASTER_KEY``      base64 master key sealing the keystore
 ``WEIGHTVAULT_IDENTITY``        the identity to act as: a name under the identity directory,
@@ -103,6 +105,7 @@ class Environment(BaseSettings):
     s3_secure: bool | None = None
     s3_region: str | None = None
     bucket_prefix: str | None = None
+    store_bucket: str | None = None
     catalog_url: str | None = None
     master_key: SecretStr | None = None
     identity: str | None = None
@@ -167,11 +170,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+# An S3 bucket name (3-63 characters), or empty for the bucket-per-role layout.
+_SINGLE_BUCKET = r"^(|[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])$"
+
+
 class _StoreFile(_Strict):
     endpoint: str
     secure: bool
     region: str
     bucket_prefix: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,40}$")
+    bucket: str = Field(default="", pattern=_SINGLE_BUCKET)
     part_size_mib: int = Field(ge=5, le=5120)
     port: int = Field(default=DEFAULT_STORE_PORT, ge=0, le=65535)
     credentials: Literal["static", "aws"] = "static"
@@ -331,6 +339,9 @@ class StoreSettings:
     port: int = DEFAULT_STORE_PORT
     #: "aws": an external store's credential comes from the AWS default chain, not the keys
     credentials: Literal["static", "aws"] = "static"
+    #: ``[store] bucket``: one existing bucket holding each role under ``<role>/``; empty:
+    #: the default layout, a bucket ``<bucket_prefix>-<role>`` per role
+    single_bucket: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -338,7 +349,13 @@ class StoreSettings:
         return not self.endpoint
 
     def bucket(self, role: str) -> str:
-        """Bucket name for a tier or for ``envelopes``, ``audit``, ``dvc``."""
+        """Bucket name for a tier or for ``envelopes``, ``audit``, ``dvc``.
+
+        In the single-bucket layout it is ``<bucket>/<role>``: the key prefix ``<role>/``
+        of that one bucket, which :class:`weightvault.store.ObjectStore` translates.
+        """
+        if self.single_bucket:
+            return f"{self.single_bucket}/{role}"
         return f"{self.bucket_prefix}-{role}"
 
 
@@ -500,6 +517,7 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         dvc_access_key=env.dvc_access_key.get_secret_value() if env.dvc_access_key else "",
         dvc_secret_key=env.dvc_secret_key.get_secret_value() if env.dvc_secret_key else "",
         port=env.store_port if env.store_port is not None else raw.store.port,
+        single_bucket=_single_bucket(env.store_bucket, raw.store.bucket),
         # Keys set explicitly win over the chain.
         credentials="static" if access_key else (env.s3_credentials or raw.store.credentials),
     )
@@ -547,6 +565,20 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         otlp_endpoint=raw.telemetry.otlp_endpoint,
         prefect_port=env.prefect_port if env.prefect_port is not None else raw.prefect.port,
     )
+
+
+def _single_bucket(override: str | None, configured: str) -> str:
+    """``[store] bucket``, or ``WEIGHTVAULT_STORE_BUCKET`` when set (ConfigError if not a
+    bucket name)."""
+    if override is None:
+        return configured
+    name = override.strip()
+    if not re.match(_SINGLE_BUCKET, name):
+        raise ConfigError(
+            f"WEIGHTVAULT_STORE_BUCKET {override[:70]!r} is not an S3 bucket name "
+            "(3-63 lowercase letters, digits, dots and hyphens)"
+        )
+    return name
 
 
 _HOST = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:\d{1,5})?$")

@@ -48,8 +48,15 @@ def ensure_buckets(settings: Settings) -> list[Capability]:
 
 
 def check_store(settings: Settings) -> list[Capability]:
-    """``weightvault store check``: every capability probed, missing ones included."""
-    return probe_store(connect(settings), settings)
+    """``weightvault store check``: every capability probed, missing ones included.
+
+    In the single-bucket layout the bucket is checked first (SingleBucketError): the
+    probe needs it to exist with versioning and Object Lock.
+    """
+    store = connect(settings)
+    if settings.store.single_bucket:
+        ensure_layout(store, settings)  # checks that one bucket, creates nothing
+    return probe_store(store, settings)
 
 
 def first_principal(keys: KeyProvider, identity: str | None = None) -> str:

@@ -212,6 +212,12 @@ def scratch_settings(live: Settings, drill_id: str, home: Path) -> Settings:
 
 def check_scratch(live: Settings, scratch: Settings) -> None:
     """Refuse a scratch vault that shares a bucket, home or catalog with the live one."""
+    if live.store.single_bucket or scratch.store.single_bucket:
+        raise DrillError(
+            "the drill needs the bucket-per-role layout: in the single-bucket layout "
+            f"([store] bucket {live.store.single_bucket or scratch.store.single_bucket}) its "
+            "scratch vault would use the live prefixes; refusing to run"
+        )
     live_buckets = {live.store.bucket(r) for r in bucket_roles()}
     shared = sorted(live_buckets & {scratch.store.bucket(r) for r in bucket_roles()})
     if scratch.store.bucket_prefix == live.store.bucket_prefix or shared:

@@ -44,6 +44,7 @@ from weightvault.errors import (
     ConflictError,
     NotFoundError,
     RetentionError,
+    SingleBucketError,
     StoreError,
     StoreFullError,
     StoreRoleDeniedError,
@@ -51,7 +52,7 @@ from weightvault.errors import (
     StoreUnavailableError,
     VaultError,
 )
-from weightvault.store._roles import ADMIN_ROLE, role_named
+from weightvault.store._roles import ADMIN_ROLE, BUCKET_ROLES, role_named
 from weightvault.telemetry import store_span
 
 _AUTH_CODES = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "InvalidToken", "ExpiredToken"}
@@ -90,6 +91,22 @@ _FULL_WORDS = ("no space left", "disk full", "storage full", "not enough space",
 # one part, 16 MiB by default, no longer fits with room for the store's own files).
 _LOCAL_FULL_BELOW = 64 << 20
 _BUSY_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+
+
+def _at(bucket: str, key: str = "") -> tuple[str, str]:
+    """The physical (bucket, key) of a vault bucket's object.
+
+    In the single-bucket layout a vault bucket is ``<bucket>/<folder>`` (a key prefix
+    of one existing bucket: :meth:`weightvault.config.StoreSettings.bucket`).
+    """
+    physical, _, folder = bucket.partition("/")
+    return (physical, f"{folder}/{key}") if folder else (bucket, key)
+
+
+def _folder_of(bucket: str) -> str:
+    """The key prefix a vault bucket has in its physical bucket ('' in the bucket layout)."""
+    _, _, folder = bucket.partition("/")
+    return f"{folder}/" if folder else ""
 
 
 def _status(exc: BaseException) -> int | None:
@@ -354,6 +371,10 @@ class ObjectStore:
         never disabling it); a store that refuses raises StoreError. Without it
         such a bucket is left for the capability probe to report.
         """
+        if "/" in name:
+            # The single-bucket layout: that bucket is the operator's, checked, never made.
+            self.require_single_bucket(name, versioned=versioned, object_lock=object_lock)
+            return
         with self._translate(f"bucket {name}"):
             created = False
             if not self.client.bucket_exists(name):
@@ -370,14 +391,56 @@ class ObjectStore:
             if upgrade_lock and not created and not self.object_lock_enabled(name):
                 self.client.set_object_lock_config(name, ObjectLockConfig(None, None, None))
 
+    def require_single_bucket(self, name: str, *, versioned: bool, object_lock: bool) -> None:
+        """Check the one existing bucket of the single-bucket layout; never change it.
+
+        ``name`` is the bucket or any vault bucket in it (``<bucket>/<role>``). It must
+        exist, be versioned (if ``versioned``), have Object Lock (if ``object_lock``) and
+        no default retention (it would retain every role's objects; retention is set per
+        object). SingleBucketError (one line naming the bucket and what is missing)
+        otherwise.
+        """
+        physical, _ = _at(name)
+        where = f"bucket {physical} ([store] bucket)"
+        try:
+            status = self.versioning(physical)
+        except NotFoundError:
+            raise SingleBucketError(
+                f"{where} does not exist: the vault never creates it; create it with "
+                "versioning and Object Lock"
+            ) from None
+        missing = []
+        if versioned and status != ENABLED:
+            missing.append(f"versioning (it is {status or 'off'})")
+        locked = self.object_lock_enabled(physical) if object_lock else True
+        if not locked:
+            missing.append("Object Lock")
+        if missing:
+            raise SingleBucketError(
+                f"{where} has no {' and no '.join(missing)}: the layout needs "
+                f"{'both' if len(missing) > 1 else 'it'} (the envelopes and a locked cold "
+                "tier are retained object by object); use a bucket created with Object Lock"
+            )
+        if not object_lock:
+            return
+        with self._translate(f"object lock of {physical}"):
+            config = self.client.get_object_lock_config(physical)
+        if config.mode is not None:
+            raise SingleBucketError(
+                f"{where} has a default retention ({config.mode}): it would retain every "
+                "role's objects; remove it (the vault retains cold objects one by one)"
+            )
+
     def versioning(self, bucket: str) -> str | None:
         """The bucket's versioning status ("Enabled", "Suspended") or None if never set."""
+        bucket, _ = _at(bucket)
         with self._translate(f"versioning of {bucket}"):
             status = self.client.get_bucket_versioning(bucket).status
         return str(status) if status else None
 
     def object_lock_enabled(self, bucket: str) -> bool:
         """Whether the bucket was created with Object Lock."""
+        bucket, _ = _at(bucket)
         with self._translate(f"object lock of {bucket}"):
             try:
                 self.client.get_object_lock_config(bucket)
@@ -408,7 +471,7 @@ class ObjectStore:
         with self._translate(f"presign {bucket}/{key}"):
             return str(
                 self.client.get_presigned_url(
-                    method, bucket, key, expires=expires, request_date=request_date
+                    method, *_at(bucket, key), expires=expires, request_date=request_date
                 )
             )
 
@@ -434,8 +497,7 @@ class ObjectStore:
         retention = Retention(COMPLIANCE, retain_until) if retain_until else None
         with self._translate(f"put {bucket}/{key}"):
             result = self.client.put_object(
-                bucket,
-                key,
+                *_at(bucket, key),
                 cast(BinaryIO, stream),
                 length,
                 content_type=content_type,
@@ -472,7 +534,7 @@ class ObjectStore:
                 condition["If-Match"] = f'"{if_match.strip(chr(34))}"'
             with self._translate(f"put {bucket}/{key}"):
                 etag, version = self.client.put_conditional(
-                    bucket, key, data, content_type, condition
+                    *_at(bucket, key), data, content_type, condition
                 )
             return WriteResult(etag, version)
         return self.put_stream(
@@ -490,7 +552,7 @@ class ObjectStore:
     ) -> Iterator[_GuardedStream]:
         """Stream an object; transport failures while reading become StoreUnavailableError."""
         with self._translate(f"get {bucket}/{key}"):
-            response = self.client.get_object(bucket, key, version_id=version_id)
+            response = self.client.get_object(*_at(bucket, key), version_id=version_id)
         try:
             yield _GuardedStream(response, self)
         finally:
@@ -520,7 +582,7 @@ class ObjectStore:
     def stat(self, bucket: str, key: str) -> ObjectInfo:
         """Size, ETag and time of one object."""
         with self._translate(f"stat {bucket}/{key}"):
-            st = self.client.stat_object(bucket, key)
+            st = self.client.stat_object(*_at(bucket, key))
         return ObjectInfo(bucket, key, st.size or 0, st.etag or "", st.last_modified, st.version_id)
 
     def exists(self, bucket: str, key: str) -> bool:
@@ -544,17 +606,18 @@ class ObjectStore:
 
         ``start_after``: only keys that sort after it.
         """
+        folder = _folder_of(bucket)
         with self._translate(f"list {bucket}/{prefix}"):
             for obj in self.client.list_objects(
-                bucket,
-                prefix=prefix,
+                _at(bucket)[0],
+                prefix=folder + prefix,
                 recursive=recursive or versions,
                 include_version=versions,
-                start_after=start_after,
+                start_after=folder + start_after if start_after is not None else None,
             ):
                 yield ObjectInfo(
                     bucket,
-                    obj.object_name or "",
+                    (obj.object_name or "").removeprefix(folder),
                     obj.size or 0,
                     obj.etag or "",
                     obj.last_modified,
@@ -566,7 +629,7 @@ class ObjectStore:
         """Delete an object (or one version); object lock refusals raise RetentionError."""
         with self._translate(f"delete {bucket}/{key}"):
             try:
-                self.client.remove_object(bucket, key, version_id=version_id)
+                self.client.remove_object(*_at(bucket, key), version_id=version_id)
             except S3Error as exc:
                 if exc.code == "AccessDenied" and version_id is not None:
                     raise RetentionError(
@@ -578,20 +641,24 @@ class ObjectStore:
         """Multipart uploads under ``prefix`` never completed nor aborted (e.g. a killed put)."""
         key_marker: str | None = None
         upload_id_marker: str | None = None
+        folder = _folder_of(bucket)
         while True:
             # minio 7.2 has no public call for ListMultipartUploads; the private one is
             # stable across 7.x. It drops NextUploadIdMarker, so page on the last upload.
             with self._translate(f"list uploads {bucket}/{prefix}"):
                 result = self.client._list_multipart_uploads(  # noqa: SLF001 - see above
-                    bucket,
-                    prefix=prefix,
+                    _at(bucket)[0],
+                    prefix=folder + prefix,
                     key_marker=key_marker,
                     upload_id_marker=upload_id_marker,
                 )
             for upload in result.uploads:
                 if upload.upload_id:
                     yield UploadInfo(
-                        bucket, upload.object_name, upload.upload_id, upload.initiated_time
+                        bucket,
+                        upload.object_name.removeprefix(folder),
+                        upload.upload_id,
+                        upload.initiated_time,
                     )
             if not result.is_truncated or not result.uploads:
                 return
@@ -602,7 +669,7 @@ class ObjectStore:
         """Abort a multipart upload, freeing its parts; NotFoundError if it is unknown."""
         with self._translate(f"abort upload of {bucket}/{key}"):
             # minio 7.2 has no public AbortMultipartUpload either.
-            self.client._abort_multipart_upload(bucket, key, upload_id)  # noqa: SLF001
+            self.client._abort_multipart_upload(*_at(bucket, key), upload_id)  # noqa: SLF001
 
     def copy(
         self,
@@ -618,9 +685,8 @@ class ObjectStore:
         retention = Retention(COMPLIANCE, retain_until) if retain_until else None
         with self._translate(f"copy {src_bucket}/{src_key} to {dst_bucket}/{dst_key}"):
             result = self.client.copy_object(
-                dst_bucket,
-                dst_key,
-                CopySource(src_bucket, src_key),
+                *_at(dst_bucket, dst_key),
+                CopySource(*_at(src_bucket, src_key)),
                 retention=retention,
                 legal_hold=legal_hold,
             )
@@ -646,7 +712,7 @@ class ObjectStore:
 
     def _lock_headers(self, bucket: str, key: str, version_id: str | None) -> dict[str, str]:
         with self._translate(f"retention of {bucket}/{key}"):
-            st = self.client.stat_object(bucket, key, version_id=version_id)
+            st = self.client.stat_object(*_at(bucket, key), version_id=version_id)
         return {str(k).lower(): str(v) for k, v in (st.metadata or {}).items()}
 
     def _verify_lock(
@@ -667,7 +733,9 @@ class ObjectStore:
             if found is None or found[0] != COMPLIANCE or found[1] < _whole_seconds(retain_until):
                 with self._translate(f"retention of {bucket}/{key}"):
                     self.client.set_object_retention(
-                        bucket, key, Retention(COMPLIANCE, retain_until), version_id=version_id
+                        *_at(bucket, key),
+                        Retention(COMPLIANCE, retain_until),
+                        version_id=version_id,
                     )
                 found = self.retention(bucket, key, version_id)
                 if found is None or found[1] < _whole_seconds(retain_until):
@@ -677,7 +745,7 @@ class ObjectStore:
                     )
         if legal_hold and not self._held(bucket, key, version_id):
             with self._translate(f"legal hold on {bucket}/{key}"):
-                self.client.enable_object_legal_hold(bucket, key, version_id=version_id)
+                self.client.enable_object_legal_hold(*_at(bucket, key), version_id=version_id)
             if not self._held(bucket, key, version_id):
                 raise StoreError(
                     f"object store at {self.endpoint} did not apply a legal hold to {bucket}/{key}"
@@ -690,7 +758,7 @@ class ObjectStore:
     def set_retention(self, bucket: str, key: str, retain_until: datetime) -> None:
         """Apply COMPLIANCE retention until ``retain_until``."""
         with self._translate(f"retention of {bucket}/{key}"):
-            self.client.set_object_retention(bucket, key, Retention(COMPLIANCE, retain_until))
+            self.client.set_object_retention(*_at(bucket, key), Retention(COMPLIANCE, retain_until))
 
     def legal_hold(self, bucket: str, key: str, version_id: str | None = None) -> bool:
         """Whether an object (or one version) is under legal hold (HeadObject's lock headers)."""
@@ -700,9 +768,9 @@ class ObjectStore:
         """Turn an object's legal hold on or off."""
         with self._translate(f"legal hold on {bucket}/{key}"):
             if on:
-                self.client.enable_object_legal_hold(bucket, key)
+                self.client.enable_object_legal_hold(*_at(bucket, key))
             else:
-                self.client.disable_object_legal_hold(bucket, key)
+                self.client.disable_object_legal_hold(*_at(bucket, key))
 
 
 class _GuardedStream(io.RawIOBase):
@@ -738,7 +806,7 @@ class _GuardedStream(io.RawIOBase):
 
 def bucket_roles() -> tuple[str, ...]:
     """Every bucket the vault uses, by role."""
-    return ("hot", "warm", "cold", "quarantine", "envelopes", "audit", "dvc", "grants")
+    return BUCKET_ROLES
 
 
 def bucket_needs(settings: Settings) -> dict[str, tuple[bool, bool]]:
@@ -765,9 +833,19 @@ def ensure_layout(store: ObjectStore, settings: Settings) -> None:
 
     The envelopes bucket of a vault made before it was locked is upgraded in
     place; a tier bucket without the object lock it needs is left for the
-    capability probe to refuse.
+    capability probe to refuse. In the single-bucket layout nothing is created: the
+    one bucket is checked (:meth:`ObjectStore.require_single_bucket`).
     """
-    for role, (versioned, object_lock) in bucket_needs(settings).items():
+    needs = bucket_needs(settings)
+    if settings.store.single_bucket:
+        # One bucket holds every role: it needs what any role needs.
+        store.require_single_bucket(
+            settings.store.single_bucket,
+            versioned=any(v for v, _ in needs.values()),
+            object_lock=any(lock for _, lock in needs.values()),
+        )
+        return
+    for role, (versioned, object_lock) in needs.items():
         store.ensure_bucket(
             settings.store.bucket(role),
             versioned=versioned,

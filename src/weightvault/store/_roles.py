@@ -81,6 +81,10 @@ _BUCKET_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 # Artifact objects live in these; the quarantine bucket holds only markers.
 TIER_BUCKETS = ("hot", "warm", "cold")
+#: Every bucket of the layout, by role (a key prefix ``<role>/`` in the single-bucket one).
+BUCKET_ROLES = ("hot", "warm", "cold", "quarantine", "envelopes", "audit", "dvc", "grants")
+# The listings S3 scopes by the request's ``s3:prefix``; the other bucket reads have none.
+_PREFIX_LISTINGS = frozenset({"s3:ListBucket", "s3:ListBucketVersions"})
 ADMIN_ROLE = "admin"
 
 
@@ -249,30 +253,18 @@ def role_named(name: str) -> StoreRole:
 
 def iam_policy(role: StoreRole | str, settings: Settings) -> dict[str, Any]:
     """The AWS IAM policy document (``Version 2012-10-17``) granting ``role`` its table rows
-    on the buckets ``settings`` names; one statement per bucket and verb set."""
+    on the buckets ``settings`` names; one statement per bucket and verb set.
+
+    In the single-bucket layout (``[store] bucket``) a bucket role is the key prefix
+    ``<role>/`` of that bucket: object statements name ``<bucket>/<role>/...``, and
+    listing is allowed only under the role's prefix (``s3:prefix`` condition).
+    """
     role = role_named(role) if isinstance(role, str) else role
-    prefix = settings.store.bucket_prefix
     if role.name == ADMIN_ROLE:
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AdminVaultBuckets",
-                    "Effect": "Allow",
-                    "Action": ["s3:*"],
-                    "Resource": [f"arn:aws:s3:::{prefix}-*", f"arn:aws:s3:::{prefix}-*/*"],
-                },
-                {
-                    "Sid": "AdminListAllBuckets",
-                    "Effect": "Allow",
-                    "Action": ["s3:ListAllMyBuckets"],
-                    "Resource": ["*"],
-                },
-            ],
-        }
+        return {"Version": "2012-10-17", "Statement": _admin_statements(settings)}
     statements: list[dict[str, Any]] = []
     for grant in role.grants:
-        bucket = settings.store.bucket(grant.bucket)
+        bucket, root = _physical(settings, grant.bucket)
         sid = _sid(role.name, grant.bucket, len(statements))
         objects = sorted(a for v in grant.verbs if v in _OBJECT_ACTIONS for a in _OBJECT_ACTIONS[v])
         if objects:
@@ -281,20 +273,104 @@ def iam_policy(role: StoreRole | str, settings: Settings) -> dict[str, Any]:
                     "Sid": f"{sid}Objects",
                     "Effect": "Allow",
                     "Action": objects,
-                    "Resource": [f"arn:aws:s3:::{bucket}/{key_pattern(p)}" for p in grant.prefixes],
+                    "Resource": [
+                        f"arn:aws:s3:::{bucket}/{root}{key_pattern(p)}" for p in grant.prefixes
+                    ],
                 }
             )
         buckets = sorted(a for v in grant.verbs if v in _BUCKET_ACTIONS for a in _BUCKET_ACTIONS[v])
         if buckets:
-            statements.append(
-                {
-                    "Sid": f"{sid}Bucket",
-                    "Effect": "Allow",
-                    "Action": buckets,
-                    "Resource": [f"arn:aws:s3:::{bucket}"],
-                }
-            )
+            statements.extend(_bucket_statements(sid, bucket, root, buckets))
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _physical(settings: Settings, bucket_role: str) -> tuple[str, str]:
+    """(bucket, key prefix) of a bucket role: ``(<prefix>-<role>, "")`` or ``(<bucket>,
+    "<role>/")`` in the single-bucket layout."""
+    single = settings.store.single_bucket
+    return (single, f"{bucket_role}/") if single else (settings.store.bucket(bucket_role), "")
+
+
+def _bucket_statements(
+    sid: str, bucket: str, root: str, actions: list[str]
+) -> list[dict[str, Any]]:
+    """Bucket-level statements; under a key prefix, listing only lists that prefix."""
+    if not root:
+        return [
+            {
+                "Sid": f"{sid}Bucket",
+                "Effect": "Allow",
+                "Action": actions,
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            }
+        ]
+    listing = [a for a in actions if a in _PREFIX_LISTINGS]
+    rest = [a for a in actions if a not in _PREFIX_LISTINGS]
+    statements: list[dict[str, Any]] = []
+    if listing:
+        statements.append(
+            {
+                "Sid": f"{sid}List",
+                "Effect": "Allow",
+                "Action": listing,
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+                "Condition": {"StringLike": {"s3:prefix": [f"{root}*"]}},
+            }
+        )
+    if rest:
+        statements.append(
+            {
+                "Sid": f"{sid}Bucket",
+                "Effect": "Allow",
+                "Action": rest,
+                "Resource": [f"arn:aws:s3:::{bucket}"],
+            }
+        )
+    return statements
+
+
+def _admin_statements(settings: Settings) -> list[dict[str, Any]]:
+    """Everything on the vault's buckets; in the single-bucket layout, on its prefixes only
+    (the bucket's own configuration is read, never changed)."""
+    single = settings.store.single_bucket
+    if not single:
+        prefix = settings.store.bucket_prefix
+        return [
+            {
+                "Sid": "AdminVaultBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:*"],
+                "Resource": [f"arn:aws:s3:::{prefix}-*", f"arn:aws:s3:::{prefix}-*/*"],
+            },
+            {
+                "Sid": "AdminListAllBuckets",
+                "Effect": "Allow",
+                "Action": ["s3:ListAllMyBuckets"],
+                "Resource": ["*"],
+            },
+        ]
+    roots = [f"{role}/" for role in BUCKET_ROLES]
+    return [
+        {
+            "Sid": "AdminVaultPrefixes",
+            "Effect": "Allow",
+            "Action": ["s3:*"],
+            "Resource": [f"arn:aws:s3:::{single}/{root}*" for root in roots],
+        },
+        {
+            "Sid": "AdminVaultList",
+            "Effect": "Allow",
+            "Action": sorted(_PREFIX_LISTINGS),
+            "Resource": [f"arn:aws:s3:::{single}"],
+            "Condition": {"StringLike": {"s3:prefix": [f"{root}*" for root in roots]}},
+        },
+        {
+            "Sid": "AdminVaultBucket",
+            "Effect": "Allow",
+            "Action": sorted(set(_BUCKET_ACTIONS["list"]) - _PREFIX_LISTINGS),
+            "Resource": [f"arn:aws:s3:::{single}"],
+        },
+    ]
 
 
 def _sid(role: str, bucket: str, index: int) -> str:

@@ -342,8 +342,12 @@ class EmbeddedStore:
         return {"identities": identities, "policies": policies}
 
     def _roles_tag(self) -> str | None:
-        """What state.json records of the role identities: their buckets' prefix, if any."""
-        return self.settings.store.bucket_prefix if self.settings is not None else None
+        """What state.json records of the role identities: their buckets' prefix (and the
+        single bucket, in that layout), if any."""
+        if self.settings is None:
+            return None
+        store = self.settings.store
+        return f"{store.single_bucket}/" if store.single_bucket else store.bucket_prefix
 
     def _state(self) -> dict[str, Any] | None:
         try:

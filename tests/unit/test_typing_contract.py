@@ -18,6 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKED = ("src/weightvault", "tasks", "flows")
 
 _WRAPPERS = {"Optional", "Union", "Annotated"}
+# Each exemption says why the Any cannot reach a caller.
+_EXEMPT = {
+    "flows/_operator.py field": "a flow parameter's form-field default, typed Any as "
+    "pydantic.Field is: the parameter's own annotation types it",
+}
 
 
 def _name(node: ast.expr) -> str | None:
@@ -68,6 +73,8 @@ def returning_any(root: Path = ROOT) -> list[str]:
         for path in sorted((root / top).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
             for name, node in _public_defs(tree.body, ""):
+                if f"{path.relative_to(root)} {name}" in _EXEMPT:
+                    continue
                 if node.returns is not None and mentions_any(node.returns):
                     where = f"{path.relative_to(root)}:{node.lineno}"
                     found.append(f"{where} {name} -> {ast.unparse(node.returns)}")

@@ -22,7 +22,12 @@ import pytest
 from tests.support.artifacts import ingest_model
 from tests.support.durable_store import cli
 from weightvault.artifacts import Vault
-from weightvault.errors import IntegrityError, ValidationConfigError, ValidationPartialError
+from weightvault.errors import (
+    IntegrityError,
+    InvalidInputError,
+    ValidationConfigError,
+    ValidationPartialError,
+)
 from weightvault.lifecycle.evidence import latest_report
 from weightvault.lifecycle.validate import fetch_data_docs, validate_artifact
 
@@ -119,6 +124,14 @@ def test_a_model_is_validated_as_its_repo_configures(
     assert "setosa" in page
     assert "virginica" in page
 
+    # A bad --out is a one-line error with its exit code, not an internal error.
+    taken = tmp_path / "a-file"
+    taken.write_text("x")
+    proc = cli("data-docs", digits, "--out", str(taken / "docs"))
+    assert proc.returncode == InvalidInputError.exit_code, proc.stderr
+    assert proc.stderr.count("\n") == 1
+    assert "--out" in proc.stderr
+
     bad = validate_artifact(vault, digits, _flowers_repo(tmp_path / "bad", species="rose", f1=0.5))
     assert bad.status == "failed"
     assert "flowers: flowers.species.known" in bad.failures
@@ -130,6 +143,7 @@ def test_a_model_is_validated_as_its_repo_configures(
     vault.store.put_bytes(vault.bucket("audit"), link["key"], b"<html>forged</html>")
     with pytest.raises(IntegrityError, match="does not match the signed report"):
         fetch_data_docs(vault, digits, tmp_path / "forged")
+    assert not (tmp_path / "forged").exists()  # every page is checked before any is written
 
 
 def test_without_a_model_repo_validation_is_partial_and_never_promotes(

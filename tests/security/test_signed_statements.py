@@ -346,6 +346,15 @@ def test_quarantine_release_and_key_records_are_signed_statements_in_the_log(
     )
     assert vault.logged_quarantine(artifact_id) is None
     vault.verify(artifact_id)
+    # Markers are create-only, but a released artifact's was removed: a new quarantine
+    # writes its own marker (not the old one's reason).
+    quarantine(vault, artifact_id, reason="incident 13")
+    marker = read_marker(vault, artifact_id)
+    assert marker is not None
+    assert marker["reason"] == "incident 13"
+    approved(vault, artifact_id, "release")
+    release(vault, artifact_id, justification="false alarm again")
+    vault.verify(artifact_id)
 
     ref = rotate_signing(vault)
     (rotated,) = [

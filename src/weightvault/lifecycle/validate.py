@@ -26,6 +26,7 @@ validation keeps its evidence.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from weightvault.artifacts import Vault
-from weightvault.errors import IntegrityError, NotFoundError
+from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError
 from weightvault.gates import (
     ModelChecks,
     ScanResult,
@@ -218,17 +219,24 @@ def fetch_data_docs(vault: Vault, artifact_id: str, out: Path) -> list[Path]:
     if logged is None:
         raise NotFoundError(f"artifact {row.id} has no validation in the log")
     links = logged.report.get("data_docs") or []
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    pages = []
     for link in links:
         html = vault.store.get_bytes(vault.bucket("audit"), str(link["key"]))
         if hashlib.sha256(html).hexdigest() != link["sha256"]:
             raise IntegrityError(
                 f"Data Docs page {link['key']} does not match the signed report of {row.id}"
             )
-        target = out / f"{link['suite']}-{str(link['sha256'])[:12]}.html"
-        target.write_bytes(html)
-        written.append(target)
+        # The suite name comes from the model repo's suite file: keep it a plain file name.
+        suite = re.sub(r"[^A-Za-z0-9_.]", "_", str(link["suite"])).lstrip(".") or "suite"
+        pages.append((f"{suite}-{str(link['sha256'])[:12]}.html", html))
+    written = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, html in pages:
+            (out / name).write_bytes(html)
+            written.append(out / name)
+    except OSError as exc:
+        raise InvalidInputError(f"--out {out}: cannot write there ({exc.strerror})") from None
     return written
 
 

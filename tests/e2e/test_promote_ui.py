@@ -13,6 +13,7 @@ principal who lost the approver role are refused; two valid ones promote.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -182,13 +183,39 @@ def check_operator_form(page: Page) -> None:
     assert "Artifact id (or a unique prefix of it) to promote" in shown, shown
 
 
-def check_refused_run(page: Page, ui_url: str, run: dict[str, Any], name: str, shots: Path) -> None:
+def settled_logs(api_url: str, flow_run_id: str, *, quiet_s: float = 8.0) -> list[dict[str, Any]]:
+    """The run's log lines once the flow-run process wrote its last (none new for quiet_s).
+
+    The process logs its exit after the run is terminal, so waiting for the state
+    alone would miss a traceback logged on the way out.
+    """
+    body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+    deadline = time.monotonic() + RUN_TIMEOUT
+    seen, quiet_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        logs = list(api(api_url, "/logs/filter", body))
+        if len(logs) != seen:
+            seen, quiet_since = len(logs), time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return logs
+        time.sleep(1)
+    raise TimeoutError(f"the log of {flow_run_id} did not settle")
+
+
+def check_refused_run(
+    page: Page, services: dict[str, Any], run: dict[str, Any], name: str, shots: Path
+) -> None:
     """A refused run's page: named from its parameters, the policy gate the failed task,
     one warning with the reasons in its log and no traceback (screenshots in ``shots``)."""
     from playwright.sync_api import expect
 
     assert run["state_type"] == "FAILED", run["state"]
     assert run["name"] == name, run["name"]
+    logs = settled_logs(services["api_url"], run["id"])
+    warnings = [g["message"] for g in logs if g["level"] == logging.WARNING]
+    assert len([w for w in warnings if "refused" in w]) == 1, warnings
+    assert not [g["message"] for g in logs if "Traceback" in g["message"]]
+    ui_url = services["ui_url"]
     page.goto(f"{ui_url}/runs/flow-run/{run['id']}")
     expect(page.locator(".page-heading").first).to_contain_text(name, timeout=UI_TIMEOUT_MS)
     expect(page.get_by_text("Failed", exact=True).first).to_be_visible(timeout=UI_TIMEOUT_MS)
@@ -196,7 +223,7 @@ def check_refused_run(page: Page, ui_url: str, run: dict[str, Any], name: str, s
     expect(refusal).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(page.get_by_text("Traceback")).to_have_count(0)
     page.screenshot(path=str(shots / "refused-log.png"), full_page=True)
-    page.goto(f"{ui_url}/runs/flow-run/{run['id']}?tab=Task%20Runs")
+    page.locator("li.p-tab", has_text="Task Runs").click()
     failed = page.locator(".state-list-item--failed")
     expect(failed.filter(has_text="gate-policy")).to_have_count(1, timeout=UI_TIMEOUT_MS)
     expect(failed).to_have_count(1)
@@ -324,7 +351,7 @@ def cold_review_cases(
         choose(page, "Decision", "promote")
         submit_review(page, api_url, flow_run_id)
         run = wait_for_flow_run(api_url, flow_run_id, timeout=RUN_TIMEOUT)
-        check_refused_run(page, services["ui_url"], run, f"promote-{ready}-to-cold", shots)
+        check_refused_run(page, services, run, f"promote-{ready}-to-cold", shots)
     reason = refused_for(vault_settings, run)
     assert "two_person" in reason, reason
     assert 'the log backs ["approver-1"]' in reason, reason

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.approvals import self_approved
 from tests.support.artifacts import ingest_model
+from tests.support.cli_vault import run_repo_cli as _cli
 from tests.support.s3_peers import S3Peer
 from tests.support.tiers import promote_into
 from weightvault.artifacts import Vault
@@ -38,18 +37,6 @@ from weightvault.store import ObjectStore, connect
 from weightvault.store.layout import ARTIFACTS_PREFIX, artifact_prefix
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "weightvault.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "WEIGHTVAULT_CONFIG": str(REPO / "config" / "weightvault.toml")},
-        check=False,
-    )
 
 
 def _assert_every_object_retained(vault: Vault, artifact_id: str) -> int:

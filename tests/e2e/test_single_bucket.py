@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.request
 import uuid
 from dataclasses import dataclass, replace
@@ -24,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import make_tree
+from tests.support.cli_vault import run_repo_cli as _cli
 from tests.support.s3_peers import S3Peer
 from tests.support.tiers import permissive, promote_into
 from weightvault.artifacts import Vault
@@ -45,18 +44,6 @@ OUTSIDERS = {
     "hotter/artifacts/x/manifest.json": b"not a vault manifest\n",
     "README": b"top level\n",
 }
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "weightvault.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env={**os.environ, "WEIGHTVAULT_CONFIG": str(REPO / "config" / "weightvault.toml")},
-        check=False,
-    )
 
 
 @dataclass(frozen=True)

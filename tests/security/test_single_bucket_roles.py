@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import pytest
 from minio import Minio
-from minio.error import S3Error
 
 from tests.conftest import REPO, make_tree
+from tests.support.s3_peers import denied as _denied
 from tests.support.services import service_timeout
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
@@ -66,17 +66,6 @@ def one(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OneBucketStore]:
             yield OneBucketStore(settings, server, bucket, put.artifact_id)
         finally:
             server.down()
-
-
-def _denied(call: Callable[[], object]) -> bool:
-    """Whether the store answers AccessDenied; any other S3 error fails the test."""
-    try:
-        call()
-    except S3Error as exc:
-        if exc.code != "AccessDenied":
-            raise
-        return True
-    return False
 
 
 def _body() -> tuple[io.BytesIO, int]:

@@ -16,19 +16,19 @@ import io
 import json
 import pickle
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 from minio import Minio
 from minio.commonconfig import CopySource
-from minio.error import S3Error
 
 from pipeline.workspace import run
 from tests.conftest import REPO, make_tree
 from tests.support.artifacts import ingest_model
 from tests.support.durable_store import cli
+from tests.support.s3_peers import denied as _denied
 from tests.support.services import start_vault_store
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
@@ -104,17 +104,6 @@ def roles(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RoleStore]:
         yield RoleStore(settings, server, admin, put_id.artifact_id, other.artifact_id)
     finally:
         server.down()
-
-
-def _denied(call: Callable[[], object]) -> bool:
-    """Whether the store answers AccessDenied; any other S3 error fails the test."""
-    try:
-        call()
-    except S3Error as exc:
-        if exc.code != "AccessDenied":
-            raise
-        return True
-    return False
 
 
 def _body(data: bytes = b"forged") -> tuple[io.BytesIO, int]:

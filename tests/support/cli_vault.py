@@ -9,6 +9,8 @@ written to a file (what an offline verifier pins).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,3 +66,17 @@ def cli_vault(s3_server: EmbeddedStore, work: Path) -> CliVault:
     root.write_bytes(found.to_bytes())
     env = {**{k: v for k, v in os.environ.items() if k not in VAULT_ENV}, **values}
     return CliVault(settings, vault, root, env)
+
+
+def run_repo_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``weightvault ARGS`` in a subprocess from the checkout, on the repo's config and
+    this process's ``WEIGHTVAULT_*`` environment (what a fixture set)."""
+    return subprocess.run(
+        [sys.executable, "-m", "weightvault.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "WEIGHTVAULT_CONFIG": str(REPO / "config" / "weightvault.toml")},
+        check=False,
+    )

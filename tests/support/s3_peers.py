@@ -13,9 +13,11 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from minio.error import S3Error
 
 from flows.services import stop_process, wait_until
 from tests.support.services import service_timeout
@@ -67,3 +69,14 @@ def moto_s3_server(root: Path) -> Iterator[S3Peer]:
         yield S3Peer("moto", f"127.0.0.1:{port}", "AKIAWEIGHTVAULTTEST", "moto-test-secret-key")
     finally:
         stop_process(proc)
+
+
+def denied(call: Callable[[], object]) -> bool:
+    """Whether the store answers AccessDenied; any other S3 error fails the test."""
+    try:
+        call()
+    except S3Error as exc:
+        if exc.code != "AccessDenied":
+            raise
+        return True
+    return False

@@ -17,7 +17,7 @@ import secrets
 import shutil
 import socket
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,6 +112,7 @@ from weightvault.records import (
     Event,
     FileEntry,
     Manifest,
+    SignedCheckpoint,
     TransparencyLog,
     check_relpath,
     current_flow_run,
@@ -681,17 +682,7 @@ class Vault:
             scanned, state = 0, {}
         if size == scanned:
             return {t: e for t, e in state.items() if e.event.kind == TIER_ISOLATED}
-        self._catch_up_index(size)
-        found = []
-        try:
-            for index, text in self.catalog.log_of_kinds(_ISOLATION_KINDS, scanned - 1, size):
-                entry = text.encode()
-                found.append(LoggedEvent(index, Event.parse(entry), entry))
-            self.tlog.check_included([(e.index, e.entry) for e in found], signed)
-        except (IntegrityError, InvalidInputError) as exc:
-            raise IntegrityError(
-                f"the catalog's index of the log was tampered with: {exc.message}"
-            ) from None
+        found = self._proved_entries(_ISOLATION_KINDS, scanned - 1, signed)
         state = dict(state)
         for logged in found:
             event = logged.event
@@ -1429,12 +1420,23 @@ class Vault:
         the current signed checkpoint) and each one is proved included in that
         checkpoint: an edited index row is an IntegrityError, never a moved alias.
         """
-        signed = self.tlog.checkpoint()
+        found = self._proved_entries(NAME_KINDS, -1, self.tlog.checkpoint())
+        return fold((e.index, e.event) for e in found)
+
+    def _proved_entries(
+        self, kinds: Sequence[str], after: int, signed: SignedCheckpoint
+    ) -> list[LoggedEvent]:
+        """The log's entries of ``kinds`` past index ``after``, up to ``signed``'s size.
+
+        They are found through the catalog's index (first brought up to that size) and
+        each one is proved included in the signed checkpoint: a forged, edited or dropped
+        index row is an IntegrityError.
+        """
         size = signed.checkpoint.size
         self._catch_up_index(size)
         found: list[LoggedEvent] = []
         try:
-            for index, text in self.catalog.log_of_kinds(NAME_KINDS, -1, size):
+            for index, text in self.catalog.log_of_kinds(kinds, after, size):
                 entry = text.encode()
                 found.append(LoggedEvent(index, Event.parse(entry), entry))
             self.tlog.check_included([(e.index, e.entry) for e in found], signed)
@@ -1442,7 +1444,7 @@ class Vault:
             raise IntegrityError(
                 f"the catalog's index of the log was tampered with: {exc.message}"
             ) from None
-        return fold((e.index, e.event) for e in found)
+        return found
 
     def resolve_alias(self, ref: str) -> AliasTarget:
         """Where ``NAME@ALIAS`` points, as the signed log says; AliasNotFoundError if nowhere."""

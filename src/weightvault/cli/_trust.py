@@ -247,6 +247,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     actions = trust.add_subparsers(dest="trust_action", metavar="ACTION", parser_class=type(trust))
     actions.required = True
 
+    def signing_root_keys(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--root-key",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="a root key file that signs (repeatable; default: the keystore's)",
+        )
+
     def roles(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--log-vkey", action="append", default=[], help="a transparency-log note vkey"
@@ -290,13 +299,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = actions.add_parser(
         "rotate", help="publish the next version (old and new thresholds sign)", parents=[common]
     )
-    p.add_argument(
-        "--root-key",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a root key file that signs (repeatable; default: the keystore's)",
-    )
+    signing_root_keys(p)
     p.add_argument("--add-root-keys", type=int, default=0, metavar="N", help="make N new root keys")
     p.add_argument(
         "--remove-root-key",
@@ -326,25 +329,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the principal's name")
     p.add_argument("--key", required=True, metavar="PUBFILE", help="`identity export` output")
     p.add_argument("--role", required=True, metavar="ROLE[,ROLE]", help=", ".join(ROLES))
-    p.add_argument(
-        "--root-key",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a root key file that signs (repeatable; default: the keystore's)",
-    )
+    signing_root_keys(p)
     p.set_defaults(func=_enrol)
     p = actions.add_parser(
         "revoke-principal", help="remove a principal (a new version)", parents=[common]
     )
     p.add_argument("name", help="the principal's name")
-    p.add_argument(
-        "--root-key",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="a root key file that signs (repeatable; default: the keystore's)",
-    )
+    signing_root_keys(p)
     p.set_defaults(func=_revoke_principal)
     p = actions.add_parser(
         "pin", help="pin the root this host trusts for offline verification", parents=[common]

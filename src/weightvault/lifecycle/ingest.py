@@ -32,8 +32,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from weightvault._fs import source_read_error
 from weightvault.artifacts import PutPlan, PutResult, Sealed, SourceFile, TransferProgress, Vault
-from weightvault.errors import AuditError, IncompleteError, InvalidInputError, VaultError
+from weightvault.errors import (
+    AuditError,
+    IncompleteError,
+    InvalidInputError,
+    VaultError,
+)
 from weightvault.gates import ScanResult, loader_hazard, scan_file
 from weightvault.lifecycle.escrow import escrow_on_publish, has_escrow_key
 from weightvault.lifecycle.kit import build_kit, check_no_kit_paths
@@ -195,8 +201,11 @@ def screen(vault: Vault, put_plan: PutPlan) -> Screening:
     for src in put_plan.files:
         if src.role is not None:
             continue
-        result: ScanResult = scan_file(src.source, name=src.path)
-        info = src.source.lstat()
+        try:
+            info = src.source.lstat()
+            result: ScanResult = scan_file(src.source, name=src.path)
+        except OSError as exc:  # gone or unreadable since the plan: a source read error
+            raise source_read_error(exc, src.source) from None
         found.append(
             Screened(
                 src.path,

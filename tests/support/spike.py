@@ -17,7 +17,6 @@ bench/contain.py.
 from __future__ import annotations
 
 import contextlib
-import json
 import subprocess
 import sys
 import time
@@ -34,29 +33,13 @@ import tomlkit
 
 from flows.automations import CONTAIN_DEPLOYMENT, PREFIX
 from flows.services import install, prefect_env, stop_process, wait_until
+from tests.support.ui_helpers import api
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.records import Event
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
-
-
-def api(api_url: str, path: str, body: Any = None, *, method: str | None = None) -> Any:
-    """One JSON call to the Prefect API; None on 404."""
-    request = urllib.request.Request(  # noqa: S310 - loopback URL built by the caller
-        f"{api_url}{path}",
-        data=None if body is None else json.dumps(body).encode(),
-        method=method or ("GET" if body is None else "POST"),
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            return None
-        raise
 
 
 def write_spike_config(

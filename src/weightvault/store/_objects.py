@@ -94,19 +94,14 @@ _BUSY_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeou
 
 
 def _at(bucket: str, key: str = "") -> tuple[str, str]:
-    """The physical (bucket, key) of a vault bucket's object.
+    """The physical (bucket, key) of a vault bucket's object; with no key, the bucket
+    and the key prefix of the vault bucket in it ('' in the bucket-per-role layout).
 
     In the single-bucket layout a vault bucket is ``<bucket>/<folder>`` (a key prefix
     of one existing bucket: :meth:`weightvault.config.StoreSettings.bucket`).
     """
     physical, _, folder = bucket.partition("/")
     return (physical, f"{folder}/{key}") if folder else (bucket, key)
-
-
-def _folder_of(bucket: str) -> str:
-    """The key prefix a vault bucket has in its physical bucket ('' in the bucket layout)."""
-    _, _, folder = bucket.partition("/")
-    return f"{folder}/" if folder else ""
 
 
 def _status(exc: BaseException) -> int | None:
@@ -606,10 +601,10 @@ class ObjectStore:
 
         ``start_after``: only keys that sort after it.
         """
-        folder = _folder_of(bucket)
+        physical, folder = _at(bucket)
         with self._translate(f"list {bucket}/{prefix}"):
             for obj in self.client.list_objects(
-                _at(bucket)[0],
+                physical,
                 prefix=folder + prefix,
                 recursive=recursive or versions,
                 include_version=versions,
@@ -641,13 +636,13 @@ class ObjectStore:
         """Multipart uploads under ``prefix`` never completed nor aborted (e.g. a killed put)."""
         key_marker: str | None = None
         upload_id_marker: str | None = None
-        folder = _folder_of(bucket)
+        physical, folder = _at(bucket)
         while True:
             # minio 7.2 has no public call for ListMultipartUploads; the private one is
             # stable across 7.x. It drops NextUploadIdMarker, so page on the last upload.
             with self._translate(f"list uploads {bucket}/{prefix}"):
                 result = self.client._list_multipart_uploads(  # noqa: SLF001 - see above
-                    _at(bucket)[0],
+                    physical,
                     prefix=folder + prefix,
                     key_marker=key_marker,
                     upload_id_marker=upload_id_marker,

@@ -73,6 +73,7 @@ def blobs(layout: Path) -> dict[str, bytes]:
 
 @pytest.fixture
 def release(vault: Vault, tmp_path: Path) -> str:
+    init_root(vault)  # the signed root lists the OMS key the put signs model.sig with
     return stored_in(vault, make_tree(tmp_path / "src", FILES), "tiny-oci", "cold")
 
 
@@ -187,10 +188,23 @@ def test_push_to_a_registry_and_pull_back_with_the_referrers(
         if json.loads(blob(pulled, r))["artifactType"].startswith("application/vnd.dev.sigstore")
     )
     (model / OMS_SIGNATURE_NAME).write_bytes(blob(pulled, bundle["layers"][0]["digest"]))
-    init_root(vault)
     pem = cli("trust", "show", "--signing-key-pem")
     assert pem.returncode == 0, pem.stderr
     verify_model(model, model / OMS_SIGNATURE_NAME, pem.stdout.encode())
+    # And with model-signing's own command, as a user of the registry runs it.
+    (tmp_path / "vault.pub").write_text(pem.stdout)
+    stock = subprocess.run(
+        [
+            *(str(Path(sys.executable).parent / "model_signing"), "verify", "key"),
+            *("--signature", str(model / OMS_SIGNATURE_NAME)),
+            *("--public_key", str(tmp_path / "vault.pub"), str(model)),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert stock.returncode == 0, stock.stdout + stock.stderr
 
 
 def _referrers_api(registry: str, digest: str) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ LIFECYCLE = (
     "weightvault export ",
     "weightvault offline-verify ",
     "weightvault recover ",
+    "model_signing verify key ",
 )
 
 pytestmark = pytest.mark.slow
@@ -103,6 +105,23 @@ def test_the_walkthrough_runs_as_written(
     (work,) = [d for d in scratch.iterdir() if (d / "bundle").is_dir()]
     assert (work / "bundle").is_dir()
     assert (work / "root.json").is_file()
+    # model_signing verified the fetched copy; a changed byte in it now fails the same check.
+    fetched = work / "fetched"
+    assert (fetched / "model.sig").is_file()
+    weights = fetched / "model.safetensors"
+    weights.write_bytes(weights.read_bytes() + b"\0")
+    tampered = subprocess.run(
+        [
+            *(str(Path(sys.executable).parent / "model_signing"), "verify", "key"),
+            *("--signature", str(fetched / "model.sig"), "--public_key", str(work / "vault.pub")),
+            str(fetched),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert tampered.returncode != 0, tampered.stdout
     settings: Settings = load_settings(REPO / "config")
     assert settings.home == home.resolve()
     start_vault_store(settings)

@@ -4,6 +4,7 @@ nothing until the detector backs it."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -17,12 +18,25 @@ from weightvault.lifecycle import ingest
 from weightvault.lifecycle.trust import init_root
 
 
+def _forget_rekey_deployment() -> None:
+    """Delete the rekey deployment an earlier test's runner left on the session's server:
+    Prefect keeps a stopped runner's deployment READY until its heartbeat goes stale."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.contain import REKEY_DEPLOYMENT
+
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectNotFound):
+        client.delete_deployment(client.read_deployment_by_name(REKEY_DEPLOYMENT).id)
+
+
 def test_the_contain_flow_runs_the_playbook_as_tasks(
     vault_settings: Settings, prefect_api: None, tmp_path: Path
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    _forget_rekey_deployment()
     vault = Vault.open(vault_settings)
     src = make_tree(tmp_path / "m", {"model.bin": b"w" * 4096})
     artifact_id = ingest.put(vault, src, "flow-contained").artifact_id

@@ -60,6 +60,7 @@ from weightvault.catalog import ArtifactRow, Catalog
 from weightvault.config import TIERS, Settings, environment
 from weightvault.crypto import chunked
 from weightvault.crypto.binding import file_context, manifest_mac, verify_manifest_mac
+from weightvault.crypto.signing import HybridSigningKey
 from weightvault.errors import (
     AliasNotFoundError,
     AuditError,
@@ -96,9 +97,14 @@ from weightvault.keys import (
 )
 from weightvault.logs import get_logger
 from weightvault.provenance import (
+    OMS_ALGORITHM,
     OMS_SIGNATURE_NAME,
+    OmsSigningKey,
     Principal,
     Provenance,
+    oms_entries,
+    oms_key,
+    oms_verify_pem,
     provenance_document,
     sign_manifest,
     sign_oms,
@@ -1224,21 +1230,31 @@ class Vault:
         model = manifest.model_files
         if any(f.path == OMS_SIGNATURE_NAME for f in model):
             return None
-        key = signing_key(self.keys)
+        # The ECDSA P-256 OMS key once `trust init` or `trust rotate` made it; before,
+        # the Ed25519 half of the hybrid signing key (what every older model.sig holds).
+        oms = oms_key(self.keys)
+        key: OmsSigningKey | HybridSigningKey = oms if oms is not None else signing_key(self.keys)
         data = sign_oms(key, manifest.name, [(f.path, f.sha256) for f in model])
         where = oms_signature_key(manifest.artifact_id)
         self.store.put_bytes(
             self.bucket(manifest.tier), where, data, retain_until=self.retain_until(manifest.tier)
         )
-        return {"key": where, "sha256": sha256_hex(data), "keyid": key.keyid}
+        algorithm = OMS_ALGORITHM if oms is not None else "Ed25519"
+        return {
+            "key": where,
+            "sha256": sha256_hex(data),
+            "keyid": key.keyid,
+            "algorithm": algorithm,
+        }
 
     def oms_signature(self, row: ArtifactRow, manifest: Manifest) -> bytes | None:
         """The artifact's OMS signature, checked; None when its logged put made none.
 
         Trusted only as the put's outcome in the signed log records it: the stored
-        bytes must hash to the sha256 it names, verify under the Ed25519 half of
-        the key it names (a trust-root key, not compromised before the put was
-        logged) and cover exactly the (verified) manifest's model files.
+        bytes must hash to the sha256 it names, verify under the key it names (the
+        ECDSA P-256 OMS key, or for older signatures the Ed25519 half of a hybrid
+        signing key; a trust-root key, not compromised before the put was logged)
+        and cover exactly the (verified) manifest's model files.
         IntegrityError otherwise.
         """
         found = [
@@ -1260,14 +1276,15 @@ class Vault:
         if not secrets.compare_digest(sha256_hex(data), str(ref.get("sha256", ""))):
             raise IntegrityError(f"{what}: the OMS signature is not the one the log recorded")
         trusted = trusted_keys(trust_root(self.keys))
-        signer = str(ref.get("keyid", ""))
-        key = trusted.get(signer)
-        since = trusted.compromised.get(signer)
-        if key is None or (since is not None and parse_iso(logged.event.ts) >= since):
-            raise IntegrityError(f"{what}: the OMS signature's key is not trusted")
-        verify_oms_signature(
-            data, key.ed25519_public_pem(), [(f.path, f.sha256) for f in manifest.model_files], what
+        pem = oms_verify_pem(
+            str(ref.get("keyid", "")),
+            parse_iso(logged.event.ts),
+            trusted,
+            trusted.compromised,
+            oms_entries(self.keys),
+            what,
         )
+        verify_oms_signature(data, pem, [(f.path, f.sha256) for f in manifest.model_files], what)
         return data
 
     def _amend_duplicate(self, original: ArtifactRow, plan: PutPlan) -> None:

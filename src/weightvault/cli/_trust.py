@@ -42,6 +42,13 @@ def _show_lines(root: Root, custody: dict[str, str]) -> list[str]:
     for entry in summary["signing"]:
         since = f" since {entry['compromised_at']}" if entry["compromised_at"] else ""
         lines.append(f"    {entry['key']}  {entry['keyid'][:16]}  {entry['state']}{since}")
+    if not root.oms:
+        lines.append("  OMS keys: none (model.sig uses the signing key's Ed25519 half)")
+    else:
+        lines.append("  OMS keys (ECDSA-P256, for `model_signing verify key`):")
+    for entry in summary["oms"]:
+        since = f" since {entry['compromised_at']}" if entry["compromised_at"] else ""
+        lines.append(f"    {entry['key']}  {entry['keyid'][:16]}  {entry['state']}{since}")
     for role in ("log", "witness"):
         keys = summary[role]
         lines.append(f"  {role} keys: " + (", ".join(k.split("+", 2)[0] for k in keys) or "none"))
@@ -105,27 +112,41 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _signing_key_pem(args: argparse.Namespace, root: Root) -> int:
-    """Print the Ed25519 half of a signing key the signed root lists, as a PEM.
+    """Print the public key (PEM) that verifies ``model.sig`` (OpenSSF model signing).
 
-    That is the public key OpenSSF model signing verifiers take for ``model.sig``
-    (docs/formats.md). Without a key id prefix: the active signing key.
+    Without a key id prefix: the active ECDSA P-256 OMS key the signed root lists
+    (what ``model_signing verify key`` takes); a root that lists none yet (a vault
+    made before that key, until ``trust rotate``) gives the active signing key's
+    Ed25519 half, which signed its artifacts. With KEYID: the OMS key or signing
+    key whose key id starts with it (for artifacts signed by an older version).
     """
     from weightvault.cli._common import emit
     from weightvault.errors import NotFoundError
 
     prefix = args.signing_key_pem
-    found = [
-        e
-        for e in root.signing
-        if e.public_key is not None
+    found: list[tuple[str, str, str, bytes]] = [
+        (e.ref, e.keyid, "ECDSA-P256", e.public_pem)
+        for e in root.oms
+        if e.public_pem is not None
         and (e.keyid.startswith(prefix) if prefix else e.state == "active")
     ]
-    if len(found) != 1 or found[0].public_key is None:
+    if not found and (prefix or not root.oms):
+        found = [
+            (e.ref, e.keyid, "Ed25519", e.public_key.ed25519_public_pem())
+            for e in root.signing
+            if e.public_key is not None
+            and (e.keyid.startswith(prefix) if prefix else e.state == "active")
+        ]
+    if len(found) != 1:
         what = f"key id {prefix!r}" if prefix else "the active state"
-        raise NotFoundError(f"trust root v{root.version} lists no single signing key by {what}")
-    entry = found[0]
-    pem = found[0].public_key.ed25519_public_pem().decode("ascii")
-    emit(args, pem.rstrip("\n"), {"key": entry.ref, "keyid": entry.keyid, "ed25519_pem": pem})
+        raise NotFoundError(f"trust root v{root.version} lists no single OMS key by {what}")
+    ref, keyid, algorithm, raw = found[0]
+    pem = raw.decode("ascii")
+    emit(
+        args,
+        pem.rstrip("\n"),
+        {"key": ref, "keyid": keyid, "algorithm": algorithm, "public_key_pem": pem},
+    )
     return 0
 
 
@@ -292,8 +313,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         const="",
         default=None,
         metavar="KEYID",
-        help="print the Ed25519 public key (PEM) of the active signing key, or of the one "
-        "whose key id starts with KEYID, to verify model.sig (OpenSSF model signing)",
+        help="print the public key (PEM) that verifies model.sig with `model_signing verify "
+        "key`: the active ECDSA P-256 OMS key, or the key whose key id starts with KEYID",
     )
     p.set_defaults(func=_show)
     p = actions.add_parser(

@@ -102,7 +102,8 @@ class _Algorithm:
 
 
 # Sizes are the bits of secret material the vault stores for one key: the raw
-# key for AES and the X/Ed25519 curves, the FIPS 203/204 seed for ML-KEM
+# key for AES and the X/Ed25519 curves (the P-256 OMS key: its 256-bit scalar, in
+# PKCS#8), the FIPS 203/204 seed for ML-KEM
 # (d || z, 64 bytes) and ML-DSA (xi, 32 bytes); a hybrid signing key stores
 # both seeds (crypto/signing.py, 64 bytes), the hybrid HPKE KEM key one 32-byte
 # seed (crypto/hpke_wrap.py). NIST quantum security categories: AES-256 defines category 5;
@@ -138,6 +139,18 @@ _CATALOGUE: dict[str, _Algorithm] = {
         quantum_level=0,
         functions=("keygen", "sign", "verify"),
         oid="1.3.101.112",
+    ),
+    "ecdsa-p256": _Algorithm(
+        name="ECDSA-P256",
+        primitive="signature",
+        material="private-key",
+        size_bits=256,
+        parameter_set="SHA-256",
+        curve="P-256",
+        classical_level=128,
+        quantum_level=0,
+        functions=("keygen", "sign", "verify"),
+        oid="1.2.840.10045.4.3.2",
     ),
     "ml-dsa-65": _Algorithm(
         name="ML-DSA-65",

@@ -31,7 +31,7 @@ from weightvault.lifecycle.rotation import (
     rotating_keys,
 )
 from weightvault.logs import get_logger
-from weightvault.provenance import SIGNING_KEY_ID
+from weightvault.provenance import OMS_KEY_ID, SIGNING_KEY_ID, rotate_oms_key
 
 log = get_logger("weightvault.lifecycle.compromise")
 
@@ -191,6 +191,9 @@ def compromise_key(
             elif rec.key_id == SIGNING_KEY_ID:
                 replacement = rotate_signing(vault)
                 publish_trust_root(vault)
+            elif rec.key_id == OMS_KEY_ID:
+                # New puts sign model.sig with a key made after the compromise.
+                replacement = rotate_oms_key(keys).ref
         elif rec.purpose == "kek" and rec.tier is not None:
             active = keys.active(rec.key_id)
             replacement = active.ref if active else keys.active_kek(rec.tier).ref

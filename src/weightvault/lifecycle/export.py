@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -69,6 +68,7 @@ from weightvault.provenance import (
     OMS_SIGNATURE_NAME,
     Root,
     attestation_keys,
+    oms_verify_pem,
     parse_root,
     signing_key,
     verify_attestations,
@@ -320,12 +320,14 @@ def _attested_at(events: list[tuple[int, Event]]) -> dict[str, datetime]:
 
 
 def _check_oms_signature(
-    root: Path, manifest: Manifest, events: list[tuple[int, Event]], keys: Mapping[str, Any]
+    root: Path, manifest: Manifest, events: list[tuple[int, Event]], trusted: Root
 ) -> bool:
     """Check the bundle's ``model.sig`` as the logged put names it; False if it names none.
 
-    Its bytes must hash to the put's recorded sha256 and verify (Ed25519, OMS)
-    under the key the put names, over exactly the manifest's model files.
+    Its bytes must hash to the put's recorded sha256 and verify under the key the
+    put names, over exactly the manifest's model files. That key is one the
+    trusted root lists, not compromised before the put was logged: its OMS key
+    (ECDSA P-256), or for older signatures a signing key's Ed25519 half.
     """
     put = next(
         (
@@ -345,11 +347,18 @@ def _check_oms_signature(
     data = _read(root, OMS_SIGNATURE_NAME)
     if hashlib.sha256(data).hexdigest() != put.details["oms_signature"].get("sha256"):
         raise IntegrityError(f"bundle {OMS_SIGNATURE_NAME} is not the one the put recorded")
-    key = keys.get(str(put.details["oms_signature"].get("keyid", "")))
-    if key is None:
-        raise IntegrityError(f"bundle {OMS_SIGNATURE_NAME} is signed by no trusted key")
+    keys = trusted.trusted()
+    what = f"bundle {OMS_SIGNATURE_NAME}"
+    pem = oms_verify_pem(
+        str(put.details["oms_signature"].get("keyid", "")),
+        parse_iso(put.ts),
+        keys,
+        keys.compromised,
+        trusted.oms,
+        what,
+    )
     files = [(f.path, f.sha256) for f in manifest.model_files]
-    verify_oms_signature(data, key.ed25519_public_pem(), files, f"bundle {OMS_SIGNATURE_NAME}")
+    verify_oms_signature(data, pem, files, what)
     return True
 
 
@@ -482,7 +491,7 @@ def verify_bundle(
         if (root / "attestations").is_dir()
         else []
     )
-    oms = _check_oms_signature(root, manifest, events, keys)
+    oms = _check_oms_signature(root, manifest, events, trusted)
     chain_docs = verify_attestations(
         docs, trusted.document(), manifest.content_digest, logged_at=_attested_at(events)
     )

@@ -87,7 +87,13 @@ from weightvault.lifecycle.escrow import escrow_all_cold
 from weightvault.lifecycle.evidence import sign_record
 from weightvault.lifecycle.trust import refresh_root
 from weightvault.logs import get_logger
-from weightvault.provenance import SIGNING_KEY_ID, rotate_signing_key, trust_root
+from weightvault.provenance import (
+    OMS_KEY_ID,
+    SIGNING_KEY_ID,
+    rotate_oms_key,
+    rotate_signing_key,
+    trust_root,
+)
 from weightvault.store.layout import ENVELOPES_PREFIX, envelope_key, parse_envelope_key
 
 if TYPE_CHECKING:
@@ -813,7 +819,8 @@ def artifacts_on_tier_kek(vault: Vault, tier: str) -> list[str]:
 
 
 def rotate_signing(vault: Vault, replaces: int | None = None) -> str:
-    """Create a new signing key version; older public keys stay in the trust root.
+    """Create a new signing key version (and OMS key version, if the vault has one); older
+    public keys stay in the trust root.
 
     With ``replaces`` (the version :func:`signing_due` named; 0 when there was
     none) a new version is made only while that version is still the active
@@ -830,6 +837,11 @@ def rotate_signing(vault: Vault, replaces: int | None = None) -> str:
         ref = f"{key.key_id}@v{key.version}"
         op.uses(ref)
         op.details["key"] = ref
+        if keys.active(OMS_KEY_ID) is not None:
+            # The OMS key (ECDSA P-256) follows the signing key's cadence.
+            oms = rotate_oms_key(keys)
+            op.uses(oms.ref)
+            op.details["oms_key"] = oms.ref
         sign_record(vault, op, "key-rotation", ref, {"key": ref, "state": "active"})
     return ref
 

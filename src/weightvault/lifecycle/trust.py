@@ -56,14 +56,22 @@ from weightvault.errors import (
 from weightvault.keys import KeyRecord, KeyState, check_name
 from weightvault.logs import get_logger
 from weightvault.provenance import (
+    OMS_ALGORITHM,
+    OMS_KEY_ID,
+    OMS_PURPOSE,
     ROOT_KEY_PURPOSE,
     SIGNING_KEY_ID,
+    OmsEntry,
+    OmsSigningKey,
     Principal,
     Root,
     build_root,
     check_roles,
+    ensure_oms_key,
     generate_root_key,
     load_root_key_file,
+    oms_entries,
+    oms_key,
     root_key_file,
     root_key_from_record,
     same_content,
@@ -326,6 +334,7 @@ def _body(
     log_keys: Iterable[str],
     witness_keys: Iterable[str],
     operators: Sequence[Any] = (),
+    new_oms: OmsSigningKey | None = None,
 ) -> dict[str, Any]:
     if expires_days < 1:
         raise UsageError("a trust root must be valid for at least one day")
@@ -340,7 +349,32 @@ def _body(
         witness=witness_keys,
         operators=operators,
         vault=vault.settings.store.bucket_prefix,
+        oms=[*oms_entries(vault.keys), *([_oms_entry(new_oms)] if new_oms else [])],
     )
+
+
+def _new_oms_key(vault: Vault) -> OmsSigningKey:
+    """A new OMS key version, not yet in the keystore (:func:`_keep_oms_key` keeps it)."""
+    version = 1 + max((r.version for r in vault.keys.versions(OMS_KEY_ID)), default=0)
+    return OmsSigningKey(OMS_KEY_ID, version, OmsSigningKey.generate_material())
+
+
+def _oms_entry(key: OmsSigningKey) -> OmsEntry:
+    return OmsEntry(
+        key.key_id, key.version, key.keyid, str(KeyState.ACTIVE), None, key.public_pem()
+    )
+
+
+def _keep_oms_key(vault: Vault, key: OmsSigningKey) -> None:
+    """Seal the new OMS key in the keystore; refused if another version appeared meanwhile."""
+    record = vault.keys.ensure_secret(
+        OMS_KEY_ID, OMS_PURPOSE, OMS_ALGORITHM, key.private_material, meta={"keyid": key.keyid}
+    )
+    if record.version != key.version or record.meta.get("keyid") != key.keyid:
+        raise ConflictError(
+            f"another OMS key ({record.ref}) was made while the trust root was rotated: "
+            "run `weightvault trust rotate` again"
+        )
 
 
 def init_root(
@@ -362,6 +396,7 @@ def init_root(
             f"the vault already has trust root v{existing.version}: use `weightvault trust rotate`"
         )
     signing_key(vault.keys)  # made on first use: version 1 lists it
+    ensure_oms_key(vault.keys)  # likewise the OpenSSF model signing key
     root_keys = [generate_root_key() for _ in range(keys)]
     body = _body(
         vault,
@@ -486,6 +521,9 @@ def rotate_root(
     previous = current_root(vault, check_expiry=False)
     if previous is None:
         raise NoTrustRootError("the vault has no signed trust root: run `weightvault trust init`")
+    # A vault made before it had an OMS key gets one: listed from this version on, and
+    # kept in the keystore only once this version verifies.
+    new_oms = None if oms_key(vault.keys) is not None else _new_oms_key(vault)
     dropped = _select(previous, remove_root_keys)
     new_keys = [generate_root_key() for _ in range(max(0, add_root_keys))]
     kept = [k for k in previous.root_keys if k.keyid not in dropped]
@@ -512,6 +550,7 @@ def rotate_root(
         log_keys=_carry(previous.log, "log", log_keys),
         witness_keys=_carry(previous.witness, "witness", witness_keys),
         operators=_operators(principals if principals is not None else _in_force(vault, previous)),
+        new_oms=new_oms,
     )
     body["root_keys"] = [k.to_dict() for k in sorted(verify_keys, key=lambda k: k.keyid)]
     if not 1 <= wanted <= len(verify_keys):
@@ -522,6 +561,8 @@ def rotate_root(
     signers = [k for k in have.values() if k.keyid in allowed] + new_keys
     root = sign_root(body, signers)
     verify_successor(previous, root)
+    if new_oms is not None:
+        _keep_oms_key(vault, new_oms)
     files = _keep_keys(vault, new_keys, export)
     _publish(vault, root)
     _retire(vault, dropped)

@@ -16,7 +16,10 @@ A root document is canonical JSON (RFC 8785)::
         "witness": ["<note vkey>", ...],
         "operators": [{"type": "weightvault.principal/v1", "name": "alice",
                        "roles": ["approver", "reader"],
-                       "public_key": <hybrid verify key>}, ...]},
+                       "public_key": <hybrid verify key>}, ...],
+        "oms": [{"key_id": "vault-oms", "version": 1, "keyid": "<hex sha256 of the PEM>",
+                 "algorithm": "ECDSA-P256", "state": "active", "compromised_at": null,
+                 "public_key": "-----BEGIN PUBLIC KEY-----..."}, ...]},
      "signatures": [{"keyid": "<hex>", "sig": "<base64 hybrid signature>"}, ...]}
 
 Root keys are hybrid Ed25519 + ML-DSA-65 keys (:mod:`weightvault.crypto.signing`);
@@ -39,6 +42,11 @@ Every entry is typed (``weightvault.principal/v1``) so the list can grow other
 entry types; a root made before principals existed lists none and parses as
 before. An entry of an unknown type, a name or key listed twice, or an unknown
 role is refused.
+
+``oms`` lists the versions of the vault's ECDSA P-256 OpenSSF model signing key
+(:mod:`weightvault.provenance._oms`) with their states, like ``signing``. It is
+optional: a root made before the vault had that key has no ``oms`` field and
+parses (and hashes) as before.
 """
 
 from __future__ import annotations
@@ -69,6 +77,7 @@ from weightvault.errors import (
     VaultError,
 )
 from weightvault.keys import KeyProvider, KeyRecord, KeyState
+from weightvault.provenance._oms import OmsEntry, parse_oms_entry
 
 ROOT_TYPE: Final = "weightvault.root/v1"
 ROOT_KEY_PURPOSE: Final = "trust-root"
@@ -88,6 +97,7 @@ _SIGNED_FIELDS: Final = frozenset(
         "operators",
     }
 )
+_OPTIONAL_FIELDS: Final = frozenset({"oms"})
 _ENTRY_FIELDS: Final = frozenset(
     {"key_id", "version", "keyid", "state", "compromised_at", "public_key"}
 )
@@ -330,6 +340,7 @@ class Root:
     operators: tuple[Any, ...]
     vault: str
     principals: tuple[Principal, ...] = ()
+    oms: tuple[OmsEntry, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -416,6 +427,7 @@ class Root:
             "log": list(self.log),
             "witness": list(self.witness),
             "principals": [p.summary() for p in self.principals],
+            "oms": [e.summary() for e in self.oms],
         }
 
 
@@ -477,7 +489,9 @@ def parse_root(data: bytes | Mapping[str, Any]) -> Root:
     if not isinstance(doc, Mapping) or set(doc) != {"signed", "signatures"}:
         raise _fail("trust root is not a weightvault.root/v1 document (signed, signatures)")
     signed = doc["signed"]
-    if not isinstance(signed, dict) or set(signed) != _SIGNED_FIELDS:
+    if not isinstance(signed, dict) or not (
+        _SIGNED_FIELDS <= set(signed) <= _SIGNED_FIELDS | _OPTIONAL_FIELDS
+    ):
         raise _fail("trust root body has missing or unknown fields")
     if signed["type"] != ROOT_TYPE:
         raise _fail(f"trust root has type {signed['type']!r}, not {ROOT_TYPE!r}")
@@ -501,6 +515,7 @@ def parse_root(data: bytes | Mapping[str, Any]) -> Root:
     if not isinstance(operators, list) or not isinstance(signed["vault"], str):
         raise _fail("trust root operators or vault name are malformed")
     principals = _principals(operators, version)
+    oms = _oms_entries(signed.get("oms", []), version)
     return Root(
         signed=dict(signed),
         signatures=_signatures(doc["signatures"]),
@@ -514,7 +529,20 @@ def parse_root(data: bytes | Mapping[str, Any]) -> Root:
         operators=tuple(operators),
         vault=signed["vault"],
         principals=principals,
+        oms=oms,
     )
+
+
+def _oms_entries(raw: Any, version: int) -> tuple[OmsEntry, ...]:
+    if not isinstance(raw, list) or len(raw) > _MAX_ROOT_KEYS:
+        raise _fail("trust root OMS keys are not a list")
+    try:
+        entries = tuple(parse_oms_entry(e, i) for i, e in enumerate(raw))
+    except ValueError as exc:
+        raise _fail(f"trust root {exc}") from None
+    if len({e.keyid for e in entries}) != len(entries):
+        raise _fail(f"trust root v{version} lists an OMS key twice")
+    return entries
 
 
 def _message(signed: Mapping[str, Any]) -> bytes:
@@ -636,9 +664,10 @@ def build_root(
     witness: Iterable[str] = (),
     operators: Sequence[Any] = (),
     vault: str = "",
+    oms: Sequence[OmsEntry] = (),
 ) -> dict[str, Any]:
-    """The signed body of a root (sorted, canonical-ready)."""
-    return {
+    """The signed body of a root (sorted, canonical-ready); ``oms`` only when there are any."""
+    body = {
         "type": ROOT_TYPE,
         "vault": vault,
         "version": version,
@@ -650,6 +679,9 @@ def build_root(
         "witness": sorted(set(witness)),
         "operators": list(operators),
     }
+    if oms:
+        body["oms"] = [e.to_dict() for e in sorted(oms, key=lambda e: (e.key_id, e.version))]
+    return body
 
 
 def sign_root(

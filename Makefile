@@ -44,8 +44,14 @@ check: lint typecheck layers
 browser:
 	@bash .ci/install-tools || echo "Chromium, skopeo or docker-registry not installed: their tests will be skipped"
 
+# The suite runs on WORKERS pytest-xdist processes (default 2, one per core), each
+# with its own services on free ports; a test file stays on one worker. WORKERS=0
+# runs it in this process, serially.
+WORKERS ?= 2
+PARALLEL = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
+
 unit: setup browser
-	$(BIN)/pytest
+	$(BIN)/pytest $(PARALLEL)
 
 test: check unit
 
@@ -62,7 +68,7 @@ TESTS ?=
 test-repeat: setup browser
 	@for i in $$(seq 1 $(N)); do \
 		echo "=== test-repeat: round $$i of $(N)"; \
-		$(BIN)/pytest -x $(TESTS) || { echo "=== test-repeat: round $$i of $(N) FAILED"; exit 1; }; \
+		$(BIN)/pytest -x $(PARALLEL) $(TESTS) || { echo "=== test-repeat: round $$i of $(N) FAILED"; exit 1; }; \
 	done; \
 	echo "=== test-repeat: all $(N) rounds passed"
 

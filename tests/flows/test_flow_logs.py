@@ -12,6 +12,7 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from flows.ingest import ingest
 from weightvault.config import Settings
+from weightvault.logs import route_to_handlers
 
 
 async def _logs(flow_run_id: object) -> list[tuple[str, str]]:
@@ -25,6 +26,10 @@ async def _logs(flow_run_id: object) -> list[tuple[str, str]]:
 def test_flow_run_logs_show_redacted_vault_lines(
     vault_settings: Settings, prefect_api: None, tmp_path: Path
 ) -> None:
+    # A flow-run process has the vault's lines routed to its run log, as JSON at INFO
+    # (tasks/__init__.py); an in-process CLI test earlier in this process may have
+    # configured them otherwise.
+    route_to_handlers([], "INFO")
     src = tmp_path / "w.bin"
     src.write_bytes(os.urandom(4096))
     state = ingest(
@@ -40,7 +45,7 @@ def test_flow_run_logs_show_redacted_vault_lines(
     logs: list[tuple[str, str]] = []
     for _ in range(60):  # the API log worker flushes in the background
         logs = asyncio.run(_logs(run_id))
-        if any(name.startswith("weightvault") for name, _ in logs):
+        if any(name.startswith("weightvault") and "artifact.ingested" in m for name, m in logs):
             break
         asyncio.run(asyncio.sleep(0.5))
     vault_lines = [json.loads(msg) for name, msg in logs if name.startswith("weightvault")]

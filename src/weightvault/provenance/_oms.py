@@ -41,8 +41,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from model_signing import manifest as oms_manifest
 from model_signing import verifying
@@ -55,6 +53,15 @@ from sigstore_models.bundle import v1 as bundle_pb
 from sigstore_models.common import v1 as common_pb
 
 from weightvault._time import iso, parse_iso
+from weightvault.crypto.p256 import (
+    EcPrivateKey,
+    EcPublicKey,
+    Ed25519Public,
+    generate_p256_der,
+    load_p256_private_der,
+    load_public_pem,
+    public_pem,
+)
 from weightvault.crypto.signing import Ed25519PublicKey, HybridSigningKey, HybridVerifyKey
 from weightvault.errors import IntegrityError, InvalidInputError
 from weightvault.keys import KeyProvider, KeyState
@@ -176,20 +183,14 @@ class Ed25519Verifier(sigstore_pb.Verifier):
         return envelope.payload_type, envelope.payload
 
 
-def _load_ec_private(material: bytes) -> ec.EllipticCurvePrivateKey:
+def _load_ec_private(material: bytes) -> EcPrivateKey:
     try:
-        key = serialization.load_der_private_key(material, None)
-    except (ValueError, TypeError):
-        raise InvalidInputError("the stored OMS key is not a PKCS#8 private key") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise InvalidInputError("the stored OMS key is not an ECDSA P-256 key")
-    return key
+        return load_p256_private_der(material)
+    except ValueError as exc:
+        raise InvalidInputError(f"the stored OMS key is {exc}") from None
 
 
-def _public_pem(key: ec.EllipticCurvePublicKey) -> bytes:
-    return key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+_public_pem = public_pem
 
 
 class OmsSigningKey:
@@ -209,11 +210,7 @@ class OmsSigningKey:
     @classmethod
     def generate_material(cls) -> bytes:
         """A new random P-256 private key as unencrypted PKCS#8 DER (sealed by the keystore)."""
-        return ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+        return generate_p256_der()
 
     @property
     def ref(self) -> str:
@@ -245,7 +242,7 @@ class _EcSigner(sign_ec_key.Signer):
     are used as they are, and the private key is never written to a file.
     """
 
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
+    def __init__(self, private_key: EcPrivateKey) -> None:
         sign_ec_key._check_supported_ec_key(private_key.public_key())  # noqa: SLF001
         self._private_key = private_key
 
@@ -255,11 +252,11 @@ class _EcVerifier(sign_ec_key.Verifier):
 
     def __init__(self, public_key_pem: bytes) -> None:
         try:
-            key = serialization.load_pem_public_key(public_key_pem)
+            key = load_public_pem(public_key_pem)
         except ValueError:
             raise ValueError("the public key is not a PEM public key") from None
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise ValueError("the public key is not an elliptic-curve key")  # noqa: TRY004
+        if not isinstance(key, EcPublicKey):
+            raise ValueError("the public key is not an ECDSA P-256 key")  # noqa: TRY004
         sign_ec_key._check_supported_ec_key(key)  # noqa: SLF001
         self._public_key = key
 
@@ -280,10 +277,10 @@ class _EcVerifier(sign_ec_key.Verifier):
 def _verifier_for(public_key_pem: bytes) -> sigstore_pb.Verifier:
     """The verifier for a PEM: ``model_signing``'s EC verifier, or Ed25519 for old signatures."""
     try:
-        key = serialization.load_pem_public_key(public_key_pem)
+        key = load_public_pem(public_key_pem)
     except ValueError:
         raise ValueError("the public key is not a PEM public key") from None
-    if isinstance(key, ed25519.Ed25519PublicKey):
+    if isinstance(key, Ed25519Public):
         return Ed25519Verifier(public_key_pem)
     return _EcVerifier(public_key_pem)
 
@@ -356,10 +353,10 @@ def parse_oms_entry(doc: Any, index: int) -> OmsEntry:
             raise ValueError(f"OMS key entry {index} is malformed")
         pem = doc["public_key"].encode("ascii")
         try:
-            public = serialization.load_pem_public_key(pem)
+            public = load_public_pem(pem)
         except ValueError:
             raise ValueError(f"OMS key entry {index} holds no PEM public key") from None
-        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name != "secp256r1":
+        if not isinstance(public, EcPublicKey):
             raise ValueError(f"OMS key entry {index} is not an ECDSA P-256 key")
         if _public_pem(public) != pem or _key_hint(pem) != keyid:
             raise ValueError(f"OMS key entry {index} does not match its public key")

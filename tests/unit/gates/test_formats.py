@@ -140,7 +140,7 @@ def test_scan_artifact_never_runs_payloads(tmp_path: Path, marker: Path) -> None
         ("model.gguf", b"GGUF\x03\x00\x00\x00" + b"\x00" * 24, FileFormat.GGUF),
         ("tokenizer.model", sentencepiece_bytes(), FileFormat.SENTENCEPIECE),
         ("model.onnx", b"\x08\x07\x12\x07pytorch\x1a\x032.1:\x00", FileFormat.ONNX),
-        ("x.gz", gzip.compress(b"hello"), FileFormat.COMPRESSED),
+        ("x.gz", gzip.compress(b"hello", mtime=0), FileFormat.COMPRESSED),
         ("noise.bin", bytes(range(256)) * 4, FileFormat.UNKNOWN),
         (
             "dill.pkl",

@@ -5,8 +5,9 @@ is ready (``timeout`` seconds apiece, generous for a loaded machine):
 
 - the embedded S3 store (SeaweedFS), unless an external endpoint is configured:
   ready when it lists buckets with the vault's credentials;
-- ``prefect server start`` (API and UI on one port, SQLite under ``<home>/prefect``):
-  ready when ``/api/health`` answers;
+- ``prefect server start`` (API and UI on one port; SQLite under ``<home>/prefect``,
+  or PostgreSQL when ``PREFECT_API_DATABASE_CONNECTION_URL`` names one): ready when
+  ``/api/health`` answers;
 - ``python -m flows.deployments``, the runner serving the deployments: ready when
   every deployment in :data:`SERVED` is registered and polled by it.
 
@@ -39,6 +40,7 @@ from typing import Any
 from weightvault.config import Settings
 from weightvault.errors import ConfigError, PortInUseError, StoreUnavailableError, VaultError
 from weightvault.lifecycle.bootstrap import init_vault
+from weightvault.logs import register_secret, scrub_text
 from weightvault.processes import ProcessRef, is_running, stop
 from weightvault.store import (
     EmbeddedStore,
@@ -75,6 +77,8 @@ NO_TELEMETRY = {
 """Environment that turns telemetry off in every process started here."""
 
 _LOG_TAIL_LINES = 40
+PREFECT_DATABASE_ENV = "PREFECT_API_DATABASE_CONNECTION_URL"
+"""Prefect's own setting for its server's database (SQLite under the vault's home when unset)."""
 PREFECT_PORT_SETTING = "[prefect] port (WEIGHTVAULT_PREFECT_PORT)"
 
 
@@ -104,7 +108,32 @@ def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
             data = f.read()
     except OSError:
         return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+    return scrub_text("\n".join(data.decode(errors="replace").splitlines()[-lines:]))
+
+
+def prefect_database_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The Prefect server's database setting from ``environ`` (default: this process's).
+
+    Empty when unset (Prefect then keeps SQLite under the vault's home). A plain
+    ``postgresql://`` or ``postgres://`` URL gets the async driver Prefect's server
+    needs (``postgresql+asyncpg://``); its password is registered as a secret, so no
+    log tail or error quoted from here shows it.
+    """
+    url = (os.environ if environ is None else environ).get(PREFECT_DATABASE_ENV, "").strip()
+    if not url:
+        return {}
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(
+            f"{PREFECT_DATABASE_ENV} is not a database URL (expected postgresql://USER@HOST/DB)"
+        )
+    if scheme in ("postgresql", "postgres"):
+        url = f"postgresql+asyncpg://{rest}"
+    password = urllib.parse.urlsplit(url).password
+    if password:
+        register_secret(password)
+        register_secret(urllib.parse.quote(password, safe=""))
+    return {PREFECT_DATABASE_ENV: url}
 
 
 def _state_path(settings: Settings) -> Path:
@@ -291,7 +320,7 @@ def ensure_server(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> di
     server, api_url = start_prefect_server(
         prefect_home,
         timeout=timeout,
-        env={"WEIGHTVAULT_HOME": str(settings.home)},
+        env={"WEIGHTVAULT_HOME": str(settings.home), **prefect_database_env()},
         port=settings.prefect_port,
     )
     state = {

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import PostgresServer, postgres_server
+from tests.support.postgres import binaries as postgres_binaries
 from tests.support.s3_peers import S3Peer, moto_s3_server
 from tests.support.services import prefect_api_server, start_test_store, start_vault_store
 
@@ -222,3 +224,12 @@ def impostor() -> Iterator[subprocess.Popen[bytes]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """Real PostgreSQL: a throwaway cluster on a free loopback port for the session."""
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL is not installed (bash .ci/install-tools installs it)")
+    with postgres_server() as server:
+        yield server

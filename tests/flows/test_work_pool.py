@@ -2,17 +2,18 @@
 
 Real `prefect server start` and `prefect worker start` processes against the real
 store: the deployments are declared for the pool by module path, two workers
-(one flow run each at a time) come ONLINE, two runs started together are taken by
-different workers, an ingest run by a worker stores an artifact this process
-verifies, and `down` stops the workers.
+(one flow run each at a time) come ONLINE, each of two runs started together is
+taken by exactly one worker (by different ones when they ran at the same time), an
+ingest run by a worker stores an artifact this process verifies, and `down` stops
+the workers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,15 +49,30 @@ def _start(api_url: str, deployment: str, parameters: dict[str, Any]) -> str:
     return str(run["id"])
 
 
-def _taken_by(settings: Settings, names: list[str], run_id: str) -> list[str]:
-    """The workers whose log names ``run_id`` (each worker logs the runs it submits)."""
-    taken = []
-    for name in names:
-        log = settings.home / "prefect" / f"worker-{name}.log"
-        with contextlib.suppress(FileNotFoundError):
-            if run_id in log.read_text(errors="replace"):
-                taken.append(name)
+def _taken_by(api_url: str) -> dict[str, list[str]]:
+    """Flow run id -> the workers that submitted it, from the workers' own events.
+
+    A worker emits ``prefect.worker.submitted-flow-run`` only for a run whose Pending
+    transition it won, so a run two workers raced for counts once (their logs would
+    both name it).
+    """
+    found = api(
+        api_url,
+        "/events/filter",
+        {"filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]}}, "limit": 200},
+    )
+    taken: dict[str, list[str]] = {}
+    for event in found["events"]:
+        worker = event["resource"]["prefect.resource.name"]
+        for related in event["related"]:
+            if related.get("prefect.resource.role") == "flow-run":
+                run_id = related["prefect.resource.id"].removeprefix("prefect.flow-run.")
+                taken.setdefault(run_id, []).append(worker)
     return taken
+
+
+def _when(run: dict[str, Any], field: str) -> datetime:
+    return datetime.fromisoformat(run[field])
 
 
 def test_workers_run_the_pool_deployments(
@@ -84,17 +100,24 @@ def test_workers_run_the_pool_deployments(
     # Two runs at once: each worker runs one at a time, so they go to different workers.
     first = _start(api_url, "detect/detect", {})
     second = _start(api_url, "detect/detect", {})
+    runs = []
     for run_id in (first, second):
         run = wait_for_flow_run(api_url, run_id, timeout=RUN_TIMEOUT)
         assert run["state_type"] == "COMPLETED", f"{run['state']}\n{service_logs(vault_settings)}"
         assert run["work_pool_name"] == POOL
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        taken = [_taken_by(vault_settings, names, r) for r in (first, second)]
-        if all(taken):
+        runs.append(run)
+    deadline = time.monotonic() + 60
+    while True:
+        by_run = _taken_by(api_url)
+        taken = [by_run.get(r, []) for r in (first, second)]
+        if all(taken) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert all(len(t) == 1 for t in taken), (taken, service_logs(vault_settings))
+    assert set(taken[0]) | set(taken[1]) <= set(names), taken
+    overlapped = max(_when(r, "start_time") for r in runs) < min(_when(r, "end_time") for r in runs)
+    if overlapped:  # a worker with --limit 1 never runs two at once
+        assert taken[0] != taken[1], taken
     assert taken[0] != taken[1], taken
 
     # A worker's ingest stores an artifact that verifies from here.

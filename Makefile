@@ -8,7 +8,7 @@ UV := .tools/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test test-fast test-repeat check lint typecheck layers unit bench clean up down browser
+.PHONY: setup demo test test-fast test-repeat check lint typecheck layers unit unit-postgres bench clean up down browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -53,7 +53,13 @@ PARALLEL = $(if $(filter 0,$(WORKERS)),,-n $(WORKERS) --dist loadfile)
 unit: setup browser
 	$(BIN)/pytest $(PARALLEL)
 
-test: check unit
+# The core packages' tests again with every test vault's catalog in a PostgreSQL
+# database of its own (the suite above runs them on SQLite).
+CORE_ON_POSTGRES = tests/unit/artifacts tests/unit/lifecycle
+unit-postgres: setup browser
+	WEIGHTVAULT_TEST_CATALOG=postgresql $(BIN)/pytest $(PARALLEL) $(CORE_ON_POSTGRES)
+
+test: check unit unit-postgres
 
 # The fast tier (under 2 minutes): the unit tests that start no service (no S3 server,
 # no Prefect) and need no reference DVC pipeline; tests/conftest.py marks them `fast`.

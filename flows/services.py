@@ -5,8 +5,9 @@ is ready (``timeout`` seconds apiece, generous for a loaded machine):
 
 - the embedded S3 store (SeaweedFS), unless an external endpoint is configured:
   ready when it lists buckets with the vault's credentials;
-- ``prefect server start`` (API and UI on one port, SQLite under ``<home>/prefect``):
-  ready when ``/api/health`` answers;
+- ``prefect server start`` (API and UI on one port; SQLite under ``<home>/prefect``,
+  or PostgreSQL when ``PREFECT_API_DATABASE_CONNECTION_URL`` names one): ready when
+  ``/api/health`` answers;
 - ``python -m flows.deployments``, the runner serving the deployments: ready when
   every deployment in :data:`SERVED` is registered and polled by it.
 
@@ -25,6 +26,7 @@ import inspect
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,8 +38,9 @@ from pathlib import Path
 from typing import Any
 
 from weightvault.config import Settings
-from weightvault.errors import PortInUseError, StoreUnavailableError, VaultError
+from weightvault.errors import ConfigError, PortInUseError, StoreUnavailableError, VaultError
 from weightvault.lifecycle.bootstrap import init_vault
+from weightvault.logs import register_secret, scrub_text
 from weightvault.processes import ProcessRef, is_running, stop
 from weightvault.store import (
     EmbeddedStore,
@@ -74,6 +77,8 @@ NO_TELEMETRY = {
 """Environment that turns telemetry off in every process started here."""
 
 _LOG_TAIL_LINES = 40
+PREFECT_DATABASE_ENV = "PREFECT_API_DATABASE_CONNECTION_URL"
+"""Prefect's own setting for its server's database (SQLite under the vault's home when unset)."""
 PREFECT_PORT_SETTING = "[prefect] port (WEIGHTVAULT_PREFECT_PORT)"
 
 
@@ -103,7 +108,32 @@ def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
             data = f.read()
     except OSError:
         return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+    return scrub_text("\n".join(data.decode(errors="replace").splitlines()[-lines:]))
+
+
+def prefect_database_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The Prefect server's database setting from ``environ`` (default: this process's).
+
+    Empty when unset (Prefect then keeps SQLite under the vault's home). A plain
+    ``postgresql://`` or ``postgres://`` URL gets the async driver Prefect's server
+    needs (``postgresql+asyncpg://``); its password is registered as a secret, so no
+    log tail or error quoted from here shows it.
+    """
+    url = (os.environ if environ is None else environ).get(PREFECT_DATABASE_ENV, "").strip()
+    if not url:
+        return {}
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigError(
+            f"{PREFECT_DATABASE_ENV} is not a database URL (expected postgresql://USER@HOST/DB)"
+        )
+    if scheme in ("postgresql", "postgres"):
+        url = f"postgresql+asyncpg://{rest}"
+    password = urllib.parse.urlsplit(url).password
+    if password:
+        register_secret(password)
+        register_secret(urllib.parse.quote(password, safe=""))
+    return {PREFECT_DATABASE_ENV: url}
 
 
 def _state_path(settings: Settings) -> Path:
@@ -173,6 +203,14 @@ def wait_until(
 
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback URL
+        return json.loads(resp.read() or b"null")
+
+
+def _post_json(url: str, body: Any) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - loopback URL
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - loopback URL
         return json.loads(resp.read() or b"null")
 
 
@@ -282,7 +320,7 @@ def ensure_server(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> di
     server, api_url = start_prefect_server(
         prefect_home,
         timeout=timeout,
-        env={"WEIGHTVAULT_HOME": str(settings.home)},
+        env={"WEIGHTVAULT_HOME": str(settings.home), **prefect_database_env()},
         port=settings.prefect_port,
     )
     state = {
@@ -329,33 +367,40 @@ def _served_since(api_url: str, since: datetime) -> bool:
     return True
 
 
-def up(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-    """Start the store, the Prefect server and the deployment runner (what is not running)."""
+def up(
+    settings: Settings, *, timeout: float = DEFAULT_TIMEOUT, workers: int = 0, worker_limit: int = 1
+) -> dict[str, Any]:
+    """Start the store, the Prefect server and what runs the deployments (what is not running).
+
+    ``workers`` 0 serves every deployment from one runner process (``serve()``);
+    N > 0 declares them for the process work pool :data:`flows.deployments.POOL` and
+    starts N ``prefect worker start`` processes instead, each running up to
+    ``worker_limit`` flow runs at a time. Asking for the other mode
+    than the one running stops it first; asking for another number of workers
+    restarts them.
+    """
+    if workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, not {workers}")
     state = ensure_server(settings, timeout=timeout)
-    if is_running(_ref(state, "runner")):
-        state["automations"] = install(settings, state["api_url"])
-        return state
+    if workers:
+        if stop(_ref(state, "runner")):
+            state["runner"] = state["runner_pid"] = None
+        state = _start_workers(settings, state, workers, worker_limit, timeout=timeout)
+    else:
+        _stop_workers(state)
+        if not is_running(_ref(state, "runner")):
+            state = _start_runner(settings, state, timeout=timeout)
+    _write_state(settings, state)
+    state["automations"] = install(settings, state["api_url"])
+    return state
+
+
+def _start_runner(settings: Settings, state: dict[str, Any], *, timeout: float) -> dict[str, Any]:
+    """``python -m flows.deployments``: every deployment served from one process."""
     prefect_home = settings.home / "prefect"
     log_path = prefect_home / "serve.log"
-    repo = Path(__file__).resolve().parents[1]
-    argv = [sys.executable, "-m", "flows.deployments"]
     since = datetime.now(UTC) - timedelta(seconds=1)
-    with log_path.open("ab") as log:
-        log.write(f"\n=== {since.isoformat()} {' '.join(argv)}\n".encode())
-        log.flush()
-        runner = subprocess.Popen(  # noqa: S603 - fixed argv
-            argv,
-            env={
-                **prefect_env(prefect_home, state["api_url"]),
-                "WEIGHTVAULT_HOME": str(settings.home),
-                "PYTHONPATH": str(repo),
-            },
-            cwd=repo,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    runner = _spawn(settings, state, [sys.executable, "-m", "flows.deployments"], log_path)
     try:
         wait_until(
             "the deployment runner (python -m flows.deployments)",
@@ -369,9 +414,127 @@ def up(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any
         raise
     state["runner_pid"] = runner.pid
     state["runner"] = ProcessRef.of(runner.pid).to_dict()
-    _write_state(settings, state)
-    state["automations"] = install(settings, state["api_url"])
     return state
+
+
+def _spawn(
+    settings: Settings,
+    state: dict[str, Any],
+    argv: list[str],
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` from the checkout in this vault's Prefect environment; log to ``log_path``."""
+    repo = Path(__file__).resolve().parents[1]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        log.write(f"\n=== {datetime.now(UTC).isoformat()} {' '.join(argv)}\n".encode())
+        log.flush()
+        return subprocess.Popen(  # noqa: S603 - fixed argv
+            argv,
+            env={
+                **prefect_env(settings.home / "prefect", state["api_url"]),
+                "WEIGHTVAULT_HOME": str(settings.home),
+                "PYTHONPATH": str(repo),
+                **(extra_env or {}),
+            },
+            cwd=repo,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def worker_names(count: int) -> list[str]:
+    """The names of this host's ``count`` workers (unique in the pool across hosts)."""
+    host = socket.gethostname()
+    return [f"{host}-{i}" for i in range(1, count + 1)]
+
+
+def _online_workers(api_url: str, pool: str) -> set[str]:
+    found = _post_json(f"{api_url}/work_pools/{urllib.parse.quote(pool)}/workers/filter", {})
+    return {w["name"] for w in found or () if w.get("status") == "ONLINE"}
+
+
+def _deployed_to(api_url: str, pool: str) -> bool:
+    for name in SERVED:
+        found = _get_json(f"{api_url}/deployments/name/{urllib.parse.quote(name)}")
+        if not found or found.get("work_pool_name") != pool:
+            return False
+    return True
+
+
+def _start_workers(
+    settings: Settings, state: dict[str, Any], count: int, limit: int, *, timeout: float
+) -> dict[str, Any]:
+    """Deploy to the work pool, then ``count`` ``prefect worker start`` processes for it."""
+    from flows.deployments import POOL, poll_seconds
+
+    running = [ProcessRef.from_dict(w) for w in state.get("workers") or ()]
+    same = state.get("pool") == POOL and state.get("worker_limit") == limit
+    if same and len(running) == count and all(map(is_running, running)):
+        return state
+    _stop_workers(state)
+    prefect_home = settings.home / "prefect"
+    log_path = prefect_home / "deploy.log"
+    deployer = _spawn(
+        settings, state, [sys.executable, "-m", "flows.deployments", "--pool", POOL], log_path
+    )
+    try:
+        deployer.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_process(deployer)
+        raise ServiceStartError(
+            f"the deployments for the work pool {POOL!r}",
+            f"not deployed within {timeout:.0f}s",
+            log_path,
+        ) from None
+    if deployer.returncode != 0 or not _deployed_to(state["api_url"], POOL):
+        raise ServiceStartError(
+            f"the deployments for the work pool {POOL!r}",
+            f"python -m flows.deployments --pool exited with code {deployer.returncode}",
+            log_path,
+        )
+    prefect = str(Path(sys.executable).parent / "prefect")
+    names = worker_names(count)
+    started: list[subprocess.Popen[bytes]] = []
+    # Workers ask for runs as often as the runner would (an automation's run waits for one).
+    env = {"PREFECT_WORKER_QUERY_SECONDS": str(poll_seconds())}
+    for name in names:
+        argv = [prefect, "worker", "start", "--pool", POOL, "--type", "process", "--name", name]
+        argv += ["--limit", str(limit)]
+        started.append(_spawn(settings, state, argv, prefect_home / f"worker-{name}.log", env))
+    try:
+        for proc, name in zip(started, names, strict=True):
+            wait_until(
+                f"the Prefect worker {name} (pool {POOL})",
+                lambda name=name: name in _online_workers(state["api_url"], POOL),  # type: ignore[misc]
+                timeout=timeout,
+                proc=proc,
+                log_path=prefect_home / f"worker-{name}.log",
+            )
+    except ServiceStartError:
+        for proc in started:
+            stop_process(proc)
+        raise
+    state["pool"] = POOL
+    state["workers"] = [ProcessRef.of(proc.pid).to_dict() for proc in started]
+    state["worker_names"] = names
+    state["worker_limit"] = limit
+    return state
+
+
+def _stop_workers(state: dict[str, Any]) -> list[str]:
+    """Stop the workers ``state`` records; the names of those stopped."""
+    stopped = []
+    for ref, name in zip(state.get("workers") or (), state.get("worker_names") or (), strict=False):
+        if stop(ProcessRef.from_dict(ref)):
+            stopped.append(f"worker {name}")
+    state["workers"] = []
+    state["worker_names"] = []
+    state.pop("pool", None)
+    return stopped
 
 
 def install(settings: Settings, api_url: str) -> list[str]:
@@ -393,6 +556,7 @@ def down(settings: Settings) -> list[str]:
         state = {}
     # Only the very processes `up` started (same pid and start time) are signalled;
     # a pid the OS has since given to another process is left alone.
+    stopped += _stop_workers(state)
     for name in ("runner", "server"):
         if stop(_ref(state, name)):
             stopped.append(name)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import PostgresServer, postgres_server
+from tests.support.postgres import binaries as postgres_binaries
 from tests.support.s3_peers import S3Peer, moto_s3_server
 from tests.support.services import prefect_api_server, start_test_store, start_vault_store
 
@@ -32,10 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "tests" / "unit"
 # The fast tier (`make test-fast`, `pytest -m fast`) is tests/unit/ but for tests that
 # need a service or a slow fixture: the S3 server (so every store-backed test: `vault`,
-# `vault_settings`), a store of the test's own, a Prefect server, the reference DVC
-# pipeline built in a git repo. Those run in the full suite (`make test`).
+# `vault_settings`), a store of the test's own, a Prefect server, PostgreSQL, the
+# reference DVC pipeline built in a git repo. Those run in the full suite (`make test`).
 NOT_FAST_FIXTURES = frozenset(
-    {"s3_server", "moto_server", "s3_peer", "own_store", "prefect_api", "model_repo"}
+    {"s3_server", "moto_server", "s3_peer", "own_store", "prefect_api", "model_repo", "postgres"}
 )
 _VAULT_ENV = (
     "WEIGHTVAULT_HOME",
@@ -148,11 +150,23 @@ def _vault_on(peer: S3Peer, home: Path, monkeypatch: pytest.MonkeyPatch) -> Sett
     return settings
 
 
+CATALOG_BACKEND_ENV = "WEIGHTVAULT_TEST_CATALOG"
+"""``postgresql``: every ``vault_settings`` vault keeps its catalog in a PostgreSQL database
+of its own (``make test`` runs the core packages' tests this way too); default SQLite."""
+
+
 @pytest.fixture
 def vault_settings(
-    s3_server: EmbeddedStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3_server: EmbeddedStore,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Settings:
     """A fresh vault on the session server, isolated by its own bucket prefix."""
+    if os.environ.get(CATALOG_BACKEND_ENV, "sqlite") == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        url = server.create_database("catalog_" + uuid.uuid4().hex[:12])
+        monkeypatch.setenv("WEIGHTVAULT_CATALOG_URL", url)
     creds = s3_server.credentials()
     peer = S3Peer("seaweedfs", s3_server.endpoint(), creds.access_key, creds.secret_key)
     return _vault_on(peer, tmp_path / "home", monkeypatch)
@@ -222,3 +236,12 @@ def impostor() -> Iterator[subprocess.Popen[bytes]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """Real PostgreSQL: a throwaway cluster on a free loopback port for the session."""
+    if postgres_binaries() is None:
+        pytest.skip("PostgreSQL is not installed (bash .ci/install-tools installs it)")
+    with postgres_server() as server:
+        yield server

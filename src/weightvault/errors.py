@@ -514,3 +514,28 @@ class SingleBucketError(StoreError):
     never creates nor reconfigures that bucket; the message names it and what is missing."""
 
     exit_code = 66
+
+
+# -- scale-out (issue 16) -----------------------------------------------------------------
+class DatabaseUnavailableError(VaultError):
+    """A database of the vault (the catalog's, the shared keystore's) cannot be reached
+    (refused, timed out, unknown host, dropped mid-operation); transient, safe to retry.
+    The message names the database, never its password."""
+
+    exit_code = 72
+
+
+class DatabaseConfigError(ConfigError):
+    """A database URL of the vault (catalog, shared keystore) cannot be used: not a
+    database URL, a driver the vault does not use (it needs a synchronous one:
+    ``sqlite:///PATH`` or ``postgresql://...`` through psycopg 3), or a database that
+    refuses it (bad credentials, no such database)."""
+
+    exit_code = 73
+
+
+class CatalogSchemaError(ConfigError):
+    """The catalog's schema is at a revision this weightvault does not know (a newer one
+    migrated it); nothing is written with the wrong schema."""
+
+    exit_code = 74

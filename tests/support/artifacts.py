@@ -64,3 +64,17 @@ def rebuildable_rows(vault: Vault) -> dict[str, list[tuple[object, ...]]]:
         table: [row for row in rows if "catalog.rebuilt" not in row]
         for table, rows in vault.catalog.dump().items()
     }
+
+
+def lose_catalog(url: str) -> None:
+    """Lose the catalog at ``url`` whole: its SQLite file, or every table of its database."""
+    from sqlalchemy import create_engine, text
+
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).unlink()
+        return
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()

@@ -18,3 +18,13 @@ def race_active_kek(path: str, key: bytes, tiers: list[str], barrier: Any, out: 
         rec = store.active_kek(tier)
         got.append((rec.ref, hashlib.sha256(rec.material).hexdigest()))
     out.put(got)
+
+
+def race_rotation(url: str, key: bytes, barrier: Any, out: Any) -> None:
+    """Wait for the others, then start a rotation of the hot KEK on the shared keystore."""
+    from weightvault.keys import SharedKeyStore
+
+    store = SharedKeyStore(url, key)
+    barrier.wait(timeout=60)
+    rec, created = store.begin_kek_rotation("hot", new_version=True)
+    out.put((rec.ref, created))

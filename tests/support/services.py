@@ -69,12 +69,29 @@ def start_services(settings: Settings) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def prefect_api_server(root: Path) -> Iterator[str]:
-    """A real Prefect API server (SQLite under ``root``); this process' flows report to it.
+def prefect_api_server(root: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """A real Prefect API server; this process's flows report to it.
 
-    It is `prefect server start` as `weightvault up` runs it, without the UI and
-    the scheduler, logging to ``root/prefect/server.log``. Yields the API URL.
+    It is `prefect server start` as `weightvault up` runs it, without the UI and the
+    scheduler, logging to ``root/prefect/server.log``; its database is SQLite under
+    ``root`` unless ``env`` names another. Yields the API URL.
     """
+    server, api_url = start_prefect_server(
+        root / "prefect",
+        timeout=service_timeout(),
+        options=("--no-ui", "--no-scheduler", "--no-late-runs"),
+        env=env,
+    )
+    try:
+        with reporting_to(api_url):
+            yield api_url
+    finally:
+        stop_process(server)
+
+
+@contextlib.contextmanager
+def reporting_to(api_url: str) -> Iterator[None]:
+    """This process's flows, logs and events go to the Prefect API at ``api_url``."""
     import prefect.context
     from prefect.settings import (
         PREFECT_API_URL,
@@ -82,25 +99,17 @@ def prefect_api_server(root: Path) -> Iterator[str]:
         temporary_settings,
     )
 
-    server, api_url = start_prefect_server(
-        root / "prefect",
-        timeout=service_timeout(),
-        options=("--no-ui", "--no-scheduler", "--no-late-runs"),
-    )
-    try:
-        updates = {PREFECT_API_URL: api_url, PREFECT_SERVER_EPHEMERAL_ENABLED: False}
-        with temporary_settings(updates=updates):
-            # As prefect_test_harness does: code running in a context copied before
-            # this point (background threads) sees this server too.
-            global_context = getattr(prefect.context, "_temporary_global_settings_context", None)
-            with (
-                global_context(prefect.context.get_settings_context())
-                if global_context
-                else contextlib.nullcontext()
-            ):
-                try:
-                    yield api_url
-                finally:
-                    drain_prefect_workers()
-    finally:
-        stop_process(server)
+    updates = {PREFECT_API_URL: api_url, PREFECT_SERVER_EPHEMERAL_ENABLED: False}
+    with temporary_settings(updates=updates):
+        # As prefect_test_harness does: code running in a context copied before
+        # this point (background threads) sees this server too.
+        global_context = getattr(prefect.context, "_temporary_global_settings_context", None)
+        with (
+            global_context(prefect.context.get_settings_context())
+            if global_context
+            else contextlib.nullcontext()
+        ):
+            try:
+                yield
+            finally:
+                drain_prefect_workers()

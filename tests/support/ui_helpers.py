@@ -117,7 +117,8 @@ def wait_for_flow_run(api_url: str, flow_run_id: str, *, timeout: float) -> dict
 def service_logs(settings: Settings, *, lines: int = 60) -> str:
     """The tails of the server and runner logs, for failure messages."""
     parts = []
-    for name in ("serve.log", "server.log"):
+    workers = sorted(p.name for p in (settings.home / "prefect").glob("worker-*.log"))
+    for name in ("serve.log", "server.log", "deploy.log", *workers):
         path = settings.home / "prefect" / name
         with contextlib.suppress(FileNotFoundError):
             tail = path.read_text(errors="replace").splitlines()[-lines:]

@@ -22,7 +22,13 @@ from datetime import datetime
 from weightvault._time import utcnow
 from weightvault.config import Settings
 from weightvault.errors import ConflictError, NotFoundError
-from weightvault.keys import LocalKeyStore, load_master_key, policy_lifetime
+from weightvault.keys import (
+    LocalKeyStore,
+    SealedKeyStore,
+    SharedKeyStore,
+    load_master_key,
+    policy_lifetime,
+)
 from weightvault.store import ObjectStore
 from weightvault.store.layout import (
     KEYSTORE_BACKUPS_PREFIX,
@@ -122,17 +128,30 @@ def open_keystore(
     store: ObjectStore | None,
     *,
     clock: Callable[[], datetime] = utcnow,
-) -> LocalKeyStore:
+) -> SealedKeyStore:
     """The vault's keystore: policy lifetimes, the configured wrap limit, version records.
 
-    With ``store`` None (a vault initialised before its store runs) versions
-    are not recorded; the first open with a store records the current one.
+    The sealed file ``<home>/keystore.sealed``, or with ``WEIGHTVAULT_KEYSTORE_URL`` the
+    keystore shared in PostgreSQL by every worker. With ``store`` None (a vault
+    initialised before its store runs) versions are not recorded; the first open with
+    a store records the current one.
     """
     versions = StoreKeystoreVersions(store, settings.store.bucket("audit")) if store else None
     backups = StoreKeystoreBackups(store, settings.store.bucket("audit")) if store else None
+    master = load_master_key(settings.master_key_path, settings.master_key)
+    if settings.keystore_url:
+        return SharedKeyStore(
+            settings.keystore_url,
+            master,
+            lifetime=policy_lifetime(settings.lifetimes_file, clock),
+            clock=clock,
+            max_wraps=settings.max_kek_wraps,
+            versions=versions,
+            backups=backups,
+        )
     return LocalKeyStore(
         settings.keystore_path,
-        load_master_key(settings.master_key_path, settings.master_key),
+        master,
         lifetime=policy_lifetime(settings.lifetimes_file, clock),
         clock=clock,
         max_wraps=settings.max_kek_wraps,

@@ -88,7 +88,7 @@ from weightvault.gates import authorize
 from weightvault.keys import (
     Identity,
     KeyProvider,
-    LocalKeyStore,
+    SealedKeyStore,
     WrappedKey,
     default_identity,
     default_passphrase,
@@ -559,7 +559,7 @@ class Vault:
 
     def _keystore_version(self) -> dict[str, Any] | None:
         """The local keystore's version and sealed sha256, which every entry records."""
-        if not isinstance(self.keys, LocalKeyStore):
+        if not isinstance(self.keys, SealedKeyStore):
             return None
         version, sealed = self.keys.sealed_version()
         return {"version": version, "sealed_sha256": sealed}
@@ -589,7 +589,7 @@ class Vault:
         version = logged.get("version") if isinstance(logged, dict) else None
         if isinstance(version, int) and version > local["version"]:
             raise KeystoreRollbackError(
-                f"keystore {self.settings.keystore_path} is version {local['version']} but "
+                f"keystore {self.keys} is version {local['version']} but "
                 f"the transparency log records version {version} at entry {size - 1}: this "
                 "is an older copy (restored or rolled back); restore the newest keystore file"
             )

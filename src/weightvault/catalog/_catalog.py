@@ -1,4 +1,4 @@
-"""The catalog: a SQL index (SQLite by default) over what the store holds.
+"""The catalog: a SQL index (SQLite by default, or PostgreSQL) over what the store holds.
 
 It is an index, not the source of truth: :func:`weightvault.lifecycle.rebuild.rebuild_catalog`
 reconstructs every row from the store. It never holds key material.
@@ -14,18 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     Connection,
     Engine,
-    Float,
-    ForeignKey,
-    Integer,
-    MetaData,
-    String,
     Table,
-    Text,
     bindparam,
-    create_engine,
     delete,
     event,
     func,
@@ -34,127 +26,32 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 
+from weightvault._database import SQLITE, backend, database_url, open_engine, shown
 from weightvault._fs import create_private_file
+from weightvault.catalog._migrate import upgrade
+from weightvault.catalog._schema import (
+    TABLES,
+    artifacts,
+    claims,
+    damage,
+    envelopes,
+    events,
+    files,
+    log_entries,
+    placements,
+)
 from weightvault.errors import (
     AmbiguousIdError,
-    ConfigError,
     ConflictError,
+    DatabaseConfigError,
     DiskFullError,
     NotFoundError,
 )
-
-metadata = MetaData()
-
-artifacts = Table(
-    "artifacts",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("name", String(255), nullable=False, index=True),
-    Column("content_digest", String(80), nullable=False, index=True),
-    Column("manifest_sha256", String(64), nullable=False),
-    Column("created_at", String(40), nullable=False),
-    Column("creator", String(255), nullable=False),
-    Column("tier", String(16), nullable=False),
-    Column("file_count", Integer, nullable=False),
-    Column("total_size", Integer, nullable=False),
-    Column("signed_by", String(128), nullable=True),
-    Column("validation_status", String(16), nullable=True),
-    Column("validation_sha256", String(64), nullable=True),
-)
-
-files = Table(
-    "files",
-    metadata,
-    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
-    Column("idx", Integer, primary_key=True),
-    Column("path", Text, nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("sha256", String(64), nullable=False),
-    Column("ciphertext_size", Integer, nullable=False),
-    Column("object_key", Text, nullable=False),
-)
-
-placements = Table(
-    "placements",
-    metadata,
-    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
-    Column("tier", String(16), nullable=False),
-    Column("bucket", String(128), nullable=False),
-    Column("since", String(40), nullable=False),
-    Column("retain_until", String(40), nullable=True),
-    Column("legal_hold", Integer, nullable=False, default=0),
-    Column("generation", Integer, nullable=False, default=0),
-    # Set while a promotion or quarantine holds the artifact: the claim that
-    # makes concurrent moves of one artifact exclusive.
-    Column("pending", String(16), nullable=True),
-)
-
-envelopes = Table(
-    "envelopes",
-    metadata,
-    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
-    Column("tier", String(16), primary_key=True),
-    Column("kek_id", String(64), nullable=False, index=True),
-    Column("kek_version", Integer, nullable=False),
-    Column("object_key", Text, nullable=False),
-)
-
-events = Table(
-    "events",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("ts", String(40), nullable=False, index=True),
-    Column("kind", String(64), nullable=False, index=True),
-    Column("artifact_id", String(64), nullable=True, index=True),
-    Column("actor", String(255), nullable=False),
-    Column("details", Text, nullable=False),
-)
-
-# Every transparency-log entry (intents and outcomes), indexed for ``audit show|search``;
-# ``entry`` is the entry's exact bytes. The log is the truth; this is its index.
-log_entries = Table(
-    "log_entries",
-    metadata,
-    Column("idx", Integer, primary_key=True, autoincrement=False),
-    Column("id", String(64), nullable=False, unique=True),
-    Column("ts", String(40), nullable=False, index=True),
-    Column("kind", String(64), nullable=False, index=True),
-    Column("phase", String(16), nullable=False),
-    Column("op", String(64), nullable=False, index=True),
-    Column("principal", String(255), nullable=False, index=True),
-    Column("artifact_id", String(64), nullable=True, index=True),
-    Column("tier", String(32), nullable=True),
-    Column("outcome", String(16), nullable=True),
-    Column("reason", Text, nullable=True),
-    Column("entry", Text, nullable=False),
-)
-
-# Who holds a placement's claim (``placements.pending``) and until when: a claim
-# whose owner process is gone, or whose lease expired, may be taken over.
-claims = Table(
-    "claims",
-    metadata,
-    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
-    Column("generation", Integer, nullable=False),
-    Column("host", String(255), nullable=False),
-    Column("pid", Integer, nullable=False),
-    Column("started", Float, nullable=False),
-    Column("lease_until", String(40), nullable=False),
-)
-
-# Artifacts a rebuild found committed but damaged (e.g. a retained cold artifact whose
-# envelope is gone): indexed so they are never silently dropped, with the reason.
-damage = Table(
-    "damage",
-    metadata,
-    Column("artifact_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
-    Column("reason", Text, nullable=False),
-)
-
-TABLES = (artifacts, files, placements, envelopes, events, log_entries, claims, damage)
 
 
 @dataclass(frozen=True)
@@ -209,8 +106,9 @@ class ArtifactRow:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    # The timeout first: switching to WAL takes a lock another opener may hold.
     cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
@@ -219,23 +117,28 @@ class Catalog:
     """Reads and writes of the index, each write in one transaction."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            db = Path(url.removeprefix("sqlite:///"))
+        parsed = database_url(url, "catalog")
+        self.backend = backend(parsed)
+        lock_file = None
+        if self.backend == SQLITE and parsed.database not in (None, "", ":memory:"):
+            db = Path(parsed.database)
             db.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # SQLite gives its -wal and -shm files the database file's mode.
             create_private_file(db)
-        try:
-            self.engine: Engine = create_engine(url)
-        except Exception as exc:
-            raise ConfigError(f"catalog URL is invalid ({type(exc).__name__})") from None
-        if url.startswith("sqlite"):
+            lock_file = db.with_name(db.name + ".migrate-lock")
+        self.engine: Engine = open_engine(parsed, "catalog")
+        if self.backend == SQLITE:
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._where = url.split("///", 1)[-1] if url.startswith("sqlite") else "the catalog"
+            self._where = parsed.database or ":memory:"
+        else:
+            self._where = shown(parsed)
         try:
-            metadata.create_all(self.engine)
+            upgrade(self.engine, lock_file)
         except OperationalError as exc:
             self._raise_if_full(exc)
-            raise ConfigError(f"cannot open the catalog: {exc.orig}") from None
+            raise DatabaseConfigError(
+                f"cannot open the catalog {self._where}: {exc.orig}"
+            ) from None
 
     def _raise_if_full(self, exc: OperationalError) -> None:
         # SQLITE_FULL, or the journal that could not be created on a full disk.
@@ -275,16 +178,16 @@ class Catalog:
         conn.execute(insert(envelopes), [envelope])
 
     def add_event(self, conn: Connection, row: dict[str, Any]) -> None:
-        """Index an event (idempotent on its id)."""
-        exists = conn.execute(select(events.c.id).where(events.c.id == row["id"])).first()
-        if exists is None:
-            conn.execute(insert(events), [row])
+        """Index an event (idempotent on its id, also when two writers add it at once)."""
+        self._insert_new(conn, events, row, events.c.id)
 
     def add_log_entry(self, conn: Connection, row: dict[str, Any]) -> None:
-        """Index a log entry (idempotent on its index)."""
-        exists = conn.execute(select(log_entries.c.idx).where(log_entries.c.idx == row["idx"]))
-        if exists.first() is None:
-            conn.execute(insert(log_entries), [row])
+        """Index a log entry (idempotent on its index, also when two writers add it at once)."""
+        self._insert_new(conn, log_entries, row, log_entries.c.idx)
+
+    def _insert_new(self, conn: Connection, table: Table, row: dict[str, Any], key: Any) -> None:
+        dialect_insert = pg_insert if self.backend != SQLITE else sqlite_insert
+        conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=[key]), [row])
 
     def log_indexes(self, below: int) -> tuple[int, set[int] | None]:
         """How many entries below index ``below`` are indexed, and (only when some are

@@ -304,10 +304,9 @@ def _recover(args: argparse.Namespace) -> int:
     data: dict[str, Any] = {"fingerprint": fingerprint, "matches": None}
     human = f"recovered escrow key {fingerprint[:16]}..."
     try:
-        from weightvault.keys import LocalKeyStore, load_master_key
+        from weightvault.artifacts import open_keystore
 
-        settings = settings_for(args)
-        keys = LocalKeyStore(settings.keystore_path, load_master_key(settings.master_key_path))
+        keys = open_keystore(settings_for(args), None)
         match = [
             r.ref for r in keys.versions(ESCROW_KEY_ID) if r.meta.get("fingerprint") == fingerprint
         ]

@@ -28,7 +28,8 @@ override values of ``weightvault.toml``:
 ``WEIGHTVAULT_BUCKET_PREFIX``   prefix of every bucket name
 ``WEIGHTVAULT_STORE_BUCKET``    one existing bucket holding every role under ``<role>/``
                                 (``[store] bucket``; empty: a bucket per role, the default)
-``WEIGHTVAULT_CATALOG_URL``     SQLAlchemy URL of the catalog
+``WEIGHTVAULT_CATALOG_URL``     SQLAlchemy URL of the catalog (SQLite file, or postgresql://)
+``WEIGHTVAULT_KEYSTORE_URL``    postgresql:// URL of the keystore shared by every worker
 ``WEIGHTVAULT_MASTER_KEY``      base64 master key sealing the keystore
 ``WEIGHTVAULT_IDENTITY``        the identity to act as: a name under the identity directory,
                                 or a path to an identity file (default: the login name)
@@ -107,6 +108,7 @@ class Environment(BaseSettings):
     bucket_prefix: str | None = None
     store_bucket: str | None = None
     catalog_url: str | None = None
+    keystore_url: str | None = None
     master_key: SecretStr | None = None
     identity: str | None = None
     identity_dir: Path | None = None
@@ -367,7 +369,7 @@ class Settings:
     config_dir: Path
     store: StoreSettings
     tiers: dict[str, TierSettings]
-    catalog_url: str
+    catalog_url: str = field(repr=False)  # a PostgreSQL URL may carry a password
     lifetimes_file: Path
     gc_grace_minutes: int
     min_accuracy: float = 0.9
@@ -377,6 +379,7 @@ class Settings:
         default_factory=lambda: packaged_config_dir() / EXPECTATIONS_NAME
     )
     master_key: str | None = field(default=None, repr=False)
+    keystore_url: str | None = field(default=None, repr=False)
     max_kek_wraps: int = 2**31
     witnesses: tuple[str, ...] = ()
     approval_window_hours: int = 72
@@ -543,6 +546,7 @@ def load_settings(config_dir: Path | None = None, home: Path | None = None) -> S
         store=store,
         tiers=tiers,
         catalog_url=env.catalog_url or f"sqlite:///{home_dir / 'catalog.db'}",
+        keystore_url=env.keystore_url or None,
         lifetimes_file=lifetimes or config_dir / raw.keys.lifetimes_file,
         gc_grace_minutes=raw.gc.grace_minutes,
         min_accuracy=raw.validation.min_accuracy,

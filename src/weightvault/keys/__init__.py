@@ -1,6 +1,7 @@
 """Keys.
 
-The KeyProvider protocol, the sealed local keystore, lifetimes, SLIP-39 escrow shares, the CBOM.
+The KeyProvider protocol, the sealed keystore (a local file, or shared in PostgreSQL),
+lifetimes, SLIP-39 escrow shares, the CBOM.
 """
 
 from weightvault.keys._cbom import (
@@ -40,6 +41,8 @@ from weightvault.keys._keystore import (
     KeystoreBackups,
     KeystoreVersions,
     LocalKeyStore,
+    SealedBlob,
+    SealedKeyStore,
     WrappedKey,
     create_master_key,
     load_master_key,
@@ -54,6 +57,7 @@ from weightvault.keys._lifetimes import (
     plan_matrix,
     policy_lifetime,
 )
+from weightvault.keys._shared_keystore import SharedKeyStore
 
 __all__ = [
     "CYCLONEDX_SPEC_VERSION",
@@ -71,6 +75,9 @@ __all__ = [
     "LocalKeyStore",
     "PublicIdentity",
     "Recipient",
+    "SealedBlob",
+    "SealedKeyStore",
+    "SharedKeyStore",
     "WrappedKey",
     "add_kem_key",
     "build_cbom",

@@ -1,4 +1,4 @@
-"""Versioned keys, sealed in a local file under a master key.
+"""Versioned keys, sealed under a master key: in a local file, or in a shared database.
 
 The keystore holds tier KEKs (AES-256) and, through :meth:`LocalKeyStore.put_secret`,
 other key material (signing keys, escrow public keys). The file is JSON sealed
@@ -22,6 +22,11 @@ Three guards make a key's use bounded (issue 10):
   newer version was recorded: an older copy of the file (restored from a backup
   or by an attacker, bringing back a compromised KEK) is refused with
   :class:`~weightvault.errors.KeystoreRollbackError`.
+
+Where the sealed bytes live is a :class:`SealedBlob`: a 0600 file under an
+exclusive ``flock`` (:class:`LocalKeyStore`), or a PostgreSQL row every worker of
+a vault shares (:class:`~weightvault.keys.SharedKeyStore`); the sealing, versions,
+records and wrap counts are the same :class:`SealedKeyStore` code for both.
 
 :class:`KeyProvider` is the interface the rest of the vault uses. Keys never
 leave it: callers ask it to wrap and unwrap DEKs, so an external KMS can
@@ -58,6 +63,7 @@ from weightvault.config import environment
 from weightvault.errors import (
     AuthenticationError,
     ConfigError,
+    ConflictError,
     IntegrityError,
     KeyStateError,
     KeystoreRollbackError,
@@ -371,6 +377,56 @@ class KeystoreBackups(Protocol):
         ...
 
 
+class SealedBlob(Protocol):
+    """Where a keystore's sealed bytes live; ``str()`` names the place in messages."""
+
+    def read(self) -> bytes | None:
+        """The sealed bytes, or None when nothing was written yet."""
+        ...
+
+    def write(self, blob: bytes, version: int) -> None:
+        """Durably replace the sealed bytes by ``blob`` of ``version`` (under the lock)."""
+        ...
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock every read-modify-write of the keystore takes."""
+        ...
+
+
+class FileSealedBlob:
+    """The sealed bytes in a 0600 file; changes under an exclusive ``flock`` beside it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def read(self) -> bytes | None:
+        """The file's bytes, or None when it does not exist."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, blob: bytes, version: int) -> None:
+        """Replace the file atomically (0600)."""
+        del version  # inside the sealed bytes already
+        write_private(self.path, blob)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """``flock`` the lock file beside the keystore."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @dataclass(frozen=True)
 class _State:
     """What one sealed file holds: its version and key records."""
@@ -379,12 +435,13 @@ class _State:
     records: tuple[KeyRecord, ...]
 
 
-class LocalKeyStore:
-    """A :class:`KeyProvider` backed by one sealed file, safe across processes."""
+class SealedKeyStore:
+    """A :class:`KeyProvider` whose keys are sealed in one :class:`SealedBlob`, safe across
+    processes (and, with a shared blob, across hosts)."""
 
     def __init__(
         self,
-        path: Path,
+        blob: SealedBlob,
         master_key: bytes,
         *,
         lifetime: Lifetime = _no_lifetime,
@@ -397,7 +454,7 @@ class LocalKeyStore:
             raise ConfigError("master key must be 32 bytes")
         if max_wraps < 1:
             raise ConfigError("the KEK wrap limit must be at least 1")
-        self.path = path
+        self._blob = blob
         self._master = AESGCM(master_key)
         self._record_key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=_RECORD_KEY_INFO
@@ -416,27 +473,27 @@ class LocalKeyStore:
         self._reserved_lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"LocalKeyStore(path={str(self.path)!r})"
+        return f"{type(self).__name__}({str(self._blob)!r})"
 
-    # -- sealed file -------------------------------------------------------
+    def __str__(self) -> str:
+        return str(self._blob)
+
+    # -- sealed bytes ------------------------------------------------------
 
     def _read(self) -> bytes | None:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            return None
+        return self._blob.read()
 
     def _unseal(self, blob: bytes | None) -> _State:
         if blob is None:
             return _State(0, ())
         if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
-            raise IntegrityError(f"keystore {self.path} is not a weightvault keystore")
+            raise IntegrityError(f"keystore {self._blob} is not a weightvault keystore")
         nonce = blob[len(_MAGIC) : len(_MAGIC) + 12]
         try:
             plain = self._master.decrypt(nonce, blob[len(_MAGIC) + 12 :], _SEAL_AAD)
         except InvalidTag:
             raise AuthenticationError(
-                f"the master key does not open keystore {self.path} (wrong key or tampered file)"
+                f"the master key does not open keystore {self._blob} (wrong key or tampered file)"
             ) from None
         doc = json.loads(plain)
         # Format 1 (before versions) counts as version 0: older than any record.
@@ -471,7 +528,7 @@ class LocalKeyStore:
             if newest is not None:
                 found = "is missing" if blob is None else f"is version {state.version}"
                 raise KeystoreRollbackError(
-                    f"keystore {self.path} {found} but version {newest} was recorded in the "
+                    f"keystore {self._blob} {found} but version {newest} was recorded in the "
                     "store: this is an older copy (restored or rolled back), or a lost one; "
                     "restore the newest keystore file"
                 )
@@ -543,7 +600,7 @@ class LocalKeyStore:
         ).encode()
         nonce = secrets.token_bytes(12)
         blob = _MAGIC + nonce + self._master.encrypt(nonce, body, _SEAL_AAD)
-        write_private(self.path, blob)
+        self._blob.write(blob, version)
         # Recorded after the file is written (a crash in between is caught up by the
         # next open); recording first would make that crash look like a rollback.
         if self._versions is not None:
@@ -552,16 +609,8 @@ class LocalKeyStore:
             self._backups.backup(version, blob)
         self._cache = (blob, _State(version, tuple(records)))
 
-    @contextlib.contextmanager
-    def _flock(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _flock(self) -> contextlib.AbstractContextManager[None]:
+        return self._blob.exclusive()
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[list[KeyRecord]]:
@@ -572,6 +621,24 @@ class LocalKeyStore:
             yield records
             if records != list(state.records):
                 self._save(state, records)
+
+    def install(self, blob: bytes) -> int:
+        """Put a restored sealed keystore (a backup) into this empty keystore; its version.
+
+        The blob must open under this keystore's master key (AuthenticationError
+        otherwise); a keystore that holds keys already is never overwritten
+        (ConflictError).
+        """
+        state = self._unseal(blob)
+        with self._flock():
+            if self._read() is not None:
+                raise ConflictError(
+                    f"keystore {self._blob} already holds keys: a restore writes only into "
+                    "an empty keystore"
+                )
+            self._blob.write(blob, state.version)
+        self._cache = None
+        return state.version
 
     @property
     def version(self) -> int:
@@ -866,3 +933,29 @@ class LocalKeyStore:
             raise IntegrityError(
                 f"envelope of artifact {wrapped.artifact_id} failed authentication"
             ) from None
+
+
+class LocalKeyStore(SealedKeyStore):
+    """The keystore in one sealed 0600 file (``<home>/keystore.sealed``)."""
+
+    def __init__(
+        self,
+        path: Path,
+        master_key: bytes,
+        *,
+        lifetime: Lifetime = _no_lifetime,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_wraps: int = DEFAULT_MAX_WRAPS,
+        versions: KeystoreVersions | None = None,
+        backups: KeystoreBackups | None = None,
+    ) -> None:
+        self.path = path
+        super().__init__(
+            FileSealedBlob(path),
+            master_key,
+            lifetime=lifetime,
+            clock=clock,
+            max_wraps=max_wraps,
+            versions=versions,
+            backups=backups,
+        )

@@ -47,7 +47,13 @@ from weightvault.errors import (
     MasterSharesError,
     NotFoundError,
 )
-from weightvault.keys import LocalKeyStore, load_master_key, recover_seed, split_seed
+from weightvault.keys import (
+    LocalKeyStore,
+    SharedKeyStore,
+    load_master_key,
+    recover_seed,
+    split_seed,
+)
 from weightvault.lifecycle.escrow import write_mnemonic_files
 from weightvault.lifecycle.evidence import sign_record
 from weightvault.lifecycle.rebuild import rebuild_catalog
@@ -236,7 +242,8 @@ def fetch_keystore(settings: Settings, store: ObjectStore, master: bytes) -> Key
 
 def check_new_home(settings: Settings) -> None:
     """The new home must not hold a vault already (ConflictError): nothing is overwritten."""
-    for path in (settings.master_key_path, settings.keystore_path):
+    own = () if settings.keystore_url else (settings.keystore_path,)
+    for path in (settings.master_key_path, *own):
         if path.exists():
             raise ConflictError(
                 f"{path} exists: restore-home writes only into a new or empty vault home"
@@ -247,7 +254,10 @@ def write_home(settings: Settings, master: bytes, backup: KeystoreBackup) -> Non
     """Write the keystore and the 0600 master key file into the new home."""
     check_new_home(settings)
     make_private_dir(settings.home)
-    write_private(settings.keystore_path, backup.blob)
+    if settings.keystore_url:
+        SharedKeyStore(settings.keystore_url, master).install(backup.blob)
+    else:
+        write_private(settings.keystore_path, backup.blob)
     try:
         fd = os.open(settings.master_key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

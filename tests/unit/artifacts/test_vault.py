@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_tree
-from tests.support.artifacts import rebuildable_rows
+from tests.support.artifacts import lose_catalog, rebuildable_rows
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError
@@ -225,7 +225,7 @@ def test_catalog_rebuild_yields_the_same_rows(vault: Vault, tmp_path: Path) -> N
 def test_catalog_rebuild_from_an_empty_catalog(vault: Vault, tmp_path: Path) -> None:
     first, _ = _put(vault, tmp_path, "a")
     before = rebuildable_rows(vault)
-    Path(vault.settings.catalog_url.removeprefix("sqlite:///")).unlink()
+    lose_catalog(vault.settings.catalog_url)
     fresh = Vault.open(vault.settings)
     rebuild_catalog(fresh)
     assert rebuildable_rows(fresh) == before

@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog's schema (SQLite and PostgreSQL alike)."""

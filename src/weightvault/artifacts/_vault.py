@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -148,6 +149,8 @@ _READ_BLOCK = 1 << 20
 _OMS_LIMIT = 4 << 20
 # What a put writes to the home (catalog rows, WAL growth, a keystore rewrite) fits here.
 _HOME_RESERVE = 4 << 20
+REWRAP_SETTLE_S = 60.0
+"""How long a read waits for the log to record a rotation's rewrapped envelope it found."""
 
 
 @dataclass(frozen=True)
@@ -1481,6 +1484,46 @@ class Vault:
             labels = apply_amendment(labels, logged.event.details)
         return labels
 
+    def _settled(
+        self, artifact_id: str, tier: str, state: LoggedState, envelope: bytes
+    ) -> LoggedState:
+        """``state``, or a fresher one when ``envelope`` is a rotation's rewrap still on
+        its way into the log.
+
+        A rotation writes a batch of rewrapped envelopes, then records their digests
+        in the log (``envelopes.rewrapped``): a read in between finds an envelope the
+        log does not record yet. Only one of this artifact and tier, under a newer
+        version of the KEK the log records, can be that; for it the log is read again
+        until it records it, for :data:`REWRAP_SETTLE_S` at most. The check that
+        follows still accepts only what the log records (no other envelope waits).
+        """
+        latest = state.latest
+        if (
+            latest is None
+            or latest.tier != tier
+            or latest.digest("envelope") == sha256_hex(envelope)
+        ):
+            return state
+        try:
+            wrapped = self._parse_envelope(artifact_id, tier, envelope)
+        except VaultError:
+            return state
+        recorded = latest.state.get("envelope")
+        kek = str(recorded.get("kek")) if isinstance(recorded, dict) else ""
+        key_id, _, version = kek.partition("@v")
+        if wrapped.kek_id != key_id or not version.isdigit():
+            return state
+        if wrapped.kek_version <= int(version):
+            return state
+        digest = sha256_hex(envelope)
+        deadline = time.monotonic() + REWRAP_SETTLE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            state = self.logged_state(artifact_id)
+            if state.latest is not None and state.latest.digest("envelope") == digest:
+                break
+        return state
+
     def load_manifest(
         self,
         artifact_id: str,
@@ -1499,6 +1542,7 @@ class Vault:
         envelope = self._envelope_bytes(artifact_id, tier)
         if state is None:
             state = self.logged_state(artifact_id)
+        state = self._settled(artifact_id, tier, state, envelope)
         state.check(tier, manifest=data, envelope=envelope)
         manifest, mac = Manifest.parse(data)
         if manifest.artifact_id != artifact_id:

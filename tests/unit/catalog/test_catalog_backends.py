@@ -43,7 +43,8 @@ FIVE_GIB = 5 * 1024**3
 PROCESSES = 6
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# PostgreSQL is a service the test session starts: not in the fast tier.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty catalog database: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
@@ -285,6 +286,7 @@ def test_replace_all_swaps_the_whole_index_or_nothing(url: str) -> None:
 # -- several processes at once ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # spawns processes
 def test_concurrent_first_opens_migrate_once(url: str) -> None:
     assert in_processes(catalog_race.open_catalog, url) == ["ok"] * PROCESSES
     catalog = Catalog(url)
@@ -292,6 +294,7 @@ def test_concurrent_first_opens_migrate_once(url: str) -> None:
         assert conn.execute(select(alembic_version.c.version_num)).scalars().all() == [HEAD]
 
 
+@pytest.mark.slow  # spawns processes
 def test_one_process_wins_a_claim(url: str) -> None:
     catalog = Catalog(url)
     add(catalog, artifact_rows("wv-claimed00001"))
@@ -303,6 +306,7 @@ def test_one_process_wins_a_claim(url: str) -> None:
     assert holder.target == "warm"
 
 
+@pytest.mark.slow  # spawns processes
 def test_one_process_inserts_an_artifact_id(url: str) -> None:
     Catalog(url)
     results = in_processes(catalog_race.add_artifact, url, artifact_rows("wv-raced000001"))
@@ -311,6 +315,7 @@ def test_one_process_inserts_an_artifact_id(url: str) -> None:
     assert len(catalog.files_of("wv-raced000001")) == 1
 
 
+@pytest.mark.slow  # spawns processes
 def test_log_entries_and_events_indexed_by_several_processes_are_there_once(url: str) -> None:
     catalog = Catalog(url)
     add(catalog, artifact_rows("wv-logged00001"))
@@ -337,6 +342,7 @@ def test_an_unreachable_database_is_a_one_line_transient_error() -> None:
     assert "refused" in message.lower()
 
 
+@pytest.mark.slow
 def test_wrong_credentials_or_database_are_one_line_config_errors(postgres: PostgresServer) -> None:
     secret = "pw" + os.urandom(8).hex()
     wrong = f"postgresql://{postgres.user}:{secret}@{postgres.host}:{postgres.port}/postgres"

@@ -13,6 +13,10 @@ the credentials, reaches the data. A server started
 before that lockdown is restarted with it by the next :meth:`EmbeddedStore.up`.
 Any other S3 endpoint can be configured instead, in which case this module is
 not used (docs/production-s3.md says what it must enforce).
+
+``up(nodes=N)`` with N >= 2 runs a SeaweedFS cluster instead of ``weed mini``: a
+master (replication 001), N volume servers, a filer and S3, under the same lockdown,
+identities and S3 endpoint (``_cluster``; docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -455,7 +459,8 @@ class EmbeddedStore:
             and _nodes(state) == wanted
         ):
             return current
-        if state is not None and self._serves(state):
+        # What is left of a cluster whose S3 gateway died is stopped too.
+        if state is not None and (self._serves(state) or _nodes(state) > 1):
             self.down()
         if wanted > 1:
             return self._up_cluster(wanted, timeout)

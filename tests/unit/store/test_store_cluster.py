@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -146,6 +148,39 @@ def test_cluster_has_three_volume_servers_and_survives_losing_any_one(
         store.start_node(name, timeout=service_timeout())
 
 
+def test_the_cluster_is_locked_down_as_the_single_server(store: EmbeddedStore) -> None:
+    """Each process listens only on its recorded loopback ports, and every port but the
+    S3 gateway's HTTP wants a client certificate of the store's CA (TLS 1.3 says so)."""
+    state = json.loads(store.state_path.read_text())
+    recorded = {("127.0.0.1", int(port)) for port in state["ports"].values()}
+    listening = set()
+    for node in store.status().nodes:
+        assert node.pid is not None
+        listening |= {
+            (c.laddr.ip, c.laddr.port)
+            for c in psutil.Process(node.pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+    assert listening == recorded
+    ca = store.security_dir / "tls" / "ca.pem"
+    for name, port in state["ports"].items():
+        if name == "s3":
+            continue
+        with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+            _talk_without_client_certificate(ca, port)
+
+
+def _talk_without_client_certificate(ca: Path, port: int) -> None:
+    ctx = ssl.create_default_context(cafile=str(ca))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+        ctx.wrap_socket(sock, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b"GET /dir/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        tls.recv(1)
+
+
 def _volume_bytes(store: EmbeddedStore) -> dict[str, int]:
     found = {}
     for name in store.volume_servers():
@@ -251,6 +286,16 @@ def test_down_stops_every_process_of_the_cluster(tmp_path: Path) -> None:
         assert status.running
         assert len(status.nodes) == NODES + 3
         assert len(_weed_processes(store.dir)) == NODES + 3
+        # A cluster whose S3 gateway died is down; `up` stops what is left and starts anew.
+        old = {n.pid for n in status.nodes}
+        assert store.stop_node("s3", kill=True)
+        assert not store.status().running
+        again = store.up(timeout=service_timeout())
+        assert again.running
+        assert again.volume_servers == NODES
+        pids = {p.pid for p in _weed_processes(store.dir)}
+        assert len(pids) == NODES + 3
+        assert not pids & old
         assert store.stop_node("volume-2", kill=True)
     finally:
         assert store.down()

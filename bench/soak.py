@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import multiprocessing
 import os
 import platform
@@ -311,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--single", type=int, default=60, help="artifacts of the 1-worker phase")
     parser.add_argument("--size-kib", type=int, default=256)
-    parser.add_argument("--nodes", type=int, default=1, help="store volume servers")
+    parser.add_argument("--nodes", type=int, default=3, help="store volume servers")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = parser.parse_args(argv)
     configure_logging("WARNING")
@@ -332,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["WEIGHTVAULT_HOME"] = str(scratch / "main")
         settings = load_settings(REPO / "config")
         store = EmbeddedStore(settings.store_dir)
-        up = store.up if args.nodes == 1 else lambda: store.up(nodes=args.nodes)  # type: ignore[call-arg]
+        up = functools.partial(store.up, nodes=args.nodes)
         try:
             up()
             creds = store.credentials()

@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.results import write_section  # noqa: E402
+from bench.rotation import git_rev  # noqa: E402
 from tests.support.artifacts import rebuildable_rows  # noqa: E402
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: E402
 from tests.support.tiers import permissive  # noqa: E402
@@ -291,20 +292,6 @@ def markdown(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _git_rev() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the soak; 0 when every check after it holds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -359,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}",
-            "commit": _git_rev(),
+            "commit": git_rev(),
             "postgres": pg.bin_dir.parent.name,
             "nodes": args.nodes,
             "size_kib": args.size_kib,

@@ -1089,17 +1089,30 @@ class Vault:
                 log.warning("envelopes.unlocked", bucket=self.bucket("envelopes"))
         return self._envelopes_locked
 
-    def put_envelope(self, artifact_id: str, tier: str, key: str, doc: dict[str, Any]) -> None:
+    def put_envelope(
+        self,
+        artifact_id: str,
+        tier: str,
+        key: str,
+        doc: dict[str, Any],
+        *,
+        if_match: str | None = None,
+    ) -> None:
         """Store an envelope document; a cold or escrow one under COMPLIANCE retention.
 
         The envelopes bucket is versioned: a rewrite (rotation, rewrap) adds a
-        version and the retained ones stay readable.
+        version and the retained ones stay readable. With ``if_match`` (the ETag of
+        the envelope the rewrite started from) a deletable envelope is replaced only
+        if nobody replaced it meanwhile (ConflictError otherwise); a retained one,
+        whose write carries its retention, is replaced as it is.
         """
+        retain = self.envelope_retain_until(artifact_id, tier)
         self.store.put_bytes(
             self.bucket("envelopes"),
             key,
             canonical_json(doc),
-            retain_until=self.envelope_retain_until(artifact_id, tier),
+            retain_until=retain,
+            if_match=if_match if retain is None else None,
         )
 
     def _envelope_bytes(self, artifact_id: str, tier: str) -> bytes:
@@ -1113,6 +1126,14 @@ class Vault:
         if wrapped.artifact_id != artifact_id or wrapped.tier != tier:
             raise IntegrityError(f"envelope of artifact {artifact_id} names another artifact")
         return wrapped
+
+    def load_envelope_for_rewrite(self, artifact_id: str, tier: str) -> tuple[WrappedKey, str]:
+        """The envelope of an artifact for a tier and the ETag of that read (for
+        :meth:`put_envelope`'s ``if_match``)."""
+        data, etag = self.store.get_with_etag(
+            self.bucket("envelopes"), envelope_key(artifact_id, tier), limit=64 * 1024
+        )
+        return self._parse_envelope(artifact_id, tier, data), etag
 
     def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
         """Fetch and parse the envelope of an artifact for a tier."""

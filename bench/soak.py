@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
+import functools
 import multiprocessing
 import os
 import platform
 import shlex
 import shutil
-import struct
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.results import write_section  # noqa: E402
+from bench.rotation import git_rev  # noqa: E402
 from tests.support.artifacts import rebuildable_rows  # noqa: E402
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: E402
 from tests.support.tiers import permissive  # noqa: E402
@@ -68,13 +68,12 @@ OPS = ("put", "validate", "promote", "get")
 
 
 def _safetensors(size: int) -> bytes:
-    """A well-formed safetensors file of about ``size`` bytes: one random F32 tensor."""
-    count = max(1, size // 4)
-    header = json.dumps(
-        {"weight": {"dtype": "F32", "shape": [count], "data_offsets": [0, 4 * count]}}
-    ).encode()
-    header += b" " * (-len(header) % 8)
-    return struct.pack("<Q", len(header)) + header + os.urandom(4 * count)
+    """A safetensors file of about ``size`` bytes: one random F32 tensor."""
+    import numpy as np
+    from safetensors.numpy import save
+
+    weight = np.frombuffer(os.urandom(max(4, size // 4 * 4)), dtype=np.float32)
+    return save({"weight": weight}, metadata={"format": "np"})
 
 
 def _artifact_files(root: Path, index: int, size_kib: int) -> Path:
@@ -219,6 +218,9 @@ def check_after(vault: Vault, ids: list[str], pg: PostgresServer) -> dict[str, A
     live = {(r.key_id, r.version) for r in vault.keys.records() if r.state != KeyState.RETIRED}
     on_retired = [k for k in vault.catalog.envelope_counts() if k not in live]
     t = time.perf_counter()
+    report, counts = verify_audit(vault)  # before the rebuild, which logs into its own catalog
+    audit_s = time.perf_counter() - t
+    t = time.perf_counter()
     rebuilt = Vault.open(
         replace(vault.settings, catalog_url=pg.create_database("rebuilt_" + uuid.uuid4().hex[:8]))
     )
@@ -226,9 +228,6 @@ def check_after(vault: Vault, ids: list[str], pg: PostgresServer) -> dict[str, A
     rebuild_s = time.perf_counter() - t
     before, after = rebuildable_rows(vault), rebuildable_rows(rebuilt)
     differing = sorted(t for t in before if before[t] != after.get(t))
-    t = time.perf_counter()
-    report, counts = verify_audit(vault)
-    audit_s = time.perf_counter() - t
     return {
         "verified": len(ids) - len(failed),
         "verify_failures": failed[:5],
@@ -293,20 +292,6 @@ def markdown(res: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _git_rev() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the soak; 0 when every check after it holds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -314,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--single", type=int, default=60, help="artifacts of the 1-worker phase")
     parser.add_argument("--size-kib", type=int, default=256)
-    parser.add_argument("--nodes", type=int, default=1, help="store volume servers")
+    parser.add_argument("--nodes", type=int, default=3, help="store volume servers")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     args = parser.parse_args(argv)
     configure_logging("WARNING")
@@ -335,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["WEIGHTVAULT_HOME"] = str(scratch / "main")
         settings = load_settings(REPO / "config")
         store = EmbeddedStore(settings.store_dir)
-        up = store.up if args.nodes == 1 else lambda: store.up(nodes=args.nodes)  # type: ignore[call-arg]
+        up = functools.partial(store.up, nodes=args.nodes)
         try:
             up()
             creds = store.credentials()
@@ -361,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
             f"{platform.python_implementation()} {platform.python_version()}",
-            "commit": _git_rev(),
+            "commit": git_rev(),
             "postgres": pg.bin_dir.parent.name,
             "nodes": args.nodes,
             "size_kib": args.size_kib,

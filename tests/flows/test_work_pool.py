@@ -59,7 +59,7 @@ def _taken_by(api_url: str) -> dict[str, list[str]]:
     found = api(
         api_url,
         "/events/filter",
-        {"filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]}}, "limit": 200},
+        {"filter": {"event": {"name": ["prefect.worker.submitted-flow-run"]}}, "limit": 50},
     )
     taken: dict[str, list[str]] = {}
     for event in found["events"]:

@@ -21,6 +21,8 @@ import base64
 import json
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -162,6 +164,52 @@ def test_an_envelope_from_before_a_rotation_or_of_another_artifact_is_refused(
     with pytest.raises(RollbackError, match="another envelope was put in its place"):
         vault.verify(a)
     vault.verify(b)
+
+
+def _rewrapped_unlogged(vault: Vault, artifact_id: str) -> tuple[str, str]:
+    """A rotation half done: the envelope rewrapped in the store, not yet in the log."""
+    rot = rotation.start_rotation(vault, "hot")
+    keys = rotation.rotating_keys(vault)
+    target = keys.get(rot.kek_id, rot.target_version)
+    ref = rotation.EnvelopeRef(artifact_id, "hot")
+    outcome = rotation.rewrap_envelope(vault, keys, target, ref, frozenset(rot.old_versions))
+    assert outcome == "rewrapped"
+    return target.ref, vault.envelope_sha256(artifact_id, "hot")
+
+
+def test_a_read_during_a_rotation_waits_for_the_log_to_record_the_rewrapped_envelope(
+    vault: Vault, tmp_path: Path
+) -> None:
+    """The soak's race: a rotation writes a batch of envelopes, then logs their digests;
+    a read in between found an envelope the log did not record yet and was refused."""
+    a = ingest.put(vault, make_tree(tmp_path / "a", {"a.bin": b"a" * 2048}), "a").artifact_id
+    kek, digest = _rewrapped_unlogged(vault, a)
+
+    def log_the_batch() -> None:
+        time.sleep(1.5)
+        vault.record(rotation.REWRAPPED, None, "hot", {"kek": kek, "envelopes": {a: digest}})
+
+    writer = threading.Thread(target=log_the_batch)
+    writer.start()
+    started = time.monotonic()
+    try:
+        assert vault.verify(a).files == 1  # waited for the log, then accepted
+    finally:
+        writer.join()
+    assert time.monotonic() - started >= 1.0
+    assert vault.logged_state(a).require().kind == "envelopes.rewrapped"
+
+
+def test_a_rewrapped_envelope_the_log_never_records_is_refused(
+    vault: Vault, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import weightvault.artifacts._vault as vault_module
+
+    monkeypatch.setattr(vault_module, "REWRAP_SETTLE_S", 1.0)
+    a = ingest.put(vault, make_tree(tmp_path / "a", {"a.bin": b"a" * 2048}), "a").artifact_id
+    _rewrapped_unlogged(vault, a)  # and the rotation dies before logging it
+    with pytest.raises(RollbackError, match="another envelope was put in its place"):
+        vault.verify(a)
 
 
 def test_a_compromised_signer_is_judged_at_the_time_the_log_recorded_the_statement(

@@ -23,9 +23,10 @@ from weightvault._time import utcnow
 from weightvault.config import Settings
 from weightvault.errors import ConflictError, NotFoundError
 from weightvault.keys import (
-    LocalKeyStore,
+    FileSealedBlob,
+    PostgresSealedBlob,
+    SealedBlob,
     SealedKeyStore,
-    SharedKeyStore,
     load_master_key,
     policy_lifetime,
 )
@@ -139,18 +140,13 @@ def open_keystore(
     versions = StoreKeystoreVersions(store, settings.store.bucket("audit")) if store else None
     backups = StoreKeystoreBackups(store, settings.store.bucket("audit")) if store else None
     master = load_master_key(settings.master_key_path, settings.master_key)
-    if settings.keystore_url:
-        return SharedKeyStore(
-            settings.keystore_url,
-            master,
-            lifetime=policy_lifetime(settings.lifetimes_file, clock),
-            clock=clock,
-            max_wraps=settings.max_kek_wraps,
-            versions=versions,
-            backups=backups,
-        )
-    return LocalKeyStore(
-        settings.keystore_path,
+    blob: SealedBlob = (
+        PostgresSealedBlob(settings.keystore_url)
+        if settings.keystore_url
+        else FileSealedBlob(settings.keystore_path)
+    )
+    return SealedKeyStore(
+        blob,
         master,
         lifetime=policy_lifetime(settings.lifetimes_file, clock),
         clock=clock,

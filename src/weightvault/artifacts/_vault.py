@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -148,6 +149,8 @@ _READ_BLOCK = 1 << 20
 _OMS_LIMIT = 4 << 20
 # What a put writes to the home (catalog rows, WAL growth, a keystore rewrite) fits here.
 _HOME_RESERVE = 4 << 20
+REWRAP_SETTLE_S = 60.0
+"""How long a read waits for the log to record a rotation's rewrapped envelope it found."""
 
 
 @dataclass(frozen=True)
@@ -1086,17 +1089,30 @@ class Vault:
                 log.warning("envelopes.unlocked", bucket=self.bucket("envelopes"))
         return self._envelopes_locked
 
-    def put_envelope(self, artifact_id: str, tier: str, key: str, doc: dict[str, Any]) -> None:
+    def put_envelope(
+        self,
+        artifact_id: str,
+        tier: str,
+        key: str,
+        doc: dict[str, Any],
+        *,
+        if_match: str | None = None,
+    ) -> None:
         """Store an envelope document; a cold or escrow one under COMPLIANCE retention.
 
         The envelopes bucket is versioned: a rewrite (rotation, rewrap) adds a
-        version and the retained ones stay readable.
+        version and the retained ones stay readable. With ``if_match`` (the ETag of
+        the envelope the rewrite started from) a deletable envelope is replaced only
+        if nobody replaced it meanwhile (ConflictError otherwise); a retained one,
+        whose write carries its retention, is replaced as it is.
         """
+        retain = self.envelope_retain_until(artifact_id, tier)
         self.store.put_bytes(
             self.bucket("envelopes"),
             key,
             canonical_json(doc),
-            retain_until=self.envelope_retain_until(artifact_id, tier),
+            retain_until=retain,
+            if_match=if_match if retain is None else None,
         )
 
     def _envelope_bytes(self, artifact_id: str, tier: str) -> bytes:
@@ -1110,6 +1126,14 @@ class Vault:
         if wrapped.artifact_id != artifact_id or wrapped.tier != tier:
             raise IntegrityError(f"envelope of artifact {artifact_id} names another artifact")
         return wrapped
+
+    def load_envelope_for_rewrite(self, artifact_id: str, tier: str) -> tuple[WrappedKey, str]:
+        """The envelope of an artifact for a tier and the ETag of that read (for
+        :meth:`put_envelope`'s ``if_match``)."""
+        data, etag = self.store.get_with_etag(
+            self.bucket("envelopes"), envelope_key(artifact_id, tier), limit=64 * 1024
+        )
+        return self._parse_envelope(artifact_id, tier, data), etag
 
     def load_envelope(self, artifact_id: str, tier: str) -> WrappedKey:
         """Fetch and parse the envelope of an artifact for a tier."""
@@ -1481,6 +1505,46 @@ class Vault:
             labels = apply_amendment(labels, logged.event.details)
         return labels
 
+    def _settled(
+        self, artifact_id: str, tier: str, state: LoggedState, envelope: bytes
+    ) -> LoggedState:
+        """``state``, or a fresher one when ``envelope`` is a rotation's rewrap still on
+        its way into the log.
+
+        A rotation writes a batch of rewrapped envelopes, then records their digests
+        in the log (``envelopes.rewrapped``): a read in between finds an envelope the
+        log does not record yet. Only one of this artifact and tier, under a newer
+        version of the KEK the log records, can be that; for it the log is read again
+        until it records it, for :data:`REWRAP_SETTLE_S` at most. The check that
+        follows still accepts only what the log records (no other envelope waits).
+        """
+        latest = state.latest
+        if (
+            latest is None
+            or latest.tier != tier
+            or latest.digest("envelope") == sha256_hex(envelope)
+        ):
+            return state
+        try:
+            wrapped = self._parse_envelope(artifact_id, tier, envelope)
+        except VaultError:
+            return state
+        recorded = latest.state.get("envelope")
+        kek = str(recorded.get("kek")) if isinstance(recorded, dict) else ""
+        key_id, _, version = kek.partition("@v")
+        if wrapped.kek_id != key_id or not version.isdigit():
+            return state
+        if wrapped.kek_version <= int(version):
+            return state
+        digest = sha256_hex(envelope)
+        deadline = time.monotonic() + REWRAP_SETTLE_S
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            state = self.logged_state(artifact_id)
+            if state.latest is not None and state.latest.digest("envelope") == digest:
+                break
+        return state
+
     def load_manifest(
         self,
         artifact_id: str,
@@ -1499,6 +1563,7 @@ class Vault:
         envelope = self._envelope_bytes(artifact_id, tier)
         if state is None:
             state = self.logged_state(artifact_id)
+        state = self._settled(artifact_id, tier, state, envelope)
         state.check(tier, manifest=data, envelope=envelope)
         manifest, mac = Manifest.parse(data)
         if manifest.artifact_id != artifact_id:

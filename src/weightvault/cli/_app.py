@@ -123,6 +123,7 @@ def cmd_store(args: argparse.Namespace) -> int:
         return _store.run(args, settings)
     if args.role:
         raise UsageError(f"store {args.action} takes no ROLE")
+    nodes = _store.nodes_asked(args, settings)
     if args.action == "check":
         return _store_check(args, settings)
     if not settings.store.embedded:
@@ -130,7 +131,7 @@ def cmd_store(args: argparse.Namespace) -> int:
         return 0
     server = EmbeddedStore.of(settings)
     if args.action == "up":
-        status = server.up()
+        status = server.up(nodes=nodes)
         from weightvault.lifecycle.bootstrap import ensure_buckets
 
         ensure_buckets(settings)
@@ -140,17 +141,27 @@ def cmd_store(args: argparse.Namespace) -> int:
         return 0
     else:
         status = server.status()
-    data = {
+    data: dict[str, object] = {
         "running": status.running,
         "endpoint": status.endpoint,
         "pid": status.pid,
         "data_dir": str(status.data_dir),
+        "volume_servers": status.volume_servers,
     }
     human = (
         f"store running at http://{status.endpoint} (pid {status.pid}), data in {status.data_dir}"
         if status.running
         else "store is not running"
     )
+    if status.nodes:
+        data["nodes"] = [
+            {"name": n.name, "running": n.running, "pid": n.pid, "port": n.port}
+            for n in status.nodes
+        ]
+        human += f"\n{status.volume_servers} volume servers, replication 001:" + "".join(
+            f"\n  {n.name:<10} {'running' if n.running else 'STOPPED'}  pid {n.pid}  port {n.port}"
+            for n in status.nodes
+        )
     emit(args, human, data)
     return 0 if status.running or args.action == "status" else 7
 

@@ -44,6 +44,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="credentials, env: print the secret key on the terminal (never with --json)",
     )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        metavar="N",
+        help="up: the embedded store on N volume servers (default 1, weed mini; N >= 2: "
+        "a cluster of master, N volume servers, filer and S3, replication 001)",
+    )
+
+
+def nodes_asked(args: argparse.Namespace, settings: Settings) -> int | None:
+    """``--nodes`` of ``store up`` (None: unchanged); UsageError elsewhere or below 1."""
+    nodes: int | None = getattr(args, "nodes", None)
+    if nodes is None:
+        return None
+    if args.action != "up":
+        raise UsageError(f"--nodes is for `store up`, not `store {args.action}`")
+    if nodes < 1:
+        raise UsageError(f"--nodes must be 1 or more volume servers, not {nodes}")
+    if not settings.store.embedded:
+        raise UsageError("--nodes is for the embedded store; this vault uses an external one")
+    return nodes
 
 
 ENV_DEFAULT_ROLE = "reader"

@@ -35,10 +35,12 @@ from weightvault.keys._identity import (
 )
 from weightvault.keys._keystore import (
     DEFAULT_MAX_WRAPS,
+    FileSealedBlob,
     KeyProvider,
     KeyRecord,
     KeyState,
     KeystoreBackups,
+    KeystoreOptions,
     KeystoreVersions,
     LocalKeyStore,
     SealedBlob,
@@ -57,22 +59,25 @@ from weightvault.keys._lifetimes import (
     plan_matrix,
     policy_lifetime,
 )
-from weightvault.keys._shared_keystore import SharedKeyStore
+from weightvault.keys._shared_keystore import PostgresSealedBlob, SharedKeyStore
 
 __all__ = [
     "CYCLONEDX_SPEC_VERSION",
     "DEFAULT_MAX_WRAPS",
     "IDENTITY_TYPE",
     "RECIPIENT_TYPE",
+    "FileSealedBlob",
     "Identity",
     "KeyInventoryRow",
     "KeyProvider",
     "KeyRecord",
     "KeyState",
     "KeystoreBackups",
+    "KeystoreOptions",
     "KeystoreVersions",
     "LifetimePolicy",
     "LocalKeyStore",
+    "PostgresSealedBlob",
     "PublicIdentity",
     "Recipient",
     "SealedBlob",

@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -935,27 +935,19 @@ class SealedKeyStore:
             ) from None
 
 
+class KeystoreOptions(TypedDict, total=False):
+    """What a :class:`SealedKeyStore` takes besides its blob and master key."""
+
+    lifetime: Lifetime
+    clock: Callable[[], datetime]
+    max_wraps: int
+    versions: KeystoreVersions | None
+    backups: KeystoreBackups | None
+
+
 class LocalKeyStore(SealedKeyStore):
     """The keystore in one sealed 0600 file (``<home>/keystore.sealed``)."""
 
-    def __init__(
-        self,
-        path: Path,
-        master_key: bytes,
-        *,
-        lifetime: Lifetime = _no_lifetime,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        max_wraps: int = DEFAULT_MAX_WRAPS,
-        versions: KeystoreVersions | None = None,
-        backups: KeystoreBackups | None = None,
-    ) -> None:
+    def __init__(self, path: Path, master_key: bytes, **options: Unpack[KeystoreOptions]) -> None:
         self.path = path
-        super().__init__(
-            FileSealedBlob(path),
-            master_key,
-            lifetime=lifetime,
-            clock=clock,
-            max_wraps=max_wraps,
-            versions=versions,
-            backups=backups,
-        )
+        super().__init__(FileSealedBlob(path), master_key, **options)

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from typing import Unpack
 
 from sqlalchemy import (
     BigInteger,
@@ -34,14 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from weightvault._database import POSTGRESQL, backend, database_url, open_engine, shown
 from weightvault.errors import ConfigError, KeystoreRollbackError
-from weightvault.keys._keystore import (
-    DEFAULT_MAX_WRAPS,
-    KeystoreBackups,
-    KeystoreVersions,
-    Lifetime,
-    SealedKeyStore,
-    _no_lifetime,
-)
+from weightvault.keys._keystore import KeystoreOptions, SealedKeyStore
 
 _metadata = MetaData()
 keystore_rows = Table(
@@ -142,19 +135,7 @@ class SharedKeyStore(SealedKeyStore):
         master_key: bytes,
         *,
         name: str = "keystore",
-        lifetime: Lifetime = _no_lifetime,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        max_wraps: int = DEFAULT_MAX_WRAPS,
-        versions: KeystoreVersions | None = None,
-        backups: KeystoreBackups | None = None,
+        **options: Unpack[KeystoreOptions],
     ) -> None:
         self.url = url
-        super().__init__(
-            PostgresSealedBlob(url, name),
-            master_key,
-            lifetime=lifetime,
-            clock=clock,
-            max_wraps=max_wraps,
-            versions=versions,
-            backups=backups,
-        )
+        super().__init__(PostgresSealedBlob(url, name), master_key, **options)

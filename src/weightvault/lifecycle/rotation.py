@@ -65,6 +65,7 @@ from weightvault.artifacts import BOOTSTRAP_PURPOSE, REWRAP_KIND, Vault, sha256_
 from weightvault.config import TIERS
 from weightvault.errors import (
     ConfigError,
+    ConflictError,
     IntegrityError,
     InvalidInputError,
     KeyStateError,
@@ -522,7 +523,7 @@ def _rewrap(
 ) -> tuple[str, bytes | None]:
     """:func:`rewrap_envelope`, and the exact bytes of the envelope it wrote (rewrapped)."""
     try:
-        wrapped = vault.load_envelope(ref.artifact_id, ref.tier)
+        wrapped, etag = vault.load_envelope_for_rewrite(ref.artifact_id, ref.tier)
     except NotFoundError:
         return "missing", None
     if wrapped.kek_id != target.key_id:
@@ -538,9 +539,20 @@ def _rewrap(
         new = keys.wrap_with(target, ref.tier, ref.artifact_id, dek)
     finally:
         del dek
-    vault.put_envelope(
-        ref.artifact_id, ref.tier, envelope_key(ref.artifact_id, ref.tier), new.to_dict()
-    )
+    try:
+        vault.put_envelope(
+            ref.artifact_id,
+            ref.tier,
+            envelope_key(ref.artifact_id, ref.tier),
+            new.to_dict(),
+            if_match=etag,
+        )
+    except ConflictError:
+        # Another rotation to the same version rewrapped it meanwhile: its envelope
+        # stands (and is what this batch logs), or this one's start was stale.
+        if vault.load_envelope(ref.artifact_id, ref.tier).kek_version == target.version:
+            return "already", None
+        raise
     return "rewrapped", canonical_json(new.to_dict())
 
 

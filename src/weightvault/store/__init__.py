@@ -26,6 +26,7 @@ from weightvault.store._roles import (
 from weightvault.store._server import (
     Credentials,
     EmbeddedStore,
+    NodeStatus,
     ServerStatus,
     free_ports,
     require_port_free,
@@ -40,6 +41,7 @@ __all__ = [
     "DvcRemote",
     "EmbeddedStore",
     "Grant",
+    "NodeStatus",
     "ObjectStore",
     "ServerStatus",
     "StoreRole",

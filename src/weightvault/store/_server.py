@@ -13,6 +13,10 @@ the credentials, reaches the data. A server started
 before that lockdown is restarted with it by the next :meth:`EmbeddedStore.up`.
 Any other S3 endpoint can be configured instead, in which case this module is
 not used (docs/production-s3.md says what it must enforce).
+
+``up(nodes=N)`` with N >= 2 runs a SeaweedFS cluster instead of ``weed mini``: a
+master (replication 001), N volume servers, a filer and S3, under the same lockdown,
+identities and S3 endpoint (``_cluster``; docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +40,15 @@ import psutil
 
 from weightvault._fs import write_private
 from weightvault.config import Settings
-from weightvault.errors import ConfigError, PortInUseError, StoreRoleError, StoreUnavailableError
+from weightvault.errors import (
+    ConfigError,
+    PortInUseError,
+    StoreRoleError,
+    StoreUnavailableError,
+    UsageError,
+)
 from weightvault.processes import ProcessRef, is_running, stop
+from weightvault.store import _cluster
 from weightvault.store._roles import ADMIN_ROLE, STORE_ROLES, iam_policy, role_named
 from weightvault.store._security import SECURITY_FILE, write_security_config
 
@@ -75,13 +87,30 @@ class Credentials:
 
 
 @dataclass(frozen=True)
+class NodeStatus:
+    """One process of a cluster store (``store up --nodes N``): its name, pid, HTTP port."""
+
+    name: str
+    running: bool
+    pid: int | None
+    port: int
+
+
+@dataclass(frozen=True)
 class ServerStatus:
-    """What ``weightvault store status`` reports."""
+    """What ``weightvault store status`` reports.
+
+    ``nodes`` lists the processes of a cluster store (master, volume servers, filer,
+    S3); a single server (``weed mini``) has none. ``volume_servers`` counts the
+    volume servers it runs on (1 for the single server).
+    """
 
     running: bool
     endpoint: str
     pid: int | None
     data_dir: Path
+    nodes: tuple[NodeStatus, ...] = ()
+    volume_servers: int = 1
 
 
 def free_ports(count: int) -> list[int]:
@@ -139,7 +168,7 @@ def _not_ours(paths: Iterable[Path]) -> list[Path]:
     return foreign
 
 
-def _choose_ports(s3_port: int = 0) -> dict[str, int]:
+def _choose_ports(s3_port: int = 0, names: tuple[str, ...] = _PORT_NAMES) -> dict[str, int]:
     """Free loopback ports none of whose weed socket names another user holds.
 
     ``s3_port`` (the configured one) is the S3 gateway's, PortInUseError when taken; 0
@@ -154,7 +183,7 @@ def _choose_ports(s3_port: int = 0) -> dict[str, int]:
                 f"{_PORT_SETTING}"
             )
     for _ in range(_PORT_ATTEMPTS):
-        ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
         if s3_port:
             if s3_port in ports.values():
                 continue
@@ -234,6 +263,8 @@ class EmbeddedStore:
         self.identity_path = store_dir / "s3-identities.json"
         self.log_path = store_dir / "weed.log"
         self.security_dir = store_dir / "security"
+        # The data of a cluster store (`store up --nodes N`), apart from weed mini's.
+        self.cluster_dir = store_dir / "cluster"
 
     @classmethod
     def of(cls, settings: Settings) -> EmbeddedStore:
@@ -377,27 +408,62 @@ class EmbeddedStore:
         """Whether the process state.json names is this store's own weed, still running.
 
         After a crash or reboot the pid may belong to an unrelated process: that one
-        is never reported as the store, nor signalled.
+        is never reported as the store, nor signalled. Of a cluster, that process is
+        its S3 gateway.
         """
+        if _nodes(state) > 1:
+            return is_running(_server_ref(state), check=self._cluster_check())
         return is_running(_server_ref(state), check=_runs_weed_on(self.data_dir))
 
+    def _cluster_check(self) -> Callable[[list[str]], bool]:
+        return _cluster.runs_weed_with(self.security_dir)
+
     def status(self) -> ServerStatus:
-        """Whether the server runs, where, and under which pid."""
+        """Whether the server runs, where, and under which pid (of a cluster: its S3
+        gateway's, each process in ``nodes``)."""
         state = self._state()
         if state is None:
             return ServerStatus(False, "", None, self.data_dir)
-        pid = int(state["pid"])
+        pid = int(state["pid"]) if state.get("pid") is not None else None
         running = self._serves(state) and _port_open(int(state["ports"]["s3"]))
-        return ServerStatus(running, f"{HOST}:{state['ports']['s3']}", pid, self.data_dir)
+        endpoint = f"{HOST}:{state['ports']['s3']}"
+        nodes = _nodes(state)
+        if nodes == 1:
+            return ServerStatus(running, endpoint, pid, self.data_dir)
+        check = self._cluster_check()
+        found = []
+        for name, entry in _cluster_processes(state).items():
+            ref = ProcessRef.from_dict(entry.get("process"))
+            alive = is_running(ref, check=check)
+            port = int(state["ports"].get(name, 0))
+            found.append(NodeStatus(name, alive, ref.pid if ref else None, port))
+        return ServerStatus(running, endpoint, pid, self.cluster_dir, tuple(found), nodes)
 
-    def up(self, timeout: float = 60.0) -> ServerStatus:
-        """Start the server unless it already runs; return its status."""
+    def up(self, timeout: float = 60.0, *, nodes: int | None = None) -> ServerStatus:
+        """Start the server unless it already runs; return its status.
+
+        ``nodes`` is the number of volume servers: 1, the single ``weed mini``; N >= 2,
+        a cluster (``_cluster``) whose every needle is on two of them. None keeps what
+        runs (or ran, for a restart), else 1. Asking for another number restarts the
+        store (the two keep their data apart: ``data/`` and ``cluster/``).
+        """
+        if nodes is not None and nodes < 1:
+            raise UsageError(f"--nodes must be 1 or more volume servers, not {nodes}")
         current = self.status()
         state = self._state()
-        if current.running and state is not None and self._current(state):
+        wanted = nodes if nodes is not None else (_nodes(state) if state is not None else 1)
+        if (
+            current.running
+            and state is not None
+            and self._current(state)
+            and _nodes(state) == wanted
+        ):
             return current
-        if state is not None and self._serves(state):
+        # What is left of a cluster whose S3 gateway died is stopped too.
+        if state is not None and (self._serves(state) or _nodes(state) > 1):
             self.down()
+        if wanted > 1:
+            return self._up_cluster(wanted, timeout)
         self._make_private()
         write_private(self.identity_path, json.dumps(self.identities()).encode())
         ports = _choose_ports(self.port)
@@ -501,13 +567,170 @@ class EmbeddedStore:
                 path.chmod(0o600)
 
     def down(self, timeout: float = 20.0) -> bool:
-        """Stop the server; True if one was running."""
+        """Stop the server (of a cluster: every process); True if one was running."""
         state = self._state()
         if state is None:
             return False
-        was_running = stop(_server_ref(state), grace=timeout, check=_runs_weed_on(self.data_dir))
+        if _nodes(state) > 1:
+            was_running = self._down_cluster(state, timeout)
+        else:
+            was_running = stop(
+                _server_ref(state), grace=timeout, check=_runs_weed_on(self.data_dir)
+            )
         if was_running:
             _remove_own_sockets(int(port) for port in state.get("ports", {}).values())
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
         return was_running
+
+    # -- a store of more than one node (`store up --nodes N`) ------------------
+
+    def _cluster_paths(self) -> _cluster.ClusterPaths:
+        return _cluster.ClusterPaths(
+            weed=weed_binary(),
+            security_dir=self.security_dir,
+            identity_path=self.identity_path,
+            data_dir=self.cluster_dir,
+            log_dir=self.dir,
+        )
+
+    def _up_cluster(self, nodes: int, timeout: float) -> ServerStatus:
+        """Start master, ``nodes`` volume servers, filer and S3; return once all are in."""
+        self._make_private()
+        self.cluster_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.cluster_dir.chmod(0o700)
+        write_private(self.identity_path, json.dumps(self.identities()).encode())
+        ports = _choose_ports(self.port, _cluster.port_names(nodes))
+        _remove_own_sockets(ports.values())
+        write_security_config(self.security_dir)
+        paths = self._cluster_paths()
+        state: dict[str, Any] = {
+            "pid": None,
+            "process": None,
+            "nodes": nodes,
+            "ports": ports,
+            "processes": {},
+            "started": time.time(),
+            "lockdown": LOCKDOWN,
+            "roles": self._roles_tag(),
+        }
+        refs: dict[str, ProcessRef] = {}
+        try:
+            for name, argv in _cluster.argvs(paths, ports, nodes, VOLUME_SLOTS).items():
+                refs[name] = _cluster.spawn(argv, paths.log(name), self.dir)
+                state["processes"][name] = {"process": refs[name].to_dict(), "argv": argv}
+                if name == _cluster.S3:
+                    state["pid"] = refs[name].pid
+                    state["process"] = refs[name].to_dict()
+                # Recorded as each starts, so that `down` stops whatever did.
+                write_private(self.state_path, json.dumps(state).encode())
+            _cluster.wait_ready(refs, ports, paths, _cluster.volume_names(nodes), timeout)
+        except BaseException:
+            self.down()
+            raise
+        return self.status()
+
+    def _down_cluster(self, state: dict[str, Any], timeout: float) -> bool:
+        """Stop every process of the cluster: S3, the filer, the volume servers (all at
+        once), the master last, each SIGTERM then SIGKILL after ``timeout``.
+
+        weed 4.48's filer, asked to stop, closes its store and then lingers ~15 s on its
+        master connection: it gets :data:`_cluster.FILER_GRACE` seconds. Its metadata
+        is LevelDB's, written through to its journal, which a kill does not lose.
+        """
+        check = self._cluster_check()
+        processes = _cluster_processes(state)
+        volumes = [n for n in processes if n not in {_cluster.S3, _cluster.FILER, _cluster.MASTER}]
+        was_running = False
+        for phase, grace in (
+            ([_cluster.S3], timeout),
+            ([_cluster.FILER], min(timeout, _cluster.FILER_GRACE)),
+            (volumes, timeout),
+            ([_cluster.MASTER], timeout),
+        ):
+            refs = [
+                ProcessRef.from_dict(processes[n].get("process")) for n in phase if n in processes
+            ]
+            if not refs:
+                continue
+            with ThreadPoolExecutor(max_workers=len(refs)) as pool:
+                stopped = list(pool.map(lambda r, g=grace: stop(r, grace=g, check=check), refs))
+            was_running = any(stopped) or was_running
+        return was_running
+
+    def registered_volume_servers(self) -> list[str]:
+        """The ``host:port`` of each volume server the cluster's master has registered
+        (asked over its mutual-TLS API); [] when it does not answer or for one node."""
+        state = self._state()
+        if state is None or _nodes(state) < 2:
+            return []
+        found = _cluster.master_volume_servers(self.security_dir, int(state["ports"]["master"]))
+        return found or []
+
+    def _cluster_state(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """state.json of the running cluster and its entry of process ``name``."""
+        state = self._state()
+        if state is None or _nodes(state) < 2:
+            raise StoreUnavailableError(
+                f"the embedded store under {self.dir} is not a running cluster: run "
+                "`weightvault store up --nodes N`"
+            )
+        entry = _cluster_processes(state).get(name)
+        if entry is None:
+            known = ", ".join(_cluster_processes(state))
+            raise UsageError(f"the store cluster has no process {name!r} (it has {known})")
+        return state, entry
+
+    def volume_servers(self) -> list[str]:
+        """The names of the cluster's volume servers (``volume-1`` ...); none for one node."""
+        state = self._state()
+        return _cluster.volume_names(_nodes(state)) if state and _nodes(state) > 1 else []
+
+    def stop_node(self, name: str, *, kill: bool = True, timeout: float = 20.0) -> bool:
+        """Stop one process of the cluster (``volume-2``, ...): SIGKILL, as a crash
+        would, or with ``kill=False`` SIGTERM; True if it was running."""
+        _, entry = self._cluster_state(name)
+        ref = ProcessRef.from_dict(entry.get("process"))
+        if ref is None:
+            return False
+        if kill:
+            return _cluster.kill(ref, self._cluster_check(), timeout)
+        return stop(ref, grace=timeout, check=self._cluster_check())
+
+    def start_node(self, name: str, timeout: float = 60.0) -> NodeStatus:
+        """Start a stopped process of the cluster again, with its own ports and data;
+        return once the master has every volume server (and S3 answers)."""
+        state, entry = self._cluster_state(name)
+        ref = ProcessRef.from_dict(entry.get("process"))
+        check = self._cluster_check()
+        paths = self._cluster_paths()
+        if not is_running(ref, check=check):
+            _remove_own_sockets(
+                [int(state["ports"][name]), int(state["ports"].get(f"{name}_grpc", 0))]
+            )
+            ref = _cluster.spawn(list(entry["argv"]), paths.log(name), self.dir)
+            entry["process"] = ref.to_dict()
+            if name == _cluster.S3:
+                state["pid"], state["process"] = ref.pid, ref.to_dict()
+            write_private(self.state_path, json.dumps(state).encode())
+        refs = {
+            n: r
+            for n, e in _cluster_processes(state).items()
+            if (r := ProcessRef.from_dict(e.get("process"))) is not None
+        }
+        ports = {n: int(p) for n, p in state["ports"].items()}
+        _cluster.wait_ready(refs, ports, paths, _cluster.volume_names(_nodes(state)), timeout)
+        return NodeStatus(name, True, ref.pid if ref else None, ports[name])
+
+
+def _nodes(state: dict[str, Any]) -> int:
+    """How many volume servers the store of ``state`` runs (state.json without: one)."""
+    raw = state.get("nodes", 1)
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 1 else 1
+
+
+def _cluster_processes(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    raw = state.get("processes")
+    if not isinstance(raw, dict):
+        return {}
+    return {name: entry for name, entry in raw.items() if isinstance(entry, dict)}

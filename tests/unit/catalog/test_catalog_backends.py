@@ -9,10 +9,8 @@ entry and event indexed once) are shown with several processes at once.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from sqlalchemy import create_engine, insert, select, text
 
 from tests.support import catalog_race
 from tests.support.postgres import PostgresServer
+from tests.support.spawned import in_processes
 from weightvault._database import database_url
 from weightvault.catalog import Catalog
 from weightvault.catalog._migrate import _MIGRATIONS, HEAD
@@ -43,7 +42,8 @@ FIVE_GIB = 5 * 1024**3
 PROCESSES = 6
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# PostgreSQL is a service the test session starts: not in the fast tier.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty catalog database: a SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":
@@ -134,21 +134,6 @@ def add(catalog: Catalog, rows: dict[str, Any]) -> None:
         catalog.add_artifact(
             conn, rows["artifact"], rows["files"], rows["placement"], rows["envelope"]
         )
-
-
-def in_processes(target: Callable[..., None], *args: Any) -> list[Any]:
-    """Run ``target(*args, barrier, out)`` in PROCESSES spawned processes; their results."""
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    out = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(*args, barrier, out)) for _ in range(PROCESSES)]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=180) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
-    return results
 
 
 # -- the schema ----------------------------------------------------------------------------
@@ -285,17 +270,19 @@ def test_replace_all_swaps_the_whole_index_or_nothing(url: str) -> None:
 # -- several processes at once ---------------------------------------------------------------
 
 
+@pytest.mark.slow  # spawns processes
 def test_concurrent_first_opens_migrate_once(url: str) -> None:
-    assert in_processes(catalog_race.open_catalog, url) == ["ok"] * PROCESSES
+    assert in_processes(PROCESSES, catalog_race.open_catalog, url) == ["ok"] * PROCESSES
     catalog = Catalog(url)
     with catalog.engine.connect() as conn:
         assert conn.execute(select(alembic_version.c.version_num)).scalars().all() == [HEAD]
 
 
+@pytest.mark.slow  # spawns processes
 def test_one_process_wins_a_claim(url: str) -> None:
     catalog = Catalog(url)
     add(catalog, artifact_rows("wv-claimed00001"))
-    results = in_processes(catalog_race.claim, url, "wv-claimed00001")
+    results = in_processes(PROCESSES, catalog_race.claim, url, "wv-claimed00001")
     assert sorted(map(str, results)) == ["1"] + ["conflict"] * (PROCESSES - 1)
     holder = catalog.claim_holder("wv-claimed00001")
     assert holder is not None
@@ -303,19 +290,23 @@ def test_one_process_wins_a_claim(url: str) -> None:
     assert holder.target == "warm"
 
 
+@pytest.mark.slow  # spawns processes
 def test_one_process_inserts_an_artifact_id(url: str) -> None:
     Catalog(url)
-    results = in_processes(catalog_race.add_artifact, url, artifact_rows("wv-raced000001"))
+    results = in_processes(
+        PROCESSES, catalog_race.add_artifact, url, artifact_rows("wv-raced000001")
+    )
     assert sorted(results) == ["conflict"] * (PROCESSES - 1) + ["ok"]
     catalog = Catalog(url)
     assert len(catalog.files_of("wv-raced000001")) == 1
 
 
+@pytest.mark.slow  # spawns processes
 def test_log_entries_and_events_indexed_by_several_processes_are_there_once(url: str) -> None:
     catalog = Catalog(url)
     add(catalog, artifact_rows("wv-logged00001"))
     entries = [log_row(i, "wv-logged00001") for i in range(40)]
-    assert in_processes(catalog_race.index_log, url, entries) == ["ok"] * PROCESSES
+    assert in_processes(PROCESSES, catalog_race.index_log, url, entries) == ["ok"] * PROCESSES
     assert [r["idx"] for r in catalog.iter_log_rows()] == list(range(40))
     assert len(catalog.events_of("wv-logged00001")) == 40
 
@@ -337,6 +328,7 @@ def test_an_unreachable_database_is_a_one_line_transient_error() -> None:
     assert "refused" in message.lower()
 
 
+@pytest.mark.slow
 def test_wrong_credentials_or_database_are_one_line_config_errors(postgres: PostgresServer) -> None:
     secret = "pw" + os.urandom(8).hex()
     wrong = f"postgresql://{postgres.user}:{secret}@{postgres.host}:{postgres.port}/postgres"

@@ -8,7 +8,6 @@ version back; the database holds only sealed bytes.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import uuid
 from typing import Any
@@ -18,6 +17,7 @@ from sqlalchemy import create_engine, select, update
 
 from tests.support import keystore_race
 from tests.support.postgres import PostgresServer
+from tests.support.spawned import in_processes
 from weightvault.errors import (
     AuthenticationError,
     ConfigError,
@@ -73,19 +73,7 @@ def test_concurrent_rotations_from_processes_make_one_new_version(
     url: str, master_key: bytes
 ) -> None:
     SharedKeyStore(url, master_key).active_kek("hot")  # v1 exists
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(PROCESSES)
-    out = ctx.Queue()
-    procs = [
-        ctx.Process(target=keystore_race.race_rotation, args=(url, master_key, barrier, out))
-        for _ in range(PROCESSES)
-    ]
-    for proc in procs:
-        proc.start()
-    results = [out.get(timeout=180) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
+    results = in_processes(PROCESSES, keystore_race.race_rotation, url, master_key)
     assert {ref for ref, _ in results} == {"kek-hot@v2"}
     assert sorted(created for _, created in results) == [False] * (PROCESSES - 1) + [True]
     assert [r.version for r in SharedKeyStore(url, master_key).versions("kek-hot")] == [1, 2]

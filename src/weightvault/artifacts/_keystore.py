@@ -23,10 +23,10 @@ from weightvault._time import utcnow
 from weightvault.config import Settings
 from weightvault.errors import ConflictError, NotFoundError
 from weightvault.keys import (
-    FileSealedBlob,
-    PostgresSealedBlob,
-    SealedBlob,
+    KeystoreOptions,
+    LocalKeyStore,
     SealedKeyStore,
+    SharedKeyStore,
     load_master_key,
     policy_lifetime,
 )
@@ -140,17 +140,13 @@ def open_keystore(
     versions = StoreKeystoreVersions(store, settings.store.bucket("audit")) if store else None
     backups = StoreKeystoreBackups(store, settings.store.bucket("audit")) if store else None
     master = load_master_key(settings.master_key_path, settings.master_key)
-    blob: SealedBlob = (
-        PostgresSealedBlob(settings.keystore_url)
-        if settings.keystore_url
-        else FileSealedBlob(settings.keystore_path)
-    )
-    return SealedKeyStore(
-        blob,
-        master,
-        lifetime=policy_lifetime(settings.lifetimes_file, clock),
-        clock=clock,
-        max_wraps=settings.max_kek_wraps,
-        versions=versions,
-        backups=backups,
-    )
+    options: KeystoreOptions = {
+        "lifetime": policy_lifetime(settings.lifetimes_file, clock),
+        "clock": clock,
+        "max_wraps": settings.max_kek_wraps,
+        "versions": versions,
+        "backups": backups,
+    }
+    if settings.keystore_url:
+        return SharedKeyStore(settings.keystore_url, master, **options)
+    return LocalKeyStore(settings.keystore_path, master, **options)

@@ -21,7 +21,7 @@ from tests.support.artifacts import envelope_versions, put_many
 from tests.support.postgres import PostgresServer
 from weightvault.artifacts import Vault
 from weightvault.config import Settings, load_settings
-from weightvault.keys import KeyState
+from weightvault.keys import KeyState, SharedKeyStore
 from weightvault.lifecycle.bootstrap import init_vault
 from weightvault.lifecycle.rekey import reencrypt_artifact
 from weightvault.lifecycle.rotation import rotate_tier
@@ -62,7 +62,7 @@ def test_workers_share_keys_catalog_and_rotations(
 ) -> None:
     a_settings, b_settings = workers
     a, b = Vault.open(a_settings), Vault.open(b_settings)
-    assert "weightvault_keystore" in str(a.keys)  # the shared keystore, not a file
+    assert isinstance(a.keys, SharedKeyStore)
     assert not (b_settings.home / "keystore.sealed").exists()
     ids = put_many(a, tmp_path / "from-a", 4)
     for artifact_id in ids:  # B unwraps what A wrapped

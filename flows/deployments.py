@@ -20,6 +20,7 @@ from typing import Any
 from prefect.deployments.runner import RunnerDeployment
 from prefect.types.entrypoint import EntrypointType
 
+from flows.adopt import adopt
 from flows.contain import contain
 from flows.detect import detect
 from flows.drill import DEFAULT_CRON as DRILL_CRON
@@ -68,6 +69,12 @@ def deployments(*, for_pool: bool = False) -> list[RunnerDeployment]:
             entrypoint_type=entry,
             name="ingest",
             description="Ingest a model artifact with provenance; fill the form and run.",
+            tags=["weightvault"],
+        ),
+        adopt.to_deployment(
+            entrypoint_type=entry,
+            name="adopt",
+            description="Inventory existing model artifacts (dry run), then adopt them.",
             tags=["weightvault"],
         ),
         validate.to_deployment(

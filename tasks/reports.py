@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.vault_tasks import vault_task
 from weightvault.artifacts import PutResult
+from weightvault.lifecycle.adopt import AdoptReport
 from weightvault.lifecycle.approvals import ApprovalCheck
 from weightvault.lifecycle.certificate import CertificateCheck
 from weightvault.lifecycle.promote import Gate, PromotionResult
@@ -172,7 +173,12 @@ def approvals_markdown(check: ApprovalCheck) -> str:
     """
     have, need = len(check.approvers), check.required
     state = "met" if check.satisfied else f"{need - have} more needed"
-    what = {"cold": "cold promotion", "release": "release", "break-glass": "break-glass read"}
+    what = {
+        "cold": "cold promotion",
+        "warm": "warm promotion (adopted provenance)",
+        "release": "release",
+        "break-glass": "break-glass read",
+    }
     lines = [
         f"# Approvals for the {what.get(check.purpose, check.purpose)} of `{check.artifact_id}`",
         "",
@@ -240,3 +246,59 @@ def publish_approvals(check: ApprovalCheck) -> str:
         description=f"weightvault approvals for {check.purpose} of {check.artifact_id}",
     )
     return markdown
+
+
+class AdoptSummary(TypedDict):
+    """What the adopt flow returns: counts and ids, never key material or local paths."""
+
+    source: str
+    candidates: int
+    dry_run: bool
+    counts: dict[str, int]
+    artifact_ids: list[str]
+
+
+def adopt_markdown(report: AdoptReport) -> str:
+    """The adoption report: each candidate, what was recovered, what the gates say, its fate."""
+    found = report.inventory
+    results = {r.key: r for r in report.results}
+    lines = [
+        f"# {'Inventory' if report.dry_run else 'Adoption'} of `{found.location}` ({found.kind})",
+        "",
+        "| candidate | recognised | files | bytes | provenance recovered | missing | ingest "
+        "| warm today | outcome |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in found.candidates:
+        done = results.get(c.key)
+        outcome = (
+            f"{done.status} `{done.artifact_id or '-'}`"
+            if done
+            else (f"stored as `{c.stored_as}`" if c.stored_as else "not adopted (dry run)")
+        )
+        warm = "; ".join(c.warm_gate) or "would pass"
+        lines.append(
+            f"| `{c.key}` | {c.recognised} | {len(c.files)} | {c.total_size} "
+            f"| {', '.join(sorted(c.recovered)) or 'none'} | {', '.join(c.missing) or 'none'} "
+            f"| {c.problem or c.ingest_gate} | {warm} | {outcome} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def publish_adopt_report(report: AdoptReport) -> AdoptSummary:
+    """Publish the adoption report; returns a secret-free summary."""
+    create_markdown_artifact(
+        markdown=adopt_markdown(report),
+        key="adopt-report",
+        description=f"weightvault adopt of {report.inventory.location}",
+    )
+    counts: dict[str, int] = {}
+    for r in report.results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return {
+        "source": report.inventory.location,
+        "candidates": len(report.inventory.candidates),
+        "dry_run": report.dry_run,
+        "counts": counts,
+        "artifact_ids": [r.artifact_id for r in report.results if r.artifact_id],
+    }

@@ -29,6 +29,7 @@ rules := {
 	"license": "cold needs a license",
 	"two_person": "cold needs signed approvals, in the log, from enough distinct principals other than the creator",
 	"reproducible": "where required (cold by default), a valid reproducibility certificate in the log",
+	"backfilled": "provenance recovered after the fact (adopted) reaches warm only with signed approvals in the log, and cold only once re-attested by a valid reproducibility certificate",
 }
 
 tiers := {"hot", "warm", "cold"}
@@ -71,6 +72,13 @@ provenance := get(artifact, "provenance")
 git := get(provenance, "git")
 
 needs_replay if target in replayable_tiers
+
+# Warm and cold need complete provenance at a clean commit, but for an adopted artifact
+# whose recovered (backfilled) provenance signed approvals accepted for warm.
+needs_complete_provenance if {
+	needs_replay
+	not approved_backfill
+}
 
 is_cold if target == "cold"
 
@@ -159,7 +167,7 @@ deny contains msg if {
 # --------------------------------------------------------------------- provenance
 
 deny contains msg if {
-	needs_replay
+	needs_complete_provenance
 	not get(provenance, "complete") == true
 	msg := sprintf("provenance: %v needs complete provenance (complete: %v, missing: %v)", [target, get(provenance, "complete"), get(provenance, "missing")])
 }
@@ -170,7 +178,7 @@ git_clean if {
 }
 
 deny contains msg if {
-	needs_replay
+	needs_complete_provenance
 	not git_clean
 	msg := sprintf("git: %v needs a clean git tree at a known commit (commit: %v, dirty: %v)", [target, get(git, "commit"), get(git, "dirty")])
 }
@@ -297,4 +305,44 @@ deny contains msg if {
 	get(certificate, "present") == true
 	not get(certificate, "valid") == true
 	msg := sprintf("reproducible: %v needs a valid reproducibility certificate; the one at log entry %v is not: %v", [target, get(certificate, "log_index"), get(certificate, "reason")])
+}
+
+# --------------------------------------------------------------------- backfilled
+#
+# provenance.backfilled is true for an adopted artifact (weightvault.lifecycle.adopt):
+# its provenance was recovered after the fact (a git work tree around it, a Hugging
+# Face revision, an MLflow run), never captured where it was made. Absent means false;
+# anything but a boolean denies. Warm needs signed approvals in the log (`approve ID
+# --to warm`, request.approvals); with them the provenance and git rules accept what
+# was recovered. Cold needs a valid reproducibility certificate (re-attestation),
+# whatever [policy] requires of other artifacts.
+
+backfilled_value := get(provenance, "backfilled")
+
+backfilled if backfilled_value == true
+
+approved_backfill if {
+	backfilled
+	target == "warm"
+	get(approvals, "satisfied") == true
+}
+
+deny contains msg if {
+	backfilled_value != null
+	not is_boolean(backfilled_value)
+	msg := sprintf("backfilled: provenance.backfilled %v is not a boolean", [backfilled_value])
+}
+
+deny contains msg if {
+	backfilled
+	target == "warm"
+	not get(approvals, "satisfied") == true
+	msg := sprintf("backfilled: adopted provenance reaches warm only with signed approvals (approve ID --to warm) from %v principals; the log backs %v", [required_approvals, approvers])
+}
+
+deny contains msg if {
+	backfilled
+	is_cold
+	not get(certificate, "valid") == true
+	msg := sprintf("backfilled: adopted provenance reaches cold only once re-attested by a valid reproducibility certificate in the log; %v", [get(certificate, "reason")])
 }

@@ -539,3 +539,19 @@ class CatalogSchemaError(ConfigError):
     migrated it); nothing is written with the wrong schema."""
 
     exit_code = 74
+
+
+# -- adoption (issue 19 item 1) -----------------------------------------------------------
+class AdoptSourceError(InvalidInputError):
+    """``adopt SOURCE`` cannot be read as the kind of source asked for (no such
+    directory, not a Hugging Face cache or MLflow root, an S3 URL without a bucket),
+    or holds no model artifact at all. Nothing is stored."""
+
+    exit_code = 80
+
+
+class AdoptIncompleteError(VaultError):
+    """An adoption ran, but some candidates could not be brought in (each is named with
+    its reason in the report); what was adopted stays, and a re-run continues."""
+
+    exit_code = 81

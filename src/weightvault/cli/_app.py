@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weightvault.cli import (
+    _adopt,
     _approvals,
     _audit,
     _contain,
@@ -82,6 +83,7 @@ COMMAND_MODULES = (
     _recover,
     _contain,
     _incidents,
+    _adopt,
 )
 
 

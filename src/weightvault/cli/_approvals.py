@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 # lifecycle.approvals.PURPOSES (not imported: the CLI imports engines lazily)
-_PURPOSES = ["cold", "release", "break-glass"]
+_PURPOSES = ["cold", "warm", "release", "break-glass"]
 
 
 def _approve(args: argparse.Namespace) -> int:

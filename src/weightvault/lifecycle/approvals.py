@@ -1,6 +1,6 @@
 """Signed approvals: who approved what, proved by the approver's own key and the log.
 
-``weightvault approve ID --to cold|release|break-glass --justification TEXT`` writes an
+``weightvault approve ID --to cold|warm|release|break-glass --justification TEXT`` writes an
 in-toto statement (predicate type ``https://weightvault.dev/attestations/approval/v1``)
 in a DSSE envelope signed by the **approver's identity key**, not the vault's,
 stores it content-addressed at ``statements/<sha256>.dsse.json`` and binds it
@@ -62,7 +62,7 @@ __all__ = [
 
 APPROVED = "artifact.approved"
 APPROVAL_KIND = "approval"
-PURPOSES = ("cold", "release", "break-glass")
+PURPOSES = ("cold", "warm", "release", "break-glass")
 _INGESTED = "artifact.ingested"
 _PREDICATE_TYPE = predicate_type(APPROVAL_KIND)
 _LIMIT = 1 << 20

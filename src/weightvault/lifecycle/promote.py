@@ -262,9 +262,11 @@ def _policy_input(
     if "commit" in source:
         git = {"commit": source["commit"], "dirty": source["dirty"]}
     missing = list(extra.get("missing", []))
+    # Adopted content (lifecycle.adopt): its signed provenance says it was recovered after the fact.
+    backfilled = isinstance((extra.get("provenance") or {}).get("backfilled"), dict)
     approvals: dict[str, Any] | None = None
-    if p.target == "cold":
-        check = check_approvals(vault, p.artifact_id, "cold")
+    if p.target == "cold" or (backfilled and p.target == "warm"):
+        check = check_approvals(vault, p.artifact_id, p.target)
         approvals = {
             "required": check.required,
             "satisfied": check.satisfied,
@@ -305,6 +307,7 @@ def _policy_input(
                 "complete": not missing and bool(git),
                 "missing": missing,
                 "git": git,
+                "backfilled": backfilled,
             },
         },
         "request": {
@@ -317,10 +320,11 @@ def _policy_input(
 
 
 def _approvers(vault: Vault, p: PromotionPlan) -> list[str]:
-    """The approvers the log backs for a cold promotion (none needed for warm)."""
-    if p.target != "cold":
+    """The approvers the log backs for a cold promotion, or a warm one of adopted content
+    (none needed for other warm promotions)."""
+    if p.target not in {"cold", "warm"}:
         return []
-    return list(check_approvals(vault, p.artifact_id, "cold").approvers)
+    return list(check_approvals(vault, p.artifact_id, p.target).approvers)
 
 
 def _certificate(vault: Vault, p: PromotionPlan) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ root, attestation chains.
 """
 
 from weightvault.config import ROLES
-from weightvault.provenance._capture import Provenance, capture_provenance
+from weightvault.provenance._capture import Provenance, capture_provenance, git_toplevel
 from weightvault.provenance._chain import (
     Attestation,
     append_attestation,
@@ -101,6 +101,7 @@ __all__ = [
     "ensure_oms_key",
     "find_attestation",
     "generate_root_key",
+    "git_toplevel",
     "load_root_key_file",
     "oms_entries",
     "oms_key",

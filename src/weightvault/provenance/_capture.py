@@ -69,6 +69,7 @@ __all__ = [
     "environment_fingerprint",
     "git_remote",
     "git_state",
+    "git_toplevel",
     "installed_packages",
     "lock_files",
     "public_url",
@@ -246,6 +247,9 @@ class Provenance:
     dvc_remote: str | None = None
     lock_files: tuple[LockFile, ...] = ()
     ingest_host: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: set for an adopted artifact (``lifecycle.adopt``): its provenance was recovered
+    #: after the fact, not captured where it was made: what was found, where, what is missing
+    backfilled: Mapping[str, Any] | None = field(default=None, hash=False)
 
     @property
     def complete(self) -> bool:
@@ -271,7 +275,7 @@ class Provenance:
             "dvc_remote": self.dvc_remote,
             "lock_files": [lock.to_dict() for lock in self.lock_files],
             "ingest_host": dict(sorted(self.ingest_host.items())),
-        }
+        } | ({} if self.backfilled is None else {"backfilled": dict(self.backfilled)})
 
     @classmethod
     def from_dict(cls, data: Any) -> Provenance:
@@ -313,6 +317,9 @@ class Provenance:
                 LockFile.from_dict(d) for d in _list(doc.get("lock_files", []), "lock_files")
             ),
             ingest_host={_text(k, "key"): _text(v, "ingest_host") for k, v in host.items()},
+            backfilled=None
+            if doc.get("backfilled") is None
+            else _mapping(doc["backfilled"], "backfilled"),
         )
         absent = {
             name for name in MISSABLE_FIELDS if name != "lock_file" and getattr(prov, name) is None
@@ -458,6 +465,16 @@ def dataset_digests(
         raise _MissingFieldError("datasets", f"dvc.lock lists no dataset under {wanted}")
     root = repo.resolve()
     return tuple(_crosswalk(root, path, md5) for path, md5 in sorted(selected.items()))
+
+
+def git_toplevel(path: Path) -> Path | None:
+    """The top of the git work tree ``path`` sits in, or None (no git, no work tree)."""
+    try:
+        found = _git(path, "rev-parse", "--show-toplevel")
+    except _MissingFieldError:
+        return None
+    top = found.stdout.strip()
+    return Path(top) if found.returncode == 0 and top else None
 
 
 def git_remote(repo: Path) -> str | None:

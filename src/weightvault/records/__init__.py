@@ -18,6 +18,7 @@ from weightvault.records._manifest import (
     Manifest,
     check_artifact_id,
     check_relpath,
+    digest_of,
 )
 from weightvault.records._tlog import SignedCheckpoint, TransparencyLog
 from weightvault.records._verify import (
@@ -49,6 +50,7 @@ __all__ = [
     "check_artifact_id",
     "check_relpath",
     "current_flow_run",
+    "digest_of",
     "flow_run",
     "new_id",
     "notify",

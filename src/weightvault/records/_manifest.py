@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -95,10 +96,15 @@ class FileEntry:
 def content_digest(entries: tuple[FileEntry, ...] | list[FileEntry]) -> str:
     """sha256 over the canonical (path, size, sha256) list of the model files: same
     content, same digest (files kept beside them, such as a rebuild kit, are not content)."""
+    return digest_of((e.path, e.size, e.sha256) for e in entries if e.role is None)
+
+
+def digest_of(files: Iterable[tuple[str, int, str]]) -> str:
+    """The content digest of model files given as ``(path, size, sha256)``: what a put of
+    exactly these files would record (:func:`content_digest`), known before any upload."""
     body = [
-        {"path": e.path, "sha256": e.sha256, "size": e.size}
-        for e in sorted(entries, key=lambda e: e.path)
-        if e.role is None
+        {"path": path, "sha256": sha256, "size": size}
+        for path, size, sha256 in sorted(files, key=lambda f: f[0])
     ]
     return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from weightvault.cli import (
     _approvals,
     _audit,
+    _check,
     _contain,
     _dr,
     _grants,
@@ -82,6 +83,7 @@ COMMAND_MODULES = (
     _recover,
     _contain,
     _incidents,
+    _check,
 )
 
 

@@ -160,13 +160,15 @@ class Reports:
         }
 
     def sarif_results(self) -> set[tuple[str, str | None]]:
-        """(ruleId, file uri or None) of every SARIF result."""
+        """(ruleId, file uri) of every SARIF result; the uri is None for one about the
+        artifact as a whole (placed at its first file, its location message says so)."""
         found = set()
         for result in self.sarif["runs"][0]["results"]:
-            uri = None
-            for location in result.get("locations", []):
-                uri = location["physicalLocation"]["artifactLocation"]["uri"]
-            found.add((result["ruleId"], uri))
+            (location,) = result["locations"]
+            uri = location["physicalLocation"]["artifactLocation"]["uri"]
+            assert location["physicalLocation"]["artifactLocation"]["uriBaseId"] == "PATH"
+            whole = location.get("message", {}).get("text") == "the artifact as a whole"
+            found.add((result["ruleId"], None if whole else uri))
         return found
 
 

@@ -153,6 +153,8 @@ class CheckResult:
     validation_status: str
     policy_digest: str
     rules: dict[str, str] = field(default_factory=dict)
+    #: every file of PATH, relative to it (POSIX), sorted
+    files: tuple[str, ...] = ()
 
     @property
     def failed(self) -> tuple[RuleOutcome, ...]:
@@ -536,4 +538,13 @@ def check(
     digest, rules, judged = policy(document, files, policy_dir=policy_dir)
     outcomes += judged
     hazards = tuple(f.path for f in files if loader_hazard(f.scan))
-    return CheckResult(str(path), tier, tuple(outcomes), hazards, status, digest, rules)
+    return CheckResult(
+        str(path),
+        tier,
+        tuple(outcomes),
+        hazards,
+        status,
+        digest,
+        rules,
+        tuple(f.path for f in files),
+    )

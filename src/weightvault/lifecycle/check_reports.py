@@ -9,7 +9,9 @@
   check evaluated (ids ``<family>/<rule>``, descriptions from the Rego policy's
   ``rules`` and the gates), and one ``error`` result per failed rule; where a
   file is involved, its ``physicalLocation`` is the file relative to the checked
-  PATH (``uriBaseId`` ``PATH``).
+  PATH (``uriBaseId`` ``PATH``); a rule about the artifact as a whole (provenance,
+  GX, most policy rules) is placed at its first file, the location's message saying
+  so (code scanning needs a location on every result).
 
 :func:`write_report` writes either atomically enough for CI (one write) and
 turns an OSError into :class:`OutputUnwritableError`.
@@ -146,14 +148,16 @@ def sarif_log(result: CheckResult) -> dict[str, Any]:
             "level": "error",
             "message": {"text": outcome.message or rid},
         }
-        if outcome.path:
-            entry["locations"] = [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": outcome.path, "uriBaseId": "PATH"}
-                    }
-                }
-            ]
+        # Code scanning needs a location: a rule about the artifact as a whole is placed
+        # at its first file, and says so.
+        where = outcome.path or (result.files[0] if result.files else None)
+        if where is not None:
+            location: dict[str, Any] = {
+                "physicalLocation": {"artifactLocation": {"uri": where, "uriBaseId": "PATH"}}
+            }
+            if outcome.path is None:
+                location["message"] = {"text": "the artifact as a whole"}
+            entry["locations"] = [location]
         results.append(entry)
     return {
         "$schema": SARIF_SCHEMA,

@@ -541,6 +541,23 @@ class CatalogSchemaError(ConfigError):
     exit_code = 74
 
 
+# -- model CI: weightvault check (issue 19) -------------------------------------------------
+class CheckFailedError(PolicyError):
+    """``weightvault check`` found a rule that fails: a gate (format, safetensors header,
+    provenance, Great Expectations) or a Rego rule a promotion to the tier would deny.
+    Nothing was stored; the reports (--junit, --sarif) name each failed rule."""
+
+    exit_code = 75
+
+
+class CheckUnsafeContentError(CheckFailedError):
+    """``weightvault check`` found a file whose loading can run code or attack its loader
+    (pickle-based content, a malformed safetensors header): a put would quarantine it at
+    once. Takes precedence over :class:`CheckFailedError`."""
+
+    exit_code = 76
+
+
 # -- adoption (issue 19 item 1) -----------------------------------------------------------
 class AdoptSourceError(InvalidInputError):
     """``adopt SOURCE`` cannot be read as the kind of source asked for (no such

@@ -24,6 +24,7 @@ from weightvault.cli import (
     _adopt,
     _approvals,
     _audit,
+    _check,
     _contain,
     _dr,
     _grants,
@@ -84,6 +85,7 @@ COMMAND_MODULES = (
     _contain,
     _incidents,
     _adopt,
+    _check,
 )
 
 

@@ -26,7 +26,13 @@ from weightvault.gates._expectations import (
     validate_metrics,
     validate_record,
 )
-from weightvault.gates._formats import ScanResult, loader_hazard, scan_artifact, scan_file
+from weightvault.gates._formats import (
+    ScanResult,
+    check_safetensors_header,
+    loader_hazard,
+    scan_artifact,
+    scan_file,
+)
 from weightvault.gates._modelconfig import (
     ModelChecks,
     ValidationConfig,
@@ -55,6 +61,7 @@ __all__ = [
     "authorize",
     "authz_rules",
     "authz_table",
+    "check_safetensors_header",
     "coverage_gaps",
     "data_docs_pages",
     "detect_rules",

@@ -56,6 +56,7 @@ from weightvault.errors import (
 )
 from weightvault.gates import evaluate, loader_hazard, scan_file
 from weightvault.lifecycle import ingest
+from weightvault.lifecycle.check import admission_input
 from weightvault.provenance import Provenance, capture_provenance, git_toplevel
 from weightvault.records import digest_of
 from weightvault.store import ObjectStore
@@ -607,47 +608,18 @@ def _backfilled(
 
 
 def _warm_reasons(vault: Vault, files: list[CandidateFile], prov: Provenance) -> list[str]:
-    """What the promotion policy would say of warm today (before validation and approval)."""
-    git: dict[str, Any] = {}
-    if prov.git_commit is not None:
-        git = {"commit": prov.git_commit, "dirty": prov.git_dirty}
-    document = {
-        "artifact": {
-            "id": "adoption-candidate",
-            "tier": "hot",
-            "target_tier": "warm",
-            "creator": "",
-            "license": "",
-            "files": [
-                {"path": f.path, "format": f.format, "size": f.size, "sha256": f.sha256}
-                for f in files
-            ],
-            # What every put applies: the inventory judges the content, not the wrapping.
-            "encryption": {
-                "payload": "c2sp-chunked/Cobblestone-256",
-                "dek_wrap": "A256GCM",
-                "kek_bits": 256,
-            },
-            "signature": {"valid": True, "algorithms": ["Ed25519", "ML-DSA-65"]},
-            "validation": {"status": "missing", "skipped": []},
-            "provenance": {
-                "complete": not prov.missing and bool(git),
-                "missing": list(prov.missing),
-                "git": git,
-                "backfilled": True,
-            },
-        },
-        "request": {
-            "justification": "adoption inventory",
-            "approvals": {
-                "required": vault.settings.approvals_required,
-                "satisfied": False,
-                "approvers": [],
-                "not_counted": [],
-            },
-            "certificate": None,
-        },
-    }
+    """What the promotion policy would say of warm today (before validation and approval):
+    the input ``weightvault check`` builds, for backfilled provenance."""
+    document = admission_input(
+        [{"path": f.path, "format": f.format, "size": f.size, "sha256": f.sha256} for f in files],
+        prov,
+        "missing",
+        [],
+        tier="warm",
+        certificate_tiers=vault.settings.certificate_tiers,
+        approvals_required=vault.settings.approvals_required,
+        backfilled=True,
+    )
     return evaluate(document, vault.settings.policy_dir).reasons
 
 

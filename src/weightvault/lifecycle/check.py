@@ -390,6 +390,36 @@ def policy_input(
 ) -> dict[str, Any]:
     """The Rego input a promotion into ``tier`` would evaluate (module docstring: what
     stands in for the parts that only exist once an artifact is stored)."""
+    return admission_input(
+        [
+            {"path": f.path, "format": f.scan.format.value, "size": f.size, "sha256": f.sha256}
+            for f in files
+        ],
+        provenance,
+        validation_status,
+        skipped,
+        tier=tier,
+        labels=labels,
+        certificate_tiers=certificate_tiers,
+        approvals_required=approvals_required,
+    )
+
+
+def admission_input(
+    files: Sequence[dict[str, Any]],
+    provenance: Provenance | None,
+    validation_status: str,
+    skipped: Sequence[str],
+    *,
+    tier: str,
+    labels: dict[str, str] | None = None,
+    certificate_tiers: Sequence[str] = ("cold",),
+    approvals_required: int = 2,
+    backfilled: bool = False,
+) -> dict[str, Any]:
+    """:func:`policy_input` from plain file entries (path, format, size, sha256); with
+    ``backfilled`` the provenance is an adopted artifact's (``lifecycle.adopt``), whose
+    warm promotion needs approvals, which cannot exist before it is stored either."""
     git: dict[str, Any] = {}
     missing = ["provenance"]
     creator = ""
@@ -399,7 +429,7 @@ def policy_input(
         if provenance.git_commit is not None and provenance.git_dirty is not None:
             git = {"commit": provenance.git_commit, "dirty": provenance.git_dirty}
     approvals = None
-    if tier == "cold":
+    if tier == "cold" or (backfilled and tier == "warm"):
         approvals = {
             "required": approvals_required,
             "satisfied": False,
@@ -421,14 +451,16 @@ def policy_input(
             "target_tier": tier,
             "creator": creator,
             "license": (labels or {}).get("license", ""),
-            "files": [
-                {"path": f.path, "format": f.scan.format.value, "size": f.size, "sha256": f.sha256}
-                for f in files
-            ],
+            "files": [dict(f) for f in files],
             "encryption": dict(_ENCRYPTION),
             "signature": dict(_SIGNATURE),
             "validation": {"status": validation_status, "skipped": list(skipped)},
-            "provenance": {"complete": not missing and bool(git), "missing": missing, "git": git},
+            "provenance": {
+                "complete": not missing and bool(git),
+                "missing": missing,
+                "git": git,
+                "backfilled": backfilled,
+            },
         },
         "request": {
             "justification": "weightvault check",

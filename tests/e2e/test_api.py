@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 import weightvault
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from weightvault.config import Settings
 from weightvault.errors import IntegrityError, InvalidInputError
 
@@ -43,7 +43,7 @@ def test_push_refuses_incomplete_provenance_unless_allowed(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     vault = weightvault.open(vault_settings.home, config_dir=REPO / "config")
-    src = make_tree(tmp_path / "out", {"w.bin": os.urandom(1000)})
+    src = make_tree(tmp_path / "out", {"w.bin": weights(1000)})
     not_a_repo = tmp_path / "norepo"
     not_a_repo.mkdir()
     with pytest.raises(InvalidInputError, match="provenance is incomplete"):
@@ -57,7 +57,7 @@ def test_pull_of_tampered_ciphertext_raises_and_writes_nothing(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
     vault = weightvault.open(vault_settings.home, config_dir=REPO / "config")
-    art = vault.push(make_tree(tmp_path / "o", {"w.bin": os.urandom(40_000)}), name="w")
+    art = vault.push(make_tree(tmp_path / "o", {"w.bin": weights(40_000)}), name="w")
     engine = weightvault.artifacts.Vault.open(vault_settings)
     key = engine.catalog.files_of(art.id)[0]["object_key"]
     data = bytearray(engine.store.get_bytes(engine.bucket("hot"), key))

@@ -15,6 +15,7 @@ import termios
 from pathlib import Path
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from weightvault.config import Settings
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
@@ -51,7 +52,7 @@ def _on_a_terminal(*args: str, timeout: float = 120.0) -> tuple[int, str]:
 def test_put_verify_get_draw_byte_progress_on_a_terminal(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(48 << 20)})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(48 << 20)})
     code, out = _on_a_terminal("put", str(src), "--name", "big")
     assert code == 0, out
     assert "put big" in out

@@ -16,6 +16,7 @@ import pytest
 from tests.support.approvals import self_approved
 from tests.support.artifacts import ingest_model
 from tests.support.cli_vault import run_repo_cli as _cli
+from tests.support.payloads import weights
 from tests.support.s3_peers import S3Peer
 from tests.support.tiers import promote_into
 from weightvault.artifacts import Vault
@@ -122,7 +123,7 @@ def test_cli_put_into_cold_refused_multipart_promoted_get_and_delete_refused(
     peer_settings: Settings, tmp_path: Path
 ) -> None:
     source = tmp_path / "weights.bin"
-    source.write_bytes(os.urandom(int(2.5 * peer_settings.store.part_size)))
+    source.write_bytes(weights(int(2.5 * peer_settings.store.part_size)))
     # Straight into cold would skip the gates: refused before anything is stored.
     direct = _cli("put", str(source), "--name", "cold-direct", "--tier", "cold", "--json")
     assert direct.returncode == AuthorizationError.exit_code, direct.stderr

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from tests.support.services import start_test_store
 from weightvault.artifacts import Vault
 from weightvault.config import TIERS, Settings
@@ -48,7 +49,7 @@ def cli_json(*args: str) -> Any:
 def random_file(path: Path, mib: int) -> Path:
     with path.open("wb") as fh:
         for _ in range(mib // 8):
-            fh.write(os.urandom(8 * MIB))
+            fh.write(weights(8 * MIB))
     return path
 
 
@@ -83,7 +84,7 @@ def test_put_killed_mid_upload_leaves_no_artifact_and_gc_cleans_up(
     hot = settings.store.bucket("hot")
     # Two files uploaded by two workers: the small one completes, the big one is a
     # multipart upload in flight when the process dies.
-    src = make_tree(tmp_path / "model", {"a-config.json": os.urandom(256 * 1024)})
+    src = make_tree(tmp_path / "model", {"a-config.json": weights(256 * 1024)})
     random_file(src / "weights.bin", 400)
     proc = subprocess.Popen(
         [*CLI, "put", str(src), "--name", "big-model"],
@@ -142,7 +143,7 @@ def test_put_killed_mid_upload_leaves_no_artifact_and_gc_cleans_up(
     assert vault.gc(timedelta(0)) == []
 
     # The vault still works after the crash.
-    small = make_tree(tmp_path / "small", {"w.bin": os.urandom(5000)})
+    small = make_tree(tmp_path / "small", {"w.bin": weights(5000)})
     artifact = ingest.put(vault, small, "after-crash").artifact_id
     vault.get(artifact, tmp_path / "out")
     assert (tmp_path / "out" / "w.bin").read_bytes() == (small / "w.bin").read_bytes()
@@ -152,7 +153,7 @@ def test_put_killed_mid_upload_leaves_no_artifact_and_gc_cleans_up(
 def test_gc_aborts_incomplete_uploads_older_than_the_grace_period(
     vault: Vault, tmp_path: Path
 ) -> None:
-    keep = ingest.put(vault, make_tree(tmp_path / "k", {"w.bin": os.urandom(3000)}), "keep")
+    keep = ingest.put(vault, make_tree(tmp_path / "k", {"w.bin": weights(3000)}), "keep")
     bucket = vault.bucket("hot")
     # An upload left over by a crashed first attempt of a committed artifact's file,
     # and one of an artifact that never committed.
@@ -226,7 +227,7 @@ def test_store_restart_after_sigkill_keeps_data_and_never_signals_a_stranger(
     own_store: Settings, tmp_path: Path
 ) -> None:
     vault = Vault.open(own_store)
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(20 * MIB), "c.json": b"{}"})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(20 * MIB), "c.json": b"{}"})
     artifact_id = ingest.put(vault, src, "survivor").artifact_id
     server = EmbeddedStore(own_store.store_dir)
     state = json.loads(server.state_path.read_text())

@@ -21,6 +21,7 @@ from minio import Minio
 
 from pipeline.workspace import run
 from tests.conftest import REPO
+from tests.support.payloads import weights
 from tests.support.services import start_vault_store
 from weightvault.config import Settings, load_settings
 from weightvault.store import EmbeddedStore, free_ports
@@ -67,7 +68,7 @@ def test_dvc_push_and_pull_through_the_vault_remote_survive_a_store_restart(
     (repo / "data").mkdir(parents=True)
     run(repo, "git", "init", "-q", "-b", "main")
     run(repo, "dvc", "init", "-q")
-    payload = os.urandom(200_000)
+    payload = weights(200_000)
     (repo / "data" / "weights.bin").write_bytes(payload)
     run(repo, "dvc", "add", "-q", "data/weights.bin")
 

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import REPO, make_tree
 from tests.support.oci_registry import docker_registry, missing_tools
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.errors import IntegrityError, PolicyError
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 )
 CLI = [sys.executable, "-m", "weightvault.cli"]
 FILES = {
-    "model.safetensors": os.urandom(40_000),
+    "model.safetensors": weights(40_000),
     "config.json": b'{"layers": 2}',
     "README.md": b"# tiny\n",
     "tokenizer/tokenizer.json": b"{}",

@@ -12,7 +12,6 @@ listed nor touched. A bucket without Object Lock, or missing, is refused at
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 import uuid
 from dataclasses import dataclass, replace
@@ -23,6 +22,7 @@ import pytest
 
 from tests.conftest import make_tree
 from tests.support.cli_vault import run_repo_cli as _cli
+from tests.support.payloads import weights
 from tests.support.s3_peers import S3Peer
 from tests.support.tiers import permissive, promote_into
 from weightvault.artifacts import Vault
@@ -125,7 +125,7 @@ def test_put_get_verify_promote_to_cold_delete_and_rebuild_in_one_bucket(
     single: Settings, one: OneBucket, tmp_path: Path
 ) -> None:
     vault = Vault.open(single)
-    files = {"model.bin": os.urandom(3000), "config/params.json": b'{"layers": 3}\n'}
+    files = {"model.bin": weights(3000), "config/params.json": b'{"layers": 3}\n'}
     source = make_tree(tmp_path / "model", files)
     artifact_id = ingest.put(vault, source, "one-bucket-model").artifact_id
     # Physically under hot/artifacts/<id>/; the vault lists it with the prefix stripped.

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.support.payloads import weights
 
 pytestmark = pytest.mark.slow
 
@@ -136,7 +137,7 @@ def test_installed_cli_and_api_work_outside_a_checkout(
     assert policy.returncode == 0, policy.stderr
 
     (workdir / "model").mkdir()
-    (workdir / "model" / "w.bin").write_bytes(os.urandom(30_000))
+    (workdir / "model" / "w.bin").write_bytes(weights(30_000))
     api = run(
         python,
         "-c",

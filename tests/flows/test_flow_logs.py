@@ -11,6 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from flows.ingest import ingest
+from tests.support.payloads import weights
 from weightvault.config import Settings
 from weightvault.logs import route_to_handlers
 
@@ -31,7 +32,7 @@ def test_flow_run_logs_show_redacted_vault_lines(
     # configured them otherwise.
     route_to_handlers([], "INFO")
     src = tmp_path / "w.bin"
-    src.write_bytes(os.urandom(4096))
+    src.write_bytes(weights(4096))
     state = ingest(
         path=str(src),
         name="logged",

@@ -16,6 +16,7 @@ import pytest
 
 from flows.ingest import ingest
 from flows.services import PREFECT_DATABASE_ENV, down, ensure_server, prefect_database_env
+from tests.support.payloads import weights
 from tests.support.postgres import PostgresServer
 from tests.support.services import reporting_to, service_timeout
 from weightvault.config import Settings
@@ -61,7 +62,7 @@ def test_prefect_server_keeps_its_runs_in_postgres(
     try:
         state = ensure_server(vault_settings, timeout=service_timeout())
         src = tmp_path / "weights.bin"
-        src.write_bytes(os.urandom(64 * 1024))
+        src.write_bytes(weights(64 * 1024))
         with reporting_to(state["api_url"]):
             run = ingest(path=str(src), name="on-pg", allow_incomplete=True, return_state=True)
         assert run.is_completed(), run.message

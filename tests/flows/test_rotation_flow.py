@@ -17,6 +17,7 @@ from flows.rekey import rekey
 from flows.rotate_keys import rotate_keys
 from tests.conftest import REPO, make_tree
 from tests.support.artifacts import envelope_versions, put_many, stored_objects
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
@@ -218,7 +219,7 @@ def test_cold_artifact_re_encrypted_under_object_lock_stays_escrowed(
     from weightvault.lifecycle.rekey import respond
 
     split = split_escrow_key(vault.keys)
-    src = make_tree(tmp_path / "c", {"w.bin": os.urandom(50_000), "cfg.json": b"{}"})
+    src = make_tree(tmp_path / "c", {"w.bin": weights(50_000), "cfg.json": b"{}"})
     artifact_id = stored_in(vault, src, "release", "cold")
     old_files = [f["object_key"] for f in vault.catalog.files_of(artifact_id)]
     report = respond(vault, "kek-cold", all_exposed=True)

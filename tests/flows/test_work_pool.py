@@ -10,7 +10,6 @@ the workers.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,6 +20,7 @@ import pytest
 
 from flows.deployments import POOL
 from flows.services import SERVED, down, up
+from tests.support.payloads import weights
 from tests.support.services import service_timeout
 from tests.support.ui_helpers import _kill_orphans, api, service_logs, wait_for_flow_run
 from weightvault.artifacts import Vault
@@ -122,7 +122,7 @@ def test_workers_run_the_pool_deployments(
 
     # A worker's ingest stores an artifact that verifies from here.
     src = tmp_path / "weights.bin"
-    src.write_bytes(os.urandom(256 * 1024))
+    src.write_bytes(weights(256 * 1024))
     run_id = _start(
         api_url,
         "ingest/ingest",

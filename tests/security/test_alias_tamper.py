@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, select, update
 
 from tests.conftest import make_tree
+from tests.support.payloads import weights
 from weightvault.artifacts import Vault
 from weightvault.catalog._catalog import log_entries
 from weightvault.errors import IntegrityError
@@ -26,8 +26,8 @@ def _alias_row(vault: Vault) -> tuple[int, str]:
 
 
 def test_a_tampered_index_row_does_not_move_an_alias(vault: Vault, tmp_path: Path) -> None:
-    good = ingest.put(vault, make_tree(tmp_path / "g", {"w": os.urandom(500)}), "digits")
-    evil = ingest.put(vault, make_tree(tmp_path / "e", {"w": os.urandom(500)}), "digits")
+    good = ingest.put(vault, make_tree(tmp_path / "g", {"w": weights(500)}), "digits")
+    evil = ingest.put(vault, make_tree(tmp_path / "e", {"w": weights(500)}), "digits")
     names.set_alias(vault, "digits@champion", good.artifact_id)
     index, entry = _alias_row(vault)
 

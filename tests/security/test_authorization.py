@@ -9,7 +9,6 @@ store nothing; what the role does allow still works.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from flows.promote import promote
 from tests.conftest import make_tree
 from tests.support.durable_store import cli
+from tests.support.payloads import weights
 from weightvault.artifacts import Vault
 from weightvault.errors import AuthorizationError
 from weightvault.keys import create_identity
@@ -47,7 +47,7 @@ def _hot_objects(vault: Vault) -> list[str]:
 @pytest.fixture
 def enrolled(vault: Vault, tmp_path: Path) -> str:
     """One hot artifact by alice (every role), and rita (reader) and ingo (ingester)."""
-    src = make_tree(tmp_path / "m", {"model.safetensors": os.urandom(4096), "c.json": b"{}"})
+    src = make_tree(tmp_path / "m", {"model.safetensors": weights(4096), "c.json": b"{}"})
     artifact_id = ingest.put(vault, src, "guarded").artifact_id
     init_root(vault, keys=1, threshold=1)
     enrol_principal(vault, "rita", create_identity("rita").public_key, ["reader"])
@@ -62,7 +62,7 @@ def test_a_reader_cannot_put_promote_approve_or_rekey_but_can_get(
     artifact_id = enrolled
     before = _hot_objects(vault)
     monkeypatch.setenv("WEIGHTVAULT_IDENTITY", "rita")
-    src = make_tree(tmp_path / "new", {"model.safetensors": os.urandom(2048)})
+    src = make_tree(tmp_path / "new", {"model.safetensors": weights(2048)})
     attempts = {
         "artifact.ingested": ("put", str(src), "--name", "sneaked-in"),
         "artifact.promotion": ("promote", artifact_id, "--to", "warm", "--justification", "j"),
@@ -96,7 +96,7 @@ def test_a_reader_cannot_put_promote_approve_or_rekey_but_can_get(
 
 def test_an_ingester_puts_into_hot_only(vault: Vault, enrolled: str, tmp_path: Path) -> None:
     ingo = Vault.open(vault.settings, identity="ingo")
-    src = make_tree(tmp_path / "m2", {"model.safetensors": os.urandom(2048)})
+    src = make_tree(tmp_path / "m2", {"model.safetensors": weights(2048)})
     with pytest.raises(AuthorizationError, match="put_tier: put stores into hot, not cold") as err:
         ingest.put(ingo, src, "straight-to-cold", "cold")
     assert err.value.exit_code == 42

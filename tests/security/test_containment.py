@@ -23,6 +23,7 @@ from sqlalchemy import delete, select, update
 from tests.conftest import REPO, make_tree
 from tests.support.approvals import approved
 from tests.support.cli_vault import cli_vault
+from tests.support.payloads import weights
 from weightvault._json import canonical_json
 from weightvault.artifacts import Vault
 from weightvault.catalog._catalog import log_entries
@@ -72,7 +73,7 @@ def world(s3_server: EmbeddedStore, tmp_path_factory: pytest.TempPathFactory) ->
     work = tmp_path_factory.mktemp("contain")
     made_vault = cli_vault(s3_server, work)
     settings, vault, root = made_vault.settings, made_vault.vault, made_vault.root
-    src = make_tree(work / "src", {"model.bin": os.urandom(20 * 1024), "config.json": b"{}\n"})
+    src = make_tree(work / "src", {"model.bin": weights(20 * 1024), "config.json": b"{}\n"})
     artifact_id = ingest.put(vault, src, "contained-model").artifact_id
     (row,) = vault.catalog.log_search(
         artifact_id=artifact_id, kind="artifact.ingested", phase="outcome"

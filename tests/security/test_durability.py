@@ -35,6 +35,7 @@ from tests.support.durable_store import (
     remove_delete_markers,
     start_cli,
 )
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault._time import iso_seconds, utcnow
 from weightvault.artifacts import Vault
@@ -59,7 +60,7 @@ from weightvault.store.layout import (
 def _cold_artifact(vault: Vault, tmp_path: Path) -> tuple[str, Path]:
     src = make_tree(
         tmp_path / "release",
-        {"model.safetensors": os.urandom(90_000), "config.json": b'{"layers": 2}'},
+        {"model.safetensors": weights(90_000), "config.json": b'{"layers": 2}'},
     )
     return stored_in(vault, src, "release", "cold"), src
 
@@ -78,7 +79,7 @@ def test_cold_envelopes_are_retained_like_their_ciphertext(vault: Vault, tmp_pat
             vault.store.remove(envelopes, key, version_id=version)
         assert vault.store.exists(envelopes, key)
     # A hot envelope stays deletable (nothing of hot is retained).
-    hot_src = make_tree(tmp_path / "hot", {"w.bin": os.urandom(300)})
+    hot_src = make_tree(tmp_path / "hot", {"w.bin": weights(300)})
     hot_id = ingest.put(vault, hot_src, "scratch").artifact_id
     assert vault.store.retention(envelopes, envelope_key(hot_id, "hot")) is None
 
@@ -161,7 +162,7 @@ def test_plain_delete_then_gc_keeps_cold_keys_and_the_artifact_restorable(
 
 def test_gc_still_removes_unretained_orphans(vault: Vault, tmp_path: Path) -> None:
     """The guard keeps retained artifacts only: a hot orphan is still collected."""
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(500)})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(500)})
     artifact_id = ingest.put(vault, src, "orphan").artifact_id
     hot = vault.bucket("hot")
     vault.store.remove(hot, manifest_key(artifact_id))
@@ -377,7 +378,7 @@ def test_a_live_claim_is_respected_and_taken_over_once_its_owner_is_gone(
 ) -> None:
     settings = allow_all_promotions(vault_settings)
     vault = Vault.open(settings, identity="alice")
-    src = make_tree(tmp_path / "m", {"w.safetensors": os.urandom(4000)})
+    src = make_tree(tmp_path / "m", {"w.safetensors": weights(4000)})
     artifact_id = ingest.put(vault, src, "small").artifact_id
     holder = subprocess.Popen(
         [CLI[0], "-c", _HOLD_CLAIM, str(REPO / "config"), artifact_id],
@@ -408,7 +409,7 @@ def test_a_live_claim_is_respected_and_taken_over_once_its_owner_is_gone(
 
 
 def test_a_claim_whose_lease_expired_is_taken_over(vault: Vault, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "m", {"w.safetensors": os.urandom(4000)})
+    src = make_tree(tmp_path / "m", {"w.safetensors": weights(4000)})
     artifact_id = ingest.put(vault, src, "small").artifact_id
     # A claim of a process on another host: its liveness cannot be checked, its lease can.
     lease = iso_seconds(utcnow() + timedelta(hours=1))
@@ -462,7 +463,7 @@ def test_promotion_killed_past_its_commit_point_rolls_forward(
 ) -> None:
     settings = allow_all_promotions(vault_settings)
     vault = Vault.open(settings, identity="alice")
-    src = make_tree(tmp_path / "m", {"a.safetensors": os.urandom(5000), "b.json": b"{}"})
+    src = make_tree(tmp_path / "m", {"a.safetensors": weights(5000), "b.json": b"{}"})
     artifact_id = stored_in(vault, src, "small", source)
     proc = subprocess.run(
         [CLI[0], "-c", _DIE_AFTER_COMMIT_POINT, str(REPO / "config"), artifact_id, target],
@@ -495,7 +496,7 @@ def test_gc_removes_the_source_copy_a_promotion_left_after_its_move(
 ) -> None:
     settings = allow_all_promotions(vault_settings)
     vault = Vault.open(settings, identity="alice")
-    src = make_tree(tmp_path / "m", {"a.safetensors": os.urandom(5000)})
+    src = make_tree(tmp_path / "m", {"a.safetensors": weights(5000)})
     artifact_id = ingest.put(vault, src, "small").artifact_id
     hot_keys = _objects(vault, "hot", artifact_id)
     hot_envelope = vault.store.get_bytes(

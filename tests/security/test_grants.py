@@ -24,6 +24,7 @@ import urllib3
 
 from tests.conftest import REPO, make_tree
 from tests.support.cli_vault import cli_vault
+from tests.support.payloads import weights
 from weightvault._json import canonical_json, parse_canonical
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
@@ -60,7 +61,7 @@ from weightvault.store.layout import file_key, grant_files_prefix, grant_receipt
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 FILES = {
-    "model.bin": os.urandom(40 * 1024 + 7),  # three chunks
+    "model.bin": weights(40 * 1024 + 7),  # three chunks
     "config.json": b'{"layers": 2}\n',
 }
 

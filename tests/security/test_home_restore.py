@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault.artifacts import LoggedEvent, StoreKeystoreBackups, Vault, trusted_statement
 from weightvault.config import Settings, load_settings
@@ -103,7 +104,7 @@ def artifacts(vault: Vault, tmp_path: Path) -> dict[str, dict[str, bytes]]:
     """A hot and a warm artifact: id -> their files."""
     out = {}
     for tier in ("hot", "warm"):
-        files = {"model.bin": os.urandom(70_000) + tier.encode(), "sub/config.json": b"{}"}
+        files = {"model.bin": weights(70_000) + tier.encode(), "sub/config.json": b"{}"}
         src = make_tree(tmp_path / f"src-{tier}", files)
         out[stored_in(vault, src, f"model-{tier}", tier)] = files
     return out

@@ -19,6 +19,7 @@ import pytest
 
 from tests.conftest import make_tree
 from tests.support.durable_store import cli
+from tests.support.payloads import weights
 from weightvault.artifacts import Vault
 from weightvault.errors import IngestQuarantinedError, NotFoundError, QuarantinedError
 from weightvault.lifecycle import ingest
@@ -124,7 +125,7 @@ def test_a_crash_past_the_commit_point_leaves_the_pickle_quarantined(
 def test_clean_and_unrecognised_content_is_stored_readable(vault: Vault, tmp_path: Path) -> None:
     """Only content whose loading can run code is quarantined at ingest; bytes the scanner
     cannot identify are stored as before (validate fails and quarantines them)."""
-    src = make_tree(tmp_path / "ok", {"w.bin": os.urandom(256), "config.json": b"{}"})
+    src = make_tree(tmp_path / "ok", {"w.bin": weights(256), "config.json": b"{}"})
     result = ingest.put(vault, src, "ok")
     assert result.quarantined is None
     assert result.artifact.tier == "hot"

@@ -35,6 +35,7 @@ from tests.support.inputs_helpers import (
     tmpfs,
     vault_objects,
 )
+from tests.support.payloads import weights
 from tests.support.services import start_vault_store
 from weightvault._fs import STAGING_MARKER
 from weightvault.artifacts import Vault
@@ -181,7 +182,7 @@ def test_get_into_a_read_only_directory_is_a_one_line_error(vault: Vault, tmp_pa
 def test_get_onto_a_full_disk_is_a_one_line_error_and_leaves_no_plaintext(
     vault: Vault, tmp_path: Path
 ) -> None:
-    src = make_tree(tmp_path / "model", {"w.bin": os.urandom(3 << 20)})
+    src = make_tree(tmp_path / "model", {"w.bin": weights(3 << 20)})
     artifact_id = ingest.put(vault, src, "m").artifact_id
     with tmpfs(tmp_path / "small", "1m") as small:
         proc = cli("get", artifact_id, "--out", str(small / "out"))
@@ -237,7 +238,7 @@ def test_a_corrupt_credentials_file_is_a_one_line_config_error(
 
 def test_output_to_a_closed_pipe_ends_quietly(vault: Vault, tmp_path: Path) -> None:
     for i in range(3):
-        ingest.put(vault, make_tree(tmp_path / f"m{i}", {"a.bin": os.urandom(64)}), f"m{i}")
+        ingest.put(vault, make_tree(tmp_path / f"m{i}", {"a.bin": weights(64)}), f"m{i}")
     # The reader is gone before the CLI writes: every write gets EPIPE (as after `| head -1`).
     proc = subprocess.Popen(
         [*CLI, "ls", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO
@@ -316,7 +317,7 @@ def test_a_full_vault_home_refuses_the_put_before_storing_anything(
         vault = Vault.open(settings)
         before = vault_objects(vault)
         fill(home)
-        src = make_tree(tmp_path / "m", {"a.bin": os.urandom(1000)})
+        src = make_tree(tmp_path / "m", {"a.bin": weights(1000)})
         proc = cli("put", str(src), "--name", "m")
         assert_one_line_error(proc, DiskFullError.exit_code, str(home))
         # Reading still works or says the disk is full; never "cannot open the catalog".
@@ -347,7 +348,7 @@ def _vault_on(s3_server: Any, home: Path, monkeypatch: pytest.MonkeyPatch) -> Se
 
 def _killed_mid_get(vault: Vault, tmp_path: Path, out: Path) -> tuple[str, Path, int]:
     """A real `get` SIGKILLed once its staging holds plaintext; returns id, staging, pid."""
-    src = make_tree(tmp_path / "big", {"w.bin": os.urandom(128 << 20)})
+    src = make_tree(tmp_path / "big", {"w.bin": weights(128 << 20)})
     artifact_id = ingest.put(vault, src, "big").artifact_id
     proc = subprocess.Popen(
         [*CLI, "get", artifact_id, "--out", str(out)],
@@ -538,7 +539,7 @@ def test_escrow_split_on_a_terminal_shows_one_share_at_a_time(vault: Vault) -> N
 
 
 def test_a_duplicate_of_quarantined_content_is_refused(vault: Vault, tmp_path: Path) -> None:
-    files = {"w.bin": os.urandom(1000), "config.json": b"{}"}
+    files = {"w.bin": weights(1000), "config.json": b"{}"}
     original = ingest.put(vault, make_tree(tmp_path / "a", files), "m").artifact_id
     quarantine(vault, original, reason="poisoned weights")
     before = vault_objects(vault)
@@ -566,7 +567,7 @@ def test_a_full_embedded_store_says_so_and_the_put_is_undone(
                 fh.truncate(0)
                 for _ in range(max(0, free - (24 << 20)) // (1 << 20)):
                     fh.write(b"\0" * (1 << 20))
-            src = make_tree(tmp_path / "m", {"w.bin": os.urandom(64 << 20)})
+            src = make_tree(tmp_path / "m", {"w.bin": weights(64 << 20)})
             proc = cli("put", str(src), "--name", "too-big")
             assert_one_line_error(proc, StoreFullError.exit_code, "out of space")
             (store_disk / "filler").unlink()

@@ -28,6 +28,7 @@ import pytest
 
 from flows.rotate_keys import rotate_keys
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from weightvault.artifacts import BOOTSTRAP_PURPOSE, StoreKeystoreVersions, Vault, open_keystore
 from weightvault.config import Settings, load_settings
 from weightvault.errors import (
@@ -83,7 +84,7 @@ def kek_versions(settings: Settings, tier: str = "hot") -> dict[int, tuple[KeySt
 
 def a_model(root: Path, tag: str) -> Path:
     """A small, distinct artifact directory."""
-    return make_tree(root / tag, {"w.bin": os.urandom(256) + tag.encode(), "c.json": b"{}"})
+    return make_tree(root / tag, {"w.bin": weights(256) + tag.encode(), "c.json": b"{}"})
 
 
 def moved(by: timedelta) -> Callable[[], datetime]:

@@ -19,6 +19,7 @@ from model_signing._signing import sign_ec_key
 from model_signing._signing import sign_sigstore_pb as sigstore_pb
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.errors import IntegrityError
@@ -38,7 +39,7 @@ from weightvault.store.layout import oms_signature_key
 
 CLI = [sys.executable, "-m", "weightvault.cli"]
 STOCK_CLI = Path(sys.executable).parent / "model_signing"
-FILES = {"model.safetensors": os.urandom(50_000), "config.json": b'{"layers": 2}'}
+FILES = {"model.safetensors": weights(50_000), "config.json": b'{"layers": 2}'}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

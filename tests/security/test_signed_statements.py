@@ -30,6 +30,7 @@ from sqlalchemy import update
 from tests.conftest import make_tree
 from tests.support.approvals import approved
 from tests.support.durable_store import cli
+from tests.support.payloads import weights
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, parse_iso
 from weightvault.artifacts import LoggedEvent, Vault, trusted_statement
@@ -300,7 +301,7 @@ def test_a_report_signed_after_its_key_was_compromised_is_refused(
 
 
 def test_a_marker_the_log_does_not_back_keeps_reads_refused(vault: Vault, tmp_path: Path) -> None:
-    artifact_id = _put(vault, tmp_path, {"weights.bin": os.urandom(128)})
+    artifact_id = _put(vault, tmp_path, {"weights.bin": weights(128)})
     marker = {
         "type": "weightvault.quarantine/v1",
         "artifact_id": artifact_id,
@@ -332,7 +333,7 @@ def _trusted(vault: Vault, row: dict[str, Any], kind: str) -> dict[str, Any]:
 def test_quarantine_release_and_key_records_are_signed_statements_in_the_log(
     vault: Vault, tmp_path: Path
 ) -> None:
-    artifact_id = _put(vault, tmp_path, {"weights.bin": os.urandom(128)})
+    artifact_id = _put(vault, tmp_path, {"weights.bin": weights(128)})
     quarantine(vault, artifact_id, reason="incident 12")
     approved(vault, artifact_id, "release")
     release(vault, artifact_id, justification="false alarm")

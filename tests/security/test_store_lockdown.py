@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import http.client
 import json
-import os
 import shutil
 import ssl
 import stat
@@ -30,6 +29,7 @@ import psutil
 import pytest
 
 from tests.conftest import _VAULT_ENV, REPO, make_tree
+from tests.support.payloads import weights
 from tests.support.services import start_vault_store
 from tests.support.storelock_store import (
     NOBODY,
@@ -118,7 +118,7 @@ def _vault_home() -> Iterator[tuple[Path, Settings]]:
 
 
 def _put(vault: Vault, base: Path, name: str, tier: str) -> str:
-    src = make_tree(base / f"src-{name}", {"w.bin": os.urandom(40_000), "c.json": b"{}"})
+    src = make_tree(base / f"src-{name}", {"w.bin": weights(40_000), "c.json": b"{}"})
     return stored_in(vault, src, name, tier)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.lifecycle import ingest
@@ -32,7 +32,7 @@ def put_many(vault: Vault, tmp_path: Path, count: int, tier: str = "hot") -> lis
     """``count`` small distinct artifacts in ``tier``."""
     ids = []
     for i in range(count):
-        src = make_tree(tmp_path / f"a{i}", {"w.bin": os.urandom(64) + bytes([i]), "c.json": b"{}"})
+        src = make_tree(tmp_path / f"a{i}", {"w.bin": weights(64) + bytes([i]), "c.json": b"{}"})
         ids.append(stored_in(vault, src, f"model-{i}", tier))
     return ids
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
+from tests.support.payloads import weights
 from weightvault.config import Settings, load_settings
 from weightvault.store import ObjectStore
 
@@ -92,7 +92,7 @@ def big_tree(root: Path, files: int, mib: int) -> Path:
     """``files`` random files of ``mib`` MiB each (enough for a copy to take a while)."""
     root.mkdir(parents=True, exist_ok=True)
     for i in range(files):
-        (root / f"shard-{i:03d}.safetensors").write_bytes(os.urandom(mib << 20))
+        (root / f"shard-{i:03d}.safetensors").write_bytes(weights(mib << 20))
     return root
 
 

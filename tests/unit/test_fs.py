@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.payloads import weights
 from weightvault._fs import hash_file, regular_files, staged_output, walk_tree, write_private
 from weightvault.errors import InvalidInputError
 
@@ -69,7 +70,7 @@ def test_regular_files_of_a_file_a_link_and_nothing(tmp_path: Path) -> None:
 
 
 def test_hash_file_matches_hashlib_in_one_pass(tmp_path: Path) -> None:
-    data = os.urandom(3 * (1 << 20) + 7)
+    data = weights(3 * (1 << 20) + 7)
     path = tmp_path / "f"
     path.write_bytes(data)
     found = hash_file(path, md5=True)

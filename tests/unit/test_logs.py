@@ -19,6 +19,7 @@ import pytest
 import structlog
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from weightvault import logs
 from weightvault.config import Settings
 from weightvault.keys import create_master_key, load_master_key
@@ -299,7 +300,7 @@ def test_cli_at_debug_never_prints_store_secret_or_master_key(
     master_text = vault_settings.master_key_path.read_text().strip()
     assert len(store_secret) >= 8
     env = {**os.environ, "WEIGHTVAULT_LOG_LEVEL": "DEBUG"}
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(70_000), "c.json": b"{}"})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(70_000), "c.json": b"{}"})
     put = _run("put", str(src), "--name", "logged", "--label", "team=ml", "--json", env=env)
     assert put.returncode == 0, put.stderr
     artifact_id = json.loads(put.stdout)["artifact_id"]
@@ -342,7 +343,7 @@ _LIBRARY_PUT = (
 
 
 def test_library_use_never_writes_to_stdout(vault_settings: Settings, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(5000)})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(5000)})
     env = {**os.environ, "WEIGHTVAULT_LOG_LEVEL": "DEBUG"}
     proc = subprocess.run(
         [sys.executable, "-c", _LIBRARY_PUT, str(REPO / "config"), str(src)],

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from structlog.testing import capture_logs
 
 from tests.conftest import make_tree
+from tests.support.payloads import weights
 from weightvault.artifacts import Vault
 from weightvault.lifecycle import ingest
 
 
 def test_put_verify_get_log_their_events_without_key_material(vault: Vault, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(20_000), "c.json": b"{}"})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(20_000), "c.json": b"{}"})
     with capture_logs() as logs:
         art = ingest.put(vault, src, "logged").artifact_id
         vault.verify(art)

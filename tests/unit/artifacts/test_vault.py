@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import make_tree
 from tests.support.artifacts import lose_catalog, rebuildable_rows
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError
@@ -26,7 +26,7 @@ def _tree(root: Path) -> Path:
     return make_tree(
         root,
         {
-            "model.safetensors": os.urandom(3 * K16 + 11),
+            "model.safetensors": weights(3 * K16 + 11),
             "config.json": b'{"hidden": 64}',
             "tokenizer/vocab.txt": b"a\nb\nc\n",
             "empty.txt": b"",
@@ -69,7 +69,7 @@ def test_put_get_round_trip_directory(vault: Vault, tmp_path: Path) -> None:
 @pytest.mark.parametrize("size", [0, 1, K16, K16 - 1, K16 + 1])
 def test_single_file_sizes(vault: Vault, tmp_path: Path, size: int) -> None:
     src = tmp_path / "w.bin"
-    src.write_bytes(os.urandom(size))
+    src.write_bytes(weights(size))
     artifact_id = ingest.put(vault, src, f"s{size}").artifact_id
     vault.get(artifact_id, tmp_path / "o")
     assert (tmp_path / "o" / "w.bin").read_bytes() == src.read_bytes()
@@ -79,7 +79,7 @@ def test_put_100_mib_multipart(vault: Vault, tmp_path: Path) -> None:
     src = tmp_path / "big.bin"
     with src.open("wb") as fh:
         for _ in range(100):
-            fh.write(os.urandom(1 << 20))
+            fh.write(weights(1 << 20))
     artifact_id = ingest.put(vault, src, "big").artifact_id
     info = vault.store.stat(
         vault.bucket("hot"), vault.catalog.files_of(artifact_id)[0]["object_key"]
@@ -145,7 +145,7 @@ def test_ciphertext_swapped_across_artifacts_fails(vault: Vault, tmp_path: Path)
 
 def test_envelope_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) -> None:
     first, _ = _put(vault, tmp_path, "a")
-    src2 = make_tree(tmp_path / "b", {"x.bin": os.urandom(100)})
+    src2 = make_tree(tmp_path / "b", {"x.bin": weights(100)})
     second = ingest.put(vault, src2, "b").artifact_id
     env = vault.bucket("envelopes")
     other = vault.store.get_bytes(env, envelope_key(second, "hot"))
@@ -159,7 +159,7 @@ def test_envelope_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) 
 
 def test_manifest_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) -> None:
     first, _ = _put(vault, tmp_path, "a")
-    src2 = make_tree(tmp_path / "b", {"x.bin": os.urandom(100)})
+    src2 = make_tree(tmp_path / "b", {"x.bin": weights(100)})
     second = ingest.put(vault, src2, "b").artifact_id
     bucket = vault.bucket("hot")
     vault.store.put_bytes(
@@ -171,7 +171,7 @@ def test_manifest_swapped_between_artifacts_fails(vault: Vault, tmp_path: Path) 
 
 @pytest.fixture
 def stored(vault: Vault, tmp_path: Path) -> tuple[Vault, str, bytes, bytes]:
-    src = make_tree(tmp_path / "p", {"w.bin": os.urandom(K16 + 3), "c.json": b"{}"})
+    src = make_tree(tmp_path / "p", {"w.bin": weights(K16 + 3), "c.json": b"{}"})
     artifact_id = ingest.put(vault, src, "prop").artifact_id
     env = vault.store.get_bytes(vault.bucket("envelopes"), envelope_key(artifact_id, "hot"))
     man = vault.store.get_bytes(vault.bucket("hot"), manifest_key(artifact_id))
@@ -244,7 +244,7 @@ def test_a_cold_artifact_is_retained(vault: Vault, tmp_path: Path) -> None:
 
 def test_gc_removes_orphans_only(vault: Vault, tmp_path: Path) -> None:
     keep, _ = _put(vault, tmp_path, "keep")
-    plan = vault.plan(make_tree(tmp_path / "o", {"x.bin": os.urandom(5000)}), "orphan")
+    plan = vault.plan(make_tree(tmp_path / "o", {"x.bin": weights(5000)}), "orphan")
     vault.create_envelope(plan.artifact_id, "hot")
     vault.upload_file(plan.artifact_id, "hot", plan.files[0])
     # A young orphan is left alone: its put may still be running.

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.errors import (
@@ -55,7 +56,7 @@ def test_exit_codes_are_distinct() -> None:
 
 
 def test_put_ls_show_get_verify_json(vault_settings: Settings, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(40000), "c.json": b"{}"})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(40000), "c.json": b"{}"})
     put = run("put", str(src), "--name", "cli-model", "--json")
     assert put.returncode == 0, put.stderr
     artifact_id = json.loads(put.stdout)["artifact_id"]
@@ -108,7 +109,7 @@ def test_wrong_credentials_say_so(vault_settings: Settings, tmp_path: Path) -> N
 
 def test_tampered_data_exit_code_and_no_output(vault_settings: Settings, tmp_path: Path) -> None:
     vault = Vault.open(vault_settings)
-    src = make_tree(tmp_path / "m", {"weights.bin": os.urandom(50000)})
+    src = make_tree(tmp_path / "m", {"weights.bin": weights(50000)})
     artifact_id = ingest.put(vault, src, "t").artifact_id
     key = vault.catalog.files_of(artifact_id)[0]["object_key"]
     data = bytearray(vault.store.get_bytes(vault.bucket("hot"), key))

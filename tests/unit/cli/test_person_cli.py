@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
 from weightvault.errors import (
@@ -54,8 +55,8 @@ def put(src: Path, name: str, *extra: str) -> str:
 def test_aliases_labels_candidates_and_an_empty_catalog(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
-    v1 = put(make_tree(tmp_path / "v1", {"w.bin": os.urandom(3000)}), "digits", "--label", "a=1")
-    v2 = put(make_tree(tmp_path / "v2", {"w.bin": os.urandom(3000)}), "digits")
+    v1 = put(make_tree(tmp_path / "v1", {"w.bin": weights(3000)}), "digits", "--label", "a=1")
+    v2 = put(make_tree(tmp_path / "v2", {"w.bin": weights(3000)}), "digits")
     # An ambiguous prefix: one line, then a line per candidate, its own exit code.
     lines = error_lines(run("show", "wv-"), AmbiguousIdError.exit_code)
     assert "ambiguous" in lines[0]
@@ -132,7 +133,7 @@ def _delete_on_a_terminal(artifact_id: str, answer: bytes) -> tuple[int, str]:
 def test_delete_asks_on_a_terminal_naming_the_artifact(
     vault_settings: Settings, tmp_path: Path
 ) -> None:
-    artifact_id = put(make_tree(tmp_path / "m", {"w.bin": os.urandom(5000)}), "doomed")
+    artifact_id = put(make_tree(tmp_path / "m", {"w.bin": weights(5000)}), "doomed")
     code, out = _delete_on_a_terminal(artifact_id, b"n\n")
     assert code == ConfirmationError.exit_code, out
     assert f"delete artifact {artifact_id} (doomed, 5.0 kB, tier hot)?" in out

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.conftest import REPO
 from tests.support.keystore_race import race_active_kek
+from tests.support.payloads import weights
 from weightvault.config import Settings
 from weightvault.errors import (
     AuthenticationError,
@@ -262,7 +263,7 @@ def _flip(offset: int) -> Any:
         lambda b: b[: len(MAGIC) + 20],
         lambda b: b + b"\x00",
         lambda b: b"",
-        lambda b: MAGIC + os.urandom(len(b) - len(MAGIC)),
+        lambda b: MAGIC + weights(len(b) - len(MAGIC)),
     ],
     ids=["magic", "nonce", "body", "tag", "truncated", "cut-short", "extended", "empty", "random"],
 )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from tests.support.tiers import stored_in
 from weightvault.artifacts import Vault
 from weightvault.config import Settings
@@ -45,7 +46,7 @@ def same_tree(a: Path, b: Path) -> bool:
 def cold_artifact(vault: Vault, tmp_path: Path, name: str = "release") -> tuple[str, Path]:
     src = make_tree(
         tmp_path / name,
-        {"model.safetensors": os.urandom(70_000), "config.json": b'{"layers": 2}'},
+        {"model.safetensors": weights(70_000), "config.json": b'{"layers": 2}'},
     )
     return stored_in(vault, src, name, "cold"), src
 

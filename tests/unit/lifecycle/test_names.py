@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import make_tree
 from tests.support.artifacts import ingest_model
+from tests.support.payloads import weights
 from weightvault.artifacts import Vault
 from weightvault.errors import AliasNotFoundError, InvalidInputError, PolicyError
 from weightvault.lifecycle import ingest, names
@@ -26,7 +26,7 @@ def _put(vault: Vault, src: Path, name: str, **labels: str) -> str:
 
 
 def test_same_content_under_a_new_name_and_labels_is_recorded(vault: Vault, tmp_path: Path) -> None:
-    src = make_tree(tmp_path / "m", {"w.bin": os.urandom(2000)})
+    src = make_tree(tmp_path / "m", {"w.bin": weights(2000)})
     first = _put(vault, src, "digits", team="vision")
     again = ingest.put(vault, src, "mnist-digits", labels={"license": "MIT", "team": "vision"})
     assert again.duplicate_of == first
@@ -48,7 +48,7 @@ def test_same_content_under_a_new_name_and_labels_is_recorded(vault: Vault, tmp_
 
 
 def test_label_amendments_apply_in_log_order(vault: Vault, tmp_path: Path) -> None:
-    artifact_id = _put(vault, make_tree(tmp_path / "m", {"w.bin": os.urandom(999)}), "m", a="1")
+    artifact_id = _put(vault, make_tree(tmp_path / "m", {"w.bin": weights(999)}), "m", a="1")
     assert names.label(vault, artifact_id, {"b": "2", "a": "3"}) == {"a": "3", "b": "2"}
     assert names.label(vault, artifact_id, {}, ["a"]) == {"b": "2"}
     assert vault.effective_labels(artifact_id, {"a": "1"}) == {"b": "2"}
@@ -75,10 +75,10 @@ def test_a_license_added_later_satisfies_the_cold_gate(vault: Vault, model_repo:
 
 
 def test_aliases_resolve_wherever_an_id_is_accepted(vault: Vault, tmp_path: Path) -> None:
-    v1_src = make_tree(tmp_path / "v1", {"w.bin": os.urandom(1500)})
+    v1_src = make_tree(tmp_path / "v1", {"w.bin": weights(1500)})
     v1 = _put(vault, v1_src, "digits")
-    v2 = _put(vault, make_tree(tmp_path / "v2", {"w.bin": os.urandom(1500)}), "digits")
-    other = _put(vault, make_tree(tmp_path / "o", {"w.bin": os.urandom(10)}), "other")
+    v2 = _put(vault, make_tree(tmp_path / "v2", {"w.bin": weights(1500)}), "digits")
+    other = _put(vault, make_tree(tmp_path / "o", {"w.bin": weights(10)}), "other")
     with pytest.raises(AliasNotFoundError):
         vault.resolve("digits@champion")
     move = names.set_alias(vault, "digits@champion", v1)

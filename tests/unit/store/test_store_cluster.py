@@ -24,6 +24,7 @@ import psutil
 import pytest
 
 from tests.conftest import REPO, make_tree
+from tests.support.payloads import weights
 from tests.support.services import service_timeout
 from weightvault.artifacts import Vault
 from weightvault.cli import main
@@ -135,7 +136,7 @@ def test_cluster_has_three_volume_servers_and_survives_losing_any_one(
     vault = Vault.open(cluster)
     stored: dict[str, Path] = {}
     for i, size in enumerate((1000, 3 << 20)):
-        src = make_tree(tmp_path / f"m{i}", {"w.bin": os.urandom(size), "c.json": b"{}"})
+        src = make_tree(tmp_path / f"m{i}", {"w.bin": weights(size), "c.json": b"{}"})
         stored[ingest.put(vault, src, f"cluster-model-{i}").artifact_id] = src
     _verify_all(vault, stored, tmp_path)
 
@@ -238,7 +239,7 @@ def test_a_volume_server_killed_during_a_put_or_a_get_costs_at_most_that_operati
     cluster: Settings, store: EmbeddedStore, tmp_path: Path
 ) -> None:
     vault = Vault.open(cluster)
-    src = make_tree(tmp_path / "big", {"weights.bin": os.urandom(_BIG), "c.json": b"{}"})
+    src = make_tree(tmp_path / "big", {"weights.bin": weights(_BIG), "c.json": b"{}"})
     before = _volume_bytes(store)
     result: list[str] = []
 

@@ -258,7 +258,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``trust`` command group."""
-    from weightvault.lifecycle.trust import (
+    from weightvault.lifecycle.root_defaults import (
         DEFAULT_EXPIRES_DAYS,
         DEFAULT_ROOT_KEYS,
         DEFAULT_THRESHOLD,
@@ -342,7 +342,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--export", metavar="DIR", help="write new root keys to 0600 files")
     roles(p)
     p.set_defaults(func=_rotate)
-    from weightvault.provenance import ROLES
+    from weightvault.config import ROLES
 
     p = actions.add_parser(
         "enrol", help="enrol a principal's public key with roles (a new version)", parents=[common]

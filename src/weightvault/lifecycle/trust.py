@@ -54,6 +54,11 @@ from weightvault.errors import (
     UsageError,
 )
 from weightvault.keys import KeyRecord, KeyState, check_name
+from weightvault.lifecycle.root_defaults import (
+    DEFAULT_EXPIRES_DAYS,
+    DEFAULT_ROOT_KEYS,
+    DEFAULT_THRESHOLD,
+)
 from weightvault.logs import get_logger
 from weightvault.provenance import (
     OMS_ALGORITHM,
@@ -85,9 +90,6 @@ from weightvault.store.layout import trust_root_key
 
 log = get_logger("weightvault.lifecycle.trust")
 
-DEFAULT_ROOT_KEYS = 3
-DEFAULT_THRESHOLD = 2
-DEFAULT_EXPIRES_DAYS = 365
 
 RoleKeys = Callable[[Vault], Iterable[str]]
 _ROLE_SOURCES: dict[str, list[RoleKeys]] = {"log": [], "witness": []}

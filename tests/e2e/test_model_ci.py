@@ -22,6 +22,7 @@ import pytest
 import xmlschema
 
 from pipeline.workspace import commit_all, run
+from tests.support.model_repos import DVC_YAML, TRAIN_SCRIPT
 from weightvault.cli._app import main
 from weightvault.errors import (
     CheckFailedError,
@@ -31,29 +32,6 @@ from weightvault.errors import (
 )
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "data" / "schemas"
-
-_TRAIN = """\
-from pathlib import Path
-
-import numpy as np
-from safetensors.numpy import save_file
-
-rows = [line.split(",") for line in Path("data/input.csv").read_text().splitlines()[1:]]
-x = np.array([[float(v) for v in row] for row in rows], dtype=np.float32)
-Path("model").mkdir(exist_ok=True)
-save_file({"w": x.T @ x, "bias": x.mean(axis=0)}, "model/model.safetensors")
-"""
-
-_DVC_YAML = """\
-stages:
-  train:
-    cmd: python train.py
-    deps:
-      - data/input.csv
-      - train.py
-    outs:
-      - model/model.safetensors
-"""
 
 SUITE = {
     "name": "inputs",
@@ -89,8 +67,8 @@ def base_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "data").mkdir(parents=True)
     (repo / "checks").mkdir()
     (repo / "data" / "input.csv").write_text("a,b\n1,2\n3,4\n5,6\n")
-    (repo / "train.py").write_text(_TRAIN)
-    (repo / "dvc.yaml").write_text(_DVC_YAML)
+    (repo / "train.py").write_text(TRAIN_SCRIPT)
+    (repo / "dvc.yaml").write_text(DVC_YAML)
     (repo / "requirements.txt").write_text("numpy==2.0.0\nsafetensors==0.4.5\n")
     (repo / "checks" / "inputs.json").write_text(json.dumps(SUITE))
     (repo / "metrics.json").write_text(json.dumps({"f1": 0.9}))

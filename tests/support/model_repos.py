@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline.workspace import commit_all, configure_remote, run
 from weightvault.store import DvcRemote
 
-_TRAIN = """\
+TRAIN_SCRIPT = """\
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,7 @@ Path("model").mkdir(exist_ok=True)
 save_file({"w": x.T @ x, "bias": x.mean(axis=0)}, "model/model.safetensors")
 """
 
-_DVC_YAML = """\
+DVC_YAML = """\
 stages:
   train:
     cmd: python train.py
@@ -48,7 +48,7 @@ def reference_copy(model_repo: Path, target: Path, remote: DvcRemote) -> Path:
     return target
 
 
-def tiny_model_repo(root: Path, remote: DvcRemote, data: str, train: str = _TRAIN) -> Path:
+def tiny_model_repo(root: Path, remote: DvcRemote, data: str, train: str = TRAIN_SCRIPT) -> Path:
     """A one-stage model repo (numpy + safetensors) trained on ``data``.
 
     Its dataset (``data/input.csv``, a CSV of numbers) is pushed to ``remote``; a
@@ -58,7 +58,7 @@ def tiny_model_repo(root: Path, remote: DvcRemote, data: str, train: str = _TRAI
     repo = root
     (repo / "data").mkdir(parents=True)
     (repo / "train.py").write_text(train)
-    (repo / "dvc.yaml").write_text(_DVC_YAML)
+    (repo / "dvc.yaml").write_text(DVC_YAML)
     (repo / "data" / "input.csv").write_text(data)
     pins = [f"{d}=={importlib.metadata.version(d)}" for d in ("numpy", "safetensors")]
     (repo / "requirements.txt").write_text("\n".join(pins) + "\n")

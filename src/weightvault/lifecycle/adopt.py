@@ -56,7 +56,7 @@ from weightvault.errors import (
 )
 from weightvault.gates import evaluate, loader_hazard, scan_file
 from weightvault.lifecycle import ingest
-from weightvault.lifecycle.check import admission_input
+from weightvault.lifecycle.check import policy_input
 from weightvault.provenance import Provenance, capture_provenance, git_toplevel
 from weightvault.records import digest_of
 from weightvault.store import ObjectStore
@@ -610,7 +610,7 @@ def _backfilled(
 def _warm_reasons(vault: Vault, files: list[CandidateFile], prov: Provenance) -> list[str]:
     """What the promotion policy would say of warm today (before validation and approval):
     the input ``weightvault check`` builds, for backfilled provenance."""
-    document = admission_input(
+    document = policy_input(
         [{"path": f.path, "format": f.format, "size": f.size, "sha256": f.sha256} for f in files],
         prov,
         "missing",

@@ -378,34 +378,6 @@ def _expectation_message(
 
 
 def policy_input(
-    files: Sequence[FileCheck],
-    provenance: Provenance | None,
-    validation_status: str,
-    skipped: Sequence[str],
-    *,
-    tier: str,
-    labels: dict[str, str] | None = None,
-    certificate_tiers: Sequence[str] = ("cold",),
-    approvals_required: int = 2,
-) -> dict[str, Any]:
-    """The Rego input a promotion into ``tier`` would evaluate (module docstring: what
-    stands in for the parts that only exist once an artifact is stored)."""
-    return admission_input(
-        [
-            {"path": f.path, "format": f.scan.format.value, "size": f.size, "sha256": f.sha256}
-            for f in files
-        ],
-        provenance,
-        validation_status,
-        skipped,
-        tier=tier,
-        labels=labels,
-        certificate_tiers=certificate_tiers,
-        approvals_required=approvals_required,
-    )
-
-
-def admission_input(
     files: Sequence[dict[str, Any]],
     provenance: Provenance | None,
     validation_status: str,
@@ -417,9 +389,11 @@ def admission_input(
     approvals_required: int = 2,
     backfilled: bool = False,
 ) -> dict[str, Any]:
-    """:func:`policy_input` from plain file entries (path, format, size, sha256); with
-    ``backfilled`` the provenance is an adopted artifact's (``lifecycle.adopt``), whose
-    warm promotion needs approvals, which cannot exist before it is stored either."""
+    """The Rego input a promotion into ``tier`` would evaluate, from plain file entries
+    (path, format, size, sha256; module docstring: what stands in for the parts that only
+    exist once an artifact is stored). With ``backfilled`` the provenance is an adopted
+    artifact's (``lifecycle.adopt``), whose warm promotion needs approvals, which cannot
+    exist before it is stored either."""
     git: dict[str, Any] = {}
     missing = ["provenance"]
     creator = ""
@@ -558,7 +532,10 @@ def check(
     )
     outcomes += checked
     document = policy_input(
-        files,
+        [
+            {"path": f.path, "format": f.scan.format.value, "size": f.size, "sha256": f.sha256}
+            for f in files
+        ],
         provenance,
         status,
         skipped,

@@ -54,6 +54,7 @@ DEFAULT_TIMEOUT = 180.0
 """Seconds each service may take to become ready (a busy 2-core machine needs a lot)."""
 
 SERVED = (
+    "adopt/adopt",
     "ingest/ingest",
     "validate/validate",
     "promote/promote",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,17 @@ ACCESS_KEY_ENV = ("WEIGHTVAULT_ADOPT_ACCESS_KEY", "AWS_ACCESS_KEY_ID")
 SECRET_KEY_ENV = ("WEIGHTVAULT_ADOPT_SECRET_KEY", "AWS_SECRET_ACCESS_KEY")
 
 
-def _first_env(names: tuple[str, ...]) -> str:
-    return next((os.environ[n] for n in names if os.environ.get(n)), "")
+def _credentials() -> tuple[str, str]:
+    """The ``--endpoint`` source's access and secret key: WEIGHTVAULT_ADOPT_*, else AWS_*."""
+    from weightvault.config import environment, other_variable
+
+    env = environment()
+    access = env.adopt_access_key.get_secret_value() if env.adopt_access_key else ""
+    secret = env.adopt_secret_key.get_secret_value() if env.adopt_secret_key else ""
+    return (
+        access or other_variable(ACCESS_KEY_ENV[1]) or "",
+        secret or other_variable(SECRET_KEY_ENV[1]) or "",
+    )
 
 
 def _s3_client(args: argparse.Namespace) -> ObjectStore | None:
@@ -38,7 +46,7 @@ def _s3_client(args: argparse.Namespace) -> ObjectStore | None:
     url = urlsplit(args.endpoint if "://" in args.endpoint else f"http://{args.endpoint}")
     if url.scheme not in {"http", "https"} or not url.netloc:
         raise InvalidInputError(f"adopt --endpoint {args.endpoint!r} is not http(s)://HOST:PORT")
-    access, secret = _first_env(ACCESS_KEY_ENV), _first_env(SECRET_KEY_ENV)
+    access, secret = _credentials()
     if not access or not secret:
         raise ConfigError(
             f"adopt --endpoint needs credentials in {' or '.join(ACCESS_KEY_ENV)} and "

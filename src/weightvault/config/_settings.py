@@ -119,6 +119,9 @@ class Environment(BaseSettings):
     witness_home: Path | None = None
     certificate_tiers: str | None = None
     training_run_id: str | None = None
+    #: credentials of an ``adopt s3://... --endpoint URL`` source (else the AWS_ variables)
+    adopt_access_key: SecretStr | None = None
+    adopt_secret_key: SecretStr | None = None
 
 
 def environment() -> Environment:

@@ -1,0 +1,207 @@
+"""Random access into a stored file: one byte range, or one safetensors tensor.
+
+Only the ciphertext chunks that cover the range are fetched (ranged GETs), plus the
+56-byte payload header that derives the stream key; every chunk is authenticated
+under its index before its plaintext is released (:func:`chunked.decrypt_range`).
+The plaintext size, which says which chunk is final, comes from the manifest the
+caller verified (its MAC under the DEK, its signed statement).
+
+What "the header verified against the manifest" means for a tensor read: the
+safetensors header is read through the same authenticated chunks, so its bytes are
+the stored file's own (AES-GCM under the artifact's DEK, bound by the file context to
+this artifact and path, at the plaintext offsets the manifest's size fixes). It is
+then parsed by the strict parser the ingest gates use, with the manifest's size as
+the file size: the header length must fit, and the tensors must tile the data region
+``size - 8 - header length`` exactly, with no gap, overlap or trailing bytes. The
+whole-file sha256 in the manifest is not checked (that needs every byte): a range read
+proves each returned byte authentic, not the rest of the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import IO, Any
+
+from weightvault.crypto import chunked
+from weightvault.crypto.binding import file_context
+from weightvault.errors import IntegrityError, InvalidInputError, NotFoundError, StoreError
+from weightvault.gates import (
+    SafetensorsReport,
+    TensorInfo,
+    check_safetensors_bytes,
+    safetensors_header_length,
+)
+from weightvault.records import FileEntry, Manifest
+from weightvault.store import ObjectStore
+
+__all__ = [
+    "MAX_HEADER_BYTES",
+    "ByteSink",
+    "TensorRead",
+    "find_entry",
+    "find_tensor",
+    "parse_range",
+    "read_entry_range",
+    "read_safetensors_header",
+]
+
+# The largest safetensors header read (the ingest gates' default cap).
+MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Names listed when a file or tensor is not found.
+_SHOWN_NAMES = 5
+
+
+@dataclass(frozen=True)
+class TensorRead:
+    """Where one tensor was read from: its header entry and its plaintext file offsets."""
+
+    artifact_id: str
+    file: str
+    tensor: TensorInfo
+    header_length: int
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (dtype, shape, offsets in the data region and in the file)."""
+        return {
+            "artifact_id": self.artifact_id,
+            "file": self.file,
+            "tensor": self.tensor.name,
+            "dtype": self.tensor.dtype,
+            "shape": list(self.tensor.shape),
+            "data_offsets": [self.tensor.begin, self.tensor.end],
+            "header_length": self.header_length,
+            "start": self.start,
+            "end": self.end,
+            "bytes": self.end - self.start,
+        }
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_SHOWN_NAMES])
+    more = len(names) - _SHOWN_NAMES
+    return shown + (f" and {more} more" if more > 0 else "") if names else "none"
+
+
+def find_entry(manifest: Manifest, file: str) -> FileEntry:
+    """The manifest entry of model file ``file``; NotFoundError naming a few others."""
+    for entry in manifest.model_files:
+        if entry.path == file:
+            return entry
+    names = [e.path for e in manifest.model_files]
+    raise NotFoundError(
+        f"artifact {manifest.artifact_id} has no file {file[:200]!r} (files: {_some(names)})"
+    )
+
+
+def parse_range(text: str) -> tuple[int, int | None]:
+    """``START:END`` (END exclusive; empty END: to the end of the file) as integers.
+
+    InvalidInputError on anything else, e.g. a negative or reversed range.
+    """
+    head, sep, tail = text.partition(":")
+    if not sep or not head.strip().isdigit() or (tail.strip() and not tail.strip().isdigit()):
+        raise InvalidInputError(
+            f"--range {text[:80]!r}: expected START:END, byte offsets with END exclusive"
+        )
+    start = int(head)
+    end = int(tail) if tail.strip() else None
+    if end is not None and end < start:
+        raise InvalidInputError(f"--range {text[:80]!r}: END is before START")
+    return start, end
+
+
+def read_entry_range(
+    store: ObjectStore,
+    bucket: str,
+    artifact_id: str,
+    entry: FileEntry,
+    dek: bytes,
+    start: int,
+    end: int,
+    dst: IO[bytes] | Any,
+) -> int:
+    """Decrypt plaintext ``[start, end)`` of one stored file into ``dst``.
+
+    Fetches only the covering chunks (and the payload header) with ranged GETs. The
+    object must be as long as the manifest's ciphertext size. IntegrityError on any
+    failure (a missing, short or modified object); InvalidInputError for a range
+    outside the file.
+    """
+    if not 0 <= start <= end <= entry.size:
+        raise InvalidInputError(
+            f"range {start}:{end} is outside file {entry.path!r} ({entry.size} bytes)"
+        )
+
+    def read(offset: int, length: int) -> bytearray:
+        got = store.read_range(bucket, entry.object_key, offset, length)
+        if got.total is not None and got.total != entry.ciphertext_size:
+            raise IntegrityError("object size differs from the manifest's ciphertext size")
+        return got.data
+
+    context = file_context(artifact_id, entry.path)
+    try:
+        return chunked.decrypt_range(dek, context, read, entry.size, start, end, dst)
+    except IntegrityError as exc:
+        raise IntegrityError(f"artifact {artifact_id} file {entry.path}: {exc.message}") from None
+    except NotFoundError:
+        raise IntegrityError(
+            f"artifact {artifact_id} file {entry.path}: object is missing"
+        ) from None
+    except StoreError as exc:
+        if "InvalidRange" in exc.message:
+            raise IntegrityError(
+                f"artifact {artifact_id} file {entry.path}: object is shorter than the manifest "
+                "says"
+            ) from None
+        raise
+
+
+class ByteSink:
+    """A write sink collecting bytes (a BytesIO without the copy on getvalue)."""
+
+    def __init__(self, data: bytearray | None = None) -> None:
+        self.data = bytearray() if data is None else data
+
+    def write(self, data: Any) -> int:
+        self.data += data
+        return len(data)
+
+
+def read_safetensors_header(
+    store: ObjectStore, bucket: str, artifact_id: str, entry: FileEntry, dek: bytes
+) -> SafetensorsReport:
+    """The checked safetensors header of a stored file (see the module docstring).
+
+    The first chunk is read (it usually holds the whole header), then the rest of the
+    header if it is longer. InvalidInputError if the file is not valid safetensors.
+    """
+    first = ByteSink()
+    read_entry_range(
+        store, bucket, artifact_id, entry, dek, 0, min(entry.size, chunked.CHUNK_SIZE), first
+    )
+    length = safetensors_header_length(bytes(first.data[:8]))
+    prefix = first.data
+    if length is not None and length <= MAX_HEADER_BYTES and len(prefix) < 8 + length <= entry.size:
+        rest = ByteSink(prefix)
+        read_entry_range(store, bucket, artifact_id, entry, dek, len(prefix), 8 + length, rest)
+    report = check_safetensors_bytes(entry.path, bytes(prefix), entry.size, MAX_HEADER_BYTES)
+    if not report.ok:
+        raise InvalidInputError(
+            f"artifact {artifact_id} file {entry.path!r} is not a valid safetensors file: "
+            f"{'; '.join(report.reasons[:3])}"
+        )
+    return report
+
+
+def find_tensor(report: SafetensorsReport, artifact_id: str, name: str) -> TensorInfo:
+    """The header entry of tensor ``name``; NotFoundError naming a few tensors."""
+    for tensor in report.tensors:
+        if tensor.name == name:
+            return tensor
+    names = sorted(t.name for t in report.tensors)
+    raise NotFoundError(
+        f"artifact {artifact_id} file {report.path!r} has no tensor {name[:200]!r} "
+        f"(tensors: {_some(names)})"
+    )

@@ -39,7 +39,7 @@ from weightvault.artifacts._principals import (
     stored_roots,
     write_root,
 )
-from weightvault.artifacts._ranged import TensorRead, parse_range
+from weightvault.artifacts._ranged import StoredFile, TensorRead, parse_range
 from weightvault.artifacts._state import (
     REWRAP_KIND,
     STATE_KINDS,
@@ -105,6 +105,7 @@ __all__ = [
     "StatementRef",
     "StoreKeystoreBackups",
     "StoreKeystoreVersions",
+    "StoredFile",
     "TensorRead",
     "TransferProgress",
     "TrustedStatement",

@@ -37,12 +37,12 @@ from weightvault.store import ObjectStore
 __all__ = [
     "MAX_HEADER_BYTES",
     "ByteSink",
+    "StoredFile",
     "TensorRead",
     "find_entry",
     "find_tensor",
     "parse_range",
     "read_entry_range",
-    "read_safetensors_header",
 ]
 
 # The largest safetensors header read (the ingest gates' default cap).
@@ -122,40 +122,9 @@ def read_entry_range(
     end: int,
     dst: IO[bytes] | Any,
 ) -> int:
-    """Decrypt plaintext ``[start, end)`` of one stored file into ``dst``.
-
-    Fetches only the covering chunks (and the payload header) with ranged GETs. The
-    object must be as long as the manifest's ciphertext size. IntegrityError on any
-    failure (a missing, short or modified object); InvalidInputError for a range
-    outside the file.
-    """
-    if not 0 <= start <= end <= entry.size:
-        raise InvalidInputError(
-            f"range {start}:{end} is outside file {entry.path!r} ({entry.size} bytes)"
-        )
-
-    def read(offset: int, length: int) -> bytearray:
-        got = store.read_range(bucket, entry.object_key, offset, length)
-        if got.total is not None and got.total != entry.ciphertext_size:
-            raise IntegrityError("object size differs from the manifest's ciphertext size")
-        return got.data
-
-    context = file_context(artifact_id, entry.path)
-    try:
-        return chunked.decrypt_range(dek, context, read, entry.size, start, end, dst)
-    except IntegrityError as exc:
-        raise IntegrityError(f"artifact {artifact_id} file {entry.path}: {exc.message}") from None
-    except NotFoundError:
-        raise IntegrityError(
-            f"artifact {artifact_id} file {entry.path}: object is missing"
-        ) from None
-    except StoreError as exc:
-        if "InvalidRange" in exc.message:
-            raise IntegrityError(
-                f"artifact {artifact_id} file {entry.path}: object is shorter than the manifest "
-                "says"
-            ) from None
-        raise
+    """Decrypt plaintext ``[start, end)`` of one stored file into ``dst`` (one-off
+    :meth:`StoredFile.read_into`)."""
+    return StoredFile(store, bucket, artifact_id, entry, dek).read_into(start, end, dst)
 
 
 class ByteSink:
@@ -165,34 +134,162 @@ class ByteSink:
         self.data = bytearray() if data is None else data
 
     def write(self, data: Any) -> int:
+        """Append ``data``."""
         self.data += data
         return len(data)
 
 
-def read_safetensors_header(
-    store: ObjectStore, bucket: str, artifact_id: str, entry: FileEntry, dek: bytes
-) -> SafetensorsReport:
-    """The checked safetensors header of a stored file (see the module docstring).
+class StoredFile:
+    """Random access into one stored file of an artifact whose manifest was verified.
 
-    The first chunk is read (it usually holds the whole header), then the rest of the
-    header if it is longer. InvalidInputError if the file is not valid safetensors.
+    Fetches only the chunks that cover what is read (ranged GETs); the 56-byte payload
+    header is fetched once and its commitment checked at every read. The safetensors
+    header, once read and checked, is kept. ``reads`` lists what was read and
+    ``bytes_read`` counts the plaintext returned (for the audit outcome; the
+    safetensors header read to locate a tensor is not counted). The DEK is the
+    caller's; :meth:`close` drops the reference.
     """
-    first = ByteSink()
-    read_entry_range(
-        store, bucket, artifact_id, entry, dek, 0, min(entry.size, chunked.CHUNK_SIZE), first
-    )
-    length = safetensors_header_length(bytes(first.data[:8]))
-    prefix = first.data
-    if length is not None and length <= MAX_HEADER_BYTES and len(prefix) < 8 + length <= entry.size:
-        rest = ByteSink(prefix)
-        read_entry_range(store, bucket, artifact_id, entry, dek, len(prefix), 8 + length, rest)
-    report = check_safetensors_bytes(entry.path, bytes(prefix), entry.size, MAX_HEADER_BYTES)
-    if not report.ok:
-        raise InvalidInputError(
-            f"artifact {artifact_id} file {entry.path!r} is not a valid safetensors file: "
-            f"{'; '.join(report.reasons[:3])}"
+
+    def __init__(
+        self, store: ObjectStore, bucket: str, artifact_id: str, entry: FileEntry, dek: bytes
+    ) -> None:
+        self.store = store
+        self.bucket = bucket
+        self.artifact_id = artifact_id
+        self.entry = entry
+        self._dek: bytes | None = dek
+        self._context = file_context(artifact_id, entry.path)
+        self._header: bytes | None = None
+        self._report: SafetensorsReport | None = None
+        self.reads: list[str] = []
+        self.bytes_read = 0
+
+    def __repr__(self) -> str:
+        return f"StoredFile({self.artifact_id!r}, {self.entry.path!r})"
+
+    @property
+    def size(self) -> int:
+        """The file's plaintext size (from the manifest)."""
+        return self.entry.size
+
+    def close(self) -> None:
+        """Forget the DEK; later reads raise IntegrityError."""
+        self._dek = None
+
+    def _fetch(self, offset: int, length: int) -> bytearray:
+        got = self.store.read_range(self.bucket, self.entry.object_key, offset, length)
+        if got.total is not None and got.total != self.entry.ciphertext_size:
+            raise IntegrityError("object size differs from the manifest's ciphertext size")
+        if offset == 0 and self._header is None and len(got.data) >= chunked.HEADER_SIZE:
+            self._header = bytes(got.data[: chunked.HEADER_SIZE])
+        return got.data
+
+    def read_into(self, start: int, end: int | None, dst: IO[bytes] | Any) -> int:
+        """Decrypt plaintext ``[start, end)`` (``end`` None: to the end) into ``dst``.
+
+        Plaintext reaches ``dst`` only after its chunk authenticates (``dst`` may hold
+        a valid prefix on error). IntegrityError on any failure (a missing, short or
+        modified object); InvalidInputError for a range outside the file.
+        """
+        stop = self.entry.size if end is None else end
+        n = self._decrypt(start, stop, dst)
+        self.reads.append(f"{start}:{stop}")
+        self.bytes_read += n
+        return n
+
+    def _decrypt(self, start: int, stop: int, dst: IO[bytes] | Any) -> int:
+        entry = self.entry
+        if not 0 <= start <= stop <= entry.size:
+            raise InvalidInputError(
+                f"range {start}:{stop} is outside file {entry.path!r} ({entry.size} bytes)"
+            )
+        if self._dek is None:
+            raise IntegrityError(f"artifact {self.artifact_id} file {entry.path}: reader closed")
+        where = f"artifact {self.artifact_id} file {entry.path}"
+        try:
+            n = chunked.decrypt_range(
+                self._dek,
+                self._context,
+                self._fetch,
+                entry.size,
+                start,
+                stop,
+                dst,
+                header=self._header,
+            )
+        except IntegrityError as exc:
+            self._header = None
+            raise IntegrityError(f"{where}: {exc.message}") from None
+        except NotFoundError:
+            raise IntegrityError(f"{where}: object is missing") from None
+        except StoreError as exc:
+            if "InvalidRange" in exc.message:
+                raise IntegrityError(f"{where}: object is shorter than the manifest says") from None
+            raise
+        return n
+
+    def read(self, start: int, end: int | None) -> bytes:
+        """Plaintext ``[start, end)`` as bytes (nothing on any error)."""
+        sink = ByteSink()
+        self.read_into(start, end, sink)
+        return bytes(sink.data)
+
+    def safetensors(self) -> SafetensorsReport:
+        """The checked safetensors header of the file (see the module docstring).
+
+        The first chunk is read (it usually holds the whole header), then the rest of
+        the header if it is longer. InvalidInputError if the file is not valid
+        safetensors.
+        """
+        if self._report is not None:
+            return self._report
+        entry = self.entry
+        prefix = ByteSink()
+        self._decrypt(0, min(entry.size, chunked.CHUNK_SIZE), prefix)
+        length = safetensors_header_length(bytes(prefix.data[:8]))
+        if (
+            length is not None
+            and length <= MAX_HEADER_BYTES
+            and len(prefix.data) < 8 + length <= entry.size
+        ):
+            self._decrypt(len(prefix.data), 8 + length, prefix)
+        report = check_safetensors_bytes(
+            entry.path, bytes(prefix.data), entry.size, MAX_HEADER_BYTES
         )
-    return report
+        if not report.ok:
+            raise InvalidInputError(
+                f"artifact {self.artifact_id} file {entry.path!r} is not a valid safetensors "
+                f"file: {'; '.join(report.reasons[:3])}"
+            )
+        self._report = report
+        return report
+
+    def tensor(self, name: str) -> TensorRead:
+        """Where tensor ``name`` lies; NotFoundError naming a few tensors."""
+        report = self.safetensors()
+        tensor = find_tensor(report, self.artifact_id, name)
+        base = 8 + (report.header_length or 0)
+        return TensorRead(
+            self.artifact_id,
+            self.entry.path,
+            tensor,
+            report.header_length or 0,
+            base + tensor.begin,
+            base + tensor.end,
+        )
+
+    def read_tensor_into(self, name: str, dst: IO[bytes] | Any) -> TensorRead:
+        """Decrypt tensor ``name`` into ``dst``; where it lies."""
+        where = self.tensor(name)
+        self.bytes_read += self._decrypt(where.start, where.end, dst)
+        self.reads.append(f"tensor {name[:200]} {where.start}:{where.end}")
+        return where
+
+    def read_tensor(self, name: str) -> tuple[TensorRead, bytes]:
+        """Tensor ``name``: where it lies, and its bytes (nothing on any error)."""
+        sink = ByteSink()
+        where = self.read_tensor_into(name, sink)
+        return where, bytes(sink.data)
 
 
 def find_tensor(report: SafetensorsReport, artifact_id: str, name: str) -> TensorInfo:

@@ -51,7 +51,7 @@ from weightvault.artifacts._names import (
     parse_alias,
 )
 from weightvault.artifacts._principals import current_root, enrolled
-from weightvault.artifacts._ranged import TensorRead
+from weightvault.artifacts._ranged import StoredFile, TensorRead
 from weightvault.artifacts._state import (
     REWRAP_KIND,
     STATE_KINDS,
@@ -410,6 +410,10 @@ def _new_artifact_id() -> str:
 def _walk(source: Path) -> list[tuple[str, Path]]:
     """(manifest path, path) of every regular file of ``source``; links are refused."""
     return [(check_relpath(rel), path) for rel, path in regular_files(source)]
+
+
+# Reads of one open_file listed in its log outcome (the count is always logged).
+_LOGGED_READS = 100
 
 
 class Vault:
@@ -1751,10 +1755,42 @@ class Vault:
             op.details["oms_signature"] = signature is not None
         return manifest
 
+    @contextlib.contextmanager
+    def open_file(self, artifact_id: str, file: str) -> Iterator[StoredFile]:
+        """Random access into model file ``file``: a :class:`StoredFile` to read ranges
+        and safetensors tensors from, fetching only the chunks that cover them.
+
+        One read of the artifact like :meth:`get`: the same resolution, quarantine,
+        authorization, signed-log and manifest checks, logged as ``artifact.read``
+        with the file named in the intent (recorded before any plaintext) and what was
+        read (ranges and tensors, capped) and how many bytes in the outcome. Many reads
+        inside one ``with`` pay the checks and the log once. NotFoundError for a file
+        the artifact does not have.
+        """
+        details: dict[str, Any] = {"file": file[:200]}
+        with self.artifact_operation("artifact.read", artifact_id, details) as op:
+            row, manifest, dek = self._readable(artifact_id, None, op)
+            reader: StoredFile | None = None
+            try:
+                entry = _ranged.find_entry(manifest, file)
+                reader = StoredFile(self.store, self.bucket(row.tier), row.id, entry, dek)
+                with telemetry.file_span(row.id, entry.path, "get", row.tier):
+                    yield reader
+            finally:
+                del dek
+                if reader is not None:
+                    reader.close()
+                    telemetry.count_bytes("out", row.tier, reader.bytes_read)
+                    op.details.update(
+                        reads=reader.reads[:_LOGGED_READS],
+                        read_count=len(reader.reads),
+                        bytes=reader.bytes_read,
+                    )
+
     def read_range(self, artifact_id: str, file: str, start: int, end: int | None) -> bytes:
         """Plaintext bytes ``[start, end)`` of model file ``file`` (``end`` None: to its end).
 
-        Like :meth:`read_range_into`, returning the bytes (nothing on any error).
+        One logged read (:meth:`open_file`); nothing is returned on any error.
         """
         sink = _ranged.ByteSink()
         self.read_range_into(artifact_id, file, start, end, sink)
@@ -1770,34 +1806,18 @@ class Vault:
     ) -> int:
         """Decrypt bytes ``[start, end)`` of model file ``file`` into ``dst``; the count.
 
-        A read of the artifact like :meth:`get`: the same resolution, quarantine,
-        authorization and manifest checks, logged as ``artifact.read`` (intent first,
-        details naming the file and range). Only the ciphertext chunks covering the
+        One logged read (:meth:`open_file`). Only the ciphertext chunks covering the
         range are fetched and each is authenticated before its plaintext reaches
         ``dst`` (which may hold a valid prefix when IntegrityError is raised).
-        InvalidInputError for a range outside the file, NotFoundError for a file the
-        artifact does not have.
+        InvalidInputError for a range outside the file.
         """
-        details = {"file": file[:200], "range": f"{start}:{'' if end is None else end}"}
-        with self.artifact_operation("artifact.read", artifact_id, details) as op:
-            row, manifest, dek = self._readable(artifact_id, None, op)
-            try:
-                entry = _ranged.find_entry(manifest, file)
-                stop = entry.size if end is None else end
-                with telemetry.file_span(row.id, entry.path, "get", row.tier):
-                    n = _ranged.read_entry_range(
-                        self.store, self.bucket(row.tier), row.id, entry, dek, start, stop, dst
-                    )
-            finally:
-                del dek
-            telemetry.count_bytes("out", row.tier, n)
-            op.details["bytes"] = n
-        return n
+        with self.open_file(artifact_id, file) as reader:
+            return reader.read_into(start, end, dst)
 
     def read_tensor(self, artifact_id: str, file: str, name: str) -> tuple[TensorRead, bytes]:
         """One tensor of a stored safetensors file: where it lies, and its bytes.
 
-        Like :meth:`read_tensor_into`, returning the bytes (nothing on any error).
+        One logged read (:meth:`open_file`); nothing is returned on any error.
         """
         sink = _ranged.ByteSink()
         where = self.read_tensor_into(artifact_id, file, name, sink)
@@ -1811,36 +1831,12 @@ class Vault:
         The header is read through authenticated chunks and checked by the strict
         safetensors parser against the manifest's file size (see
         :mod:`weightvault.artifacts._ranged`); then only the tensor's chunks are
-        fetched. Logged as ``artifact.read`` naming the file and tensor, with every
-        check :meth:`get` makes. NotFoundError for an unknown file or tensor (naming a
-        few), InvalidInputError for a file that is not valid safetensors.
+        fetched. One logged read (:meth:`open_file`). NotFoundError for an unknown
+        tensor (naming a few), InvalidInputError for a file that is not valid
+        safetensors.
         """
-        details = {"file": file[:200], "tensor": name[:200]}
-        with self.artifact_operation("artifact.read", artifact_id, details) as op:
-            row, manifest, dek = self._readable(artifact_id, None, op)
-            try:
-                entry = _ranged.find_entry(manifest, file)
-                bucket = self.bucket(row.tier)
-                with telemetry.file_span(row.id, entry.path, "get", row.tier):
-                    report = _ranged.read_safetensors_header(self.store, bucket, row.id, entry, dek)
-                    tensor = _ranged.find_tensor(report, row.id, name)
-                    base = 8 + (report.header_length or 0)
-                    where = TensorRead(
-                        row.id,
-                        entry.path,
-                        tensor,
-                        report.header_length or 0,
-                        base + tensor.begin,
-                        base + tensor.end,
-                    )
-                    n = _ranged.read_entry_range(
-                        self.store, bucket, row.id, entry, dek, where.start, where.end, dst
-                    )
-            finally:
-                del dek
-            telemetry.count_bytes("out", row.tier, n)
-            op.details.update(bytes=n, range=f"{where.start}:{where.end}")
-        return where
+        with self.open_file(artifact_id, file) as reader:
+            return reader.read_tensor_into(name, dst)
 
     def get_quarantined(
         self,

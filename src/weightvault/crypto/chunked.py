@@ -392,6 +392,25 @@ def chunk_span(plaintext_len: int, start: int, end: int) -> ChunkSpan:
     return ChunkSpan(start, end, first, last - first + 1, offset, length, final)
 
 
+def _first_read(
+    fetch: Callable[[int, int], bytes | bytearray | memoryview],
+    span: ChunkSpan,
+    header: bytes | None,
+    length: int,
+) -> tuple[bytes | bytearray | memoryview, memoryview]:
+    """The payload header (``header`` when given) and the first ``length`` sealed bytes."""
+    if header is not None:
+        if len(header) != HEADER_SIZE:
+            raise IntegrityError("ciphertext is truncated: header incomplete")
+        return header, memoryview(fetch(span.offset, length))
+    if span.first == 0:
+        # One read for the header and the first chunks.
+        data = memoryview(fetch(0, HEADER_SIZE + length))
+        return data[:HEADER_SIZE], data[HEADER_SIZE:]
+    head = fetch(0, HEADER_SIZE)
+    return head, memoryview(fetch(span.offset, length))
+
+
 def decrypt_range(
     key: bytes,
     context: bytes,
@@ -400,6 +419,8 @@ def decrypt_range(
     start: int,
     end: int,
     dst: IO[bytes] | _Writable,
+    *,
+    header: bytes | None = None,
 ) -> int:
     """Decrypt plaintext ``[start, end)`` of a message into ``dst``; return the bytes written.
 
@@ -413,7 +434,9 @@ def decrypt_range(
     commitment is checked (constant time) before any chunk, every chunk is
     authenticated under its own index, and plaintext of a chunk reaches ``dst`` only
     after it authenticates. Chunks are read ``RANGE_READ_CHUNKS`` at a time; the header
-    is read together with the first of them when the range starts in chunk 0. Raises
+    is read together with the first of them when the range starts in chunk 0, or not
+    at all when the caller passes the ``header`` it read before (its commitment is
+    checked all the same, so a wrong one fails like a modified one). Raises
     IntegrityError on any failure (``dst`` may then hold a valid prefix of the range),
     InvalidInputError on a range outside the message.
     """
@@ -435,18 +458,12 @@ def decrypt_range(
     def batch_len(first: int, n: int) -> int:
         return (n - 1) * SEALED_CHUNK + _sealed_len(first + n - 1, span.final, plaintext_len)
 
-    if index == 0:
-        # One read for the header and the first chunks.
-        data = memoryview(fetch(0, HEADER_SIZE + batch_len(0, batch)))
-        header, sealed = data[:HEADER_SIZE], data[HEADER_SIZE:]
-    else:
-        header = memoryview(fetch(0, HEADER_SIZE))
-        sealed = memoryview(fetch(span.offset, batch_len(index, batch)))
-    keys = _Keys(bytes(key), bytes(header[:SALT_SIZE]), context)
-    if not hmac.compare_digest(keys.commitment, bytes(header[SALT_SIZE:])):
+    head, sealed = _first_read(fetch, span, header, batch_len(index, batch))
+    keys = _Keys(bytes(key), bytes(head[:SALT_SIZE]), context)
+    if not hmac.compare_digest(keys.commitment, bytes(head[SALT_SIZE:])):
         raise IntegrityError("key commitment mismatch: wrong key or context, or modified header")
 
-    plain = bytearray(RANGE_READ_CHUNKS * CHUNK_SIZE)
+    plain = bytearray(batch * CHUNK_SIZE)
     pview = memoryview(plain)
     open_into = keys.aead.decrypt_into
     written = 0

@@ -176,3 +176,21 @@ def test_bad_ranges_are_invalid_input(start: int, end: int) -> None:
     _, ct = _sealed(100)
     with pytest.raises(InvalidInputError):
         chunked.decrypt_range(KEY, CONTEXT, Reader(ct), 100, start, end, io.BytesIO())
+
+
+def test_a_header_read_before_is_reused_and_still_checked() -> None:
+    size = 3 * CHUNK_SIZE
+    plain, ct = _sealed(size)
+    reader = Reader(ct)
+    out = io.BytesIO()
+    header = ct[:HEADER_SIZE]
+    chunked.decrypt_range(
+        KEY, CONTEXT, reader, size, CHUNK_SIZE, CHUNK_SIZE + 5, out, header=header
+    )
+    assert out.getvalue() == plain[CHUNK_SIZE : CHUNK_SIZE + 5]
+    assert reader.calls == [(HEADER_SIZE + SEALED_CHUNK, SEALED_CHUNK)]
+    bad = bytes([header[0] ^ 1]) + header[1:]
+    with pytest.raises(IntegrityError, match="commitment"):
+        chunked.decrypt_range(KEY, CONTEXT, reader, size, 0, 5, io.BytesIO(), header=bad)
+    with pytest.raises(IntegrityError):
+        chunked.decrypt_range(KEY, CONTEXT, reader, size, 0, 5, io.BytesIO(), header=header[:-1])

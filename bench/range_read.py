@@ -143,6 +143,17 @@ def measure(vault: Vault, artifact_id: str, name: str, reps: int) -> dict[str, o
     }
 
 
+def _cpu() -> str:
+    """The CPU model (``/proc/cpuinfo``), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _code() -> str:
     try:
         sha = subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True)
@@ -168,7 +179,7 @@ def section(args: argparse.Namespace, result: dict[str, object]) -> str:
         f"- Command: `.venv/bin/python bench/range_read.py --size {args.size} --reps {args.reps}"
         " --write`",
         f"- Date: {datetime.now(UTC).isoformat(timespec='seconds')}, code {_code()}",
-        f"- Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}),"
+        f"- Machine: {os.cpu_count()} cores ({_cpu()}), embedded SeaweedFS on 127.0.0.1,"
         f" Python {platform.python_version()}, shared with other runs; load average"
         f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- File: {result['file_bytes']} bytes ({result['tensors']} F32 tensors of 4 MiB),"

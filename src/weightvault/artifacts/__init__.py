@@ -39,6 +39,7 @@ from weightvault.artifacts._principals import (
     stored_roots,
     write_root,
 )
+from weightvault.artifacts._ranged import StoredFile, TensorRead, parse_range
 from weightvault.artifacts._state import (
     REWRAP_KIND,
     STATE_KINDS,
@@ -104,6 +105,8 @@ __all__ = [
     "StatementRef",
     "StoreKeystoreBackups",
     "StoreKeystoreVersions",
+    "StoredFile",
+    "TensorRead",
     "TransferProgress",
     "TrustedStatement",
     "Vault",
@@ -128,6 +131,7 @@ __all__ = [
     "open_keystore",
     "open_log",
     "parse_alias",
+    "parse_range",
     "read_root_file",
     "sha256_hex",
     "stored_roots",

@@ -35,6 +35,7 @@ from weightvault._fs import (
 )
 from weightvault._json import canonical_json, parse_canonical
 from weightvault._time import iso, iso_seconds, parse_iso, utcnow
+from weightvault.artifacts import _ranged
 from weightvault.artifacts._auditlog import audit_hash, audit_hmac_key, log_origin, open_log
 from weightvault.artifacts._keystore import open_keystore
 from weightvault.artifacts._names import (
@@ -50,6 +51,7 @@ from weightvault.artifacts._names import (
     parse_alias,
 )
 from weightvault.artifacts._principals import current_root, enrolled
+from weightvault.artifacts._ranged import StoredFile, TensorRead
 from weightvault.artifacts._state import (
     REWRAP_KIND,
     STATE_KINDS,
@@ -408,6 +410,10 @@ def _new_artifact_id() -> str:
 def _walk(source: Path) -> list[tuple[str, Path]]:
     """(manifest path, path) of every regular file of ``source``; links are refused."""
     return [(check_relpath(rel), path) for rel, path in regular_files(source)]
+
+
+# Reads of one open_file listed in its log outcome (the count is always logged).
+_LOGGED_READS = 100
 
 
 class Vault:
@@ -1748,6 +1754,89 @@ class Vault:
             op.details["files"] = len(manifest.model_files)
             op.details["oms_signature"] = signature is not None
         return manifest
+
+    @contextlib.contextmanager
+    def open_file(self, artifact_id: str, file: str) -> Iterator[StoredFile]:
+        """Random access into model file ``file``: a :class:`StoredFile` to read ranges
+        and safetensors tensors from, fetching only the chunks that cover them.
+
+        One read of the artifact like :meth:`get`: the same resolution, quarantine,
+        authorization, signed-log and manifest checks, logged as ``artifact.read``
+        with the file named in the intent (recorded before any plaintext) and what was
+        read (ranges and tensors, capped) and how many bytes in the outcome. Many reads
+        inside one ``with`` pay the checks and the log once. NotFoundError for a file
+        the artifact does not have.
+        """
+        details: dict[str, Any] = {"file": file[:200]}
+        with self.artifact_operation("artifact.read", artifact_id, details) as op:
+            row, manifest, dek = self._readable(artifact_id, None, op)
+            reader: StoredFile | None = None
+            try:
+                entry = _ranged.find_entry(manifest, file)
+                reader = StoredFile(self.store, self.bucket(row.tier), row.id, entry, dek)
+                with telemetry.file_span(row.id, entry.path, "get", row.tier):
+                    yield reader
+            finally:
+                del dek
+                if reader is not None:
+                    reader.close()
+                    telemetry.count_bytes("out", row.tier, reader.bytes_read)
+                    op.details.update(
+                        reads=reader.reads[:_LOGGED_READS],
+                        read_count=len(reader.reads),
+                        bytes=reader.bytes_read,
+                    )
+
+    def read_range(self, artifact_id: str, file: str, start: int, end: int | None) -> bytes:
+        """Plaintext bytes ``[start, end)`` of model file ``file`` (``end`` None: to its end).
+
+        One logged read (:meth:`open_file`); nothing is returned on any error.
+        """
+        sink = _ranged.ByteSink()
+        self.read_range_into(artifact_id, file, start, end, sink)
+        return bytes(sink.data)
+
+    def read_range_into(
+        self,
+        artifact_id: str,
+        file: str,
+        start: int,
+        end: int | None,
+        dst: IO[bytes] | Any,
+    ) -> int:
+        """Decrypt bytes ``[start, end)`` of model file ``file`` into ``dst``; the count.
+
+        One logged read (:meth:`open_file`). Only the ciphertext chunks covering the
+        range are fetched and each is authenticated before its plaintext reaches
+        ``dst`` (which may hold a valid prefix when IntegrityError is raised).
+        InvalidInputError for a range outside the file.
+        """
+        with self.open_file(artifact_id, file) as reader:
+            return reader.read_into(start, end, dst)
+
+    def read_tensor(self, artifact_id: str, file: str, name: str) -> tuple[TensorRead, bytes]:
+        """One tensor of a stored safetensors file: where it lies, and its bytes.
+
+        One logged read (:meth:`open_file`); nothing is returned on any error.
+        """
+        sink = _ranged.ByteSink()
+        where = self.read_tensor_into(artifact_id, file, name, sink)
+        return where, bytes(sink.data)
+
+    def read_tensor_into(
+        self, artifact_id: str, file: str, name: str, dst: IO[bytes] | Any
+    ) -> TensorRead:
+        """Decrypt tensor ``name`` of safetensors file ``file`` into ``dst``.
+
+        The header is read through authenticated chunks and checked by the strict
+        safetensors parser against the manifest's file size (see
+        :mod:`weightvault.artifacts._ranged`); then only the tensor's chunks are
+        fetched. One logged read (:meth:`open_file`). NotFoundError for an unknown
+        tensor (naming a few), InvalidInputError for a file that is not valid
+        safetensors.
+        """
+        with self.open_file(artifact_id, file) as reader:
+            return reader.read_tensor_into(name, dst)
 
     def get_quarantined(
         self,

@@ -10,15 +10,16 @@ imports Prefect.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from weightvault.cli import (
     _adopt,
@@ -226,8 +227,78 @@ def cmd_put(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_new_file(out: Path, write: Callable[[BinaryIO], Any]) -> Any:
+    """Run ``write`` into a private temporary file linked to ``out`` only when it succeeds.
+
+    ``out`` must not exist (InvalidInputError); on any failure nothing is left behind.
+    """
+    from weightvault._fs import local_write_error
+
+    out = out.absolute()
+    if out.exists() or out.is_symlink():
+        raise InvalidInputError(f"--out {out}: exists; a ranged read writes a new file")
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{os.urandom(4).hex()}.partial")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                result = write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            # A hard link never replaces a file that appeared meanwhile.
+            os.link(tmp, out)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    except FileExistsError:
+        raise InvalidInputError(f"--out {out}: exists; a ranged read writes a new file") from None
+    except OSError as exc:
+        raise local_write_error(exc, out) from None
+    return result
+
+
+def _get_part(args: argparse.Namespace) -> int:
+    """``get ID --file F --tensor NAME | --range START:END --out FILE``."""
+    from weightvault.artifacts import parse_range
+
+    if args.break_glass:
+        raise UsageError("get --tensor/--range does not combine with --break-glass")
+    if not args.file:
+        raise UsageError("get --tensor and --range need --file (the artifact's file to read)")
+    out = Path(args.out)
+    check_output_parent(out, "--out")
+    bounds = parse_range(args.range) if args.range is not None else None
+    vault = open_vault(args)
+    data: dict[str, Any]
+    if bounds is not None:
+        start, end = bounds
+        n = _write_new_file(
+            out, lambda fh: vault.read_range_into(args.id, args.file, start, end, fh)
+        )
+        data = {"artifact_id": vault.resolve(args.id).id, "file": args.file, "start": start}
+        data.update(end=start + n)
+        data.update(bytes=n, out=args.out)
+        human = f"{args.file} bytes {start}:{start + n} ({human_size(n)}) written to {args.out}"
+    else:
+        where = _write_new_file(
+            out, lambda fh: vault.read_tensor_into(args.id, args.file, args.tensor, fh)
+        )
+        data = {**where.to_dict(), "out": args.out}
+        human = (
+            f"{where.file} tensor {where.tensor.name}: {where.tensor.dtype} "
+            f"{list(where.tensor.shape)}, bytes {where.start}:{where.end} "
+            f"({human_size(where.end - where.start)}) written to {args.out}"
+        )
+    emit(args, human, data)
+    return 0
+
+
 def cmd_get(args: argparse.Namespace) -> int:
-    """Download, decrypt and verify an artifact."""
+    """Download, decrypt and verify an artifact (or one tensor or byte range of a file)."""
+    if args.tensor is not None or args.range is not None:
+        return _get_part(args)
+    if args.file:
+        raise UsageError("get --file needs --tensor NAME or --range START:END")
     check_output_parent(Path(args.out), "--out")
     vault = open_vault(args)
     if args.break_glass and not args.justification:
@@ -419,6 +490,34 @@ def _version() -> str:
         return "unknown"
 
 
+def _add_get_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``get``."""
+    p.add_argument("id", help=_ID_HELP)
+    p.add_argument(
+        "--out",
+        required=True,
+        help="directory to create (must not hold files); with --tensor/--range a new file",
+    )
+    p.add_argument(
+        "--file", metavar="F", help="the artifact's file to read from (with --tensor/--range)"
+    )
+    part = p.add_mutually_exclusive_group()
+    part.add_argument(
+        "--tensor", metavar="NAME", help="read only this tensor of the safetensors file --file"
+    )
+    part.add_argument(
+        "--range",
+        metavar="START:END",
+        help="read only plaintext bytes START..END (END exclusive, empty: to the end) of --file",
+    )
+    p.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="read a quarantined artifact; needs 'approve ID --to break-glass' approvals",
+    )
+    p.add_argument("--justification", help="why (required with --break-glass; logged)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, including plugged-in commands."""
     common = Parser(add_help=False)
@@ -469,14 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--run-id", metavar="RUN", help="training run id (with --model-repo)")
     p = add("get", cmd_get, "download, decrypt and verify an artifact")
-    p.add_argument("id", help=_ID_HELP)
-    p.add_argument("--out", required=True, help="directory to create (must not hold files)")
-    p.add_argument(
-        "--break-glass",
-        action="store_true",
-        help="read a quarantined artifact; needs 'approve ID --to break-glass' approvals",
-    )
-    p.add_argument("--justification", help="why (required with --break-glass; logged)")
+    _add_get_arguments(p)
     p = add("verify", cmd_verify, "check an artifact without writing plaintext")
     p.add_argument("id", help=_ID_HELP)
     p = add("ls", cmd_ls, "list artifacts: created, tier, size, validation, labels")

@@ -6,7 +6,9 @@ salt and the caller's context. The ciphertext is ``salt || commitment ||
 chunk_0 || ... || chunk_n`` where the final chunk is always shorter than 16 KiB
 (possibly empty), which authenticates the message length.
 
-Both directions stream with constant memory. Decryption checks the commitment
+Both directions stream with constant memory, and any plaintext range can be
+decrypted alone (:func:`decrypt_range`): it needs the header and only the chunks
+that cover the range, each authenticated under its own index. Decryption checks the commitment
 before touching any chunk and writes a chunk's plaintext only after that chunk
 authenticates; any failure raises :class:`~weightvault.errors.IntegrityError`.
 """
@@ -17,7 +19,8 @@ import hashlib
 import hmac
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -31,9 +34,12 @@ __all__ = [
     "CHUNK_SIZE",
     "HEADER_SIZE",
     "KEY_SIZE",
+    "ChunkSpan",
     "EncryptingReader",
+    "chunk_span",
     "ciphertext_size",
     "decrypt",
+    "decrypt_range",
     "encrypt",
     "plaintext_size",
 ]
@@ -332,3 +338,157 @@ def decrypt(
         rest = filled - pos
         view[:rest] = view[pos:filled]
         filled = rest
+
+
+# Chunks fetched per ranged read in :func:`decrypt_range`: 16 MiB of ciphertext at most,
+# so a large range streams in bounded memory while a tensor of a few MiB is one read.
+RANGE_READ_CHUNKS = 1024
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """The ciphertext chunks that cover plaintext ``[start, end)`` of a message.
+
+    ``first`` is the index of the first chunk, ``count`` how many; ``offset`` and
+    ``length`` are where those sealed chunks lie in the ciphertext (after the
+    header); ``final`` is the index of the message's final chunk.
+    """
+
+    start: int
+    end: int
+    first: int
+    count: int
+    offset: int
+    length: int
+    final: int
+
+
+def _sealed_len(index: int, final: int, plaintext_len: int) -> int:
+    """Length of sealed chunk ``index``; the final chunk holds the short remainder."""
+    if index < final:
+        return SEALED_CHUNK
+    return plaintext_len - final * CHUNK_SIZE + TAG_SIZE
+
+
+def chunk_span(plaintext_len: int, start: int, end: int) -> ChunkSpan:
+    """The chunks covering plaintext ``[start, end)`` of a ``plaintext_len``-byte message.
+
+    InvalidInputError unless ``0 <= start <= end <= plaintext_len``. An empty range
+    covers no chunk.
+    """
+    if plaintext_len < 0 or not 0 <= start <= end <= plaintext_len:
+        raise InvalidInputError(
+            f"range {start}:{end} is not within the {plaintext_len}-byte plaintext"
+        )
+    final = plaintext_len // CHUNK_SIZE
+    if final >= MAX_CHUNKS:
+        raise InvalidInputError("message exceeds the maximum chunk count")
+    if start == end:
+        return ChunkSpan(start, end, start // CHUNK_SIZE, 0, HEADER_SIZE, 0, final)
+    first = start // CHUNK_SIZE
+    last = (end - 1) // CHUNK_SIZE
+    offset = HEADER_SIZE + first * SEALED_CHUNK
+    length = (last - first) * SEALED_CHUNK + _sealed_len(last, final, plaintext_len)
+    return ChunkSpan(start, end, first, last - first + 1, offset, length, final)
+
+
+def _first_read(
+    fetch: Callable[[int, int], bytes | bytearray | memoryview],
+    span: ChunkSpan,
+    header: bytes | None,
+    length: int,
+) -> tuple[bytes | bytearray | memoryview, memoryview]:
+    """The payload header (``header`` when given) and the first ``length`` sealed bytes."""
+    if header is not None:
+        if len(header) != HEADER_SIZE:
+            raise IntegrityError("ciphertext is truncated: header incomplete")
+        return header, memoryview(fetch(span.offset, length))
+    if span.first == 0:
+        # One read for the header and the first chunks.
+        data = memoryview(fetch(0, HEADER_SIZE + length))
+        return data[:HEADER_SIZE], data[HEADER_SIZE:]
+    head = fetch(0, HEADER_SIZE)
+    return head, memoryview(fetch(span.offset, length))
+
+
+def decrypt_range(
+    key: bytes,
+    context: bytes,
+    read: Callable[[int, int], bytes | bytearray | memoryview],
+    plaintext_len: int,
+    start: int,
+    end: int,
+    dst: IO[bytes] | _Writable,
+    *,
+    header: bytes | None = None,
+) -> int:
+    """Decrypt plaintext ``[start, end)`` of a message into ``dst``; return the bytes written.
+
+    ``read(offset, length)`` returns exactly ``length`` ciphertext bytes from
+    ``offset`` (a ranged GET); fewer means the ciphertext is truncated.
+    ``plaintext_len`` is the message's plaintext length from a trusted source (the
+    authenticated manifest): it says which chunk is final and how long it is, so a
+    truncated, extended or reordered ciphertext fails as it does for :func:`decrypt`.
+
+    Only the header and the chunks that cover the range are read: the header's key
+    commitment is checked (constant time) before any chunk, every chunk is
+    authenticated under its own index, and plaintext of a chunk reaches ``dst`` only
+    after it authenticates. Chunks are read ``RANGE_READ_CHUNKS`` at a time; the header
+    is read together with the first of them when the range starts in chunk 0, or not
+    at all when the caller passes the ``header`` it read before (its commitment is
+    checked all the same, so a wrong one fails like a modified one). Raises
+    IntegrityError on any failure (``dst`` may then hold a valid prefix of the range),
+    InvalidInputError on a range outside the message.
+    """
+    _check_key(key, IntegrityError)
+    span = chunk_span(plaintext_len, start, end)
+    if span.count == 0:
+        return 0
+
+    def fetch(offset: int, length: int) -> bytes | bytearray | memoryview:
+        data = read(offset, length)
+        if len(data) != length:
+            raise IntegrityError("ciphertext is truncated")
+        return data
+
+    index = span.first
+    stop = span.first + span.count
+    batch = min(stop - index, RANGE_READ_CHUNKS)
+
+    def batch_len(first: int, n: int) -> int:
+        return (n - 1) * SEALED_CHUNK + _sealed_len(first + n - 1, span.final, plaintext_len)
+
+    head, sealed = _first_read(fetch, span, header, batch_len(index, batch))
+    keys = _Keys(bytes(key), bytes(head[:SALT_SIZE]), context)
+    if not hmac.compare_digest(keys.commitment, bytes(head[SALT_SIZE:])):
+        raise IntegrityError("key commitment mismatch: wrong key or context, or modified header")
+
+    plain = bytearray(batch * CHUNK_SIZE)
+    pview = memoryview(plain)
+    open_into = keys.aead.decrypt_into
+    written = 0
+    while True:
+        pos = 0
+        out = 0
+        try:
+            for i in range(index, index + batch):
+                n = _sealed_len(i, span.final, plaintext_len)
+                open_into(
+                    keys.nonce(i), sealed[pos : pos + n], None, pview[out : out + n - TAG_SIZE]
+                )
+                pos += n
+                out += n - TAG_SIZE
+        except InvalidTag:
+            raise IntegrityError(f"chunk {i} failed authentication") from None
+        # Plaintext of this batch is [index * CHUNK_SIZE, index * CHUNK_SIZE + out).
+        base = index * CHUNK_SIZE
+        lo = max(start, base) - base
+        hi = min(end, base + out) - base
+        dst.write(pview[lo:hi])
+        written += hi - lo
+        index += batch
+        if index >= stop:
+            return written
+        batch = min(stop - index, RANGE_READ_CHUNKS)
+        offset = HEADER_SIZE + index * SEALED_CHUNK
+        sealed = memoryview(fetch(offset, batch_len(index, batch)))

@@ -480,22 +480,51 @@ def check_safetensors_header(
     size = _regular_file_size(path)
     with path.open("rb") as handle:
         raw_length = handle.read(8)
-        if len(raw_length) < 8:
-            return _report(path, [f"file is {size} bytes, shorter than the 8-byte header length"])
-        header_length = int.from_bytes(raw_length, "little")
-        problem = _header_length_problem(header_length, size, max_header_bytes)
-        if problem:
-            return _report(path, [problem], header_length=header_length)
-        header_bytes = handle.read(header_length)
+        header_bytes = b""
+        if len(raw_length) == 8:
+            header_length = int.from_bytes(raw_length, "little")
+            if _header_length_problem(header_length, size, max_header_bytes) is None:
+                header_bytes = handle.read(header_length)
+    return check_safetensors_bytes(str(path), raw_length + header_bytes, size, max_header_bytes)
+
+
+def safetensors_header_length(prefix: bytes) -> int | None:
+    """The header length a safetensors file's first 8 bytes give (None if fewer)."""
+    return int.from_bytes(prefix[:8], "little") if len(prefix) >= 8 else None
+
+
+def check_safetensors_bytes(
+    name: str, prefix: bytes, size: int, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+) -> SafetensorsReport:
+    """:func:`check_safetensors_header` of a file known by its first bytes and its size.
+
+    ``prefix`` is the file's first ``8 + header length`` bytes (more are ignored); the
+    size is the whole file's, so the layout check (tensors tile the data region
+    ``size - 8 - header length`` exactly) is the same as for a file on disk. ``name``
+    labels the report. For a file that is not local, e.g. one stored in the vault.
+    """
+    if len(prefix) < 8:
+        return _report(name, [f"file is {size} bytes, shorter than the 8-byte header length"])
+    header_length = int.from_bytes(prefix[:8], "little")
+    problem = _header_length_problem(header_length, size, max_header_bytes)
+    if problem:
+        return _report(name, [problem], header_length=header_length)
+    if len(prefix) < 8 + header_length:
+        return _report(
+            name,
+            [f"header of {header_length} bytes is incomplete ({len(prefix) - 8} given)"],
+            header_length=header_length,
+        )
+    header_bytes = bytes(prefix[8 : 8 + header_length])
     data_length = size - 8 - header_length
     header, reasons = _parse_header(header_bytes)
     if header is None:
-        return _report(path, reasons, header_length=header_length, data_length=data_length)
+        return _report(name, reasons, header_length=header_length, data_length=data_length)
     metadata, meta_reasons = _parse_metadata(header.get("__metadata__"))
     tensors, tensor_reasons = _parse_tensors(header, data_length)
     reasons += meta_reasons + tensor_reasons + _layout_problems(tensors, data_length)
     return _report(
-        path,
+        name,
         reasons,
         header_length=header_length,
         data_length=data_length,
@@ -520,7 +549,7 @@ def validate_safetensors_header(
 
 
 def _report(
-    path: Path,
+    path: str | Path,
     reasons: list[str],
     *,
     header_length: int | None = None,

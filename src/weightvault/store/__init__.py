@@ -8,6 +8,7 @@ from weightvault.store._dvc import configure_dvc_remote
 from weightvault.store._objects import (
     DvcRemote,
     ObjectStore,
+    RangeRead,
     bucket_roles,
     connect,
     dvc_remote,
@@ -43,6 +44,7 @@ __all__ = [
     "Grant",
     "NodeStatus",
     "ObjectStore",
+    "RangeRead",
     "ServerStatus",
     "StoreRole",
     "bucket_roles",

@@ -42,6 +42,7 @@ from weightvault.errors import (
     AuthenticationError,
     ConfigError,
     ConflictError,
+    InvalidInputError,
     NotFoundError,
     RetentionError,
     SingleBucketError,
@@ -230,6 +231,23 @@ class WriteResult:
 
     etag: str
     version_id: str | None
+
+
+@dataclass(frozen=True)
+class RangeRead:
+    """What a ranged read returned: the bytes, and the object's total size if the
+    store said (``Content-Range``)."""
+
+    data: bytearray
+    total: int | None
+
+
+def _content_range_total(header: str | None) -> int | None:
+    """The complete length in ``Content-Range: bytes a-b/total`` (None if absent or ``*``)."""
+    if not header or "/" not in header:
+        return None
+    tail = header.rsplit("/", 1)[1].strip()
+    return int(tail) if tail.isdigit() else None
 
 
 class ObjectStore:
@@ -554,6 +572,42 @@ class ObjectStore:
             with contextlib.suppress(Exception):
                 response.close()
                 response.release_conn()
+
+    def read_range(
+        self, bucket: str, key: str, offset: int, length: int, version_id: str | None = None
+    ) -> RangeRead:
+        """Bytes ``[offset, offset + length)`` of an object, with one ranged GET.
+
+        ``length`` must be positive (S3 has no empty range). The answer holds what the
+        store returned, which is shorter than ``length`` only when the object is; its
+        ``total`` is the object's size from the response's ``Content-Range``. Errors are
+        translated as for :meth:`open` (a range past the end: StoreError, InvalidRange).
+        """
+        if offset < 0 or length <= 0:
+            raise InvalidInputError(f"ranged read of {bucket}/{key}: bad range {offset}+{length}")
+        with self._translate(f"get {bucket}/{key}"):
+            response = self.client.get_object(
+                *_at(bucket, key), offset=offset, length=length, version_id=version_id
+            )
+        try:
+            stream = _GuardedStream(response, self)
+            buf = bytearray(length)
+            view = memoryview(buf)
+            filled = 0
+            while filled < length:
+                n = stream.readinto(view[filled:])
+                if not n:
+                    break
+                filled += n
+            total = _content_range_total(response.headers.get("content-range"))
+        finally:
+            with contextlib.suppress(Exception):
+                response.close()
+                response.release_conn()
+        if filled < length:
+            del view
+            buf = buf[:filled]
+        return RangeRead(buf, total)
 
     def get_bytes(self, bucket: str, key: str, *, limit: int = 64 * 1024 * 1024) -> bytes:
         """Read a small object whole, refusing anything above ``limit`` bytes."""

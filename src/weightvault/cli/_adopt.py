@@ -79,12 +79,10 @@ def _formats(c: Candidate) -> str:
     return ",".join(f"{k}:{v}" if v > 1 else k for k, v in sorted(counts.items()))
 
 
-def _report_path(args: argparse.Namespace, location: str) -> Path:
+def _report_path(home: Path, location: str) -> Path:
     """Where the run's JSON report goes in the vault home (one per source, the latest run)."""
-    from weightvault.cli._common import settings_for
-
     name = hashlib.sha256(location.encode()).hexdigest()[:16]
-    return settings_for(args).home / "adopt" / f"{name}.json"
+    return home / "adopt" / f"{name}.json"
 
 
 def _write_json(path: Path, report: AdoptReport) -> None:
@@ -139,7 +137,7 @@ def cmd_adopt(args: argparse.Namespace) -> int:
         on_inventory=on_inventory,
         on_result=on_result,
     )
-    saved = _report_path(args, report.inventory.location)
+    saved = _report_path(vault.settings.home, report.inventory.location)
     _write_json(saved, report)
     if args.inventory:
         _write_json(Path(args.inventory), report)

@@ -50,7 +50,6 @@ from weightvault._fs import hash_file, make_private_dir, shown_path, walk_tree
 from weightvault.artifacts import Vault
 from weightvault.errors import (
     AdoptSourceError,
-    IngestQuarantinedError,
     IntegrityError,
     VaultError,
 )
@@ -761,8 +760,6 @@ def adopt(
         for candidate in found.candidates:
             try:
                 done = adopt_candidate(vault, source, candidate)
-            except IngestQuarantinedError as exc:  # pragma: no cover - put returns, never raises it
-                done = Adopted(candidate.key, candidate.name, "quarantined", None, exc.message)
             except VaultError as exc:
                 done = Adopted(candidate.key, candidate.name, "failed", None, exc.message)
             results.append(done)
